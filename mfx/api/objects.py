@@ -1,0 +1,112 @@
+"""Objects as the API carries them: plain JSON-compatible dicts in Kubernetes shape.
+
+The store, the server and the CLI pass objects as ``Obj`` (``apiVersion``, ``kind``,
+``metadata``, ``spec``, ``status``); controllers parse ``spec`` into the typed models of
+``mfx.api.models``. These helpers keep the dict handling in one place.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+# Labels and annotations mfx itself sets.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+GITSOURCE_OWNER_LABEL = "mfx.musicfox.io/gitsource"
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+RECONCILE_REQUESTED_ANNOTATION = "reconcile.mfx.musicfox.io/requestedAt"
+FINALIZER = "mfx.musicfox.io/finalizer"
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """Identifies one object: kinds are cluster-scoped, so kind + name is enough."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def key_of(obj: Obj) -> ObjectKey:
+    return ObjectKey(obj["kind"], obj["metadata"]["name"])
+
+
+def meta(obj: Obj) -> dict[str, Any]:
+    return obj.setdefault("metadata", {})  # type: ignore[no-any-return]
+
+
+def name_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def resource_version(obj: Obj) -> int:
+    rv = obj.get("metadata", {}).get("resourceVersion")
+    return int(rv) if rv not in (None, "") else 0
+
+
+def generation(obj: Obj) -> int:
+    return int(obj.get("metadata", {}).get("generation", 0))
+
+
+def labels(obj: Obj) -> dict[str, str]:
+    return obj.get("metadata", {}).get("labels") or {}
+
+
+def annotations(obj: Obj) -> dict[str, str]:
+    return obj.get("metadata", {}).get("annotations") or {}
+
+
+def is_deleting(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def conditions(obj: Obj) -> list[dict[str, Any]]:
+    return obj.get("status", {}).get("conditions") or []
+
+
+def condition(obj: Obj, type_: str) -> dict[str, Any] | None:
+    for cond in conditions(obj):
+        if cond.get("type") == type_:
+            return cond
+    return None
+
+
+def is_condition_true(obj: Obj, type_: str) -> bool:
+    cond = condition(obj, type_)
+    return cond is not None and cond.get("status") == "True"
+
+
+def is_ready(obj: Obj) -> bool:
+    """Ready=True for the current generation (a stale Ready does not count)."""
+    cond = condition(obj, "Ready")
+    if cond is None or cond.get("status") != "True":
+        return False
+    observed = obj.get("status", {}).get("observedGeneration")
+    return observed is None or int(observed) >= generation(obj)
+
+
+def deep_copy(obj: Obj) -> Obj:
+    return copy.deepcopy(obj)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 with a Z suffix and second precision, like Kubernetes timestamps."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def now_rfc3339() -> str:
+    return format_time(now())

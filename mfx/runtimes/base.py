@@ -1,0 +1,121 @@
+"""The one Runtime protocol every plugin type implements.
+
+The PluginManifest controller turns a manifest into a ``LoadRequest`` (entry point resolved
+to files, quantities and durations already parsed), asks the runtime of the manifest's
+``type`` to ``load`` it, and then drives the returned ``PluginInstance`` through its
+lifecycle: ``initialize(config)`` -> ``start()`` -> ``health()`` (repeatedly) ->
+``update_config(config)`` (as often as the spec changes) -> ``stop()`` -> ``cleanup()``.
+Service calls from the player go through ``call(method, params)``.
+
+Every call into a plugin is bounded by the caller with an anyio cancel scope; runtimes add
+their own hard limits (RPC deadlines, wasm fuel and epochs) so a plugin cannot outlive them.
+A runtime is an async context manager: it owns the background tasks of its instances
+(process watchers, log forwarders, epoch tickers) in its own task group, so nothing runs
+fire-and-forget and everything ends when the runtime's context ends.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+
+class PluginType(enum.StrEnum):
+    DYNAMIC_LIBRARY = "dynamic_library"
+    RPC = "rpc"
+    WEBASSEMBLY = "webassembly"
+    HOT_RELOAD = "hot_reload"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PluginLogRecord:
+    plugin: str
+    level: LogLevel
+    message: str
+    stream: str = "stderr"  # "stderr" | "wasm" | "controller" | ...
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``spec.resources.limits`` parsed into numbers (None: no limit)."""
+
+    memory_bytes: int | None = None
+    cpu_millis: int | None = None  # 500m -> 500; "2" -> 2000
+    timeout_seconds: float = 5.0  # per call into the plugin
+    max_concurrency: int | None = None
+    open_files: int | None = None
+    fuel: int | None = None  # webassembly: fuel units per call
+    max_message_bytes: int = 16 * 1024 * 1024  # rpc: largest accepted message
+
+
+@dataclass(frozen=True)
+class AllowedPath:
+    path: Path
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    name: str
+    version: str
+    type: PluginType
+    entry_point: str  # as written in the manifest
+    plugin_dir: Path  # directory holding the plugin's files; relative paths resolve here
+    state_dir: Path  # a private, writable directory for this plugin
+    config: Mapping[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    checksum: str | None = None  # "sha256:<hex>" of the bytes that will be loaded
+    allowed_paths: tuple[AllowedPath, ...] = ()
+    allowed_networks: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    start_timeout_seconds: float = 10.0
+    # The runtime reports plugin output here (stderr lines, wasm log imports) ...
+    log: Callable[[PluginLogRecord], None] = lambda record: None
+    # ... and an unexpected end of the instance (process exit, fatal trap) here, at once.
+    on_exit: Callable[[str], None] = lambda reason: None
+
+
+class PluginInstance(Protocol):
+    """One loaded plugin. Methods raise subclasses of ``mfx.errors.PluginError``."""
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """What ``status.runtime`` shows: pid, socket, module path, memory, fuel used..."""
+        ...
+
+    async def initialize(self, config: Mapping[str, Any]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def health(self) -> None:
+        """Return when healthy; raise ``PluginError`` with the reason when not."""
+        ...
+
+    async def update_config(self, config: Mapping[str, Any]) -> None: ...
+
+    async def call(self, method: str, params: Any = None) -> Any: ...
+
+    async def stop(self) -> None: ...
+
+    async def cleanup(self) -> None: ...
+
+
+class Runtime(Protocol):
+    type: PluginType
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def load(self, request: LoadRequest) -> PluginInstance: ...

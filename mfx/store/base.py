@@ -1,0 +1,92 @@
+"""The Store protocol: what every backend (SQLite now, etcd later) must provide.
+
+Semantics follow the Kubernetes API server:
+
+- ``metadata.resourceVersion`` is a global, strictly increasing counter (a string on the
+  wire, an int here); every write of any object takes the next value.
+- ``metadata.generation`` starts at 1 and bumps only when ``spec`` changes (or when
+  ``deletionTimestamp`` is first set).
+- ``uid`` and ``creationTimestamp`` are set on create and never change.
+- Optimistic concurrency: a write that carries ``metadata.resourceVersion`` must carry the
+  current one, else ``ConflictError``. A write without it is unconditional.
+- ``update`` never changes ``status``; ``update_status`` changes only ``status``.
+- ``delete`` of an object with finalizers only sets ``deletionTimestamp``; the object goes
+  when an update removes its last finalizer. Without finalizers it goes at once.
+- ``watch(since)`` yields every change after ``since`` in resourceVersion order, then
+  follows live changes; a ``since`` older than the retained history raises ``GoneError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from mfx.api.objects import Obj
+
+
+class WatchEventType(enum.StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: WatchEventType
+    object: Obj  # the object as of this change (for DELETED: its last state)
+    resource_version: int
+
+
+@dataclass(frozen=True)
+class ListResult:
+    items: list[Obj]
+    resource_version: int  # the store's resourceVersion when the list was taken
+    continue_token: str | None = None  # set when ``limit`` cut the list
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A Kubernetes-style event about an object, before the store de-duplicates it."""
+
+    involved_kind: str
+    involved_name: str
+    involved_uid: str
+    type: str  # "Normal" | "Warning"
+    reason: str  # CamelCase, e.g. "Started", "ReloadFailed"
+    message: str
+    source: str = "mfx"  # component that reported it, e.g. "pluginmanifest-controller"
+    involved_api_version: str = ""
+
+
+class Store(Protocol):
+    """Durable object storage with list + watch; see the module docstring for semantics."""
+
+    async def create(self, obj: Obj) -> Obj: ...
+
+    async def get(self, kind: str, name: str) -> Obj: ...
+
+    async def list(
+        self,
+        kind: str,
+        *,
+        label_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult: ...
+
+    async def update(self, obj: Obj) -> Obj: ...
+
+    async def update_status(self, obj: Obj) -> Obj: ...
+
+    async def delete(self, kind: str, name: str, *, resource_version: int | None = None) -> Obj: ...
+
+    def watch(self, kind: str | None, since: int) -> AsyncIterator[WatchEvent]: ...
+
+    async def current_resource_version(self) -> int: ...
+
+    async def record_event(self, event: EventRecord) -> Obj: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,142 @@
+"""The metrics catalog: every Prometheus metric mfx exports, defined in one place.
+
+There is no global registry: the daemon builds one ``Metrics`` and hands it to each part
+by constructor injection, so tests can build their own and nothing leaks between them.
+Names follow Prometheus conventions (base units, ``_total`` for counters, ``_seconds``,
+``_bytes``). ``observability/METRICS.md`` documents each one; a test keeps the two equal.
+
+Per-object state (plugin info and conditions, sink readiness) is not kept here: it is
+computed from the store at scrape time by collectors, so a deleted object's series vanish.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# Buckets sized for calls into plugins and reconciles: 100 µs .. 60 s.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """All collectors, registered on one private registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # Build
+        self.build_info = Info("mfx_build", "mfx build information.", registry=r)
+
+        # Reconciler (controller-runtime's set)
+        self.reconcile_total = Counter(
+            "mfx_reconcile_total", "Reconciles by controller and result.",
+            ["controller", "result"], registry=r)
+        self.reconcile_errors_total = Counter(
+            "mfx_reconcile_errors_total", "Reconciles that ended in an error.",
+            ["controller"], registry=r)
+        self.reconcile_duration_seconds = Histogram(
+            "mfx_reconcile_duration_seconds", "Time spent in one reconcile.",
+            ["controller"], buckets=LATENCY_BUCKETS, registry=r)
+        self.workqueue_depth = Gauge(
+            "mfx_workqueue_depth", "Keys waiting in the work queue.", ["name"], registry=r)
+        self.workqueue_adds_total = Counter(
+            "mfx_workqueue_adds_total", "Keys added to the work queue.", ["name"], registry=r)
+        self.workqueue_retries_total = Counter(
+            "mfx_workqueue_retries_total", "Keys re-queued with a rate-limited delay.",
+            ["name"], registry=r)
+        self.workqueue_queue_duration_seconds = Histogram(
+            "mfx_workqueue_queue_duration_seconds", "Time a key waits before a worker takes it.",
+            ["name"], buckets=LATENCY_BUCKETS, registry=r)
+        self.workqueue_work_duration_seconds = Histogram(
+            "mfx_workqueue_work_duration_seconds", "Time a worker spends on a key.",
+            ["name"], buckets=LATENCY_BUCKETS, registry=r)
+        self.active_workers = Gauge(
+            "mfx_controller_active_workers", "Workers busy with a key.", ["controller"], registry=r)
+
+        # Plugins (series carry only bounded labels: plugin name, method from the interface)
+        self.plugin_restarts_total = Counter(
+            "mfx_plugin_restarts_total", "Restarts of a plugin instance.", ["name"], registry=r)
+        self.plugin_health_check_duration_seconds = Histogram(
+            "mfx_plugin_health_check_duration_seconds", "Duration of health probes.",
+            ["name"], buckets=LATENCY_BUCKETS, registry=r)
+        self.plugin_health_check_failures_total = Counter(
+            "mfx_plugin_health_check_failures_total", "Failed health probes.", ["name"], registry=r)
+        self.plugin_call_duration_seconds = Histogram(
+            "mfx_plugin_call_duration_seconds", "Duration of service calls into plugins.",
+            ["name", "method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.plugin_call_errors_total = Counter(
+            "mfx_plugin_call_errors_total", "Service calls that failed, by reason.",
+            ["name", "method", "reason"], registry=r)
+        self.plugin_circuit_breaker_state = Gauge(
+            "mfx_plugin_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["name"], registry=r)
+        self.plugin_process_resident_memory_bytes = Gauge(
+            "mfx_plugin_process_resident_memory_bytes", "Resident memory of an RPC plugin process.",
+            ["name"], registry=r)
+        self.plugin_process_cpu_seconds_total = Gauge(
+            "mfx_plugin_process_cpu_seconds_total", "CPU time used by an RPC plugin process.",
+            ["name"], registry=r)
+        self.plugin_wasm_fuel_consumed_total = Counter(
+            "mfx_plugin_wasm_fuel_consumed_total", "WebAssembly fuel consumed by a plugin.",
+            ["name"], registry=r)
+
+        # Event bus
+        self.eventbus_dropped_total = Counter(
+            "mfx_eventbus_dropped_total", "Events dropped for a slow subscriber.",
+            ["topic"], registry=r)
+
+        # Audio sinks (per sink object)
+        self.audio_sink_frames_written_total = Counter(
+            "mfx_audio_sink_frames_written_total", "Frames written to the device.", ["sink"], registry=r)
+        self.audio_sink_xruns_total = Counter(
+            "mfx_audio_sink_xruns_total", "Underruns (xruns) of the device.", ["sink"], registry=r)
+        self.audio_sink_silence_frames_total = Counter(
+            "mfx_audio_sink_silence_frames_total", "Silence frames written because the buffer was empty.",
+            ["sink"], registry=r)
+        self.audio_sink_write_errors_total = Counter(
+            "mfx_audio_sink_write_errors_total", "Write errors by errno name.", ["sink", "errno"], registry=r)
+        self.audio_sink_reopens_total = Counter(
+            "mfx_audio_sink_reopens_total", "Times the device was reopened.", ["sink"], registry=r)
+        self.audio_sink_buffer_fill_ratio = Gauge(
+            "mfx_audio_sink_buffer_fill_ratio", "Fill of the sink's ring buffer (0..1).", ["sink"], registry=r)
+        self.audio_sink_latency_seconds = Gauge(
+            "mfx_audio_sink_latency_seconds", "Output latency of the device.", ["sink"], registry=r)
+        self.audio_sink_ready = Gauge(
+            "mfx_audio_sink_ready", "1 when the sink's device is open and playing.", ["sink"], registry=r)
+
+        # Player
+        self.player_tracks_played_total = Counter(
+            "mfx_player_tracks_played_total", "Tracks started by the player.", registry=r)
+        self.player_track_failures_total = Counter(
+            "mfx_player_track_failures_total", "Tracks skipped because a source or codec failed.",
+            ["reason"], registry=r)
+        self.player_search_duration_seconds = Histogram(
+            "mfx_player_search_duration_seconds", "Search fan-out duration.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.player_source_timeouts_total = Counter(
+            "mfx_player_source_timeouts_total", "Searches a music source did not answer in time.",
+            ["source"], registry=r)
+
+        # GitOps
+        self.gitsource_sync_total = Counter(
+            "mfx_gitsource_sync_total", "Syncs of a GitSource by result.", ["name", "result"], registry=r)
+
+        # API server
+        self.api_requests_total = Counter(
+            "mfx_api_requests_total", "API requests by verb and HTTP code.", ["verb", "code"], registry=r)
+        self.api_request_duration_seconds = Histogram(
+            "mfx_api_request_duration_seconds", "API request latency.", ["verb"],
+            buckets=LATENCY_BUCKETS, registry=r)
+
+    def forget(self, label_name: str, value: str) -> None:
+        """Drop every series whose ``label_name`` label equals ``value`` (a deleted object)."""
+        for collector in list(self.registry._collector_to_names):  # noqa: SLF001
+            labelnames = getattr(collector, "_labelnames", ())
+            if label_name not in labelnames:
+                continue
+            index = labelnames.index(label_name)
+            metrics = getattr(collector, "_metrics", {})
+            for labelvalues in list(metrics):
+                if labelvalues[index] == value:
+                    collector.remove(*labelvalues)
