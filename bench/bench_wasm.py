@@ -1,0 +1,112 @@
+"""WebAssembly call overhead: ``WasmPluginInstance.call`` (JSON in and out, fuel, deadline,
+one call at a time per store) against the same ABI round trip done by hand with wasmtime
+(alloc, write, call, read, dealloc) on the same module, engine settings and request bytes.
+
+Module: ``plugins/now-playing`` (compiled from its WAT here), method ``format``. The
+variants are measured in interleaved rounds so machine noise hits them alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import anyio
+import orjson
+import wasmtime
+
+from bench.common import Figure, median
+from mfx.runtimes.base import Limits, LoadRequest, PluginType
+from mfx.runtimes.wasm import WasmPluginInstance, WasmRuntime
+
+REPO = Path(__file__).resolve().parents[1]
+TRACK = {"title": "Bohemian Rhapsody", "artist": "Queen", "position": 83.4, "duration": 354}
+METHOD = b"format"
+CALLS = 200
+ROUNDS = 15
+
+
+def _raw_store(module_bytes: bytes) -> tuple[Callable[[], bytes], Callable[[], object]]:
+    """(full ABI round trip, bare ``call`` invocation) straight on wasmtime."""
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    engine = wasmtime.Engine(config)
+    store = wasmtime.Store(engine)
+    store.set_fuel(2**62)
+    store.set_epoch_deadline(2**40)
+    linker = wasmtime.Linker(engine)
+    linker.define_func("mfx", "log", wasmtime.FuncType([wasmtime.ValType.i32()] * 3, []),
+                       lambda *args: None)
+    ex = linker.instantiate(store, wasmtime.Module(engine, module_bytes)).exports(store)
+    memory, alloc, dealloc, call = ex["memory"], ex["alloc"], ex["dealloc"], ex["call"]
+    payload = orjson.dumps(TRACK)
+    request = METHOD + payload
+
+    def round_trip() -> bytes:
+        ptr = alloc(store, len(request))
+        memory.write(store, request, ptr)
+        packed = call(store, ptr, len(METHOD), ptr + len(METHOD), len(payload)) & 0xFFFF_FFFF_FFFF_FFFF
+        out_ptr, out_len = packed >> 32, packed & 0xFFFF_FFFF
+        out = bytes(memory.read(store, out_ptr, out_ptr + out_len))
+        dealloc(store, out_ptr, out_len)
+        dealloc(store, ptr, len(request))
+        return out
+
+    assert orjson.loads(round_trip())["line"].startswith("Queen - ")
+    fixed = alloc(store, len(request))
+    memory.write(store, request, fixed)
+    return round_trip, lambda: call(store, fixed, len(METHOD), fixed + len(METHOD), len(payload))
+
+
+async def _load(stack: AsyncExitStack, plugin_dir: Path, *, inline: bool) -> WasmPluginInstance:
+    runtime = await stack.enter_async_context(WasmRuntime(inline_calls=inline))
+    instance = await runtime.load(LoadRequest(
+        name="now-playing", version="1.0.0", type=PluginType.WEBASSEMBLY,
+        entry_point="now_playing.wasm", plugin_dir=plugin_dir, state_dir=plugin_dir,
+        limits=Limits(fuel=1_000_000, memory_bytes=2 << 20, timeout_seconds=1.0)))
+    await instance.initialize({})
+    await instance.start()
+    assert (await instance.call("format", TRACK))["line"].startswith("Queen - ")
+    return instance
+
+
+async def _measure(plugin_dir: Path, module_bytes: bytes) -> dict[str, float]:
+    round_trip, bare = _raw_store(module_bytes)
+    samples: dict[str, list[float]] = {"raw": [], "bare": [], "thread": [], "inline": []}
+    async with AsyncExitStack() as stack:
+        threaded = await _load(stack, plugin_dir, inline=False)
+        inline = await _load(stack, plugin_dir, inline=True)
+        for _ in range(ROUNDS):
+            for name, fn in (("raw", round_trip), ("bare", bare)):
+                start = time.perf_counter()
+                for _ in range(CALLS):
+                    fn()
+                samples[name].append(time.perf_counter() - start)
+            for name, instance in (("thread", threaded), ("inline", inline)):
+                start = time.perf_counter()
+                for _ in range(CALLS):
+                    await instance.call("format", TRACK)
+                samples[name].append(time.perf_counter() - start)
+    return {name: median(values) / CALLS * 1e6 for name, values in samples.items()}
+
+
+def run() -> list[Figure]:
+    wat = (REPO / "plugins" / "now-playing" / "now_playing.wat").read_text()
+    module_bytes = wasmtime.wat2wasm(wat)
+    with TemporaryDirectory() as tmp:
+        plugin_dir = Path(tmp)
+        (plugin_dir / "now_playing.wasm").write_bytes(module_bytes)
+        us = anyio.run(_measure, plugin_dir, module_bytes)
+    base = "raw wasmtime ABI round trip (alloc, write, call, read, 2x dealloc)"
+    return [
+        Figure("raw wasmtime: one call() into now-playing", us["bare"], "µs/call"),
+        Figure("raw wasmtime: ABI round trip", us["raw"], "µs/call"),
+        Figure("WasmPluginInstance.call (worker thread, default)", us["thread"], "µs/call",
+               baseline_name=base, baseline=us["raw"], target="ratio <= 1.5"),
+        Figure("WasmPluginInstance.call (inline_calls=True)", us["inline"], "µs/call",
+               baseline_name=base, baseline=us["raw"], target="ratio <= 1.5"),
+    ]

@@ -1,0 +1,724 @@
+"""The ``webassembly`` runtime: plugins compiled to WebAssembly, run by wasmtime.
+
+Isolation comes from wasmtime, not from a process: every call gets a fuel budget
+(``limits.fuel``) and a wall-clock deadline (``limits.timeout_seconds``, enforced with epoch
+interruption: a ticker thread owned by the runtime bumps the engine epoch every
+``tick_seconds``), linear memory is capped by the store limiter (``limits.memory_bytes``),
+and WASI sees only the directories of ``allowed_paths`` (read-only unless writable), only
+the environment the manifest gives, and no sockets.
+
+The calling convention is documented in ``plugins/include/mfx_wasm_abi.md``.
+
+Structure:
+- ``WasmRuntime`` owns one ``wasmtime.Engine`` (fuel and epochs on), a cache of compiled
+  modules keyed by the sha256 of their bytes (compile once per plugin version), and the epoch
+  ticker thread, which lives as long as the runtime's ``async with`` block.
+- ``WasmPluginInstance`` owns one ``wasmtime.Store`` at a time. wasmtime calls block, so they
+  run in a worker thread (``anyio.to_thread``), one at a time per store (an ``anyio.Lock``),
+  and each is bounded by its epoch deadline, so a cancelled caller waits at most that long.
+- A trap leaves a store in an unknown state (half-written globals, leaked allocations), so
+  the store is dropped and a fresh one is instantiated at once (``init`` is replayed with the
+  last accepted config). A trap therefore fails one call, never the plugin; traps and
+  re-instantiations are counted in ``details``. Only when the fresh instantiation itself
+  fails is the instance lost, and ``LoadRequest.on_exit`` is told.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import anyio
+import orjson
+import wasmtime
+
+from mfx.errors import (
+    EntryPointNotFoundError,
+    MemoryLimitExceededError,
+    MfxError,
+    OutOfFuelError,
+    PluginCrashedError,
+    PluginError,
+    PluginInitError,
+    PluginLoadError,
+    PluginRuntimeError,
+    PluginTimeoutError,
+    ProtocolError,
+    SecurityError,
+    TrapError,
+)
+from mfx.observability.metrics import Metrics
+from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
+from mfx.runtimes.verified_files import verify_bytes
+
+T = TypeVar("T")
+
+WASI_MODULE = "wasi_snapshot_preview1"
+HOST_MODULE = "mfx"
+WASM_PAGE = 65536
+# Fuel when the manifest sets no limit: the epoch deadline still bounds the call.
+UNLIMITED_FUEL = 2**62
+MAX_LOG_RECORDS_PER_CALL = 1000
+MAX_LOG_MESSAGE_BYTES = 8192
+
+_I32 = "i32"
+_I64 = "i64"
+
+# name -> (params, results); "memory" is a memory export.
+REQUIRED_EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
+    "memory": None,
+    "alloc": ((_I32,), (_I32,)),
+    "dealloc": ((_I32, _I32), ()),
+    "call": ((_I32, _I32, _I32, _I32), (_I64,)),
+}
+OPTIONAL_EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "health": ((), (_I32,)),
+    "init": ((_I32, _I32), (_I32,)),
+    "_initialize": ((), ()),  # WASI reactor convention: run once after instantiation
+}
+HOST_IMPORTS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    (HOST_MODULE, "log"): ((_I32, _I32, _I32), ()),
+}
+_LOG_LEVELS = {0: LogLevel.DEBUG, 1: LogLevel.INFO, 2: LogLevel.WARNING, 3: LogLevel.ERROR}
+
+
+class InstanceState(enum.StrEnum):
+    LOADED = "Loaded"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    BROKEN = "Broken"  # a fresh store could not be instantiated after a trap
+    CLEANED_UP = "CleanedUp"
+
+
+def _verify(data: bytes, checksum: str | None, *, what: str) -> str:
+    """``verify_bytes`` with the file named in the message."""
+    try:
+        return verify_bytes(data, checksum)
+    except SecurityError as exc:
+        raise type(exc)(f"{what}: {exc}") from exc
+
+
+def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+
+
+def _fmt_sig(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    params, results = sig
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def check_module_abi(module: wasmtime.Module, *, what: str) -> set[str]:
+    """Raise ``PluginLoadError`` naming every missing or mistyped ABI export and every
+    import the host does not provide. Returns the names of the optional exports present."""
+    problems: list[str] = []
+    exports = {e.name: e.type for e in module.exports}
+    missing = [name for name in REQUIRED_EXPORTS if name not in exports]
+    if missing:
+        problems.append("missing exports: " + ", ".join(missing))
+    for name, sig in REQUIRED_EXPORTS.items():
+        ty = exports.get(name)
+        if ty is None:
+            continue
+        if sig is None:
+            if not isinstance(ty, wasmtime.MemoryType):
+                problems.append(f"export {name!r} must be a memory")
+        elif not isinstance(ty, wasmtime.FuncType) or _signature(ty) != sig:
+            problems.append(f"export {name!r} must be a function {_fmt_sig(sig)}")
+    present: set[str] = set()
+    for name, sig in OPTIONAL_EXPORTS.items():
+        ty = exports.get(name)
+        if ty is None:
+            continue
+        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != sig:
+            problems.append(f"optional export {name!r} must be a function {_fmt_sig(sig)}")
+        present.add(name)
+    unknown: list[str] = []
+    for imp in module.imports:
+        if imp.module == WASI_MODULE:
+            continue  # checked by the linker at instantiation (it knows every WASI name)
+        name = imp.name or ""
+        sig = HOST_IMPORTS.get((imp.module, name))
+        if sig is None:
+            unknown.append(f"{imp.module}::{name}")
+        elif not isinstance(imp.type, wasmtime.FuncType) or _signature(imp.type) != sig:
+            problems.append(f"import {imp.module}::{name} must be a function {_fmt_sig(sig)}")
+    if unknown:
+        problems.append(
+            "imports the host does not provide: " + ", ".join(unknown)
+            + f" (the host provides {', '.join(f'{m}::{n}' for m, n in HOST_IMPORTS)}"
+            f" and {WASI_MODULE})")
+    if problems:
+        raise PluginLoadError(
+            f"{what} does not follow the mfx WebAssembly ABI (plugins/include/mfx_wasm_abi.md): "
+            + "; ".join(problems), reason="AbiMismatch")
+    return present
+
+
+class _EpochTicker:
+    """A thread that advances the engine epoch: the clock behind every call deadline.
+
+    A thread rather than an async task, so deadlines hold even when a call runs on the
+    event-loop thread (inline calls) or the loop is busy."""
+
+    def __init__(self, engine: wasmtime.Engine, tick_seconds: float) -> None:
+        self._engine = engine
+        self._tick = tick_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mfx-wasm-epoch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class WasmRuntime:
+    """Loads ``type: webassembly`` plugins. Use as ``async with WasmRuntime() as rt``.
+
+    ``inline_calls=True`` runs calls on the caller's thread instead of a worker thread: it
+    saves the thread hand-off (tens of µs) but blocks the event loop for as long as the call
+    runs, up to its deadline. Meant for small, trusted, latency-bound plugins.
+    """
+
+    type = PluginType.WEBASSEMBLY
+
+    def __init__(self, *, metrics: Metrics | None = None, tick_seconds: float = 0.01,
+                 inline_calls: bool = False) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        self._engine = wasmtime.Engine(config)
+        self._modules: dict[str, wasmtime.Module] = {}
+        self._modules_lock = threading.Lock()
+        self._ticker: _EpochTicker | None = None
+        self.metrics = metrics
+        self.tick_seconds = tick_seconds
+        self.inline_calls = inline_calls
+
+    @property
+    def engine(self) -> wasmtime.Engine:
+        return self._engine
+
+    @property
+    def running(self) -> bool:
+        return self._ticker is not None
+
+    async def __aenter__(self) -> Self:
+        self._ticker = _EpochTicker(self._engine, self.tick_seconds)
+        self._ticker.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            await anyio.to_thread.run_sync(ticker.stop)
+
+    def deadline_ticks(self, timeout_seconds: float) -> int:
+        # +1: the tick in progress may be almost over when the call starts.
+        return max(1, math.ceil(timeout_seconds / self.tick_seconds)) + 1
+
+    def compiled_modules(self) -> int:
+        return len(self._modules)
+
+    def compile(self, data: bytes, digest: str, *, what: str) -> wasmtime.Module:
+        """Compile ``data`` (blocking), or return the module compiled before for ``digest``."""
+        with self._modules_lock:
+            cached = self._modules.get(digest)
+        if cached is not None:
+            return cached
+        try:
+            module = wasmtime.Module(self._engine, data)
+        except wasmtime.WasmtimeError as exc:
+            raise PluginLoadError(
+                f"{what} is not a valid WebAssembly module: {exc}", reason="InvalidModule") from exc
+        with self._modules_lock:
+            return self._modules.setdefault(digest, module)
+
+    async def load(self, request: LoadRequest) -> WasmPluginInstance:
+        if not self.running:
+            raise PluginLoadError(
+                "the webassembly runtime is not running: use it inside 'async with WasmRuntime()'")
+        path = _entry_path(request)
+        data = await anyio.to_thread.run_sync(_read_file, path)
+        # The bytes that were checked are the bytes that are compiled: no second read.
+        digest = _verify(data, request.checksum, what=str(path))
+        module = await anyio.to_thread.run_sync(
+            lambda: self.compile(data, digest, what=str(path)))
+        optional = check_module_abi(module, what=str(path))
+        instance = WasmPluginInstance(self, request, module, digest, path, optional)
+        await instance._run(instance._instantiate_first)
+        return instance
+
+
+def _entry_path(request: LoadRequest) -> Path:
+    base = request.plugin_dir.resolve()
+    path = (base / request.entry_point).resolve()
+    if not path.is_relative_to(base):
+        raise EntryPointNotFoundError(
+            f"spec.entryPoint {request.entry_point!r} of plugin {request.name} resolves outside "
+            f"its plugin directory {base}; use a path relative to that directory")
+    if not path.is_file():
+        raise EntryPointNotFoundError(
+            f"spec.entryPoint {request.entry_point!r} of plugin {request.name}: {path} does not "
+            "exist; build the plugin (make plugins) or fix the entry point")
+    return path
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PluginLoadError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+class _Store:
+    """One live wasmtime store with its instance's exports."""
+
+    def __init__(self, store: wasmtime.Store, exports: Mapping[str, Any]) -> None:
+        self.store = store
+        self.memory: wasmtime.Memory = exports["memory"]
+        self.alloc: wasmtime.Func = exports["alloc"]
+        self.dealloc: wasmtime.Func = exports["dealloc"]
+        self.call: wasmtime.Func = exports["call"]
+        self.health: wasmtime.Func | None = exports.get("health")
+        self.init: wasmtime.Func | None = exports.get("init")
+
+
+class WasmPluginInstance:
+    """One loaded WebAssembly plugin (see the module docstring for the life of a store)."""
+
+    def __init__(self, runtime: WasmRuntime, request: LoadRequest, module: wasmtime.Module,
+                 digest: str, path: Path, optional_exports: set[str]) -> None:
+        self._runtime = runtime
+        self._request = request
+        self._module = module
+        self._digest = digest
+        self._path = path
+        self._optional = optional_exports
+        self._uses_wasi = any(i.module == WASI_MODULE for i in module.imports)
+        self._linker = self._make_linker()
+        # fast_acquire: an uncontended call does not pay an event-loop round trip.
+        self._lock = anyio.Lock(fast_acquire=True)
+        self._live: _Store | None = None
+        self._config: bytes | None = None  # last config ``init`` accepted, replayed after traps
+        self._state = InstanceState.LOADED
+        self._broken_reason = ""
+        self._logs: list[PluginLogRecord] = []
+        self._logs_dropped = 0
+        self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self.calls = 0
+        self.traps = 0
+        self.reinstantiations = 0
+        self.fuel_last_call = 0
+        self.fuel_consumed_total = 0
+        self.memory_bytes = 0
+
+    # --- the PluginInstance protocol ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._request.name
+
+    @property
+    def state(self) -> InstanceState:
+        return self._state
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {
+            "module": str(self._path),
+            "digest": self._digest,
+            "state": str(self._state),
+            "calls": self.calls,
+            "traps": self.traps,
+            "reinstantiations": self.reinstantiations,
+            "fuelLastCall": self.fuel_last_call,
+            "fuelConsumedTotal": self.fuel_consumed_total,
+            "memoryBytes": self.memory_bytes,
+            "memoryLimitBytes": self._request.limits.memory_bytes,
+            "inlineCalls": self._runtime.inline_calls,
+        }
+
+    async def initialize(self, config: Mapping[str, Any]) -> None:
+        await self._configure(config)
+
+    async def update_config(self, config: Mapping[str, Any]) -> None:
+        await self._configure(config)
+
+    async def start(self) -> None:
+        if self._state in (InstanceState.BROKEN, InstanceState.CLEANED_UP):
+            self._check_usable()
+        self._state = InstanceState.RUNNING
+
+    async def health(self) -> None:
+        await self._locked(self._health_sync)
+
+    async def call(self, method: str, params: Any = None) -> Any:
+        try:
+            payload = orjson.dumps(params)
+        except TypeError as exc:
+            raise ProtocolError(
+                f"{self.name}.{method}: params are not JSON-serialisable: {exc}") from exc
+        limit = self._request.limits.max_message_bytes
+        if len(payload) > limit:
+            raise ProtocolError(
+                f"{self.name}.{method}: request of {len(payload)} bytes exceeds "
+                f"maxMessageSize ({limit} bytes)")
+        raw = await self._locked(self._call_sync, method.encode(), payload)
+        return self._decode(method, raw)
+
+    async def stop(self) -> None:
+        if self._state in (InstanceState.LOADED, InstanceState.RUNNING):
+            self._state = InstanceState.STOPPED
+
+    async def cleanup(self) -> None:
+        async with self._lock:
+            self._live = None
+            self._state = InstanceState.CLEANED_UP
+
+    # --- async plumbing ------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._state is InstanceState.BROKEN:
+            raise PluginCrashedError(
+                f"plugin {self.name} is broken: {self._broken_reason}; it must be reloaded")
+        if self._state in (InstanceState.STOPPED, InstanceState.CLEANED_UP):
+            raise PluginRuntimeError(
+                f"plugin {self.name} is {self._state.value.lower()}; start it again to call it",
+                reason="NotRunning")
+        if not self._runtime.running:
+            raise PluginRuntimeError(
+                f"the webassembly runtime of plugin {self.name} has stopped", reason="NotRunning")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._runtime.inline_calls:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    async def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_usable()
+        if self._runtime.inline_calls:
+            # Nothing awaits between here and the end of the call, so no other task can
+            # reach the store meanwhile: the lock is not needed.
+            return self._finish(fn, *args)
+        async with self._lock:
+            self._check_usable()
+            try:
+                return await anyio.to_thread.run_sync(fn, *args)
+            finally:
+                self._after_call()
+
+    def _finish(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        finally:
+            self._after_call()
+
+    def _after_call(self) -> None:
+        # Logs are handed over on the caller's thread, after the wasm has returned.
+        self._flush_logs()
+        if self._state is InstanceState.BROKEN:
+            self._request.on_exit(self._broken_reason)
+
+    async def _configure(self, config: Mapping[str, Any]) -> None:
+        try:
+            payload = orjson.dumps(dict(config))
+        except TypeError as exc:
+            raise PluginInitError(f"{self.name}: config is not JSON-serialisable: {exc}") from exc
+        await self._locked(self._init_sync, payload)
+
+    def _decode(self, method: str, raw: bytes) -> Any:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(
+                f"{self.name}.{method} returned invalid JSON ({exc}); first bytes: {raw[:80]!r}. "
+                "The response must be one UTF-8 JSON document (see mfx_wasm_abi.md)") from exc
+        if isinstance(value, dict) and set(value) == {"error"} and isinstance(value["error"], dict):
+            err = value["error"]
+            error = PluginRuntimeError(
+                f"{self.name}.{method} failed: {err.get('type', 'Error')}: "
+                f"{err.get('message', '')}")
+            error.plugin_error_type = str(err.get("type", "Error"))  # type: ignore[attr-defined]
+            raise error
+        return value
+
+    # --- logging (called on the worker thread, delivered on the caller's) ----------------
+
+    def _emit(self, level: LogLevel, message: str, stream: str) -> None:
+        if len(self._logs) >= MAX_LOG_RECORDS_PER_CALL:
+            self._logs_dropped += 1
+            return
+        self._logs.append(PluginLogRecord(self.name, level, message, stream=stream))
+
+    def _flush_logs(self) -> None:
+        for stream, buffer in self._line_buffers.items():
+            if buffer:
+                self._emit(LogLevel.INFO, buffer.decode("utf-8", "replace"), stream)
+                buffer.clear()
+        logs, self._logs = self._logs, []
+        if self._logs_dropped:
+            logs.append(PluginLogRecord(
+                self.name, LogLevel.WARNING,
+                f"{self._logs_dropped} log records dropped (more than "
+                f"{MAX_LOG_RECORDS_PER_CALL} in one call)", stream="controller"))
+            self._logs_dropped = 0
+        for record in logs:
+            try:
+                self._request.log(record)
+            except Exception:  # noqa: BLE001 - a broken log sink must not fail the call
+                pass
+
+    def _host_log(self, caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.Trap("mfx::log called by a module without an exported memory")
+        if ptr < 0 or length < 0 or ptr + length > memory.data_len(caller):
+            raise wasmtime.Trap(f"mfx::log: message at {ptr}+{length} is outside linear memory")
+        data = bytes(memory.read(caller, ptr, ptr + min(length, MAX_LOG_MESSAGE_BYTES)))
+        self._emit(_LOG_LEVELS.get(level, LogLevel.INFO), data.decode("utf-8", "replace"), "wasm")
+
+    def _output(self, stream: str) -> Callable[[bytes], None]:
+        def write(data: bytes) -> None:
+            buffer = self._line_buffers[stream]
+            buffer.extend(data)
+            while (end := buffer.find(b"\n")) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                self._emit(LogLevel.INFO, line.decode("utf-8", "replace"), stream)
+            if len(buffer) > MAX_LOG_MESSAGE_BYTES:
+                self._emit(LogLevel.INFO, buffer.decode("utf-8", "replace"), stream)
+                buffer.clear()
+        return write
+
+    # --- stores (worker thread) ----------------------------------------------------------
+
+    def _make_linker(self) -> wasmtime.Linker:
+        linker = wasmtime.Linker(self._runtime.engine)
+        if self._uses_wasi:
+            linker.define_wasi()
+        i32 = wasmtime.ValType.i32()
+        linker.define_func(HOST_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []),
+                           self._host_log, access_caller=True)
+        return linker
+
+    def _wasi_config(self) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [self.name]
+        wasi.env = [(k, v) for k, v in self._request.env.items()]  # nothing inherited
+        for allowed in self._request.allowed_paths:
+            host = str(allowed.path)
+            if not allowed.path.is_dir():
+                raise PluginLoadError(
+                    f"spec.security.allowedPaths: {host} is not a directory; WebAssembly "
+                    "plugins can only be given directories", reason="InvalidAllowedPath")
+            # The guest sees each directory under its host path.
+            wasi.preopen_dir(host, host, allowed.writable)
+        wasi.stdout_custom = self._output("stdout")
+        wasi.stderr_custom = self._output("stderr")
+        return wasi
+
+    def _arm(self, store: wasmtime.Store) -> int:
+        """Give the store this call's fuel and deadline; return the fuel given."""
+        limits = self._request.limits
+        fuel = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
+        store.set_fuel(fuel)
+        store.set_epoch_deadline(self._runtime.deadline_ticks(limits.timeout_seconds))
+        return fuel
+
+    def _account(self, store: wasmtime.Store, given: int, *, exhausted: bool = False,
+                 is_call: bool = True) -> None:
+        used = given if exhausted else max(0, given - store.get_fuel())
+        if is_call:
+            self.fuel_last_call = used
+        self.fuel_consumed_total += used
+        if self._runtime.metrics is not None and used:
+            self._runtime.metrics.plugin_wasm_fuel_consumed_total.labels(self.name).inc(used)
+
+    def _new_store(self) -> _Store:
+        store = wasmtime.Store(self._runtime.engine)
+        if self._request.limits.memory_bytes is not None:
+            store.set_limits(memory_size=self._request.limits.memory_bytes)
+        if self._uses_wasi:
+            store.set_wasi(self._wasi_config())
+        given = self._arm(store)
+        try:
+            instance = self._linker.instantiate(store, self._module)
+            exports = instance.exports(store)
+            live = _Store(store, {name: exports[name] for name in
+                                  (*REQUIRED_EXPORTS, *self._optional)})
+            reactor_init = exports.get("_initialize")
+            if isinstance(reactor_init, wasmtime.Func):
+                reactor_init(store)
+            if self._config is not None and live.init is not None:
+                self._call_init(live, self._config)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            self._account(store, given, exhausted=_is_out_of_fuel(exc), is_call=False)
+            raise self._translate(exc, store, None, "instantiate") from exc
+        self._account(store, given, is_call=False)
+        self.memory_bytes = live.memory.data_len(store)
+        return live
+
+    def _instantiate_first(self) -> None:
+        try:
+            self._live = self._new_store()
+        except PluginError as exc:
+            raise PluginLoadError(
+                f"cannot instantiate {self._path}: {exc}", reason=exc.reason) from exc
+
+    def _ensure_store(self) -> _Store:
+        if self._live is None:
+            self._live = self._new_store()
+        return self._live
+
+    def _poison(self, exc: MfxError) -> None:
+        """Drop the trapped store and instantiate a fresh one right away."""
+        self.traps += 1
+        self._live = None
+        try:
+            self._live = self._new_store()
+            self.reinstantiations += 1
+        except PluginError as again:
+            self._state = InstanceState.BROKEN
+            self._broken_reason = (
+                f"a fresh store could not be instantiated after a trap ({exc.reason}): {again}")
+
+    def _guarded(self, what: str, fn: Callable[[_Store], T]) -> T:
+        """Run ``fn`` on the live store with this call's limits; translate traps."""
+        live = self._ensure_store()
+        store = live.store
+        given = self._arm(store)
+        try:
+            result = fn(live)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            self._account(store, given, exhausted=_is_out_of_fuel(exc))
+            error = self._translate(exc, store, live.memory, what)
+            self._poison(error)
+            raise error from exc
+        except (MemoryLimitExceededError, ProtocolError) as error:
+            # The module broke the ABI mid-call: its allocator state is suspect.
+            self._account(store, given)
+            self._poison(error)
+            raise
+        self._account(store, given)
+        return result
+
+    def _call_init(self, live: _Store, config: bytes) -> None:
+        assert live.init is not None
+        ptr = self._put(live, config)
+        status = live.init(live.store, ptr, len(config))
+        if ptr:
+            live.dealloc(live.store, ptr, len(config))
+        if status != 0:
+            raise PluginInitError(
+                f"{self.name}: init returned {status} (non-zero: config rejected); see the "
+                "plugin's log for why", reason="InitializeFailed")
+
+    def _init_sync(self, config: bytes) -> None:
+        live = self._ensure_store()
+        if live.init is not None:
+            self._guarded("init", lambda live: self._call_init(live, config))
+        self._config = config
+
+    def _health_sync(self) -> None:
+        def probe(live: _Store) -> None:
+            if live.health is None:
+                return  # a store that instantiated and is not poisoned is as healthy as it gets
+            status = live.health(live.store)
+            self.memory_bytes = live.memory.data_len(live.store)
+            if status != 0:
+                raise PluginRuntimeError(
+                    f"{self.name}: health() returned {status} (0 means healthy)",
+                    reason="Unhealthy")
+        self._guarded("health", probe)
+
+    def _put(self, live: _Store, data: bytes) -> int:
+        if not data:
+            return 0
+        ptr = live.alloc(live.store, len(data))
+        size = live.memory.data_len(live.store)
+        if ptr == 0 or ptr < 0 or ptr + len(data) > size:
+            limit = self._request.limits.memory_bytes
+            if ptr == 0 and limit is not None and size + WASM_PAGE > limit:
+                raise MemoryLimitExceededError(
+                    f"{self.name}: alloc({len(data)}) failed with linear memory at {size} bytes "
+                    f"(limit {limit}); raise spec.resources.limits.memory")
+            raise ProtocolError(
+                f"{self.name}: alloc({len(data)}) returned {ptr}, outside linear memory "
+                f"({size} bytes)")
+        live.memory.write(live.store, data, ptr)
+        return ptr
+
+    def _call_sync(self, method: bytes, payload: bytes) -> bytes:
+        self.calls += 1
+
+        def invoke(live: _Store) -> bytes:
+            store = live.store
+            # One buffer for method and params: one alloc, one write, one dealloc.
+            request = method + payload
+            ptr = self._put(live, request)
+            packed = live.call(store, ptr, len(method), ptr + len(method), len(payload))
+            packed &= 0xFFFF_FFFF_FFFF_FFFF
+            out_ptr, out_len = packed >> 32, packed & 0xFFFF_FFFF
+            size = live.memory.data_len(store)
+            if out_ptr + out_len > size:
+                raise ProtocolError(
+                    f"{self.name}.{method.decode(errors='replace')}: call returned a response at "
+                    f"{out_ptr}+{out_len}, outside linear memory ({size} bytes)")
+            limit = self._request.limits.max_message_bytes
+            if out_len > limit:
+                raise ProtocolError(
+                    f"{self.name}.{method.decode(errors='replace')}: response of {out_len} bytes "
+                    f"exceeds maxMessageSize ({limit} bytes)")
+            out = bytes(live.memory.read(store, out_ptr, out_ptr + out_len))
+            if out_len:
+                live.dealloc(store, out_ptr, out_len)
+            live.dealloc(store, ptr, len(request))
+            self.memory_bytes = size
+            return out
+
+        return self._guarded(method.decode(errors="replace"), invoke)
+
+    def _translate(self, exc: Exception, store: wasmtime.Store, memory: wasmtime.Memory | None,
+                   what: str) -> PluginError:
+        limits = self._request.limits
+        where = f"{self.name}.{what}"
+        text = str(exc)
+        code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+        if code is wasmtime.TrapCode.OUT_OF_FUEL:
+            return OutOfFuelError(
+                f"{where} ran out of fuel ({limits.fuel} units per call); raise "
+                "spec.resources.limits.fuel or make the call cheaper")
+        if code is wasmtime.TrapCode.INTERRUPT:
+            return PluginTimeoutError(
+                f"{where} exceeded its deadline of {limits.timeout_seconds:g}s "
+                "(spec.resources.limits.timeout) and was interrupted")
+        if isinstance(exc, wasmtime.ExitTrap):
+            return PluginCrashedError(f"{where}: the module exited (proc_exit {exc.code})")
+        if limits.memory_bytes is not None:
+            if memory is not None and memory.data_len(store) + WASM_PAGE > limits.memory_bytes:
+                return MemoryLimitExceededError(
+                    f"{where} trapped with linear memory at its limit "
+                    f"({memory.data_len(store)} of {limits.memory_bytes} bytes: growth refused); "
+                    f"raise spec.resources.limits.memory. Trap: {text}")
+            if "memory" in text and ("limit" in text or "maximum" in text or "exceeds" in text):
+                return MemoryLimitExceededError(
+                    f"{where}: {text}; raise spec.resources.limits.memory "
+                    f"(now {limits.memory_bytes} bytes)")
+        if isinstance(exc, wasmtime.Trap):
+            return TrapError(f"{where} trapped: {text}")
+        return TrapError(f"{where} failed in wasmtime: {text}")
+
+
+def _is_out_of_fuel(exc: Exception) -> bool:
+    return isinstance(exc, wasmtime.Trap) and exc.trap_code is wasmtime.TrapCode.OUT_OF_FUEL
