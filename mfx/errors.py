@@ -120,6 +120,19 @@ class ErrorList:
             raise ValidationError(self.items, kind=kind, name=name)
 
 
+class InvalidSelectorError(BadRequestError, ValueError):
+    """A label selector that does not parse; also a ValueError for callers outside the API."""
+
+    reason = "InvalidSelector"
+
+
+class StoreError(MfxError):
+    """The store file cannot be opened, read or written (disk full, corrupt, newer schema)."""
+
+    reason = "StoreUnavailable"
+    code = 503
+
+
 # --- Daemon and client ---------------------------------------------------------------
 
 
@@ -224,6 +237,13 @@ class UntrustedSourceError(SecurityError):
 
 class PackageError(SecurityError):
     reason = "InvalidPackage"
+
+
+class AbiMismatchError(PluginLoadError):
+    """A C-ABI plugin was built against another version of ``mfx_plugin.h``."""
+
+    reason = "AbiMismatch"
+    retryable = False
 
 
 # --- Audio -----------------------------------------------------------------------------

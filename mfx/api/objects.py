@@ -110,3 +110,27 @@ def parse_time(text: str) -> datetime:
 
 def now_rfc3339() -> str:
     return format_time(now())
+
+
+def human_age(created: str | None, *, at: datetime | None = None) -> str:
+    """kubectl's short age format: 45s, 5m12s, 3h, 2d4h, 400d."""
+    if not created:
+        return "<unknown>"
+    seconds = int(((at or now()) - parse_time(created)).total_seconds())
+    seconds = max(seconds, 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        rest = hours % 24
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    return f"{days}d"

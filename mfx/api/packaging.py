@@ -228,7 +228,7 @@ def _read(package_path: Path, *, max_member_bytes: int = MAX_MEMBER_BYTES,
 
 def _check_sums(files: Mapping[str, tuple[bytes, int]], *, what: str) -> tuple[dict[str, str], str]:
     if SUMS not in files:
-        raise PackageError(f"{what} has no {SUMS}; it was not made by `mfx package`")
+        raise PackageError(f"{what} has no {SUMS}; it was not made by `mfx plugin pack`")
     sums_text = files[SUMS][0]
     listed: dict[str, str] = {}
     for number, line in enumerate(sums_text.decode("utf-8", "replace").splitlines(), start=1):

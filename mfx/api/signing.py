@@ -63,7 +63,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except (ValueError, TypeError) as exc:
         raise SignatureError(
             f"{path} is not an unencrypted PEM private key ({exc}); create one with "
-            "`mfx keygen` or `openssl genpkey -algorithm ed25519`") from exc
+            "`mfx plugin keygen` or `openssl genpkey -algorithm ed25519`") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError(f"{path} holds a {type(key).__name__}; expected an Ed25519 key")
     return key
@@ -207,7 +207,7 @@ class Policy:
                 return None
             raise UntrustedSourceError(
                 f"{what} is not signed and its source ({source or 'unnamed'}) is not allowed to "
-                "deliver unsigned plugins; sign it (`mfx package --key KEYFILE`) and "
+                "deliver unsigned plugins; sign it (`mfx plugin pack DIR --key KEYFILE`) and "
                 f"{TRUST_HINT}, or allow the source to deliver unsigned plugins")
         if key_fingerprint is not None:
             trusted = trust_store.find(key_fingerprint)
