@@ -1,0 +1,461 @@
+"""In-process Python plugins: ``entryPoint: "python:pkg.module:Class"``.
+
+The package is looked up in the plugin directory only (never on ``sys.path``) and imported
+under a unique module name per load (``_mfx_<plugin>_<id>.module``), so two versions of the
+same plugin can live side by side (hot reload) and unloading drops every module of a load
+from ``sys.modules``. Modules are compiled straight from their source: no ``__pycache__``
+is read or written, so an edit that keeps a file's size and second-resolution mtime is
+still seen, and installed plugin directories stay untouched. Inside its package a plugin
+imports its own modules relatively (``from . import util``); ``import pkg.util`` would look on
+``sys.path`` and fail.
+
+Checksums: nothing is hashed unless ``LoadRequest.checksum`` is given. Then it covers the
+entry module's file only (``pkg/module.py`` of ``python:pkg.module:Class``), not the rest of
+the package: those bytes are read once, verified and compiled as read, so the checked
+bytes are the bytes that run. Sign or checksum whole packages at install time instead.
+
+Calls into the plugin: async methods run on the event loop; sync ones in a worker thread
+(``anyio.to_thread``), so a slow plugin cannot stall the loop. Every call is bounded by
+``limits.timeout_seconds`` (``initialize`` and ``start`` by ``start_timeout_seconds``),
+raising ``PluginTimeoutError`` (a sync call that overruns keeps its worker thread until it
+returns: Python threads cannot be killed), and, when set, by
+``limits.max_concurrency`` (an anyio ``CapacityLimiter``). Exceptions become
+``PluginRuntimeError`` (``PluginInitError`` from ``initialize``); the plugin's formatted
+traceback is kept on the error as ``plugin_traceback`` and sent to ``request.log``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import inspect
+import re
+import sys
+import traceback
+import types
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Self
+
+import anyio
+
+from mfx.errors import (
+    EntryPointNotFoundError,
+    PluginError,
+    PluginInitError,
+    PluginLoadError,
+    PluginRuntimeError,
+    PluginTimeoutError,
+)
+from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
+from mfx.runtimes.verified_files import verify_bytes
+
+PYTHON_PREFIX = "python:"
+ROOT_PREFIX = "_mfx_"  # unique module names of loaded plugins start with this
+
+# Lifecycle methods belong to the controller; ``call`` never reaches them.
+LIFECYCLE_METHODS = frozenset(
+    {"initialize", "start", "health", "update_config", "stop", "export_state", "import_state"}
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class PythonEntryPoint:
+    """``python:pkg.module:Class`` split into its parts."""
+
+    module: str  # "pkg.module"
+    attribute: str  # "Class"
+
+    @classmethod
+    def parse(cls, text: str) -> PythonEntryPoint:
+        body = text[len(PYTHON_PREFIX) :] if text.startswith(PYTHON_PREFIX) else text
+        module, sep, attribute = body.partition(":")
+        parts = module.split(".")
+        if not sep or not all(_IDENTIFIER.fullmatch(p) for p in [*parts, attribute]):
+            raise EntryPointNotFoundError(
+                f"spec.entryPoint: expected 'python:package.module:Class', got {text!r}"
+            )
+        return cls(module=module, attribute=attribute)
+
+    @property
+    def parts(self) -> list[str]:
+        return self.module.split(".")
+
+    def __str__(self) -> str:
+        return f"{PYTHON_PREFIX}{self.module}:{self.attribute}"
+
+
+def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None, list[Path]]:
+    """Find the file of module ``dotted`` under ``plugin_dir``: (path or None, paths tried)."""
+    base = plugin_dir.joinpath(*dotted)
+    candidates = [base.with_name(base.name + ".py"), base / "__init__.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate, candidates
+    return None, candidates
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Compiles a module from its source (or from already verified bytes); no bytecode cache."""
+
+    def __init__(self, path: Path | None, source: bytes | None = None) -> None:
+        self.path = path
+        self.source = source
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if self.path is None:  # a directory without __init__.py: an empty package
+            return
+        source = self.source if self.source is not None else self.path.read_bytes()
+        code = compile(source, str(self.path), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+
+
+@dataclass(frozen=True)
+class _Root:
+    directory: Path  # for "pkg.module": <plugin_dir>/pkg (or <plugin_dir>/pkg.py)
+    overrides: Mapping[Path, bytes]  # verified source bytes to compile instead of the file
+
+
+class PluginFinder(importlib.abc.MetaPathFinder):
+    """Resolves ``<root>`` and ``<root>.x.y`` to files under the directory registered for
+    ``<root>``, for the unique root names of the loads of one runtime.
+
+    A runtime puts its finder first on ``sys.meta_path`` when it is entered and removes it
+    when it exits; loads only add and remove dictionary entries. (Changing ``sys.meta_path``
+    per load could make an import running in another thread skip a finder.) Any name that is
+    not a registered root is answered with None at the cost of one string comparison.
+    """
+
+    def __init__(self) -> None:
+        self.roots: dict[str, _Root] = {}
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(ROOT_PREFIX):
+            return None
+        root_name, _, rest_text = fullname.partition(".")
+        root = self.roots.get(root_name)
+        if root is None:
+            return None
+        rest = rest_text.split(".") if rest_text else []
+        base = root.directory.joinpath(*rest)
+        init = base / "__init__.py"
+        single = base.with_name(base.name + ".py")
+        if init.is_file():
+            loader = _SourceLoader(init, root.overrides.get(init))
+            return importlib.util.spec_from_file_location(
+                fullname, init, loader=loader, submodule_search_locations=[str(base)]
+            )
+        if single.is_file():
+            loader = _SourceLoader(single, root.overrides.get(single))
+            return importlib.util.spec_from_file_location(fullname, single, loader=loader)
+        if base.is_dir():
+            spec = importlib.machinery.ModuleSpec(fullname, _SourceLoader(None), is_package=True)
+            spec.submodule_search_locations = [str(base)]
+            return spec
+        return None
+
+
+@dataclass
+class LoadedModule:
+    """One import of a plugin: its unique root module name, finder and the plugin object."""
+
+    root_name: str
+    module_name: str
+    module_file: Path
+    plugin: Any
+    finder: PluginFinder
+    checksum: str | None = None
+    unloaded: bool = field(default=False)
+
+    def unload(self) -> None:
+        """Forget every module of this load so the plugin's code can be collected."""
+        if self.unloaded:
+            return
+        self.unloaded = True
+        self.finder.roots.pop(self.root_name, None)
+        prefix = self.root_name + "."
+        for key in [k for k in list(sys.modules) if k == self.root_name or k.startswith(prefix)]:
+            sys.modules.pop(key, None)
+        self.plugin = None
+
+
+def import_plugin(request: LoadRequest, entry: PythonEntryPoint, finder: PluginFinder) -> LoadedModule:
+    """Import the entry point's module under a fresh unique name and instantiate the class.
+
+    Blocking (reads files, runs module code): call it in a worker thread.
+    """
+    plugin_dir = request.plugin_dir.resolve()
+    module_file, tried = locate_module(plugin_dir, entry.parts)
+    if module_file is None:
+        looked = ", ".join(str(p) for p in tried)
+        raise EntryPointNotFoundError(
+            f"{request.name}: entry point {entry}: no module {entry.module!r} in {plugin_dir} "
+            f"(looked for {looked}); check spec.entryPoint and the plugin's files"
+        )
+    overrides: dict[Path, bytes] = {}
+    checksum = None
+    if request.checksum is not None:
+        data = module_file.read_bytes()
+        checksum = verify_bytes(data, request.checksum)
+        overrides[module_file] = data
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", request.name)
+    root_name = f"{ROOT_PREFIX}{safe}_{uuid.uuid4().hex[:12]}"
+    parts = entry.parts
+    module_name = ".".join([root_name, *parts[1:]])
+    loaded = LoadedModule(root_name, module_name, module_file, None, finder, checksum)
+    finder.roots[root_name] = _Root(plugin_dir / parts[0], overrides)
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (exc.name == root_name or exc.name.startswith(root_name)):
+                raise PluginLoadError(
+                    f"{request.name}: {entry}: cannot import {exc.name.replace(root_name, parts[0], 1)!r} "
+                    f"from {plugin_dir}; inside the package use relative imports"
+                ) from exc
+            raise _load_error(request, entry, exc) from exc
+        except Exception as exc:
+            raise _load_error(request, entry, exc) from exc
+        target = getattr(module, entry.attribute, None)
+        if target is None:
+            raise EntryPointNotFoundError(
+                f"{request.name}: entry point {entry}: {module_file} defines no {entry.attribute!r}"
+            )
+        if not isinstance(target, type):
+            raise PluginLoadError(
+                f"{request.name}: entry point {entry}: {entry.attribute!r} is a "
+                f"{type(target).__name__}, expected a class"
+            )
+        try:
+            loaded.plugin = target()
+        except Exception as exc:
+            raise _load_error(request, entry, exc) from exc
+        return loaded
+    except BaseException:
+        loaded.unload()
+        raise
+
+
+def _load_error(request: LoadRequest, entry: PythonEntryPoint, exc: BaseException) -> PluginLoadError:
+    tb = "".join(traceback.format_exception(exc))
+    request.log(
+        PluginLogRecord(request.name, LogLevel.ERROR, f"loading {entry} failed", "python", {"traceback": tb})
+    )
+    err = PluginLoadError(f"{request.name}: loading {entry} failed: {type(exc).__name__}: {exc}")
+    err.plugin_traceback = tb  # type: ignore[attr-defined]
+    return err
+
+
+def _arguments(params: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """JSON-RPC style: a mapping gives keyword arguments, a list positional ones."""
+    if params is None:
+        return (), {}
+    if isinstance(params, Mapping):
+        return (), dict(params)
+    if isinstance(params, list | tuple):
+        return tuple(params), {}
+    return (params,), {}
+
+
+def health_verdict(result: Any) -> tuple[bool, str]:
+    """Read a plugin's health answer: None/True, False, {"ok": ...} or an object with ``ok``."""
+    if result is None or result is True:
+        return True, ""
+    if result is False:
+        return False, "health() returned False"
+    ok: Any = True
+    message = ""
+    if isinstance(result, Mapping):
+        ok = result.get("ok", result.get("healthy", True))
+        message = str(result.get("message", "") or "")
+    else:
+        ok = getattr(result, "ok", getattr(result, "healthy", True))
+        message = str(getattr(result, "message", "") or "")
+    return bool(ok), message or ("" if ok else "health() reported not ok")
+
+
+class PythonModuleInstance:
+    """One loaded Python plugin (see the module docstring for how calls are run)."""
+
+    def __init__(self, request: LoadRequest, entry: PythonEntryPoint, loaded: LoadedModule,
+                 on_cleanup: Callable[[PythonModuleInstance], None]) -> None:
+        self._request = request
+        self._entry = entry
+        self._loaded = loaded
+        self._on_cleanup = on_cleanup
+        limit = request.limits.max_concurrency
+        self._limiter = anyio.CapacityLimiter(limit) if limit else None
+        cls = type(loaded.plugin)
+        reserved = LIFECYCLE_METHODS | frozenset(getattr(cls, "RESERVED", ()))
+        self._public = frozenset(
+            n for n in dir(cls)
+            if not n.startswith("_") and n not in reserved and callable(getattr(cls, n, None))
+        )
+
+    @property
+    def name(self) -> str:
+        return self._request.name
+
+    @property
+    def plugin(self) -> Any:
+        """The plugin object itself, for in-process fast paths (None once cleaned up)."""
+        return self._loaded.plugin
+
+    @property
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "module": self._loaded.module_name,
+            "class": self._entry.attribute,
+            "file": str(self._loaded.module_file),
+        }
+        if self._loaded.checksum:
+            details["checksum"] = self._loaded.checksum
+        return details
+
+    async def initialize(self, config: Mapping[str, Any]) -> None:
+        await self._invoke("initialize", (copy.deepcopy(dict(config)),), {},
+                           seconds=self._request.start_timeout_seconds, error=PluginInitError)
+
+    async def start(self) -> None:
+        await self._invoke("start", (), {}, seconds=self._request.start_timeout_seconds)
+
+    async def health(self) -> None:
+        result = await self._invoke("health", (), {})
+        ok, message = health_verdict(result)
+        if not ok:
+            raise PluginRuntimeError(f"{self.name}: unhealthy: {message}", reason="Unhealthy")
+
+    async def update_config(self, config: Mapping[str, Any]) -> None:
+        await self._invoke("update_config", (copy.deepcopy(dict(config)),), {})
+
+    async def export_state(self) -> Any:
+        return await self._invoke("export_state", (), {})
+
+    async def import_state(self, state: Any) -> None:
+        await self._invoke("import_state", (state,), {})
+
+    def public_methods(self) -> list[str]:
+        """What ``call`` dispatches to: public methods that are not lifecycle hooks."""
+        return sorted(self._public)
+
+    async def call(self, method: str, params: Any = None) -> Any:
+        if method not in self._public:
+            raise PluginRuntimeError(
+                f"{self.name}: no public method {method!r} "
+                f"(available: {', '.join(self.public_methods()) or 'none'})",
+                reason="MethodNotFound",
+            )
+        args, kwargs = _arguments(params)
+        return await self._invoke(method, args, kwargs, required=True)
+
+    async def stop(self) -> None:
+        await self._invoke("stop", (), {})
+
+    async def cleanup(self) -> None:
+        self._loaded.unload()
+        self._on_cleanup(self)
+
+    def _require_plugin(self) -> Any:
+        plugin = self._loaded.plugin
+        if plugin is None:
+            raise PluginRuntimeError(f"{self.name}: the plugin has been unloaded", reason="Unloaded")
+        return plugin
+
+    async def _invoke(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        seconds: float | None = None,
+        error: type[PluginError] = PluginRuntimeError,
+        required: bool = False,
+    ) -> Any:
+        fn = getattr(self._require_plugin(), method, None)
+        if fn is None and not required:
+            return None  # lifecycle hooks are optional
+        timeout = self._request.limits.timeout_seconds if seconds is None else seconds
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                return await self._run(fn, args, kwargs)
+        except PluginError as exc:
+            self._log_failure(method, exc)
+            raise
+        except Exception as exc:
+            tb = self._log_failure(method, exc)
+            err = error(f"{self.name}: {method}() raised {type(exc).__name__}: {exc}")
+            err.plugin_traceback = tb  # type: ignore[attr-defined]
+            raise err from exc
+        assert scope.cancelled_caught
+        raise PluginTimeoutError(
+            f"{self.name}: {method}() did not return within {timeout:g}s; raise "
+            "spec.resources.limits.timeout or make the plugin answer sooner"
+        )
+
+    async def _run(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            if self._limiter is None:
+                return await fn(*args, **kwargs)
+            async with self._limiter:
+                return await fn(*args, **kwargs)
+        result = await anyio.to_thread.run_sync(
+            partial(fn, *args, **kwargs), abandon_on_cancel=True, limiter=self._limiter
+        )
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _log_failure(self, method: str, exc: BaseException) -> str:
+        tb = "".join(traceback.format_exception(exc))
+        self._request.log(
+            PluginLogRecord(self.name, LogLevel.ERROR, f"{method}() failed: {exc}", "python",
+                            {"method": method, "traceback": tb})
+        )
+        if isinstance(exc, PluginError) and not hasattr(exc, "plugin_traceback"):
+            exc.plugin_traceback = tb  # type: ignore[attr-defined]
+        return tb
+
+
+class PythonModuleRuntime:
+    """Loads ``python:pkg.module:Class`` plugins into this process."""
+
+    type = PluginType.DYNAMIC_LIBRARY
+
+    def __init__(self) -> None:
+        self._instances: set[PythonModuleInstance] = set()
+        self._finder: PluginFinder | None = None
+
+    async def __aenter__(self) -> Self:
+        self._finder = PluginFinder()
+        sys.meta_path.insert(0, self._finder)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        with anyio.CancelScope(shield=True):
+            for instance in list(self._instances):
+                await instance.cleanup()
+        finder, self._finder = self._finder, None
+        if finder is not None and finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+
+    async def load(self, request: LoadRequest) -> PythonModuleInstance:
+        if self._finder is None:
+            raise RuntimeError("PythonModuleRuntime.load() outside 'async with PythonModuleRuntime()'")
+        entry = PythonEntryPoint.parse(request.entry_point)
+        loaded = await anyio.to_thread.run_sync(import_plugin, request, entry, self._finder)
+        instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
+        self._instances.add(instance)
+        return instance

@@ -1,0 +1,1 @@
+"""hello-hot: a hot-reloaded UIExtension that renders the player's status line."""

@@ -1,0 +1,2 @@
+def punctuate(text: str) -> str:
+    return text if text.endswith(("!", ".", "?")) else text + "!"

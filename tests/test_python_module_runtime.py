@@ -1,0 +1,322 @@
+"""In-process Python plugins: loading, isolation of versions, calls, limits and errors."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+
+from mfx.errors import (
+    ChecksumMismatchError,
+    EntryPointNotFoundError,
+    PluginInitError,
+    PluginLoadError,
+    PluginRuntimeError,
+    PluginTimeoutError,
+)
+from mfx.runtimes.base import Limits, LoadRequest, PluginLogRecord, PluginType
+from mfx.runtimes.python_module import PythonModuleInstance, PythonModuleRuntime
+
+REPO = Path(__file__).resolve().parent.parent
+HELLO_DIR = REPO / "plugins" / "hello-python"
+TESTKIT_DIR = Path(__file__).resolve().parent / "plugins"
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def request(plugin_dir: Path, entry: str, tmp_path: Path, **kw: Any) -> LoadRequest:
+    return LoadRequest(name=kw.pop("name", "p"), version="1.0.0", type=PluginType.DYNAMIC_LIBRARY,
+                       entry_point=entry, plugin_dir=plugin_dir, state_dir=tmp_path, **kw)
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+TOOLBOX = {
+    "toolbox/__init__.py": "",
+    "toolbox/plugin.py": """
+        import threading
+        import anyio
+        from mfx.sdk.plugin import Plugin
+
+        class Toolbox(Plugin):
+            def __init__(self):
+                super().__init__()
+                self.active = 0
+                self.peak = 0
+
+            def fail(self, message):
+                raise ValueError(message)
+
+            def wait_for(self, event: threading.Event):
+                event.wait()
+                return "released"
+
+            async def gate(self, gate: anyio.Event, entered: list):
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+                entered.append(1)
+                await gate.wait()
+                self.active -= 1
+
+            def add(self, a, b=0):
+                return a + b
+
+            def health(self):
+                return self.config.get("healthy", True)
+
+            def _secret(self):
+                return "hidden"
+        """,
+}
+
+
+async def test_hello_python_greets_and_takes_a_new_config(tmp_path: Path) -> None:
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(HELLO_DIR, "python:hello_python.plugin:HelloPlugin", tmp_path))
+        await instance.initialize({"greeting": "Hello"})
+        await instance.start()
+        await instance.health()
+        assert await instance.call("greet", {"name": "Ada"}) == "Hello, Ada!"
+        await instance.update_config({"greeting": "Hi"})
+        assert await instance.call("greet", ["Bob"]) == "Hi, Bob!"
+        assert await instance.call("greeted") == 2
+        module = instance.details["module"]
+        assert module in sys.modules and "hello_python" not in sys.modules
+        await instance.stop()
+        await instance.cleanup()
+        assert module not in sys.modules
+    assert not list(HELLO_DIR.rglob("__pycache__")), "the runtime must not write bytecode into plugin dirs"
+
+
+async def test_two_versions_of_one_package_run_side_by_side(tmp_path: Path) -> None:
+    for version in ("v1", "v2"):
+        write_package(tmp_path / version, {
+            "twin/__init__.py": "",
+            "twin/common.py": f"VERSION = {version!r}\n",
+            "twin/plugin.py": "from .common import VERSION\nclass Twin:\n    def version(self):\n        return VERSION\n",
+        })
+    async with PythonModuleRuntime() as runtime:
+        one = await runtime.load(request(tmp_path / "v1", "python:twin.plugin:Twin", tmp_path))
+        two = await runtime.load(request(tmp_path / "v2", "python:twin.plugin:Twin", tmp_path))
+        assert (await one.call("version"), await two.call("version")) == ("v1", "v2")
+        root = one.details["module"].split(".")[0]
+        await one.cleanup()
+        assert not [m for m in sys.modules if m == root or m.startswith(root + ".")]
+        assert await two.call("version") == "v2"
+        with pytest.raises(PluginRuntimeError, match="unloaded"):
+            await one.call("version")
+
+
+async def test_a_missing_module_names_the_paths_searched(tmp_path: Path) -> None:
+    async with PythonModuleRuntime() as runtime:
+        with pytest.raises(EntryPointNotFoundError) as caught:
+            await runtime.load(request(tmp_path, "python:nopkg.plugin:Nope", tmp_path))
+    assert str(tmp_path / "nopkg" / "plugin.py") in str(caught.value)
+    assert caught.value.retryable is False
+
+
+async def test_a_missing_class_names_the_module_file(tmp_path: Path) -> None:
+    write_package(tmp_path, TOOLBOX)
+    async with PythonModuleRuntime() as runtime:
+        with pytest.raises(EntryPointNotFoundError, match=r"plugin\.py defines no 'Missing'"):
+            await runtime.load(request(tmp_path, "python:toolbox.plugin:Missing", tmp_path))
+
+
+@pytest.mark.parametrize("entry", ["python:", "python:pkg.mod", "python:pkg-x.mod:C", "python:pkg.mod:C:D"])
+async def test_a_malformed_entry_point_says_what_is_expected(tmp_path: Path, entry: str) -> None:
+    async with PythonModuleRuntime() as runtime:
+        with pytest.raises(EntryPointNotFoundError, match=r"spec\.entryPoint: expected 'python:package\.module:Class'"):
+            await runtime.load(request(tmp_path, entry, tmp_path))
+
+
+async def test_a_syntax_error_is_a_load_error_and_leaves_nothing_imported(tmp_path: Path) -> None:
+    write_package(tmp_path, {"broken/__init__.py": "", "broken/plugin.py": "class Broken(:\n"})
+    before = set(sys.modules)
+    async with PythonModuleRuntime() as runtime:
+        with pytest.raises(PluginLoadError, match="SyntaxError") as caught:
+            await runtime.load(request(tmp_path, "python:broken.plugin:Broken", tmp_path))
+    assert "plugin.py" in caught.value.plugin_traceback  # type: ignore[attr-defined]
+    assert {m for m in set(sys.modules) - before if m.startswith("_mfx_")} == set()
+
+
+async def test_plugin_exceptions_keep_the_plugins_traceback(tmp_path: Path) -> None:
+    write_package(tmp_path, TOOLBOX)
+    logs: list[PluginLogRecord] = []
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path, log=logs.append))
+        with pytest.raises(PluginRuntimeError, match="fail\\(\\) raised ValueError: boom") as caught:
+            await instance.call("fail", ["boom"])
+    tb = caught.value.plugin_traceback  # type: ignore[attr-defined]
+    assert str(tmp_path / "toolbox" / "plugin.py") in tb and "raise ValueError(message)" in tb
+    assert logs and logs[-1].fields["traceback"] == tb
+
+
+async def test_an_exception_in_initialize_is_an_init_error(tmp_path: Path) -> None:
+    write_package(tmp_path, {"bad/__init__.py": "", "bad/plugin.py": """
+        class Bad:
+            def initialize(self, config):
+                raise RuntimeError("refusing " + config["x"])
+        """})
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:bad.plugin:Bad", tmp_path))
+        with pytest.raises(PluginInitError, match="refusing this"):
+            await instance.initialize({"x": "this"})
+
+
+@pytest.mark.parametrize("method", ["_secret", "stop", "initialize", "config", "info", "nothing"])
+async def test_call_reaches_public_service_methods_only(tmp_path: Path, method: str) -> None:
+    write_package(tmp_path, TOOLBOX)
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path))
+        assert await instance.call("add", {"a": 2, "b": 3}) == 5
+        with pytest.raises(PluginRuntimeError) as caught:
+            await instance.call(method)
+    assert caught.value.reason == "MethodNotFound" and "add" in str(caught.value)
+
+
+async def test_a_blocking_sync_method_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+    write_package(tmp_path, TOOLBOX)
+    release = threading.Event()
+    results: list[str] = []
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path))
+        with anyio.fail_after(30):  # a hang guard: on the loop thread this would deadlock
+            async with anyio.create_task_group() as tg:
+
+                async def blocked_call() -> None:
+                    results.append(await instance.call("wait_for", [release]))
+
+                tg.start_soon(blocked_call)
+                await anyio.wait_all_tasks_blocked()
+                assert results == []  # still blocked in its thread, yet this loop runs
+                release.set()
+    assert results == ["released"]
+
+
+async def test_a_call_that_overruns_the_timeout_raises_deadline_exceeded(tmp_path: Path) -> None:
+    write_package(tmp_path, TOOLBOX)
+    release = threading.Event()
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path,
+                                              limits=Limits(timeout_seconds=0.05)))
+        try:
+            with pytest.raises(PluginTimeoutError) as caught:
+                await instance.call("wait_for", [release])
+        finally:
+            release.set()  # let the abandoned worker thread end
+    assert caught.value.reason == "DeadlineExceeded" and "spec.resources.limits.timeout" in str(caught.value)
+
+
+async def test_max_concurrency_bounds_calls_in_flight(tmp_path: Path) -> None:
+    write_package(tmp_path, TOOLBOX)
+    gate = anyio.Event()
+    entered: list[int] = []
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path,
+                                              limits=Limits(max_concurrency=2)))
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(instance.call, "gate", [gate, entered])
+            await anyio.wait_all_tasks_blocked()
+            assert len(entered) == 2
+            gate.set()
+        assert len(entered) == 5 and instance.plugin.peak == 2
+
+
+@pytest.mark.parametrize("config", [{"healthy": False}, {"healthy": {"ok": False, "message": "disk gone"}}])
+async def test_an_unhealthy_answer_raises(tmp_path: Path, config: dict[str, Any]) -> None:
+    write_package(tmp_path, TOOLBOX)
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path))
+        await instance.initialize({"healthy": True})
+        await instance.health()
+        await instance.update_config(config)
+        with pytest.raises(PluginRuntimeError) as caught:
+            await instance.health()
+    assert caught.value.reason == "Unhealthy"
+
+
+async def test_a_given_checksum_covers_the_entry_module_file(tmp_path: Path) -> None:
+    entry_file = HELLO_DIR / "hello_python" / "plugin.py"
+    good = "sha256:" + hashlib.sha256(entry_file.read_bytes()).hexdigest()
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(HELLO_DIR, "python:hello_python.plugin:HelloPlugin", tmp_path,
+                                              checksum=good))
+        assert instance.details["checksum"] == good
+        with pytest.raises(ChecksumMismatchError, match=good):
+            await runtime.load(request(HELLO_DIR, "python:hello_python.plugin:HelloPlugin", tmp_path,
+                                       checksum="sha256:" + "a" * 64))
+
+
+async def test_the_slowstart_testkit_records_its_lifecycle(tmp_path: Path) -> None:
+    record = tmp_path / "record.jsonl"
+    entry = "python:testkit.slowstart:SlowStartPlugin"
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(TESTKIT_DIR, entry, tmp_path))
+        await instance.initialize({"name": "a", "startDelay": 0.01, "recordFile": str(record)})
+        await instance.start()
+        await instance.health()
+        assert await instance.call("ping", {"value": 7}) == {"pong": 7, "name": "a"}
+        await instance.update_config({"name": "a", "failHealth": True, "recordFile": str(record)})
+        with pytest.raises(PluginRuntimeError, match="failHealth"):
+            await instance.health()
+        await instance.stop()
+
+        crashing = await runtime.load(request(TESTKIT_DIR, entry, tmp_path))
+        await crashing.initialize({"name": "b", "crashOnStart": True, "recordFile": str(record)})
+        with pytest.raises(PluginRuntimeError, match="crashOnStart"):
+            await crashing.start()
+    events = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(e["event"], e["name"]) for e in events] == [
+        ("start_begin", "a"), ("start_end", "a"), ("stop", "a"), ("start_begin", "b")]
+    assert events[1]["t"] - events[0]["t"] >= 0.009  # the start delay was honoured
+
+
+async def cycle(runtime: PythonModuleRuntime, make: Callable[[], LoadRequest]) -> None:
+    instance: PythonModuleInstance = await runtime.load(make())
+    await instance.initialize({"greeting": "Hey"})
+    await instance.start()
+    assert await instance.call("greet", ["x"]) == "Hey, x!"
+    await instance.stop()
+    await instance.cleanup()
+
+
+async def test_load_unload_cycles_do_not_leak(tmp_path: Path) -> None:
+    def make() -> LoadRequest:
+        return request(HELLO_DIR, "python:hello_python.plugin:HelloPlugin", tmp_path)
+
+    process = psutil.Process()
+    meta_path_before = len(sys.meta_path)
+    async with PythonModuleRuntime() as runtime:
+        for _ in range(100):  # warm up caches and allocator pools
+            await cycle(runtime, make)
+        gc.collect()
+        before = process.memory_info().rss
+        for _ in range(1000):
+            await cycle(runtime, make)
+        gc.collect()
+        growth = process.memory_info().rss - before
+    assert growth < 10 * 1024 * 1024, f"RSS grew {growth / 2**20:.1f} MiB over 1000 load/unload cycles"
+    assert not [m for m in sys.modules if m.startswith("_mfx_p_")], "modules of unloaded plugins remain"
+    assert len(sys.meta_path) == meta_path_before
