@@ -54,11 +54,11 @@ def generation(obj: Obj) -> int:
     return int(obj.get("metadata", {}).get("generation", 0))
 
 
-def labels(obj: Obj) -> dict[str, str]:
+def labels_of(obj: Obj) -> dict[str, str]:
     return obj.get("metadata", {}).get("labels") or {}
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
     return obj.get("metadata", {}).get("annotations") or {}
 
 

@@ -79,6 +79,3 @@ def build_cli() -> click.Group:
 def main() -> None:
     build_cli()(prog_name="mfx")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,225 @@
+"""The CLI's client for the daemon's Kubernetes-style HTTP API.
+
+It talks over the unix socket by default (``$MFX_HOME/mfx.sock``) or to a TCP address with
+a bearer token, and turns every failure into an mfx error with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from mfx.api.kinds import KindInfo
+from mfx.api.objects import Obj
+from mfx.errors import (
+    AlreadyExistsError,
+    BadRequestError,
+    ConflictError,
+    DaemonUnavailableError,
+    FieldError,
+    GoneError,
+    MfxError,
+    NotFoundError,
+    UnauthorizedError,
+    ValidationError,
+)
+
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+def default_home() -> Path:
+    env = os.environ.get("MFX_HOME")
+    if env:
+        return Path(env).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "mfx"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the daemon is: a unix socket, or an http URL plus its bearer token."""
+
+    socket: Path | None = None
+    url: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def from_env(cls, home: Path | None = None, server: str | None = None, token: str | None = None) -> Endpoint:
+        server = server or os.environ.get("MFX_SERVER")
+        if server:
+            token = token or os.environ.get("MFX_TOKEN")
+            if token is None:
+                token_file = (home or default_home()) / "token"
+                if token_file.exists():
+                    token = token_file.read_text().strip()
+            url = server if "://" in server else f"http://{server}"
+            return cls(url=url.rstrip("/"), token=token)
+        return cls(socket=(home or default_home()) / "mfx.sock")
+
+    def describe(self) -> str:
+        return str(self.socket) if self.socket is not None else str(self.url)
+
+
+def _error_from_status(response: httpx.Response) -> MfxError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    message = message or response.text or f"HTTP {response.status_code}"
+    code = response.status_code
+    if code == 404:
+        return NotFoundError(message)
+    if code == 409:
+        if body.get("reason") == "AlreadyExists":
+            return AlreadyExistsError(message)
+        return ConflictError(message)
+    if code == 410:
+        return GoneError(message)
+    if code == 401:
+        return UnauthorizedError(message)
+    if code == 422:
+        causes = (body.get("details") or {}).get("causes") or []
+        errors = [FieldError(path=c.get("field", ""), message=c.get("message", "")) for c in causes]
+        return ValidationError(errors or [FieldError(path="", message=message)])
+    if code == 400:
+        return BadRequestError(message)
+    error = MfxError(message, reason=body.get("reason") or "InternalError")
+    error.code = code
+    return error
+
+
+class Client:
+    def __init__(self, endpoint: Endpoint, *, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint
+        headers = {"User-Agent": "mfx-cli"}
+        if endpoint.token:
+            headers["Authorization"] = f"Bearer {endpoint.token}"
+        if endpoint.socket is not None:
+            transport = httpx.HTTPTransport(uds=str(endpoint.socket))
+            base_url = "http://mfx"
+        else:
+            transport = httpx.HTTPTransport()
+            base_url = str(endpoint.url)
+        self._http = httpx.Client(transport=transport, base_url=base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- raw ----------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = content_type
+        try:
+            response = self._http.request(method, path, params=params, content=content, headers=headers)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError):
+            raise self._unavailable() from None
+        except httpx.TimeoutException:
+            raise DaemonUnavailableError(
+                f"the mfx daemon at {self.endpoint.describe()} did not answer in time; "
+                "check it with 'mfx version' or its logs") from None
+        if response.status_code >= 400:
+            raise _error_from_status(response)
+        if not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return orjson.loads(response.content)
+        return response.text
+
+    def _unavailable(self) -> DaemonUnavailableError:
+        if self.endpoint.socket is not None:
+            return DaemonUnavailableError(
+                f"cannot reach the mfx daemon at {self.endpoint.socket}: start it with 'mfx serve'")
+        return DaemonUnavailableError(
+            f"cannot reach the mfx daemon at {self.endpoint.url}: start it with "
+            f"'mfx serve --listen ADDRESS' or check MFX_SERVER")
+
+    def stream_lines(self, path: str, *, params: dict[str, Any] | None = None,
+                     accept: str = "application/json") -> Iterator[dict[str, Any]]:
+        """A streaming GET (watch, log -f): yields one decoded JSON object per line."""
+        try:
+            with self._http.stream("GET", path, params=params, headers={"Accept": accept},
+                                   timeout=httpx.Timeout(30.0, read=None)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from_status(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield orjson.loads(line)
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+            raise self._unavailable() from None
+        except httpx.RemoteProtocolError:
+            return  # the daemon went away mid-stream: the watch simply ends
+
+    # --- typed helpers -------------------------------------------------------------------
+
+    def get(self, kind: KindInfo, name: str) -> Obj:
+        return self.request("GET", f"{kind.resource_path}/{name}")  # type: ignore[no-any-return]
+
+    def list(self, kind: KindInfo, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        return self.request("GET", kind.resource_path, params=params)  # type: ignore[no-any-return]
+
+    def table(self, kind: KindInfo, name: str | None = None, *, label_selector: str | None = None) -> dict[str, Any]:
+        path = kind.resource_path + (f"/{name}" if name else "")
+        params = {"labelSelector": label_selector} if label_selector else None
+        return self.request("GET", path, params=params, accept=TABLE_ACCEPT)  # type: ignore[no-any-return]
+
+    def create(self, obj: Obj, kind: KindInfo, *, dry_run: bool = False) -> Obj:
+        params = {"dryRun": "All"} if dry_run else None
+        return self.request("POST", kind.resource_path, params=params, body=obj)  # type: ignore[no-any-return]
+
+    def replace(self, obj: Obj, kind: KindInfo, *, dry_run: bool = False) -> Obj:
+        params = {"dryRun": "All"} if dry_run else None
+        name = obj["metadata"]["name"]
+        return self.request("PUT", f"{kind.resource_path}/{name}", params=params, body=obj)  # type: ignore[no-any-return]
+
+    def patch(self, kind: KindInfo, name: str, patch: Any, *, subresource: str = "",
+              patch_type: str = "application/merge-patch+json") -> Obj:
+        path = f"{kind.resource_path}/{name}" + (f"/{subresource}" if subresource else "")
+        return self.request("PATCH", path, body=patch, content_type=patch_type)  # type: ignore[no-any-return]
+
+    def delete(self, kind: KindInfo, name: str, *, dry_run: bool = False) -> Obj:
+        params = {"dryRun": "All"} if dry_run else None
+        return self.request("DELETE", f"{kind.resource_path}/{name}", params=params)  # type: ignore[no-any-return]
+
+    def watch(self, kind: KindInfo, *, resource_version: str | None = None, field_selector: str | None = None,
+              label_selector: str | None = None, as_table: bool = False) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if label_selector:
+            params["labelSelector"] = label_selector
+        accept = TABLE_ACCEPT if as_table else "application/json"
+        for event in self.stream_lines(kind.resource_path, params=params, accept=accept):
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                if status.get("code") == 410:
+                    raise GoneError(status.get("message", "watch expired"))
+                raise MfxError(status.get("message", "watch failed"))
+            yield event

@@ -1,0 +1,716 @@
+"""The kubectl verbs: apply, get, describe, delete, diff, wait, explain, events, api-resources."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import sys
+import time
+from typing import Any
+
+import click
+import orjson
+
+import mfx
+from mfx.api.kinds import USER_KINDS, KindInfo, kind_for, resolve_kind
+from mfx.api.objects import LAST_APPLIED_ANNOTATION, Obj, condition, human_age
+from mfx.api.schema import load_schemas
+from mfx.cli import output
+from mfx.cli.client import Client
+from mfx.cli.main import CliContext
+from mfx.cli.manifests import collect_sources, load_and_validate
+from mfx.cli.serve import serve
+from mfx.errors import BadRequestError, ConflictError, FieldError, MfxError, NotFoundError, ValidationError
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+# Metadata the server owns; an applied document's values for them are ignored.
+SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+                   "managedFields", "selfLink", "finalizers")
+
+
+# --- object references ---------------------------------------------------------------------------
+
+
+def parse_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str | None]]:
+    """``KIND [NAME...]`` or ``KIND/NAME ...`` into (kind, name) pairs; name None means all."""
+    if not args:
+        raise BadRequestError("you must specify the type of resource (example: mfx get pm)")
+    if all("/" in a for a in args):
+        refs = []
+        for arg in args:
+            kind_text, _, name = arg.partition("/")
+            refs.append((resolve_kind(kind_text), name))
+        return refs
+    kinds = [resolve_kind(k) for k in args[0].split(",")]
+    names = list(args[1:])
+    if names and len(kinds) > 1:
+        raise BadRequestError("you may only name objects of one kind at a time")
+    if not names:
+        return [(kind, None) for kind in kinds]
+    return [(kinds[0], name) for name in names]
+
+
+# --- apply ------------------------------------------------------------------------------------------
+
+
+def desired_state(obj: Obj) -> Obj:
+    """What apply sends: the document without status and server-owned metadata,
+    annotated with itself as the last applied configuration (kubectl's convention)."""
+    desired = copy.deepcopy(obj)
+    desired.pop("status", None)
+    metadata = desired.setdefault("metadata", {})
+    for key in SERVER_METADATA:
+        metadata.pop(key, None)
+    annotations = dict(metadata.get("annotations") or {})
+    annotations.pop(LAST_APPLIED_ANNOTATION, None)
+    recorded = copy.deepcopy(desired)
+    if annotations:
+        recorded["metadata"]["annotations"] = annotations
+    else:
+        recorded["metadata"].pop("annotations", None)
+    annotations[LAST_APPLIED_ANNOTATION] = orjson.dumps(recorded, option=orjson.OPT_SORT_KEYS).decode()
+    metadata["annotations"] = annotations
+    return desired
+
+
+def _merge_map(live: dict[str, str], desired: dict[str, str], previous: dict[str, str]) -> dict[str, str]:
+    """Three-way merge of labels/annotations: keep what others set, drop what we set before."""
+    merged = {k: v for k, v in live.items() if k not in previous or k in desired}
+    merged.update(desired)
+    return merged
+
+
+def merged_for_apply(live: Obj, desired: Obj) -> Obj:
+    previous_text = (live.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
+    previous = orjson.loads(previous_text) if previous_text else {}
+    previous_meta = previous.get("metadata", {})
+    merged = copy.deepcopy(live)
+    merged.pop("status", None)
+    meta = merged["metadata"]
+    for key in ("labels", "annotations"):
+        value = _merge_map(meta.get(key) or {}, desired["metadata"].get(key) or {}, previous_meta.get(key) or {})
+        if value:
+            meta[key] = value
+        else:
+            meta.pop(key, None)
+    if "spec" in desired:
+        merged["spec"] = desired["spec"]
+    else:
+        merged.pop("spec", None)
+    return merged
+
+
+def apply_one(client: Client, obj: Obj, *, dry_run: bool) -> str:
+    """Create or update one object; returns kubectl's verb: created, configured, unchanged."""
+    kind = kind_for(obj["apiVersion"], obj["kind"])
+    desired = desired_state(obj)
+    name = desired["metadata"]["name"]
+    for _attempt in range(5):
+        try:
+            live = client.get(kind, name)
+        except NotFoundError:
+            client.create(desired, kind, dry_run=dry_run)
+            return "created"
+        merged = merged_for_apply(live, desired)
+        if _comparable(merged, annotation=False) == _comparable(live, annotation=False):
+            # Same spec, labels and annotations: only the record of the applied file would
+            # change. Write nothing, so applying `get -o yaml` output is a true no-op.
+            return "unchanged"
+        try:
+            result = client.replace(merged, kind, dry_run=dry_run)
+        except ConflictError:
+            continue  # someone wrote in between: re-read and merge again
+        changed = _comparable(result) != _comparable(live)
+        return "configured" if changed else "unchanged"
+    raise ConflictError(f'{kind.plural} "{name}" keeps changing under apply; try again')
+
+
+def _comparable(obj: Obj, *, annotation: bool = True) -> Obj:
+    data = copy.deepcopy(obj)
+    data.pop("status", None)
+    meta = data.get("metadata", {})
+    for key in ("resourceVersion", "managedFields"):
+        meta.pop(key, None)
+    if not annotation:
+        (meta.get("annotations") or {}).pop(LAST_APPLIED_ANNOTATION, None)
+        if not meta.get("annotations"):
+            meta.pop("annotations", None)
+    return data
+
+
+@click.command()
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
+              help="Files or directories of manifests; '-' reads stdin. Repeatable.")
+@click.option("-R", "--recursive", is_flag=True, help="Descend into directories given with -f.")
+@click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none",
+              help="client: validate locally only; server: validate and admit on the daemon, store nothing.")
+@pass_cli
+def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str) -> None:
+    """Create or update objects from manifests (all documents are validated before any is written).
+
+    \b
+    Examples:
+      mfx apply -f manifests/
+      mfx apply -f plugins/ -R
+      cat pm.yaml | mfx apply -f -
+      mfx apply -f manifests/ --dry-run=server
+    """
+    manifests = load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas())
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
+    for manifest in manifests:
+        obj = manifest.obj
+        kind = kind_for(obj["apiVersion"], obj["kind"])
+        if dry_run == "client":
+            verb = "configured"
+        else:
+            try:
+                verb = apply_one(ctx.client, obj, dry_run=dry_run == "server")
+            except MfxError as error:
+                raise _located(error, manifest) from None
+        click.echo(f"{output.object_ref(kind, obj['metadata']['name'])} {verb}{suffix}")
+
+
+def _located(error: MfxError, manifest: Any) -> MfxError:
+    """Server-side field errors, pointed back at the file and line they came from."""
+    if isinstance(error, ValidationError):
+        return ValidationError([
+            FieldError(path=e.path, message=e.message, file=manifest.file, line=manifest.line_of(e.path),
+                       document=manifest.document)
+            for e in error.errors
+        ])
+    return error
+
+
+# --- get ----------------------------------------------------------------------------------------------
+
+
+OUTPUTS = click.Choice(["table", "wide", "yaml", "json", "name"])
+
+
+@click.command()
+@click.argument("resources", nargs=-1)
+@click.option("-o", "--output", "fmt", type=OUTPUTS, default="table", help="Output format.")
+@click.option("-l", "--selector", help="Label selector, e.g. -l app=player,tier!=ui")
+@click.option("-w", "--watch", is_flag=True, help="After listing, watch for changes.")
+@pass_cli
+def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
+    """Display objects: a table by default, or YAML/JSON/names.
+
+    \b
+    Examples:
+      mfx get pm
+      mfx get pm local-music -o yaml
+      mfx get pm -o wide -l tier=audio
+      mfx get all
+      mfx get pm/local-music sink/default
+    """
+    if resources and resources[0] == "all":
+        refs: list[tuple[KindInfo, str | None]] = [(kind, None) for kind in USER_KINDS]
+        show_kind = True
+    else:
+        refs = parse_refs(resources)
+        show_kind = len({k for k, _ in refs}) > 1
+    client = ctx.client
+    if fmt in ("yaml", "json", "name"):
+        items: list[Obj] = []
+        for kind, name in refs:
+            if name is None:
+                items.extend(client.list(kind, label_selector=selector)["items"])
+            else:
+                items.append(client.get(kind, name))
+        if fmt == "name":
+            for obj in items:
+                click.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
+            return
+        single = len(refs) == 1 and refs[0][1] is not None
+        output.print_objects(items, fmt, single=single)
+        return
+    printed = False
+    for kind, names in _group_names(refs):
+        tables = [client.table(kind, label_selector=selector)] if names is None else [client.table(kind, n) for n in names]
+        rows: list[list[Any]] = []
+        headers: list[str] = []
+        prefix = output.object_ref(kind, "") if show_kind else ""
+        for table in tables:
+            headers, part = output.table_rows(table, wide=fmt == "wide", name_prefix=prefix)
+            rows.extend(part)
+        if not rows:
+            continue
+        if printed:
+            click.echo("")
+        output.render_table(headers, rows)
+        printed = True
+    if not printed and not watch:
+        click.echo("No resources found.", err=True)
+    if watch:
+        kind = refs[0][0]
+        listing = client.list(kind, label_selector=selector)
+        for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
+                                  label_selector=selector, as_table=True):
+            headers, rows = output.table_rows(event["object"], wide=fmt == "wide")
+            if rows:
+                output.render_table(headers, rows) if not printed else click.echo(
+                    "   ".join(output._cell_text(c) for c in rows[0]))
+                printed = True
+
+
+def _group_names(refs: list[tuple[KindInfo, str | None]]) -> list[tuple[KindInfo, list[str] | None]]:
+    grouped: dict[str, tuple[KindInfo, list[str] | None]] = {}
+    for kind, name in refs:
+        entry = grouped.setdefault(kind.kind, (kind, []))
+        if name is None:
+            grouped[kind.kind] = (kind, None)
+        elif entry[1] is not None:
+            entry[1].append(name)
+    return list(grouped.values())
+
+
+# --- describe -------------------------------------------------------------------------------------
+
+
+def _title(key: str) -> str:
+    """``entryPoint`` -> ``Entry Point``, as kubectl describe prints field names."""
+    import re
+
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key)
+    return words[:1].upper() + words[1:]
+
+
+def _describe_value(value: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            title = _title(key)
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{title}:")
+                lines.extend(_describe_value(item, indent + 1))
+            else:
+                lines.append(f"{pad}{title}:  {output._cell_text(item) if item not in ({}, []) else '<none>'}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                sub = _describe_value(item, indent + 1)
+                if sub:
+                    sub[0] = pad + "  " + sub[0].lstrip()
+                    lines.extend(sub)
+            else:
+                lines.append(f"{pad}  {item}")
+    return lines
+
+
+@click.command()
+@click.argument("resources", nargs=-1, required=True)
+@pass_cli
+def describe(ctx: CliContext, resources: tuple[str, ...]) -> None:
+    """Show an object in detail: spec, conditions and recent events.
+
+    \b
+    Examples:
+      mfx describe pm local-music
+      mfx describe sink/default
+    """
+    client = ctx.client
+    first = True
+    for kind, name in parse_refs(resources):
+        objects = [client.get(kind, name)] if name else client.list(kind)["items"]
+        for obj in objects:
+            if not first:
+                click.echo("\n")
+            first = False
+            click.echo(describe_text(client, kind, obj))
+
+
+def describe_text(client: Client, kind: KindInfo, obj: Obj) -> str:
+    meta = obj.get("metadata", {})
+    lines = [
+        f"Name:         {meta.get('name')}",
+        "Labels:       " + (", ".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items()) or "<none>"),
+    ]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED_ANNOTATION}
+    lines.append("Annotations:  " + (", ".join(f"{k}: {v}" for k, v in annotations.items()) or "<none>"))
+    lines += [
+        f"API Version:  {obj.get('apiVersion')}",
+        f"Kind:         {obj.get('kind')}",
+        "Metadata:",
+        f"  Creation Timestamp:  {meta.get('creationTimestamp')}",
+        f"  Generation:          {meta.get('generation')}",
+        f"  Resource Version:    {meta.get('resourceVersion')}",
+        f"  UID:                 {meta.get('uid')}",
+    ]
+    if meta.get("deletionTimestamp"):
+        lines.append(f"  Deletion Timestamp:  {meta['deletionTimestamp']}")
+    if meta.get("finalizers"):
+        lines.append("  Finalizers:          " + ", ".join(meta["finalizers"]))
+    lines.append("Spec:")
+    lines.extend(_describe_value(obj.get("spec") or {}, 1))
+    status = dict(obj.get("status") or {})
+    conditions = status.pop("conditions", None) or []
+    lines.append("Status:")
+    lines.extend(_describe_value(status, 1))
+    if conditions:
+        lines.append("  Conditions:")
+        rows = [[c.get("type"), c.get("status"), c.get("reason"), human_age(c.get("lastTransitionTime")),
+                 c.get("message")] for c in conditions]
+        lines.extend(_table_lines(["Type", "Status", "Reason", "Age", "Message"], rows, indent=4))
+    events = client.list(_event_kind(), field_selector=f"involvedObject.kind={kind.kind},"
+                                                    f"involvedObject.name={meta.get('name')}")["items"]
+    events.sort(key=lambda e: e.get("lastTimestamp") or "")
+    if events:
+        lines.append("Events:")
+        rows = [[e.get("type"), e.get("reason"), _event_age(e), (e.get("source") or {}).get("component", ""),
+                 e.get("message")] for e in events[-20:]]
+        lines.extend(_table_lines(["Type", "Reason", "Age", "From", "Message"], rows, indent=2, rule=True))
+    else:
+        lines.append("Events:       <none>")
+    return "\n".join(lines)
+
+
+def _event_kind() -> KindInfo:
+    return resolve_kind("events")
+
+
+def _event_age(event: Obj) -> str:
+    age = human_age(event.get("lastTimestamp"))
+    count = int(event.get("count") or 1)
+    if count > 1:
+        return f"{age} (x{count} over {human_age(event.get('firstTimestamp'))})"
+    return age
+
+
+def _table_lines(headers: list[str], rows: list[list[Any]], *, indent: int, rule: bool = False) -> list[str]:
+    import io
+
+    buffer = io.StringIO()
+    if rule:
+        rows = [["-" * len(h) for h in headers], *rows]
+    output.render_table(headers, rows, out=buffer)
+    return [" " * indent + line for line in buffer.getvalue().splitlines()]
+
+
+# --- delete -------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("resources", nargs=-1)
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="Delete what these manifests name.")
+@click.option("-R", "--recursive", is_flag=True)
+@click.option("-l", "--selector", help="Delete every object of the kind matching this label selector.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the objects are gone (their finalizers have run).")
+@click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
+@click.option("--dry-run", type=click.Choice(["none", "server"]), default="none")
+@pass_cli
+def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...], recursive: bool,
+           selector: str | None, wait: bool, timeout: str, dry_run: str) -> None:
+    """Delete objects by name, by manifest or by label selector.
+
+    \b
+    Examples:
+      mfx delete pm hello
+      mfx delete -f manifests/hello.yaml
+      mfx delete pm -l tier=experimental
+    """
+    from mfx.api.units import parse_duration
+
+    client = ctx.client
+    targets: list[tuple[KindInfo, str]] = []
+    if filenames:
+        for manifest in load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas()):
+            obj = manifest.obj
+            targets.append((kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
+    else:
+        for kind, name in parse_refs(resources):
+            if name is not None:
+                targets.append((kind, name))
+            elif selector:
+                targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
+            else:
+                raise BadRequestError(f"name the {kind.plural} to delete, or use -l SELECTOR")
+    suffix = " (server dry run)" if dry_run == "server" else ""
+    failed = False
+    for kind, name in targets:
+        try:
+            client.delete(kind, name, dry_run=dry_run == "server")
+        except NotFoundError as error:
+            output.error(str(error))
+            failed = True
+            continue
+        click.echo(f'{output.qualified(kind)} "{name}" deleted{suffix}')
+    if wait and dry_run == "none":
+        deadline = time.monotonic() + parse_duration(timeout)
+        for kind, name in targets:
+            _wait_deleted(client, kind, name, deadline)
+    if failed:
+        sys.exit(1)
+
+
+def _wait_deleted(client: Client, kind: KindInfo, name: str, deadline: float) -> None:
+    try:
+        obj = client.get(kind, name)
+    except NotFoundError:
+        return
+    for event in _watch_until(client, kind, name, obj["metadata"]["resourceVersion"], deadline):
+        if event["type"] == "DELETED":
+            return
+    raise MfxError(f'timed out waiting for {kind.plural} "{name}" to be deleted; '
+                   f"see 'mfx describe {kind.short_names[0] if kind.short_names else kind.plural} {name}'")
+
+
+def _watch_until(client: Client, kind: KindInfo, name: str, resource_version: str, deadline: float) -> Any:
+    """Watch one object until the deadline, resuming the watch if the stream ends early."""
+    rv = resource_version
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        client_timeout = max(1, int(remaining + 0.999))
+        params_rv = rv
+        for event in client.stream_lines(kind.resource_path, params={
+                "watch": "true", "resourceVersion": params_rv, "fieldSelector": f"metadata.name={name}",
+                "timeoutSeconds": str(client_timeout)}):
+            if event.get("type") == "ERROR":
+                return
+            rv = event["object"]["metadata"].get("resourceVersion", rv)
+            yield event
+            if event["type"] == "DELETED":
+                return
+
+
+# --- wait -------------------------------------------------------------------------------------------------
+
+
+@click.command("wait")
+@click.argument("resources", nargs=-1, required=True)
+@click.option("--for", "condition_spec", required=True, metavar="condition=TYPE[=STATUS]|delete",
+              help="What to wait for, e.g. condition=Ready, condition=Stalled=False, delete.")
+@click.option("--all", "all_", is_flag=True, help="Wait for every object of the kind.")
+@click.option("-l", "--selector")
+@click.option("--timeout", default="30s", show_default=True)
+@pass_cli
+def wait_cmd(ctx: CliContext, resources: tuple[str, ...], condition_spec: str, all_: bool,
+             selector: str | None, timeout: str) -> None:
+    """Wait until objects meet a condition (exit 1 on timeout).
+
+    \b
+    Examples:
+      mfx wait --for=condition=Ready pm/local-music --timeout=30s
+      mfx wait --for=condition=Ready pm --all --timeout=2m
+      mfx wait --for=delete pm/hello
+    """
+    from mfx.api.units import parse_duration
+
+    deadline = time.monotonic() + parse_duration(timeout)
+    client = ctx.client
+    targets: list[tuple[KindInfo, str]] = []
+    for kind, name in parse_refs(resources):
+        if name is not None:
+            targets.append((kind, name))
+        elif all_ or selector:
+            targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
+        else:
+            raise BadRequestError("name the objects to wait for, or use --all or -l")
+    if not targets:
+        raise NotFoundError("no matching resources found")
+    if condition_spec == "delete":
+        for kind, name in targets:
+            _wait_deleted(client, kind, name, deadline)
+            click.echo(f"{output.object_ref(kind, name)} condition met")
+        return
+    if not condition_spec.startswith("condition="):
+        raise BadRequestError(f'unrecognized condition "{condition_spec}"; use condition=Ready or delete')
+    ctype, _, wanted = condition_spec[len("condition="):].partition("=")
+    wanted = wanted or "True"
+    for kind, name in targets:
+        _wait_condition(client, kind, name, ctype, wanted, deadline)
+        click.echo(f"{output.object_ref(kind, name)} condition met")
+
+
+def condition_met(obj: Obj, ctype: str, wanted: str) -> bool:
+    cond = condition(obj, ctype)
+    if cond is None or str(cond.get("status")).lower() != wanted.lower():
+        return False
+    observed = cond.get("observedGeneration") or (obj.get("status") or {}).get("observedGeneration")
+    return observed is None or int(observed) >= int(obj["metadata"].get("generation", 0))
+
+
+def _wait_condition(client: Client, kind: KindInfo, name: str, ctype: str, wanted: str, deadline: float) -> None:
+    obj = client.get(kind, name)
+    if condition_met(obj, ctype, wanted):
+        return
+    for event in _watch_until(client, kind, name, obj["metadata"]["resourceVersion"], deadline):
+        if event["type"] == "DELETED":
+            raise NotFoundError(f'{kind.plural} "{name}" was deleted while waiting for {ctype}')
+        obj = event["object"]
+        if condition_met(obj, ctype, wanted):
+            return
+    reason = ""
+    cond = condition(obj, ctype) or condition(obj, "Ready")
+    if cond:
+        reason = f" (last {cond.get('type')}={cond.get('status')}, reason {cond.get('reason')}: {cond.get('message')})"
+    short = kind.short_names[0] if kind.short_names else kind.plural
+    raise MfxError(f"timed out waiting for the condition on {kind.plural}/{name}{reason}; "
+                   f"see 'mfx describe {short} {name}' and 'mfx why {short}/{name}'")
+
+
+# --- diff ----------------------------------------------------------------------------------------------------
+
+
+def _diff_view(obj: Obj | None) -> list[str]:
+    if obj is None:
+        return []
+    data = copy.deepcopy(obj)
+    data.pop("status", None)
+    meta = data.get("metadata", {})
+    for key in ("resourceVersion", "managedFields", "uid", "creationTimestamp"):
+        meta.pop(key, None)
+    (meta.get("annotations") or {}).pop(LAST_APPLIED_ANNOTATION, None)
+    if meta.get("annotations") == {}:
+        meta.pop("annotations")
+    return output.dump_yaml(data).splitlines(keepends=True)
+
+
+@click.command()
+@click.option("-f", "--filename", "filenames", multiple=True, required=True, metavar="FILE|DIR|-")
+@click.option("-R", "--recursive", is_flag=True)
+@pass_cli
+def diff(ctx: CliContext, filenames: tuple[str, ...], recursive: bool) -> None:
+    """Show what 'mfx apply' would change (exit 0: no change, 1: changes, >1: error).
+
+    \b
+    Example:
+      mfx diff -f manifests/
+    """
+    try:
+        manifests = load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas())
+        client = ctx.client
+        changed = False
+        for manifest in manifests:
+            obj = manifest.obj
+            kind = kind_for(obj["apiVersion"], obj["kind"])
+            name = obj["metadata"]["name"]
+            desired = desired_state(obj)
+            try:
+                live: Obj | None = client.get(kind, name)
+            except NotFoundError:
+                live = None
+            if live is None:
+                after = client.create(desired, kind, dry_run=True)
+            else:
+                after = client.replace(merged_for_apply(live, desired), kind, dry_run=True)
+            before_lines = _diff_view(live)
+            after_lines = _diff_view(after)
+            if before_lines != after_lines:
+                changed = True
+                label = f"{kind.api_version}.{kind.kind}.{name}"
+                sys.stdout.writelines(difflib.unified_diff(before_lines, after_lines,
+                                                           f"live/{label}", f"merged/{label}"))
+    except ValidationError as error:
+        for item in error.errors:
+            output.error(str(item))
+        sys.exit(2)
+    except MfxError as error:
+        output.error(str(error))
+        sys.exit(2)
+    sys.exit(1 if changed else 0)
+
+# --- explain, events, api-resources, version ----------------------------------------------------------------
+
+
+@click.command()
+@click.argument("field_path")
+@click.option("--recursive", is_flag=True, help="Print every nested field.")
+def explain(field_path: str, recursive: bool) -> None:
+    """Describe a kind or one of its fields, from the CRD schema.
+
+    \b
+    Examples:
+      mfx explain pm
+      mfx explain pm.spec.healthCheck
+      mfx explain gitsource.spec.ref
+    """
+    kind_text, _, path = field_path.partition(".")
+    kind = resolve_kind(kind_text)
+    click.echo(load_schemas().explain(kind.kind, path, recursive=recursive))
+
+
+@click.command()
+@click.option("--for", "for_ref", metavar="KIND/NAME", help="Only events about this object.")
+@click.option("-w", "--watch", is_flag=True, help="Keep printing new events.")
+@click.option("--types", help="Comma-separated event types to show (Normal,Warning).")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "yaml", "json"]), default="table")
+@pass_cli
+def events(ctx: CliContext, for_ref: str | None, watch: bool, types: str | None, fmt: str) -> None:
+    """List events, oldest first.
+
+    \b
+    Examples:
+      mfx events
+      mfx events --for pm/local-music -w
+    """
+    client = ctx.client
+    event_kind = _event_kind()
+    field_selector = None
+    if for_ref:
+        kind_text, _, name = for_ref.partition("/")
+        kind = resolve_kind(kind_text)
+        field_selector = f"involvedObject.kind={kind.kind}" + (f",involvedObject.name={name}" if name else "")
+    listing = client.list(event_kind, field_selector=field_selector)
+    wanted = {t.strip().lower() for t in types.split(",")} if types else None
+    items = [e for e in listing["items"] if wanted is None or str(e.get("type", "")).lower() in wanted]
+    items.sort(key=lambda e: e.get("lastTimestamp") or "")
+    if fmt != "table":
+        output.print_objects(items, fmt, single=False)
+        return
+    headers = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+
+    def row(event: Obj) -> list[Any]:
+        involved = event.get("involvedObject") or {}
+        return [_event_age(event), event.get("type"), event.get("reason"),
+                f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", event.get("message")]
+
+    if items:
+        output.render_table(headers, [row(e) for e in items])
+    elif not watch:
+        click.echo("No events found.", err=True)
+    if watch:
+        for event in client.watch(event_kind, resource_version=listing["metadata"]["resourceVersion"],
+                                  field_selector=field_selector):
+            obj = event["object"]
+            if event["type"] != "DELETED" and (wanted is None or str(obj.get("type", "")).lower() in wanted):
+                click.echo("   ".join(output._cell_text(c) for c in row(obj)))
+
+
+@click.command("api-resources")
+@pass_cli
+def api_resources(ctx: CliContext) -> None:
+    """List the kinds the daemon serves, with their short names."""
+    client = ctx.client
+    rows = []
+    for group_path, api_version in (("/api/v1", "v1"), (f"/apis/{USER_KINDS[0].group}/{USER_KINDS[0].version}",
+                                                        USER_KINDS[0].api_version)):
+        listing = client.request("GET", group_path)
+        for resource in listing.get("resources", []):
+            if "/" in resource["name"]:
+                continue
+            rows.append([resource["name"], ",".join(resource.get("shortNames") or []), api_version,
+                         str(resource.get("namespaced", False)).lower(), resource["kind"]])
+    output.render_table(["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"], rows)
+
+
+@click.command()
+@click.option("--client", "client_only", is_flag=True, help="Only the client version.")
+@pass_cli
+def version(ctx: CliContext, client_only: bool) -> None:
+    """Print the client and daemon versions."""
+    click.echo(f"Client Version: v{mfx.__version__}")
+    if client_only:
+        return
+    server = ctx.client.request("GET", "/version")
+    click.echo(f"Server Version: {server.get('gitVersion')}")
+
+
+ALL: tuple[click.Command, ...] = (
+    apply, get, describe, delete, diff, wait_cmd, explain, events, api_resources, version, serve,
+)

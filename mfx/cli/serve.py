@@ -1,0 +1,49 @@
+"""``mfx serve``: run the daemon in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mfx.logs import configure_logging
+
+
+@click.command()
+@click.option("--home", "home", type=click.Path(path_type=Path), envvar="MFX_HOME",
+              help="State directory (socket, database, plugins). Default: $MFX_HOME or ~/.local/state/mfx.")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Also serve the API on TCP; requests need the bearer token written to HOME/token.")
+@click.option("--metrics-address", metavar="HOST:PORT", help="Serve /metrics on TCP without a token, for Prometheus.")
+@click.option("--plugin-path", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Directory holding plugins as NAME/ subdirectories (repeatable).")
+@click.option("--workers", default=4, show_default=True, help="Reconcile workers per controller.")
+@click.option("--resync", default="10m", show_default=True, help="Periodic resync of every object.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def serve(home: Path | None, listen: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
+          workers: int, resync: str, log_format: str, log_level: str) -> None:
+    """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
+
+    \b
+    Examples:
+      mfx serve
+      mfx serve --plugin-path plugins --metrics-address 127.0.0.1:9464
+      mfx serve --listen 127.0.0.1:6443      # for kubectl; see 'mfx config kubeconfig'
+    """
+    import anyio
+
+    from mfx.api.units import parse_duration
+    from mfx.server.daemon import DaemonConfig, default_home, run_daemon
+    from mfx.server.services import default_services
+
+    configure_logging(log_format, log_level)
+    config = DaemonConfig(
+        home=(home or default_home()).resolve(),
+        listen=listen,
+        metrics_address=metrics_address,
+        plugin_paths=[p.resolve() for p in plugin_paths],
+        workers=workers,
+        resync_seconds=parse_duration(resync),
+    )
+    anyio.run(lambda: run_daemon(config, services=default_services()))

@@ -1,0 +1,79 @@
+"""metav1.Table responses: the columns of ``kubectl get`` and ``mfx get``, from the CRDs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mfx.api.objects import Obj, human_age
+from mfx.server.jsonpath import evaluate
+
+TABLE_API_VERSION = "meta.k8s.io/v1"
+
+
+def _cell(obj: Obj, column: dict[str, Any]) -> Any:
+    values = evaluate(obj, column["jsonPath"])
+    if column.get("type") == "date":
+        return human_age(values[0]) if values else "<unknown>"
+    if not values:
+        return None
+    if len(values) == 1:
+        value = values[0]
+        if isinstance(value, (dict, list)):
+            return str(value)
+        return value
+    return ",".join(str(v) for v in values)
+
+
+def column_definitions(printer_columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    columns = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
+                "description": "Name must be unique. Cannot be updated."}]
+    for col in printer_columns:
+        columns.append({
+            "name": col["name"],
+            "type": "string" if col.get("type") == "date" else col.get("type", "string"),
+            "format": col.get("format", ""),
+            "description": col.get("description", ""),
+            "priority": col.get("priority", 0),
+        })
+    return columns
+
+
+def partial_metadata(obj: Obj) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION, "metadata": obj.get("metadata", {})}
+
+
+def table(
+    objects: list[Obj],
+    printer_columns: list[dict[str, Any]],
+    *,
+    resource_version: str = "",
+    continue_token: str | None = None,
+    include_object: str = "Metadata",
+    include_columns: bool = True,
+) -> dict[str, Any]:
+    rows = []
+    for obj in objects:
+        row: dict[str, Any] = {
+            "cells": [obj.get("metadata", {}).get("name", "")] + [_cell(obj, c) for c in printer_columns],
+        }
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object != "None":
+            row["object"] = partial_metadata(obj)
+        rows.append(row)
+    metadata: dict[str, Any] = {"resourceVersion": resource_version}
+    if continue_token:
+        metadata["continue"] = continue_token
+    result: dict[str, Any] = {"kind": "Table", "apiVersion": TABLE_API_VERSION, "metadata": metadata}
+    if include_columns:
+        result["columnDefinitions"] = column_definitions(printer_columns)
+    result["rows"] = rows
+    return result
+
+
+def wants_table(accept: str | None) -> bool:
+    """True when the client asked for a Table first (kubectl's Accept header)."""
+    if not accept:
+        return False
+    first = accept.split(",")[0]
+    return "as=Table" in first
