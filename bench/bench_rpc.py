@@ -1,0 +1,257 @@
+"""RPC plugin runtime: call round trip and spawn-to-ready, against baselines in the same run.
+
+Figures:
+- ``RpcPluginInstance.call`` round trip (p50, p99) vs a raw unix-socket echo driven from
+  the same asyncio loop (the baseline the target is written against: <= 2x), and vs the
+  blocking-both-sides echo floor (for orientation);
+- the same call vs a grpcio unary call on localhost (target: faster);
+- spawn -> Ready (load + initialize + start + health) median of 20 spawns (target < 100 ms),
+  with a bare interpreter start (``python -c`` printing one line) as the baseline.
+
+Every echo carries the same ~115-byte JSON payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+
+from bench.common import Figure, median, percentile
+from mfx.runtimes.base import LoadRequest, PluginType
+from mfx.runtimes.rpc import RpcRuntime
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = ROOT / "plugins" / "hello-rpc"
+CALLS = 3000
+WARMUP = 300
+SPAWNS = 20
+PAYLOAD = "x" * 64  # the request frame is ~115 bytes
+
+ECHO_SERVER = textwrap.dedent(
+    """
+    import socket, sys
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sys.argv[1]); listener.listen(1)
+    print("ready", flush=True)
+    conn, _ = listener.accept()
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+    """
+)
+
+GRPC_SERVER = textwrap.dedent(
+    """
+    import sys, time, grpc
+    from concurrent import futures
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo",
+        {"Echo": grpc.unary_unary_rpc_method_handler(
+            lambda request, context: request,
+            request_deserializer=None, response_serializer=None)},
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    sys.stdin.read()
+    server.stop(0)
+    """
+)
+
+
+def _frame() -> bytes:
+    import orjson
+
+    return orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": [PAYLOAD]}) + b"\n"
+
+
+def _start_echo(path: str) -> subprocess.Popen[bytes]:
+    child = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, path], stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    child.stdout.readline()
+    return child
+
+
+def raw_echo_blocking(path: str) -> list[float]:
+    frame = _frame()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    samples = []
+    for i in range(CALLS + WARMUP):
+        start = time.perf_counter()
+        sock.sendall(frame)
+        received = 0
+        while received < len(frame):
+            received += len(sock.recv(65536))
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - start)
+    sock.close()
+    return samples
+
+
+async def raw_echo_asyncio(path: str) -> list[float]:
+    frame = _frame()
+    reader, writer = await asyncio.open_unix_connection(path)
+    samples = []
+    for i in range(CALLS + WARMUP):
+        start = time.perf_counter()
+        writer.write(frame)
+        await reader.readline()
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - start)
+    writer.close()
+    await writer.wait_closed()
+    return samples
+
+
+def grpc_unary() -> list[float]:
+    import grpc
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", GRPC_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        port = int(child.stdout.readline())
+        frame = _frame()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/bench.Echo/Echo")
+            samples = []
+            for i in range(CALLS + WARMUP):
+                start = time.perf_counter()
+                echo(frame)
+                if i >= WARMUP:
+                    samples.append(time.perf_counter() - start)
+        return samples
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+
+
+def _request(state: Path, index: int) -> LoadRequest:
+    return LoadRequest(
+        name=f"hello-{index}",
+        version="0.1.0",
+        type=PluginType.RPC,
+        entry_point="python -m hello_rpc",
+        plugin_dir=HELLO,
+        state_dir=state / f"s{index}",
+    )
+
+
+async def rpc_calls(state: Path) -> list[float]:
+    async with RpcRuntime() as runtime:
+        instance = await runtime.load(_request(state, 0))
+        await instance.initialize({})
+        await instance.start()
+        samples = []
+        for i in range(CALLS + WARMUP):
+            start = time.perf_counter()
+            await instance.call("echo", [PAYLOAD])
+            if i >= WARMUP:
+                samples.append(time.perf_counter() - start)
+        await instance.stop()
+    return samples
+
+
+async def spawn_to_ready(state: Path) -> list[float]:
+    samples = []
+    async with RpcRuntime() as runtime:
+        for index in range(SPAWNS + 1):
+            start = time.perf_counter()
+            instance = await runtime.load(_request(state, index))
+            await instance.initialize({"greeting": "Hi"})
+            await instance.start()
+            await instance.health()
+            elapsed = time.perf_counter() - start
+            await instance.cleanup()
+            if index:  # the first one warms the page cache and bytecode
+                samples.append(elapsed)
+    return samples
+
+
+async def bare_interpreter() -> list[float]:
+    samples = []
+    for _ in range(SPAWNS):
+        start = time.perf_counter()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print('ready', flush=True)", stdout=subprocess.PIPE
+        )
+        assert child.stdout is not None
+        await child.stdout.readline()
+        samples.append(time.perf_counter() - start)
+        await child.wait()
+    return samples
+
+
+def _us(samples: list[float], q: float) -> float:
+    return percentile(samples, q) * 1e6
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="mfx-bench-") as tmp:
+        state = Path(tmp)
+        path = os.path.join(tmp, "echo.sock")
+        echo = _start_echo(path)
+        try:
+            floor = raw_echo_blocking(path)
+        finally:
+            echo.kill()
+            echo.wait()
+            os.unlink(path)
+        echo = _start_echo(path)
+        try:
+            raw = anyio.run(raw_echo_asyncio, path)
+        finally:
+            echo.kill()
+            echo.wait()
+        rpc = anyio.run(rpc_calls, state)
+        grpc_samples = grpc_unary()
+        ready = anyio.run(spawn_to_ready, state)
+        bare = anyio.run(bare_interpreter)
+
+    figures = []
+    for q in (50, 99):
+        figures.append(
+            Figure(
+                f"rpc call round trip p{q}", _us(rpc, q), "us",
+                baseline_name="raw unix-socket echo, asyncio client", baseline=_us(raw, q),
+                target="ratio <= 2",
+            )
+        )
+    for q in (50, 99):
+        figures.append(
+            Figure(
+                f"rpc call round trip p{q} (vs floor)", _us(rpc, q), "us",
+                baseline_name="raw unix-socket echo, blocking both sides", baseline=_us(floor, q),
+            )
+        )
+    for q in (50, 99):
+        figures.append(
+            Figure(
+                f"rpc call round trip p{q} (vs grpc)", _us(rpc, q), "us",
+                baseline_name="grpcio unary call, localhost TCP", baseline=_us(grpc_samples, q),
+                target="ratio < 1",
+            )
+        )
+    figures.append(
+        Figure(
+            f"spawn -> Ready median of {SPAWNS}", median(ready) * 1e3, "ms",
+            baseline_name="bare interpreter start, python -c print", baseline=median(bare) * 1e3,
+            target="value < 100 ms",
+        )
+    )
+    return figures
