@@ -5,7 +5,15 @@ Public names are re-exported here; the modules behind them are private to the la
 """
 
 from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, list_devices, translate_error
-from mfx.audio.dsp import Fader, GainRamp, Resampler, Volume, db_to_linear, linear_to_db, map_channels
+from mfx.audio.dsp import (
+    Fader,
+    GainRamp,
+    Resampler,
+    Volume,
+    db_to_linear,
+    linear_to_db,
+    map_channels,
+)
 from mfx.audio.formats import SampleFormat, TpdfDither, float_to_pcm, pcm_from_bytes, pcm_to_float
 from mfx.audio.pipeline import DecodedStream, Pipeline, PipelineState, Processor
 from mfx.audio.ring_buffer import FrameRingBuffer

@@ -1,0 +1,334 @@
+"""From decoded blocks to the sink's ring buffer: channels, rate, processors, volume, format.
+
+Per block, in this order: channel mapping to the sink's count, resampling to the sink's rate,
+every processor in list order (``process(block, sample_rate) -> block``, float32 frames x
+channels), volume (ramped over one period) and mute, the fade of a pause/seek/track change,
+then conversion to the sink format and a write into the ring.
+
+``run()`` is the producer loop; it blocks (ring writes wait for room), so the player calls
+it from a worker thread (``anyio.to_thread.run_sync``). Every other method is thread-safe
+and takes effect at the next block: pause, seek, skip and stop fade out the audio already
+in the ring (~5 ms) and drop the rest, so they are heard within the device latency, and the
+audio that follows fades in. A track that ends is followed by the next queued one in the
+same stream of blocks (gapless); when both share a sample rate they also share the
+resampler's state, so there is no seam.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mfx.audio import dsp
+from mfx.audio.alsa_device import DeviceParams
+from mfx.audio.formats import TpdfDither, float_to_pcm, pcm_to_float
+from mfx.audio.ring_buffer import FrameRingBuffer
+from mfx.audio.sink import SinkEngine
+from mfx.errors import AudioError
+
+
+class DecodedStream(Protocol):
+    """What a codec's ``open(path)`` returns (see ``mfx.sdk``'s Codec)."""
+
+    samplerate: int
+    channels: int
+
+    def read(self, frames: int) -> np.ndarray:
+        """Up to ``frames`` float32 frames, shape (n, channels); fewer only at the end."""
+        ...
+
+    def seek(self, frame: int) -> object: ...
+
+
+class Processor(Protocol):
+    def process(self, block: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
+class PipelineState(enum.StrEnum):
+    IDLE = "Idle"  # nothing to play
+    PLAYING = "Playing"
+    PAUSED = "Paused"
+    STOPPED = "Stopped"
+
+
+@dataclass
+class Track:
+    stream: DecodedStream
+    label: str = ""
+
+
+class Pipeline:
+    def __init__(self, sink: SinkEngine, processors: Iterable[Processor] = (), *,
+                 volume_db: float = 0.0, block_frames: int = 4096,
+                 dither: TpdfDither | None = None, fade_seconds: float = dsp.FADE_SECONDS,
+                 on_track_start: Callable[[str], None] | None = None) -> None:
+        self.sink = sink
+        self.block_frames = int(block_frames)
+        self.dither = dither
+        self.fade_seconds = fade_seconds
+        self.on_track_start = on_track_start
+        self._processors: list[Processor] = list(processors)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: collections.deque[Track] = collections.deque()
+        self._current: Track | None = None
+        self._state = PipelineState.IDLE
+        self._seek_to: int | None = None  # source frame of the current track
+        self._fade_in_pending = False
+        self._volume_db = volume_db
+        self._muted = False
+        # Producer-side state, rebuilt when the sink's parameters change.
+        self._params: DeviceParams | None = None
+        self._ring: FrameRingBuffer | None = None
+        self._volume: dsp.Volume | None = None
+        self._fader: dsp.Fader | None = None
+        self._resampler: dsp.Resampler | None = None
+        # Position bookkeeping of the current track (for pause/resume).
+        self._segment_start = 0  # source frame where the current segment began
+        self._segment_ring_start = 0  # the ring's written_total when it began
+
+    # --- controls (any thread) ------------------------------------------------------------
+
+    @property
+    def state(self) -> PipelineState:
+        with self._lock:
+            return self._state
+
+    @property
+    def current(self) -> str | None:
+        with self._lock:
+            return self._current.label if self._current is not None else None
+
+    @property
+    def processors(self) -> list[Processor]:
+        with self._lock:
+            return list(self._processors)
+
+    def set_processors(self, processors: Sequence[Processor]) -> None:
+        with self._lock:
+            self._processors = list(processors)
+
+    def enqueue(self, stream: DecodedStream, label: str = "") -> None:
+        """Play ``stream`` after what is queued, without a gap."""
+        with self._wake:
+            self._queue.append(Track(stream, label))
+            if self._state in (PipelineState.IDLE, PipelineState.STOPPED):
+                self._state = PipelineState.PLAYING
+            self._wake.notify_all()
+
+    def play(self, stream: DecodedStream, label: str = "") -> None:
+        """Replace the queue with ``stream`` and start it now (a faded track change)."""
+        with self._wake:
+            playing = self._current is not None
+            self._queue.clear()
+            self._queue.append(Track(stream, label))
+            if playing:
+                self._cut()
+                self._current = None
+            self._state = PipelineState.PLAYING
+            self._wake.notify_all()
+
+    def skip(self) -> None:
+        """End the current track now (faded) and continue with the next one."""
+        with self._wake:
+            if self._current is None:
+                return
+            self._cut()
+            self._current = None
+            self._wake.notify_all()
+
+    def pause(self) -> None:
+        with self._wake:
+            if self._state is not PipelineState.PLAYING:
+                return
+            dropped = self._cut()
+            if self._current is not None and self._params is not None and self._ring is not None:
+                # Frames of this segment that entered the ring, less those just dropped, were
+                # (or are about to be) heard: resume right after them.
+                rate = self._current.stream.samplerate
+                heard = max(0, self._ring.written_total - self._segment_ring_start - dropped)
+                self._seek_to = self._segment_start + round(heard * rate / self._params.rate)
+            self._state = PipelineState.PAUSED
+            self._wake.notify_all()
+
+    def resume(self) -> None:
+        with self._wake:
+            if self._state is not PipelineState.PAUSED:
+                return
+            self._state = PipelineState.PLAYING
+            self._fade_in_pending = True
+            self._wake.notify_all()
+
+    def seek(self, seconds: float) -> None:
+        """Jump within the current track (faded)."""
+        with self._wake:
+            if self._current is None:
+                return
+            self._cut()
+            self._seek_to = max(0, round(seconds * self._current.stream.samplerate))
+            self._wake.notify_all()
+
+    def stop(self) -> None:
+        """Fade out, drop everything queued, and make ``run()`` return."""
+        with self._wake:
+            self._cut()
+            self._queue.clear()
+            self._current = None
+            self._state = PipelineState.STOPPED
+            self._wake.notify_all()
+
+    def set_volume_db(self, db: float) -> None:
+        with self._lock:
+            self._volume_db = float(db)
+            if self._volume is not None:
+                self._volume.set_db(db)
+
+    def set_volume(self, linear: float) -> None:
+        self.set_volume_db(dsp.linear_to_db(linear))
+
+    def set_mute(self, muted: bool) -> None:
+        with self._lock:
+            self._muted = bool(muted)
+            if self._volume is not None:
+                self._volume.set_mute(muted)
+
+    # --- the producer loop (one worker thread) ------------------------------------------------
+
+    def run(self, *, until_idle: bool = True) -> None:
+        """Decode, process and write blocks until stopped, or (``until_idle``) until the queue
+        runs out; then the last frames are in the ring (``sink.close(drain=True)`` plays them)."""
+        while True:
+            with self._wake:
+                job = self._next_job(until_idle)
+                if job is None:
+                    return
+                track, generation, new_track = job
+                ring = self.sink.ring
+                if ring is not self._ring or self.sink.params != self._params:
+                    self._rebuild(ring, self.sink.params, track.stream.samplerate)
+                self._prepare(track)
+                processors = list(self._processors)
+            if new_track and self.on_track_start is not None:
+                self.on_track_start(track.label)
+            block = track.stream.read(self.block_frames)
+            finished = len(block) < self.block_frames
+            with self._lock:
+                following = self._queue[0] if finished and self._queue else None
+            # Flush the resampler only when the next track cannot continue its stream.
+            assert self._params is not None and self._resampler is not None
+            flush = finished and (following is None or following.stream.samplerate != track.stream.samplerate)
+            out = self._render(block, track.stream.channels, processors, flush)
+            if len(out):
+                ring.write(out, generation=generation)
+            if finished:
+                with self._wake:
+                    if self._current is track and ring.generation == generation:
+                        self._current = None  # gapless: the loop takes the next track at once
+                        if flush:
+                            self._resampler = None
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _next_job(self, until_idle: bool) -> tuple[Track, int, bool] | None:
+        """Wait for something to play (lock held): the track, the ring generation, and
+        whether the track starts now; None when ``run`` should return."""
+        new_track = False
+        while True:
+            if self._state is PipelineState.STOPPED:
+                self._state = PipelineState.IDLE
+                return None
+            if self._state is PipelineState.PAUSED:
+                self._wake.wait()
+                continue
+            if self.sink.ring.closed:
+                return None
+            if self._current is None and self._queue:
+                self._current = self._queue.popleft()
+                self._start_segment(self._current.stream)
+                new_track = True
+            if self._current is not None:
+                return self._current, self.sink.ring.generation, new_track
+            self._state = PipelineState.IDLE
+            if until_idle:
+                return None
+            self._wake.wait()
+
+    def _prepare(self, track: Track) -> None:
+        """Apply a pending seek/resume and the fade-in after a cut (lock held)."""
+        assert self._params is not None
+        if self._seek_to is not None:
+            track.stream.seek(self._seek_to)
+            self._start_segment(track.stream)
+            self._seek_to = None
+            self._resampler = None
+        if self._resampler is None or self._resampler.in_rate != track.stream.samplerate:
+            self._resampler = dsp.Resampler(track.stream.samplerate, self._params.rate, self._params.channels)
+        if self._fade_in_pending and self._fader is not None:
+            self._fader.fade_in()
+            self._fade_in_pending = False
+
+    def _start_segment(self, stream: DecodedStream) -> None:
+        tell = getattr(stream, "tell", None)
+        self._segment_start = int(tell()) if callable(tell) else 0
+        self._segment_ring_start = self.sink.ring.written_total
+
+    def _rebuild(self, ring: FrameRingBuffer, params: DeviceParams, source_rate: int) -> None:
+        self._ring = ring
+        self._params = params
+        self._volume = dsp.Volume(params.period_frames, self._volume_db)
+        self._volume.set_mute(self._muted)
+        self._volume = self._settled(self._volume, params.period_frames)
+        self._fader = dsp.Fader(params.rate, self.fade_seconds)
+        self._resampler = dsp.Resampler(source_rate, params.rate, params.channels)
+
+    @staticmethod
+    def _settled(volume: dsp.Volume, period: int) -> dsp.Volume:
+        # A fresh pipeline starts at its volume, not ramping up to it.
+        volume.apply(np.zeros((period, 1), dtype=np.float32))
+        return volume
+
+    def _render(self, block: np.ndarray, channels: int, processors: list[Processor],
+                flush: bool) -> np.ndarray:
+        params = self._params
+        assert params is not None and self._resampler is not None
+        assert self._volume is not None and self._fader is not None
+        block = np.asarray(block, dtype=np.float32).reshape(-1, channels)
+        block = dsp.map_channels(block, params.channels)
+        block = self._resampler.process(block, last=flush)
+        if not len(block):
+            return np.zeros((0, params.channels), dtype=params.format.dtype)
+        for processor in processors:
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            result = processor.process(block, params.rate)
+            out = np.asarray(result if result is not None else block, dtype=np.float32)
+            if out.shape != block.shape:
+                raise AudioError(
+                    f"processor {type(processor).__name__} returned shape {out.shape} for a block "
+                    f"of shape {block.shape}: process() must keep frames and channels")
+            block = out
+        with self._lock:
+            block = self._volume.apply(block)
+            block = self._fader.apply(block)
+        return float_to_pcm(block, params.format, self.dither)
+
+    def _cut(self) -> int:
+        """Fade out what the ring holds over ~5 ms and drop the rest (lock held); the next
+        block fades in. Returns the frames dropped."""
+        self._fade_in_pending = True
+        if self._params is None or self._ring is None:
+            return 0
+        fmt = self._params.format
+        fade = max(1, round(self._params.rate * self.fade_seconds))
+        keep = min(fade, self._ring.fill)
+
+        def fade_out(head: np.ndarray) -> np.ndarray:
+            gains = dsp.fade_out_curve(len(head), len(head))
+            return float_to_pcm(pcm_to_float(head, fmt) * gains[:, None], fmt)
+
+        return self._ring.truncate(keep, fade_out)

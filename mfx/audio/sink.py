@@ -1,0 +1,481 @@
+"""The sink engine: one device, one ring buffer, one writer thread moving periods between them.
+
+The writer is a real ``threading.Thread`` so that no amount of work on the event loop can
+starve it; it spends most of its life inside a blocking ALSA write with the GIL released.
+
+What it does per period, and why:
+- Takes one period from the ring. Before the first audio after an open it waits for data
+  (a prepared PCM that was never written does not run, so nothing is lost). Once running,
+  it waits at most one period for data and then writes what there is padded with silence:
+  the device keeps running instead of underrunning, and the silence is counted. On a device
+  that does not pace (a file tap) this also paces the silence to real time.
+- An underrun (``-EPIPE``) is counted as an xrun; pyalsaaudio has already prepared the PCM
+  again, and the period that failed was not played, so it is written again.
+- Any other device failure (I/O error, server gone) closes the device, reports
+  ``DEVICE_LOST`` through the state callback, and reopens with exponential backoff inside the
+  writer thread; the period in hand is written first after the reopen, so playback resumes
+  where it stopped (the ring keeps the rest, and the producer waits meanwhile).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, errno_name
+from mfx.audio.ring_buffer import FrameRingBuffer
+from mfx.errors import (
+    AudioError,
+    DeviceBusyError,
+    DeviceLostError,
+    MfxError,
+    UnderrunError,
+    UnsupportedFormatError,
+)
+from mfx.observability.metrics import Metrics
+
+log = logging.getLogger("mfx.audio.sink")
+
+
+class SinkState(enum.StrEnum):
+    NEW = "New"  # constructed, device not opened yet
+    OPEN = "Open"
+    DEVICE_LOST = "DeviceLost"
+    DEVICE_BUSY = "DeviceBusy"
+    CLOSED = "Closed"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True)
+class SinkStatus:
+    """A consistent snapshot of a sink, safe to hand to another thread."""
+
+    name: str
+    state: SinkState
+    reason: str  # CamelCase, as in a condition: Opened, DeviceLost, DeviceNotFound, ...
+    message: str
+    requested: DeviceParams
+    actual: DeviceParams | None
+    frames_written: int = 0  # frames the device accepted, silence included
+    xruns: int = 0
+    silence_frames: int = 0
+    write_errors: dict[str, int] = field(default_factory=dict)  # errno name -> count
+    reopens: int = 0
+    buffer_fill: float = 0.0  # of the ring buffer, 0..1
+    latency_seconds: float = 0.0  # the device buffer's length: how far output lags a write
+
+
+StateCallback = Callable[[SinkStatus], None]
+DeviceOpener = Callable[[DeviceParams], PcmDevice]
+
+_STATE_FOR_ERROR: list[tuple[type[MfxError], SinkState]] = [
+    (DeviceBusyError, SinkState.DEVICE_BUSY),
+    (DeviceLostError, SinkState.DEVICE_LOST),
+    (UnsupportedFormatError, SinkState.ERROR),
+]
+
+
+def _state_for(error: MfxError) -> SinkState:
+    for kind, state in _STATE_FOR_ERROR:
+        if isinstance(error, kind):
+            return state
+    return SinkState.ERROR
+
+
+class SinkEngine:
+    """Owns one playback device and the writer thread that feeds it from a ring buffer.
+
+    Typical use::
+
+        engine = SinkEngine("speakers", DeviceParams(rate=48000), metrics=m, on_state=cb)
+        engine.start()                 # opens the device (raises on a bad spec) and the writer
+        engine.ring.write(frames)      # or let a Pipeline do it
+        engine.close(drain=True)
+
+    ``on_state`` is called (from whichever thread changed it, often the writer) with a
+    snapshot each time the state or its reason changes; keep it quick and non-blocking.
+    """
+
+    def __init__(self, name: str, params: DeviceParams, *, metrics: Metrics | None = None,
+                 on_state: StateCallback | None = None, ring_frames: int | None = None,
+                 open_device: DeviceOpener | None = None, reopen_initial: float = 0.05,
+                 reopen_max: float = 2.0) -> None:
+        self.name = name
+        self._requested = params
+        self._metrics = metrics
+        self._on_state = on_state
+        self._ring_frames = ring_frames
+        self._open_device: DeviceOpener = open_device or AlsaDevice.open
+        self._reopen_initial = reopen_initial
+        self._reopen_max = reopen_max
+
+        self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
+        self._device: PcmDevice | None = None
+        self._actual: DeviceParams | None = None
+        self._ring: FrameRingBuffer | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._draining = False
+        self._started = False  # audio has been written since the last open
+        self._stall_seconds = 0.0
+        self._waited = 0.0  # seconds the current period waited for data
+        self._last_return: float | None = None  # when the last device write returned
+
+        self._state = SinkState.NEW
+        self._reason = "Created"
+        self._message = ""
+        self._frames_written = 0
+        self._xruns = 0
+        self._silence_frames = 0
+        self._write_errors: dict[str, int] = {}
+        self._reopens = 0
+        self._loop_seconds: collections.deque[float] = collections.deque(maxlen=8192)
+        if metrics is not None:  # series exist (at 0) from the start, as Prometheus prefers
+            for collector in (metrics.audio_sink_frames_written_total, metrics.audio_sink_xruns_total,
+                              metrics.audio_sink_silence_frames_total, metrics.audio_sink_reopens_total,
+                              metrics.audio_sink_buffer_fill_ratio, metrics.audio_sink_latency_seconds,
+                              metrics.audio_sink_ready):
+                collector.labels(name)
+
+    # --- public API ---------------------------------------------------------------------
+
+    @property
+    def ring(self) -> FrameRingBuffer:
+        """The ring the producer writes to (replaced by ``reconfigure``)."""
+        if self._ring is None:
+            raise AudioError(f"sink {self.name!r} is not open: call open() or start() first")
+        return self._ring
+
+    @property
+    def params(self) -> DeviceParams:
+        """What the device accepted (the requested parameters before the first open)."""
+        return self._actual or self._requested
+
+    def open(self) -> SinkStatus:
+        """Open the device and create the ring, without starting the writer.
+
+        Raises the translated error (DeviceNotFoundError, UnsupportedFormatError, ...) and
+        records it in the status.
+        """
+        if self._device is not None:
+            return self.status()
+        try:
+            device = self._open_device(self._requested)
+        except AudioError as exc:
+            self._set_state(_state_for(exc), exc.reason, str(exc))
+            raise
+        self._install(device)
+        self._set_state(SinkState.OPEN, "Opened", f"{device.actual.device}: {device.actual.describe()}")
+        return self.status()
+
+    def start(self) -> SinkStatus:
+        """Open the device if needed, then start the writer thread."""
+        if self._device is None:
+            self.open()
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._draining = False
+            self._thread = threading.Thread(target=self._run, name=f"mfx-sink-{self.name}", daemon=True)
+            self._thread.start()
+        return self.status()
+
+    def close(self, drain: bool = True, timeout: float | None = 10.0) -> SinkStatus:
+        """Stop the writer and close the device.
+
+        ``drain=True`` plays what is buffered first (up to ``timeout`` seconds, then it stops
+        anyway); ``drain=False`` discards it at once.
+        """
+        self._stop_writer(drain=drain, timeout=timeout)
+        self._close_device(drop=not drain)
+        if self._ring is not None:
+            self._ring.close()
+        self._set_state(SinkState.CLOSED, "Closed", "sink closed")
+        return self.status()
+
+    def reconfigure(self, params: DeviceParams) -> SinkStatus:
+        """Reopen the device with ``params``; buffered audio is dropped and a new ring is made
+        (its format may differ), so producers must take ``ring`` again."""
+        was_running = self._thread is not None and self._thread.is_alive()
+        self._stop_writer(drain=False, timeout=None)
+        self._close_device(drop=True)
+        if self._ring is not None:
+            self._ring.close()
+        self._requested = params
+        self._ring = None
+        self._actual = None
+        self.open()
+        if was_running:
+            self.start()
+        return self.status()
+
+    def status(self) -> SinkStatus:
+        with self._lock:
+            return self._snapshot()
+
+    def wait_until(self, predicate: Callable[[SinkStatus], bool],
+                   timeout: float | None = None) -> SinkStatus | None:
+        """Block until ``predicate(status)`` holds (checked after every write and state
+        change); the status then, or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._progress:
+            while True:
+                snapshot = self._snapshot()
+                if predicate(snapshot):
+                    return snapshot
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._progress.wait(remaining)
+
+    def stall_for(self, seconds: float) -> None:
+        """Fault injection: the writer sleeps ``seconds`` before its next device write, as a
+        starved writer would (an underrun on a real-time device)."""
+        with self._lock:
+            self._stall_seconds = float(seconds)
+        if self._ring is not None:
+            self._ring.interrupt()
+
+    def writer_loop_seconds(self) -> list[float]:
+        """Recent per-period times the writer spent outside the device write and the wait
+        for data: the work that must fit in a period (for benchmarks)."""
+        with self._lock:
+            return list(self._loop_seconds)
+
+    def __enter__(self) -> SinkEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(drain=exc[0] is None)
+
+    # --- device and ring ---------------------------------------------------------------------
+
+    def _install(self, device: PcmDevice) -> None:
+        actual = device.actual
+        ring = self._ring
+        if ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
+            if ring is not None:
+                ring.close()
+            capacity = self._ring_frames or 2 * actual.buffer_frames
+            self._ring = FrameRingBuffer(capacity, actual.channels, actual.format.dtype)
+        with self._lock:
+            self._device = device
+            self._actual = actual
+            self._started = False
+        if self._metrics is not None:
+            self._metrics.audio_sink_latency_seconds.labels(self.name).set(actual.buffer_seconds)
+
+    def _close_device(self, *, drop: bool) -> None:
+        device, self._device = self._device, None
+        if device is None:
+            return
+        if drop:
+            try:
+                device.drop()
+            except AudioError as exc:
+                log.debug("sink %s: drop on close: %s", self.name, exc)
+        device.close()
+
+    def _stop_writer(self, *, drain: bool, timeout: float | None) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        if drain:
+            self._draining = True
+        else:
+            self._stop.set()
+        if self._ring is not None:
+            self._ring.interrupt()
+        thread.join(timeout)
+        if thread.is_alive():  # drain did not finish in time: stop without it
+            self._stop.set()
+            if self._ring is not None:
+                self._ring.interrupt()
+            thread.join()
+        self._thread = None
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._device is None and not self._reopen():
+                    break
+                frames = self._next_period()
+                if frames is None:
+                    if self._draining and self._ring is not None and self._ring.fill == 0:
+                        self._finish_drain()
+                        break
+                    continue
+                if not self._write_all(frames):
+                    break
+        except Exception as exc:  # a bug must surface as a state, not a silent dead thread
+            log.exception("sink %s: writer thread failed", self.name)
+            self._set_state(SinkState.ERROR, "WriterFailed", f"writer thread failed: {exc!r}")
+
+    def _next_period(self) -> np.ndarray | None:
+        """The next period to write, padded with counted silence once the stream runs;
+        None when there is nothing to write yet (or ever, when draining)."""
+        ring = self._ring
+        actual = self._actual
+        assert ring is not None and actual is not None
+        period = actual.period_frames
+
+        def wake() -> bool:
+            return self._stop.is_set() or self._draining
+
+        waited = time.perf_counter()
+        fill = ring.wait_for(period, timeout=actual.period_seconds if self._started else None, wake=wake)
+        waited = time.perf_counter() - waited
+        if self._stop.is_set():
+            return None
+        if fill < period and not self._draining and not self._started:
+            return None  # nothing played since the open: wait for a whole period, no silence
+        frames = ring.read(period)
+        self._publish_fill(ring)
+        self._waited = waited
+        if len(frames) == period:
+            return frames
+        if self._draining:  # the last frames: no padding, the stream ends here
+            return frames if len(frames) else None
+        return self._pad(frames, period)
+
+    def _pad(self, frames: np.ndarray, period: int) -> np.ndarray:
+        assert self._actual is not None
+        padded = np.zeros((period, self._actual.channels), dtype=self._actual.format.dtype)
+        padded[:len(frames)] = frames
+        silence = period - len(frames)
+        with self._lock:
+            self._silence_frames += silence
+        if self._metrics is not None:
+            self._metrics.audio_sink_silence_frames_total.labels(self.name).inc(silence)
+        return padded
+
+    def _write_all(self, frames: np.ndarray) -> bool:
+        """Write ``frames`` completely, across underruns and reopens; False when stopped."""
+        pending = frames
+        loop_started = self._last_return
+        while len(pending):
+            if self._stop.is_set():
+                return False
+            self._maybe_stall()
+            device = self._device
+            if device is None:
+                if not self._reopen():
+                    return False
+                continue
+            if loop_started is not None:
+                work = time.perf_counter() - loop_started - self._waited
+                with self._lock:
+                    self._loop_seconds.append(max(0.0, work))
+                loop_started = None
+            try:
+                written = device.write(pending)
+            except UnderrunError:
+                self._count_error("EPIPE")
+                with self._lock:
+                    self._xruns += 1
+                if self._metrics is not None:
+                    self._metrics.audio_sink_xruns_total.labels(self.name).inc()
+                continue  # the failed period was not played: write it again
+            except AudioError as exc:
+                self._count_error(errno_name(exc))
+                self._lose_device(exc)
+                continue
+            self._last_return = time.perf_counter()
+            if written == 0:  # the device took nothing (non-blocking PCM): give it a moment
+                self._stop.wait(self.params.period_seconds / 4)
+                continue
+            pending = pending[written:]
+            with self._progress:
+                self._frames_written += written
+                self._progress.notify_all()
+            if self._metrics is not None:
+                self._metrics.audio_sink_frames_written_total.labels(self.name).inc(written)
+        with self._lock:
+            self._started = True
+        return True
+
+    def _maybe_stall(self) -> None:
+        with self._lock:
+            seconds, self._stall_seconds = self._stall_seconds, 0.0
+        if seconds > 0:
+            self._stop.wait(seconds)
+
+    def _lose_device(self, error: AudioError) -> None:
+        self._close_device(drop=False)
+        self._set_state(_state_for(error), error.reason, str(error))
+
+    def _reopen(self) -> bool:
+        """Reopen with backoff until it works (True) or the sink is stopped (False)."""
+        delay = self._reopen_initial
+        while not self._stop.is_set():  # close(drain=True) still waits, up to its timeout
+            try:
+                device = self._open_device(self._requested)
+            except AudioError as exc:
+                self._set_state(_state_for(exc), exc.reason, f"{exc} (retrying in {delay:.2g}s)")
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._reopen_max)
+                continue
+            self._install(device)
+            with self._lock:
+                self._reopens += 1
+            if self._metrics is not None:
+                self._metrics.audio_sink_reopens_total.labels(self.name).inc()
+            self._set_state(SinkState.OPEN, "Reopened", f"{device.actual.device}: {device.actual.describe()}")
+            return True
+        return False
+
+    def _finish_drain(self) -> None:
+        device = self._device
+        if device is None:
+            return
+        try:
+            device.drain()
+        except AudioError as exc:
+            log.debug("sink %s: drain: %s", self.name, exc)
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _count_error(self, name: str) -> None:
+        with self._lock:
+            self._write_errors[name] = self._write_errors.get(name, 0) + 1
+        if self._metrics is not None:
+            self._metrics.audio_sink_write_errors_total.labels(self.name, name).inc()
+
+    def _publish_fill(self, ring: FrameRingBuffer) -> None:
+        if self._metrics is not None:
+            self._metrics.audio_sink_buffer_fill_ratio.labels(self.name).set(ring.fill_ratio)
+
+    def _set_state(self, state: SinkState, reason: str, message: str) -> None:
+        with self._progress:
+            changed = (state, reason) != (self._state, self._reason)
+            self._state, self._reason, self._message = state, reason, message
+            snapshot = self._snapshot()
+            self._progress.notify_all()
+        if self._metrics is not None:
+            self._metrics.audio_sink_ready.labels(self.name).set(1 if state is SinkState.OPEN else 0)
+        if changed and self._on_state is not None:
+            try:
+                self._on_state(snapshot)
+            except Exception:  # a broken observer must not take the audio down
+                log.exception("sink %s: state callback failed", self.name)
+
+    def _snapshot(self) -> SinkStatus:
+        ring = self._ring
+        actual = self._actual
+        return SinkStatus(
+            name=self.name, state=self._state, reason=self._reason, message=self._message,
+            requested=self._requested, actual=actual, frames_written=self._frames_written,
+            xruns=self._xruns, silence_frames=self._silence_frames,
+            write_errors=dict(self._write_errors), reopens=self._reopens,
+            buffer_fill=ring.fill_ratio if ring is not None else 0.0,
+            latency_seconds=actual.buffer_seconds if actual is not None else 0.0)

@@ -1,0 +1,1 @@
+"""codec-soundfile: audio decoding through libsndfile (the ``soundfile`` package)."""
