@@ -47,7 +47,7 @@ plugins: $(STAMP)
 	@$(MAKE) -s -C plugins
 
 run: $(STAMP) plugins
-	@MFX_HOME=$(MFX_HOME) $(BIN)/python -m mfx.demo
+	@$(BIN)/mfx demo --home $(MFX_HOME) --repo $(CURDIR)
 
 serve: $(STAMP) plugins
 	MFX_HOME=$(MFX_HOME) $(BIN)/mfx serve --plugin-path plugins

@@ -19,6 +19,8 @@ from mfx.cli import output
 from mfx.cli.client import Client
 from mfx.cli.main import CliContext
 from mfx.cli.manifests import collect_sources, load_and_validate
+from mfx.cli.demo import demo
+from mfx.cli.kubeconfig import config_group
 from mfx.cli.serve import serve
 from mfx.errors import BadRequestError, ConflictError, FieldError, MfxError, NotFoundError, ValidationError
 
@@ -712,5 +714,5 @@ def version(ctx: CliContext, client_only: bool) -> None:
 
 
 ALL: tuple[click.Command, ...] = (
-    apply, get, describe, delete, diff, wait_cmd, explain, events, api_resources, version, serve,
+    apply, get, describe, delete, diff, wait_cmd, explain, events, api_resources, version, serve, demo, config_group,
 )

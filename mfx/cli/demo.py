@@ -1,0 +1,137 @@
+"""``mfx demo``: what ``make run`` runs — the whole player on embedded defaults.
+
+It starts the daemon on a private home, applies the example desired state (``manifests/``
+and the first-party plugins), waits for everything to be Ready, shows ``mfx get all``,
+generates a demo track on first run (or uses ``MFX_MUSIC_DIR``), and plays it through the
+default AudioSink. Without a sound card it plays into an ALSA file tap and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mfx.cli.client import Client, Endpoint
+
+ALSA_FILE_TAP = """\
+pcm.null {{ type null  hint {{ show on description "Discard all samples" }} }}
+pcm.tap {{
+    type file
+    slave.pcm "null"
+    file "{tap}"
+    format "raw"
+    hint {{ show on description "Raw samples to {tap}" }}
+}}
+pcm.!default "tap"
+"""
+
+
+def has_sound_card() -> bool:
+    cards = Path("/proc/asound/cards")
+    try:
+        text = cards.read_text()
+    except OSError:
+        return False
+    return "no soundcards" not in text and bool(text.strip())
+
+
+def prepare_audio(home: Path, env: dict[str, str]) -> str:
+    """Pick the audio device; without a sound card, an ALSA file tap under HOME."""
+    if has_sound_card() or os.environ.get("ALSA_CONFIG_PATH"):
+        return "the system's default ALSA device"
+    tap = home / "audio" / "demo-output.raw"
+    tap.parent.mkdir(parents=True, exist_ok=True)
+    config = home / "audio" / "alsa-file-tap.conf"
+    config.write_text(ALSA_FILE_TAP.format(tap=tap))
+    env["ALSA_CONFIG_PATH"] = str(config)
+    return f"no sound card found: playing into an ALSA file tap at {tap} (raw S16_LE, 48 kHz, stereo)"
+
+
+def step(message: str) -> None:
+    click.secho(f"==> {message}", fg="cyan", bold=True)
+
+
+def run_mfx(home: Path, *args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mfx.cli", "--home", str(home), *args]
+    click.secho("$ mfx " + " ".join(args), dim=True)
+    result = subprocess.run(command, env=env, text=True)
+    if check and result.returncode != 0:
+        raise click.ClickException(f"'mfx {' '.join(args)}' failed (exit {result.returncode}); "
+                                   f"the daemon's log is {home / 'daemon.log'}")
+    return result
+
+
+@click.command(hidden=False)
+@click.option("--home", type=click.Path(path_type=Path), default=Path(".mfx-home"), show_default=True)
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), default=Path("."), show_default=True,
+              help="The mfx source tree (for manifests/ and plugins/).")
+@click.option("--metrics-address", default="127.0.0.1:9464", show_default=True)
+@click.option("--once", is_flag=True, help="Stop the daemon after the demo instead of keeping it running.")
+def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
+    """Run the whole player on embedded defaults (what 'make run' does)."""
+    home = home.resolve()
+    repo = repo.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MFX_HOME": str(home)}
+    audio = prepare_audio(home, env)
+    log_path = home / "daemon.log"
+    step(f"starting the daemon (home {home}, log {log_path})")
+    with log_path.open("ab") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "mfx.cli", "serve", "--home", str(home), "--plugin-path", str(repo / "plugins"),
+             "--metrics-address", metrics_address], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_daemon(home, daemon)
+        click.echo(f"    audio: {audio}")
+        step("applying the desired state: manifests/ and the first-party plugins")
+        run_mfx(home, "apply", "-f", str(repo / "manifests"), env=env)
+        run_mfx(home, "apply", "-R", "-f", str(repo / "plugins"), env=env)
+        step("waiting for every plugin to be Ready")
+        run_mfx(home, "wait", "--for=condition=Ready", "pm", "--all", "--timeout=120s", env=env)
+        run_mfx(home, "wait", "--for=condition=Ready", "sink", "--all", "--timeout=60s", env=env, check=False)
+        step("mfx get all")
+        run_mfx(home, "get", "all", "-o", "wide", env=env)
+        step("observability")
+        click.echo(f"    Prometheus metrics: http://{metrics_address}/metrics")
+        click.echo(f"    scrape config and Grafana dashboards: {repo / 'observability' / 'README.md'}")
+        if once:
+            return
+        click.echo("\nThe daemon keeps running. In another terminal try:")
+        click.echo(f"    export MFX_HOME={home}")
+        click.echo("    .venv/bin/mfx get pm -o wide; .venv/bin/mfx describe pm local-music; .venv/bin/mfx top")
+        click.echo("Press Ctrl-C to stop.")
+        daemon.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        step("daemon stopped")
+
+
+def _wait_for_daemon(home: Path, daemon: subprocess.Popen[bytes]) -> None:
+    client = Client(Endpoint(socket=home / "mfx.sock"), timeout=2)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise click.ClickException(
+                    f"the daemon exited with {daemon.returncode}; see {home / 'daemon.log'}")
+            try:
+                client.request("GET", "/readyz")
+                return
+            except Exception:  # not listening yet: start-up takes a moment
+                time.sleep(0.1)
+        raise click.ClickException(f"the daemon did not start within 60 s; see {home / 'daemon.log'}")
+    finally:
+        client.close()
