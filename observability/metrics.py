@@ -74,8 +74,10 @@ class Metrics:
         self.plugin_process_resident_memory_bytes = Gauge(
             "mfx_plugin_process_resident_memory_bytes", "Resident memory of an RPC plugin process.",
             ["name"], registry=r)
-        self.plugin_process_cpu_seconds_total = Gauge(
-            "mfx_plugin_process_cpu_seconds_total", "CPU time used by an RPC plugin process.",
+        # A counter (promtool rejects "_total" on a gauge): the sampler adds the CPU time a
+        # process used since its previous sample, so restarts never make it go down.
+        self.plugin_process_cpu_seconds_total = Counter(
+            "mfx_plugin_process_cpu_seconds_total", "CPU time used by an RPC plugin's processes.",
             ["name"], registry=r)
         self.plugin_wasm_fuel_consumed_total = Counter(
             "mfx_plugin_wasm_fuel_consumed_total", "WebAssembly fuel consumed by a plugin.",
@@ -128,6 +130,35 @@ class Metrics:
         self.api_request_duration_seconds = Histogram(
             "mfx_api_request_duration_seconds", "API request latency.", ["verb"],
             buckets=LATENCY_BUCKETS, registry=r)
+
+    def init_plugin(self, name: str, methods: tuple[str, ...] = (), *, process: bool = False,
+                    wasm: bool = False) -> None:
+        """Create a started plugin's series at zero, so rates and quantiles exist before the
+        first restart, failure or call (call this when it starts; ``forget`` when deleted).
+
+        ``methods`` are its interfaces' methods (a bounded set); ``process`` for RPC plugins,
+        ``wasm`` for WebAssembly ones.
+        """
+        self.plugin_restarts_total.labels(name)
+        self.plugin_health_check_duration_seconds.labels(name)
+        self.plugin_health_check_failures_total.labels(name)
+        self.plugin_circuit_breaker_state.labels(name)
+        for method in methods:
+            self.plugin_call_duration_seconds.labels(name, method)
+        if process:
+            self.plugin_process_resident_memory_bytes.labels(name)
+            self.plugin_process_cpu_seconds_total.labels(name)
+        if wasm:
+            self.plugin_wasm_fuel_consumed_total.labels(name)
+
+    def init_sink(self, sink: str) -> None:
+        """Create a sink's series at zero when it is first opened (``forget("sink", ...)`` on delete)."""
+        for counter in (self.audio_sink_frames_written_total, self.audio_sink_xruns_total,
+                        self.audio_sink_silence_frames_total, self.audio_sink_reopens_total):
+            counter.labels(sink)
+        for gauge in (self.audio_sink_buffer_fill_ratio, self.audio_sink_latency_seconds,
+                      self.audio_sink_ready):
+            gauge.labels(sink)
 
     def forget(self, label_name: str, value: str) -> None:
         """Drop every series whose ``label_name`` label equals ``value`` (a deleted object)."""

@@ -1,0 +1,257 @@
+"""``mfx logs`` and ``mfx top``: a plugin's log, and a live table of every plugin."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mfx.api.kinds import PLUGIN_MANIFEST, resolve_kind
+from mfx.api.objects import Obj, condition
+from mfx.cli.main import CliContext
+from mfx.errors import BadRequestError
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+# --- mfx logs ------------------------------------------------------------------------------------
+
+
+def plugin_name(ref: str) -> str:
+    """``pm/NAME``, ``pluginmanifest/NAME`` or a bare ``NAME`` (as ``kubectl logs POD``)."""
+    if "/" in ref:
+        kind_text, _, name = ref.partition("/")
+        kind = resolve_kind(kind_text)
+        if kind is not PLUGIN_MANIFEST:
+            raise BadRequestError(f"logs are kept for plugins only, not {kind.plural}; use 'mfx logs pm/NAME'")
+    else:
+        name = ref
+    if not name:
+        raise BadRequestError("name the plugin: mfx logs pm/NAME")
+    return name
+
+
+def format_record(record: dict[str, Any]) -> str:
+    text = f"{record.get('time', '')} {str(record.get('level', '')).upper():<7} [{record.get('stream', '')}] " \
+           f"{record.get('message', '')}"
+    fields = record.get("fields") or {}
+    if fields:
+        text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+    return text
+
+
+@click.command()
+@click.argument("plugin")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as the plugin writes them.")
+@click.option("--since", metavar="DURATION", help="Only lines newer than this, e.g. 10m, 1h.")
+@click.option("--tail", type=int, default=-1, show_default=True, help="Lines to show from the end; -1 for all.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_cli
+def logs(ctx: CliContext, plugin: str, follow: bool, since: str | None, tail: int, fmt: str) -> None:
+    """Print a plugin's log: its stdout/stderr and the daemon's messages about it.
+
+    \b
+    Examples:
+      mfx logs pm/local-music
+      mfx logs pm/local-music -f --since 10m
+      mfx logs pm/hello-rpc --tail 20 -o json
+    """
+    from mfx.api.units import parse_duration
+
+    name = plugin_name(plugin)
+    params: dict[str, Any] = {}
+    if follow:
+        params["follow"] = "true"
+    if since:
+        params["sinceSeconds"] = str(max(1, int(parse_duration(since))))
+    if tail >= 0:
+        params["tailLines"] = str(tail)
+    path = f"{PLUGIN_MANIFEST.resource_path}/{name}/log"
+    out = sys.stdout
+    for record in ctx.client.stream_lines(path, params=params):
+        out.write((orjson.dumps(record).decode() if fmt == "json" else format_record(record)) + "\n")
+        out.flush()
+
+
+# --- mfx top -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Counters read from /metrics at one moment, per plugin name."""
+
+    at: float
+    calls: dict[str, float] = field(default_factory=dict)
+    call_errors: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    type: str
+    version: str
+    ready: str
+    restarts: int
+    health_latency: float | None
+    breaker: str
+    calls_per_second: float | None
+    errors_per_second: float | None
+    memory_bytes: float | None
+
+
+def parse_sample(metrics_text: str, at: float) -> Sample:
+    sample = Sample(at=at)
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            name = s.labels.get("name")
+            if name is None:
+                continue
+            if s.name == "mfx_plugin_call_duration_seconds_count":
+                sample.calls[name] = sample.calls.get(name, 0.0) + s.value
+            elif s.name == "mfx_plugin_call_errors_total":
+                sample.call_errors[name] = sample.call_errors.get(name, 0.0) + s.value
+            elif s.name == "mfx_plugin_process_resident_memory_bytes":
+                sample.memory[name] = s.value
+    return sample
+
+
+def _rate(now: dict[str, float], before: dict[str, float] | None, name: str, seconds: float) -> float | None:
+    if before is None or seconds <= 0 or name not in now:
+        return None
+    delta = now[name] - before.get(name, 0.0)
+    return max(delta, 0.0) / seconds  # a counter that went down was reset: count from zero
+
+
+BREAKER = {"closed": "closed", "open": "OPEN", "half-open": "half-open", "half_open": "half-open"}
+
+
+def build_rows(plugins: Iterable[Obj], sample: Sample, previous: Sample | None) -> list[Row]:
+    seconds = sample.at - previous.at if previous is not None else 0.0
+    rows = []
+    for obj in plugins:
+        name = obj["metadata"]["name"]
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        ready = condition(obj, "Ready")
+        probe = status.get("lastHealthProbe") or {}
+        latency = probe.get("durationSeconds")
+        breaker = str((status.get("circuitBreaker") or {}).get("state", "") or "")
+        calls = _rate(sample.calls, previous.calls if previous else None, name, seconds)
+        errors = _rate(sample.call_errors, previous.call_errors if previous else None, name, seconds)
+        if errors is None and calls is not None:
+            errors = 0.0  # no error series yet: none happened
+        rows.append(Row(
+            name=name,
+            type=str(spec.get("type", "")),
+            version=str(status.get("resolvedVersion") or spec.get("version", "")),
+            ready=str(ready.get("status")) if ready else "Unknown",
+            restarts=int(status.get("restartCount") or 0),
+            health_latency=float(latency) if isinstance(latency, (int, float)) else None,
+            breaker=BREAKER.get(breaker.lower(), breaker or "-"),
+            calls_per_second=calls,
+            errors_per_second=errors,
+            memory_bytes=sample.memory.get(name),
+        ))
+    return rows
+
+
+SORT_KEYS = {
+    "name": lambda r: r.name,
+    "restarts": lambda r: (-r.restarts, r.name),
+    "calls": lambda r: (-(r.calls_per_second or 0.0), r.name),
+    "memory": lambda r: (-(r.memory_bytes or 0.0), r.name),
+}
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _per_second(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "Ki", "Mi", "Gi"):
+        if value < 1024 or unit == "Gi":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return "-"
+
+
+def render(rows: list[Row], *, title: str = "") -> Table:
+    table = Table(title=title or None, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for header, justify in (("NAME", "left"), ("TYPE", "left"), ("VERSION", "left"), ("READY", "left"),
+                            ("RESTARTS", "right"), ("HEALTH", "right"), ("BREAKER", "left"),
+                            ("CALLS/S", "right"), ("ERRORS/S", "right"), ("MEMORY", "right")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        style = "" if row.ready == "True" else "red"
+        table.add_row(row.name, row.type, row.version, row.ready, str(row.restarts), _seconds(row.health_latency),
+                      row.breaker, _per_second(row.calls_per_second), _per_second(row.errors_per_second),
+                      _bytes(row.memory_bytes), style=style)
+    return table
+
+
+def frames(ctx: CliContext, selector: str | None, sort: str, interval: float) -> Iterator[Table]:
+    previous: Sample | None = None
+    while True:
+        plugins = ctx.client.list(PLUGIN_MANIFEST, label_selector=selector)["items"]
+        text = ctx.client.request("GET", "/metrics", accept="text/plain")
+        sample = parse_sample(text if isinstance(text, str) else "", time.monotonic())
+        rows = sorted(build_rows(plugins, sample, previous), key=SORT_KEYS[sort])
+        ready = sum(1 for r in rows if r.ready == "True")
+        yield render(rows, title=f"{ready}/{len(rows)} plugins Ready   (every {interval:g}s, Ctrl-C to quit)")
+        previous = sample
+
+
+@click.command()
+@click.option("-l", "--selector", help="Only plugins matching this label selector.")
+@click.option("--sort", type=click.Choice(sorted(SORT_KEYS)), default="name", show_default=True)
+@click.option("--interval", default="2s", show_default=True, help="Refresh interval.")
+@click.option("--once", is_flag=True,
+              help="Print one table and exit (also when stdout is not a terminal); rates need two refreshes.")
+@pass_cli
+def top(ctx: CliContext, selector: str | None, sort: str, interval: str, once: bool) -> None:
+    """Live table of plugins: readiness, restarts, health latency, call and error rates, memory.
+
+    \b
+    Examples:
+      mfx top
+      mfx top --sort calls --interval 5s
+      mfx top --once -l app.kubernetes.io/part-of=mfx
+    """
+    from mfx.api.units import parse_duration
+
+    seconds = parse_duration(interval)
+    if seconds <= 0:
+        raise BadRequestError(f'--interval: invalid value "{interval}", expected a positive duration such as 2s')
+    console = Console()
+    stream = frames(ctx, selector, sort, seconds)
+    if once or not console.is_terminal:
+        console.print(next(stream))
+        return
+    try:
+        with Live(next(stream), console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(seconds)  # the refresh period of a terminal view, nothing waits on it
+                live.update(next(stream), refresh=True)
+    except KeyboardInterrupt:
+        return
+
+
+ALL: tuple[click.Command, ...] = (logs, top)

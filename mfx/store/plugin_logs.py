@@ -1,0 +1,281 @@
+"""Per-plugin logs: what a plugin wrote (stdout/stderr) and what the controller said about it.
+
+One append-only JSON-lines file per plugin, ``DIR/NAME.log`` (the daemon uses
+``$MFX_HOME/logs``). When a file would grow past ``max_bytes`` it is renamed to
+``NAME.log.1`` (replacing the previous one) and a new file starts, so a plugin's logs take at
+most about twice ``max_bytes`` on disk. A record is one JSON object per line::
+
+    {"time": "2025-01-02T03:04:05.678Z", "level": "info", "stream": "stderr",
+     "message": "listening", "fields": {...}}
+
+``follow`` tails a plugin's log like ``tail -F``: it is woken by ``append`` through a
+per-plugin event (no polling) and reads what was added, across a rotation too.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import orjson
+
+from mfx.errors import BadRequestError
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+LogRecord = dict[str, Any]
+
+
+class Stream(enum.StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    CONTROLLER = "controller"  # the daemon's own messages about the plugin
+
+
+@dataclass
+class _Channel:
+    """Wakes the followers of one plugin; ``closed`` once the plugin's logs are forgotten."""
+
+    event: anyio.Event = field(default_factory=anyio.Event)
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class _Position:
+    inode: int
+    offset: int
+
+
+class PluginLogStore:
+    def __init__(self, directory: Path, *, max_bytes: int = 4 * 1024 * 1024) -> None:
+        if max_bytes < 1024:
+            raise ValueError("max_bytes must be at least 1024")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # appends may come from worker threads (logging handlers)
+        self._channels: dict[str, _Channel] = {}
+        self._loop_thread: int | None = None
+        self._token: Any = None
+
+    # --- paths ------------------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise BadRequestError(
+                f'invalid plugin name "{name}": expected a DNS-1123 subdomain name'
+            )
+        return self.directory / f"{name}.log"
+
+    def _rotated(self, name: str) -> Path:
+        return self.directory / f"{name}.log.1"
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append(
+        self,
+        name: str,
+        level: str,
+        message: str,
+        stream: Stream | str = Stream.CONTROLLER,
+        fields: dict[str, Any] | None = None,
+    ) -> LogRecord:
+        """Add one record to ``name``'s log and wake its followers. Safe from any thread."""
+        path = self.path(name)
+        record: LogRecord = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": str(level).lower(),
+            "stream": str(Stream(stream)),
+            "message": message,
+        }
+        if fields:
+            record["fields"] = fields
+        line = orjson.dumps(record, default=str) + b"\n"
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(line) > self.max_bytes:
+                os.replace(path, self._rotated(name))
+            with open(path, "ab") as handle:
+                handle.write(line)
+        self._wake(name)
+        return record
+
+    def forget(self, name: str) -> None:
+        """Delete ``name``'s logs (the plugin was deleted); its followers end."""
+        with self._lock:
+            for path in (self.path(name), self._rotated(name)):
+                path.unlink(missing_ok=True)
+            channel = self._channels.pop(name, None)
+        if channel is not None:
+            channel.closed = True
+            self._set(channel.event)
+
+    def _wake(self, name: str) -> None:
+        with self._lock:
+            channel = self._channels.get(name)
+            if channel is None:
+                return
+            event, channel.event = channel.event, anyio.Event()
+        self._set(event)
+
+    def _set(self, event: anyio.Event) -> None:
+        if self._token is None or threading.get_ident() == self._loop_thread:
+            event.set()
+        else:  # anyio events belong to their loop: hand the wake-up over to it
+            anyio.from_thread.run_sync(event.set, token=self._token)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def read(
+        self, name: str, since_seconds: float | None = None, tail: int | None = None
+    ) -> list[LogRecord]:
+        """Records of ``name``, oldest first: newer than ``since_seconds`` ago, the last ``tail``."""
+        records, _ = self._read_all(name)
+        return _filtered(records, since_seconds, tail)
+
+    def _read_all(self, name: str) -> tuple[list[LogRecord], _Position | None]:
+        with self._lock:
+            data = b""
+            rotated = self._rotated(name)
+            if rotated.exists():
+                data = rotated.read_bytes()
+            position = None
+            try:
+                with open(self.path(name), "rb") as handle:
+                    current = handle.read()
+                    position = _Position(os.fstat(handle.fileno()).st_ino, len(current))
+                    data += current
+            except FileNotFoundError:
+                pass
+        return _parse(data), position
+
+    async def follow(
+        self, name: str, since_seconds: float | None = None, tail: int | None = None
+    ) -> AsyncIterator[LogRecord]:
+        """The records ``read`` gives, then every new one as it is appended (until cancelled,
+        or until the plugin's logs are forgotten)."""
+        self.path(name)  # validates the name before anything waits
+        self._loop_thread = threading.get_ident()
+        self._token = anyio.lowlevel.current_token()
+        with self._lock:
+            channel = self._channels.setdefault(name, _Channel())
+            event = channel.event  # taken before reading: an append during the read still wakes us
+        records, position = await anyio.to_thread.run_sync(self._read_all, name)
+        for record in _filtered(records, since_seconds, tail):
+            yield record
+        while True:
+            await event.wait()
+            if channel.closed:
+                return
+            with self._lock:
+                event = channel.event
+            records, position = await anyio.to_thread.run_sync(self._read_after, name, position)
+            for record in records:
+                yield record
+
+    def _read_after(
+        self, name: str, position: _Position | None
+    ) -> tuple[list[LogRecord], _Position | None]:
+        """What was appended after ``position``; follows a rotation into the new file."""
+        with self._lock:
+            data = b""
+            path = self.path(name)
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                return [], position
+            with handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                offset = 0
+                if position is not None and position.inode == inode:
+                    offset = position.offset
+                elif position is not None:
+                    rotated = self._rotated(name)
+                    try:
+                        with open(rotated, "rb") as old:
+                            if os.fstat(old.fileno()).st_ino == position.inode:
+                                old.seek(position.offset)
+                                data = old.read()
+                    except FileNotFoundError:
+                        pass
+                handle.seek(offset)
+                current = handle.read()
+                data += current
+                return _parse(data), _Position(inode, offset + len(current))
+
+
+def _parse(data: bytes) -> list[LogRecord]:
+    records = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a line cut by a crash mid-write: skip it, keep the rest
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _filtered(
+    records: list[LogRecord], since_seconds: float | None, tail: int | None
+) -> list[LogRecord]:
+    if since_seconds is not None:
+        cutoff = datetime.now(UTC).timestamp() - since_seconds
+        records = [r for r in records if _timestamp(r) >= cutoff]
+    if tail is not None:
+        records = records[-tail:] if tail > 0 else []
+    return records
+
+
+def _timestamp(record: LogRecord) -> float:
+    try:
+        return datetime.fromisoformat(str(record["time"]).replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError):
+        return 0.0
+
+
+class PluginLogHandler(logging.Handler):
+    """Routes the daemon's log records about a plugin into its log (stream ``controller``).
+
+    A record is about a plugin when it carries ``plugin`` (``log.info(..., extra={"plugin": name})``
+    or a ``LoggerAdapter``); the other ``extra`` fields are kept as the record's ``fields``.
+    """
+
+    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "plugin"}
+
+    def __init__(self, store: PluginLogStore, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.store = store
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = getattr(record, "plugin", None)
+        if not isinstance(name, str) or not name:
+            return
+        try:
+            fields = {
+                k: v
+                for k, v in vars(record).items()
+                if k not in self._STANDARD and not k.startswith("_")
+            }
+            fields["logger"] = record.name
+            self.store.append(
+                name, record.levelname, record.getMessage(), Stream.CONTROLLER, fields
+            )
+        except Exception:  # a log handler must never break the code that logs
+            self.handleError(record)
