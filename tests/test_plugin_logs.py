@@ -17,8 +17,6 @@ import pytest
 from anyio.abc import TaskGroup
 
 from mfx.errors import BadRequestError
-from mfx.server.daemon import DaemonContext
-from mfx.server.logs_api import log_routes
 from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore, Stream
 from tests.daemon_harness import ThreadDaemon, run_cli
 
@@ -150,12 +148,9 @@ def plugin_manifest(name: str) -> dict[str, Any]:
 
 def test_the_log_endpoint_and_mfx_logs_against_a_real_daemon(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    logs = PluginLogStore(home / "logs")
-
-    async def mount_logs(context: DaemonContext, group: TaskGroup) -> None:
-        context.api.extra_routes.extend(log_routes(logs, context.shutdown, store=context.store))
-
-    with ThreadDaemon(home, services=[mount_logs]).running() as daemon:
+    with ThreadDaemon(home).running() as daemon:
+        assert daemon.context is not None
+        logs = daemon.context.log_store  # the daemon's own: appends wake its followers
         daemon.call(daemon.context.store.create, plugin_manifest("hello"))  # type: ignore[union-attr]
         for i in range(3):
             logs.append("hello", "info", f"line {i}", Stream.STDOUT)
