@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from mfx.observability.fastmetrics import FastCounter, FastGauge, FastHistogram
+
 # Buckets sized for calls into plugins and reconciles: 100 µs .. 60 s.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+# Per-plugin histograms have fewer buckets: with 1000 plugins every bucket is 1000+ series.
+PLUGIN_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 
 class Metrics:
@@ -55,31 +61,31 @@ class Metrics:
             "mfx_controller_active_workers", "Workers busy with a key.", ["controller"], registry=r)
 
         # Plugins (series carry only bounded labels: plugin name, method from the interface)
-        self.plugin_restarts_total = Counter(
+        self.plugin_restarts_total = FastCounter(
             "mfx_plugin_restarts_total", "Restarts of a plugin instance.", ["name"], registry=r)
-        self.plugin_health_check_duration_seconds = Histogram(
+        self.plugin_health_check_duration_seconds = FastHistogram(
             "mfx_plugin_health_check_duration_seconds", "Duration of health probes.",
-            ["name"], buckets=LATENCY_BUCKETS, registry=r)
-        self.plugin_health_check_failures_total = Counter(
+            ["name"], buckets=PLUGIN_LATENCY_BUCKETS, registry=r)
+        self.plugin_health_check_failures_total = FastCounter(
             "mfx_plugin_health_check_failures_total", "Failed health probes.", ["name"], registry=r)
-        self.plugin_call_duration_seconds = Histogram(
+        self.plugin_call_duration_seconds = FastHistogram(
             "mfx_plugin_call_duration_seconds", "Duration of service calls into plugins.",
-            ["name", "method"], buckets=LATENCY_BUCKETS, registry=r)
-        self.plugin_call_errors_total = Counter(
+            ["name", "method"], buckets=PLUGIN_LATENCY_BUCKETS, registry=r)
+        self.plugin_call_errors_total = FastCounter(
             "mfx_plugin_call_errors_total", "Service calls that failed, by reason.",
             ["name", "method", "reason"], registry=r)
-        self.plugin_circuit_breaker_state = Gauge(
+        self.plugin_circuit_breaker_state = FastGauge(
             "mfx_plugin_circuit_breaker_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["name"], registry=r)
-        self.plugin_process_resident_memory_bytes = Gauge(
+        self.plugin_process_resident_memory_bytes = FastGauge(
             "mfx_plugin_process_resident_memory_bytes", "Resident memory of an RPC plugin process.",
             ["name"], registry=r)
         # A counter (promtool rejects "_total" on a gauge): the sampler adds the CPU time a
         # process used since its previous sample, so restarts never make it go down.
-        self.plugin_process_cpu_seconds_total = Counter(
+        self.plugin_process_cpu_seconds_total = FastCounter(
             "mfx_plugin_process_cpu_seconds_total", "CPU time used by an RPC plugin's processes.",
             ["name"], registry=r)
-        self.plugin_wasm_fuel_consumed_total = Counter(
+        self.plugin_wasm_fuel_consumed_total = FastCounter(
             "mfx_plugin_wasm_fuel_consumed_total", "WebAssembly fuel consumed by a plugin.",
             ["name"], registry=r)
 

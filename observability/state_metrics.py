@@ -15,6 +15,7 @@ object no controller has touched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from mfx.observability.fastmetrics import escape_label_value, format_value
 
 # Objects are the API's plain JSON dicts; kinds are named by string because this layer sits
 # beside mfx.api and may not import it.
@@ -77,6 +80,12 @@ GITSOURCE_CONDITION = StateMetric(
 GITSOURCE_SUSPENDED = StateMetric(
     "mfx_gitsource_spec_suspended", "1 when a GitSource has spec.suspend set.", ("name",))
 
+_KIND_METRICS: dict[str, tuple[StateMetric, ...]] = {
+    PLUGIN_KIND: (PLUGIN_INFO, PLUGIN_CONDITION, PLUGIN_SUSPENDED, PLUGIN_GENERATION, PLUGIN_OBSERVED_GENERATION),
+    SINK_KIND: (SINK_INFO, SINK_CONDITION),
+    GITSOURCE_KIND: (GITSOURCE_INFO, GITSOURCE_CONDITION, GITSOURCE_SUSPENDED),
+}
+
 STATE_METRICS: tuple[StateMetric, ...] = (
     PLUGIN_INFO, PLUGIN_CONDITION, PLUGIN_SUSPENDED, PLUGIN_GENERATION, PLUGIN_OBSERVED_GENERATION,
     SINK_INFO, SINK_CONDITION,
@@ -89,17 +98,68 @@ class ObjectStateCollector(Collector):
 
     def __init__(self, snapshot_fn: SnapshotFn) -> None:
         self._snapshot_fn = snapshot_fn
+        # (kind, name) -> (resourceVersion, {family name: text}): see ``render``.
+        self._rendered: dict[tuple[str, str], tuple[Any, dict[str, bytes]]] = {}
+        self._lock = threading.Lock()
 
     def describe(self) -> Iterator[Metric]:
         # Lets the registry check names at registration without taking a snapshot.
         for metric in STATE_METRICS:
             yield _family(metric)
 
+    def render(self, out: list[bytes]) -> None:
+        """The same series as ``collect``, straight to the text format (see fastmetrics).
+
+        An object's lines are kept per (kind, name) with its resourceVersion and re-made only
+        when it changes: with 1000 plugins a scrape is then mostly joins."""
+        with self._lock:  # concurrent scrapes share the cache
+            self._render(out)
+
+    def _render(self, out: list[bytes]) -> None:
+        snapshot = self._snapshot_fn()
+        seen: set[tuple[str, str]] = set()
+        for kind in (PLUGIN_KIND, SINK_KIND, GITSOURCE_KIND):
+            objects = snapshot.get(kind, {})
+            per_family: dict[str, list[bytes]] = {}
+            for name in sorted(objects):
+                obj = objects[name]
+                key = (kind, name)
+                seen.add(key)
+                version = (obj.get("metadata") or {}).get("resourceVersion")
+                cached = self._rendered.get(key)
+                if cached is None or version is None or cached[0] != version:
+                    cached = (version, _object_lines(kind, {name: obj}))
+                    self._rendered[key] = cached
+                for family_name, text in cached[1].items():
+                    per_family.setdefault(family_name, []).append(text)
+            for metric in _KIND_METRICS[kind]:
+                out.append(f"# HELP {metric.name} {metric.help}\n# TYPE {metric.name} gauge\n".encode())
+                out.extend(per_family.get(metric.name, ()))
+        for key in set(self._rendered) - seen:
+            del self._rendered[key]
+
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot_fn()
         yield from _plugin_families(snapshot.get(PLUGIN_KIND, {}))
         yield from _sink_families(snapshot.get(SINK_KIND, {}))
         yield from _gitsource_families(snapshot.get(GITSOURCE_KIND, {}))
+
+
+def _object_lines(kind: str, objects: Mapping[str, Obj]) -> dict[str, bytes]:
+    """Text lines of one object's series, by family name."""
+    families = {
+        PLUGIN_KIND: _plugin_families, SINK_KIND: _sink_families, GITSOURCE_KIND: _gitsource_families,
+    }[kind](objects)
+    return {
+        family.name: "".join(
+            f"{sample.name}{{{_label_text(sample.labels)}}} {format_value(sample.value)}\n"
+            for sample in family.samples).encode()
+        for family in families
+    }
+
+
+def _label_text(labels: Mapping[str, str]) -> str:
+    return ",".join(f'{key}="{escape_label_value(value)}"' for key, value in sorted(labels.items()))
 
 
 def _family(metric: StateMetric) -> GaugeMetricFamily:

@@ -12,10 +12,10 @@ from typing import Any
 
 import anyio
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mfx.errors import GoneError
+from mfx.observability.fastmetrics import render_registry
 from mfx.observability.metrics import Metrics
 from mfx.observability.state_metrics import ObjectStateCollector
 from mfx.store.base import ListResult, WatchEvent
@@ -97,7 +97,7 @@ def catalog() -> dict[str, tuple[str, frozenset[str]]]:
 
 
 def test_catalog_lists_exactly_the_exported_metrics_with_their_types_and_labels() -> None:
-    scraped = exported(generate_latest(populated_metrics().registry).decode())
+    scraped = exported(render_registry(populated_metrics().registry).decode())
     documented = catalog()
     assert sorted(set(scraped) - set(documented)) == [], "exported but missing from METRICS.md"
     assert sorted(set(documented) - set(scraped)) == [], "in METRICS.md but not exported"
@@ -109,7 +109,7 @@ def test_the_scrape_passes_promtool_check_metrics() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is missing: install the Debian package prometheus (make system)")
-    text = generate_latest(populated_metrics().registry)
+    text = render_registry(populated_metrics().registry)
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert done.returncode == 0, (done.stdout + done.stderr).decode()
 
@@ -140,7 +140,7 @@ def test_a_deleted_plugins_instrumentation_series_are_forgotten() -> None:
     metrics.init_plugin("kept", ("search",))
     metrics.plugin_restarts_total.labels("gone").inc()
     metrics.forget("name", "gone")
-    text = generate_latest(metrics.registry).decode()
+    text = render_registry(metrics.registry).decode()
     assert 'name="gone"' not in text
     assert 'mfx_plugin_call_duration_seconds_count{method="search",name="kept"} 0.0' in text
 
@@ -204,7 +204,7 @@ async def test_state_series_follow_the_store_and_a_deleted_object_vanishes_at_on
 
             await store.delete("PluginManifest", "b")
             await cache.wait_for(lambda s: "b" not in s["PluginManifest"])
-            text = generate_latest(metrics.registry).decode()
+            text = render_registry(metrics.registry).decode()
             assert 'name="b"' not in text
             assert 'mfx_plugin_info{name="a",type="rpc",version="1.0.0"} 1.0' in text
             group.cancel_scope.cancel()
