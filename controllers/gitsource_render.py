@@ -1,0 +1,90 @@
+"""A GitSource's desired objects at one revision: fetch, read, validate, label.
+
+Shared by the controller (which applies them) and ``mfx diff gitsource/NAME`` (which shows
+what applying them would change), so both see exactly the same objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from mfx.api import validation
+from mfx.api.apply import desired_state
+from mfx.api.models import GitSourceSpec
+from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, Obj, ObjectKey, key_of
+from mfx.api.schema import Schemas
+from mfx.controllers.git_fetch import GitRepository, ManifestFile, auth_for, revision_string
+from mfx.errors import FieldError, ValidationError
+
+MANAGED_BY = "mfx-gitsource"
+# What the source last applied to an object, as a digest of its spec and labels. Kept out of
+# the last-applied record on purpose: a forced ``mfx apply`` keeps it, so the next sync can
+# tell a hand edit (digest unchanged, object differs: drift) from a new commit (digest changed).
+DIGEST_ANNOTATION = "gitsource.mfx.musicfox.io/applied-digest"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    revision: str  # main@sha1:<hash>
+    sha: str
+    objects: list[Obj]  # in file order, labelled, defaulted, ready to create or merge
+
+    def keys(self) -> list[ObjectKey]:
+        return [key_of(o) for o in self.objects]
+
+
+def digest(obj: Obj) -> str:
+    body = {"spec": obj.get("spec"), "labels": (obj.get("metadata") or {}).get("labels") or {}}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
+
+
+def desired_objects(files: list[ManifestFile], source: str, schemas: Schemas) -> list[Obj]:
+    """Validate every file as ``mfx apply`` does (all or nothing); the objects to apply."""
+    manifests: list[validation.Manifest] = []
+    errors: list[FieldError] = []
+    for file in files:
+        try:
+            manifests.extend(validation.load_manifests(file.text, file.name))
+        except ValidationError as error:
+            errors.extend(error.errors)
+    try:
+        validation.validate_all(manifests, schemas)
+    except ValidationError as error:
+        errors.extend(error.errors)
+    if errors:
+        raise ValidationError(errors)
+    objects = []
+    for manifest in manifests:
+        obj = {k: v for k, v in manifest.obj.items() if k != "status"}
+        meta = obj["metadata"] = dict(obj.get("metadata") or {})
+        meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY, GITSOURCE_OWNER_LABEL: source}
+        desired = schemas.apply_defaults(desired_state(obj))
+        desired["metadata"]["annotations"][DIGEST_ANNOTATION] = digest(desired)
+        objects.append(desired)
+    return objects
+
+
+def repository(cache_dir: Path, spec: GitSourceSpec) -> GitRepository:
+    return GitRepository(cache_dir, spec.url, auth_for(spec.credentials), timeout=spec.timeout_seconds)
+
+
+async def fetch_revision(repo: GitRepository, spec: GitSourceSpec) -> tuple[str, str]:
+    """Fetch the ref; (sha, revision) as ``main@sha1:<hash>`` (raises GitError)."""
+    sha = await repo.fetch(spec.ref)
+    return sha, revision_string(spec.ref, sha)
+
+
+async def read_desired(repo: GitRepository, sha: str, spec: GitSourceSpec, source: str,
+                       schemas: Schemas) -> list[Obj]:
+    """The desired objects at ``sha`` (raises GitError, ValidationError)."""
+    files = await repo.read_manifests(sha, spec.path)
+    return desired_objects(files, source, schemas)
+
+
+async def render(repo: GitRepository, spec: GitSourceSpec, source: str, schemas: Schemas) -> Rendered:
+    sha, revision = await fetch_revision(repo, spec)
+    return Rendered(revision, sha, await read_desired(repo, sha, spec, source, schemas))
