@@ -1,0 +1,450 @@
+"""The player commands: search, play, pause, resume, stop, next, prev, seek, queue, mode,
+volume, mute, now, lyrics; and ``mfx migrate go-musicfox``.
+
+They talk to the daemon's player API (``/apis/player.mfx.musicfox.io/v1``, see
+``mfx.server.player_api``), except ``migrate``, which only reads and writes files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from mfx.cli import output
+from mfx.cli.main import CliContext
+from mfx.errors import BadRequestError, NotFoundError
+from mfx.music.migrate import default_config_path, migrate_go_musicfox
+
+PREFIX = "/apis/player.mfx.musicfox.io/v1"
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def _api(ctx: CliContext, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    return ctx.client.request(method, PREFIX + path, body=body, params=params)
+
+
+def parse_time(text: str) -> float:
+    """``90``, ``1:30``, ``1:02:03`` or ``12.5`` -> seconds."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise BadRequestError(f"position {text!r}: expected seconds or M:SS (e.g. 1:30)") from None
+    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+        raise BadRequestError(f"position {text!r}: expected seconds or M:SS (e.g. 1:30)")
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _artists(item: dict[str, Any]) -> str:
+    return ", ".join(a.get("name", "") for a in item.get("artists") or [])
+
+
+def _song_rows(songs: list[dict[str, Any]], current: int | None = None) -> list[list[Any]]:
+    rows = []
+    for index, song in enumerate(songs):
+        mark = ">" if index == current else ""
+        rows.append([f"{mark}{index}", song.get("title", ""), _artists(song),
+                     (song.get("album") or {}).get("name", ""), clock(song.get("durationSeconds")),
+                     song.get("source", "")])
+    return rows
+
+
+def _report_sources(result: dict[str, Any]) -> None:
+    for name in result.get("timedOut") or []:
+        output.warn(f"source {name} did not answer in time")
+    for name, why in (result.get("failed") or {}).items():
+        output.warn(f"source {name} failed: {why}")
+
+
+def _search(ctx: CliContext, query: str, type_: str = "song", source: str | None = None,
+            limit: int = 30) -> dict[str, Any]:
+    params = {"q": query, "type": type_, "limit": limit}
+    if source:
+        params["source"] = source
+    result = _api(ctx, "GET", "/search", params=params)
+    _report_sources(result)
+    return result  # type: ignore[no-any-return]
+
+
+@click.command()
+@click.argument("query")
+@click.option("--type", "type_", type=click.Choice(["song", "album", "artist", "playlist"]), default="song",
+              show_default=True)
+@click.option("--source", help="Ask only this MusicSource plugin.")
+@click.option("--limit", type=int, default=30, show_default=True)
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table")
+@pass_cli
+def search(ctx: CliContext, query: str, type_: str, source: str | None, limit: int, fmt: str) -> None:
+    """Search every Ready music source at once (a slow source never holds up the others).
+
+    \b
+    Examples:
+      mfx search "café del mar"
+      mfx search beyoncé --type artist
+      mfx search mix --type playlist --source local-music
+    """
+    result = _search(ctx, query, type_, source, limit)
+    if fmt != "table":
+        output.print_objects([result], fmt, single=True)
+        return
+    items = result.get({"song": "songs", "album": "albums", "artist": "artists", "playlist": "playlists"}[type_]) or []
+    if not items:
+        click.echo("No results.", err=True)
+        return
+    if type_ == "song":
+        output.render_table(["#", "TITLE", "ARTIST", "ALBUM", "TIME", "SOURCE"], _song_rows(items))
+    elif type_ == "album":
+        output.render_table(["ALBUM", "ARTIST", "YEAR", "SOURCE"],
+                            [[a.get("name"), _artists(a), a.get("year") or "", a.get("source")] for a in items])
+    elif type_ == "artist":
+        output.render_table(["ARTIST", "SOURCE"], [[a.get("name"), a.get("source")] for a in items])
+    else:
+        output.render_table(["PLAYLIST", "SONGS", "SOURCE"],
+                            [[p.get("name"), len(p.get("songIds") or []), p.get("source")] for p in items])
+
+
+def _status_line(state: dict[str, Any]) -> str:
+    current = state.get("current")
+    if not current:
+        return f"{state.get('status')}: nothing playing"
+    return (f"{state.get('status')}: {current.get('title')} - {_artists(current)} "
+            f"[{clock(state.get('positionSeconds'))}/{clock(current.get('durationSeconds'))}]")
+
+
+def _print_error(state: dict[str, Any]) -> None:
+    error = state.get("lastError")
+    if error:
+        output.warn(f"skipped {error.get('title')}: {error.get('reason')}: {error.get('message')}")
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--playlist", help="Replace the queue with this playlist and play it.")
+@click.option("--index", "-i", type=int, help="Play the queued song at this index.")
+@click.option("--source", help="Search only this MusicSource plugin.")
+@pass_cli
+def play(ctx: CliContext, query: str | None, playlist: str | None, index: int | None, source: str | None) -> None:
+    """Play: the best match of QUERY (queued next), a playlist, a queued song, or resume.
+
+    \b
+    Examples:
+      mfx play "crazy in love"
+      mfx play --playlist Evening
+      mfx play -i 3
+      mfx play
+    """
+    if playlist:
+        body: dict[str, Any] = {"playlist": playlist}
+        if source:
+            body["source"] = source
+    elif query:
+        songs = _search(ctx, query, "song", source).get("songs") or []
+        if not songs:
+            raise NotFoundError(f"no song matches {query!r}")
+        body = {"songs": songs[:1]}
+    else:
+        body = {} if index is None else {"index": index}
+    state = _api(ctx, "POST", "/play", body)
+    _print_error(state)
+    click.echo(_status_line(state))
+
+
+def _simple(name: str, path: str, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @pass_cli
+    def command(ctx: CliContext) -> None:
+        state = _api(ctx, "POST", path)
+        _print_error(state)
+        click.echo(_status_line(state))
+    return command
+
+
+pause = _simple("pause", "/pause", "Pause playback (mfx resume continues where it stopped).\n\n\b\nExample:\n  mfx pause")
+
+
+@click.command()
+@click.argument("resources", nargs=-1)
+@click.pass_context
+def resume(click_ctx: click.Context, resources: tuple[str, ...]) -> None:
+    """Resume playback; with objects named, reconcile suspended objects again.
+
+    \b
+    Examples:
+      mfx resume                     # playback
+      mfx resume gitsource/plugins   # spec.suspend=false, as `mfx suspend` undoes
+      mfx resume pm/local-music
+    """
+    if resources:
+        from mfx.cli.gitops import resume as resume_objects
+
+        click_ctx.invoke(resume_objects, resources=resources)
+        return
+    ctx = click_ctx.find_object(CliContext)
+    state = _api(ctx, "POST", "/resume")
+    _print_error(state)
+    click.echo(_status_line(state))
+stop = _simple("stop", "/stop", "Stop playback (the queue stays).\n\n\b\nExample:\n  mfx stop")
+next_cmd = _simple("next", "/next", "Skip to the next song of the play mode.\n\n\b\nExample:\n  mfx next")
+prev = _simple("prev", "/previous", "Go back to the previous song.\n\n\b\nExample:\n  mfx prev")
+
+
+@click.command()
+@click.argument("position")
+@pass_cli
+def seek(ctx: CliContext, position: str) -> None:
+    """Jump within the current song.
+
+    \b
+    Examples:
+      mfx seek 1:30
+      mfx seek 42
+    """
+    click.echo(_status_line(_api(ctx, "POST", "/seek", {"seconds": parse_time(position)})))
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def queue(click_ctx: click.Context) -> None:
+    """Show or edit the play queue (default: ls).
+
+    \b
+    Examples:
+      mfx queue
+      mfx queue add "del mar"          # every match, appended
+      mfx queue add "naughty" --next   # play right after the current song
+      mfx queue rm 2
+      mfx queue mv 4 0
+      mfx queue clear
+    """
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(queue_ls)
+
+
+@queue.command("ls")
+@pass_cli
+def queue_ls(ctx: CliContext) -> None:
+    """List the queue; '>' marks the current song."""
+    listing = _api(ctx, "GET", "/queue")
+    songs = listing.get("songs") or []
+    if not songs:
+        click.echo("The queue is empty.", err=True)
+        return
+    output.render_table(["#", "TITLE", "ARTIST", "ALBUM", "TIME", "SOURCE"],
+                        _song_rows(songs, listing.get("currentIndex")))
+
+
+@queue.command("add")
+@click.argument("query")
+@click.option("--next", "next_", is_flag=True, help="Play right after the current song.")
+@click.option("--first", is_flag=True, help="Only the best match.")
+@click.option("--source", help="Search only this MusicSource plugin.")
+@pass_cli
+def queue_add(ctx: CliContext, query: str, next_: bool, first: bool, source: str | None) -> None:
+    """Add the songs matching QUERY."""
+    songs = _search(ctx, query, "song", source).get("songs") or []
+    if not songs:
+        raise NotFoundError(f"no song matches {query!r}")
+    if first:
+        songs = songs[:1]
+    listing = _api(ctx, "POST", "/queue", {"songs": songs, "next": next_})
+    click.echo(f"added {len(songs)} song(s); the queue holds {len(listing.get('songs') or [])}")
+
+
+@queue.command("rm")
+@click.argument("index", type=int)
+@pass_cli
+def queue_rm(ctx: CliContext, index: int) -> None:
+    """Remove the song at INDEX."""
+    song = _api(ctx, "DELETE", f"/queue/{index}")
+    click.echo(f"removed {song.get('title')}")
+
+
+@queue.command("mv")
+@click.argument("source", type=int)
+@click.argument("target", type=int)
+@pass_cli
+def queue_mv(ctx: CliContext, source: int, target: int) -> None:
+    """Move the song at SOURCE to TARGET."""
+    _api(ctx, "POST", "/queue/move", {"from": source, "to": target})
+    click.echo(f"moved {source} -> {target}")
+
+
+@queue.command("clear")
+@pass_cli
+def queue_clear(ctx: CliContext) -> None:
+    """Empty the queue (and stop)."""
+    _api(ctx, "DELETE", "/queue")
+    click.echo("queue cleared")
+
+
+@click.command()
+@click.argument("mode", type=click.Choice(["in-order", "loop-all", "loop-one", "shuffle"]))
+@pass_cli
+def mode(ctx: CliContext, mode: str) -> None:
+    """Set the play mode.
+
+    \b
+    Examples:
+      mfx mode shuffle      # every song once per cycle
+      mfx mode loop-one
+    """
+    state = _api(ctx, "PUT", "/mode", {"mode": mode})
+    click.echo(f"mode: {state.get('mode')}")
+
+
+@click.command()
+@click.argument("level", type=click.IntRange(0, 100))
+@pass_cli
+def volume(ctx: CliContext, level: int) -> None:
+    """Set the volume, 0-100.
+
+    \b
+    Example:
+      mfx volume 70
+    """
+    state = _api(ctx, "PUT", "/volume", {"volume": level})
+    click.echo(f"volume: {state.get('volume')}")
+
+
+@click.command()
+@click.option("--off", is_flag=True, help="Unmute.")
+@pass_cli
+def mute(ctx: CliContext, off: bool) -> None:
+    """Mute (or unmute with --off).
+
+    \b
+    Examples:
+      mfx mute
+      mfx mute --off
+    """
+    state = _api(ctx, "PUT", "/mute", {"muted": not off})
+    click.echo("muted" if state.get("muted") else "unmuted")
+
+
+def _bar(position: float, duration: float | None, width: int = 30) -> str:
+    if not duration:
+        return "[" + "-" * width + "]"
+    done = min(width, int(width * position / duration))
+    return "[" + "#" * done + "-" * (width - done) + "]"
+
+
+@click.command()
+@pass_cli
+def now(ctx: CliContext) -> None:
+    """What is playing: song, progress bar, the lyric line showing now.
+
+    \b
+    Example:
+      mfx now
+    """
+    state = _api(ctx, "GET", "/state")
+    current = state.get("current")
+    if not current:
+        click.echo(f"{state.get('status')}: nothing playing")
+        return
+    position = float(state.get("positionSeconds") or 0)
+    duration = current.get("durationSeconds")
+    click.echo(f"{current.get('title')} - {_artists(current)}  ({(current.get('album') or {}).get('name', '')})")
+    click.echo(f"{state.get('status')}  {_bar(position, duration)} {clock(position)}/{clock(duration)}  "
+               f"mode {state.get('mode')}  volume {state.get('volume')}{' (muted)' if state.get('muted') else ''}")
+    lyric = state.get("lyric")
+    if lyric:
+        click.echo(f"♪ {lyric.get('text')}" + (f"  / {lyric['translation']}" if lyric.get("translation") else ""))
+    _print_error(state)
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing each line as it is sung (Ctrl-C ends).")
+@pass_cli
+def lyrics(ctx: CliContext, follow: bool) -> None:
+    """Lyrics of the current song; the line showing now is marked with '>'.
+
+    \b
+    Examples:
+      mfx lyrics
+      mfx lyrics -f
+    """
+    found = _api(ctx, "GET", "/lyrics")
+    if not found:
+        click.echo("No lyrics for this song.", err=True)
+        return
+    state = _api(ctx, "GET", "/state")
+    position = float(state.get("positionSeconds") or 0)
+    lines = found.get("lines") or []
+    if not lines:
+        click.echo(found.get("plain") or "")
+        return
+    showing = max((i for i, line in enumerate(lines) if line["time"] <= position), default=None)
+    for index, line in enumerate(lines):
+        mark = ">" if index == showing else " "
+        click.echo(f"{mark} [{clock(line['time'])}] {line['text']}")
+    if follow:
+        import time
+
+        last = showing
+        while True:  # the lyric clock: one request per tick, printed when the line changes
+            time.sleep(0.25)
+            state = _api(ctx, "GET", "/state")
+            if state.get("status") == "stopped":
+                return
+            position = float(state.get("positionSeconds") or 0)
+            current = max((i for i, line in enumerate(lines) if line["time"] <= position), default=None)
+            if current != last and current is not None:
+                click.echo(f"> [{clock(lines[current]['time'])}] {lines[current]['text']}")
+            last = current
+
+
+# --- migrate -------------------------------------------------------------------------------------
+
+
+@click.group()
+def migrate() -> None:
+    """Import the settings of another player as mfx manifests."""
+
+
+@migrate.command("go-musicfox")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="go-musicfox.ini (default: $MUSICFOX_ROOT or ~/.go-musicfox/go-musicfox.ini).")
+@click.option("-o", "--output-dir", "out_dir", type=click.Path(path_type=Path), default=Path("mfx-migrated"),
+              show_default=True, help="Where the manifests and player.yaml are written.")
+def migrate_go_musicfox_cmd(config_path: Path | None, out_dir: Path) -> None:
+    """Turn a go-musicfox configuration into mfx manifests and a player.yaml.
+
+    \b
+    Writes local-music.yaml (a PluginManifest with the download folder as a music folder)
+    and player.yaml (mode, volume, ...); prints the settings that have no mfx equivalent.
+    \b
+    Examples:
+      mfx migrate go-musicfox
+      mfx migrate go-musicfox --config ~/.go-musicfox/go-musicfox.ini -o manifests/
+      mfx apply -f manifests/ && cp manifests/player.yaml $MFX_HOME/
+    """
+    path = config_path or default_config_path()
+    result = migrate_go_musicfox(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, document in result.files().items():
+        target = out_dir / name
+        target.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(target)
+    for target in written:
+        click.echo(f"wrote {target}")
+    for item in result.report:
+        click.echo(f"{item.status}: [{item.section}] {item.key} = {item.value!r}: {item.note}")
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    search, play, pause, resume, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics, migrate,
+)

@@ -1,0 +1,258 @@
+"""The player's HTTP API, under ``/apis/player.mfx.musicfox.io/v1`` (JSON in, JSON out).
+
+An API group of its own, beside the kinds' group, because these are actions on a running
+service, not stored objects. Every error is a Kubernetes ``Status`` object.
+
+    GET    /state                       PlayerView (+ ``lyric``: the line showing now)
+    GET    /search?q=&type=&limit=&offset=&source=
+    GET    /playlists[?source=]         playlists of every source
+    GET    /playlists/{name}            one playlist, songs resolved
+    GET    /lyrics[?songId=]            Lyrics of the current song (or of a queued one)
+    POST   /play      {index?} | {songs: [...]} | {playlist, source?}
+    POST   /pause | /resume | /stop | /next | /previous
+    POST   /seek      {seconds}
+    GET    /queue                       {songs, currentIndex}
+    POST   /queue     {songs: [...], next?: bool}
+    DELETE /queue                       clear
+    DELETE /queue/{index}
+    POST   /queue/move {from, to}
+    PUT    /mode      {mode}
+    PUT    /volume    {volume}
+    PUT    /mute      {muted}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import TaskGroup, TaskStatus
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mfx.api.music import Song
+from mfx.audio.sink import SinkEngine
+from mfx.errors import BadRequestError, MfxError, NotFoundError
+from mfx.music.player import Player, SinkLookup
+from mfx.server.daemon import DaemonContext, Service
+from mfx.server.status import status_from_error, status_object
+
+GROUP = "player.mfx.musicfox.io"
+PREFIX = f"/apis/{GROUP}/v1"
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _json(data: Any, code: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=code, media_type="application/json")
+
+
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return _json(await handler(request))
+        except MfxError as error:
+            return _json(status_from_error(error), error.code)
+        except Exception as error:  # never a bare 500 page: a Status the CLI can print
+            return _json(status_object(500, f"player: {type(error).__name__}: {error}"), 500)
+    return endpoint
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequestError("request body must be a JSON object")
+    return data
+
+
+def _int(value: Any, field: str) -> int:
+    if isinstance(value, bool):
+        raise BadRequestError(f"{field}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"{field}: expected an integer, got {value!r}") from None
+
+
+def _songs(body: dict[str, Any]) -> list[Song]:
+    items = body.get("songs")
+    if not isinstance(items, list) or not items:
+        raise BadRequestError("songs: expected a non-empty list of songs (as search answers them)")
+    try:
+        return [Song.from_wire(item) for item in items]
+    except ValueError as exc:
+        raise BadRequestError(f"songs: {exc}") from None
+
+
+def player_routes(player: Player) -> list[Route]:
+    async def state(request: Request) -> Any:
+        view = player.state().wire()
+        lyric = None
+        if player.queue.current is not None:
+            try:
+                lyrics = await player.lyrics()
+            except MfxError:
+                lyrics = None
+            line = lyrics.line_at(player.position()) if lyrics is not None else None
+            lyric = line.wire() if line is not None else None
+        view["lyric"] = lyric
+        return view
+
+    async def search(request: Request) -> Any:
+        q = request.query_params
+        result = await player.search(q.get("q", ""), q.get("type", "song"),
+                                     limit=_int(q.get("limit", 30), "limit"),
+                                     offset=_int(q.get("offset", 0), "offset"), source=q.get("source"))
+        return result.wire() | {"answered": result.answered, "timedOut": result.timed_out,
+                                "failed": result.failed}
+
+    async def playlists(request: Request) -> Any:
+        return [p.wire() for p in await player.playlists(request.query_params.get("source"))]
+
+    async def playlist(request: Request) -> Any:
+        found = await player.playlist(request.path_params["name"], request.query_params.get("source"))
+        return found.wire()
+
+    async def lyrics(request: Request) -> Any:
+        song_id = request.query_params.get("songId")
+        song = None
+        if song_id:
+            song = next((s for s in player.queue.songs if s.id == song_id), None)
+            if song is None:
+                raise BadRequestError(f"songId {song_id!r} is not in the queue")
+        found = await player.lyrics(song)
+        return found.wire() if found is not None else None
+
+    async def play(request: Request) -> Any:
+        body = await _body(request)
+        if "playlist" in body:
+            found = await player.playlist(str(body["playlist"]), body.get("source"))
+            if not found.songs:
+                raise BadRequestError(f"playlist {found.name!r} has no playable songs")
+            await player.replace(found.songs)
+            await player.play(0)
+        elif "songs" in body:
+            indices = await player.add(_songs(body), next=True)
+            await player.play(indices[0])
+        else:
+            index = body.get("index")
+            await player.play(None if index is None else _int(index, "index"))
+        return player.state().wire()
+
+    def simple(action: Callable[[], Awaitable[None]]) -> Handler:
+        async def handler(request: Request) -> Any:
+            await action()
+            return player.state().wire()
+        return handler
+
+    async def seek(request: Request) -> Any:
+        body = await _body(request)
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise BadRequestError(f"seconds: expected a number, got {seconds!r}")
+        await player.seek(float(seconds))
+        return player.state().wire()
+
+    async def queue(request: Request) -> Any:
+        if request.method == "POST":
+            body = await _body(request)
+            await player.add(_songs(body), next=bool(body.get("next", False)))
+        elif request.method == "DELETE":
+            await player.clear()
+        view = player.state()
+        return {"songs": [s.wire() for s in view.queue], "currentIndex": view.current_index}
+
+    async def queue_item(request: Request) -> Any:
+        song = await player.remove(_int(request.path_params["index"], "index"))
+        return song.wire()
+
+    async def queue_move(request: Request) -> Any:
+        body = await _body(request)
+        await player.move(_int(body.get("from"), "from"), _int(body.get("to"), "to"))
+        view = player.state()
+        return {"songs": [s.wire() for s in view.queue], "currentIndex": view.current_index}
+
+    async def mode(request: Request) -> Any:
+        await player.set_mode((await _body(request)).get("mode", ""))
+        return player.state().wire()
+
+    async def volume(request: Request) -> Any:
+        await player.set_volume((await _body(request)).get("volume"))
+        return player.state().wire()
+
+    async def mute(request: Request) -> Any:
+        value = (await _body(request)).get("muted")
+        if not isinstance(value, bool):
+            raise BadRequestError(f"muted: expected true or false, got {value!r}")
+        await player.set_mute(value)
+        return player.state().wire()
+
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/state", state, ["GET"]),
+        ("/search", search, ["GET"]),
+        ("/playlists", playlists, ["GET"]),
+        ("/playlists/{name}", playlist, ["GET"]),
+        ("/lyrics", lyrics, ["GET"]),
+        ("/play", play, ["POST"]),
+        ("/pause", simple(player.pause), ["POST"]),
+        ("/resume", simple(player.resume), ["POST"]),
+        ("/stop", simple(player.stop), ["POST"]),
+        ("/next", simple(player.next), ["POST"]),
+        ("/previous", simple(player.previous), ["POST"]),
+        ("/seek", seek, ["POST"]),
+        ("/queue", queue, ["GET", "POST", "DELETE"]),
+        ("/queue/move", queue_move, ["POST"]),
+        ("/queue/{index}", queue_item, ["DELETE"]),
+        ("/mode", mode, ["PUT"]),
+        ("/volume", volume, ["PUT"]),
+        ("/mute", mute, ["PUT"]),
+    ]
+    return [Route(PREFIX + path, _endpoint(handler), methods=methods) for path, handler, methods in table]
+
+
+# --- the daemon service ------------------------------------------------------------------------
+
+
+def make_player_service(sink: SinkLookup | None = None) -> Service:
+    """The player as a daemon service; ``sink`` overrides where it plays (default: the
+    default sink of the AudioSink controller's ``SinkRegistry``)."""
+
+    async def player_service(context: DaemonContext, group: TaskGroup) -> None:
+        if context.service_registry is None:
+            raise RuntimeError("the player service needs the controllers service to run first")
+        player = Player.for_home(context.config.home, services=context.service_registry,
+                                 sink=sink or (lambda: default_sink(context)), metrics=context.metrics,
+                                 bus=context.event_bus)
+        context.api.extra_routes.extend(player_routes(player))
+        context.player = player
+        await group.start(_run_player, player, context.shutdown)
+
+    return player_service
+
+
+async def _run_player(player: Player, shutdown: anyio.Event, *,
+                      task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async with player.running():
+        task_status.started()
+        await shutdown.wait()
+
+
+def default_sink(context: DaemonContext) -> SinkEngine:
+    registry = getattr(context, "sink_registry", None)
+    output = registry.default() if registry is not None else None
+    if output is None:
+        raise NotFoundError("no default AudioSink is Ready: apply an AudioSink manifest and wait for "
+                            "`mfx get sink` to show it Ready", reason="NoSink")
+    return output  # type: ignore[no-any-return]
+
+
+player_service = make_player_service()
