@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class SinkEngine:
         self._actual: DeviceParams | None = None
         self._ring: FrameRingBuffer | None = None
         self._thread: threading.Thread | None = None
+        self.realtime = False  # whether the writer thread got a real-time scheduling class
         self._stop = threading.Event()
         self._draining = False
         self._started = False  # audio has been written since the last open
@@ -305,6 +307,7 @@ class SinkEngine:
     # --- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        self.realtime = _request_realtime(self.name)
         try:
             while not self._stop.is_set():
                 if self._device is None and not self._reopen():
@@ -479,3 +482,24 @@ class SinkEngine:
             write_errors=dict(self._write_errors), reopens=self._reopens,
             buffer_fill=ring.fill_ratio if ring is not None else 0.0,
             latency_seconds=actual.buffer_seconds if actual is not None else 0.0)
+
+
+# A low real-time priority: above every normal process, below the kernel's own RT threads
+# and the sound server's (PulseAudio asks for 5 through rtkit, JACK for 10+).
+WRITER_RT_PRIORITY = 3
+
+
+def _request_realtime(name: str) -> bool:
+    """Give the calling (writer) thread SCHED_FIFO so a busy machine cannot starve it.
+
+    Linux applies ``sched_setscheduler(0, ...)`` to the calling thread only. It needs root or
+    CAP_SYS_NICE (or an RLIMIT_RTPRIO); without them the writer keeps the normal class and
+    relies on its buffer, which is logged once so an operator knows why xruns may appear.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(WRITER_RT_PRIORITY))
+    except (AttributeError, OSError) as error:
+        log.info("sink %s: writer thread runs without real-time priority (%s); "
+                 "run the daemon with CAP_SYS_NICE for glitch-free playback on a busy machine", name, error)
+        return False
+    return True
