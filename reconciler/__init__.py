@@ -30,7 +30,14 @@ from mfx.reconciler.events import EventRecorder, EventType
 from mfx.reconciler.graph import CriticalChain, DependencyCycleError, DependencyGraph, format_cycle
 from mfx.reconciler.informer import Informer, list_all
 from mfx.reconciler.manager import Manager
-from mfx.reconciler.outcomes import PermanentError, ReconcileResult, Result, TemporaryError
+from mfx.reconciler.outcomes import (
+    RECONCILE_TOPIC,
+    PermanentError,
+    ReconcileOutcome,
+    ReconcileResult,
+    Result,
+    TemporaryError,
+)
 from mfx.reconciler.probes import ProbeResult, ProbeScheduler, ProbeSpec, ProbeStatus
 from mfx.reconciler.ratelimit import (
     BucketRateLimiter,
@@ -51,7 +58,7 @@ from mfx.reconciler.supervisor import TaskState, TaskStatus, TaskSupervisor
 from mfx.reconciler.workqueue import QueueShutDown, WorkQueue
 
 __all__ = [
-    "ALL_TOPICS", "SERVICES_TOPIC",
+    "ALL_TOPICS", "RECONCILE_TOPIC", "SERVICES_TOPIC", "ReconcileOutcome",
     "BreakerSettings", "BreakerState", "BucketRateLimiter", "ChangeType", "CircuitBreaker", "Clock",
     "ConditionStatus", "ConditionType", "Context", "Controller", "ControllerOptions", "CriticalChain",
     "DependencyCycleError", "DependencyGraph", "EventBus", "EventRecorder", "EventType", "FakeClock",

@@ -1,0 +1,183 @@
+"""What a handler gets besides the object: ``Context`` and its ``StatusPatcher``.
+
+Handlers change status through ``ctx.status`` (fields and conditions); the engine writes the
+patch once after the handler (or when the handler calls ``await ctx.status.flush()``), via
+``Store.update_status``. On a conflict it re-reads the object and re-applies the patch, so
+handlers never see a 409. Conditions are patched by type, so a condition set by one writer
+never erases another's.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from mfx.api.objects import Obj, ObjectKey, generation, key_of
+from mfx.errors import ConflictError
+from mfx.observability.metrics import Metrics
+from mfx.reconciler.clock import Clock
+from mfx.reconciler.conditions import Transition, get_condition, remove_condition, set_condition
+from mfx.reconciler.events import EventRecorder
+from mfx.reconciler.supervisor import TaskSupervisor
+from mfx.store.base import Store
+
+_DELETE = object()
+
+
+class StatusPatcher:
+    """A pending change to one object's status: top-level fields and conditions by type."""
+
+    def __init__(self, store: Store, obj: Obj, events: EventRecorder, *, max_attempts: int = 20) -> None:
+        self._store = store
+        self._events = events
+        self._base = copy.deepcopy(obj)
+        self._observed_generation = generation(obj)
+        self._fields: dict[str, Any] = {}
+        self._conditions: dict[str, tuple[str, str, str] | None] = {}
+        self._set_by_handler: set[str] = set()
+        self._max_attempts = max_attempts
+
+    # --- building the patch -------------------------------------------------------------------
+
+    def __setitem__(self, field: str, value: Any) -> None:
+        self.set(field, value)
+
+    def __getitem__(self, field: str) -> Any:
+        return self.view().get("status", {})[field]
+
+    def get(self, field: str, default: Any = None) -> Any:
+        return self.view().get("status", {}).get(field, default)
+
+    def set(self, field: str, value: Any) -> None:
+        if field == "conditions":
+            raise ValueError("set conditions with ctx.status.condition(type, status, reason, message)")
+        self._fields[field] = copy.deepcopy(value)
+
+    def delete(self, field: str) -> None:
+        self._fields[field] = _DELETE
+
+    def condition(self, type_: str, status: str | bool, reason: str, message: str = "") -> None:
+        """Set condition ``type_`` (``status``: True/False/"Unknown")."""
+        if isinstance(status, bool):
+            status = "True" if status else "False"
+        self._conditions[str(type_)] = (str(status), str(reason), message)
+        self._set_by_handler.add(str(type_))
+
+    def remove_condition(self, type_: str) -> None:
+        self._conditions[str(type_)] = None
+        self._set_by_handler.add(str(type_))
+
+    def set_by_handler(self, type_: str) -> bool:
+        """Whether the handler decided this condition in this reconcile (engine defaults yield)."""
+        return str(type_) in self._set_by_handler
+
+    def default_condition(self, type_: str, status: str | bool | None, reason: str = "", message: str = "") -> None:
+        """The engine's choice for a condition the handler left alone (None: remove it)."""
+        if self.set_by_handler(type_):
+            return
+        if status is None:
+            self._conditions[str(type_)] = None
+        else:
+            if isinstance(status, bool):
+                status = "True" if status else "False"
+            self._conditions[str(type_)] = (str(status), str(reason), message)
+
+    def observe_generation(self, gen: int) -> None:
+        self._observed_generation = gen
+
+    def view(self) -> Obj:
+        """The object as it will look once the patch is written."""
+        obj = copy.deepcopy(self._base)
+        self._apply(obj)
+        return obj
+
+    def condition_view(self, type_: str) -> dict[str, Any] | None:
+        return get_condition(self.view(), type_)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._fields or self._conditions)
+
+    @property
+    def stored(self) -> Obj:
+        """The object as last read or written."""
+        return self._base
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    async def flush(self) -> Obj:
+        """Write the pending patch (nothing if it changes nothing); returns the stored object."""
+        if not self.pending:
+            return self._base
+        base = self._base
+        for attempt in range(self._max_attempts):
+            new = copy.deepcopy(base)
+            transitions = self._apply(new)
+            if new.get("status") == base.get("status"):
+                self._base = base
+                break
+            try:
+                written = await self._store.update_status(new)
+            except ConflictError:
+                if attempt + 1 >= self._max_attempts:
+                    raise
+                key = key_of(base)
+                base = await self._store.get(key.kind, key.name)  # NotFoundError propagates: it's gone
+                continue
+            self._base = written
+            for change in transitions:
+                await self._events.transition(written, change)
+            break
+        self._fields.clear()
+        self._conditions.clear()
+        return self._base
+
+    def _apply(self, obj: Obj) -> list[Transition]:
+        status = obj.setdefault("status", {})
+        for field, value in self._fields.items():
+            if value is _DELETE:
+                status.pop(field, None)
+            else:
+                status[field] = copy.deepcopy(value)
+        changes: list[Transition] = []
+        for type_, want in self._conditions.items():
+            change = (remove_condition(obj, type_) if want is None else
+                      set_condition(obj, type_, want[0], want[1], want[2],
+                                    observed_generation=self._observed_generation))
+            if change is not None:
+                changes.append(change)
+        if not status.get("conditions"):
+            status.pop("conditions", None)
+        if not status:
+            obj.pop("status", None)
+        return changes
+
+
+@dataclass
+class Context:
+    """Everything a handler may use; handlers never touch the queue."""
+
+    key: ObjectKey
+    store: Store
+    events: EventRecorder
+    logger: logging.LoggerAdapter[logging.Logger]
+    status: StatusPatcher
+    metrics: Metrics
+    supervisor: TaskSupervisor
+    clock: Clock
+    controller: str  # e.g. "pluginmanifest"
+    generation: int = 0  # metadata.generation of the object the handler was given
+    retries: int = 0  # failed attempts of this key in a row (0 on a fresh reconcile)
+    resources: Mapping[str, Any] | None = None  # what the composition root shares with handlers
+
+
+class KeyLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes messages with the object key, and passes it as ``extra["key"]``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        key = self.extra.get("key") if self.extra else None
+        kwargs.setdefault("extra", {}).update(self.extra or {})
+        return f"[{key}] {msg}", kwargs

@@ -1,0 +1,587 @@
+"""One controller per kind: informer -> work queue -> N workers -> the outcome switch.
+
+Level-triggered: watch events and the periodic resync only enqueue keys; a worker reads the
+object from the store and calls the kind's handler with whatever it looks like now. One
+place, ``_switch``, turns the handler's return value or exception into queue actions
+(forget / requeue after / backoff / stall), default conditions, events and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from mfx.api.objects import FINALIZER, Obj, ObjectKey, generation, is_deleting, key_of
+from mfx.errors import ConflictError, MfxError, NotFoundError
+from mfx.observability.metrics import Metrics
+from mfx.reconciler.clock import Clock, MonotonicClock
+from mfx.reconciler.conditions import ConditionStatus, ConditionType, Reason, get_condition
+from mfx.reconciler.context import Context, KeyLogger, StatusPatcher
+from mfx.reconciler.eventbus import EventBus
+from mfx.reconciler.events import EventRecorder
+from mfx.reconciler.informer import Informer, list_all
+from mfx.reconciler.outcomes import (
+    RECONCILE_TOPIC,
+    PermanentError,
+    ReconcileOutcome,
+    ReconcileResult,
+    Result,
+    TemporaryError,
+)
+from mfx.reconciler.ratelimit import RateLimiter, default_rate_limiter
+from mfx.reconciler.registry import DaemonSpec, KindHandlers, TimerSpec
+from mfx.reconciler.supervisor import TaskSupervisor
+from mfx.reconciler.workqueue import QueueShutDown, WorkQueue
+from mfx.store.base import Store, WatchEvent, WatchEventType
+
+RateLimiterFactory = Callable[[Clock], RateLimiter]
+
+_RESET = -1  # a stall cleared by ``reset``: reconcile once even if the stored Stalled says no
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    workers: int = 4
+    resync_period: float = 600.0
+    finalizer: str = FINALIZER
+    rate_limiter: RateLimiterFactory | None = None  # default: 5 ms..1000 s per key, 10 qps/100 burst
+    daemon_backoff: tuple[float, float] = (1.0, 300.0)  # a failing daemon restarts after this backoff
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.resync_period <= 0:
+            raise ValueError(f"resync_period must be positive, got {self.resync_period}")
+
+
+def _signature(obj: Obj) -> tuple[Any, ...]:
+    """What makes a change worth a reconcile of the object itself (status changes are not)."""
+    meta = obj.get("metadata", {})
+    return (
+        meta.get("generation"),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        tuple(sorted((meta.get("annotations") or {}).items())),
+        tuple(meta.get("finalizers") or ()),
+        meta.get("deletionTimestamp"),
+        meta.get("uid"),
+    )
+
+
+@dataclass
+class _Outcome:
+    result: ReconcileResult
+    delay: float | None = None
+    error: BaseException | None = None
+
+
+class Controller:
+    def __init__(
+        self,
+        kind: str,
+        handlers: KindHandlers,
+        store: Store,
+        *,
+        supervisor: TaskSupervisor,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        options: ControllerOptions | None = None,
+        enqueue_related: Callable[[ObjectKey], None] | None = None,
+        resources: dict[str, Any] | None = None,
+        bus: EventBus | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.kind = kind
+        self.bus = bus
+        self.name = kind.lower()
+        self.handlers = handlers
+        self.store = store
+        self.supervisor = supervisor
+        self.metrics = metrics or Metrics()
+        self.clock = clock or MonotonicClock()
+        self.options = options or ControllerOptions()
+        self._enqueue_related = enqueue_related
+        self._resources = resources
+        self._log = logger or logging.getLogger(f"mfx.reconciler.{self.name}")
+        limiter = (self.options.rate_limiter(self.clock) if self.options.rate_limiter
+                   else default_rate_limiter(clock=self.clock))
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(self.name, rate_limiter=limiter, clock=self.clock,
+                                                      metrics=self.metrics)
+        self.events = EventRecorder(store, f"{self.name}-controller", logger=self._log)
+        self.informer = Informer(store, kind, on_event=self._on_event, on_relist=self._on_relist,
+                                 logger=self._log)
+        self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
+        self._stalled: dict[ObjectKey, int] = {}
+        self._timer_intervals: dict[tuple[ObjectKey, str], float] = {}
+        self._daemon_generations: dict[tuple[ObjectKey, str], int] = {}
+
+    # --- feeding the queue ------------------------------------------------------------------------
+
+    def enqueue(self, key: ObjectKey) -> None:
+        self.queue.add(key)
+
+    def enqueue_after(self, key: ObjectKey, delay: float) -> None:
+        self.queue.add_after(key, delay)
+
+    def reset(self, key: ObjectKey) -> None:
+        """Retry a stalled object now although its generation did not change (reset-failed)."""
+        self._stalled[key] = _RESET
+        self.queue.forget(key)
+        self.queue.add(key)
+
+    def stalled_generation(self, key: ObjectKey) -> int | None:
+        gen = self._stalled.get(key)
+        return None if gen is None or gen == _RESET else gen
+
+    def _on_event(self, event: WatchEvent) -> None:
+        obj = event.object
+        key = key_of(obj)
+        if event.type is WatchEventType.DELETED:
+            self._seen.pop(key, None)
+            self._stop_background(key)
+            self.queue.add(key)  # the worker finds it gone and cleans up
+        else:
+            signature = _signature(obj)
+            if self._seen.get(key) != signature:
+                self._seen[key] = signature
+                self.queue.add(key)
+            self._sync_background(key, obj)
+        self._map_related(obj)
+
+    def _on_relist(self, items: list[Obj]) -> None:
+        listed: set[ObjectKey] = set()
+        for obj in items:
+            key = key_of(obj)
+            listed.add(key)
+            self._seen[key] = _signature(obj)
+            self.queue.add(key)
+            self._sync_background(key, obj)
+            self._map_related(obj)
+        for key in [k for k in self._seen if k not in listed]:
+            self._seen.pop(key, None)
+            self._stop_background(key)
+            self.queue.add(key)  # deleted while we were not watching
+
+    def _map_related(self, obj: Obj) -> None:
+        if self._enqueue_related is None:
+            return
+        for mapper in self.handlers.related:
+            try:
+                keys = list(mapper(obj))
+            except Exception:
+                self._log.exception("related-keys function %s failed on %s", mapper, key_of(obj))
+                continue
+            for key in keys:
+                self._enqueue_related(key)
+
+    async def resync(self) -> int:
+        """Enqueue every object of the kind, read from the store (heals missed events)."""
+        items, _ = await list_all(self.store, self.kind)
+        self._on_relist(items)
+        return len(items)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Informer, resync and workers; reports started once the first list is enqueued."""
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.informer.run)
+                tg.start_soon(self._resync_loop, name=f"{self.name}-resync")
+                if self.handlers.has_controller:
+                    for i in range(self.options.workers):
+                        tg.start_soon(self._worker, name=f"{self.name}-worker-{i}")
+                task_status.started()
+        finally:
+            self.queue.shutdown()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.options.resync_period)
+            try:
+                count = await self.resync()
+                self._log.debug("resync enqueued %d %s", count, self.kind)
+            except MfxError as exc:
+                self._log.warning("resync of %s failed: %s; the next one runs in %.0f s",
+                                  self.kind, exc, self.options.resync_period)
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            gauge = self.metrics.active_workers.labels(self.name)
+            gauge.inc()
+            try:
+                await self._process(key)
+            except MfxError as exc:  # the store failed around the handler: try again later
+                self._log.warning("processing %s failed: %s; retrying with backoff", key, exc)
+                self.queue.add_rate_limited(key)
+            except Exception:  # a worker must outlive any bug in one key's processing
+                self._log.exception("processing %s failed; retrying with backoff", key)
+                self.queue.add_rate_limited(key)
+            finally:
+                gauge.dec()
+                self.queue.done(key)
+
+    # --- one key ------------------------------------------------------------------------------------
+
+    async def _process(self, key: ObjectKey) -> None:
+        try:
+            obj = await self.store.get(key.kind, key.name)
+        except NotFoundError:
+            self._gone(key)
+            return
+        if self._skip_stalled(key, obj):
+            self._publish(ReconcileOutcome(key, ReconcileResult.SKIPPED, generation(obj)))
+            return
+        if is_deleting(obj):
+            await self._finalize(key, obj)
+            return
+        if self.handlers.delete is not None and self.options.finalizer not in _finalizers(obj):
+            with_finalizer = await self._add_finalizer(key, obj)
+            if with_finalizer is None:
+                return
+            obj = with_finalizer
+        if self.handlers.reconcile is None:
+            return
+        await self._run_handler(key, obj, deleting=False)
+
+    async def _finalize(self, key: ObjectKey, obj: Obj) -> None:
+        self._stop_background(key)
+        if self.handlers.delete is None or self.options.finalizer not in _finalizers(obj):
+            return  # not ours to finalize
+        outcome = await self._run_handler(key, obj, deleting=True)
+        if outcome is not None and outcome.result is ReconcileResult.SUCCESS:
+            await self._remove_finalizer(key)
+
+    def _skip_stalled(self, key: ObjectKey, obj: Obj) -> bool:
+        gen = generation(obj)
+        mark = self._stalled.get(key)
+        if mark == _RESET:
+            del self._stalled[key]
+            return False
+        if mark is not None:
+            if mark == gen:
+                return True
+            del self._stalled[key]
+            return False
+        stalled = get_condition(obj, ConditionType.STALLED)
+        if (stalled is not None and stalled.get("status") == ConditionStatus.TRUE
+                and int(stalled.get("observedGeneration", -1)) == gen):
+            self._stalled[key] = gen  # remembered across restarts through the condition
+            return True
+        return False
+
+    def _context(self, key: ObjectKey, obj: Obj) -> Context:
+        return Context(
+            key=key,
+            store=self.store,
+            events=self.events,
+            logger=KeyLogger(self._log, {"key": str(key)}),
+            status=StatusPatcher(self.store, obj, self.events),
+            metrics=self.metrics,
+            supervisor=self.supervisor,
+            clock=self.clock,
+            controller=self.name,
+            generation=generation(obj),
+            retries=self.queue.num_requeues(key),
+            resources=self._resources,
+        )
+
+    async def _run_handler(self, key: ObjectKey, obj: Obj, *, deleting: bool) -> _Outcome | None:
+        ctx = self._context(key, obj)
+        gen = ctx.generation
+        if not deleting:
+            observed = obj.get("status", {}).get("observedGeneration")
+            stalled = get_condition(obj, ConditionType.STALLED) is not None
+            if observed != gen or stalled:
+                # kstatus: work on a new generation (or after a reset) is visible at once
+                ctx.status.default_condition(ConditionType.RECONCILING, True, Reason.PROGRESSING,
+                                             f"reconciling generation {gen}")
+                ctx.status.default_condition(ConditionType.STALLED, None)
+                try:
+                    await ctx.status.flush()
+                except NotFoundError:
+                    self._gone(key)
+                    return None
+        fn = self.handlers.delete if deleting else self.handlers.reconcile
+        assert fn is not None
+        started = time.perf_counter()
+        returned: Any = None
+        error: BaseException | None = None
+        try:
+            returned = await fn(obj, ctx)
+        except Exception as exc:  # every outcome, expected or not, goes through the switch
+            error = exc
+        duration = time.perf_counter() - started
+        outcome = self._classify(fn, returned, error)
+        try:
+            await self._switch(key, ctx, outcome, deleting=deleting, duration=duration)
+        except NotFoundError:
+            self._gone(key)
+        return outcome
+
+    @staticmethod
+    def _classify(fn: Any, returned: Any, error: BaseException | None) -> _Outcome:
+        if error is not None:
+            if isinstance(error, PermanentError):
+                return _Outcome(ReconcileResult.STALLED, error=error)
+            if isinstance(error, TemporaryError):
+                return _Outcome(ReconcileResult.RETRY, delay=error.delay, error=error)
+            if isinstance(error, MfxError) and getattr(error, "retryable", True) is False:
+                return _Outcome(ReconcileResult.STALLED, error=error)
+            return _Outcome(ReconcileResult.ERROR, error=error)
+        if returned is None:
+            return _Outcome(ReconcileResult.SUCCESS)
+        if isinstance(returned, Result):
+            if returned.requeue_after is not None:
+                return _Outcome(ReconcileResult.REQUEUE_AFTER, delay=returned.requeue_after)
+            if returned.requeue:
+                return _Outcome(ReconcileResult.REQUEUE)
+            return _Outcome(ReconcileResult.SUCCESS)
+        name = getattr(fn, "__qualname__", repr(fn))
+        return _Outcome(ReconcileResult.ERROR, error=TypeError(
+            f"handler {name} returned {type(returned).__name__}; return None or Result(...)"))
+
+    async def _switch(self, key: ObjectKey, ctx: Context, outcome: _Outcome, *, deleting: bool,
+                      duration: float) -> None:
+        """The one place that turns an outcome into queue actions, conditions, events, metrics."""
+        result, error = outcome.result, outcome.error
+        status = ctx.status
+        reason = str(getattr(error, "reason", "") or Reason.FAILED) if error is not None else ""
+        message = str(error) if error is not None else ""
+        if isinstance(error, Exception) and not isinstance(error, MfxError):
+            reason = Reason.FAILED
+            message = f"{type(error).__name__}: {error}"
+
+        # Conditions: the engine's defaults, for the types the handler left alone.
+        if result is ReconcileResult.STALLED:
+            status.default_condition(ConditionType.STALLED, True, reason, message)
+            status.default_condition(ConditionType.READY, False, reason, message)
+            status.default_condition(ConditionType.RECONCILING, None)
+        elif result in (ReconcileResult.RETRY, ReconcileResult.ERROR):
+            status.default_condition(ConditionType.READY, False, reason, message)
+            status.default_condition(ConditionType.RECONCILING, True, Reason.PROGRESSING_WITH_RETRY, message)
+            status.default_condition(ConditionType.STALLED, None)
+        elif not deleting:
+            if result is ReconcileResult.SUCCESS:
+                status.default_condition(ConditionType.READY, True, Reason.SUCCEEDED,
+                                         f"generation {ctx.generation} reconciled")
+            ready = status.condition_view(ConditionType.READY)
+            if ready is not None and ready.get("status") == ConditionStatus.TRUE:
+                status.default_condition(ConditionType.RECONCILING, None)
+            else:
+                why = str(ready.get("reason")) if ready else Reason.PROGRESSING
+                text = str(ready.get("message", "")) if ready else ""
+                status.default_condition(ConditionType.RECONCILING, True, why, text)
+            status.default_condition(ConditionType.STALLED, None)
+        if not (deleting and result is ReconcileResult.SUCCESS):
+            status.set("observedGeneration", ctx.generation)
+        await status.flush()
+
+        # Queue actions.
+        delay: float | None = None
+        if result is ReconcileResult.SUCCESS:
+            self.queue.forget(key)
+        elif result is ReconcileResult.REQUEUE_AFTER:
+            self.queue.forget(key)
+            delay = outcome.delay or 0.0
+            self.queue.add_after(key, delay)
+        elif result is ReconcileResult.REQUEUE:
+            delay = self.queue.add_rate_limited(key)
+        elif result is ReconcileResult.RETRY:
+            if outcome.delay is not None:
+                self.metrics.workqueue_retries_total.labels(self.name).inc()
+                delay = outcome.delay
+                self.queue.add_after(key, delay)
+            else:
+                delay = self.queue.add_rate_limited(key)
+            ctx.logger.info("%s handler asked for a retry: %s", "delete" if deleting else "reconcile", message)
+        elif result is ReconcileResult.ERROR:
+            delay = self.queue.add_rate_limited(key)
+            ctx.logger.error("%s handler failed; retrying in %.3f s", "delete" if deleting else "reconcile",
+                             delay, exc_info=error)
+        else:  # STALLED
+            self.queue.forget(key)
+            self.queue.cancel_delayed(key)
+            if self._stalled.get(key) != _RESET:  # a reset() while the handler ran wins: it runs again
+                self._stalled[key] = ctx.generation
+            ctx.logger.warning("stalled until the spec changes: %s: %s", reason, message)
+
+        # Metrics.
+        self.metrics.reconcile_total.labels(self.name, str(result)).inc()
+        if result in (ReconcileResult.RETRY, ReconcileResult.ERROR, ReconcileResult.STALLED):
+            self.metrics.reconcile_errors_total.labels(self.name).inc()
+        self.metrics.reconcile_duration_seconds.labels(self.name).observe(duration)
+        self._publish(ReconcileOutcome(key, result, ctx.generation, delay, reason, message))
+
+    def _publish(self, outcome: ReconcileOutcome) -> None:
+        if self.bus is not None:
+            self.bus.publish(RECONCILE_TOPIC, outcome)
+
+    def _gone(self, key: ObjectKey) -> None:
+        self._publish(ReconcileOutcome(key, ReconcileResult.GONE))
+        self.queue.forget(key)
+        self.queue.cancel_delayed(key)
+        self._stalled.pop(key, None)
+        self._seen.pop(key, None)
+        self._stop_background(key)
+        self.supervisor.cancel(key)
+
+    # --- finalizer ------------------------------------------------------------------------------------
+
+    async def _add_finalizer(self, key: ObjectKey, obj: Obj) -> Obj | None:
+        for _ in range(20):
+            meta = obj.setdefault("metadata", {})
+            meta["finalizers"] = [*_finalizers(obj), self.options.finalizer]
+            try:
+                updated = await self.store.update(obj)
+            except ConflictError:
+                try:
+                    obj = await self.store.get(key.kind, key.name)
+                except NotFoundError:
+                    self._gone(key)
+                    return None
+                if is_deleting(obj):
+                    self.queue.add(key)
+                    return None
+                if self.options.finalizer in _finalizers(obj):
+                    return obj
+                continue
+            except NotFoundError:
+                self._gone(key)
+                return None
+            self._seen[key] = _signature(updated)  # our own write is no reason to reconcile again
+            return updated
+        raise ConflictError(f"could not add the finalizer to {key}: the object keeps changing")
+
+    async def _remove_finalizer(self, key: ObjectKey) -> None:
+        for _ in range(20):
+            try:
+                obj = await self.store.get(key.kind, key.name)
+            except NotFoundError:
+                self._gone(key)
+                return
+            finalizers = _finalizers(obj)
+            if self.options.finalizer not in finalizers:
+                return
+            obj["metadata"]["finalizers"] = [f for f in finalizers if f != self.options.finalizer]
+            try:
+                await self.store.update(obj)
+            except ConflictError:
+                continue
+            except NotFoundError:
+                self._gone(key)
+                return
+            if not obj["metadata"]["finalizers"]:
+                self._gone(key)
+            return
+        raise ConflictError(f"could not remove the finalizer from {key}: the object keeps changing")
+
+    # --- timers and daemons ----------------------------------------------------------------------------
+
+    def _sync_background(self, key: ObjectKey, obj: Obj) -> None:
+        if not self.handlers.timers and not self.handlers.daemons:
+            return
+        if is_deleting(obj):
+            self._stop_background(key)
+            return
+        for timer in self.handlers.timers:
+            try:
+                interval = timer.interval_for(obj)
+            except Exception as exc:
+                self._log.warning("timer %s on %s not started: %s", timer.name, key, exc)
+                interval = None
+            slot = (key, timer.name)
+            if interval is None:
+                if self._timer_intervals.pop(slot, None) is not None:
+                    self.supervisor.cancel(key, f"timer:{timer.name}")
+                continue
+            running = self.supervisor.status(key, f"timer:{timer.name}")
+            if self._timer_intervals.get(slot) == interval and running is not None and not running.finished:
+                continue
+            self._timer_intervals[slot] = interval
+            self.supervisor.start(key, f"timer:{timer.name}",
+                                  _bind(self._timer_loop, key, timer, interval), replace=True, notify=False)
+        gen = generation(obj)
+        for daemon in self.handlers.daemons:
+            slot = (key, daemon.name)
+            if self._daemon_generations.get(slot) == gen:
+                continue
+            self._daemon_generations[slot] = gen
+            self.supervisor.start(key, f"daemon:{daemon.name}", _bind(self._daemon_loop, key, daemon),
+                                  replace=True, notify=False)
+
+    def _stop_background(self, key: ObjectKey) -> None:
+        for timer in self.handlers.timers:
+            if self._timer_intervals.pop((key, timer.name), None) is not None:
+                self.supervisor.cancel(key, f"timer:{timer.name}")
+        for daemon in self.handlers.daemons:
+            if self._daemon_generations.pop((key, daemon.name), None) is not None:
+                self.supervisor.cancel(key, f"daemon:{daemon.name}")
+
+    async def _timer_loop(self, key: ObjectKey, timer: TimerSpec, interval: float) -> None:
+        while True:
+            await self.clock.sleep(interval)
+            try:
+                obj = await self.store.get(key.kind, key.name)
+            except NotFoundError:
+                return
+            if is_deleting(obj):
+                return
+            ctx = self._context(key, obj)
+            try:
+                await timer.fn(obj, ctx)
+                await ctx.status.flush()
+            except NotFoundError:
+                return
+            except Exception:  # one failed tick must not end the timer
+                ctx.logger.exception("timer %s failed; it runs again in %.3g s", timer.name, interval)
+
+    async def _daemon_loop(self, key: ObjectKey, daemon: DaemonSpec) -> None:
+        failures = 0
+        base, cap = self.options.daemon_backoff
+        while True:
+            try:
+                obj = await self.store.get(key.kind, key.name)
+            except NotFoundError:
+                return
+            if is_deleting(obj):
+                return
+            ctx = self._context(key, obj)
+            delay: float
+            try:
+                await daemon.fn(obj, ctx)
+                await ctx.status.flush()
+                return  # a daemon that returns is done until the spec changes
+            except NotFoundError:
+                return
+            except PermanentError as exc:
+                ctx.logger.warning("daemon %s stopped: %s: %s", daemon.name, exc.reason, exc)
+                await self.events.warning(obj, exc.reason, f"daemon {daemon.name} stopped: {exc}")
+                return
+            except TemporaryError as exc:
+                failures += 1
+                delay = exc.delay if exc.delay is not None else min(cap, base * 2 ** min(failures - 1, 30))
+                ctx.logger.info("daemon %s will restart in %.3g s: %s", daemon.name, delay, exc)
+            except Exception:
+                failures += 1
+                delay = min(cap, base * 2 ** min(failures - 1, 30))
+                ctx.logger.exception("daemon %s failed; restarting in %.3g s", daemon.name, delay)
+            await self.clock.sleep(delay if math.isfinite(delay) else cap)
+
+
+def _finalizers(obj: Obj) -> list[str]:
+    return list(obj.get("metadata", {}).get("finalizers") or [])
+
+
+def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: fn(*args)

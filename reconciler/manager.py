@@ -1,0 +1,120 @@
+"""The manager: every kind's controller on one store, one metrics catalog, one supervisor.
+
+```python
+async with Manager(store, on, metrics=metrics) as manager:   # lists, watches, works
+    ...                                                       # until the block ends
+# or: await Manager(store, on).run()                          # until cancelled
+```
+
+Long operations started by handlers (``ctx.supervisor.start``) re-enqueue their key when
+they finish; ``related`` functions enqueue keys of other kinds when an object changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from mfx.api.objects import ObjectKey
+from mfx.observability.metrics import Metrics
+from mfx.reconciler.clock import Clock, MonotonicClock
+from mfx.reconciler.controller import Controller, ControllerOptions
+from mfx.reconciler.eventbus import EventBus
+from mfx.reconciler.registry import Registry
+from mfx.reconciler.supervisor import TaskSupervisor
+from mfx.store.base import Store
+
+
+class Manager:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        options: ControllerOptions | None = None,
+        options_by_kind: dict[str, ControllerOptions] | None = None,
+        resources: dict[str, Any] | None = None,
+        bus: EventBus | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.metrics = metrics or Metrics()
+        self.clock = clock or MonotonicClock()
+        self.options = options or ControllerOptions()
+        self.bus = bus  # receives a ReconcileOutcome per processed key (topic "reconcile")
+        self._log = logger or logging.getLogger("mfx.reconciler.manager")
+        self.supervisor = TaskSupervisor(on_complete=self.enqueue, clock=self.clock, logger=self._log)
+        self.controllers: dict[str, Controller] = {
+            kind: Controller(
+                kind,
+                registry.handlers(kind),
+                store,
+                supervisor=self.supervisor,
+                metrics=self.metrics,
+                clock=self.clock,
+                options=(options_by_kind or {}).get(kind, self.options),
+                enqueue_related=self.enqueue,
+                resources=resources,
+                bus=bus,
+                logger=logging.getLogger(f"mfx.reconciler.{kind.lower()}"),
+            )
+            for kind in registry.kinds()
+        }
+        self._stack: AsyncExitStack | None = None
+
+    def controller(self, kind: str) -> Controller:
+        try:
+            return self.controllers[kind]
+        except KeyError:
+            known = ", ".join(self.controllers) or "none"
+            raise KeyError(f"no controller for kind {kind} (registered kinds: {known})") from None
+
+    def enqueue(self, key: ObjectKey) -> None:
+        """Reconcile ``key`` soon (unknown kinds are ignored: nothing reconciles them)."""
+        controller = self.controllers.get(key.kind)
+        if controller is not None:
+            controller.enqueue(key)
+
+    def enqueue_after(self, key: ObjectKey, delay: float) -> None:
+        controller = self.controllers.get(key.kind)
+        if controller is not None:
+            controller.enqueue_after(key, delay)
+
+    def reset(self, key: ObjectKey) -> None:
+        """Clear a stall (``mfx reset-failed``): reconcile ``key`` again at once."""
+        self.controller(key.kind).reset(key)
+
+    async def __aenter__(self) -> Manager:
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            # The supervisor outlives the workers that start its tasks: entered first, left last.
+            await stack.enter_async_context(self.supervisor)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            for controller in self.controllers.values():
+                await tg.start(controller.run)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        stack, self._stack = self._stack, None
+        assert stack is not None
+        return await stack.__aexit__(exc_type, exc, tb)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        async with self:
+            await anyio.sleep_forever()

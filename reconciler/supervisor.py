@@ -1,0 +1,172 @@
+"""Long operations as tracked tasks, so a slow start never holds a worker.
+
+A handler starts ``supervisor.start(key, "start", coro_fn)`` and returns; the task runs in
+the supervisor's task group, and when it finishes its key is enqueued again, so the next
+reconcile reads ``supervisor.status(key, "start")`` and moves on. Tasks are keyed by object
+and name, at most one per pair, and cancellable per object (delete, spec change).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from mfx.api.objects import ObjectKey
+from mfx.reconciler.clock import Clock, MonotonicClock
+
+
+class TaskState(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: TaskState
+    result: Any = None  # the coroutine's return value (DONE)
+    error: BaseException | None = None  # its exception (FAILED)
+    started_at: float = 0.0
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not TaskState.RUNNING
+
+
+class _Entry:
+    def __init__(self, started_at: float) -> None:
+        self.scope = anyio.CancelScope()
+        self.status = TaskStatus(TaskState.RUNNING, started_at=started_at)
+        self.finished = anyio.Event()
+
+
+CoroFn = Callable[[], Awaitable[Any]]
+
+
+class TaskSupervisor:
+    """Owns a task group; use as ``async with TaskSupervisor(on_complete=...) as sup``."""
+
+    def __init__(
+        self,
+        *,
+        on_complete: Callable[[ObjectKey], None] | None = None,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._on_complete = on_complete
+        self._clock = clock or MonotonicClock()
+        self._log = logger or logging.getLogger("mfx.reconciler.supervisor")
+        self._entries: dict[tuple[ObjectKey, str], _Entry] = {}
+        self._tg: TaskGroup | None = None
+
+    async def __aenter__(self) -> TaskSupervisor:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._tg = None
+
+    def set_on_complete(self, on_complete: Callable[[ObjectKey], None] | None) -> None:
+        self._on_complete = on_complete
+
+    # --- tasks ------------------------------------------------------------------------------------
+
+    def start(self, key: ObjectKey, name: str, coro_fn: CoroFn, *, replace: bool = False,
+              notify: bool = True) -> bool:
+        """Run ``coro_fn()`` as the task ``name`` of ``key``; False if one is already running.
+
+        ``replace=True`` cancels a running one first. With ``notify`` (the default) the key is
+        handed to ``on_complete`` when the task finishes (done or failed, not cancelled).
+        """
+        if self._tg is None:
+            raise RuntimeError("TaskSupervisor is not running: enter `async with supervisor` first")
+        current = self._entries.get((key, name))
+        if current is not None and not current.status.finished:
+            if not replace:
+                return False
+            current.scope.cancel()
+        entry = _Entry(self._clock.now())
+        self._entries[(key, name)] = entry
+        self._tg.start_soon(self._run, key, name, entry, coro_fn, notify, name=f"{key}:{name}")
+        return True
+
+    async def _run(self, key: ObjectKey, name: str, entry: _Entry, coro_fn: CoroFn, notify: bool) -> None:
+        status: TaskStatus
+        try:
+            with entry.scope:
+                try:
+                    result = await coro_fn()
+                except Exception as exc:  # the task's failure is its status, not the group's
+                    self._log.warning("task %s of %s failed: %s", name, key, exc, exc_info=exc)
+                    status = TaskStatus(TaskState.FAILED, error=exc, started_at=entry.status.started_at,
+                                        finished_at=self._clock.now())
+                else:
+                    status = TaskStatus(TaskState.DONE, result=result, started_at=entry.status.started_at,
+                                        finished_at=self._clock.now())
+            if entry.scope.cancel_called:
+                status = TaskStatus(TaskState.CANCELLED, started_at=entry.status.started_at,
+                                    finished_at=self._clock.now())
+                notify = False
+        except BaseException:
+            entry.status = TaskStatus(TaskState.CANCELLED, started_at=entry.status.started_at,
+                                      finished_at=self._clock.now())
+            entry.finished.set()
+            raise
+        entry.status = status
+        entry.finished.set()
+        if notify and self._entries.get((key, name)) is entry and self._on_complete is not None:
+            self._on_complete(key)
+
+    def status(self, key: ObjectKey, name: str) -> TaskStatus | None:
+        entry = self._entries.get((key, name))
+        return None if entry is None else entry.status
+
+    def running(self, key: ObjectKey | None = None) -> list[tuple[ObjectKey, str]]:
+        return sorted(k for k, e in self._entries.items()
+                      if not e.status.finished and (key is None or k[0] == key))
+
+    def cancel(self, key: ObjectKey, name: str | None = None) -> int:
+        """Cancel the running task(s) of ``key`` and forget their statuses; returns how many ran."""
+        count = 0
+        for (k, n), entry in list(self._entries.items()):
+            if k != key or (name is not None and n != name):
+                continue
+            if not entry.status.finished:
+                entry.scope.cancel()
+                count += 1
+            del self._entries[(k, n)]
+        return count
+
+    def forget(self, key: ObjectKey, name: str) -> None:
+        """Drop a finished task's status (a running task is left alone)."""
+        entry = self._entries.get((key, name))
+        if entry is not None and entry.status.finished:
+            del self._entries[(key, name)]
+
+    async def wait(self, key: ObjectKey, name: str) -> TaskStatus | None:
+        """Wait for the task to finish; its final status (None if there is no such task)."""
+        entry = self._entries.get((key, name))
+        if entry is None:
+            return None
+        await entry.finished.wait()
+        return entry.status
+
+    def __len__(self) -> int:
+        return sum(1 for e in self._entries.values() if not e.status.finished)
