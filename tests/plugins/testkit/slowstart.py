@@ -9,6 +9,8 @@ Config (all optional):
 - ``startDelay`` (seconds, default 0): ``start()`` sleeps this long (async, so the event loop
   stays free and the sleep is cancellable, like a real plugin waiting for I/O).
 - ``crashOnStart`` (bool): ``start()`` raises ``RuntimeError`` after the delay.
+- ``crashWhileExists`` (path): ``start()`` raises while that file exists.
+- ``rejectConfig`` (bool): ``update_config`` refuses a config that sets it (the old one stays).
 - ``failHealth`` (bool): ``health()`` raises ``RuntimeError``; ``update_config`` can flip it.
 - ``recordFile`` (path): JSON lines appended on each lifecycle step,
   ``{"event": "start_begin" | "start_end" | "stop", "name": ..., "t": time.monotonic()}``
@@ -21,6 +23,7 @@ Service method: ``ping(value=None)`` returns ``{"pong": value, "name": name}``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +41,8 @@ class SlowStartPlugin(Plugin):
         super().initialize(config)
 
     def update_config(self, config: Mapping[str, Any]) -> None:
+        if config.get("rejectConfig"):
+            raise ValueError("rejectConfig is set: this config is refused")
         super().update_config(config)
 
     @property
@@ -57,6 +62,9 @@ class SlowStartPlugin(Plugin):
         delay = float(self.config.get("startDelay", 0) or 0)
         if delay > 0:
             await anyio.sleep(delay)
+        marker = self.config.get("crashWhileExists")
+        if marker and os.path.exists(str(marker)):
+            raise RuntimeError(f"{self._name}: {marker} exists (crashWhileExists)")
         if self.config.get("crashOnStart"):
             raise RuntimeError(f"{self._name}: crashOnStart is set")
         self._record("start_end")

@@ -1,0 +1,978 @@
+"""The PluginManifest controller: every plugin driven to its spec, in dependency order.
+
+Level-triggered (DESIGN.md section 1): each reconcile reads the object, the in-process
+instance (if any) and the tracked tasks of the key, and takes the next step. Long steps
+(start, stop, replace, config update) run as tracked tasks on the engine's
+``TaskSupervisor``; their completion re-enqueues the key. Health probes run on the engine's
+``ProbeScheduler``; a flip of health, a crash reported through ``LoadRequest.on_exit`` or a
+hot reload re-enqueues the key ("kicks" it, see ``PluginController.kick``).
+
+Dependencies live in a ``DependencyGraph`` fed by the ``related`` hook from every watch
+event, so cycles are found with the path, a dependency that becomes Ready enqueues its
+dependents at once, and stops go in reverse order (dependents first).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jsonschema
+
+from mfx.api.models import PluginManifestSpec, RestartPolicy, parse_spec
+from mfx.api.objects import Obj, ObjectKey, annotations_of, generation, is_deleting
+from mfx.api.semver import Constraint, ConstraintError, VersionError
+from mfx.errors import (
+    InvalidConfigError,
+    MfxError,
+    NotFoundError,
+    PluginCrashedError,
+    PluginTimeoutError,
+    ValidationError,
+)
+from mfx.reconciler import (
+    BreakerSettings,
+    BreakerState,
+    CircuitBreaker,
+    ConditionType,
+    Context,
+    DependencyGraph,
+    EventRecorder,
+    PermanentError,
+    ProbeScheduler,
+    ProbeSpec,
+    ProbeStatus,
+    Registry,
+    Result,
+    StatusPatcher,
+    TaskState,
+    TemporaryError,
+    get_condition,
+    is_true,
+)
+from mfx.runtimes.base import (
+    AllowedPath,
+    Limits,
+    LoadRequest,
+    PluginLogRecord,
+    PluginType,
+)
+
+from .plugin_resolve import resolve_plugin_dir
+from .plugin_runtime import (
+    PluginHandle,
+    PluginRuntimes,
+    Running,
+    bounded,
+    breaker_state_name,
+    plugin_error_reason,
+    start_instance,
+    stop_instance,
+)
+
+KIND = "PluginManifest"
+RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
+HISTORY_LIMIT = 10
+PROBE_STATUS_REFRESH_SECONDS = 10.0  # a steady probe result is written to status at most this often
+DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dependency changes
+
+log = logging.getLogger("mfx.controllers.plugin")
+
+
+class PluginReason(enum.StrEnum):
+    RUNNING = "Running"
+    STARTING = "Starting"
+    UPGRADING = "Upgrading"
+    BACK_OFF = "BackOff"
+    START_FAILED = "StartFailed"
+    CRASHED = "Crashed"
+    HEALTH_CHECK_PASSED = "HealthCheckPassed"
+    HEALTH_CHECK_FAILED = "HealthCheckFailed"
+    NOT_RUNNING = "NotRunning"
+    NO_DEPENDENCIES = "NoDependencies"
+    DEPENDENCIES_READY = "DependenciesReady"
+    DEPENDENCY_MISSING = "DependencyMissing"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"
+    DEPENDENCY_CYCLE = "DependencyCycle"
+    VERSION_CONSTRAINT_UNSATISFIED = "VersionConstraintUnsatisfied"
+    ENTRY_POINT_NOT_FOUND = "EntryPointNotFound"
+    CHECKSUM_MISMATCH = "ChecksumMismatch"
+    INVALID_CONFIG = "InvalidConfig"
+    INVALID_SPEC = "InvalidSpec"
+    START_LIMIT_HIT = "StartLimitHit"
+    UPGRADE_FAILED = "UpgradeFailed"
+    ROLLED_BACK = "RolledBack"
+    UPGRADED = "Upgraded"
+    CONFIG_UPDATED = "ConfigUpdated"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    COMPLETED = "Completed"
+    DELETING = "Deleting"
+    SUSPENDED = "Suspended"
+    RELOADED = "Reloaded"
+    RELOAD_FAILED = "ReloadFailed"
+    RESET_FAILED = "ResetFailed"
+    RESTARTING = "Restarting"
+    STARTED = "Started"
+
+
+# Stalls that a change of *another* object can heal: re-checked when that object changes.
+_DEPENDENCY_STALLS = frozenset({PluginReason.DEPENDENCY_CYCLE, PluginReason.VERSION_CONSTRAINT_UNSATISFIED})
+
+
+def rfc3339(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def required_dependencies(obj: Obj) -> list[str]:
+    deps = (obj.get("spec") or {}).get("dependencies") or []
+    return [str(d["name"]) for d in deps if isinstance(d, dict) and d.get("name") and not d.get("optional")]
+
+
+@dataclass
+class _State:
+    """What the controller knows about one plugin beyond its object (in memory)."""
+
+    name: str
+    handle: PluginHandle
+    breaker_settings: BreakerSettings
+    current: Running | None = None
+    failures: int = 0  # consecutive failures (exponential backoff)
+    start_times: deque[float] = field(default_factory=deque)  # monotonic, for the start limit
+    not_before: float = 0.0  # monotonic: no start before this
+    ended: bool = False  # an instance ended or a start failed: the next start is a restart
+    clean_exit: bool = False
+    last_failure: str = ""
+    last_failure_reason: str = ""
+    restart_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    failed_upgrade: tuple[int, str] | None = None
+    failed_upgrade_message: str = ""
+    failed_config: tuple[int, dict[str, Any]] | None = None
+    failed_config_message: str = ""
+    ready_reason: str = PluginReason.RUNNING
+    note: str = ""
+    last_probe: dict[str, Any] | None = None
+    probe_written: tuple[str, float] | None = None  # (result, monotonic) of the last probe status write
+    interfaces: tuple[str, ...] = ()
+    reset_handled: str | None = None
+
+
+class PluginController:
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.graph = DependencyGraph()
+        self.states: dict[str, _State] = {}
+        self.events = EventRecorder(env.store, "pluginmanifest-controller", logger=log)
+        self.probes = ProbeScheduler(metrics=env.metrics, on_result=self._on_probe, logger=log)
+        self._seen: dict[str, tuple[Any, ...]] = {}
+        self._watchers: dict[str, set[str]] = defaultdict(set)
+        self._versions: dict[str, str] = {}  # name -> spec.version, from the watch
+        self._graph_revision = 0
+        self._ready: dict[str, bool] = {}  # name -> Ready=True as last written (by us or seen on the watch)
+        self._deleting: dict[str, bool] = {}
+        self._cycles: dict[str, tuple[int, list[str] | None]] = {}
+        runtimes: PluginRuntimes = env.runtimes
+        runtimes.add_reload_listener(self._on_reload)
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def register(self, on: Registry) -> None:
+        on.reconcile(KIND)(self.reconcile)
+        on.delete(KIND)(self.finalize)
+        on.related(KIND)(self.related)
+
+    @staticmethod
+    def key(name: str) -> ObjectKey:
+        return ObjectKey(KIND, name)
+
+    def kick(self, name: str) -> None:
+        """Something about ``name``'s world changed: reconcile it now, even if it is stalled."""
+        manager = self.env.manager
+        if manager is None:
+            return
+        key = self.key(name)
+        controller = manager.controllers.get(KIND)
+        if controller is not None and controller.stalled_generation(key) is not None:
+            manager.reset(key)
+        else:
+            manager.enqueue(key)
+
+    def _reset(self, name: str) -> None:
+        manager = self.env.manager
+        if manager is not None and KIND in manager.controllers:
+            manager.reset(self.key(name))
+
+    def related(self, obj: Obj) -> Iterable[ObjectKey]:
+        """Called on every watch event: keeps the graph, heals dependency stalls, finds dependents."""
+        meta = obj.get("metadata", {})
+        name = str(meta.get("name", ""))
+        gone = is_deleting(obj) and not meta.get("finalizers")
+        if gone:
+            self._versions.pop(name, None)
+            self._set_node(name, None)
+        else:
+            self._versions[name] = str((obj.get("spec") or {}).get("version", ""))
+            self._set_node(name, required_dependencies(obj))
+        stalled = get_condition(obj, ConditionType.STALLED)
+        ready = get_condition(obj, ConditionType.READY)
+        self._ready[name] = bool(ready and ready.get("status") == "True") and not gone
+        self._deleting[name] = bool(meta.get("deletionTimestamp"))
+        signature = (generation(obj), ready and ready.get("status"), stalled and stalled.get("status"),
+                     bool(meta.get("deletionTimestamp")), gone)
+        old = self._seen.get(name)
+        self._seen[name] = signature
+        if gone:
+            self._seen.pop(name, None)
+        # mfx reset-failed: an annotation the controller has not handled yet
+        wanted = annotations_of(obj).get(RESET_FAILED_ANNOTATION)
+        handled = (obj.get("status") or {}).get("resetFailedAt")
+        state = self.states.get(name)
+        if wanted and wanted != handled and (state is None or state.reset_handled != wanted):
+            self._reset(name)
+        # after a restart: a dependency stall is looked at again once (the world may have changed)
+        if (old is None and stalled is not None and stalled.get("status") == "True"
+                and stalled.get("reason") in _DEPENDENCY_STALLS):
+            self._reset(name)
+        if old == signature:
+            return []
+        for watcher in self._watchers.pop(name, set()):
+            self._reset(watcher)
+        return [self.key(d) for d in self.graph.dependents(name)]
+
+    def _set_node(self, name: str, dependencies: list[str] | None) -> None:
+        """Declare (or, with None, forget) ``name`` in the graph; bumps the revision on a change."""
+        if dependencies is None:
+            if name in self.graph:
+                self.graph.remove_node(name)
+                self._graph_revision += 1
+            return
+        if name in self.graph and sorted(self.graph.dependencies(name)) == sorted(set(dependencies)):
+            return
+        self.graph.set_node(name, dependencies)
+        self._graph_revision += 1
+
+    def _cycle_through(self, name: str) -> list[str] | None:
+        cached = self._cycles.get(name)
+        if cached is not None and cached[0] == self._graph_revision:
+            return cached[1]
+        cycle = self.graph.cycle_through(name)
+        self._cycles[name] = (self._graph_revision, cycle)
+        return cycle
+
+    def _watch(self, watcher: str, target: str) -> None:
+        self._watchers[target].add(watcher)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _state(self, name: str, spec: PluginManifestSpec, obj: Obj) -> _State:
+        settings = BreakerSettings(
+            failure_ratio=spec.circuit_breaker.failure_ratio,
+            minimum_requests=spec.circuit_breaker.minimum_requests,
+            open_duration=spec.circuit_breaker.open_duration_seconds,
+            half_open_probes=spec.circuit_breaker.half_open_probes,
+        )
+        state = self.states.get(name)
+        if state is None:
+            breaker = CircuitBreaker(name, settings, on_state_change=self._on_breaker)
+            state = _State(name, PluginHandle(name, breaker, self.env.metrics), settings)
+            status = obj.get("status") or {}
+            state.restart_count = int(status.get("restartCount") or 0)
+            state.history = list(status.get("history") or [])
+            state.reset_handled = status.get("resetFailedAt")
+            self.states[name] = state
+            self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
+        elif state.breaker_settings != settings:
+            state.breaker_settings = settings
+            state.handle.breaker = CircuitBreaker(name, settings, on_state_change=self._on_breaker)
+            self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
+        state.handle.timeout = spec.limits.timeout_seconds
+        return state
+
+    def is_running(self, name: str) -> bool:
+        state = self.states.get(name)
+        return state is not None and state.current is not None and state.current.exited is None
+
+    # --- reconcile ------------------------------------------------------------------------------
+
+    async def reconcile(self, obj: Obj, ctx: Context) -> Result | None:
+        name = ctx.key.name
+        try:
+            spec = parse_spec(obj)
+        except ValidationError as exc:
+            raise PermanentError(PluginReason.INVALID_SPEC, str(exc)) from None
+        assert isinstance(spec, PluginManifestSpec)
+        state = self._state(name, spec, obj)
+        self._versions[name] = spec.version
+        self._set_node(name, [d.name for d in spec.dependencies if not d.optional])
+        if spec.suspend:
+            self._suspended(obj, ctx, state)
+            return None
+        self._handle_reset(obj, ctx, state)
+        try:
+            problem = await self._check_dependencies(name, spec, ctx)
+            if problem is not None:
+                return await self._dependencies_not_ready(ctx, state, *problem)
+            if spec.dependencies:
+                ctx.status.condition(ConditionType.DEPENDENCIES_READY, True, PluginReason.DEPENDENCIES_READY,
+                                     "all required dependencies are Ready: "
+                                     + ", ".join(d.name for d in spec.dependencies if not d.optional))
+            else:
+                ctx.status.condition(ConditionType.DEPENDENCIES_READY, True, PluginReason.NO_DEPENDENCIES,
+                                     "no dependencies")
+            result = await self._converge(obj, spec, ctx, state)
+        finally:
+            self._write_common(ctx, state)
+        was_ready = is_true(obj, ConditionType.READY)
+        now_ready = (ctx.status.condition_view(ConditionType.READY) or {}).get("status") == "True"
+        self._ready[name] = now_ready
+        if now_ready and not was_ready:
+            await ctx.status.flush()  # written before the dependents are woken
+            for dependent in self.graph.dependents(name):
+                self.kick(dependent)
+        return result
+
+    def _suspended(self, obj: Obj, ctx: Context, state: _State) -> None:
+        ready = get_condition(obj, ConditionType.READY)
+        if ready is not None:
+            ctx.status.condition(ConditionType.READY, ready["status"], ready.get("reason", ""), ready.get("message", ""))
+        else:
+            ctx.status.condition(ConditionType.READY, False, PluginReason.SUSPENDED,
+                                 "suspended (spec.suspend) before it started")
+        ctx.status.remove_condition(ConditionType.RECONCILING)
+        if (obj.get("status") or {}).get("observedGeneration") != ctx.generation:
+            self._say(state.name, "info", "suspended: not reconciled until spec.suspend is false")
+
+    def _handle_reset(self, obj: Obj, ctx: Context, state: _State) -> None:
+        wanted = annotations_of(obj).get(RESET_FAILED_ANNOTATION)
+        if not wanted or wanted == state.reset_handled:
+            return
+        state.reset_handled = wanted
+        state.start_times.clear()
+        state.failures = 0
+        state.not_before = 0.0
+        state.ended = False if state.current is not None else state.ended
+        ctx.status.set("resetFailedAt", wanted)
+        self._say(state.name, "info", f"reset-failed at {wanted}: start history and backoff cleared")
+        self._event_soon(state.name, "Normal", PluginReason.RESET_FAILED,
+                         "start history cleared by mfx reset-failed")
+
+    async def _check_dependencies(self, name: str, spec: PluginManifestSpec, ctx: Context) -> tuple[str, str] | None:
+        cycle = self._cycle_through(name)
+        if cycle is not None:
+            path = " -> ".join(cycle)
+            for member in cycle:
+                for target in self.graph.dependencies(member):
+                    self._watch(name, target)
+            ctx.status.condition(ConditionType.DEPENDENCIES_READY, False, PluginReason.DEPENDENCY_CYCLE, path)
+            await self._stop_quietly(ctx, name)
+            raise PermanentError(PluginReason.DEPENDENCY_CYCLE, f"dependency cycle: {path}")
+        missing: list[str] = []
+        waiting: list[str] = []
+        for dep in spec.dependencies:
+            if dep.optional:
+                continue  # optional dependencies never block
+            version = self._versions.get(dep.name)
+            if version is None or dep.name not in self.graph:
+                try:  # not seen by the watch (yet): ask the store
+                    other = await ctx.store.get(KIND, dep.name)
+                except NotFoundError:
+                    missing.append(dep.name)
+                    continue
+                version = str((other.get("spec") or {}).get("version", ""))
+            try:
+                ok = Constraint.parse(dep.version).satisfied_by(version)
+            except (ConstraintError, VersionError, ValueError) as exc:
+                raise PermanentError(PluginReason.INVALID_SPEC,
+                                     f"spec.dependencies[{dep.name}].version: {exc}") from None
+            if not ok:
+                self._watch(name, dep.name)
+                message = (f"{name} requires {dep.name} {dep.version}, but {dep.name} is version {version}")
+                ctx.status.condition(ConditionType.DEPENDENCIES_READY, False,
+                                     PluginReason.VERSION_CONSTRAINT_UNSATISFIED, message)
+                await self._stop_quietly(ctx, name)
+                raise PermanentError(PluginReason.VERSION_CONSTRAINT_UNSATISFIED, message)
+            # Ready means running in this process: a Ready=True left in the store by an earlier
+            # daemon (killed before it could say otherwise) does not count.
+            if not self.is_running(dep.name) or self._ready.get(dep.name) is not True:
+                waiting.append(dep.name)
+                continue
+        if missing:
+            return PluginReason.DEPENDENCY_MISSING, "dependency not found: " + ", ".join(missing)
+        if waiting:
+            return PluginReason.DEPENDENCY_NOT_READY, "waiting for " + ", ".join(waiting) + " to become Ready"
+        for dep in spec.dependencies:  # all look Ready: make sure none is being deleted
+            if not dep.optional and self._deleting.get(dep.name):
+                return PluginReason.DEPENDENCY_NOT_READY, f"{dep.name} is being deleted"
+        return None
+
+    async def _stop_quietly(self, ctx: Context, name: str) -> None:
+        state = self.states.get(name)
+        if state is not None:
+            self._begin_stop(ctx, state, "dependencies cannot be met")
+
+    async def _dependencies_not_ready(self, ctx: Context, state: _State, reason: str, message: str) -> Result:
+        ctx.status.condition(ConditionType.DEPENDENCIES_READY, False, reason, message)
+        stopped = self._begin_stop(ctx, state, f"dependencies not Ready: {message}")
+        ctx.status.condition(ConditionType.READY, False, reason, message if stopped else
+                             f"{message}; stopping (dependents first)")
+        if stopped and get_condition(ctx.status.view(), ConditionType.HEALTHY) is not None:
+            ctx.status.condition(ConditionType.HEALTHY, "Unknown", PluginReason.NOT_RUNNING, "not running")
+        return Result(requeue_after=DEPENDENCY_POLL_SECONDS)
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def _begin_stop(self, ctx: Context, state: _State, why: str) -> bool:
+        """Stop ``state``'s instance once its dependents have stopped; True when nothing runs."""
+        key = ctx.key
+        for task in ("start", "replace", "config"):
+            status = ctx.supervisor.status(key, task)
+            if status is not None and not status.finished:
+                ctx.supervisor.cancel(key, task)
+        stop = ctx.supervisor.status(key, "stop")
+        if state.current is None:
+            return stop is None or stop.finished
+        waiting = [d for d in self.graph.dependents(state.name) if self.is_running(d)]
+        if waiting:
+            for dependent in waiting:
+                self.kick(dependent)
+            return False
+        self._launch_stop(ctx, state, why)
+        return False
+
+    def _launch_stop(self, ctx: Context, state: _State, why: str, *, task: str = "stop") -> None:
+        running = state.current
+        assert running is not None
+        state.current = None
+        state.handle.running = None
+        self._unregister(state)
+        self.probes.unschedule(ctx.key)
+        self._stop_task(ctx.key, running, why, task=task)
+
+    def _stop_task(self, key: ObjectKey, running: Running, why: str, *, task: str) -> None:
+        name = key.name
+        dependencies = self.graph.dependencies(name)
+
+        async def stop() -> str | None:
+            problem = await stop_instance(name, running.instance, call_seconds=running.request.limits.timeout_seconds,
+                                          stop=running.exited is None)
+            self._say(name, "info", f"stopped {running.version} ({why})" + (f"; {problem}" if problem else ""))
+            for dependency in dependencies:
+                self.kick(dependency)  # it may be waiting for its dependents to stop
+            return problem
+
+        self.env.manager.supervisor.start(key, task, stop, replace=False)
+
+    # --- converging -----------------------------------------------------------------------------
+
+    async def _converge(self, obj: Obj, spec: PluginManifestSpec, ctx: Context, state: _State) -> Result | None:
+        key, sup, name = ctx.key, ctx.supervisor, ctx.key.name
+        start = sup.status(key, "start")
+        if start is not None:
+            if not start.finished:
+                ctx.status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {spec.version}")
+                return None
+            sup.forget(key, "start")
+            if start.state is TaskState.DONE:
+                self._adopt(ctx, state, start.result, spec)
+            elif start.state is TaskState.FAILED and start.error is not None:
+                self._start_failed(ctx, spec, state, start.error)
+
+        current = state.current
+        if current is not None:
+            ended, reason = current.exited, PluginReason.CRASHED
+            probe = self.probes.status(key)
+            if ended is None and probe is not None and not probe.healthy:
+                ended = (f"health check failed {probe.consecutive_failures} times in a row: "
+                         f"{probe.last.error}")
+                reason = PluginReason.HEALTH_CHECK_FAILED
+            if ended is not None:
+                self._instance_ended(ctx, spec, state, reason, ended)
+                current = None
+
+        if current is None:
+            return self._start_if_allowed(obj, spec, ctx, state)
+
+        identity, plugin_dir = self._identity(name, spec, fallback=current.request.plugin_dir)
+        if identity != current.identity:
+            return self._replace(obj, spec, ctx, state, identity, plugin_dir)
+        config = dict(spec.config)
+        if config != current.config:
+            return await self._update_config(spec, ctx, state, config)
+        self._steady(spec, ctx, state)
+        return None
+
+    def _start_if_allowed(self, obj: Obj, spec: PluginManifestSpec, ctx: Context, state: _State) -> Result | None:
+        key, sup, name = ctx.key, ctx.supervisor, ctx.key.name
+        stop = sup.status(key, "stop")
+        if stop is not None and not stop.finished:
+            ctx.status.condition(ConditionType.READY, False, PluginReason.STOPPING,
+                                 state.last_failure or "stopping the previous instance")
+            return None
+        policy = spec.restart_policy.policy
+        if state.ended and policy is RestartPolicy.NEVER:
+            raise PermanentError(state.last_failure_reason or PluginReason.START_FAILED,
+                                 f"{state.last_failure}; restartPolicy is Never, so it is not restarted")
+        if state.ended and policy is RestartPolicy.ON_FAILURE and state.clean_exit:
+            ctx.status.condition(ConditionType.READY, False, PluginReason.COMPLETED,
+                                 f"{state.last_failure}; restartPolicy OnFailure does not restart a clean exit")
+            return None
+        limit = spec.restart_policy.start_limit
+        now = time.monotonic()
+        while state.start_times and state.start_times[0] <= now - limit.interval_seconds:
+            state.start_times.popleft()
+        if len(state.start_times) >= limit.burst:
+            ctx.status.condition(ConditionType.HEALTHY, False, state.last_failure_reason or PluginReason.START_FAILED,
+                                 state.last_failure or "not running")
+            raise PermanentError(
+                PluginReason.START_LIMIT_HIT,
+                f"{len(state.start_times)} starts within {limit.interval} (startLimit.burst {limit.burst}); "
+                f"last failure: {state.last_failure or 'none'}; run `mfx reset-failed pm/{name}` to try again")
+        if now < state.not_before:
+            wait = state.not_before - now
+            ctx.status.condition(ConditionType.READY, False, PluginReason.BACK_OFF,
+                                 f"restarting in {wait:.2f} s (backoff); last failure: {state.last_failure}")
+            return Result(requeue_after=wait)
+        self._launch_start(ctx, spec, state, "start")
+        ctx.status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {spec.version}")
+        return None
+
+    def _identity(self, name: str, spec: PluginManifestSpec, *,
+                  fallback: Path | None = None) -> tuple[str, Path]:
+        """A digest of what forces a new instance when it changes, and the plugin directory."""
+        try:
+            plugin_dir = resolve_plugin_dir(name, spec.version, str(spec.type), spec.entry_point,
+                                            home=self.env.home, plugin_paths=self.env.plugin_paths)
+        except MfxError:
+            if fallback is None:
+                raise
+            plugin_dir = fallback
+        parts = {
+            "version": spec.version, "type": str(spec.type), "entryPoint": spec.entry_point,
+            "dir": str(plugin_dir), "security": spec.security.to_dict(), "limits": spec.limits.to_dict(),
+            "env": spec.env,
+        }
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return digest, plugin_dir
+
+    def _request(self, name: str, spec: PluginManifestSpec, plugin_dir: Path, holder: dict[str, Any]) -> LoadRequest:
+        lim = spec.limits
+        limits = Limits(
+            memory_bytes=lim.memory_bytes, cpu_millis=lim.cpu_millis, timeout_seconds=lim.timeout_seconds,
+            max_concurrency=lim.max_concurrency, open_files=lim.open_files, fuel=lim.fuel,
+            max_message_bytes=lim.max_message_bytes,
+        )
+
+        def on_exit(reason: str) -> None:
+            holder["exited"] = reason
+            running = holder.get("running")
+            if running is not None and running.exited is None:
+                running.exited = reason
+                state = self.states.get(name)
+                if state is not None and state.current is running:
+                    self._say(name, "warning", f"instance ended: {reason}")
+                    self.kick(name)
+
+        return LoadRequest(
+            name=name, version=spec.version, type=PluginType(str(spec.type)), entry_point=spec.entry_point or "",
+            plugin_dir=plugin_dir, state_dir=self.env.home / "state" / name, config=dict(spec.config),
+            limits=limits, checksum=spec.security.checksum,
+            allowed_paths=tuple(AllowedPath(Path(p.path), p.writable) for p in spec.security.allowed_paths),
+            allowed_networks=tuple(spec.security.allowed_networks), env=dict(spec.env),
+            start_timeout_seconds=max(10.0, lim.timeout_seconds), log=self._plugin_log, on_exit=on_exit,
+        )
+
+    def _launch_start(self, ctx: Context, spec: PluginManifestSpec, state: _State, task: str) -> None:
+        name = ctx.key.name
+        identity, plugin_dir = self._identity(name, spec)  # EntryPointNotFoundError: Stalled, until the spec changes
+        holder: dict[str, Any] = {}
+        request = self._request(name, spec, plugin_dir, holder)
+        runtime = self.env.runtimes.for_type(spec.type)
+        gen = ctx.generation
+        if task == "start":
+            if state.ended:
+                state.restart_count += 1
+                self.env.metrics.plugin_restarts_total.labels(name).inc()
+            state.ended = False
+            state.clean_exit = False
+            state.start_times.append(time.monotonic())
+        self._say(name, "info", f"{'starting' if task == 'start' else 'starting replacement'} {spec.version} "
+                                f"({spec.type}) from {plugin_dir}")
+
+        async def run() -> Running:
+            began = time.time()
+            instance, health_seconds = await start_instance(runtime, request,
+                                                            call_timeout=spec.health_check.timeout_seconds)
+            running = Running(instance, request, identity, spec.version, dict(spec.config), gen, began, time.time(),
+                              exited=holder.get("exited"), health_seconds=health_seconds)
+            holder["running"] = running
+            return running
+
+        ctx.supervisor.start(ctx.key, task, run)
+
+    def _adopt(self, ctx: Context, state: _State, running: Running, spec: PluginManifestSpec) -> None:
+        name = ctx.key.name
+        state.current = running
+        state.handle.running = running
+        state.ready_reason, state.note = PluginReason.RUNNING, ""
+        hc = spec.health_check
+        instance = running.instance
+        self.probes.schedule(ctx.key, instance.health,
+                             ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold))
+        ctx.status.set("resolvedVersion", running.version)
+        ctx.status.set("runtime", _jsonable(instance.details))
+        ctx.status.set("startedAt", rfc3339(running.started_at))
+        ctx.status.set("readyAt", rfc3339(running.ready_at))
+        ctx.status.set("lastStartDurationSeconds", round(running.start_seconds, 6))
+        state.last_probe = {"time": rfc3339(running.ready_at), "result": "Healthy",
+                            "durationSeconds": round(running.health_seconds, 6)}
+        state.probe_written = ("Healthy", time.monotonic())
+        self._push_history(state, running.version, "Running", f"started in {running.start_seconds:.3f} s")
+        self.env.metrics.init_plugin(name, process=spec.type == "rpc", wasm=spec.type == "webassembly")
+        self._say(name, "info", f"{running.version} is running (ready in {running.start_seconds:.3f} s)")
+
+    def _start_failed(self, ctx: Context, spec: PluginManifestSpec, state: _State, error: BaseException) -> None:
+        name = ctx.key.name
+        reason = plugin_error_reason(error)
+        message = f"start of {spec.version} failed: {error}"
+        self._failure(spec, state, reason, message)
+        self._say(name, "error", message)
+        self._event_soon(name, "Warning", reason, message)
+        if isinstance(error, MfxError) and getattr(error, "retryable", True) is False:
+            ctx.status.condition(ConditionType.HEALTHY, "Unknown", PluginReason.NOT_RUNNING, "not running")
+            raise PermanentError(reason, message)
+        ctx.status.condition(ConditionType.HEALTHY, False, reason, message)
+
+    def _failure(self, spec: PluginManifestSpec, state: _State, reason: str, message: str,
+                 ran_seconds: float = 0.0) -> None:
+        backoff = spec.restart_policy.backoff
+        if ran_seconds >= backoff.max_seconds:
+            state.failures = 0  # it ran long enough: start the backoff over
+        state.failures += 1
+        delay = min(backoff.max_seconds, backoff.initial_seconds * 2 ** min(state.failures - 1, 30))
+        state.not_before = time.monotonic() + delay
+        state.ended = True
+        state.last_failure = message
+        state.last_failure_reason = reason
+
+    def _instance_ended(self, ctx: Context, spec: PluginManifestSpec, state: _State, reason: str,
+                        message: str) -> None:
+        running = state.current
+        assert running is not None
+        name = ctx.key.name
+        self._failure(spec, state, reason, message, time.monotonic() - running.started_mono)
+        state.clean_exit = reason == PluginReason.CRASHED and " exited with code 0" in message
+        ctx.status.condition(ConditionType.HEALTHY, False, reason, message)
+        self._say(name, "warning", f"{running.version}: {message}")
+        self._event_soon(name, "Warning", reason, message)
+        self._launch_stop(ctx, state, message)
+
+    def _replace(self, obj: Obj, spec: PluginManifestSpec, ctx: Context, state: _State, identity: str,
+                 plugin_dir: Path) -> Result | None:
+        key, sup, name = ctx.key, ctx.supervisor, ctx.key.name
+        current = state.current
+        assert current is not None
+        if state.failed_upgrade == (ctx.generation, identity):
+            self._ready_rolled_back(ctx, state, current)
+            raise PermanentError(PluginReason.UPGRADE_FAILED, state.failed_upgrade_message)
+        task = sup.status(key, "replace")
+        if task is None:
+            self._launch_start(ctx, spec, state, "replace")
+            self._ready_running(ctx, state, current, reconciling=f"upgrading to {spec.version}")
+            return None
+        if not task.finished:
+            self._ready_running(ctx, state, current, reconciling=f"upgrading to {spec.version}")
+            return None
+        sup.forget(key, "replace")
+        if task.state is TaskState.DONE:
+            new: Running = task.result
+            old = current
+            self._push_history(state, old.version, "Replaced", f"replaced by {new.version}")
+            state.current = None
+            self.probes.unschedule(key)
+            self._stop_task(key, old, f"replaced by {new.version}", task="stop-old")
+            self._adopt(ctx, state, new, spec)
+            message = f"upgraded from {old.version} to {new.version}"
+            self._event_soon(name, "Normal", PluginReason.UPGRADED, message)
+            self._steady(spec, ctx, state)
+            return None
+        error = task.error
+        message = (f"{spec.version} failed to start or pass its health check ({error}); "
+                   f"rolled back: {current.version} keeps running")
+        state.failed_upgrade = (ctx.generation, identity)
+        state.failed_upgrade_message = message
+        self._push_history(state, spec.version, "RolledBack", str(error))
+        self._say(name, "error", message)
+        self._event_soon(name, "Warning", PluginReason.ROLLED_BACK, message)
+        self._ready_rolled_back(ctx, state, current)
+        raise PermanentError(PluginReason.UPGRADE_FAILED, message)
+
+    def _ready_rolled_back(self, ctx: Context, state: _State, current: Running) -> None:
+        self._register(state)
+        ctx.status.condition(ConditionType.READY, True, PluginReason.ROLLED_BACK, state.failed_upgrade_message)
+        ctx.status.set("resolvedVersion", current.version)
+
+    async def _update_config(self, spec: PluginManifestSpec, ctx: Context, state: _State,
+                             config: dict[str, Any]) -> Result | None:
+        key, sup, name = ctx.key, ctx.supervisor, ctx.key.name
+        current = state.current
+        assert current is not None
+        if state.failed_config == (ctx.generation, config):
+            self._config_rejected(ctx, state, current, state.failed_config_message)
+        try:
+            validate_config(spec)
+        except InvalidConfigError as exc:
+            state.failed_config, state.failed_config_message = (ctx.generation, config), str(exc)
+            self._config_rejected(ctx, state, current, str(exc))
+        task = sup.status(key, "config")
+        if task is None:
+            instance, timeout = current.instance, spec.limits.timeout_seconds
+
+            async def apply() -> dict[str, Any]:
+                await bounded(f"{name}.update_config", timeout, instance.update_config(config))
+                return config
+
+            sup.start(key, "config", apply)
+            self._ready_running(ctx, state, current, reconciling="applying the new config")
+            return None
+        if not task.finished:
+            self._ready_running(ctx, state, current, reconciling="applying the new config")
+            return None
+        sup.forget(key, "config")
+        if task.state is TaskState.DONE and task.result == config:
+            current.config = config
+            self._say(name, "info", "config updated without a restart")
+            self._event_soon(name, "Normal", PluginReason.CONFIG_UPDATED, "config applied without a restart")
+            self._steady(spec, ctx, state)
+            return None
+        error = task.error
+        if isinstance(error, (PluginTimeoutError, PluginCrashedError)) or error is None:
+            raise TemporaryError(f"applying the new config failed: {error}")  # retry with backoff
+        state.failed_config = (ctx.generation, config)
+        state.failed_config_message = f"the plugin refused it: {error}"
+        self._config_rejected(ctx, state, current, state.failed_config_message)
+
+    def _config_rejected(self, ctx: Context, state: _State, current: Running, why: str) -> None:
+        message = f"the new config is invalid: {why}; the previous config keeps running"
+        self._say(ctx.key.name, "error", message)
+        self._ready_running(ctx, state, current)
+        ctx.status.condition(ConditionType.READY, True, PluginReason.INVALID_CONFIG, message)
+        raise PermanentError(PluginReason.INVALID_CONFIG, message)
+
+    def _ready_running(self, ctx: Context, state: _State, current: Running, *, reconciling: str | None = None) -> None:
+        self._register(state)
+        message = f"{current.version} running"
+        if state.note:
+            message += f"; {state.note}"
+        ctx.status.condition(ConditionType.READY, True, state.ready_reason, message)
+        ctx.status.condition(ConditionType.HEALTHY, True, PluginReason.HEALTH_CHECK_PASSED, "health checks pass")
+        if reconciling:
+            ctx.status.condition(ConditionType.RECONCILING, True, PluginReason.UPGRADING
+                                 if "upgrading" in reconciling else PluginReason.RUNNING, reconciling)
+        else:
+            ctx.status.remove_condition(ConditionType.RECONCILING)
+
+    def _steady(self, spec: PluginManifestSpec, ctx: Context, state: _State) -> None:
+        current = state.current
+        assert current is not None
+        state.interfaces = tuple(spec.interfaces)
+        self._priority = spec.priority
+        self._register(state, spec.priority)
+        self._ready_running(ctx, state, current)
+
+    # --- services, status, logs ---------------------------------------------------------------------
+
+    def _register(self, state: _State, priority: int | None = None) -> None:
+        registry = self.env.services
+        if priority is not None:
+            state.handle.interfaces = state.interfaces
+            state.handle.priority = priority  # type: ignore[attr-defined]
+        prio = getattr(state.handle, "priority", 0)
+        for interface in state.interfaces:
+            registry.register(interface, state.name, priority=prio, instance=state.handle)
+        for interface in registry.provided_by(state.name):
+            if interface not in state.interfaces:
+                registry.unregister(state.name, interface)
+
+    def _unregister(self, state: _State) -> None:
+        self.env.services.unregister(state.name)
+
+    def _write_common(self, ctx: Context, state: _State) -> None:
+        ctx.status.set("restartCount", state.restart_count)
+        ctx.status.set("circuitBreaker", {"state": breaker_state_name(state.handle.breaker.state)})
+        if state.history:
+            ctx.status.set("history", state.history)
+        if state.last_probe is not None:
+            ctx.status.set("lastHealthProbe", state.last_probe)
+
+    def _push_history(self, state: _State, version: str, result: str, message: str) -> None:
+        state.history.insert(0, {"version": version, "result": result, "message": message,
+                                 "time": rfc3339(time.time())})
+        del state.history[HISTORY_LIMIT:]
+
+    def _on_probe(self, status: ProbeStatus) -> None:
+        name = status.key.name
+        state = self.states.get(name)
+        if state is None:
+            return
+        result = "Healthy" if status.last.ok else ("Timeout" if status.last.timed_out else "Unhealthy")
+        state.last_probe = {"time": rfc3339(time.time()), "result": result,
+                            "durationSeconds": round(status.last.duration, 6)}
+        if not status.last.ok:
+            self._say(name, "warning", f"health probe failed ({status.consecutive_failures} in a row): "
+                                       f"{status.last.error}")
+        now = time.monotonic()
+        if status.changed or not status.healthy:
+            self.kick(name)  # the reconcile writes lastHealthProbe with the conditions
+        elif (state.probe_written is None or state.probe_written[0] != result
+              or now - state.probe_written[1] >= PROBE_STATUS_REFRESH_SECONDS):
+            state.probe_written = (result, now)  # a steady result is re-written at most this often
+            self._patch_status_soon(name, {"lastHealthProbe": state.last_probe})
+
+    def _on_breaker(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        self.env.metrics.plugin_circuit_breaker_state.labels(name).set(new.metric_value)
+        self._say(name, "warning" if new is BreakerState.OPEN else "info",
+                  f"circuit breaker {breaker_state_name(old)} -> {breaker_state_name(new)}")
+        self._patch_status_soon(name, {"circuitBreaker": {"state": breaker_state_name(new)}})
+
+    def _on_reload(self, name: str, ok: bool, message: str) -> None:
+        state = self.states.get(name)
+        if state is None:
+            return
+        state.ready_reason = PluginReason.RELOADED if ok else PluginReason.RELOAD_FAILED
+        state.note = message if ok else f"reload failed: {message}; the previous version keeps running"
+        self._say(name, "info" if ok else "error", state.note)
+        self._event_soon(name, "Normal" if ok else "Warning", state.ready_reason, state.note)
+        self.kick(name)
+
+    def _patch_status_soon(self, name: str, fields: dict[str, Any]) -> None:
+        manager = self.env.manager
+        if manager is None:
+            return
+
+        async def write() -> None:
+            try:
+                obj = await self.env.store.get(KIND, name)
+            except NotFoundError:
+                return
+            if is_deleting(obj):
+                return
+            patch = StatusPatcher(self.env.store, obj, self.events)
+            for field_name, value in fields.items():
+                patch.set(field_name, value)
+            try:
+                await patch.flush()
+            except MfxError:
+                pass
+
+        manager.supervisor.start(self.key(name), "status-write", write, notify=False)
+
+    def _event_soon(self, name: str, type_: str, reason: str, message: str) -> None:
+        manager = self.env.manager
+        if manager is None:
+            return
+
+        async def record() -> None:
+            try:
+                obj = await self.env.store.get(KIND, name)
+            except NotFoundError:
+                return
+            await self.events.record(obj, type_, str(reason), message)
+
+        manager.supervisor.start(self.key(name), f"event:{reason}:{time.monotonic_ns()}", record, notify=False)
+
+    def _plugin_log(self, record: PluginLogRecord) -> None:
+        store = self.env.log_store
+        if store is None:
+            return
+        stream = record.stream if record.stream in ("stdout", "stderr", "controller") else "stderr"
+        fields = dict(record.fields)
+        if stream != record.stream:
+            fields["source"] = record.stream
+        try:
+            store.append(record.plugin, str(record.level), record.message, stream, fields or None)
+        except Exception:
+            log.debug("could not append a log record of %s", record.plugin, exc_info=True)
+
+    def _say(self, name: str, level: str, message: str) -> None:
+        """The controller's own message about a plugin: the daemon's log, and (through the
+        daemon's ``PluginLogHandler``, which routes records carrying ``plugin``) the plugin's log."""
+        levels = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+        log.log(levels.get(level, logging.INFO), "[%s] %s", name, message, extra={"plugin": name})
+
+    # --- delete and shutdown ----------------------------------------------------------------------
+
+    async def finalize(self, obj: Obj, ctx: Context) -> Result | None:
+        name = ctx.key.name
+        state = self.states.get(name)
+        ctx.status.condition(ConditionType.READY, False, PluginReason.DELETING, "stopping before deletion")
+        ctx.status.remove_condition(ConditionType.RECONCILING)
+        if state is not None and not self._begin_stop(ctx, state, "deleted"):
+            await ctx.status.flush()  # dependents see it and stop first
+            for dependent in self.graph.dependents(name):
+                self.kick(dependent)
+            return Result(requeue_after=5.0)
+        for task in ("stop-old", "status-write"):
+            ctx.supervisor.cancel(ctx.key, task)
+        self._forget(name)
+        return None
+
+    def _forget(self, name: str) -> None:
+        self.env.services.unregister(name)
+        self.probes.unschedule(self.key(name))
+        self.states.pop(name, None)
+        self.env.metrics.forget("name", name)
+        self.graph.remove_node(name)
+        self._say(name, "info", "deleted")
+
+    async def stop_all(self) -> None:
+        """Stop every running plugin, dependents first; independent ones at the same time."""
+        running = {name for name, state in self.states.items() if state.current is not None}
+        while running:
+            wave = [n for n in running if not any(d in running for d in self.graph.dependents(n))] or sorted(running)
+            async with anyio.create_task_group() as tg:
+                for name in wave:
+                    tg.start_soon(self._stop_now, name)
+            running.difference_update(wave)
+
+    async def _stop_now(self, name: str) -> None:
+        state = self.states.get(name)
+        if state is None or state.current is None:
+            return
+        running, state.current = state.current, None
+        state.handle.running = None
+        self._unregister(state)
+        self.probes.unschedule(self.key(name))
+        problem = await stop_instance(name, running.instance, call_seconds=running.request.limits.timeout_seconds,
+                                      stop=running.exited is None)
+        self._say(name, "info", f"stopped {running.version} (daemon shutdown)" + (f"; {problem}" if problem else ""))
+
+
+def validate_config(spec: PluginManifestSpec) -> None:
+    """``spec.config`` against ``spec.configSchema`` (admission checked it; this is the last line)."""
+    if not spec.config_schema:
+        return
+    validator_class = jsonschema.Draft202012Validator
+    try:
+        validator = validator_class(spec.config_schema, format_checker=validator_class.FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(spec.config), key=lambda e: list(map(str, e.absolute_path)))
+    except jsonschema.SchemaError as exc:
+        raise InvalidConfigError(f"spec.configSchema is not a valid JSON Schema: {exc.message}") from None
+    if errors:
+        where = lambda e: "spec.config" + "".join(f".{p}" for p in e.absolute_path)  # noqa: E731
+        raise InvalidConfigError("; ".join(f"{where(e)}: {e.message}" for e in errors))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
