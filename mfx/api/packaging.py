@@ -40,6 +40,11 @@ SKIPPED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 10_000
+# Annotations of a PluginManifest installed from a package (``mfx plugin install``).
+DIGEST_ANNOTATION = "mfx.musicfox.io/package-digest"
+SIGNER_ANNOTATION = "mfx.musicfox.io/package-signer"  # the trusted key's name
+SOURCE_ANNOTATION = "mfx.musicfox.io/package-source"  # the source it was installed from
+PACKAGE_ANNOTATIONS = (DIGEST_ANNOTATION, SIGNER_ANNOTATION, SOURCE_ANNOTATION)
 
 
 @dataclass(frozen=True)

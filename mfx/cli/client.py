@@ -126,7 +126,7 @@ class Client:
         headers = {"Accept": accept}
         content = None
         if body is not None:
-            content = orjson.dumps(body)
+            content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
         try:
             response = self._http.request(method, path, params=params, content=content, headers=headers)
