@@ -1,1 +1,69 @@
+"""Kind-specific controllers (plugin, audiosink, gitsource) on the reconciler engine.
 
+The daemon builds one ``ControllerEnv`` and one ``Registry`` and calls ``register_all(on,
+env)``; each controller module registers its handlers on ``on`` with one line here.
+Controllers that own async resources (task groups, probe schedulers) append them to
+``env.resources`` (entered before the manager runs, left after it); work to do once the
+manager has stopped (stopping plugins in reverse dependency order) goes to
+``env.shutdown_hooks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mfx.audio.registry import SinkRegistry
+from mfx.observability.metrics import Metrics
+from mfx.reconciler import EventBus, Registry, ServiceRegistry
+from mfx.store.base import Store
+
+if TYPE_CHECKING:
+    from mfx.reconciler import Manager
+    from mfx.store.plugin_logs import PluginLogStore
+
+    from .plugin_runtime import PluginRuntimes
+
+
+@dataclass
+class ControllerEnv:
+    """What the composition root (``mfx.server.services``) shares with every controller."""
+
+    store: Store
+    metrics: Metrics
+    home: Path  # $MFX_HOME: plugins/<name>/<version>/, state/<name>/, logs/
+    plugin_paths: list[Path]  # --plugin-path directories holding <name>/
+    services: ServiceRegistry  # interface -> Ready providers (the player looks here)
+    bus: EventBus
+    runtimes: PluginRuntimes
+    log_store: PluginLogStore | None = None
+    allow_unsigned_sources: tuple[str, ...] = ()
+    manager: Manager | None = None  # set once the Manager is built, before it runs
+    resources: list[AbstractAsyncContextManager[Any]] = field(default_factory=list)
+    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    controllers: dict[str, Any] = field(default_factory=dict)  # kind -> controller object
+    sinks: SinkRegistry = field(default_factory=SinkRegistry)  # open AudioSinks; the player plays to .default()
+
+
+def register_all(on: Registry, env: ControllerEnv) -> None:
+    """Register every controller's handlers on ``on`` (one line per controller)."""
+    from .plugin import KIND as PLUGIN_KIND
+    from .plugin import PluginController
+
+    plugins = PluginController(env)
+    plugins.register(on)
+    env.controllers[PLUGIN_KIND] = plugins
+    env.resources.append(plugins.probes)
+    env.shutdown_hooks.append(plugins.stop_all)
+    from . import audiosink
+
+    audiosink.register(on, env)
+    from . import gitsource
+
+    gitsource.register(on, env)
+
+
+__all__ = ["ControllerEnv", "register_all"]

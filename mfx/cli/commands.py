@@ -9,27 +9,35 @@ import time
 from typing import Any
 
 import click
-import orjson
 
 import mfx
+from mfx.api.apply import SERVER_METADATA, desired_state, field_changes, merged_for_apply  # noqa: F401 (re-exported)
+from mfx.api.apply import comparable as _comparable
 from mfx.api.kinds import USER_KINDS, KindInfo, kind_for, resolve_kind
-from mfx.api.objects import LAST_APPLIED_ANNOTATION, Obj, condition, human_age
+from mfx.api.objects import (
+    GITSOURCE_OWNER_LABEL,
+    LAST_APPLIED_ANNOTATION,
+    Obj,
+    condition,
+    human_age,
+)
 from mfx.api.schema import load_schemas
-from mfx.cli import output
+from mfx.cli import gitops, output
 from mfx.cli.client import Client
+from mfx.cli.edit import patch
 from mfx.cli.main import CliContext
 from mfx.cli.manifests import collect_sources, load_and_validate
-from mfx.cli.demo import demo
-from mfx.cli.kubeconfig import config_group
-from mfx.cli.serve import serve
-from mfx.errors import BadRequestError, ConflictError, FieldError, MfxError, NotFoundError, ValidationError
+from mfx.cli.observe import logs
+from mfx.errors import (
+    BadRequestError,
+    ConflictError,
+    FieldError,
+    MfxError,
+    NotFoundError,
+    ValidationError,
+)
 
 pass_cli = click.make_pass_decorator(CliContext)
-
-# Metadata the server owns; an applied document's values for them are ignored.
-SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-                   "managedFields", "selfLink", "finalizers")
-
 
 # --- object references ---------------------------------------------------------------------------
 
@@ -56,55 +64,11 @@ def parse_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str | None]]:
 # --- apply ------------------------------------------------------------------------------------------
 
 
-def desired_state(obj: Obj) -> Obj:
-    """What apply sends: the document without status and server-owned metadata,
-    annotated with itself as the last applied configuration (kubectl's convention)."""
-    desired = copy.deepcopy(obj)
-    desired.pop("status", None)
-    metadata = desired.setdefault("metadata", {})
-    for key in SERVER_METADATA:
-        metadata.pop(key, None)
-    annotations = dict(metadata.get("annotations") or {})
-    annotations.pop(LAST_APPLIED_ANNOTATION, None)
-    recorded = copy.deepcopy(desired)
-    if annotations:
-        recorded["metadata"]["annotations"] = annotations
-    else:
-        recorded["metadata"].pop("annotations", None)
-    annotations[LAST_APPLIED_ANNOTATION] = orjson.dumps(recorded, option=orjson.OPT_SORT_KEYS).decode()
-    metadata["annotations"] = annotations
-    return desired
+def apply_one(client: Client, obj: Obj, *, dry_run: bool, force_conflicts: bool = False) -> str:
+    """Create or update one object; returns kubectl's verb: created, configured, unchanged.
 
-
-def _merge_map(live: dict[str, str], desired: dict[str, str], previous: dict[str, str]) -> dict[str, str]:
-    """Three-way merge of labels/annotations: keep what others set, drop what we set before."""
-    merged = {k: v for k, v in live.items() if k not in previous or k in desired}
-    merged.update(desired)
-    return merged
-
-
-def merged_for_apply(live: Obj, desired: Obj) -> Obj:
-    previous_text = (live.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
-    previous = orjson.loads(previous_text) if previous_text else {}
-    previous_meta = previous.get("metadata", {})
-    merged = copy.deepcopy(live)
-    merged.pop("status", None)
-    meta = merged["metadata"]
-    for key in ("labels", "annotations"):
-        value = _merge_map(meta.get(key) or {}, desired["metadata"].get(key) or {}, previous_meta.get(key) or {})
-        if value:
-            meta[key] = value
-        else:
-            meta.pop(key, None)
-    if "spec" in desired:
-        merged["spec"] = desired["spec"]
-    else:
-        merged.pop("spec", None)
-    return merged
-
-
-def apply_one(client: Client, obj: Obj, *, dry_run: bool) -> str:
-    """Create or update one object; returns kubectl's verb: created, configured, unchanged."""
+    An object a GitSource manages is changed only with ``force_conflicts`` (and the next
+    sync reverts it): its desired state lives in git."""
     kind = kind_for(obj["apiVersion"], obj["kind"])
     desired = desired_state(obj)
     name = desired["metadata"]["name"]
@@ -119,6 +83,14 @@ def apply_one(client: Client, obj: Obj, *, dry_run: bool) -> str:
             # Same spec, labels and annotations: only the record of the applied file would
             # change. Write nothing, so applying `get -o yaml` output is a true no-op.
             return "unchanged"
+        owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+        changes = field_changes(live, load_schemas().apply_defaults(merged)) if owner else []
+        if changes:
+            text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
+            if not force_conflicts:
+                raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
+                                    "(the next sync will revert it)")
+            output.warn(f"{text}; applied with --force-conflicts: the next sync will revert it")
         try:
             result = client.replace(merged, kind, dry_run=dry_run)
         except ConflictError:
@@ -128,27 +100,17 @@ def apply_one(client: Client, obj: Obj, *, dry_run: bool) -> str:
     raise ConflictError(f'{kind.plural} "{name}" keeps changing under apply; try again')
 
 
-def _comparable(obj: Obj, *, annotation: bool = True) -> Obj:
-    data = copy.deepcopy(obj)
-    data.pop("status", None)
-    meta = data.get("metadata", {})
-    for key in ("resourceVersion", "managedFields"):
-        meta.pop(key, None)
-    if not annotation:
-        (meta.get("annotations") or {}).pop(LAST_APPLIED_ANNOTATION, None)
-        if not meta.get("annotations"):
-            meta.pop("annotations", None)
-    return data
-
-
 @click.command()
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
               help="Files or directories of manifests; '-' reads stdin. Repeatable.")
 @click.option("-R", "--recursive", is_flag=True, help="Descend into directories given with -f.")
 @click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none",
               help="client: validate locally only; server: validate and admit on the daemon, store nothing.")
+@click.option("--force-conflicts", is_flag=True,
+              help="Change objects a GitSource manages anyway (its next sync reverts them).")
 @pass_cli
-def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str) -> None:
+def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str,
+          force_conflicts: bool) -> None:
     """Create or update objects from manifests (all documents are validated before any is written).
 
     \b
@@ -167,7 +129,7 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
             verb = "configured"
         else:
             try:
-                verb = apply_one(ctx.client, obj, dry_run=dry_run == "server")
+                verb = apply_one(ctx.client, obj, dry_run=dry_run == "server", force_conflicts=force_conflicts)
             except MfxError as error:
                 raise _located(error, manifest) from None
         click.echo(f"{output.object_ref(kind, obj['metadata']['name'])} {verb}{suffix}")
@@ -574,16 +536,22 @@ def _diff_view(obj: Obj | None) -> list[str]:
 
 
 @click.command()
-@click.option("-f", "--filename", "filenames", multiple=True, required=True, metavar="FILE|DIR|-")
+@click.argument("resources", nargs=-1)
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-")
 @click.option("-R", "--recursive", is_flag=True)
 @pass_cli
-def diff(ctx: CliContext, filenames: tuple[str, ...], recursive: bool) -> None:
-    """Show what 'mfx apply' would change (exit 0: no change, 1: changes, >1: error).
+def diff(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...], recursive: bool) -> None:
+    """Show what 'mfx apply' (or a GitSource's next sync) would change (exit 0: no change, 1: changes, >1: error).
 
     \b
-    Example:
+    Examples:
       mfx diff -f manifests/
+      mfx diff gitsource/plugins
     """
+    if resources:
+        if filenames:
+            raise BadRequestError("give either -f FILE or gitsource/NAME, not both")
+        gitops.run_diff(ctx, resources)
     try:
         manifests = load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas())
         client = ctx.client
@@ -713,6 +681,7 @@ def version(ctx: CliContext, client_only: bool) -> None:
     click.echo(f"Server Version: {server.get('gitVersion')}")
 
 
-ALL: tuple[click.Command, ...] = (
-    apply, get, describe, delete, diff, wait_cmd, explain, events, api_resources, version, serve, demo, config_group,
+# The kubectl verbs, in the order `mfx --help` lists them; main.build_cli adds the rest.
+KUBECTL_VERBS: tuple[click.Command, ...] = (
+    apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version,
 )

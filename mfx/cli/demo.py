@@ -8,6 +8,7 @@ default AudioSink. Without a sound card it plays into an ALSA file tap and says 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,8 +96,15 @@ def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
         step("waiting for every plugin to be Ready")
         run_mfx(home, "wait", "--for=condition=Ready", "pm", "--all", "--timeout=120s", env=env)
         run_mfx(home, "wait", "--for=condition=Ready", "sink", "--all", "--timeout=60s", env=env, check=False)
+        music = _music_folder(home)
+        step(f"pointing local-music at {music}")
+        patch = {"spec": {"config": {"folders": [str(music)]},
+                          "security": {"allowedPaths": [{"path": str(music), "writable": False}]}}}
+        run_mfx(home, "patch", "pm", "local-music", "--type", "merge", "-p", json.dumps(patch), env=env)
+        run_mfx(home, "wait", "--for=condition=Ready", "pm/local-music", "--timeout=60s", env=env)
         step("mfx get all")
         run_mfx(home, "get", "all", "-o", "wide", env=env)
+        _play_demo(home, env)
         step("observability")
         click.echo(f"    Prometheus metrics: http://{metrics_address}/metrics")
         click.echo(f"    scrape config and Grafana dashboards: {repo / 'observability' / 'README.md'}")
@@ -117,6 +125,63 @@ def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
             except subprocess.TimeoutExpired:
                 daemon.kill()
         step("daemon stopped")
+
+
+DEMO_TITLE = "Morning Tune"
+DEMO_LYRICS = """[00:00.00]mfx plays through its own ALSA sink
+[00:02.00]a source plugin found this song
+[00:04.00]a codec plugin decoded it
+[00:06.00]the effects plugin shaped it
+[00:08.00]and the sink wrote every frame
+"""
+
+
+def _music_folder(home: Path) -> Path:
+    """The user's music (``MFX_MUSIC_DIR``), or a demo track generated once under HOME."""
+    configured = os.environ.get("MFX_MUSIC_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    folder = home / "music"
+    track = folder / "morning-tune.flac"
+    if not track.exists():
+        _write_demo_track(track)
+        click.echo(f"    generated a 10 s demo track: {track} (set MFX_MUSIC_DIR to use your own music)")
+    return folder
+
+
+def _write_demo_track(path: Path) -> None:
+    import mutagen.flac
+    import numpy as np
+    import soundfile as sf
+
+    rate = 44100
+    t = np.arange(10 * rate, dtype=np.float64) / rate
+    notes = np.array([261.63, 329.63, 392.00, 523.25])[(t // 0.5).astype(int) % 4]  # C E G C
+    envelope = np.minimum(1.0, (t % 0.5) * 40) * np.exp(-(t % 0.5) * 3)
+    mono = 0.25 * envelope * np.sin(2 * np.pi * notes * t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([mono, mono], axis=1).astype(np.float32), rate, format="FLAC", subtype="PCM_16")
+    tags = mutagen.flac.FLAC(path)
+    tags.update({"title": DEMO_TITLE, "artist": "mfx", "album": "Demo", "tracknumber": "1"})
+    tags.save()
+    path.with_suffix(".lrc").write_text(DEMO_LYRICS)
+
+
+def _play_demo(home: Path, env: dict[str, str]) -> None:
+    step("playing music: search, play, and watch it go")
+    run_mfx(home, "search", "morning", env=env, check=False)
+    if run_mfx(home, "play", "morning", env=env, check=False).returncode != 0:
+        click.echo("    (nothing to play: check 'mfx describe sink default' and 'mfx describe pm local-music')")
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        shown = subprocess.run([sys.executable, "-m", "mfx.cli", "--home", str(home), "now"], env=env,
+                               text=True, capture_output=True)
+        click.echo("    " + shown.stdout.strip().replace("\n", "\n    "))
+        if "stopped" in shown.stdout.lower():
+            break
+        time.sleep(2)  # a progress display, refreshed every 2 s
+    run_mfx(home, "stop", env=env, check=False)
 
 
 def _wait_for_daemon(home: Path, daemon: subprocess.Popen[bytes]) -> None:

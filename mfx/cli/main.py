@@ -68,11 +68,21 @@ def cli(ctx: click.Context, home: Path | None, server: str | None, token: str | 
 
 
 def build_cli() -> click.Group:
-    """The ``mfx`` group with every command added (idempotent)."""
-    from mfx.cli import commands
+    """The ``mfx`` group with every command added (idempotent), in the order --help lists them."""
+    from mfx.cli import commands, gitops, observe, player_cmds, plugin_ops, plugin_tools
+    from mfx.cli.demo import demo
+    from mfx.cli.kubeconfig import config_group
+    from mfx.cli.serve import serve
 
-    for command in commands.ALL:
-        cli.add_command(command)
+    sections: tuple[tuple[click.Command, ...], ...] = (
+        commands.KUBECTL_VERBS,
+        plugin_ops.COMMANDS + gitops.COMMANDS + (observe.top,),
+        player_cmds.COMMANDS,  # its `resume` also resumes suspended objects (mfx resume pm/NAME)
+        plugin_tools.COMMANDS + (config_group, serve, demo),
+    )
+    for section in sections:
+        for command in section:
+            cli.add_command(command)
     return cli
 
 

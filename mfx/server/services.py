@@ -1,9 +1,77 @@
-"""The parts of the daemon that run beside the API (controllers, player), in start order."""
+"""The parts of the daemon that run beside the API (controllers, player), in start order.
+
+``controllers_service`` builds the plugin runtimes, the service registry and event bus, one
+``Registry`` with every controller's handlers (``controllers.register_all``) and one
+``Manager``; it runs them until the daemon's ``shutdown`` event, then stops every plugin
+(dependents first) before the runtimes close.
+"""
 
 from __future__ import annotations
 
-from mfx.server.daemon import Service
+import logging
+from contextlib import AsyncExitStack
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from mfx.audio.registry import SinkRegistry
+from mfx.controllers import ControllerEnv, register_all
+from mfx.controllers.plugin_runtime import PluginRuntimes
+from mfx.reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
+from mfx.server.daemon import DaemonContext, Service
+from mfx.store.plugin_logs import PluginLogStore
+
+log = logging.getLogger("mfx.daemon.controllers")
+
+
+async def controllers_service(context: DaemonContext, group: TaskGroup) -> None:
+    if context.event_bus is None:
+        context.event_bus = EventBus(metrics=context.metrics)
+    if context.service_registry is None:
+        context.service_registry = ServiceRegistry(bus=context.event_bus)
+    if context.log_store is None:
+        context.log_store = PluginLogStore(context.config.home / "logs")
+    if context.sink_registry is None:
+        context.sink_registry = SinkRegistry()
+    await group.start(_run_controllers, context)
+
+
+async def _run_controllers(context: DaemonContext, *,
+                           task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    config = context.config
+    assert context.service_registry is not None and context.event_bus is not None
+    assert context.sink_registry is not None
+    async with AsyncExitStack() as stack:
+        runtimes = await stack.enter_async_context(PluginRuntimes(config.home, metrics=context.metrics))
+        env = ControllerEnv(
+            store=context.store, metrics=context.metrics, home=config.home,
+            plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,
+            bus=context.event_bus, runtimes=runtimes, log_store=context.log_store,
+            allow_unsigned_sources=tuple(config.allow_unsigned_sources), sinks=context.sink_registry,
+        )
+        on = Registry()
+        register_all(on, env)
+        manager = Manager(context.store, on, metrics=context.metrics,
+                          options=ControllerOptions(workers=config.workers, resync_period=config.resync_seconds))
+        env.manager = manager
+        context.manager = manager
+        for resource in env.resources:
+            await stack.enter_async_context(resource)
+        try:
+            async with manager:
+                task_status.started()
+                await context.shutdown.wait()
+                log.info("stopping controllers")
+        finally:
+            with anyio.CancelScope(shield=True):
+                for hook in env.shutdown_hooks:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("shutdown hook %s failed", hook)
 
 
 def default_services() -> list[Service]:
-    return []
+    from mfx.server.player_api import player_service
+
+    return [controllers_service, player_service]
