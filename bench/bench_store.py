@@ -22,6 +22,7 @@ from mfx.store import SQLiteStore
 
 COUNT = 1000
 GETS = 2000
+WRITERS = 50  # concurrent callers, as a daemon's workers and API requests are
 
 
 def _objects() -> list[dict[str, Any]]:
@@ -114,11 +115,27 @@ async def _store(path: Path, objects: list[dict[str, Any]]) -> tuple[float, list
     return rate, samples
 
 
+async def _store_concurrent(path: Path, objects: list[dict[str, Any]]) -> float:
+    """The same creates from ``WRITERS`` tasks at once: what group commit is for."""
+    async with SQLiteStore(path) as store:
+        start = time.perf_counter()
+
+        async def writer(offset: int) -> None:
+            for obj in objects[offset::WRITERS]:
+                await store.create(obj)
+
+        async with anyio.create_task_group() as group:
+            for offset in range(WRITERS):
+                group.start_soon(writer, offset)
+        return len(objects) / (time.perf_counter() - start)
+
+
 def run() -> list[Figure]:
     objects = _objects()
     with tempfile.TemporaryDirectory(prefix="mfx-bench-store-") as tmp:
         root = Path(tmp)
         store_rate, store_gets = anyio.run(_store, root / "store.db", objects)
+        concurrent_rate = anyio.run(_store_concurrent, root / "concurrent.db", objects)
         bulk_rate = _bulk_insert(root / "bulk.db", objects)
         row_rate, plain_gets = _per_row_insert(root / "rows.db", objects)
     ms = 1000.0
@@ -137,6 +154,14 @@ def run() -> list[Figure]:
             "objects/s",
             "sqlite3 executemany, one transaction",
             bulk_rate,
+            higher_is_better=True,
+        ),
+        Figure(
+            f"SQLiteStore.create x{COUNT}, {WRITERS} concurrent writers",
+            concurrent_rate,
+            "objects/s",
+            "sqlite3 one transaction per row",
+            row_rate,
             higher_is_better=True,
         ),
         Figure(

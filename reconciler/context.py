@@ -15,6 +15,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mfx.api.objects import Obj, ObjectKey, generation, key_of
 from mfx.errors import ConflictError
 from mfx.observability.metrics import Metrics
@@ -27,18 +29,27 @@ from mfx.store.base import Store
 _DELETE = object()
 
 
+def _clone(value: Any) -> Any:
+    """A deep copy; objects from the store are JSON, which orjson copies many times faster."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return copy.deepcopy(value)
+
+
 class StatusPatcher:
     """A pending change to one object's status: top-level fields and conditions by type."""
 
     def __init__(self, store: Store, obj: Obj, events: EventRecorder, *, max_attempts: int = 20) -> None:
         self._store = store
         self._events = events
-        self._base = copy.deepcopy(obj)
+        self._base = _clone(obj)
         self._observed_generation = generation(obj)
         self._fields: dict[str, Any] = {}
         self._conditions: dict[str, tuple[str, str, str] | None] = {}
         self._set_by_handler: set[str] = set()
         self._max_attempts = max_attempts
+        self._status_view: Obj | None = None  # the status as it will be written; None: stale
 
     # --- building the patch -------------------------------------------------------------------
 
@@ -55,9 +66,11 @@ class StatusPatcher:
         if field == "conditions":
             raise ValueError("set conditions with ctx.status.condition(type, status, reason, message)")
         self._fields[field] = copy.deepcopy(value)
+        self._status_view = None
 
     def delete(self, field: str) -> None:
         self._fields[field] = _DELETE
+        self._status_view = None
 
     def condition(self, type_: str, status: str | bool, reason: str, message: str = "") -> None:
         """Set condition ``type_`` (``status``: True/False/"Unknown")."""
@@ -65,10 +78,12 @@ class StatusPatcher:
             status = "True" if status else "False"
         self._conditions[str(type_)] = (str(status), str(reason), message)
         self._set_by_handler.add(str(type_))
+        self._status_view = None
 
     def remove_condition(self, type_: str) -> None:
         self._conditions[str(type_)] = None
         self._set_by_handler.add(str(type_))
+        self._status_view = None
 
     def set_by_handler(self, type_: str) -> bool:
         """Whether the handler decided this condition in this reconcile (engine defaults yield)."""
@@ -84,18 +99,34 @@ class StatusPatcher:
             if isinstance(status, bool):
                 status = "True" if status else "False"
             self._conditions[str(type_)] = (str(status), str(reason), message)
+        self._status_view = None
 
     def observe_generation(self, gen: int) -> None:
         self._observed_generation = gen
+        self._status_view = None
 
     def view(self) -> Obj:
-        """The object as it will look once the patch is written."""
-        obj = copy.deepcopy(self._base)
-        self._apply(obj)
+        """The object as it will look once the patch is written (a copy the caller may change)."""
+        obj = {key: value for key, value in self._base.items() if key != "status"}
+        obj = _clone(obj)
+        status = self._pending_status().get("status")
+        if status is not None:
+            obj["status"] = _clone(status)
         return obj
 
     def condition_view(self, type_: str) -> dict[str, Any] | None:
-        return get_condition(self.view(), type_)
+        condition = get_condition(self._pending_status(), type_)
+        return dict(condition) if condition is not None else None
+
+    def _pending_status(self) -> Obj:
+        """``{"status": ...}`` as it will be written; computed once per change of the patch."""
+        if self._status_view is None:
+            view: Obj = {"metadata": self._base.get("metadata", {})}
+            if "status" in self._base:
+                view["status"] = _clone(self._base["status"])
+            self._apply(view)
+            self._status_view = view
+        return self._status_view
 
     @property
     def pending(self) -> bool:
@@ -114,7 +145,10 @@ class StatusPatcher:
             return self._base
         base = self._base
         for attempt in range(self._max_attempts):
-            new = copy.deepcopy(base)
+            # Only the status changes: the rest is shared with base (the store copies what it keeps).
+            new = dict(base)
+            if "status" in base:
+                new["status"] = _clone(base["status"])
             transitions = self._apply(new)
             if new.get("status") == base.get("status"):
                 self._base = base
@@ -128,11 +162,11 @@ class StatusPatcher:
                 base = await self._store.get(key.kind, key.name)  # NotFoundError propagates: it's gone
                 continue
             self._base = written
-            for change in transitions:
-                await self._events.transition(written, change)
+            await self._events.transitions(written, transitions)
             break
         self._fields.clear()
         self._conditions.clear()
+        self._status_view = None
         return self._base
 
     def _apply(self, obj: Obj) -> list[Transition]:

@@ -2,16 +2,25 @@
 
 The store de-duplicates repeats (count + lastTimestamp). Recording an event is best effort:
 a failure to record is logged, never turned into a reconcile failure.
+
+Condition transitions become events only where a user learns something: the summary and
+health conditions (Ready, Stalled, Healthy, DependenciesReady, and any kind-specific ones)
+changing status or reason, and every warning. ``Reconciling`` flips on nearly every reconcile
+(kstatus "work in progress") and says nothing the Ready event does not; it is left out. The
+transitions of one status write that share reason and message are recorded once.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable
+
+import anyio
 
 from mfx.api.objects import Obj
 from mfx.errors import MfxError
-from mfx.reconciler.conditions import Transition
+from mfx.reconciler.conditions import ConditionType, Transition
 from mfx.store.base import EventRecord, Store
 
 
@@ -51,13 +60,39 @@ class EventRecorder:
         await self.record(obj, EventType.WARNING, reason, message)
 
     async def transition(self, obj: Obj, change: Transition) -> None:
-        """One event per condition transition (status or reason changed)."""
-        if change.new_status is None:
-            return  # a kstatus condition that no longer applies: its removal is not news
-        if not (change.status_changed or change.reason_changed):
-            return
+        """One event per newsworthy condition transition (see ``newsworthy``)."""
+        await self.transitions(obj, [change])
+
+    async def transitions(self, obj: Obj, changes: Iterable[Transition]) -> None:
+        """The events of one status write, recorded together (the store commits them as one)."""
+        news: list[Transition] = []
+        told: set[tuple[str, str, bool]] = set()
+        for change in changes:
+            # Conditions that change together for one cause (DependenciesReady=False and
+            # Ready=False, both "waiting for x") are one piece of news: recorded once.
+            said = (change.reason, change.message, change.is_warning)
+            if newsworthy(change) and said not in told:
+                told.add(said)
+                news.append(change)
+        if len(news) == 1:
+            await self._record_transition(obj, news[0])
+        elif news:
+            async with anyio.create_task_group() as group:
+                for change in news:
+                    group.start_soon(self._record_transition, obj, change)
+
+    async def _record_transition(self, obj: Obj, change: Transition) -> None:
         text = f"{change.type}={change.new_status}"
         if change.message:
             text += f": {change.message}"
         await self.record(obj, EventType.WARNING if change.is_warning else EventType.NORMAL,
                           change.reason, text)
+
+
+def newsworthy(change: Transition) -> bool:
+    """A status or reason change of a condition other than Reconciling, or any warning."""
+    if change.new_status is None:
+        return False  # a kstatus condition that no longer applies: its removal is not news
+    if not (change.status_changed or change.reason_changed):
+        return False
+    return change.type != ConditionType.RECONCILING or change.is_warning

@@ -14,8 +14,11 @@ One process owns the file (the daemon): reads of single objects are served from 
 copy of every object's JSON that follows each commit, and the watch fan-out is in-process.
 
 Concurrency: one connection, used from worker threads (``anyio.to_thread``) one call at a time
-under an ``anyio.Lock``; the event loop never waits on SQLite. A write's watch fan-out happens
-under the same lock right after its commit, so watchers see changes in resourceVersion order.
+under an ``anyio.Lock``; the event loop never waits on SQLite. Writes are group-committed:
+every write queued while a batch runs goes into the next batch, each in its own SAVEPOINT (one
+op's conflict does not touch the others), the batch in one transaction. Callers are answered
+after that commit; the batch's watch fan-out happens under the lock right after it, so watchers
+see changes in resourceVersion order and reads see every acknowledged write.
 
 Watch start: ``watch(kind, since)`` replays the log after ``since``, then follows live changes;
 ``since=0`` means "from now", as a Kubernetes watch without a resourceVersion (list first and
@@ -35,6 +38,7 @@ import base64
 import binascii
 import builtins
 import collections
+import copy
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -58,7 +62,6 @@ from mfx.errors import (
     ConflictError,
     ErrorList,
     GoneError,
-    MfxError,
     NotFoundError,
     StoreError,
 )
@@ -252,6 +255,14 @@ class _Transaction:
         )
         self.changes.append(_Change(rv, type_.value, kind, name, body))
 
+    def mark(self) -> tuple[int | None, int]:
+        """Where the batch stands, to return to with ``undo`` if the next op fails."""
+        return self._rv, len(self.changes)
+
+    def undo(self, rv: int | None, count: int) -> None:
+        self._rv = rv
+        del self.changes[count:]
+
     def trim_events(self) -> None:
         """Keep at most ``event_limit`` events: the ones that occurred last."""
         count = int(self.conn.execute("SELECT COUNT(*) FROM event_index").fetchone()[0])
@@ -291,9 +302,20 @@ class _Opened:
     bodies: dict[tuple[str, str], str]
 
 
+@dataclass(eq=False)
+class _PendingWrite:
+    """One caller's write waiting for (or in) a group commit."""
+
+    fn: Callable[[_Transaction], Any]
+    settled: anyio.Event = field(default_factory=anyio.Event)  # done, or promoted to leader
+    leader: bool = False  # this caller runs the next batch
+    done: bool = False
+    value: Any = None
+    error: BaseException | None = None
+
+
 @dataclass
-class _WriteResult:
-    value: Any
+class _BatchResult:
     changes: list[_Change]
     compacted: int | None
 
@@ -387,18 +409,35 @@ class _Database:
         finally:
             self.conn.close()
 
-    def write(self, fn: Callable[[_Transaction], T]) -> _WriteResult:
+    def write_batch(self, ops: list[_PendingWrite]) -> _BatchResult:
+        """Every op in its own SAVEPOINT, the whole batch in one transaction (group commit).
+
+        An op that fails (conflict, not found, a bad object, even an SQLite error) is rolled
+        back to its savepoint and gets its exception; the others commit. Each op's outcome is
+        stored on it; the changes come back in resourceVersion order for the fan-out.
+        """
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             tx = _Transaction(self.conn, self.history_limit, self.event_limit)
-            value = fn(tx)
+            for op in ops:
+                rv, count = tx.mark()
+                self.conn.execute("SAVEPOINT op")
+                try:
+                    op.value = op.fn(tx)
+                except Exception as error:
+                    self.conn.execute("ROLLBACK TO op")
+                    self.conn.execute("RELEASE op")
+                    tx.undo(rv, count)
+                    op.error = _translate(self.path, error)
+                    continue
+                self.conn.execute("RELEASE op")
             compacted = tx.finish()
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
-        return _WriteResult(value, tx.changes, compacted)
+        return _BatchResult(tx.changes, compacted)
 
     def list_objects(
         self, kind: str, selector: Selector, limit: int | None, start: str
@@ -729,6 +768,9 @@ class SQLiteStore:
         self.watch_buffer = watch_buffer
         self._db: _Database | None = None
         self._lock = anyio.Lock(fast_acquire=True)
+        # Group commit: writes wait here; the caller flagged leader runs the next batch.
+        self._queued: list[_PendingWrite] = []
+        self._leading = False
         self._rv = 0
         self._compacted = 0
         self._subscriptions: set[_Subscription] = set()
@@ -789,15 +831,70 @@ class SQLiteStore:
             return await anyio.to_thread.run_sync(_translated, self.path, fn, *args)
 
     async def _write(self, fn: Callable[[_Transaction], T]) -> T:
-        async with self._lock:
-            db = self._database()
-            # Shielded: once the transaction runs, its commit and fan-out must not be split.
-            with anyio.CancelScope(shield=True):
-                result = await anyio.to_thread.run_sync(_translated, self.path, db.write, fn)
-                self._after_commit(result)
-        return result.value  # type: ignore[no-any-return]
+        """Group commit: queue the op; one caller at a time (the leader) commits the queue.
 
-    def _after_commit(self, result: _WriteResult) -> None:
+        The leader takes every op queued so far, runs them in one transaction on a worker
+        thread, fans their changes out, settles each op, then hands the role to the first op
+        queued meanwhile. A caller is answered only after the commit that holds its op.
+        """
+        self._database()
+        op = _PendingWrite(fn)
+        self._queued.append(op)
+        if not self._leading:
+            self._leading = True
+            op.leader = True
+        # Shielded: a queued write runs (batches take milliseconds) and its caller hears how it
+        # went, as a caller of a single shielded commit did; a cancellation lands after that.
+        with anyio.CancelScope(shield=True):
+            if not op.leader:
+                await op.settled.wait()  # settled: done, or promoted to lead the next batch
+            if not op.done:
+                await self._lead()
+        if op.error is not None:
+            raise op.error
+        return op.value  # type: ignore[no-any-return]
+
+    async def _lead(self) -> None:
+        batch, self._queued = self._queued, []
+        result: _BatchResult | None = None
+        failure: BaseException | None = None
+        try:
+            async with self._lock:
+                db = self._db
+                if db is None:
+                    failure = StoreError(
+                        f"the store {self.path} is not open; call open() or use 'async with'"
+                    )
+                else:
+                    try:
+                        result = await anyio.to_thread.run_sync(
+                            _translated, self.path, db.write_batch, batch
+                        )
+                    except Exception as error:  # the commit failed: nothing in the batch happened
+                        failure = error
+                if result is not None:
+                    self._after_commit(result)
+        finally:
+            for op in batch:
+                if result is None:  # each caller gets its own copy of the batch's failure
+                    op.value = None
+                    op.error = copy.copy(failure) if failure is not None else StoreError(
+                        f"the store {self.path}: the write was interrupted; try again"
+                    )
+                op.done = True
+                op.settled.set()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The next batch is led by the first op queued, if any."""
+        if self._queued:
+            successor = self._queued[0]
+            successor.leader = True
+            successor.settled.set()  # it wakes and leads; ops queued behind it join its batch
+        else:
+            self._leading = False
+
+    def _after_commit(self, result: _BatchResult) -> None:
         if result.changes:
             self._rv = result.changes[-1].resource_version
         if result.compacted is not None:
@@ -913,9 +1010,15 @@ def _translated(path: Path, fn: Callable[..., T], *args: Any) -> T:
     """Runs ``fn`` in the worker thread, turning sqlite3 failures into ``StoreError``."""
     try:
         return fn(*args)
-    except MfxError:
-        raise
     except sqlite3.Error as error:
-        raise StoreError(
+        raise _translate(path, error) from error
+
+
+def _translate(path: Path, error: Exception) -> Exception:
+    if isinstance(error, sqlite3.Error):
+        translated = StoreError(
             f"the store {path} failed: {error}; check free disk space and the file's permissions"
-        ) from error
+        )
+        translated.__cause__ = error
+        return translated
+    return error
