@@ -11,14 +11,16 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
 import jsonpatch
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import yaml
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -30,13 +32,25 @@ import mfx
 from mfx.api import selectors
 from mfx.api.kinds import ALL_KINDS, EVENT, GROUP, USER_KINDS, VERSION, KindInfo
 from mfx.api.objects import Obj, name_of
-from mfx.errors import BadRequestError, GoneError, MfxError, NotFoundError
+from mfx.errors import (
+    AlreadyExistsError,
+    BadRequestError,
+    ConflictError,
+    ErrorList,
+    GoneError,
+    MfxError,
+    NotFoundError,
+    ValidationError,
+)
+from mfx.observability.fastmetrics import render_registry
 from mfx.observability.metrics import Metrics
 from mfx.server import tables
 from mfx.server.admission import Admission
 from mfx.server.auth import token_matches
+from mfx.server.openapi import OpenApiDocuments
+from mfx.server.server_side_apply import ApplyConflictError, apply_create, apply_update
 from mfx.server.status import status_from_error, status_object
-from mfx.store.base import Store, WatchEvent, WatchEventType
+from mfx.store.base import EventRecord, Store, WatchEvent, WatchEventType
 
 log = logging.getLogger("mfx.server")
 
@@ -45,6 +59,11 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# Aggregated discovery (kubectl >= 1.26 asks for it first): every group's resources in one answer.
+DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2"
+# Events about cluster-scoped objects live in this namespace, as in Kubernetes.
+EVENT_NAMESPACE = "default"
 
 # Fields the server owns: a client's values for them are ignored on create.
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
@@ -56,7 +75,13 @@ def json_response(data: Any, status_code: int = 200) -> Response:
 
 
 def error_response(error: MfxError, *, kind: KindInfo | None = None, name: str | None = None) -> Response:
-    return json_response(status_from_error(error, kind=kind, name=name), error.code)
+    status = status_from_error(error, kind=kind, name=name)
+    if kind is not None and error.code == 422 and "details" in status:
+        # Like the API server: an Invalid Status names the kind, a NotFound one the resource.
+        status["details"]["kind"] = kind.kind
+    if isinstance(error, ApplyConflictError):
+        status.setdefault("details", {})["causes"] = error.causes
+    return json_response(status, error.code)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -80,6 +105,7 @@ class ApiServer:
     shutdown: anyio.Event = field(default_factory=anyio.Event)
     extra_routes: list[BaseRoute] = field(default_factory=list)
     ready: Callable[[], bool] = lambda: True
+    _openapi: OpenApiDocuments | None = field(default=None, init=False, repr=False)
 
     # --- app ----------------------------------------------------------------------------
 
@@ -111,10 +137,13 @@ class ApiServer:
             Route("/apis", self.api_groups),
             Route(f"/apis/{GROUP}", self.api_group),
             Route(group_prefix, self.group_resources),
+            Route("/openapi/v2", self.openapi_v2),
+            Route("/openapi/v3", self.openapi_v3_index),
+            Route("/openapi/v3/{path:path}", self.openapi_v3),
             *self.extra_routes,
             Route("/api/v1/events", self.collection, methods=["GET"]),
-            Route("/api/v1/namespaces/{namespace}/events", self.collection, methods=["GET"]),
-            Route("/api/v1/namespaces/{namespace}/events/{name}", self.item, methods=["GET"]),
+            Route("/api/v1/namespaces/{namespace}/events", self.collection, methods=["GET", "POST"]),
+            Route("/api/v1/namespaces/{namespace}/events/{name}", self.item, methods=["GET", "PATCH"]),
             Route(group_prefix + "/{plural}", self.collection, methods=["GET", "POST", "DELETE"]),
             Route(group_prefix + "/{plural}/{name}", self.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
             Route(group_prefix + "/{plural}/{name}/status", self.status_item, methods=["GET", "PUT", "PATCH"]),
@@ -139,12 +168,14 @@ class ApiServer:
         })
 
     async def prometheus_metrics(self, request: Request) -> Response:
-        data = await anyio.to_thread.run_sync(generate_latest, self.metrics.registry)
+        data = await anyio.to_thread.run_sync(render_registry, self.metrics.registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
     # --- discovery --------------------------------------------------------------------------
 
     async def core_versions(self, request: Request) -> Response:
+        if _wants_aggregated(request):
+            return _aggregated([_discovery_group("", "v1", [EVENT])])
         return json_response({"kind": "APIVersions", "versions": ["v1"],
                               "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]})
 
@@ -153,6 +184,8 @@ class ApiServer:
                               "resources": [_api_resource(EVENT, namespaced=True)]})
 
     async def api_groups(self, request: Request) -> Response:
+        if _wants_aggregated(request):
+            return _aggregated([_discovery_group(GROUP, VERSION, list(USER_KINDS))])
         return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_api_group()]})
 
     async def api_group(self, request: Request) -> Response:
@@ -166,6 +199,37 @@ class ApiServer:
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
         return json_response({"kind": "APIResourceList", "apiVersion": "v1",
                               "groupVersion": f"{GROUP}/{VERSION}", "resources": resources})
+
+    # --- OpenAPI -------------------------------------------------------------------------------
+
+    @property
+    def openapi(self) -> OpenApiDocuments:
+        if self._openapi is None:
+            self._openapi = OpenApiDocuments(self.admission.schemas)
+        return self._openapi
+
+    async def openapi_v3_index(self, request: Request) -> Response:
+        return json_response(self.openapi.index())
+
+    async def openapi_v3(self, request: Request) -> Response:
+        path = request.path_params["path"].strip("/")
+        body = self.openapi.v3.get(path)
+        if body is None:
+            return json_response(status_object(404, f'no OpenAPI document for "{path}"'), 404)
+        if not _accepts(request, JSON):
+            return _not_acceptable(request, JSON)
+        headers = {"ETag": f'"{self.openapi.hashes[path]}"'}
+        if request.query_params.get("hash") == self.openapi.hashes[path]:
+            headers["Cache-Control"] = "public, immutable"
+        else:
+            headers["Cache-Control"] = "no-cache, private"
+        return Response(body, media_type=JSON, headers=headers)
+
+    async def openapi_v2(self, request: Request) -> Response:
+        # client-go asks for protobuf only; a 406 tells it to fall back (kubectl uses v3).
+        if not _accepts(request, JSON):
+            return _not_acceptable(request, JSON)
+        return Response(self.openapi.v2, media_type=JSON, headers={"ETag": self.openapi.v2_etag})
 
     # --- objects ------------------------------------------------------------------------------
 
@@ -187,6 +251,8 @@ class ApiServer:
                     return await self._watch(request, kind)
                 return await self._list(request, kind)
             if request.method == "POST":
+                if kind is EVENT:
+                    return await self._create_event(request)
                 return await self._create(request, kind)
             return await self._delete_collection(request, kind)
         except MfxError as error:
@@ -200,13 +266,17 @@ class ApiServer:
         name = request.path_params["name"]
         try:
             if request.method == "GET":
-                obj = await self.store.get(kind.kind, name)
+                obj = _present(kind, await self.store.get(kind.kind, name))
+                if not _in_namespace(request, obj):
+                    raise NotFoundError(f'{kind.plural} "{name}" not found')
                 if tables.wants_table(request.headers.get("accept")):
                     return json_response(self._table([obj], kind, request))
                 return json_response(obj)
             if request.method == "PUT":
                 return await self._replace(request, kind, name)
             if request.method == "PATCH":
+                if kind is EVENT:
+                    return await self._patch_event(request, name)
                 return await self._patch(request, kind, name)
             return await self._delete(request, kind, name)
         except MfxError as error:
@@ -219,25 +289,34 @@ class ApiServer:
             return error_response(error)
         name = request.path_params["name"]
         try:
-            current = await self.store.get(kind.kind, name)
             if request.method == "GET":
-                return json_response(current)
+                return json_response(await self.store.get(kind.kind, name))
             body = await _read_json(request)
-            if request.method == "PUT":
-                updated = body
-            else:
-                updated = _apply_patch(current, body, request.headers.get("content-type", ""))
-            _check_identity(updated, kind, name)
-            if _dry_run(request):
-                return json_response(updated)
-            return json_response(await self.store.update_status(updated))
+
+            async def attempt() -> Response:
+                current = await self.store.get(kind.kind, name)
+                if request.method == "PUT":
+                    updated = body
+                else:
+                    updated = _apply_patch(current, body, request.headers.get("content-type", ""))
+                    if not _carries_resource_version(body):
+                        updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                _check_identity(updated, kind, name)
+                if _dry_run(request):
+                    return json_response(updated)
+                return json_response(await self.store.update_status(updated))
+
+            return await _retry_lost_races(attempt, request.method == "PATCH" and not _carries_resource_version(body))
         except MfxError as error:
             return error_response(error, kind=kind, name=name)
 
     def _table(self, objects: list[Obj], kind: KindInfo, request: Request, *, resource_version: str = "",
                continue_token: str | None = None, include_columns: bool = True) -> dict[str, Any]:
+        columns = EVENT_COLUMNS if kind is EVENT else self.admission.printer_columns(kind.kind)
+        if kind is EVENT:
+            objects = list(map(_with_event_cells, objects))
         return tables.table(
-            objects, self.admission.printer_columns(kind.kind), resource_version=resource_version,
+            objects, columns, resource_version=resource_version,
             continue_token=continue_token, include_object=request.query_params.get("includeObject", "Metadata"),
             include_columns=include_columns,
         )
@@ -249,7 +328,8 @@ class ApiServer:
             kind.kind, label_selector=params.get("labelSelector") or None,
             limit=limit, continue_token=params.get("continue") or None,
         )
-        items = _filter_fields(result.items, params.get("fieldSelector"))
+        items = [obj for obj in map(partial(_present, kind), result.items) if _in_namespace(request, obj)]
+        items = _filter_fields(items, params.get("fieldSelector"))
         rv = str(result.resource_version)
         if tables.wants_table(request.headers.get("accept")):
             return json_response(self._table(items, kind, request, resource_version=rv,
@@ -278,11 +358,14 @@ class ApiServer:
         events = self.store.watch(kind.kind, since)
 
         def keep(obj: Obj) -> bool:
+            if not _in_namespace(request, obj):
+                return False
             if label_selector is not None and not label_selector.matches(obj.get("metadata", {}).get("labels") or {}):
                 return False
             return bool(_filter_fields([obj], field_selector))
 
         def encode(type_: str, obj: Obj, first: bool) -> bytes:
+            obj = _present(kind, obj)
             payload = self._table([obj], kind, request, include_columns=first) if as_table else obj
             return orjson.dumps({"type": type_, "object": payload}) + b"\n"
 
@@ -291,11 +374,12 @@ class ApiServer:
             with anyio.move_on_after(timeout) if timeout else _no_timeout():
                 try:
                     for obj in initial:
+                        obj = _present(kind, obj)
                         if keep(obj):
                             yield encode("ADDED", obj, first)
                             first = False
                     async for event in _until(events, self.shutdown):
-                        if event.type is WatchEventType.BOOKMARK or not keep(event.object):
+                        if event.type is WatchEventType.BOOKMARK or not keep(_present(kind, event.object)):
                             continue
                         yield encode(event.type.value, event.object, first)
                         first = False
@@ -316,27 +400,127 @@ class ApiServer:
         for key in _SERVER_METADATA:
             body.get("metadata", {}).pop(key, None)
         body.pop("status", None)
-        obj = self.admission.admit(body)
+        try:
+            obj = self.admission.admit(body)
+        except ValidationError as error:
+            metadata = body.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            return error_response(error, kind=kind, name=name if isinstance(name, str) and name else None)
         if _dry_run(request):
             return json_response(obj, 201)
         return json_response(await self.store.create(obj), 201)
+
+    async def _create_event(self, request: Request) -> Response:
+        """An Event reported through the API (by a controller using a Kubernetes client).
+
+        It goes through the store's recorder, so a repeat of the same event bumps its count.
+        """
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise BadRequestError("the request body must be a JSON object")
+        involved = body.get("involvedObject")
+        involved = involved if isinstance(involved, dict) else {}
+        errors = ErrorList()
+        for key in ("kind", "name"):
+            if not isinstance(involved.get(key), str) or not involved[key]:
+                errors.add(f"involvedObject.{key}", "required: the kind and name of the object the event is about")
+        event_type = body.get("type") or "Normal"
+        if event_type not in ("Normal", "Warning"):
+            errors.add("type", f'must be "Normal" or "Warning", not {event_type!r}')
+        if not isinstance(body.get("reason"), str) or not body["reason"]:
+            errors.add("reason", "required: a short CamelCase reason, e.g. Started")
+        errors.raise_if_any(kind="Event")
+        source = body.get("source")
+        source = source if isinstance(source, dict) else {}
+        record = EventRecord(
+            involved_kind=involved["kind"], involved_name=involved["name"],
+            involved_uid=str(involved.get("uid") or ""), involved_api_version=str(involved.get("apiVersion") or ""),
+            type=event_type, reason=body["reason"], message=str(body.get("message") or ""),
+            source=str(source.get("component") or body.get("reportingComponent") or "mfx"),
+        )
+        if _dry_run(request):
+            return json_response(body, 201)
+        return json_response(_present(EVENT, await self.store.record_event(record)), 201)
+
+    async def _patch_event(self, request: Request, name: str) -> Response:
+        """A merge or JSON patch of an event (a recorder bumping ``count`` and ``lastTimestamp``)."""
+        patch = await _read_json(request)
+        conditional = _carries_resource_version(patch)
+
+        async def attempt() -> Response:
+            current = await self.store.get(EVENT.kind, name)
+            if not _in_namespace(request, _present(EVENT, current)):
+                raise NotFoundError(f'events "{name}" not found')
+            updated = _apply_patch(current, patch, request.headers.get("content-type", ""), strategic=True)
+            _check_identity(updated, EVENT, name)
+            updated["metadata"].pop("namespace", None)  # presented, never stored
+            if not conditional:
+                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            if _dry_run(request):
+                return json_response(_present(EVENT, updated))
+            return json_response(_present(EVENT, await self.store.update(updated)))
+
+        return await _retry_lost_races(attempt, not conditional)
 
     async def _replace(self, request: Request, kind: KindInfo, name: str) -> Response:
         body = await _read_json(request)
         if not isinstance(body, dict):
             raise BadRequestError("the request body must be a JSON object")
         _check_identity(body, kind, name)
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict) and "managedFields" not in metadata:
+            # As the API server: an update that omits managedFields keeps them.
+            current = await self.store.get(kind.kind, name)
+            if "managedFields" in current["metadata"]:
+                metadata["managedFields"] = current["metadata"]["managedFields"]
         return await self._write_update(request, kind, body)
 
     async def _patch(self, request: Request, kind: KindInfo, name: str) -> Response:
-        current = await self.store.get(kind.kind, name)
+        if _media(request) == APPLY_PATCH:
+            return await self._server_side_apply(request, kind, name)
         patch = await _read_json(request)
-        updated = _apply_patch(current, patch, request.headers.get("content-type", ""))
-        _check_identity(updated, kind, name)
-        # A patch applies to what it read: keep optimistic concurrency only if the patch asked.
-        if not (isinstance(patch, dict) and patch.get("metadata", {}).get("resourceVersion")):
-            updated.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return await self._write_update(request, kind, updated)
+        conditional = _carries_resource_version(patch)
+
+        async def attempt() -> Response:
+            current = await self.store.get(kind.kind, name)
+            updated = _apply_patch(current, patch, request.headers.get("content-type", ""))
+            _check_identity(updated, kind, name)
+            if not conditional:  # the write is conditional on what this attempt read
+                updated.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return await self._write_update(request, kind, updated)
+
+        return await _retry_lost_races(attempt, not conditional)
+
+    async def _server_side_apply(self, request: Request, kind: KindInfo, name: str) -> Response:
+        manager = request.query_params.get("fieldManager")
+        if not manager:
+            raise BadRequestError("fieldManager is required for apply requests (kubectl sends --field-manager)")
+        config = await _read_json_or_yaml(request)
+        force = request.query_params.get("force") in ("true", "1")
+        conditional = _carries_resource_version(config)
+
+        async def attempt() -> Response:
+            try:
+                current: Obj | None = await self.store.get(kind.kind, name)
+            except NotFoundError:
+                current = None
+            if current is None:
+                obj = apply_create(config, manager)
+                _check_identity(obj, kind, name)
+                admitted = self.admission.admit(obj)
+                if _dry_run(request):
+                    return json_response(admitted, 201)
+                try:
+                    return json_response(await self.store.create(admitted), 201)
+                except AlreadyExistsError:  # created meanwhile: apply to that one
+                    raise ConflictError(f'{kind.plural} "{name}" was created concurrently') from None
+            updated = apply_update(current, config, manager, force=force)
+            _check_identity(updated, kind, name)
+            if not conditional:
+                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return await self._write_update(request, kind, updated)
+
+        return await _retry_lost_races(attempt, not conditional)
 
     async def _write_update(self, request: Request, kind: KindInfo, obj: Obj) -> Response:
         obj.pop("status", None)
@@ -416,21 +600,162 @@ async def _until(events: AsyncIterator[WatchEvent], shutdown: anyio.Event) -> As
         group.cancel_scope.cancel()
 
 
+def _media_params(part: str) -> tuple[str, dict[str, str]]:
+    media, *rest = part.split(";")
+    params = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        params[key.strip()] = value.strip()
+    return media.strip().lower(), params
+
+
+def _wants_aggregated(request: Request) -> bool:
+    for part in request.headers.get("accept", "").split(","):
+        media, params = _media_params(part)
+        if (media == JSON and params.get("g") == "apidiscovery.k8s.io" and params.get("v") == "v2"
+                and params.get("as") == "APIGroupDiscoveryList"):
+            return True
+    return False
+
+
+def _accepts(request: Request, wanted: str) -> bool:
+    """Whether the Accept header allows plain ``wanted`` (no header allows anything)."""
+    accept = request.headers.get("accept")
+    if not accept:
+        return True
+    for part in accept.split(","):
+        media, params = _media_params(part)
+        if params.get("q") == "0":
+            continue
+        if media in ("*/*", wanted.split("/")[0] + "/*") or (media == wanted and "as" not in params):
+            return True
+    return False
+
+
+def _not_acceptable(request: Request, offered: str) -> Response:
+    message = f'only {offered} is served here, not {request.headers.get("accept")!r}'
+    return json_response(status_object(406, message, reason="NotAcceptable"), 406)
+
+
+def _aggregated(groups: list[dict[str, Any]]) -> Response:
+    return Response(orjson.dumps({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+                                  "metadata": {}, "items": groups}), media_type=DISCOVERY_V2)
+
+
+def _discovery_group(group: str, version: str, kinds: list[KindInfo]) -> dict[str, Any]:
+    resources = []
+    for info in kinds:
+        legacy = _api_resource(info)
+        kind_ref = {"group": group, "version": version, "kind": info.kind}
+        resource: dict[str, Any] = {
+            "resource": info.plural, "responseKind": kind_ref,
+            "scope": "Namespaced" if legacy["namespaced"] else "Cluster",
+            "singularResource": info.singular, "verbs": legacy["verbs"],
+            "shortNames": legacy["shortNames"],
+        }
+        if legacy["categories"]:
+            resource["categories"] = legacy["categories"]
+        if info is not EVENT:
+            resource["subresources"] = [{"subresource": "status", "responseKind": kind_ref,
+                                         "verbs": ["get", "patch", "update"]}]
+        resources.append(resource)
+    metadata: dict[str, Any] = {"name": group} if group else {}
+    return {"metadata": metadata,
+            "versions": [{"version": version, "resources": resources, "freshness": "Current"}]}
+
+
+# --- events: cluster-scoped objects' events, in the "default" namespace as in Kubernetes ---------
+
+EVENT_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp", "description": "When it last happened."},
+    {"name": "Type", "type": "string", "jsonPath": ".type", "description": "Normal or Warning."},
+    {"name": "Reason", "type": "string", "jsonPath": ".reason", "description": "Why it happened."},
+    {"name": "Object", "type": "string", "jsonPath": ".involvedObject.ref",
+     "description": "The object it is about (kind/name)."},
+    {"name": "Count", "type": "integer", "jsonPath": ".count", "description": "How many times.", "priority": 1},
+    {"name": "Message", "type": "string", "jsonPath": ".message", "description": "What happened."},
+]
+
+
+def _present(kind: KindInfo, obj: Obj) -> Obj:
+    """An object as the API shows it: events carry their namespace."""
+    if kind is not EVENT or obj.get("metadata", {}).get("namespace"):
+        return obj
+    return {**obj, "metadata": {**obj.get("metadata", {}), "namespace": EVENT_NAMESPACE}}
+
+
+def _in_namespace(request: Request, obj: Obj) -> bool:
+    namespace = request.path_params.get("namespace")
+    return namespace is None or obj.get("metadata", {}).get("namespace", "") == namespace
+
+
+def _with_event_cells(event: Obj) -> Obj:
+    involved = event.get("involvedObject") or {}
+    ref = f'{str(involved.get("kind", "")).lower()}/{involved.get("name", "")}'
+    return {**event, "involvedObject": {**involved, "ref": ref},
+            "lastTimestamp": event.get("lastTimestamp") or event.get("metadata", {}).get("creationTimestamp")}
+
+
 def _api_group() -> dict[str, Any]:
     gv = {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}
     return {"name": GROUP, "versions": [gv], "preferredVersion": gv}
 
 
 def _api_resource(info: KindInfo, *, namespaced: bool | None = None) -> dict[str, Any]:
+    if info is EVENT:
+        namespaced, verbs = True, ["create", "get", "list", "patch", "watch"]
+    else:
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     return {
         "name": info.plural,
         "singularName": info.singular,
         "namespaced": info.namespaced if namespaced is None else namespaced,
         "kind": info.kind,
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        "verbs": verbs,
         "shortNames": list(info.short_names),
         "categories": list(info.categories),
     }
+
+
+# A patch without a resourceVersion of its own applies to whatever is current: when a
+# concurrent write (a controller's) wins the race, read again and re-apply, as the API server does.
+PATCH_ATTEMPTS = 8
+
+
+async def _retry_lost_races(attempt: Callable[[], Awaitable[Response]], retry: bool) -> Response:
+    for remaining in range(PATCH_ATTEMPTS - 1, -1, -1):
+        try:
+            return await attempt()
+        except ApplyConflictError:
+            raise
+        except ConflictError:
+            if not retry or not remaining:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _carries_resource_version(body: Any) -> bool:
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("resourceVersion"))
+
+
+def _media(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_json_or_yaml(request: Request) -> Any:
+    """An apply configuration: YAML (JSON is YAML too, and what kubectl sends)."""
+    body = await request.body()
+    if len(body) > 3 * 1024 * 1024:
+        raise BadRequestError("request body too large (limit 3 MiB)")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(body)
+    except yaml.YAMLError as error:
+        raise BadRequestError(f"the apply configuration is not valid YAML: {error}") from None
 
 
 async def _read_json(request: Request) -> Any:
@@ -443,24 +768,35 @@ async def _read_json(request: Request) -> Any:
         raise BadRequestError(f"the request body is not valid JSON: {error}") from None
 
 
-def _apply_patch(current: Obj, patch: Any, content_type: str) -> Obj:
+def _apply_patch(current: Obj, patch: Any, content_type: str, *, strategic: bool = False) -> Obj:
+    """``patch`` applied to ``current``. ``strategic``: the kind has no list merged by key and no
+    patch directives (Event), so a strategic merge patch means what a merge patch means."""
     media = content_type.split(";")[0].strip()
+    if media == STRATEGIC_PATCH and strategic:
+        if "$patch" in orjson.dumps(patch).decode() or "$retainKeys" in orjson.dumps(patch).decode():
+            raise BadRequestError("strategic merge patch directives ($patch, $retainKeys) are not supported")
+        return merge_patch(current, patch)  # type: ignore[no-any-return]
     if media == MERGE_PATCH or media == STRATEGIC_PATCH or media == JSON:
-        # Custom resources have no strategic-merge schema; like the API server we treat the
-        # strategic patches kubectl sends for them as merge patches only where they agree.
+        # Custom resources have no strategic-merge schema: like the API server, refuse it.
         if media == STRATEGIC_PATCH:
-            raise MfxError("strategic merge patch is not supported for custom resources; "
-                           "use --type=merge or --type=json", reason="UnsupportedMediaType")
+            raise _unsupported_media("strategic merge patch is not supported for custom resources; "
+                                     "use --type=merge or --type=json")
         return merge_patch(current, patch)  # type: ignore[no-any-return]
     if media == JSON_PATCH:
         try:
             return jsonpatch.apply_patch(current, patch)  # type: ignore[no-any-return]
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
             raise BadRequestError(f"the JSON patch could not be applied: {error}") from None
-    error = MfxError(f"unsupported patch type {media!r}; use {MERGE_PATCH} or {JSON_PATCH}",
-                     reason="UnsupportedMediaType")
+    if media == APPLY_PATCH:
+        raise _unsupported_media("server-side apply is not supported for the status subresource; "
+                                 f"use {MERGE_PATCH} or {JSON_PATCH}")
+    raise _unsupported_media(f"unsupported patch type {media!r}; use {MERGE_PATCH} or {JSON_PATCH}")
+
+
+def _unsupported_media(message: str) -> MfxError:
+    error = MfxError(message, reason="UnsupportedMediaType")
     error.code = 415
-    raise error
+    return error
 
 
 def _check_identity(obj: Obj, kind: KindInfo, name: str | None) -> None:

@@ -12,17 +12,27 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 import mfx
+from mfx.api.signing import Policy
+from mfx.audio.registry import SinkRegistry
 from mfx.observability.metrics import Metrics
+from mfx.observability.state_metrics import ObjectStateCollector
+from mfx.reconciler import EventBus, ServiceRegistry
 from mfx.server.admission import Admission
 from mfx.server.api import ApiServer
 from mfx.server.auth import load_or_create_token
-from mfx.server.listeners import bind_tcp, bind_unix, make_server
+from mfx.server.listeners import bind_tcp, bind_unix, make_server, parse_address
 from mfx.server.lock import HomeLock
+from mfx.server.logs_api import log_routes
+from mfx.server.packages_api import package_routes
+from mfx.server.tls import ensure_tls, serve_tls_too, write_listen_address
+from mfx.store.cache import ObjectCache
+from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore
 from mfx.store.sqlite import SQLiteStore
 
 log = logging.getLogger("mfx.daemon")
@@ -55,6 +65,11 @@ class DaemonConfig:
         return self.home / "token"
 
     @property
+    def listen_address_path(self) -> Path:
+        """Where the TCP listener's address is written, for ``mfx config kubeconfig``."""
+        return self.home / "listen-address"
+
+    @property
     def database_path(self) -> Path:
         return self.home / "state.db"
 
@@ -70,6 +85,13 @@ class DaemonContext:
     metrics: Metrics
     api: ApiServer
     shutdown: anyio.Event
+    log_store: PluginLogStore
+    cache: ObjectCache
+    # Set by the controllers service (mfx.server.services) before the API starts serving:
+    service_registry: ServiceRegistry | None = None  # interface -> Ready providers (for the player)
+    event_bus: EventBus | None = None
+    manager: Any = None  # the reconciler Manager (mfx.reconciler.Manager)
+    sink_registry: SinkRegistry | None = None  # open AudioSinks; the player plays to .default()
 
 
 async def run_daemon(
@@ -89,9 +111,24 @@ async def run_daemon(
             metrics = Metrics()
             metrics.build_info.info({"version": mfx.__version__})
             shutdown = anyio.Event()
-            api = ApiServer(store=store, admission=Admission(), metrics=metrics, shutdown=shutdown)
-            context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown)
-            await _serve(context, services or [], on_ready, handle_signals)
+            admission = Admission()
+            policy = Policy(allow_unsigned_sources=frozenset(config.allow_unsigned_sources))
+            log_store = PluginLogStore(config.home / "logs")
+            cache = ObjectCache(store)
+            metrics.registry.register(ObjectStateCollector(cache.snapshot))
+            api = ApiServer(store=store, admission=admission, metrics=metrics, shutdown=shutdown,
+                            extra_routes=[*package_routes(config.home, policy, store, admission),
+                                          *log_routes(log_store, shutdown, store=store)])
+            context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown,
+                                    log_store=log_store, cache=cache)
+            # The controller's messages about a plugin (logged with extra={"plugin": name})
+            # land in that plugin's log beside its own output.
+            plugin_log_handler = PluginLogHandler(log_store)
+            logging.getLogger("mfx").addHandler(plugin_log_handler)
+            try:
+                await _serve(context, services or [], on_ready, handle_signals)
+            finally:
+                logging.getLogger("mfx").removeHandler(plugin_log_handler)
     finally:
         lock.release()
 
@@ -102,13 +139,19 @@ async def _serve(context: DaemonContext, services: list[Service],
     async with anyio.create_task_group() as daemon_group:
         if handle_signals:
             daemon_group.start_soon(_watch_signals, context.shutdown)
+        daemon_group.start_soon(context.cache.run)
         async with anyio.create_task_group() as group:
             for service in services:
                 await service(context, group)
             servers = [(make_server(context.api.app()), bind_unix(config.socket_path))]
             if config.listen:
                 token = load_or_create_token(config.token_path)
-                servers.append((make_server(context.api.app(token=token)), bind_tcp(config.listen)))
+                tcp = bind_tcp(config.listen)
+                tls = ensure_tls(config.home, parse_address(config.listen)[0])
+                servers.append((serve_tls_too(make_server(context.api.app(token=token)), tls), tcp))
+                write_listen_address(config.listen_address_path, tcp)
+            else:
+                config.listen_address_path.unlink(missing_ok=True)  # left by a daemon that was killed
             if config.metrics_address:
                 servers.append((make_server(context.api.metrics_app()), bind_tcp(config.metrics_address)))
             for server, sock in servers:
@@ -117,7 +160,8 @@ async def _serve(context: DaemonContext, services: list[Service],
                 await anyio.sleep(0.01)  # uvicorn has no started event; start-up only
             where = str(config.socket_path)
             if config.listen:
-                where += f" and http://{config.listen} (bearer token in {config.token_path})"
+                address = config.listen_address_path.read_text().strip()
+                where += f" and https://{address} (also plain http; bearer token in {config.token_path})"
             if config.metrics_address:
                 where += f"; metrics on http://{config.metrics_address}/metrics"
             log.info("mfx %s serving on %s", mfx.__version__, where)
@@ -129,10 +173,11 @@ async def _serve(context: DaemonContext, services: list[Service],
                 server.should_exit = True
             # Services watch the shutdown event themselves; this group ends when all are done.
         daemon_group.cancel_scope.cancel()
-    try:
-        config.socket_path.unlink()
-    except FileNotFoundError:
-        pass
+    for path in (config.socket_path, config.listen_address_path):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 async def _watch_signals(shutdown: anyio.Event) -> None:
