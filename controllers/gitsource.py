@@ -34,6 +34,7 @@ from mfx.api.apply import comparable, field_changes, merged_for_apply
 from mfx.api.models import GitSourceSpec, parse_spec
 from mfx.api.objects import (
     GITSOURCE_OWNER_LABEL,
+    RECONCILE_HANDLED_FIELD,
     RECONCILE_REQUESTED_ANNOTATION,
     Obj,
     ObjectKey,
@@ -67,7 +68,6 @@ from mfx.store.base import Store
 KIND = "GitSource"
 HISTORY_LIMIT = 10
 MAX_ERRORS_IN_MESSAGE = 5
-RECONCILE_HANDLED_FIELD = "lastHandledReconcileAt"
 
 
 class GitSourceReason(enum.StrEnum):

@@ -19,6 +19,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 GITSOURCE_OWNER_LABEL = "mfx.musicfox.io/gitsource"
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 RECONCILE_REQUESTED_ANNOTATION = "reconcile.mfx.musicfox.io/requestedAt"
+# The status field where a controller records the last requestedAt it acted on.
+RECONCILE_HANDLED_FIELD = "lastHandledReconcileAt"
 FINALIZER = "mfx.musicfox.io/finalizer"
 
 

@@ -29,14 +29,18 @@ import click
 from mfx.api.apply import merged_for_apply
 from mfx.api.kinds import KindInfo, kind_for, resolve_kind
 from mfx.api.models import GitSourceSpec, parse_spec
-from mfx.api.objects import GITSOURCE_OWNER_LABEL, RECONCILE_REQUESTED_ANNOTATION, Obj, condition
+from mfx.api.objects import (
+    GITSOURCE_OWNER_LABEL,
+    RECONCILE_HANDLED_FIELD,
+    RECONCILE_REQUESTED_ANNOTATION,
+    Obj,
+    condition,
+)
 from mfx.api.schema import load_schemas
 from mfx.api.units import parse_duration
 from mfx.cli import output
 from mfx.cli.client import Client
 from mfx.cli.main import CliContext
-from mfx.controllers.gitsource import RECONCILE_HANDLED_FIELD
-from mfx.controllers.gitsource_render import render, repository
 from mfx.errors import BadRequestError, MfxError, NotFoundError, ValidationError
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -156,6 +160,9 @@ def diff_gitsources(client: Client, resources: tuple[str, ...]) -> bool:
         spec = parse_spec(source)
         assert isinstance(spec, GitSourceSpec)
         with tempfile.TemporaryDirectory(prefix=f"mfx-diff-{name}-") as tmp:
+            # Rendering fetches with git like the controller does: import it only for this command.
+            from mfx.controllers.gitsource_render import render, repository
+
             rendered = anyio.run(render, repository(Path(tmp), spec), spec, name, schemas)
         wanted = set(rendered.keys())
         for obj in rendered.objects:

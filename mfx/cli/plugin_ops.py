@@ -15,7 +15,6 @@ from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj
 from mfx.cli.main import CliContext
 from mfx.errors import BadRequestError, NotFoundError
-from mfx.reconciler import DependencyCycleError, DependencyGraph
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
 
@@ -127,6 +126,11 @@ def critical_chain(ctx: CliContext, resource: str | None) -> None:
       mfx analyze critical-chain
       mfx analyze critical-chain pm/player-ui     # the chain that ends at one plugin
     """
+    from mfx.reconciler import (  # networkx: only for this command
+        DependencyCycleError,
+        DependencyGraph,
+    )
+
     items = ctx.client.list(PLUGIN_MANIFEST).get("items", [])
     graph = DependencyGraph()
     started: dict[str, float] = {}

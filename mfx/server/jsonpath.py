@@ -6,6 +6,7 @@ field yields no values (kubectl prints ``<none>``), never an error.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -18,7 +19,8 @@ _TOKEN = re.compile(
 )
 
 
-def _tokens(path: str) -> list[re.Match[str]]:
+@functools.lru_cache(maxsize=256)
+def _tokens(path: str) -> tuple[re.Match[str], ...]:
     text = path.strip()
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
@@ -32,7 +34,7 @@ def _tokens(path: str) -> list[re.Match[str]]:
             raise ValueError(f"unsupported JSONPath {path!r} at {text[pos:]!r}")
         tokens.append(match)
         pos = match.end()
-    return tokens
+    return tuple(tokens)
 
 
 def _lookup(value: Any, dotted: str) -> Any:
