@@ -3,7 +3,9 @@
 Figures:
 - ``RpcPluginInstance.call`` round trip (p50, p99) vs a raw unix-socket echo driven from
   the same asyncio loop (the baseline the target is written against: <= 2x), and vs the
-  blocking-both-sides echo floor (for orientation);
+  blocking-both-sides echo floor (for orientation). The call and the raw echo are measured
+  in alternating blocks on one loop, so both see the same load on a shared machine;
+- the same pair on a uvloop loop (when uvloop is installed), for the daemon's choice of loop;
 - the same call vs a grpcio unary call on localhost (target: faster);
 - spawn -> Ready (load + initialize + start + health) median of 20 spawns (target < 100 ms),
   with a bare interpreter start (``python -c`` printing one line) as the baseline.
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "plugins" / "hello-rpc"
 CALLS = 3000
 WARMUP = 300
+BLOCKS = 10  # alternating raw-echo / rpc blocks of CALLS // BLOCKS calls each
 SPAWNS = 20
 PAYLOAD = "x" * 64  # the request frame is ~115 bytes
 
@@ -102,19 +105,6 @@ def raw_echo_blocking(path: str) -> list[float]:
     return samples
 
 
-async def raw_echo_asyncio(path: str) -> list[float]:
-    frame = _frame()
-    reader, writer = await asyncio.open_unix_connection(path)
-    samples = []
-    for i in range(CALLS + WARMUP):
-        start = time.perf_counter()
-        writer.write(frame)
-        await reader.readline()
-        if i >= WARMUP:
-            samples.append(time.perf_counter() - start)
-    writer.close()
-    await writer.wait_closed()
-    return samples
 
 
 def grpc_unary() -> list[float]:
@@ -152,19 +142,42 @@ def _request(state: Path, index: int) -> LoadRequest:
     )
 
 
-async def rpc_calls(state: Path) -> list[float]:
+async def interleaved_calls(state: Path, echo_path: str) -> tuple[list[float], list[float]]:
+    """(raw echo samples, rpc call samples), measured in alternating blocks."""
+    frame = _frame()
+    reader, writer = await asyncio.open_unix_connection(echo_path)
+    raw: list[float] = []
+    rpc: list[float] = []
     async with RpcRuntime() as runtime:
         instance = await runtime.load(_request(state, 0))
         await instance.initialize({})
         await instance.start()
-        samples = []
-        for i in range(CALLS + WARMUP):
-            start = time.perf_counter()
+        for _ in range(WARMUP):
+            writer.write(frame)
+            await reader.readline()
             await instance.call("echo", [PAYLOAD])
-            if i >= WARMUP:
-                samples.append(time.perf_counter() - start)
+        for _ in range(BLOCKS):
+            for _ in range(CALLS // BLOCKS):
+                start = time.perf_counter()
+                writer.write(frame)
+                await reader.readline()
+                raw.append(time.perf_counter() - start)
+            for _ in range(CALLS // BLOCKS):
+                start = time.perf_counter()
+                await instance.call("echo", [PAYLOAD])
+                rpc.append(time.perf_counter() - start)
         await instance.stop()
-    return samples
+    writer.close()
+    await writer.wait_closed()
+    return raw, rpc
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 async def spawn_to_ready(state: Path) -> list[float]:
@@ -214,11 +227,19 @@ def run() -> list[Figure]:
             os.unlink(path)
         echo = _start_echo(path)
         try:
-            raw = anyio.run(raw_echo_asyncio, path)
+            raw, rpc = anyio.run(interleaved_calls, state, path)
         finally:
             echo.kill()
             echo.wait()
-        rpc = anyio.run(rpc_calls, state)
+            os.unlink(path)
+        uv: tuple[list[float], list[float]] | None = None
+        if _has_uvloop():
+            echo = _start_echo(path)
+            try:
+                uv = anyio.run(interleaved_calls, state, path, backend_options={"use_uvloop": True})
+            finally:
+                echo.kill()
+                echo.wait()
         grpc_samples = grpc_unary()
         ready = anyio.run(spawn_to_ready, state)
         bare = anyio.run(bare_interpreter)
@@ -232,6 +253,15 @@ def run() -> list[Figure]:
                 target="ratio <= 2",
             )
         )
+    if uv is not None:
+        for q in (50, 99):
+            figures.append(
+                Figure(
+                    f"rpc call round trip p{q}, uvloop", _us(uv[1], q), "us",
+                    baseline_name="raw unix-socket echo, asyncio client on uvloop", baseline=_us(uv[0], q),
+                    target="ratio <= 2",
+                )
+            )
     for q in (50, 99):
         figures.append(
             Figure(

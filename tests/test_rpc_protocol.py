@@ -163,3 +163,63 @@ def test_importing_the_sdk_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+# --- the client's deadlines, against a peer that answers only some requests ------------
+
+
+@pytest.mark.anyio
+async def test_each_call_keeps_its_own_deadline(tmp_path: Path) -> None:
+    """A short deadline fires on time while a call with a long one is still waiting: one
+    sweeper serves every deadline of a connection, and re-arms for the earliest."""
+    import socket
+    import threading
+
+    import anyio
+
+    from mfx.errors import PluginTimeoutError
+    from mfx.runtimes.rpc_client import RpcClient
+
+    path = str(tmp_path / "peer.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    requests: dict[int, str] = {}
+    cancelled: list[int] = []
+
+    def peer() -> None:  # answers "quick", never answers the others
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                message = orjson.loads(line)
+                if message["method"] == proto.CANCEL_METHOD:
+                    cancelled.append(message["params"]["id"])
+                    continue
+                requests[message["id"]] = message["method"]
+                if message["method"] == "quick":
+                    conn.sendall(proto.encode(proto.result(message["id"], "fast"), 1 << 20))
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    client = await RpcClient.connect(path, plugin="peer", max_message_bytes=1 << 20)
+    outcome: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+
+        async def long_call() -> None:
+            try:
+                await client.call("never", deadline=30.0)
+            except PluginTimeoutError as exc:
+                outcome.append(exc)
+
+        tg.start_soon(long_call)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(PluginTimeoutError, match="slow did not answer within 0.2s"):
+            await client.call("slow", deadline=0.2)
+        assert outcome == []  # its deadline is far away: still waiting
+        assert await client.call("quick", deadline=30.0) == "fast"
+        tg.cancel_scope.cancel()
+    await client.aclose()
+    thread.join(10)
+    listener.close()
+    slow_id = next(id for id, method in requests.items() if method == "slow")
+    assert slow_id in cancelled  # the plugin was told the short call was given up

@@ -386,6 +386,33 @@ async def test_oversized_requests_and_answers_are_refused_before_sending(tmp_pat
         assert await instance.call("echo", ["small"]) == "small"  # neither broke the connection
 
 
+async def test_large_messages_cross_many_reads_both_ways(tmp_path: Path) -> None:
+    body = """
+    def big(self, size):
+        return "y" * size
+
+    def echo(self, value):
+        return value
+    """
+    recorder = Recorder()
+    async with RpcRuntime() as runtime:
+        instance = await runtime.load(sdk_request(tmp_path, recorder, body))
+        payload = "".join(chr(ord("a") + i % 26) for i in range(700_000))  # many 64 KiB reads
+        results: dict[int, Any] = {}
+
+        async def call(index: int) -> None:
+            if index % 2:
+                results[index] = await instance.call("echo", [payload])
+            else:
+                results[index] = await instance.call("big", [300_000 + index])
+
+        async with anyio.create_task_group() as tg:
+            for index in range(6):  # answers interleave with one another in the reads
+                tg.start_soon(call, index)
+        for index, value in results.items():
+            assert value == (payload if index % 2 else "y" * (300_000 + index))
+
+
 # --- logs, crashes, stopping --------------------------------------------------------------
 
 
@@ -471,7 +498,7 @@ async def main():
         instance = await runtime.load(LoadRequest(
             name="orphan", version="0.1.0", type=PluginType.RPC, entry_point="python -m hello_rpc",
             plugin_dir=Path(sys.argv[1]), state_dir=Path(sys.argv[2])))
-        print(instance.pid, instance.details["socket"], flush=True)
+        print(instance.pid, instance.details["socket"], runtime.zygote_pid, flush=True)
         await anyio.sleep_forever()
 
 anyio.run(main)
@@ -486,27 +513,30 @@ def test_plugin_dies_with_a_killed_daemon(tmp_path: Path) -> None:
     )
     try:
         assert daemon.stdout is not None
-        pid_text, socket_path = daemon.stdout.readline().split()
+        pid_text, socket_path, zygote_text = daemon.stdout.readline().split()
         plugin = psutil.Process(int(pid_text))
         assert plugin.ppid() == daemon.pid
+        zygote = psutil.Process(int(zygote_text))  # forked the plugin; a child of the daemon too
+        assert zygote.ppid() == daemon.pid
     finally:
         daemon.kill()
         daemon.wait(timeout=30)
-    # Reaping the orphan is init's job: "exited" means gone or a zombie.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if plugin.status() == psutil.STATUS_ZOMBIE:
+    for process, what in ((plugin, "the plugin"), (zygote, "the zygote")):
+        # Reaping the orphan is init's job: "exited" means gone or a zombie.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    break
+                process.wait(timeout=0.1)
                 break
-            plugin.wait(timeout=0.1)
-            break
-        except psutil.TimeoutExpired:
-            continue
-        except psutil.NoSuchProcess:
-            break
-    else:
-        plugin.kill()
-        raise AssertionError("the plugin outlived its daemon")
+            except psutil.TimeoutExpired:
+                continue
+            except psutil.NoSuchProcess:
+                break
+        else:
+            process.kill()
+            raise AssertionError(f"{what} outlived its daemon")
     import shutil
 
     shutil.rmtree(Path(socket_path).parent, ignore_errors=True)
@@ -528,3 +558,93 @@ async def test_memory_limit_makes_a_hungry_plugin_fail_clearly(tmp_path: Path) -
             await instance.call("hog")
         assert isinstance(caught.value, RemoteError) and caught.value.remote_type == "MemoryError"
         assert await instance.call("echo", ["alive"]) == "alive"
+
+
+# --- the zygote: forked plugins behave like exec'd ones ----------------------------------
+
+WORLD_BODY = """
+def world(self):
+    import resource
+    main = sys.modules["__main__"]
+    return {
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "argv": sys.argv,
+        "path_head": sys.path[:2],
+        "main_file": getattr(main, "__file__", None),
+        "session_leader": os.getsid(0) == os.getpid(),
+        "group_leader": os.getpgid(0) == os.getpid(),
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+        "address_space": resource.getrlimit(resource.RLIMIT_AS),
+        "stdin_is_pipe": os.path.realpath(f"/proc/self/fd/0").startswith("pipe:")
+            or os.readlink("/proc/self/fd/0").startswith("pipe:"),
+        "parent": os.getppid(),
+    }
+"""
+
+
+@pytest.mark.parametrize("entry", ["script", "module"])
+async def test_forked_and_exec_plugins_see_the_same_world(
+    tmp_path: Path, entry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MFX_TEST_DAEMON_SECRET", "must not reach plugins")
+    entry_point = write_plugin(tmp_path, SDK_PLUGIN, WORLD_BODY, name="worldplugin.py")
+    if entry == "module":
+        entry_point = "python -m worldplugin extra-arg"
+    limits = Limits(timeout_seconds=30.0, memory_bytes=512 * 1024 * 1024, open_files=200)
+    seen: dict[str, dict[str, Any]] = {}
+    for use_zygote in (True, False):
+        recorder = Recorder()
+        load = request(tmp_path, recorder, entry_point=entry_point, plugin_dir=tmp_path / "plugin", limits=limits)
+        async with RpcRuntime(zygote=use_zygote) as runtime:
+            instance = await runtime.load(load)
+            assert instance.details["spawn"] == ("zygote" if use_zygote else "exec")
+            world = await instance.call("world")
+            assert world["parent"] == os.getpid()  # the daemon's own child either way
+            pid = instance.pid
+        assert_reaped(pid)
+        world["env"].pop("MFX_PLUGIN_SOCKET_DIR")  # a fresh private directory each time
+        seen["zygote" if use_zygote else "exec"] = world
+    forked, execd = seen["zygote"], seen["exec"]
+    assert "MFX_TEST_DAEMON_SECRET" not in forked["env"]
+    assert forked["env"]["HOME"] == str(tmp_path / "state") == forked["cwd"]
+    assert forked["nofile"] == [200, 200] and forked["address_space"] == [512 * 1024 * 1024] * 2
+    assert forked["session_leader"] and forked["group_leader"] and forked["stdin_is_pipe"]
+    if entry == "module":
+        assert forked["argv"] == [str(tmp_path / "plugin" / "worldplugin.py"), "extra-arg"]
+    # Exec adds nothing the fork lacks, and the other way round (MALLOC_ARENA_MAX is fixed
+    # in the zygote's malloc for all plugins, so a forked plugin need not carry it).
+    assert forked == execd
+
+
+async def test_a_plugin_with_its_own_interpreter_settings_is_started_with_exec(tmp_path: Path) -> None:
+    import dataclasses
+
+    recorder = Recorder()
+    load = dataclasses.replace(request(tmp_path, recorder), env={"PYTHONDONTWRITEBYTECODE": "1"})
+    async with RpcRuntime() as runtime:
+        instance = await runtime.load(load)
+        assert instance.details["spawn"] == "exec"  # read at interpreter start: a fork cannot honour it
+        await instance.initialize({})
+        await instance.start()
+        await instance.health()
+
+
+async def test_plugins_still_start_after_the_zygote_dies(tmp_path: Path) -> None:
+    recorder = Recorder()
+    async with RpcRuntime() as runtime:
+        first = await runtime.load(request(tmp_path, recorder, name="first"))
+        assert first.details["spawn"] == "zygote"
+        zygote_pid = runtime.zygote_pid
+        assert zygote_pid is not None
+        os.kill(zygote_pid, signal.SIGKILL)
+        second = await runtime.load(request(tmp_path, recorder, name="second"))
+        third = await runtime.load(request(tmp_path, recorder, name="third"))
+        assert third.details["spawn"] == "zygote" and runtime.zygote_pid not in (None, zygote_pid)
+        for instance in (first, second, third):  # the zygote's death touched no plugin
+            await instance.initialize({})
+            await instance.start()
+            await instance.health()
+        assert recorder.exits == []
+    assert_reaped(zygote_pid)
+    assert psutil.Process().children() == []

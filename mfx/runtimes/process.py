@@ -216,6 +216,22 @@ def _safe(name: str) -> str:
 # --- the child side of fork ----------------------------------------------------------------
 
 
+def rlimits_for(limits: Limits, *, cpu_seconds: int | None = None) -> list[tuple[int, int, int]]:
+    """``(resource, soft, hard)`` for ``setrlimit`` in a new plugin process."""
+    import resource
+
+    rlimits: list[tuple[int, int, int]] = []
+    if limits.memory_bytes is not None:
+        rlimits.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
+    if limits.open_files is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        value = limits.open_files if hard == resource.RLIM_INFINITY else min(limits.open_files, hard)
+        rlimits.append((resource.RLIMIT_NOFILE, value, value))
+    if cpu_seconds is not None:
+        rlimits.append((resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1))
+    return rlimits
+
+
 def make_preexec(
     limits: Limits,
     *,
@@ -230,15 +246,7 @@ def make_preexec(
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
     parent_pid = os.getpid()
-    rlimits: list[tuple[int, int, int]] = []
-    if limits.memory_bytes is not None:
-        rlimits.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
-    if limits.open_files is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        value = limits.open_files if hard == resource.RLIM_INFINITY else min(limits.open_files, hard)
-        rlimits.append((resource.RLIMIT_NOFILE, value, value))
-    if cpu_seconds is not None:
-        rlimits.append((resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1))
+    rlimits = rlimits_for(limits, cpu_seconds=cpu_seconds)
     procs = str(cgroup.procs) if cgroup is not None else None
     setrlimit = resource.setrlimit
 

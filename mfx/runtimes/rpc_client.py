@@ -73,7 +73,9 @@ class RpcClient:
         self._on_broken = on_broken
         self._on_eof = on_eof
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future[Any], float]] = {}  # method, answer, expiry
+        self._sweep: asyncio.TimerHandle | None = None  # fires at the earliest expiry (or before)
+        self._sweep_at = math.inf
         self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True) if max_concurrency else None
         self._closed_error: PluginError | None = None
         self._splitter = proto.FrameSplitter(max_message_bytes)
@@ -86,7 +88,10 @@ class RpcClient:
     async def connect(cls, path: str, **options: Any) -> RpcClient:
         client = cls(**options)
         loop = asyncio.get_running_loop()
-        await loop.create_unix_connection(lambda: _Protocol(client), path)
+        # asyncio's own loop hands a plain protocol a fresh 256 KiB allocation per read;
+        # other loops (uvloop) read into a buffer of their own and pass exact-size bytes.
+        protocol = _BufferedProtocol if isinstance(loop, asyncio.BaseEventLoop) else _Protocol
+        await loop.create_unix_connection(lambda: protocol(client), path)
         return client
 
     @property
@@ -117,9 +122,19 @@ class RpcClient:
             raise PluginRuntimeError(
                 f"plugin {self._plugin}: the params of {method} are not JSON-serialisable: {exc}"
             ) from None
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[id] = (method, future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        expires = math.inf if deadline is None else loop.time() + deadline
+        self._pending[id] = (method, future, expires)
         try:
+            if self._slots is None and self._writable.is_set():
+                # The common case: nothing to wait for but the answer, whose deadline the
+                # sweeper enforces (one timer per connection: a timer or a cancel scope per
+                # call costs more than the rest of the client's share of a round trip).
+                if expires < self._sweep_at:
+                    self._arm(loop, expires)
+                self._send(frame)
+                return await future
             with anyio.fail_after(math.inf if deadline is None else deadline):
                 if self._slots is not None:
                     async with self._slots:
@@ -127,7 +142,7 @@ class RpcClient:
                         return await future
                 await self._write(frame)
                 return await future
-        except TimeoutError:
+        except (TimeoutError, _DeadlinePassed):
             self._cancel_remote(id)
             raise PluginTimeoutError(
                 f"plugin {self._plugin}: {method} did not answer within {deadline:g}s "
@@ -139,16 +154,39 @@ class RpcClient:
         finally:
             self._pending.pop(id, None)
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_at = when
+        self._sweep = loop.call_at(when, self._expire_due, loop)
+
+    def _expire_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the calls whose deadline has passed; sleep until the next expiry."""
+        self._sweep, self._sweep_at = None, math.inf
+        now = loop.time()
+        earliest = math.inf
+        for _, future, expires in list(self._pending.values()):
+            if expires <= now:
+                if not future.done():
+                    future.set_exception(_DeadlinePassed())
+            elif expires < earliest:
+                earliest = expires
+        if earliest < math.inf and self._closed_error is None:
+            self._arm(loop, earliest)
+
     async def notify(self, method: str, params: Any = None) -> None:
         if self._closed_error is not None:
             raise _again(self._closed_error)
         await self._write(proto.encode(proto.notification(method, params), self._max))
 
-    async def _write(self, frame: bytes) -> None:
+    def _send(self, frame: bytes) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             raise _again(self._closed_error or PluginCrashedError(f"plugin {self._plugin}: the connection is closed"))
         transport.write(frame)  # whole frames only: concurrent writers never interleave
+
+    async def _write(self, frame: bytes) -> None:
+        self._send(frame)
         if not self._writable.is_set():
             await self._writable.wait()  # the plugin reads slower than we write
 
@@ -183,7 +221,7 @@ class RpcClient:
                 detail = error.get("message") if isinstance(error, dict) else error
                 raise proto.MalformedMessageError(f"the plugin could not read a request: {detail}")
             return  # a late answer to a call that timed out or was cancelled
-        method, future = entry
+        method, future, _ = entry
         if "error" in message:
             outcome: Any = self._error_from(message["error"], method)
             if not future.done():
@@ -257,7 +295,7 @@ class RpcClient:
         """Fail every pending call and every later one with ``error``."""
         if self._closed_error is None:
             self._closed_error = error
-        for _, future in self._pending.values():
+        for _, future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(_again(self._closed_error))
 
@@ -265,9 +303,15 @@ class RpcClient:
         self._break(error)
 
     async def aclose(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep, self._sweep_at = None, math.inf
         self._break(PluginCrashedError(f"plugin {self._plugin}: the connection is closed"))
         if self._transport is not None:
             self._transport.close()
+
+
+READ_BUFFER_BYTES = 65536
 
 
 class _Protocol(asyncio.Protocol):
@@ -293,6 +337,23 @@ class _Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._client._writable.set()
 
+
+class _BufferedProtocol(_Protocol, asyncio.BufferedProtocol):
+    """Reads into one reused buffer (see ``RpcClient.connect``)."""
+
+    def __init__(self, client: RpcClient) -> None:
+        super().__init__(client)
+        self._buffer = memoryview(bytearray(READ_BUFFER_BYTES))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._client._data_received(bytes(self._buffer[:nbytes]))
+
+
+class _DeadlinePassed(Exception):
+    """Set on a call's future when its deadline passes (never leaves ``call``)."""
 
 
 def _again(error: PluginError) -> PluginError:

@@ -202,6 +202,12 @@ class FrameSplitter:
         self._max = max_bytes
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._parts and chunk.endswith(b"\n") and chunk.count(b"\n") == 1:
+            # One whole frame, the usual case for a request or an answer.
+            if len(chunk) > self._max:
+                raise MessageTooLargeError(f"message is {len(chunk)} bytes, the maximum is {self._max} bytes")
+            frame = chunk[:-1]
+            return [frame] if frame.strip() else []
         if b"\n" not in chunk:
             self._parts.append(chunk)
             self._size += len(chunk)

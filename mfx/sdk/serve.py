@@ -39,7 +39,13 @@ log = logging.getLogger("mfx.sdk")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 _MAX_WORKERS = 32
 _SLOW_CALL_SECONDS = 0.002
+# The watchdog keeps looking this many idle looks before it sleeps until the next call:
+# waking it on every call of a busy connection costs more than the looks themselves.
+_IDLE_LOOKS = 50
 _WORKER_STACK_BYTES = 2 * 1024 * 1024  # keeps many threads cheap under RLIMIT_AS
+# Bytes per read. A read allocates this much before it shrinks to what arrived, and
+# allocations past malloc's mmap threshold (128 KiB) cost tens of microseconds each.
+_READ_BYTES = 65536
 
 
 def serve(plugin: Any, *, app_protocol: int = 1) -> NoReturn:
@@ -168,6 +174,7 @@ class _Server:
             with self._role:
                 self._seq += 1
                 seq = self._running = self._seq
+            if not self._watch.is_set():
                 self._watch.set()
             try:
                 self._handle(frame)
@@ -180,14 +187,22 @@ class _Server:
 
     def _watchdog(self) -> None:
         seen = 0
+        idle = 0
         while not self._done.is_set():
             self._watch.wait()
             time.sleep(_SLOW_CALL_SECONDS)
             with self._role:
                 running = self._running
                 if running == 0:
-                    self._watch.clear()  # idle: sleep until the next call
-                elif running == seen and (self._waiting or self._threads < _MAX_WORKERS):
+                    idle += 1
+                    if idle >= _IDLE_LOOKS:
+                        idle = 0
+                        # Under the lock: the next call's reader sees the cleared flag and sets it.
+                        self._watch.clear()  # idle for a while: sleep until the next call
+                    seen = 0
+                    continue
+                idle = 0
+                if running == seen and (self._waiting or self._threads < _MAX_WORKERS):
                     self._running = 0  # the slow call's thread stops reading when it returns
                     if self._waiting:
                         self._waiting -= 1
@@ -201,7 +216,7 @@ class _Server:
             if self._done.is_set():
                 return None
             try:
-                chunk = self._conn.recv(262144)
+                chunk = self._conn.recv(_READ_BYTES)
             except OSError:
                 chunk = b""
             if not chunk:
