@@ -158,6 +158,9 @@ def test_every_dashboard_query_returns_series_and_the_alert_rules_are_loaded(
     mfx(home, "apply", *manifests, "-f", str(sink))
     mfx(home, "wait", "--for=condition=Ready", "pm", "--all", "--timeout=60s")
     mfx(home, "wait", "--for=condition=Ready", "sink", "--all", "--timeout=60s")
+    # Real service calls, as the player makes them, so the call panels have data.
+    for _ in range(3):
+        mfx(home, "call", "pm/hello-rpc", "greet", '{"name": "prometheus"}')
 
     deadline = time.monotonic() + DEADLINE_SECONDS
     with httpx.Client(base_url=prometheus, timeout=10) as api:

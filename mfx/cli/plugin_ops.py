@@ -194,4 +194,34 @@ def reset_failed(ctx: CliContext, resources: tuple[str, ...]) -> None:
 
 # ``mfx suspend`` / ``mfx resume`` (merge-patch spec.suspend) are the generic ones in
 # mfx.cli.gitops: they take pm/NAME as well as gitsource/NAME.
-COMMANDS: tuple[click.Command, ...] = (why, analyze, reset_failed)
+@click.command("call")
+@click.argument("resource")
+@click.argument("method")
+@click.argument("params", required=False)
+@click.pass_obj
+def call(ctx: CliContext, resource: str, method: str, params: str | None) -> None:
+    """Call a running plugin's method by hand and print its answer (for plugin authors).
+
+    The call goes through the plugin's circuit breaker and call deadline, like the player's:
+    a plugin error prints its reason and message (and the plugin's traceback is in
+    'mfx logs pm/NAME').
+
+    \b
+    Examples:
+      mfx call pm/hello-rpc greet '{"name": "Ada"}'
+      mfx call pm/local-music search '{"query": "cafe", "type": "song", "limit": 3}'
+      mfx call pm/now-playing format '{"title": "Song", "artist": "Band", "position": 83, "duration": 354}'
+    """
+    import orjson
+
+    name = _plugin_name(resource)
+    try:
+        arguments = orjson.loads(params) if params else None
+    except orjson.JSONDecodeError as error:
+        raise BadRequestError(f"PARAMS is not valid JSON: {error} (example: '{{\"name\": \"Ada\"}}')") from None
+    answer = ctx.client.request("POST", f"{PLUGIN_MANIFEST.resource_path}/{name}/call",
+                                body={"method": method, "params": arguments})
+    click.echo(orjson.dumps(answer.get("result"), option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+COMMANDS: tuple[click.Command, ...] = (why, analyze, reset_failed, call)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import anyio
@@ -16,9 +17,11 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from mfx.audio.registry import SinkRegistry
 from mfx.controllers import ControllerEnv, register_all
-from mfx.controllers.plugin_runtime import PluginRuntimes
+from mfx.controllers.plugin import KIND as PLUGIN_KIND
+from mfx.controllers.plugin_runtime import PluginHandle, PluginRuntimes
 from mfx.reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
 from mfx.server.daemon import DaemonContext, Service
+from mfx.server.plugin_call_api import plugin_call_routes
 from mfx.store.plugin_logs import PluginLogStore
 
 log = logging.getLogger("mfx.daemon.controllers")
@@ -51,6 +54,7 @@ async def _run_controllers(context: DaemonContext, *,
         )
         on = Registry()
         register_all(on, env)
+        context.api.extra_routes.extend(plugin_call_routes(_handle_lookup(env)))
         manager = Manager(context.store, on, metrics=context.metrics,
                           options=ControllerOptions(workers=config.workers, resync_period=config.resync_seconds))
         env.manager = manager
@@ -69,6 +73,16 @@ async def _run_controllers(context: DaemonContext, *,
                         await hook()
                     except Exception:
                         log.exception("shutdown hook %s failed", hook)
+
+
+def _handle_lookup(env: ControllerEnv) -> Callable[[str], PluginHandle | None]:
+    plugins = env.controllers[PLUGIN_KIND]
+
+    def lookup(name: str) -> PluginHandle | None:
+        state = plugins.states.get(name)
+        return state.handle if state is not None else None
+
+    return lookup
 
 
 def default_services() -> list[Service]:
