@@ -132,8 +132,8 @@ class PrivatePulse:
         with log.open("wb") as out:
             self.server = subprocess.Popen(
                 ["pulseaudio", "-n", "-F", str(script), "--daemonize=no", "--exit-idle-time=-1",
-                 "--disable-shm=yes", "--use-pid-file=no", "--system=no", "--realtime=no",
-                 "--high-priority=no", "--log-target=stderr"],
+                 "--disable-shm=yes", "--use-pid-file=no", "--system=no", "--realtime=yes",
+                 "--high-priority=yes", "--log-target=stderr"],
                 env=env, stdout=out, stderr=subprocess.STDOUT)
         _wait_until(self._ready, 15, "PulseAudio start")
         # An idle null sink stalls the first blocking write for about a second; a running

@@ -386,6 +386,11 @@ class SinkEngine:
                 self._count_error("EPIPE")
                 with self._lock:
                     self._xruns += 1
+                gap = time.perf_counter() - self._last_return if self._last_return is not None else 0.0
+                # The gap tells an operator whether the writer was late (a long gap: starved)
+                # or the device drained faster than real time (a short one: the sound server).
+                log.warning("sink %s: underrun (xrun %d), %.0f ms after the previous write returned",
+                            self.name, self._xruns, gap * 1000)
                 if self._metrics is not None:
                     self._metrics.audio_sink_xruns_total.labels(self.name).inc()
                 continue  # the failed period was not played: write it again
