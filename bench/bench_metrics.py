@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
 from bench.common import Figure, median
 from mfx.observability.fastmetrics import render_registry
 from mfx.observability.metrics import Metrics

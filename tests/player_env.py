@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
@@ -66,7 +67,8 @@ class PlayerRig:
 
     def wait(self, predicate: Callable[[PlayerView], bool], timeout: float = 30.0) -> PlayerView:
         async def waiter() -> PlayerView:
-            return await self.player.wait_for(predicate, timeout)
+            with anyio.fail_after(timeout):
+                return await self.player.wait_for(predicate)
         return self.daemon.call(waiter)  # type: ignore[no-any-return]
 
     def rescan(self) -> None:

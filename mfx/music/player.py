@@ -469,14 +469,14 @@ class Player:
             last_error=self._last_error, processors=list(self._active_processors),
             tracks_started=self._tracks_started, version=self._version)
 
-    async def wait_for(self, predicate: Callable[[PlayerView], bool], timeout: float = 30.0) -> PlayerView:
-        """Wait until ``predicate(state)`` holds (checked at every change)."""
-        with anyio.fail_after(timeout):
-            while True:
-                view = self.state()
-                if predicate(view):
-                    return view
-                await self._changed.wait()
+    async def wait_for(self, predicate: Callable[[PlayerView], bool]) -> PlayerView:
+        """Wait until ``predicate(state)`` holds (checked at every change); bound it with
+        ``anyio.fail_after`` where a deadline is needed."""
+        while True:
+            view = self.state()
+            if predicate(view):
+                return view
+            await self._changed.wait()
 
     # --- queue -----------------------------------------------------------------------------------
 

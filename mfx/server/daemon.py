@@ -156,8 +156,9 @@ async def _serve(context: DaemonContext, services: list[Service],
                 servers.append((make_server(context.api.metrics_app()), bind_tcp(config.metrics_address)))
             for server, sock in servers:
                 group.start_soon(server.serve, [sock])
-            while not all(server.started for server, _ in servers):
-                await anyio.sleep(0.01)  # uvicorn has no started event; start-up only
+            # uvicorn has no started event: poll its flag, at start-up only.
+            while not all(server.started for server, _ in servers):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
             where = str(config.socket_path)
             if config.listen:
                 address = config.listen_address_path.read_text().strip()

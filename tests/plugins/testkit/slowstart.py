@@ -63,7 +63,7 @@ class SlowStartPlugin(Plugin):
         if delay > 0:
             await anyio.sleep(delay)
         marker = self.config.get("crashWhileExists")
-        if marker and os.path.exists(str(marker)):
+        if marker and os.path.exists(str(marker)):  # noqa: ASYNC240 - a test plugin; one stat
             raise RuntimeError(f"{self._name}: {marker} exists (crashWhileExists)")
         if self.config.get("crashOnStart"):
             raise RuntimeError(f"{self._name}: crashOnStart is set")
