@@ -81,6 +81,10 @@ def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MFX_HOME": str(home)}
     audio = prepare_audio(home, env)
+    player_config = home / "player.yaml"
+    if not player_config.exists():
+        # The first-party C effects plugin (gain + EQ) processes what the player plays.
+        player_config.write_text("processors: [effects]\ndefaultVolume: 80\n")
     log_path = home / "daemon.log"
     step(f"starting the daemon (home {home}, log {log_path})")
     with log_path.open("ab") as log:
@@ -170,10 +174,11 @@ def _write_demo_track(path: Path) -> None:
 def _play_demo(home: Path, env: dict[str, str]) -> None:
     step("playing music: search, play, and watch it go")
     run_mfx(home, "search", "morning", env=env, check=False)
+    tap = home / "audio" / "demo-output.raw"
     if run_mfx(home, "play", "morning", env=env, check=False).returncode != 0:
         click.echo("    (nothing to play: check 'mfx describe sink default' and 'mfx describe pm local-music')")
         return
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         shown = subprocess.run([sys.executable, "-m", "mfx.cli", "--home", str(home), "now"], env=env,
                                text=True, capture_output=True)
@@ -182,6 +187,11 @@ def _play_demo(home: Path, env: dict[str, str]) -> None:
             break
         time.sleep(2)  # a progress display, refreshed every 2 s
     run_mfx(home, "stop", env=env, check=False)
+    if "ALSA_CONFIG_PATH" in env and tap.exists():
+        # The file tap is not paced by a clock: the song plays at decode speed, so show what landed.
+        seconds = tap.stat().st_size / (48000 * 2 * 2)
+        click.echo(f"    the sink wrote {seconds:.1f} s of audio to {tap}")
+        click.echo(f"    listen on a machine with sound: aplay -f S16_LE -r 48000 -c 2 {tap}")
 
 
 def _wait_for_daemon(home: Path, daemon: subprocess.Popen[bytes]) -> None:
