@@ -8,6 +8,8 @@ APT := apt-get -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends
 SYSTEM_PACKAGES := gcc make git libasound2-dev libsndfile1 alsa-utils prometheus pulseaudio libasound2-plugins
 STAMP := $(VENV)/.installed
 
+
+.PHONY: soak
 .PHONY: all run test bench lint lint-imports import-tree system venv plugins clean serve
 
 all: test
@@ -56,7 +58,12 @@ lint: lint-imports
 	$(BIN)/ruff check .
 
 test: lint-imports plugins
-	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
+	$(BIN)/pytest -p no:cacheprovider -m "not soak" --cov --cov-report=term --cov-fail-under=85 tests
+
+# Real-time soak tests: a minute of playback on a paced sound server while the control
+# plane churns. They need a machine that is otherwise quiet.
+soak: $(STAMP) plugins
+	$(BIN)/pytest -p no:cacheprovider -m soak -v tests
 
 bench: $(STAMP) plugins
 	$(BIN)/python -m bench

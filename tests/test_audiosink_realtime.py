@@ -171,7 +171,7 @@ print("updates", updates, flush=True)
 """
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_no_underrun_while_the_reconciler_churns_a_thousand_objects(
         daemon: tuple[ThreadDaemon, SinkRegistry], tmp_path: Path) -> None:
     running, sinks = daemon

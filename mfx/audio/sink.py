@@ -20,12 +20,13 @@ What it does per period, and why:
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,7 +171,9 @@ class SinkEngine:
         if self._device is not None:
             return self.status()
         try:
-            device = self._open_device(self._requested)
+            with _realtime_threads():
+                with _realtime_threads():
+                    device = self._open_device(self._requested)
         except AudioError as exc:
             self._set_state(_state_for(exc), exc.reason, str(exc))
             raise
@@ -508,3 +511,24 @@ def _request_realtime(name: str) -> bool:
                  "run the daemon with CAP_SYS_NICE for glitch-free playback on a busy machine", name, error)
         return False
     return True
+
+
+@contextlib.contextmanager
+def _realtime_threads() -> Iterator[None]:
+    """Open the device with the calling thread briefly real-time.
+
+    Sound-server clients (the PulseAudio ALSA plugin, for one) start their own I/O thread at
+    open, and a new thread inherits its creator's scheduling class: opened from a normal
+    thread, that I/O thread can be starved on a busy machine and the stream underruns even
+    though the writer is on time. The caller's own class is restored afterwards.
+    """
+    try:
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(WRITER_RT_PRIORITY))
+    except (AttributeError, OSError):
+        yield  # no permission: the writer thread's own request logs why
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, before[0], before[1])
