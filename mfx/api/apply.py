@@ -8,6 +8,7 @@ others set, drop what the previous apply set and this one does not); ``spec`` is
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import orjson
 
@@ -63,6 +64,36 @@ def merged_for_apply(live: Obj, desired: Obj) -> Obj:
     else:
         merged.pop("spec", None)
     return merged
+
+
+def merge_patch_between(before: Any, after: Any) -> Any:
+    """The RFC 7386 merge patch that turns ``before`` into ``after`` (lists are replaced whole)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return after
+    patch: dict[str, Any] = {key: None for key in before.keys() - after.keys()}
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = value
+        elif before[key] != value:
+            patch[key] = merge_patch_between(before[key], value)
+    return patch
+
+
+def apply_patch(live: Obj, merged: Obj) -> dict[str, Any]:
+    """What apply changes on the live object: labels, annotations and spec, as a merge patch.
+
+    Applied without a resourceVersion, like kubectl's apply: the server patches the object
+    as it is then, so a controller's status write in between is never a conflict.
+    """
+    def part(obj: Obj) -> dict[str, Any]:
+        meta = obj.get("metadata", {})
+        return {"metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
+                "spec": obj.get("spec") or {}}
+
+    patch = merge_patch_between(part(live), part(merged))
+    if not patch.get("metadata", {}) or patch["metadata"] == {}:
+        patch.pop("metadata", None)
+    return patch
 
 
 def comparable(obj: Obj, *, annotation: bool = True) -> Obj:

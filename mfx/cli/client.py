@@ -198,9 +198,11 @@ class Client:
         return self.request("PUT", f"{kind.resource_path}/{name}", params=params, body=obj)  # type: ignore[no-any-return]
 
     def patch(self, kind: KindInfo, name: str, patch: Any, *, subresource: str = "",
-              patch_type: str = "application/merge-patch+json") -> Obj:
+              patch_type: str = "application/merge-patch+json", dry_run: bool = False) -> Obj:
         path = f"{kind.resource_path}/{name}" + (f"/{subresource}" if subresource else "")
-        return self.request("PATCH", path, body=patch, content_type=patch_type)  # type: ignore[no-any-return]
+        params = {"dryRun": "All"} if dry_run else None
+        return self.request("PATCH", path, params=params, body=patch,  # type: ignore[no-any-return]
+                            content_type=patch_type)
 
     def delete(self, kind: KindInfo, name: str, *, dry_run: bool = False) -> Obj:
         params = {"dryRun": "All"} if dry_run else None

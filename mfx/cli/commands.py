@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 import mfx
-from mfx.api.apply import SERVER_METADATA, desired_state, field_changes, merged_for_apply  # noqa: F401 (re-exported)
+from mfx.api.apply import (  # noqa: F401 (SERVER_METADATA is re-exported)
+    SERVER_METADATA,
+    apply_patch,
+    desired_state,
+    field_changes,
+    merged_for_apply,
+)
 from mfx.api.apply import comparable as _comparable
 from mfx.api.kinds import USER_KINDS, KindInfo, kind_for, resolve_kind
 from mfx.api.objects import (
@@ -29,6 +35,7 @@ from mfx.cli.main import CliContext
 from mfx.cli.manifests import collect_sources, load_and_validate
 from mfx.cli.observe import logs
 from mfx.errors import (
+    AlreadyExistsError,
     BadRequestError,
     ConflictError,
     FieldError,
@@ -72,32 +79,32 @@ def apply_one(client: Client, obj: Obj, *, dry_run: bool, force_conflicts: bool 
     kind = kind_for(obj["apiVersion"], obj["kind"])
     desired = desired_state(obj)
     name = desired["metadata"]["name"]
-    for _attempt in range(5):
+    try:
+        live = client.get(kind, name)
+    except NotFoundError:
         try:
-            live = client.get(kind, name)
-        except NotFoundError:
             client.create(desired, kind, dry_run=dry_run)
             return "created"
-        merged = merged_for_apply(live, desired)
-        if _comparable(merged, annotation=False) == _comparable(live, annotation=False):
-            # Same spec, labels and annotations: only the record of the applied file would
-            # change. Write nothing, so applying `get -o yaml` output is a true no-op.
-            return "unchanged"
-        owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
-        changes = field_changes(live, load_schemas().apply_defaults(merged)) if owner else []
-        if changes:
-            text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
-            if not force_conflicts:
-                raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
-                                    "(the next sync will revert it)")
-            output.warn(f"{text}; applied with --force-conflicts: the next sync will revert it")
-        try:
-            result = client.replace(merged, kind, dry_run=dry_run)
-        except ConflictError:
-            continue  # someone wrote in between: re-read and merge again
-        changed = _comparable(result) != _comparable(live)
-        return "configured" if changed else "unchanged"
-    raise ConflictError(f'{kind.plural} "{name}" keeps changing under apply; try again')
+        except AlreadyExistsError:  # created by someone else in between: apply onto theirs
+            live = client.get(kind, name)
+    merged = merged_for_apply(live, desired)
+    if _comparable(merged, annotation=False) == _comparable(live, annotation=False):
+        # Same spec, labels and annotations: only the record of the applied file would
+        # change. Write nothing, so applying `get -o yaml` output is a true no-op.
+        return "unchanged"
+    owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+    changes = field_changes(live, load_schemas().apply_defaults(merged)) if owner else []
+    if changes:
+        text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
+        if not force_conflicts:
+            raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
+                                "(the next sync will revert it)")
+        output.warn(f"{text}; applied with --force-conflicts: the next sync will revert it")
+    patch = apply_patch(live, load_schemas().apply_defaults(merged))
+    if not patch:
+        return "unchanged"
+    result = client.patch(kind, name, patch, dry_run=dry_run)
+    return "configured" if _comparable(result) != _comparable(live) else "unchanged"
 
 
 @click.command()
