@@ -60,6 +60,7 @@ from mfx.reconciler import (
     get_condition,
     is_true,
 )
+from mfx.reconciler.controller import brief_handler
 from mfx.runtimes.base import (
     AllowedPath,
     Limits,
@@ -85,6 +86,10 @@ RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
 HISTORY_LIMIT = 10
 PROBE_STATUS_REFRESH_SECONDS = 10.0  # a steady probe result is written to status at most this often
 DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dependency changes
+# A running plugin's directory is looked up again at most this often (and at every start):
+# the lookup stats several files, and a steady reconcile must stay cheap.
+PLUGIN_DIR_RECHECK_SECONDS = 5.0
+_SATISFIED_CACHE_LIMIT = 4096
 
 log = logging.getLogger("mfx.controllers.plugin")
 
@@ -139,6 +144,68 @@ def required_dependencies(obj: Obj) -> list[str]:
     return [str(d["name"]) for d in deps if isinstance(d, dict) and d.get("name") and not d.get("optional")]
 
 
+@dataclass(frozen=True)
+class _Requirement:
+    """A required dependency, its constraint parsed once per generation (or why it cannot be)."""
+
+    name: str
+    version: str
+    constraint: Constraint | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What a reconcile needs from the spec; parsed once per (uid, generation)."""
+
+    uid: str
+    generation: int
+    spec: PluginManifestSpec
+    requirements: tuple[_Requirement, ...]
+    identity_base: dict[str, Any]  # what of the spec goes into the identity digest
+    breaker: BreakerSettings
+    call_timeout: float  # spec.resources.limits.timeout, in seconds
+
+
+def _breaker_settings(spec: PluginManifestSpec) -> BreakerSettings:
+    return BreakerSettings(
+        failure_ratio=spec.circuit_breaker.failure_ratio,
+        minimum_requests=spec.circuit_breaker.minimum_requests,
+        open_duration=spec.circuit_breaker.open_duration_seconds,
+        half_open_probes=spec.circuit_breaker.half_open_probes,
+    )
+
+
+def _identity_base(spec: PluginManifestSpec) -> dict[str, Any]:
+    return {
+        "version": spec.version, "type": str(spec.type), "entryPoint": spec.entry_point,
+        "security": spec.security.to_dict(), "limits": spec.limits.to_dict(), "env": spec.env,
+    }
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A plugin's identity digest and directory, for one (uid, generation)."""
+
+    uid: str
+    generation: int
+    identity: str
+    plugin_dir: Path
+    at: float  # monotonic time of the lookup
+
+
+def _requirements(spec: PluginManifestSpec) -> tuple[_Requirement, ...]:
+    out: list[_Requirement] = []
+    for dep in spec.dependencies:
+        if dep.optional:
+            continue  # optional dependencies never block
+        try:
+            out.append(_Requirement(dep.name, dep.version, Constraint.parse(dep.version)))
+        except (ConstraintError, VersionError, ValueError) as exc:
+            out.append(_Requirement(dep.name, dep.version, None, str(exc)))
+    return tuple(out)
+
+
 @dataclass
 class _State:
     """What the controller knows about one plugin beyond its object (in memory)."""
@@ -182,6 +249,9 @@ class PluginController:
         self._ready: dict[str, bool] = {}  # name -> Ready=True as last written (by us or seen on the watch)
         self._deleting: dict[str, bool] = {}
         self._cycles: dict[str, tuple[int, list[str] | None]] = {}
+        self._parsed: dict[str, _Parsed] = {}
+        self._resolved: dict[str, _Resolved] = {}
+        self._satisfied: dict[tuple[str, str], bool] = {}  # (constraint, version) -> satisfied
         runtimes: PluginRuntimes = env.runtimes
         runtimes.add_reload_listener(self._on_reload)
 
@@ -248,7 +318,20 @@ class PluginController:
             return []
         for watcher in self._watchers.pop(name, set()):
             self._reset(watcher)
-        return [self.key(d) for d in self.graph.dependents(name)]
+        dependents = self.graph.dependents(name)
+        if old is not None and (old[0], *old[2:]) == (signature[0], *signature[2:]):
+            # Only Ready changed. Dependents wait for Ready=True, so a change between not-Ready
+            # states is nothing to them, and becoming Ready matters only to those that wait
+            # for no other dependency; losing Ready matters to every one (they stop first).
+            if signature[1] == "True":
+                dependents = [d for d in dependents if self._dependencies_up(d)]
+            elif old[1] != "True":
+                dependents = []
+        return [self.key(d) for d in dependents]
+
+    def _dependencies_up(self, name: str) -> bool:
+        """Whether every required dependency of ``name`` is Ready and running here."""
+        return all(self._ready.get(d) is True and self.is_running(d) for d in self.graph.dependencies(name))
 
     def _set_node(self, name: str, dependencies: list[str] | None) -> None:
         """Declare (or, with None, forget) ``name`` in the graph; bumps the revision on a change."""
@@ -275,13 +358,8 @@ class PluginController:
 
     # --- state ----------------------------------------------------------------------------------
 
-    def _state(self, name: str, spec: PluginManifestSpec, obj: Obj) -> _State:
-        settings = BreakerSettings(
-            failure_ratio=spec.circuit_breaker.failure_ratio,
-            minimum_requests=spec.circuit_breaker.minimum_requests,
-            open_duration=spec.circuit_breaker.open_duration_seconds,
-            half_open_probes=spec.circuit_breaker.half_open_probes,
-        )
+    def _state(self, name: str, parsed: _Parsed, obj: Obj) -> _State:
+        settings = parsed.breaker
         state = self.states.get(name)
         if state is None:
             breaker = CircuitBreaker(name, settings, on_state_change=self._on_breaker)
@@ -296,7 +374,7 @@ class PluginController:
             state.breaker_settings = settings
             state.handle.breaker = CircuitBreaker(name, settings, on_state_change=self._on_breaker)
             self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
-        state.handle.timeout = spec.limits.timeout_seconds
+        state.handle.timeout = parsed.call_timeout
         return state
 
     def is_running(self, name: str) -> bool:
@@ -305,28 +383,52 @@ class PluginController:
 
     # --- reconcile ------------------------------------------------------------------------------
 
-    async def reconcile(self, obj: Obj, ctx: Context) -> Result | None:
-        name = ctx.key.name
+    def _parse(self, name: str, obj: Obj) -> _Parsed:
+        uid, gen = str(obj.get("metadata", {}).get("uid", "")), generation(obj)
+        parsed = self._parsed.get(name)
+        if parsed is not None and parsed.uid == uid and parsed.generation == gen:
+            return parsed
         try:
             spec = parse_spec(obj)
         except ValidationError as exc:
             raise PermanentError(PluginReason.INVALID_SPEC, str(exc)) from None
         assert isinstance(spec, PluginManifestSpec)
-        state = self._state(name, spec, obj)
+        parsed = _Parsed(uid, gen, spec, _requirements(spec), _identity_base(spec), _breaker_settings(spec),
+                         spec.limits.timeout_seconds)
+        self._parsed[name] = parsed
+        return parsed
+
+    def _is_satisfied(self, requirement: _Requirement, version: str) -> bool:
+        key = (requirement.version, version)
+        ok = self._satisfied.get(key)
+        if ok is None:
+            assert requirement.constraint is not None
+            ok = requirement.constraint.satisfied_by(version)  # VersionError: the caller reports it
+            if len(self._satisfied) >= _SATISFIED_CACHE_LIMIT:
+                self._satisfied.clear()
+            self._satisfied[key] = ok
+        return ok
+
+    @brief_handler  # starts, stops and probes run as tracked tasks; the handler itself never waits long
+    async def reconcile(self, obj: Obj, ctx: Context) -> Result | None:
+        name = ctx.key.name
+        parsed = self._parse(name, obj)
+        spec = parsed.spec
+        state = self._state(name, parsed, obj)
         self._versions[name] = spec.version
-        self._set_node(name, [d.name for d in spec.dependencies if not d.optional])
+        self._set_node(name, [r.name for r in parsed.requirements])
         if spec.suspend:
             self._suspended(obj, ctx, state)
             return None
         self._handle_reset(obj, ctx, state)
         try:
-            problem = await self._check_dependencies(name, spec, ctx)
+            problem = await self._check_dependencies(name, parsed, ctx)
             if problem is not None:
                 return await self._dependencies_not_ready(ctx, state, *problem)
             if spec.dependencies:
                 ctx.status.condition(ConditionType.DEPENDENCIES_READY, True, PluginReason.DEPENDENCIES_READY,
                                      "all required dependencies are Ready: "
-                                     + ", ".join(d.name for d in spec.dependencies if not d.optional))
+                                     + ", ".join(r.name for r in parsed.requirements))
             else:
                 ctx.status.condition(ConditionType.DEPENDENCIES_READY, True, PluginReason.NO_DEPENDENCIES,
                                      "no dependencies")
@@ -339,7 +441,8 @@ class PluginController:
         if now_ready and not was_ready:
             await ctx.status.flush()  # written before the dependents are woken
             for dependent in self.graph.dependents(name):
-                self.kick(dependent)
+                if self._dependencies_up(dependent):  # the others wait for another dependency
+                    self.kick(dependent)
         return result
 
     def _suspended(self, obj: Obj, ctx: Context, state: _State) -> None:
@@ -367,7 +470,7 @@ class PluginController:
         self._event_soon(state.name, "Normal", PluginReason.RESET_FAILED,
                          "start history cleared by mfx reset-failed")
 
-    async def _check_dependencies(self, name: str, spec: PluginManifestSpec, ctx: Context) -> tuple[str, str] | None:
+    async def _check_dependencies(self, name: str, parsed: _Parsed, ctx: Context) -> tuple[str, str] | None:
         cycle = self._cycle_through(name)
         if cycle is not None:
             path = " -> ".join(cycle)
@@ -379,9 +482,7 @@ class PluginController:
             raise PermanentError(PluginReason.DEPENDENCY_CYCLE, f"dependency cycle: {path}")
         missing: list[str] = []
         waiting: list[str] = []
-        for dep in spec.dependencies:
-            if dep.optional:
-                continue  # optional dependencies never block
+        for dep in parsed.requirements:
             version = self._versions.get(dep.name)
             if version is None or dep.name not in self.graph:
                 try:  # not seen by the watch (yet): ask the store
@@ -391,10 +492,12 @@ class PluginController:
                     continue
                 version = str((other.get("spec") or {}).get("version", ""))
             try:
-                ok = Constraint.parse(dep.version).satisfied_by(version)
+                if dep.constraint is None:
+                    raise ConstraintError(dep.version, dep.error)
+                ok = self._is_satisfied(dep, version)
             except (ConstraintError, VersionError, ValueError) as exc:
                 raise PermanentError(PluginReason.INVALID_SPEC,
-                                     f"spec.dependencies[{dep.name}].version: {exc}") from None
+                                     f"spec.dependencies[{dep.name}].version: {dep.error or exc}") from None
             if not ok:
                 self._watch(name, dep.name)
                 message = (f"{name} requires {dep.name} {dep.version}, but {dep.name} is version {version}")
@@ -411,8 +514,8 @@ class PluginController:
             return PluginReason.DEPENDENCY_MISSING, "dependency not found: " + ", ".join(missing)
         if waiting:
             return PluginReason.DEPENDENCY_NOT_READY, "waiting for " + ", ".join(waiting) + " to become Ready"
-        for dep in spec.dependencies:  # all look Ready: make sure none is being deleted
-            if not dep.optional and self._deleting.get(dep.name):
+        for dep in parsed.requirements:  # all look Ready: make sure none is being deleted
+            if self._deleting.get(dep.name):
                 return PluginReason.DEPENDENCY_NOT_READY, f"{dep.name} is being deleted"
         return None
 
@@ -426,7 +529,7 @@ class PluginController:
         stopped = self._begin_stop(ctx, state, f"dependencies not Ready: {message}")
         ctx.status.condition(ConditionType.READY, False, reason, message if stopped else
                              f"{message}; stopping (dependents first)")
-        if stopped and get_condition(ctx.status.view(), ConditionType.HEALTHY) is not None:
+        if stopped and ctx.status.condition_view(ConditionType.HEALTHY) is not None:
             ctx.status.condition(ConditionType.HEALTHY, "Unknown", PluginReason.NOT_RUNNING, "not running")
         return Result(requeue_after=DEPENDENCY_POLL_SECONDS)
 
@@ -503,7 +606,7 @@ class PluginController:
         if current is None:
             return self._start_if_allowed(obj, spec, ctx, state)
 
-        identity, plugin_dir = self._identity(name, spec, fallback=current.request.plugin_dir)
+        identity, plugin_dir = self._steady_identity(name, ctx.generation, spec, current)
         if identity != current.identity:
             return self._replace(obj, spec, ctx, state, identity, plugin_dir)
         config = dict(spec.config)
@@ -547,6 +650,18 @@ class PluginController:
         ctx.status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {spec.version}")
         return None
 
+    def _steady_identity(self, name: str, gen: int, spec: PluginManifestSpec,
+                         current: Running) -> tuple[str, Path]:
+        """``_identity`` for a running plugin, looked up again at most every few seconds."""
+        uid = self._parsed[name].uid if name in self._parsed else ""
+        cached = self._resolved.get(name)
+        if (cached is not None and cached.uid == uid and cached.generation == gen
+                and time.monotonic() - cached.at < PLUGIN_DIR_RECHECK_SECONDS):
+            return cached.identity, cached.plugin_dir
+        identity, plugin_dir = self._identity(name, spec, fallback=current.request.plugin_dir)
+        self._resolved[name] = _Resolved(uid, gen, identity, plugin_dir, time.monotonic())
+        return identity, plugin_dir
+
     def _identity(self, name: str, spec: PluginManifestSpec, *,
                   fallback: Path | None = None) -> tuple[str, Path]:
         """A digest of what forces a new instance when it changes, and the plugin directory."""
@@ -557,11 +672,9 @@ class PluginController:
             if fallback is None:
                 raise
             plugin_dir = fallback
-        parts = {
-            "version": spec.version, "type": str(spec.type), "entryPoint": spec.entry_point,
-            "dir": str(plugin_dir), "security": spec.security.to_dict(), "limits": spec.limits.to_dict(),
-            "env": spec.env,
-        }
+        parsed = self._parsed.get(name)
+        base = parsed.identity_base if parsed is not None and parsed.spec is spec else _identity_base(spec)
+        parts = {**base, "dir": str(plugin_dir)}
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return digest, plugin_dir
 
@@ -595,6 +708,8 @@ class PluginController:
     def _launch_start(self, ctx: Context, spec: PluginManifestSpec, state: _State, task: str) -> None:
         name = ctx.key.name
         identity, plugin_dir = self._identity(name, spec)  # EntryPointNotFoundError: Stalled, until the spec changes
+        uid = self._parsed[name].uid if name in self._parsed else ""
+        self._resolved[name] = _Resolved(uid, ctx.generation, identity, plugin_dir, time.monotonic())
         holder: dict[str, Any] = {}
         request = self._request(name, spec, plugin_dir, holder)
         runtime = self.env.runtimes.for_type(spec.type)
@@ -931,6 +1046,8 @@ class PluginController:
         self.env.services.unregister(name)
         self.probes.unschedule(self.key(name))
         self.states.pop(name, None)
+        self._parsed.pop(name, None)
+        self._resolved.pop(name, None)
         self.env.metrics.forget("name", name)
         self.graph.remove_node(name)
         self._say(name, "info", "deleted")

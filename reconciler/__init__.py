@@ -24,7 +24,7 @@ from mfx.reconciler.conditions import (
     set_condition,
 )
 from mfx.reconciler.context import Context, StatusPatcher
-from mfx.reconciler.controller import Controller, ControllerOptions
+from mfx.reconciler.controller import Controller, ControllerOptions, brief_handler
 from mfx.reconciler.eventbus import ALL_TOPICS, EventBus, Message, Subscription
 from mfx.reconciler.events import EventRecorder, EventType
 from mfx.reconciler.graph import CriticalChain, DependencyCycleError, DependencyGraph, format_cycle
@@ -66,7 +66,7 @@ __all__ = [
     "MonotonicClock", "PermanentError", "ProbeResult", "ProbeScheduler", "ProbeSpec", "ProbeStatus",
     "Provider", "QueueShutDown", "RateLimiter", "Reason", "ReconcileResult", "Registry", "Result",
     "ServiceChange", "ServiceRegistry", "StatusPatcher", "Subscription", "TaskState", "TaskStatus",
-    "TaskSupervisor", "TemporaryError", "Transition", "WorkQueue",
+    "TaskSupervisor", "TemporaryError", "Transition", "WorkQueue", "brief_handler",
     "clear_reconciling", "clear_stalled", "default_rate_limiter", "format_cycle", "get_condition",
     "is_true", "kstatus", "list_all", "mark_not_ready", "mark_ready", "mark_reconciling", "mark_stalled",
     "parse_interval", "remove_condition", "set_condition",

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from mfx.api.objects import Obj, ObjectKey, generation, key_of
+from mfx.api.objects import Obj, ObjectKey, generation, key_of, now_rfc3339
 from mfx.errors import ConflictError
 from mfx.observability.metrics import Metrics
 from mfx.reconciler.clock import Clock
@@ -27,6 +27,7 @@ from mfx.reconciler.supervisor import TaskSupervisor
 from mfx.store.base import Store
 
 _DELETE = object()
+_SCALARS = (str, int, float, bool, type(None))  # immutable: shared, never copied
 
 
 def _clone(value: Any) -> Any:
@@ -50,6 +51,7 @@ class StatusPatcher:
         self._set_by_handler: set[str] = set()
         self._max_attempts = max_attempts
         self._status_view: Obj | None = None  # the status as it will be written; None: stale
+        self._now: str | None = None  # lastTransitionTime of the pending patch's changes
 
     # --- building the patch -------------------------------------------------------------------
 
@@ -65,7 +67,7 @@ class StatusPatcher:
     def set(self, field: str, value: Any) -> None:
         if field == "conditions":
             raise ValueError("set conditions with ctx.status.condition(type, status, reason, message)")
-        self._fields[field] = copy.deepcopy(value)
+        self._fields[field] = value if isinstance(value, _SCALARS) else _clone(value)
         self._status_view = None
 
     def delete(self, field: str) -> None:
@@ -167,7 +169,14 @@ class StatusPatcher:
         self._fields.clear()
         self._conditions.clear()
         self._status_view = None
+        self._now = None
         return self._base
+
+    def _stamp(self) -> str:
+        """One timestamp for a pending patch (its views and its write), taken when first needed."""
+        if self._now is None:
+            self._now = now_rfc3339()
+        return self._now
 
     def _apply(self, obj: Obj) -> list[Transition]:
         status = obj.setdefault("status", {})
@@ -175,12 +184,13 @@ class StatusPatcher:
             if value is _DELETE:
                 status.pop(field, None)
             else:
-                status[field] = copy.deepcopy(value)
+                status[field] = value if isinstance(value, _SCALARS) else _clone(value)
         changes: list[Transition] = []
+        now = self._stamp() if self._conditions else None
         for type_, want in self._conditions.items():
             change = (remove_condition(obj, type_) if want is None else
                       set_condition(obj, type_, want[0], want[1], want[2],
-                                    observed_generation=self._observed_generation))
+                                    observed_generation=self._observed_generation, now=now))
             if change is not None:
                 changes.append(change)
         if not status.get("conditions"):

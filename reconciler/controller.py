@@ -74,6 +74,25 @@ def _signature(obj: Obj) -> tuple[Any, ...]:
     )
 
 
+_BRIEF_ATTRIBUTE = "__mfx_brief_handler__"
+
+
+def brief_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a reconcile handler that never waits long itself (its long work runs as tracked tasks).
+
+    For such a handler the engine does not write ``Reconciling=True`` on its own before the
+    call: the condition goes out with the handler's first status write (its own ``flush`` or
+    the one after it returns), so a reconcile costs one write instead of two, and
+    ``Reconciling=True`` is still visible for as long as the work it started runs.
+    """
+    setattr(fn, _BRIEF_ATTRIBUTE, True)
+    return fn
+
+
+def is_brief(fn: Any) -> bool:
+    return bool(getattr(fn, _BRIEF_ATTRIBUTE, False))
+
+
 @dataclass
 class _Outcome:
     result: ReconcileResult
@@ -307,11 +326,12 @@ class Controller:
                 ctx.status.default_condition(ConditionType.RECONCILING, True, Reason.PROGRESSING,
                                              f"reconciling generation {gen}")
                 ctx.status.default_condition(ConditionType.STALLED, None)
-                try:
-                    await ctx.status.flush()
-                except NotFoundError:
-                    self._gone(key)
-                    return None
+                if not is_brief(self.handlers.reconcile):
+                    try:
+                        await ctx.status.flush()
+                    except NotFoundError:
+                        self._gone(key)
+                        return None
         fn = self.handlers.delete if deleting else self.handlers.reconcile
         assert fn is not None
         started = time.perf_counter()
@@ -442,6 +462,9 @@ class Controller:
         for _ in range(20):
             meta = obj.setdefault("metadata", {})
             meta["finalizers"] = [*_finalizers(obj), self.options.finalizer]
+            # The watch may deliver this write before the update returns: known beforehand,
+            # it is not taken for a change worth another reconcile.
+            self._seen[key] = _signature(obj)
             try:
                 updated = await self.store.update(obj)
             except ConflictError:

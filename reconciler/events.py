@@ -7,7 +7,9 @@ Condition transitions become events only where a user learns something: the summ
 health conditions (Ready, Stalled, Healthy, DependenciesReady, and any kind-specific ones)
 changing status or reason, and every warning. ``Reconciling`` flips on nearly every reconcile
 (kstatus "work in progress") and says nothing the Ready event does not; it is left out. The
-transitions of one status write that share reason and message are recorded once.
+transitions of one status write that share reason and message are recorded once, and a
+condition turning True in the same write as a Ready transition (DependenciesReady and
+Healthy as a plugin starts) is told by Ready's event.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import anyio
 
 from mfx.api.objects import Obj
 from mfx.errors import MfxError
-from mfx.reconciler.conditions import ConditionType, Transition
+from mfx.reconciler.conditions import ABNORMAL_TRUE, ConditionType, Transition
 from mfx.store.base import EventRecord, Store
 
 
@@ -67,7 +69,11 @@ class EventRecorder:
         """The events of one status write, recorded together (the store commits them as one)."""
         news: list[Transition] = []
         told: set[tuple[str, str, bool]] = set()
+        changes = list(changes)
+        summary = any(c.type == ConditionType.READY and newsworthy(c) for c in changes)
         for change in changes:
+            if summary and _told_by_summary(change):
+                continue
             # Conditions that change together for one cause (DependenciesReady=False and
             # Ready=False, both "waiting for x") are one piece of news: recorded once.
             said = (change.reason, change.message, change.is_warning)
@@ -87,6 +93,13 @@ class EventRecorder:
             text += f": {change.message}"
         await self.record(obj, EventType.WARNING if change.is_warning else EventType.NORMAL,
                           change.reason, text)
+
+
+def _told_by_summary(change: Transition) -> bool:
+    """A condition other than Ready turning True beside a Ready transition (DependenciesReady
+    or Healthy as a plugin starts): the Ready event already tells that news."""
+    return (change.type != ConditionType.READY and change.new_status == "True"
+            and change.type not in ABNORMAL_TRUE)
 
 
 def newsworthy(change: Transition) -> bool:

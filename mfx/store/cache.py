@@ -52,7 +52,9 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._objects: Snapshot = {kind: {} for kind in self.kinds}
         self._synced = {kind: anyio.Event() for kind in self.kinds}
-        self._changed = anyio.Event()  # set (and replaced) whenever the cache changes
+        # Set (and dropped) whenever the cache changes; made only while someone waits, so a
+        # change nobody waits for costs no event.
+        self._changed: anyio.Event | None = None
         self.relists = 0  # lists taken (one per kind at start, one more per GoneError)
         self.resumes = 0  # watches re-opened from the last resourceVersion seen
 
@@ -79,6 +81,8 @@ class ObjectCache:
     async def wait_for(self, predicate: Callable[[Snapshot], bool]) -> Snapshot:
         """Wait until ``predicate(snapshot())`` holds (checked after every change); returns it."""
         while True:
+            if self._changed is None:
+                self._changed = anyio.Event()
             changed = self._changed
             snapshot = self.snapshot()
             if predicate(snapshot):
@@ -86,8 +90,9 @@ class ObjectCache:
             await changed.wait()
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     # --- running --------------------------------------------------------------------------
 

@@ -25,6 +25,9 @@ Watch start: ``watch(kind, since)`` replays the log after ``since``, then follow
 watch from the list's resourceVersion to see everything; a fresh store is at version 1, so even
 the empty list returns a version to start from).
 
+Watch fan-out: a change is decoded once, and every watcher gets that same object: watchers
+must treat it as read-only (copy it before changing it; ``get`` and ``list`` return copies).
+
 Watch bound: every watcher has an in-memory buffer of ``watch_buffer`` changes. Writers never
 wait for a watcher: when its buffer is full it stops receiving live changes, and once it has
 drained the buffer it reads the missed changes from the ``changes`` log and rejoins the live
@@ -41,7 +44,7 @@ import collections
 import copy
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -105,13 +108,27 @@ _EVENT_KIND = event_rules.EVENT_KIND
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
 class _Change:
-    resource_version: int
-    type: str
-    kind: str
-    name: str
-    body: str  # JSON: each watcher decodes its own copy
+    """One row of the watch log; its object is decoded once, on first use, for every watcher.
+
+    Watchers share that one decoded object: it is read-only by contract (``Store.watch``
+    hands out objects nobody may mutate; copy before changing one, as ``get`` returns a copy).
+    """
+
+    __slots__ = ("resource_version", "type", "kind", "name", "body", "_event")
+
+    def __init__(self, resource_version: int, type: str, kind: str, name: str, body: str) -> None:
+        self.resource_version = resource_version
+        self.type = type
+        self.kind = kind
+        self.name = name
+        self.body = body  # JSON, as stored
+        self._event: WatchEvent | None = None
+
+    def event(self) -> WatchEvent:
+        if self._event is None:
+            self._event = WatchEvent(WatchEventType(self.type), _loads(self.body), self.resource_version)
+        return self._event
 
 
 def _plural(kind: str) -> str:
@@ -189,42 +206,52 @@ def _decode_continue(token: str) -> str:
 # --- the database, used from worker threads only ------------------------------------------
 
 
-class _Transaction:
-    """One write: allocates resourceVersions, writes objects and the log, collects changes."""
+Bodies = Mapping[tuple[str, str], str]
 
-    def __init__(self, conn: sqlite3.Connection, history_limit: int, event_limit: int) -> None:
+
+class _Transaction:
+    """One write: allocates resourceVersions, writes objects and the log, collects changes.
+
+    Objects are read from ``bodies`` (the store's in-memory copy of the file, which nothing
+    changes while a batch runs) overlaid with what this batch wrote: no SELECT per op.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, history_limit: int, event_limit: int, bodies: Bodies, rv: int
+    ) -> None:
         self.conn = conn
         self.history_limit = history_limit
         self.event_limit = event_limit
         self.changes: list[_Change] = []
+        self.writes = 0  # statements that changed the file (an op that failed after one needs a rollback)
+        self._bodies = bodies
+        self._written: dict[tuple[str, str], str | None] = {}  # this batch's bodies (None: deleted)
+        self._start_rv = rv
         self._rv: int | None = None
 
     def next_rv(self) -> int:
-        if self._rv is None:
-            self._rv = int(
-                self.conn.execute("SELECT resource_version FROM meta WHERE id = 1").fetchone()[0]
-            )
-        self._rv += 1
+        self._rv = (self._start_rv if self._rv is None else self._rv) + 1
         return self._rv
 
+    def _body(self, kind: str, name: str) -> str | None:
+        key = (kind, name)
+        if key in self._written:
+            return self._written[key]
+        return self._bodies.get(key)
+
     def load(self, kind: str, name: str) -> Obj | None:
-        row = self.conn.execute(
-            "SELECT body FROM objects WHERE kind = ? AND name = ?", (kind, name)
-        ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        body = self._body(kind, name)
+        return orjson.loads(body) if body is not None else None  # type: ignore[no-any-return]
 
     def exists(self, kind: str, name: str) -> bool:
-        return (
-            self.conn.execute(
-                "SELECT 1 FROM objects WHERE kind = ? AND name = ?", (kind, name)
-            ).fetchone()
-            is not None
-        )
+        return self._body(kind, name) is not None
 
     def put(self, kind: str, name: str, obj: Obj, type_: WatchEventType) -> None:
         rv = self.next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
         body = _dumps(obj)
+        self.writes += 1
+        self._written[(kind, name)] = body
         self.conn.execute(
             "INSERT INTO objects (kind, name, resource_version, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (kind, name) DO UPDATE SET resource_version = excluded.resource_version,"
@@ -243,6 +270,8 @@ class _Transaction:
     def remove(self, kind: str, name: str, obj: Obj) -> None:
         rv = self.next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
+        self.writes += 1
+        self._written[(kind, name)] = None
         self.conn.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
         if kind == _EVENT_KIND:
             self.conn.execute("DELETE FROM event_index WHERE name = ?", (name,))
@@ -255,13 +284,14 @@ class _Transaction:
         )
         self.changes.append(_Change(rv, type_.value, kind, name, body))
 
-    def mark(self) -> tuple[int | None, int]:
+    def mark(self) -> tuple[int | None, int, dict[tuple[str, str], str | None]]:
         """Where the batch stands, to return to with ``undo`` if the next op fails."""
-        return self._rv, len(self.changes)
+        return self._rv, len(self.changes), dict(self._written)
 
-    def undo(self, rv: int | None, count: int) -> None:
+    def undo(self, rv: int | None, count: int, written: dict[tuple[str, str], str | None]) -> None:
         self._rv = rv
         del self.changes[count:]
+        self._written = written
 
     def trim_events(self) -> None:
         """Keep at most ``event_limit`` events: the ones that occurred last."""
@@ -278,6 +308,7 @@ class _Transaction:
         for name in names:
             obj = self.load(_EVENT_KIND, name)
             if obj is None:  # index row without object: repair quietly
+                self.writes += 1
                 self.conn.execute("DELETE FROM event_index WHERE name = ?", (name,))
             else:
                 self.remove(_EVENT_KIND, name, obj)
@@ -307,7 +338,8 @@ class _PendingWrite:
     """One caller's write waiting for (or in) a group commit."""
 
     fn: Callable[[_Transaction], Any]
-    settled: anyio.Event = field(default_factory=anyio.Event)  # done, or promoted to leader
+    # Done, or promoted to leader; made only for a caller that waits (a leader never does).
+    settled: anyio.Event | None = None
     leader: bool = False  # this caller runs the next batch
     done: bool = False
     value: Any = None
@@ -409,28 +441,52 @@ class _Database:
         finally:
             self.conn.close()
 
-    def write_batch(self, ops: list[_PendingWrite]) -> _BatchResult:
-        """Every op in its own SAVEPOINT, the whole batch in one transaction (group commit).
+    def write_batch(self, ops: list[_PendingWrite], bodies: Bodies, rv: int) -> _BatchResult:
+        """The whole batch in one transaction (group commit); each op gets its own outcome.
 
-        An op that fails (conflict, not found, a bad object, even an SQLite error) is rolled
-        back to its savepoint and gets its exception; the others commit. Each op's outcome is
-        stored on it; the changes come back in resourceVersion order for the fan-out.
+        An op that fails (conflict, not found, a bad object, even an SQLite error) leaves no
+        trace and gets its exception; the others commit. The usual failures (conflict, not
+        found, already exists) are found before an op writes anything, so ops run without a
+        savepoint each (every statement releases and re-takes the GIL, which the event loop
+        then waits for); only when an op fails after writing is the batch rolled back and run
+        again with a SAVEPOINT per op. Each op's outcome is stored on it; the changes come
+        back in resourceVersion order for the fan-out. ``bodies`` and ``rv``: the store's
+        in-memory copy of the objects and its resourceVersion, which match the file.
         """
+        result = self._run_batch(ops, bodies, rv, savepoints=False)
+        if result is None:
+            for op in ops:
+                op.value, op.error = None, None
+            result = self._run_batch(ops, bodies, rv, savepoints=True)
+            assert result is not None
+        return result
+
+    def _run_batch(
+        self, ops: list[_PendingWrite], bodies: Bodies, rv: int, *, savepoints: bool
+    ) -> _BatchResult | None:
+        """One attempt; None (rolled back) when an op failed after writing without a savepoint."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            tx = _Transaction(self.conn, self.history_limit, self.event_limit)
+            tx = _Transaction(self.conn, self.history_limit, self.event_limit, bodies, rv)
             for op in ops:
-                rv, count = tx.mark()
-                self.conn.execute("SAVEPOINT op")
+                mark = tx.mark()
+                writes = tx.writes
+                if savepoints:
+                    self.conn.execute("SAVEPOINT op")
                 try:
                     op.value = op.fn(tx)
                 except Exception as error:
-                    self.conn.execute("ROLLBACK TO op")
-                    self.conn.execute("RELEASE op")
-                    tx.undo(rv, count)
+                    if savepoints:
+                        self.conn.execute("ROLLBACK TO op")
+                        self.conn.execute("RELEASE op")
+                    elif tx.writes != writes:
+                        self.conn.execute("ROLLBACK")
+                        return None
+                    tx.undo(*mark)
                     op.error = _translate(self.path, error)
                     continue
-                self.conn.execute("RELEASE op")
+                if savepoints:
+                    self.conn.execute("RELEASE op")
             compacted = tx.finish()
             self.conn.execute("COMMIT")
         except BaseException:
@@ -594,13 +650,14 @@ def _update_status(tx: _Transaction, obj: Obj) -> Obj:
     if stored is None:
         raise _not_found(kind, name)
     _check_precondition(kind, name, wanted, stored)
-    new = _copy(stored)
+    if obj.get("status") == stored.get("status"):
+        return stored  # a no-op write: no new resourceVersion, no watch event
+    new = dict(stored)  # stored was just decoded: only its status is replaced
     if "status" in obj:
         new["status"] = _copy(obj["status"])
     else:
         new.pop("status", None)
-    if new == stored:
-        return stored
+    new["metadata"] = dict(stored["metadata"])  # put stamps the resourceVersion on new's own copy
     tx.put(kind, name, new, WatchEventType.MODIFIED)
     return new
 
@@ -705,9 +762,7 @@ class _Watch:
             if change.resource_version <= self._cursor:
                 continue
             self._cursor = change.resource_version
-            return WatchEvent(
-                WatchEventType(change.type), _loads(change.body), change.resource_version
-            )
+            return change.event()
 
     async def _catch_up(self) -> bool:
         try:
@@ -767,6 +822,9 @@ class SQLiteStore:
         self.event_limit = event_limit
         self.watch_buffer = watch_buffer
         self._db: _Database | None = None
+        # Its own worker thread token: the store's calls never queue behind other users of
+        # anyio's shared thread pool (plugins blocked in slow calls can fill all 40 tokens).
+        self._threads: anyio.CapacityLimiter | None = None
         self._lock = anyio.Lock(fast_acquire=True)
         # Group commit: writes wait here; the caller flagged leader runs the next batch.
         self._queued: list[_PendingWrite] = []
@@ -783,10 +841,16 @@ class SQLiteStore:
         """How many watches are open (each holds a buffer of at most ``watch_buffer`` changes)."""
         return len(self._subscriptions)
 
+    def _limiter(self) -> anyio.CapacityLimiter:
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(1)  # one connection, used one call at a time
+        return self._threads
+
     async def open(self) -> Self:
         if self._db is None:
             opened = await anyio.to_thread.run_sync(
-                _Database.open, self.path, self.history_limit, self.event_limit
+                _Database.open, self.path, self.history_limit, self.event_limit,
+                limiter=self._limiter(),
             )
             self._db, self._rv, self._compacted = (
                 opened.db,
@@ -805,7 +869,7 @@ class SQLiteStore:
             self._bodies = {}
             if db is not None:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(db.close)
+                    await anyio.to_thread.run_sync(db.close, limiter=self._limiter())
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -828,7 +892,9 @@ class SQLiteStore:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             self._database()
-            return await anyio.to_thread.run_sync(_translated, self.path, fn, *args)
+            return await anyio.to_thread.run_sync(
+                _translated, self.path, fn, *args, limiter=self._limiter()
+            )
 
     async def _write(self, fn: Callable[[_Transaction], T]) -> T:
         """Group commit: queue the op; one caller at a time (the leader) commits the queue.
@@ -843,10 +909,12 @@ class SQLiteStore:
         if not self._leading:
             self._leading = True
             op.leader = True
+        else:
+            op.settled = anyio.Event()
         # Shielded: a queued write runs (batches take milliseconds) and its caller hears how it
         # went, as a caller of a single shielded commit did; a cancellation lands after that.
         with anyio.CancelScope(shield=True):
-            if not op.leader:
+            if op.settled is not None:
                 await op.settled.wait()  # settled: done, or promoted to lead the next batch
             if not op.done:
                 await self._lead()
@@ -860,6 +928,12 @@ class SQLiteStore:
         failure: BaseException | None = None
         try:
             async with self._lock:
+                # Under the lock (a read that comes meanwhile still sees these writes), one
+                # pass of the event loop: writes that tasks ready to run are about to make join
+                # this batch instead of waiting for the next (a thread hop and a commit each).
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                batch.extend(self._queued)
+                self._queued.clear()
                 db = self._db
                 if db is None:
                     failure = StoreError(
@@ -868,7 +942,8 @@ class SQLiteStore:
                 else:
                     try:
                         result = await anyio.to_thread.run_sync(
-                            _translated, self.path, db.write_batch, batch
+                            _translated, self.path, db.write_batch, batch, self._bodies, self._rv,
+                            limiter=self._limiter(),
                         )
                     except Exception as error:  # the commit failed: nothing in the batch happened
                         failure = error
@@ -882,7 +957,8 @@ class SQLiteStore:
                         f"the store {self.path}: the write was interrupted; try again"
                     )
                 op.done = True
-                op.settled.set()
+                if op.settled is not None:
+                    op.settled.set()
             self._hand_over()
 
     def _hand_over(self) -> None:
@@ -890,6 +966,7 @@ class SQLiteStore:
         if self._queued:
             successor = self._queued[0]
             successor.leader = True
+            assert successor.settled is not None  # queued behind a leader: it waits
             successor.settled.set()  # it wakes and leads; ops queued behind it join its batch
         else:
             self._leading = False
@@ -922,7 +999,8 @@ class SQLiteStore:
             if after < self._compacted:
                 raise self._gone(after)
             rows = await anyio.to_thread.run_sync(
-                _translated, self.path, self._db.changes_after, sub.kind, after, _CATCH_UP_PAGE
+                _translated, self.path, self._db.changes_after, sub.kind, after, _CATCH_UP_PAGE,
+                limiter=self._limiter(),
             )
             if len(rows) < _CATCH_UP_PAGE:
                 # Caught up: under the lock no write can slip between this read and going live.
