@@ -8,6 +8,7 @@ the optional TCP listener (bearer token required).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -50,7 +51,8 @@ from mfx.server.auth import token_matches
 from mfx.server.openapi import OpenApiDocuments
 from mfx.server.server_side_apply import ApplyConflictError, apply_create, apply_update
 from mfx.server.status import status_from_error, status_object
-from mfx.store.base import EventRecord, Store, WatchEvent, WatchEventType
+from mfx.server.streams import until_shutdown
+from mfx.store.base import EventRecord, Store, WatchEventType
 
 log = logging.getLogger("mfx.server")
 
@@ -371,14 +373,14 @@ class ApiServer:
 
         async def stream() -> AsyncIterator[bytes]:
             first = True
-            with anyio.move_on_after(timeout) if timeout else _no_timeout():
+            with anyio.move_on_after(timeout) if timeout else contextlib.nullcontext():
                 try:
                     for obj in initial:
                         obj = _present(kind, obj)
                         if keep(obj):
                             yield encode("ADDED", obj, first)
                             first = False
-                    async for event in _until(events, self.shutdown):
+                    async for event in until_shutdown(events, self.shutdown):
                         if event.type is WatchEventType.BOOKMARK or not keep(_present(kind, event.object)):
                             continue
                         yield encode(event.type.value, event.object, first)
@@ -566,38 +568,6 @@ class ApiServer:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-class _no_timeout:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-async def _until(events: AsyncIterator[WatchEvent], shutdown: anyio.Event) -> AsyncIterator[WatchEvent]:
-    """Yield watch events until the daemon shuts down (so uvicorn can close watches)."""
-    send, receive = anyio.create_memory_object_stream[WatchEvent | None](16)
-
-    async def pump() -> None:
-        async with send:
-            async for event in events:
-                await send.send(event)
-
-    async def stop_on_shutdown() -> None:
-        await shutdown.wait()
-        await send.send(None)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(pump)
-        group.start_soon(stop_on_shutdown)
-        async with receive:
-            async for event in receive:
-                if event is None:
-                    break
-                yield event
-        group.cancel_scope.cancel()
 
 
 def _media_params(part: str) -> tuple[str, dict[str, str]]:

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.errors import BadRequestError, MfxError
 from mfx.server.api import error_response
+from mfx.server.streams import until_shutdown
 from mfx.store.base import Store
 from mfx.store.plugin_logs import LogRecord, PluginLogStore
 
@@ -77,26 +78,5 @@ def _line(record: LogRecord) -> bytes:
 
 async def _stream(records: AsyncIterator[LogRecord], shutdown: anyio.Event) -> AsyncIterator[bytes]:
     """Encode records until the follow ends or the daemon shuts down (so uvicorn can drain)."""
-    send, receive = anyio.create_memory_object_stream[LogRecord | None](64)
-
-    async def pump() -> None:
-        async with send:
-            async for record in records:
-                await send.send(record)
-
-    async def stop_on_shutdown() -> None:
-        await shutdown.wait()
-        try:
-            await send.send(None)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass  # the follow ended first
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(pump)
-        group.start_soon(stop_on_shutdown)
-        async with receive:
-            async for record in receive:
-                if record is None:
-                    break
-                yield _line(record)
-        group.cancel_scope.cancel()
+    async for record in until_shutdown(records, shutdown, buffer=64):
+        yield _line(record)
