@@ -742,8 +742,10 @@ class PluginController:
         state.ready_reason, state.note = PluginReason.RUNNING, ""
         hc = spec.health_check
         instance = running.instance
+        # start_instance has just passed a health check: the first periodic one waits an interval.
         self.probes.schedule(ctx.key, instance.health,
-                             ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold))
+                             ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
+                             delay_first=True)
         ctx.status.set("resolvedVersion", running.version)
         ctx.status.set("runtime", _jsonable(instance.details))
         ctx.status.set("startedAt", rfc3339(running.started_at))

@@ -103,8 +103,13 @@ class ProbeScheduler:
             self._tg = None
             self._targets.clear()
 
-    def schedule(self, key: ObjectKey, probe: ProbeFn, spec: ProbeSpec, *, periodic: bool = True) -> None:
-        """Probe ``key`` with ``probe`` every ``spec.interval`` (replacing an earlier schedule)."""
+    def schedule(self, key: ObjectKey, probe: ProbeFn, spec: ProbeSpec, *, periodic: bool = True,
+                 delay_first: bool = False) -> None:
+        """Probe ``key`` with ``probe`` every ``spec.interval`` (replacing an earlier schedule).
+
+        The first probe runs at once, or after one interval with ``delay_first`` (for a caller
+        that has just checked health itself, e.g. right after a start).
+        """
         if self._tg is None:
             raise RuntimeError("ProbeScheduler is not running: enter `async with scheduler` first")
         old = self._targets.get(key)
@@ -114,7 +119,7 @@ class ProbeScheduler:
             target.last, target.failures, target.healthy = old.last, old.failures, old.healthy
         self._targets[key] = target
         if periodic:
-            self._tg.start_soon(self._loop, key, target, name=f"probe:{key}")
+            self._tg.start_soon(self._loop, key, target, delay_first, name=f"probe:{key}")
 
     def unschedule(self, key: ObjectKey) -> None:
         target = self._targets.pop(key, None)
@@ -137,8 +142,10 @@ class ProbeScheduler:
             raise KeyError(f"no probe scheduled for {key}")
         return await self._run_once(key, target)
 
-    async def _loop(self, key: ObjectKey, target: _Target) -> None:
+    async def _loop(self, key: ObjectKey, target: _Target, delay_first: bool) -> None:
         with target.scope:
+            if delay_first:
+                await self._clock.sleep(target.spec.interval)
             while True:
                 await self._run_once(key, target)
                 await self._clock.sleep(target.spec.interval)

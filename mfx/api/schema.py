@@ -27,6 +27,9 @@ Schema = dict[str, Any]
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 INT_OR_STRING = "x-kubernetes-int-or-string"
 
+# The C loader (libyaml) parses the CRDs about ten times faster; same safe constructors.
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @functools.cache
 def _crd_documents() -> tuple[str, ...]:
@@ -36,7 +39,7 @@ def _crd_documents() -> tuple[str, ...]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
-        for doc in yaml.safe_load_all(entry.read_text(encoding="utf-8")):
+        for doc in yaml.load_all(entry.read_text(encoding="utf-8"), Loader=_SAFE_LOADER):
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 docs.append(json.dumps(doc))
     return tuple(docs)

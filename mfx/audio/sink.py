@@ -131,6 +131,7 @@ class SinkEngine:
         self._stall_seconds = 0.0
         self._waited = 0.0  # seconds the current period waited for data
         self._last_return: float | None = None  # when the last device write returned
+        self._last_call_seconds = 0.0  # how long that write call took, back in Python
 
         self._state = SinkState.NEW
         self._reason = "Created"
@@ -172,8 +173,7 @@ class SinkEngine:
             return self.status()
         try:
             with _realtime_threads():
-                with _realtime_threads():
-                    device = self._open_device(self._requested)
+                device = self._open_device(self._requested)
         except AudioError as exc:
             self._set_state(_state_for(exc), exc.reason, str(exc))
             raise
@@ -383,17 +383,14 @@ class SinkEngine:
                 with self._lock:
                     self._loop_seconds.append(max(0.0, work))
                 loop_started = None
+            call_started = time.perf_counter()
             try:
                 written = device.write(pending)
             except UnderrunError:
                 self._count_error("EPIPE")
                 with self._lock:
                     self._xruns += 1
-                gap = time.perf_counter() - self._last_return if self._last_return is not None else 0.0
-                # The gap tells an operator whether the writer was late (a long gap: starved)
-                # or the device drained faster than real time (a short one: the sound server).
-                log.warning("sink %s: underrun (xrun %d), %.0f ms after the previous write returned",
-                            self.name, self._xruns, gap * 1000)
+                self._log_underrun(call_started)
                 if self._metrics is not None:
                     self._metrics.audio_sink_xruns_total.labels(self.name).inc()
                 continue  # the failed period was not played: write it again
@@ -402,6 +399,7 @@ class SinkEngine:
                 self._lose_device(exc)
                 continue
             self._last_return = time.perf_counter()
+            self._last_call_seconds = self._last_return - call_started
             if written == 0:  # the device took nothing (non-blocking PCM): give it a moment
                 self._stop.wait(self.params.period_seconds / 4)
                 continue
@@ -414,6 +412,27 @@ class SinkEngine:
         with self._lock:
             self._started = True
         return True
+
+    def _log_underrun(self, call_started: float) -> None:
+        """Say who was late. A blocking write returns about a period after the device has
+        room, and a running device holds a buffer of audio. When the writer was away for
+        about a buffer and most of it inside the previous write call, the device had taken
+        that write's data long before (it went on to run dry): the thread was waiting to get
+        back into Python, for the GIL held by a long garbage collection or C call in another
+        thread. Most of it between calls is the writer's own loop being late; neither means
+        the device drained faster than real time."""
+        assert self._actual is not None
+        gap = call_started - self._last_return if self._last_return is not None else 0.0
+        previous, actual = self._last_call_seconds, self._actual
+        if previous + gap < actual.buffer_seconds - actual.period_seconds:
+            cause = "the device drained faster than real time"
+        elif previous >= gap:
+            cause = "the writer was held returning from the previous write (the GIL)"
+        else:
+            cause = "the writer was late between writes"
+        log.warning("sink %s: underrun (xrun %d): the previous write call took %.0f ms and the "
+                    "next began %.0f ms later, the device buffer holds %.0f ms: %s",
+                    self.name, self._xruns, previous * 1000, gap * 1000, actual.buffer_seconds * 1000, cause)
 
     def _maybe_stall(self) -> None:
         with self._lock:

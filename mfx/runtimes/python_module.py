@@ -5,7 +5,11 @@ under a unique module name per load (``_mfx_<plugin>_<id>.module``), so two vers
 same plugin can live side by side (hot reload) and unloading drops every module of a load
 from ``sys.modules``. Modules are compiled straight from their source: no ``__pycache__``
 is read or written, so an edit that keeps a file's size and second-resolution mtime is
-still seen, and installed plugin directories stay untouched. Inside its package a plugin
+still seen, and installed plugin directories stay untouched. Each runtime keeps the code
+objects it compiled, keyed by the file's real path (symlinks resolved) and the SHA-256 of the
+source bytes (``CodeCache``), so many instances of one plugin compile it once while an edited
+file is always recompiled; tracebacks name that real path. Code objects hold no module state,
+so unloading still frees everything a load created. Inside its package a plugin
 imports its own modules relatively (``from . import util``); ``import pkg.util`` would look on
 ``sys.path`` and fail.
 
@@ -27,16 +31,20 @@ traceback is kept on the error as ``plugin_traceback`` and sent to ``request.log
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
+import os
 import re
 import sys
+import threading
 import traceback
 import types
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -103,12 +111,50 @@ def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None,
     return None, candidates
 
 
-class _SourceLoader(importlib.abc.Loader):
-    """Compiles a module from its source (or from already verified bytes); no bytecode cache."""
+class CodeCache:
+    """Compiled module code by (real path, SHA-256 of source), least recently used dropped first.
 
-    def __init__(self, path: Path | None, source: bytes | None = None) -> None:
+    The real path lets plugin directories that link to one installed copy share its code.
+    Shared by the worker threads that import plugins, hence the lock.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._max_entries = max_entries
+        self._codes: OrderedDict[tuple[str, str], types.CodeType] = OrderedDict()
+        self._lock = threading.Lock()
+        self.compiles = 0  # how many times a source was actually compiled
+
+    def code_for(self, path: Path, source: bytes) -> types.CodeType:
+        real = os.path.realpath(path)
+        key = (real, hashlib.sha256(source).hexdigest())
+        with self._lock:
+            code = self._codes.get(key)
+            if code is not None:
+                self._codes.move_to_end(key)
+                return code
+        # Compiled outside the lock: two threads may both compile a new file once; same result.
+        code = compile(source, real, "exec", dont_inherit=True)
+        with self._lock:
+            self.compiles += 1
+            self._codes[key] = code
+            self._codes.move_to_end(key)
+            while len(self._codes) > self._max_entries:
+                self._codes.popitem(last=False)
+        return code
+
+    def clear(self) -> None:
+        with self._lock:
+            self._codes.clear()
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Runs a module from its source (or from already verified bytes); no bytecode files."""
+
+    def __init__(self, path: Path | None, source: bytes | None = None,
+                 codes: CodeCache | None = None) -> None:
         self.path = path
         self.source = source
+        self.codes = codes
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         return None
@@ -117,7 +163,10 @@ class _SourceLoader(importlib.abc.Loader):
         if self.path is None:  # a directory without __init__.py: an empty package
             return
         source = self.source if self.source is not None else self.path.read_bytes()
-        code = compile(source, str(self.path), "exec", dont_inherit=True)
+        if self.codes is not None:
+            code = self.codes.code_for(self.path, source)
+        else:
+            code = compile(source, str(self.path), "exec", dont_inherit=True)
         exec(code, module.__dict__)
 
 
@@ -137,8 +186,9 @@ class PluginFinder(importlib.abc.MetaPathFinder):
     not a registered root is answered with None at the cost of one string comparison.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, codes: CodeCache | None = None) -> None:
         self.roots: dict[str, _Root] = {}
+        self.codes = codes
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
@@ -154,12 +204,12 @@ class PluginFinder(importlib.abc.MetaPathFinder):
         init = base / "__init__.py"
         single = base.with_name(base.name + ".py")
         if init.is_file():
-            loader = _SourceLoader(init, root.overrides.get(init))
+            loader = _SourceLoader(init, root.overrides.get(init), self.codes)
             return importlib.util.spec_from_file_location(
                 fullname, init, loader=loader, submodule_search_locations=[str(base)]
             )
         if single.is_file():
-            loader = _SourceLoader(single, root.overrides.get(single))
+            loader = _SourceLoader(single, root.overrides.get(single), self.codes)
             return importlib.util.spec_from_file_location(fullname, single, loader=loader)
         if base.is_dir():
             spec = importlib.machinery.ModuleSpec(fullname, _SourceLoader(None), is_package=True)
@@ -437,9 +487,10 @@ class PythonModuleRuntime:
     def __init__(self) -> None:
         self._instances: set[PythonModuleInstance] = set()
         self._finder: PluginFinder | None = None
+        self.codes = CodeCache()
 
     async def __aenter__(self) -> Self:
-        self._finder = PluginFinder()
+        self._finder = PluginFinder(self.codes)
         sys.meta_path.insert(0, self._finder)
         return self
 
@@ -450,6 +501,7 @@ class PythonModuleRuntime:
         finder, self._finder = self._finder, None
         if finder is not None and finder in sys.meta_path:
             sys.meta_path.remove(finder)
+        self.codes.clear()
 
     async def load(self, request: LoadRequest) -> PythonModuleInstance:
         if self._finder is None:
