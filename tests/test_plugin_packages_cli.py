@@ -150,7 +150,7 @@ def test_an_unsigned_package_needs_a_source_the_daemon_allows(
             "greeter.tgz is not signed", "mfx trust add NAME KEYFILE", "--source NAME")
     nothing_installed(home, client)
     refused(run_cli(home, "plugin", "install", str(tmp_path / "greeter.tgz"), "--source", "community"),
-            "its source (community) is not allowed")
+            "source 'community' cannot be checked by this daemon")
     nothing_installed(home, client)
 
     out = ok(run_cli(home, "plugin", "install", str(tmp_path / "greeter.tgz"), "--source", "local"))
@@ -313,7 +313,7 @@ def test_verify_reports_what_it_checked_and_exits_1_with_the_reason(
     (trust / "alice.pub").write_bytes((keys["dir"] / "alice.pub").read_bytes())
 
     out = ok(run_cli(home, "plugin", "verify", str(tmp_path / "signed.tgz"), "--trust-dir", str(trust)))
-    assert "checksums: 5 files match SHA256SUMS" in out
+    assert "checksums: 6 files match SHA256SUMS, executable bits included" in out
     assert f"signature: valid, by trusted key 'alice' ({keys['alice']})" in out
     assert "manifest:  PluginManifest greeter 0.1.0 (rpc) is valid" in out
 

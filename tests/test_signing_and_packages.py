@@ -109,7 +109,7 @@ def test_the_same_directory_packs_to_the_same_bytes(tmp_path: Path, plugin_dir: 
     with tarfile.open(tmp_path / "a.tgz") as tar:
         members = tar.getmembers()
     assert [m.name for m in members] == [
-        "lib/helper.txt", "now_playing.wasm", "plugin.yaml", "run.sh", "SHA256SUMS", "SIGNATURE"]
+        "EXECUTABLES", "lib/helper.txt", "now_playing.wasm", "plugin.yaml", "run.sh", "SHA256SUMS", "SIGNATURE"]
     assert all(m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members)
     assert {m.name: m.mode for m in members}["run.sh"] == 0o755
 
@@ -120,7 +120,7 @@ def test_a_signed_package_verifies_and_unpacks(tmp_path: Path, plugin_dir: Path,
     info = verify(tmp_path / "p.tgz", trust, Policy())
     assert info.signer == "alice" and info.digest == packed.digest
     assert info.version == "1.0.0" and info.type == "webassembly"
-    assert set(info.files) == {"lib/helper.txt", "now_playing.wasm", "plugin.yaml", "run.sh"}
+    assert set(info.files) == {"EXECUTABLES", "lib/helper.txt", "now_playing.wasm", "plugin.yaml", "run.sh"}
     dest = tmp_path / "installed"
     unpack(tmp_path / "p.tgz", dest, expected_digest=info.digest)
     assert (dest / "lib" / "helper.txt").read_text() == "helper"
@@ -222,6 +222,8 @@ def _member(name: str, type_: bytes = tarfile.REGTYPE, linkname: str = "", size:
     (_member("tty", tarfile.CHRTYPE), "device"),
     (_member("disk", tarfile.BLKTYPE), "device"),
     (_member("pipe", tarfile.FIFOTYPE), "device, FIFO"),
+    (_member("a" * 256, size=4), "name part of 256 bytes, over the file system's limit of 255"),
+    (_member("/".join(["d" * 200] * 6), size=4), "has a path over 1024 bytes"),
 ])
 def test_unpack_refuses_hostile_members_naming_them(
         tmp_path: Path, member: tarfile.TarInfo, message: str) -> None:
@@ -229,7 +231,7 @@ def test_unpack_refuses_hostile_members_naming_them(
     dest = tmp_path / "dest"
     with pytest.raises(PackageError, match=message) as caught:
         unpack(package, dest)
-    assert repr(member.name) in str(caught.value)
+    assert repr(member.name)[:60] in str(caught.value)  # long names are shown shortened
     assert not dest.exists()
     assert not (tmp_path / "escape").exists()
 
@@ -262,3 +264,43 @@ def test_pack_refuses_symlinks_and_needs_a_manifest(tmp_path: Path, plugin_dir: 
     (plugin_dir / "plugin.yaml").unlink()
     with pytest.raises(PackageError, match="has no plugin.yaml"):
         pack(plugin_dir, tmp_path / "p.tgz")
+
+
+def rewrite_mode(package: Path, out: Path, name: str, mode: int) -> None:
+    """Copy a package, changing one member's mode bits only (its bytes stay the same)."""
+    with tarfile.open(package) as src, tarfile.open(out, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == name:
+                member.mode = mode
+            dst.addfile(member, io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("name", "mode", "said"), [
+    ("lib/helper.txt", 0o755, "lib/helper.txt is executable in the archive but EXECUTABLES"),
+    ("run.sh", 0o644, "run.sh is not executable in the archive but EXECUTABLES"),
+])
+def test_the_executable_bit_is_covered_by_the_checksums_and_the_signature(
+        tmp_path: Path, plugin_dir: Path, keys: dict[str, Path], trust: TrustStore,
+        name: str, mode: int, said: str) -> None:
+    pack(plugin_dir, tmp_path / "p.tgz", private_key=load_private_key(tmp_path / "alice.key"))
+    with tarfile.open(tmp_path / "p.tgz") as tar:
+        assert tar.extractfile("EXECUTABLES").read() == b"run.sh\n"  # type: ignore[union-attr]
+    rewrite_mode(tmp_path / "p.tgz", tmp_path / "evil.tgz", name, mode)
+    with pytest.raises(ChecksumMismatchError, match=said):
+        verify(tmp_path / "evil.tgz", trust, Policy())
+    with pytest.raises(ChecksumMismatchError, match=said):
+        unpack(tmp_path / "evil.tgz", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # Listing the file as executable too changes the digest, which the signature no longer matches.
+    rewrite(tmp_path / "evil.tgz", tmp_path / "evil2.tgz", {"EXECUTABLES": b"lib/helper.txt\nrun.sh\n"})
+    with pytest.raises(ChecksumMismatchError, match="checksum mismatch for EXECUTABLES"):
+        verify(tmp_path / "evil2.tgz", trust, Policy())
+
+
+def test_a_repacked_installed_folder_packs_to_the_same_digest(
+        tmp_path: Path, plugin_dir: Path) -> None:
+    first = pack(plugin_dir, tmp_path / "p.tgz")
+    unpack(tmp_path / "p.tgz", tmp_path / "installed", expected_digest=first.digest)
+    assert (tmp_path / "installed" / "EXECUTABLES").read_text() == "run.sh\n"
+    assert pack(tmp_path / "installed", tmp_path / "again.tgz").digest == first.digest

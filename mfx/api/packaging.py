@@ -1,16 +1,21 @@
 """Plugin packages: deterministic ``.tgz`` archives with checksums and an optional signature.
 
-A package holds, at its root, the plugin's files (``plugin.yaml`` among them), a
-``SHA256SUMS`` file (``<hex>  <path>`` per file, sorted by path, as ``sha256sum`` writes it),
-and, when signed, a ``SIGNATURE`` file (JSON: ``keyFingerprint``, ``signature``). The package
-digest is ``sha256:`` + the sha256 of the ``SHA256SUMS`` bytes; the signature is the
-Ed25519 signature of that digest (``mfx.api.signing``). The same directory always packs to
-the same bytes: entries sorted, times, owners and gzip header zeroed, modes normalised.
+A package holds, at its root, the plugin's files (``plugin.yaml`` among them), an
+``EXECUTABLES`` file (the paths whose executable bit is set, one a line, sorted), a
+``SHA256SUMS`` file (``<hex>  <path>`` per file, ``EXECUTABLES`` included, sorted by path, as
+``sha256sum`` writes it), and, when signed, a ``SIGNATURE`` file (JSON: ``keyFingerprint``,
+``signature``). The package digest is ``sha256:`` + the sha256 of the ``SHA256SUMS`` bytes; the
+signature is the Ed25519 signature of that digest (``mfx.api.signing``). Because
+``EXECUTABLES`` is listed in ``SHA256SUMS``, the digest and the signature cover which files may
+run, not only their bytes: a tar header's mode bits are never trusted on their own. The same
+directory always packs to the same bytes: entries sorted, times, owners and gzip header
+zeroed, modes normalised.
 
-``verify`` checks every member against ``SHA256SUMS`` and the signature against the trust
-policy. ``unpack`` refuses anything but plain files and directories with safe names inside
-the destination, and checks every file against ``SHA256SUMS`` while extracting, so what lands
-on disk is what was verified (pass ``expected_digest`` from ``verify`` to tie the two).
+``verify`` checks every member against ``SHA256SUMS``, every mode against ``EXECUTABLES``, and
+the signature against the trust policy. ``unpack`` refuses anything but plain files and
+directories with safe names inside the destination, checks every file against ``SHA256SUMS``
+while extracting, and sets the executable bit from ``EXECUTABLES`` alone, so what lands on disk
+is what was verified (pass ``expected_digest`` from ``verify`` to tie the two).
 """
 
 from __future__ import annotations
@@ -35,7 +40,12 @@ from mfx.errors import ChecksumMismatchError, PackageError
 MANIFEST = "plugin.yaml"
 SUMS = "SHA256SUMS"
 SIGNATURE = "SIGNATURE"
-RESERVED = frozenset({SUMS, SIGNATURE})
+EXECUTABLES = "EXECUTABLES"
+RESERVED = frozenset({SUMS, SIGNATURE})  # not listed in SHA256SUMS
+GENERATED = RESERVED | {EXECUTABLES}  # written by ``pack``; a plugin's own copy is not packed
+# What a file system takes: a longer name would fail at unpack time, not at verification.
+MAX_NAME_COMPONENT_BYTES = 255
+MAX_NAME_BYTES = 1024
 SKIPPED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache"})
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024
@@ -106,7 +116,7 @@ def _collect(plugin_dir: Path) -> dict[str, bytes]:
         for name in sorted(names):
             path = Path(root) / name
             rel = path.relative_to(plugin_dir).as_posix()
-            if name.endswith((".pyc", ".pyo")) or rel in RESERVED:
+            if name.endswith((".pyc", ".pyo")) or rel in GENERATED:
                 continue
             mode = path.lstat().st_mode
             if not stat.S_ISREG(mode):
@@ -115,6 +125,11 @@ def _collect(plugin_dir: Path) -> dict[str, bytes]:
                     "only regular files")
             files[rel] = path.read_bytes()
     return files
+
+
+def directory_digests(plugin_dir: Path) -> dict[str, str]:
+    """What ``pack`` would list in ``SHA256SUMS`` for a folder, less ``EXECUTABLES``."""
+    return {rel: _sha256(data) for rel, data in _collect(Path(plugin_dir)).items()}
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, *, executable: bool = False) -> None:
@@ -135,6 +150,8 @@ def pack(plugin_dir: Path, out_path: Path, *,
         raise PackageError(f"{plugin_dir} has no {MANIFEST}; a plugin directory needs its manifest")
     files = _collect(plugin_dir)
     manifest = _parse_manifest(files[MANIFEST], what=str(plugin_dir))
+    executables = sorted(rel for rel in files if (plugin_dir / rel).stat().st_mode & stat.S_IXUSR)
+    files[EXECUTABLES] = "".join(f"{rel}\n" for rel in executables).encode()
     sums = {rel: _sha256(data) for rel, data in files.items()}
     sums_text = _sums_text(sums)
     digest = "sha256:" + _sha256(sums_text)
@@ -147,8 +164,7 @@ def pack(plugin_dir: Path, out_path: Path, *,
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for rel in sorted(files):
-                executable = bool((plugin_dir / rel).stat().st_mode & stat.S_IXUSR)
-                _add(tar, rel, files[rel], executable=executable)
+                _add(tar, rel, files[rel], executable=rel in executables)
             _add(tar, SUMS, sums_text)
             if signature is not None:
                 _add(tar, SIGNATURE, _signature_doc(signature, key_fp))
@@ -192,10 +208,27 @@ def _check_member(member: tarfile.TarInfo, *, what: str, max_member_bytes: int) 
     parts = [p for p in pure.parts if p != "."]
     if not parts:
         raise PackageError(f"{what}: member {name!r} has an empty name; refused")
+    _check_name_length(name, parts, what=what)
     if member.isfile() and member.size > max_member_bytes:
         raise PackageError(f"{what}: member {name!r} is {member.size} bytes, over the limit of "
                            f"{max_member_bytes} bytes; refused")
     return None if member.isdir() else "/".join(parts)
+
+
+def _check_name_length(name: str, parts: list[str], *, what: str) -> None:
+    shown = name if len(name) <= 80 else name[:80] + "..."
+    try:
+        encoded = [part.encode("utf-8") for part in parts]
+    except UnicodeEncodeError:
+        raise PackageError(f"{what}: member {shown!r} has a name that is not UTF-8; refused") from None
+    if sum(len(part) + 1 for part in encoded) > MAX_NAME_BYTES:
+        raise PackageError(f"{what}: member {shown!r} has a path over {MAX_NAME_BYTES} bytes; refused")
+    for part in encoded:
+        if len(part) > MAX_NAME_COMPONENT_BYTES:
+            raise PackageError(f"{what}: member {shown!r} has a name part of {len(part)} bytes, over "
+                               f"the file system's limit of {MAX_NAME_COMPONENT_BYTES}; refused")
+        if b"\0" in part:
+            raise PackageError(f"{what}: member {shown!r} has a NUL byte in its name; refused")
 
 
 def _read(package_path: Path, *, max_member_bytes: int = MAX_MEMBER_BYTES,
@@ -257,6 +290,32 @@ def _check_sums(files: Mapping[str, tuple[bytes, int]], *, what: str) -> tuple[d
     return listed, "sha256:" + _sha256(sums_text)
 
 
+def _check_modes(files: Mapping[str, tuple[bytes, int]], *, what: str) -> frozenset[str]:
+    """The files that may be executable, as ``EXECUTABLES`` (covered by the digest) lists them;
+    a member whose mode bits say otherwise was changed after packing."""
+    listed: set[str] = set()
+    if EXECUTABLES in files:
+        try:
+            text = files[EXECUTABLES][0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise PackageError(f"{what}: {EXECUTABLES} is not UTF-8 text") from None
+        listed = {line for line in text.splitlines() if line}
+    for rel in sorted(listed):
+        if rel in RESERVED or rel not in files:
+            raise PackageError(f"{what}: {EXECUTABLES} lists {rel!r}, which is not a file of the package")
+    for rel, (_data, mode) in sorted(files.items()):
+        if rel in GENERATED:
+            continue
+        executable = bool(mode & 0o111)
+        if executable != (rel in listed):
+            said = "executable" if rel in listed else "not executable"
+            raise ChecksumMismatchError(
+                f"{what}: {rel} is {'executable' if executable else 'not executable'} in the archive but "
+                f"{EXECUTABLES} (covered by {SUMS} and the signature) says {said}; the package was "
+                "changed after it was packed: fetch it again, or pack it again with `mfx plugin pack`")
+    return frozenset(listed)
+
+
 def _read_signature(files: Mapping[str, tuple[bytes, int]], *, what: str) -> tuple[str | None, str | None]:
     if SIGNATURE not in files:
         return None, None
@@ -278,6 +337,7 @@ def verify(package_path: Path, trust_store: TrustStore, policy: Policy, *,
     what = str(package_path)
     files = _read(package_path)
     sums, digest = _check_sums(files, what=what)
+    _check_modes(files, what=what)
     manifest = _parse_manifest(files[MANIFEST][0], what=what)
     signature, key_fp = _read_signature(files, what=what)
     signer = policy.check(trust_store, what=f"package {package_path.name}", digest=digest,
@@ -297,18 +357,19 @@ def unpack(package_path: Path, dest_dir: Path, *, expected_digest: str | None = 
         raise ChecksumMismatchError(
             f"{what}: package digest is {digest}, expected {expected_digest}; the file changed "
             "since it was verified")
+    executables = _check_modes(files, what=what)
     manifest = _parse_manifest(files[MANIFEST][0], what=what)
     if dest_dir.exists() and any(dest_dir.iterdir()):
         raise PackageError(f"{dest_dir} is not empty; unpack into a new directory")
     dest_dir.mkdir(parents=True, exist_ok=True)
     root = dest_dir.resolve()
-    for name, (data, mode) in sorted(files.items()):
+    for name, (data, _mode) in sorted(files.items()):
         target = (root / name).resolve()
         if not target.is_relative_to(root):  # belt and braces after _check_member
             raise PackageError(f"{what}: member {name!r} resolves outside {dest_dir}; refused")
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                     0o755 if mode & stat.S_IXUSR else 0o644)
+                     0o755 if name in executables else 0o644)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     signature, key_fp = _read_signature(files, what=what)

@@ -231,7 +231,7 @@ def verify_cmd(ctx: CliContext, file: Path, trust_dir: Path | None, allow_unsign
     policy = Policy(frozenset({_LOCAL_CHECK})) if allow_unsigned else Policy()
     info = verify(file, store, policy, source=_LOCAL_CHECK if allow_unsigned else None)
     click.echo(f"  members:   {len(info.files) + 1 + info.signed} plain files with safe names")
-    click.echo(f"  checksums: {len(info.files)} files match SHA256SUMS")
+    click.echo(f"  checksums: {len(info.files)} files match SHA256SUMS, executable bits included")
     click.echo(f"  digest:    {info.digest}")
     if info.signer:
         click.echo(f"  signature: valid, by trusted key {info.signer!r} ({info.key_fingerprint})")
@@ -268,8 +268,10 @@ def _packed_name(data: bytes) -> str | None:
 
 @plugin_group.command("install")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", help="Where the package comes from; an unsigned package is accepted only "
-              "from a source the daemon allows (by default: local, first-party).")
+@click.option("--source", metavar="local|first-party",
+              help="Where an unsigned package comes from; the daemon checks the claim and its own "
+                   "policy (mfx serve --allow-unsigned): local is accepted over the unix socket while "
+                   "no key is trusted, first-party when the files equal the plugin in --plugin-path.")
 @pass_cli
 def install(ctx: CliContext, file: Path, source: str | None) -> None:
     """Upload a package to the daemon, which verifies, unpacks and applies it.

@@ -17,12 +17,17 @@ from mfx.logs import configure_logging
 @click.option("--metrics-address", metavar="HOST:PORT", help="Serve /metrics on TCP without a token, for Prometheus.")
 @click.option("--plugin-path", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="Directory holding plugins as NAME/ subdirectories (repeatable).")
+@click.option("--allow-unsigned", "allow_unsigned", multiple=True,
+              type=click.Choice(["local", "first-party", "none"]),
+              help="Sources an unsigned plugin package may come from (repeatable). local: uploaded over "
+                   "the unix socket; first-party: identical to the plugin's folder in --plugin-path. "
+                   "Default: first-party, plus local while no key is trusted (mfx trust add).")
 @click.option("--workers", default=4, show_default=True, help="Reconcile workers per controller.")
 @click.option("--resync", default="10m", show_default=True, help="Periodic resync of every object.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
-          workers: int, resync: str, log_format: str, log_level: str) -> None:
+          allow_unsigned: tuple[str, ...], workers: int, resync: str, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     \b
@@ -30,6 +35,7 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
       mfx serve
       mfx serve --plugin-path plugins --metrics-address 127.0.0.1:9464
       mfx serve --listen 127.0.0.1:6443      # for kubectl; see 'mfx config kubeconfig'
+      mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
     """
     import anyio
 
@@ -43,6 +49,7 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
         listen=listen,
         metrics_address=metrics_address,
         plugin_paths=[p.resolve() for p in plugin_paths],
+        allow_unsigned_sources=allow_unsigned or None,
         workers=workers,
         resync_seconds=parse_duration(resync),
     )

@@ -19,7 +19,6 @@ import anyio
 from anyio.abc import TaskGroup
 
 import mfx
-from mfx.api.signing import Policy
 from mfx.audio.registry import SinkRegistry
 from mfx.observability.metrics import Metrics
 from mfx.observability.state_metrics import ObjectStateCollector
@@ -30,7 +29,7 @@ from mfx.server.auth import load_or_create_token
 from mfx.server.listeners import bind_tcp, bind_unix, make_server, parse_address
 from mfx.server.lock import HomeLock
 from mfx.server.logs_api import log_routes
-from mfx.server.packages_api import package_routes
+from mfx.server.packages_api import UnsignedPolicy, package_routes
 from mfx.server.tls import ensure_tls, serve_tls_too, write_listen_address
 from mfx.store.cache import ObjectCache
 from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore
@@ -55,7 +54,9 @@ class DaemonConfig:
     plugin_paths: list[Path] = field(default_factory=list)
     workers: int = 4
     resync_seconds: float = 600.0
-    allow_unsigned_sources: tuple[str, ...] = ("first-party", "local")
+    # Sources of unsigned plugin packages (``--allow-unsigned``); None: the default policy
+    # (mfx.server.packages_api.UnsignedPolicy).
+    allow_unsigned_sources: tuple[str, ...] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -113,12 +114,15 @@ async def run_daemon(
             metrics.build_info.info({"version": mfx.__version__})
             shutdown = anyio.Event()
             admission = Admission()
-            policy = Policy(allow_unsigned_sources=frozenset(config.allow_unsigned_sources))
+            unsigned = UnsignedPolicy(
+                sources=(None if config.allow_unsigned_sources is None
+                         else UnsignedPolicy.parse(config.allow_unsigned_sources)),
+                plugin_paths=tuple(p.resolve() for p in config.plugin_paths))
             log_store = PluginLogStore(config.home / "logs")
             cache = ObjectCache(store)
             metrics.registry.register(ObjectStateCollector(cache.snapshot))
             api = ApiServer(store=store, admission=admission, metrics=metrics, shutdown=shutdown,
-                            extra_routes=[*package_routes(config.home, policy, store, admission),
+                            extra_routes=[*package_routes(config.home, unsigned, store, admission),
                                           *log_routes(log_store, shutdown, store=store)])
             context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown,
                                     log_store=log_store, cache=cache)

@@ -7,8 +7,11 @@ every check has passed:
 1. stores the upload in a private temporary file (``$MFX_HOME/tmp``), at most
    ``MAX_UPLOAD_BYTES``;
 2. verifies it (``mfx.api.packaging.verify``): every member is a plain file with a safe name,
-   every file matches ``SHA256SUMS``, and the signature satisfies the daemon's trust store
-   (``$MFX_HOME/trust``) and policy, where ``source`` is what an unsigned package is judged by;
+   every file and executable bit matches ``SHA256SUMS``, and the signature satisfies the
+   daemon's trust store (``$MFX_HOME/trust``). An unsigned package needs a source the daemon
+   allows (``UnsignedPolicy``), and the source a client claims is checked, never believed:
+   ``local`` only over the daemon's unix socket, ``first-party`` only when every file is
+   identical to that plugin's folder in the daemon's ``--plugin-path``;
 3. validates its ``plugin.yaml`` as a PluginManifest, as ``mfx apply`` would be;
 4. unpacks it into ``$MFX_HOME/plugins/<name>/<version>/`` (through a staging directory and
    one rename). A version installed before with the same digest is kept as it is; one with
@@ -33,6 +36,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +53,14 @@ from mfx.api.kinds import API_VERSION, GROUP, PLUGIN_MANIFEST, VERSION
 from mfx.api.objects import Obj
 from mfx.api.packaging import (
     DIGEST_ANNOTATION,
+    EXECUTABLES,
     MANIFEST,
     PACKAGE_ANNOTATIONS,
     SIGNER_ANNOTATION,
     SOURCE_ANNOTATION,
     SUMS,
     PackageInfo,
+    directory_digests,
     unpack,
     verify,
 )
@@ -83,6 +91,86 @@ PACKAGE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-st
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class UnsignedSource(StrEnum):
+    """Where an unsigned package may come from: only what the daemon can check itself."""
+
+    LOCAL = "local"  # uploaded over the daemon's 0600 unix socket, i.e. by the machine's owner
+    FIRST_PARTY = "first-party"  # byte-identical to the plugin's folder in the --plugin-path
+
+
+@dataclass(frozen=True)
+class UnsignedPolicy:
+    """What the daemon accepts without a trusted signature (``mfx serve --allow-unsigned``).
+
+    ``sources=None`` is the default: ``first-party`` always, and ``local`` only while the
+    trust store holds no key. Trusting a key is the operator saying "packages are signed
+    here", so from then on an unsigned upload needs ``--allow-unsigned local`` explicitly.
+    """
+
+    sources: frozenset[UnsignedSource] | None = None
+    plugin_paths: tuple[Path, ...] = ()
+
+    def allowed(self, trust: TrustStore) -> frozenset[UnsignedSource]:
+        if self.sources is not None:
+            return self.sources
+        if trust.list():
+            return frozenset({UnsignedSource.FIRST_PARTY})
+        return frozenset({UnsignedSource.FIRST_PARTY, UnsignedSource.LOCAL})
+
+    @staticmethod
+    def parse(values: Sequence[str]) -> frozenset[UnsignedSource]:
+        """``--allow-unsigned`` values: source names, or ``none``."""
+        names = {v.strip() for value in values for v in value.split(",") if v.strip()}
+        if names == {"none"}:
+            return frozenset()
+        known = {s.value for s in UnsignedSource}
+        unknown = sorted(names - known)
+        if unknown:
+            raise BadRequestError(
+                f"--allow-unsigned: unknown source {', '.join(unknown)}; the daemon can check only "
+                f"{', '.join(sorted(known))} (or say none)")
+        return frozenset(UnsignedSource(n) for n in names)
+
+
+def _claimed_source(request: Request) -> UnsignedSource | None:
+    """The source the client claims, checked against how it reached the daemon."""
+    claimed = request.query_params.get("source") or None
+    if claimed is None:
+        return None
+    known = {s.value for s in UnsignedSource}
+    if claimed not in known:
+        raise UntrustedSourceError(
+            f"source {claimed!r} cannot be checked by this daemon, so it vouches for nothing; an "
+            f"unsigned package may come only from {', '.join(sorted(known))}: sign it "
+            f"(`mfx plugin pack DIR --key KEYFILE`) and trust the key (`mfx trust add NAME KEYFILE`)")
+    source = UnsignedSource(claimed)
+    if source is UnsignedSource.LOCAL and not _over_unix_socket(request):
+        raise UntrustedSourceError(
+            "source local is accepted only over the daemon's unix socket (the machine's own user), "
+            "not over the network listener; sign the package and trust its key instead")
+    return source
+
+
+def _over_unix_socket(request: Request) -> bool:
+    """Whether the request came over the daemon's 0600 unix socket (its owner's own user):
+    uvicorn reports such a socket's address as ``(path, None)``, a TCP one with a port."""
+    server = request.scope.get("server")
+    return server is None or server[1] is None
+
+
+def _first_party_dir(info: PackageInfo, plugin_paths: Sequence[Path]) -> Path | None:
+    """The --plugin-path folder whose files are exactly the package's, if any."""
+    packed = {rel: digest for rel, digest in info.files.items() if rel != EXECUTABLES}
+    for root in plugin_paths:
+        candidate = Path(root) / info.name
+        try:
+            if candidate.is_dir() and directory_digests(candidate) == packed:
+                return candidate
+        except (OSError, PackageError):
+            continue
+    return None
 
 
 def plugin_store(home: Path) -> Path:
@@ -130,9 +218,10 @@ def installed_packages(home: Path, name: str | None = None) -> list[dict[str, An
     return [entry for _, _, entry in found]
 
 
-def package_routes(home: Path, policy: Policy, store: Store, admission: Admission) -> list[Route]:
+def package_routes(home: Path, unsigned: UnsignedPolicy, store: Store,
+                   admission: Admission) -> list[Route]:
     """The routes to pass to ``ApiServer(extra_routes=...)``."""
-    api = _PackagesApi(Path(home), policy, store, admission)
+    api = _PackagesApi(Path(home), unsigned, store, admission)
     return [
         Route(f"{PREFIX}/packages", api.packages, methods=["GET", "POST"]),
         Route(f"{PREFIX}/trustedkeys", api.trusted_keys, methods=["GET", "POST"]),
@@ -147,17 +236,17 @@ def _refusal(error: MfxError, *, upload: Path | None = None, filename: str = "")
         return json_response(status_from_error(error, kind=PLUGIN_MANIFEST, name=error.name or None),
                              error.code)
     code, message = error.code, str(error)
+    if isinstance(error, SecurityError):  # a broken package is the client's; a refused one, policy
+        code = 400 if isinstance(error, (ChecksumMismatchError, PackageError)) else 403
     if upload is not None:
-        if isinstance(error, SecurityError):  # a broken package is the client's; a refused one, policy
-            code = 400 if isinstance(error, (ChecksumMismatchError, PackageError)) else 403
         message = message.replace(str(upload), filename)
     return json_response(status_object(code, message, reason=error.reason), code)
 
 
 class _PackagesApi:
-    def __init__(self, home: Path, policy: Policy, store: Store, admission: Admission) -> None:
+    def __init__(self, home: Path, unsigned: UnsignedPolicy, store: Store, admission: Admission) -> None:
         self.home = home
-        self.policy = policy
+        self.unsigned = unsigned
         self.store = store
         self.admission = admission
         self.trust = TrustStore(trust_dir(home))
@@ -188,7 +277,10 @@ class _PackagesApi:
             return json_response(status_object(
                 415, f"a package is uploaded as application/gzip (the .tgz bytes), not {media or 'nothing'}; "
                      "use `mfx plugin install FILE`"), 415)
-        source = request.query_params.get("source") or None
+        try:
+            source = _claimed_source(request)
+        except MfxError as error:
+            return _refusal(error)
         filename = _SAFE_FILENAME.sub("_", Path(request.query_params.get("filename") or "").name)
         if not filename.strip("."):
             filename = "package.tgz"  # no name, or "." / "..": never a path of its own
@@ -206,11 +298,12 @@ class _PackagesApi:
                 try:
                     return await self._install_file(upload, source)
                 except UntrustedSourceError as error:
-                    allowed = sorted(self.policy.allow_unsigned_sources)
-                    if allowed and source not in allowed:
-                        error = UntrustedSourceError(
-                            f"{error}; this daemon accepts unsigned plugins from the sources "
-                            f"{', '.join(allowed)} (mfx plugin install FILE --source NAME)")
+                    allowed = sorted(self.unsigned.allowed(self.trust))
+                    if source not in allowed:
+                        what = (f"accepts unsigned plugins from {', '.join(allowed)} "
+                                "(mfx plugin install FILE --source NAME)" if allowed
+                                else "accepts no unsigned plugins")
+                        error = UntrustedSourceError(f"{error}; this daemon {what}")
                     return _refusal(error, upload=upload, filename=filename)
                 except MfxError as error:
                     return _refusal(error, upload=upload, filename=filename)
@@ -231,9 +324,19 @@ class _PackagesApi:
         if size == 0:
             raise BadRequestError("the request body is empty: send the .tgz bytes of the package")
 
-    async def _install_file(self, upload: Path, source: str | None) -> Response:
-        info: PackageInfo = await anyio.to_thread.run_sync(
-            lambda: verify(upload, self.trust, self.policy, source=source))
+    def _verify(self, upload: Path, source: UnsignedSource | None) -> PackageInfo:
+        policy = Policy(allow_unsigned_sources=frozenset(self.unsigned.allowed(self.trust)))
+        info = verify(upload, self.trust, policy, source=source)
+        if info.signer is None and source is UnsignedSource.FIRST_PARTY \
+                and _first_party_dir(info, self.unsigned.plugin_paths) is None:
+            raise UntrustedSourceError(
+                f"{upload} claims source first-party, but its files differ from every "
+                f"{info.name}/ folder in this daemon's --plugin-path; sign it and trust the key, "
+                "or install it unsigned over the unix socket with --source local")
+        return info
+
+    async def _install_file(self, upload: Path, source: UnsignedSource | None) -> Response:
+        info: PackageInfo = await anyio.to_thread.run_sync(self._verify, upload, source)
         desired = self._desired_object(info, source)
         target = plugin_store(self.home) / info.name / info.version
         if not target.resolve().is_relative_to(plugin_store(self.home).resolve()):
@@ -257,7 +360,7 @@ class _PackagesApi:
             source="package-installer"))
         return json_response(obj, 201 if created else 200)
 
-    def _desired_object(self, info: PackageInfo, source: str | None) -> Obj:
+    def _desired_object(self, info: PackageInfo, source: UnsignedSource | None) -> Obj:
         """The packed manifest, validated, with the package annotations; raises ValidationError."""
         obj: Obj = dict(info.manifest)
         obj.pop("status", None)
@@ -270,7 +373,7 @@ class _PackagesApi:
         if info.signer:
             annotations[SIGNER_ANNOTATION] = info.signer
         if source:
-            annotations[SOURCE_ANNOTATION] = source
+            annotations[SOURCE_ANNOTATION] = source.value
         metadata["annotations"] = annotations
         obj["metadata"] = metadata
         return self.admission.admit(obj)

@@ -50,7 +50,7 @@ async def _run_controllers(context: DaemonContext, *,
             store=context.store, metrics=context.metrics, home=config.home,
             plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,
             bus=context.event_bus, runtimes=runtimes, log_store=context.log_store,
-            allow_unsigned_sources=tuple(config.allow_unsigned_sources), sinks=context.sink_registry,
+            allow_unsigned_sources=tuple(config.allow_unsigned_sources or ()), sinks=context.sink_registry,
         )
         on = Registry()
         register_all(on, env)
