@@ -26,7 +26,7 @@ from mfx.reconciler import EventBus, ServiceRegistry
 from mfx.server.admission import Admission
 from mfx.server.api import ApiServer
 from mfx.server.auth import load_or_create_token
-from mfx.server.listeners import bind_tcp, bind_unix, make_server, parse_address
+from mfx.server.listeners import ConnectionLimits, bind_tcp, bind_unix, make_server, parse_address
 from mfx.server.lock import HomeLock
 from mfx.server.logs_api import log_routes
 from mfx.server.packages_api import UnsignedPolicy, package_routes
@@ -57,6 +57,7 @@ class DaemonConfig:
     # Sources of unsigned plugin packages (``--allow-unsigned``); None: the default policy
     # (mfx.server.packages_api.UnsignedPolicy).
     allow_unsigned_sources: tuple[str, ...] | None = None
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # per TCP listener
 
     @property
     def socket_path(self) -> Path:
@@ -153,12 +154,14 @@ async def _serve(context: DaemonContext, services: list[Service],
                 token = load_or_create_token(config.token_path)
                 tcp = bind_tcp(config.listen)
                 tls = ensure_tls(config.home, parse_address(config.listen)[0])
-                servers.append((serve_tls_too(make_server(context.api.app(token=token)), tls), tcp))
+                servers.append((serve_tls_too(make_server(context.api.app(token=token),
+                                                         limits=config.connection_limits), tls), tcp))
                 write_listen_address(config.listen_address_path, tcp)
             else:
                 config.listen_address_path.unlink(missing_ok=True)  # left by a daemon that was killed
             if config.metrics_address:
-                servers.append((make_server(context.api.metrics_app()), bind_tcp(config.metrics_address)))
+                servers.append((make_server(context.api.metrics_app(), limits=config.connection_limits),
+                                bind_tcp(config.metrics_address)))
             for server, sock in servers:
                 group.start_soon(server.serve, [sock])
             # uvicorn has no started event: poll its flag, at start-up only.

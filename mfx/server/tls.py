@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mfx.server.listeners import ConnectionGate, ConnectionSlot
+
 TLS_RECORD_HANDSHAKE = 0x16  # the first byte of every TLS ClientHello
 
 
@@ -145,10 +147,23 @@ class _Sniffer(asyncio.Protocol):
         self.inner = inner
         self.context = context
         self.transport: asyncio.Transport | None = None
+        # The inner protocol's gate admits the connection here, at accept: the first bytes (and
+        # a TLS handshake) are bounded by the same limits as a request head.
+        self.gate: ConnectionGate | None = getattr(inner, "gate", None)
+        self.slot: ConnectionSlot | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.gate is not None:
+            self.slot = self.gate.admit()
+            if self.slot is None:
+                transport.abort()
+                return
+            self.inner.slot = self.slot  # type: ignore[attr-defined]
+            self.timer = asyncio.get_running_loop().call_later(
+                self.gate.limits.request_head_timeout, self._expire)
         # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP; without it
         # Nagle holds the body behind the headers for a delayed ACK (40 ms a response).
         sock = transport.get_extra_info("socket")
@@ -159,7 +174,9 @@ class _Sniffer(asyncio.Protocol):
         assert self.transport is not None
         if data[:1] == bytes([TLS_RECORD_HANDSHAKE]):
             loop = asyncio.get_running_loop()
-            tls = sslproto.SSLProtocol(loop, self.inner, self.context, None, server_side=True)  # type: ignore[arg-type]
+            timeout = self.gate.limits.request_head_timeout if self.gate is not None else None
+            tls = sslproto.SSLProtocol(loop, self.inner, self.context, None, server_side=True,  # type: ignore[arg-type]
+                                       ssl_handshake_timeout=timeout)
             self.transport.set_protocol(tls)
             tls.connection_made(self.transport)
             view = memoryview(data)
@@ -178,7 +195,18 @@ class _Sniffer(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        return None
+        # Lost before the hand-over (the inner protocol never saw this connection).
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.slot is not None:
+            self.slot.release()
+
+    def _expire(self) -> None:
+        """No first bytes, or a TLS handshake that never completed, in time."""
+        assert self.transport is not None and self.slot is not None
+        if getattr(self.inner, "transport", None) is None:  # the inner protocol never started
+            self.transport.abort()
+            self.slot.release()  # the inner protocol will never see connection_lost
 
 
 def serve_tls_too(server: Any, files: TlsFiles) -> Any:
