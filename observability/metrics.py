@@ -14,6 +14,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from mfx.observability.fastmetrics import FastCounter, FastGauge, FastHistogram
+from mfx.observability.process_metrics import PluginProcessSampler
 
 # Buckets sized for calls into plugins and reconciles: 100 µs .. 60 s.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -30,6 +31,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # Samples plugin processes into two families below at every scrape; registered before
+        # them (scrapes visit collectors in registration order), so the values are current.
+        self.plugin_process_sampler = PluginProcessSampler()
+        r.register(self.plugin_process_sampler)
 
         # Build
         self.build_info = Info("mfx_build", "mfx build information.", registry=r)
@@ -85,6 +90,8 @@ class Metrics:
         self.plugin_process_cpu_seconds_total = FastCounter(
             "mfx_plugin_process_cpu_seconds_total", "CPU time used by an RPC plugin's processes.",
             ["name"], registry=r)
+        self.plugin_process_sampler.fill(
+            self.plugin_process_resident_memory_bytes, self.plugin_process_cpu_seconds_total)
         self.plugin_wasm_fuel_consumed_total = FastCounter(
             "mfx_plugin_wasm_fuel_consumed_total", "WebAssembly fuel consumed by a plugin.",
             ["name"], registry=r)
@@ -177,3 +184,4 @@ class Metrics:
             for labelvalues in list(metrics):
                 if labelvalues[index] == value:
                     collector.remove(*labelvalues)
+

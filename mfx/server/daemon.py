@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 import mfx
 from mfx.audio.registry import SinkRegistry
 from mfx.observability.metrics import Metrics
+from mfx.observability.process_metrics import pids_from_snapshot
 from mfx.observability.state_metrics import ObjectStateCollector
 from mfx.reconciler import EventBus, ServiceRegistry
 from mfx.server.admission import Admission
@@ -122,6 +123,7 @@ async def run_daemon(
             log_store = PluginLogStore(config.home / "logs")
             cache = ObjectCache(store)
             metrics.registry.register(ObjectStateCollector(cache.snapshot))
+            metrics.plugin_process_sampler.sample_from(pids_from_snapshot(cache.snapshot))
             api = ApiServer(store=store, admission=admission, metrics=metrics, shutdown=shutdown,
                             extra_routes=[*package_routes(config.home, unsigned, store, admission),
                                           *log_routes(log_store, shutdown, store=store)])
