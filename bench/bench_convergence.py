@@ -190,9 +190,10 @@ def run() -> list[Figure]:
 
             latencies = [daemon.portal.call(latency, i) for i in range(60)]
         figures.append(Figure(f"{N} plugins, 50 ms starts, DAG depth {LEVELS}: daemon start -> all Ready",
-                              converged, "s", "critical-path lower bound", lower_bound, "ratio <= 1.2"))
+                              converged, "s", "critical-path lower bound", lower_bound, "ratio <= 1.2",
+                              baseline_computed=True))
         figures.append(Figure("same, against a sequential start", converged, "s",
-                              f"sequential ({N} x 50 ms)", sequential, "ratio << 1"))
+                              f"sequential ({N} x 50 ms)", sequential, "ratio << 1", baseline_computed=True))
         # Near 1 means the convergence is bound by the daemon's CPU, not by the plugins' starts.
         figures.append(Figure("CPU time of the daemon process during that convergence", cpu, "s",
                               "its wall time", converged))
@@ -217,7 +218,8 @@ def run() -> list[Figure]:
             assert daemon.context is not None
             done = daemon.portal.call(_wait_ready, daemon.context.store, set(names))
             figures.append(Figure(f"{N} plugins applied over the API (apply {applied:.2f} s included) -> all Ready",
-                                  done - started, "s", "apply time + critical path", applied + lower_bound))
+                                  done - started, "s", "measured apply time + computed critical path",
+                                  applied + lower_bound, baseline_computed=True))
     return figures
 
 

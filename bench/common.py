@@ -17,6 +17,8 @@ class Figure:
     baseline: float | None = None
     target: str = ""  # the goal as written in the issue, e.g. "ratio <= 1.2"
     higher_is_better: bool = False
+    # A baseline worked out on paper (a bound such as a critical path), not measured in the run.
+    baseline_computed: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -27,7 +29,8 @@ class Figure:
     def line(self) -> str:
         text = f"{self.name}: {self.value:.4g} {self.unit}"
         if self.baseline is not None:
-            text += f" | baseline ({self.baseline_name}): {self.baseline:.4g} {self.unit}"
+            how = ", computed, not measured" if self.baseline_computed else ""
+            text += f" | baseline ({self.baseline_name}{how}): {self.baseline:.4g} {self.unit}"
             if self.ratio is not None:
                 text += f" | ratio {self.ratio:.3g}"
         if self.target:
