@@ -282,3 +282,10 @@ class DecodeError(MfxError):
 
 class GitError(MfxError):
     reason = "GitOperationFailed"
+
+
+class RequestEntityTooLargeError(BadRequestError):
+    """A request body over the API's size limit (HTTP 413); refused before it is parsed."""
+
+    reason = "RequestEntityTooLarge"
+    code = 413

@@ -11,7 +11,12 @@ refused with a clear message instead of doing harm:
   refused;
 - duplicate keys are an error (PyYAML silently keeps the last one; Kubernetes refuses them);
 - timestamps stay strings, as in JSON; other non-JSON types (binary, sets, ``.inf``) are
-  refused.
+  refused, and so are integers outside 64 bits and strings with lone UTF-16 surrogates, which
+  no JSON encoder (nor a Kubernetes client) can write back;
+- collections nest at most ``MAX_DEPTH`` levels deep, aliases included.
+
+Request bodies of the API go through the same rules: ``load_body`` reads one JSON (or YAML)
+value and refuses duplicate keys, non-finite numbers and deep nesting in JSON too.
 
 A document of ``kind: List`` (or ``<Kind>List``) with ``items`` expands into its items, as
 kubectl does. JSON is read as YAML; tabs, which YAML does not allow as indentation but JSON
@@ -20,6 +25,7 @@ does, are accepted in JSON input.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,10 +35,14 @@ import yaml
 
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
-from mfx.errors import FieldError, ValidationError
+from mfx.errors import BadRequestError, FieldError, ValidationError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIAS_EXPANSIONS = 100
+# Far deeper than any manifest, and well inside what the encoders and the validator can
+# recurse through (orjson stops at 254 levels, Python at about 1000 frames).
+MAX_DEPTH = 100
+_INT64 = (-(2**63), 2**63 - 1)
 
 _SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
@@ -99,10 +109,33 @@ class Manifest:
 
 
 class _Problem(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
+    def __init__(self, node: yaml.Node, message: str, path: str = "") -> None:
         super().__init__(message)
         self.node = node
         self.message = message
+        self.path = path
+
+
+def _depth_problem() -> str:
+    return f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
+
+
+def _number_problem(value: int | float) -> str | None:
+    """Why a number cannot be stored as JSON, or None when it can."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a JSON number: use a finite number or quote it"
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        return "integer outside the 64-bit range: quote it to keep it as text"
+    return None
+
+
+def _string_problem(value: str) -> str | None:
+    """Why a string cannot be stored as JSON text (a lone UTF-16 surrogate), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"contains a lone UTF-16 surrogate (U+{ord(value[error.start]):04X}), which is not text"
+    return None
 
 
 class _Builder:
@@ -114,13 +147,15 @@ class _Builder:
         self._stack: set[int] = set()
         self.expansions = 0
 
-    def build(self, node: yaml.Node, path: str, positions: dict[str, tuple[int, int]]) -> Any:
+    def build(self, node: yaml.Node, path: str, positions: dict[str, tuple[int, int]], depth: int = 0) -> Any:
         positions.setdefault(path, _position(node))
         if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node)
+            return self._scalar(node, path)
+        if depth >= MAX_DEPTH:  # counted while building, so nesting through aliases counts too
+            raise _Problem(node, _depth_problem(), path)
         ident = id(node)
         if ident in self._stack:
-            raise _Problem(node, "recursive YAML alias: a collection contains itself")
+            raise _Problem(node, "recursive YAML alias: a collection contains itself", path)
         if ident in self._seen:
             self.expansions += 1
             if self.expansions > MAX_ALIAS_EXPANSIONS:
@@ -128,21 +163,23 @@ class _Builder:
                     node,
                     f"the document expands YAML aliases more than {MAX_ALIAS_EXPANSIONS} times "
                     "(an alias bomb?): write the repeated values out instead of using *aliases",
+                    path,
                 )
         self._seen.add(ident)
         self._stack.add(ident)
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [
-                    self.build(child, join_index(path, i), positions)
+                    self.build(child, join_index(path, i), positions, depth + 1)
                     for i, child in enumerate(node.value)
                 ]
             assert isinstance(node, yaml.MappingNode)
-            return self._mapping(node, path, positions)
+            return self._mapping(node, path, positions, depth)
         finally:
             self._stack.discard(ident)
 
-    def _mapping(self, node: yaml.MappingNode, path: str, positions: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: str, positions: dict[str, tuple[int, int]],
+                 depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         merged: list[yaml.MappingNode] = []
         for key_node, value_node in node.value:
@@ -150,32 +187,39 @@ class _Builder:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for source in sources:
                     if not isinstance(source, yaml.MappingNode):
-                        raise _Problem(source, "a merge key (<<) needs a mapping or a list of mappings")
+                        raise _Problem(source, "a merge key (<<) needs a mapping or a list of mappings", path)
                     merged.append(source)
                 continue
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
-                raise _Problem(key_node, "keys must be strings (quote the key)")
-            if key in result:
-                raise _Problem(key_node, f'duplicate key "{key}" (the first is on line {positions[join_key(path, key)][0]})')
+                raise _Problem(key_node, "keys must be strings (quote the key)", path)
             child = join_key(path, key)
+            if key in result:
+                raise _Problem(key_node, f'duplicate key "{key}" (the first is on line {positions[child][0]})', child)
             positions[child] = _position(key_node)
-            result[key] = self.build(value_node, child, positions)
+            result[key] = self.build(value_node, child, positions, depth + 1)
         for source in merged:
-            extra = self.build(source, path, {})
+            extra = self.build(source, path, {}, depth)
             for key, value in extra.items():
                 result.setdefault(key, value)
         return result
 
-    def _scalar(self, node: yaml.ScalarNode) -> Any:
+    def _scalar(self, node: yaml.ScalarNode, path: str) -> Any:
         if node.tag == _STR or node.tag == _TIMESTAMP:
+            problem = _string_problem(node.value)
+            if problem is not None:
+                raise _Problem(node, problem, path)
             return node.value  # timestamps stay text, as in JSON and Kubernetes
         if node.tag in _PLAIN_TAGS:
             value = self._constructor.construct_object(node, deep=True)
             if isinstance(value, float) and not math.isfinite(value):
-                raise _Problem(node, f'"{node.value}" is not a JSON number: use a finite number or quote it')
+                raise _Problem(node, f'"{node.value}" is not a JSON number: use a finite number or quote it', path)
+            if isinstance(value, int) and not isinstance(value, bool):
+                problem = _number_problem(value)
+                if problem is not None:
+                    raise _Problem(node, problem, path)
             return value
-        raise _Problem(node, f"unsupported YAML tag {node.tag}: manifests hold only JSON values")
+        raise _Problem(node, f"unsupported YAML tag {node.tag}: manifests hold only JSON values", path)
 
 
 def _position(node: yaml.Node) -> tuple[int, int]:
@@ -312,3 +356,132 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return "mapping"
+
+
+# --- request bodies -----------------------------------------------------------------------------
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """A JSON object that named a key twice; the checks after parsing report it with its path."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], duplicate: str) -> None:
+        super().__init__(pairs)
+        self.duplicate = duplicate
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    # Python's parser, like orjson, keeps the last of duplicate keys; Kubernetes refuses them.
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return _DuplicateKeys(pairs, key)
+        seen.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a key repeats")
+
+
+def _render_path(segments: tuple[str | int, ...]) -> str:
+    path = ""
+    for segment in segments:
+        path = join_index(path, segment) if isinstance(segment, int) else join_key(path, segment)
+    return path
+
+
+def _json_problems(value: Any, limit: int = 20) -> list[FieldError]:
+    """What a parsed JSON value holds that a manifest may not: the same rules as YAML input.
+
+    Iterative, so a value nested too deeply is reported instead of overflowing the stack.
+    """
+    problems: list[FieldError] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack and len(problems) < limit:
+        current, segments = stack.pop()
+        message: str | None = None
+        if isinstance(current, dict | list) and len(segments) >= MAX_DEPTH:
+            message = _depth_problem()
+        elif isinstance(current, _DuplicateKeys):
+            segments = (*segments, current.duplicate)
+            message = f'duplicate key "{current.duplicate}"'
+        elif isinstance(current, dict):
+            for key, child in current.items():
+                key_problem = _string_problem(key)
+                if key_problem is not None:
+                    problems.append(FieldError(path=_render_path(segments), message=f"a key {key_problem}"))
+                    continue
+                stack.append((child, (*segments, key)))
+        elif isinstance(current, list):
+            stack.extend((child, (*segments, i)) for i, child in enumerate(current))
+        elif isinstance(current, str):
+            message = _string_problem(current)
+        elif isinstance(current, int | float) and not isinstance(current, bool):
+            message = _number_problem(current)
+        if message is not None:
+            problems.append(FieldError(path=_render_path(segments), message=message))
+    return problems
+
+
+def _parse_json(text: str) -> Any:
+    """Strict JSON: duplicate keys, NaN, infinities, deep nesting and bad text are refused.
+
+    Raises ``json.JSONDecodeError`` for text that is not JSON at all, ``ValidationError``
+    for JSON that holds what a manifest may not.
+    """
+    try:
+        value = json.loads(text, object_pairs_hook=_json_object)
+    except RecursionError:
+        # The parser recurses per level: anything this deep is far beyond MAX_DEPTH anyway.
+        raise ValidationError([FieldError(path="", message=_depth_problem())]) from None
+    problems = _json_problems(value)
+    if problems:
+        raise ValidationError(problems)
+    return value
+
+
+def _parse_yaml(text: str) -> Any:
+    """One YAML document, built under the rules of ``load_manifests`` (``None`` when empty)."""
+    try:
+        nodes = [node for node in _compose(text) if node is not None]
+    except yaml.MarkedYAMLError as exc:
+        error = _syntax_error(exc, "").errors[0]
+        raise BadRequestError(f"the body is not valid YAML: line {error.line}, column {error.column}: "
+                              + error.message.removeprefix("invalid YAML: ")) from None
+    except yaml.YAMLError as exc:
+        raise BadRequestError(f"the body is not valid YAML: {exc}") from None
+    if not nodes:
+        return None
+    if len(nodes) > 1:
+        line, _ = _position(nodes[1])
+        raise BadRequestError(f"the body holds {len(nodes)} YAML documents (the second on line {line}); "
+                              "send one object per request")
+    constructor = yaml.SafeLoader("")
+    try:
+        return _Builder(constructor).build(nodes[0], "", {})
+    except _Problem as problem:
+        line, column = _position(problem.node)
+        raise ValidationError([FieldError(path=problem.path, message=f"{problem.message} (line {line}, column {column})")]) from None
+    finally:
+        constructor.dispose()
+
+
+def load_body(data: bytes, *, yaml_allowed: bool = False) -> Any:
+    """The JSON value of a request body (or, with ``yaml_allowed``, a YAML document).
+
+    Raises ``BadRequestError`` when the bytes are not UTF-8 JSON (or YAML) at all and
+    ``ValidationError``, naming the field path, when they hold what a stored object may not:
+    duplicate keys, non-finite numbers, integers beyond 64 bits, lone surrogates, nesting
+    deeper than ``MAX_DEPTH``, alias bombs and non-JSON YAML types.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequestError(f"the body is not UTF-8 text (byte {error.start}): send JSON in UTF-8") from None
+    try:
+        return _parse_json(text)
+    except json.JSONDecodeError as error:
+        if not yaml_allowed:
+            raise BadRequestError(f"the body is not valid JSON: {error}") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise BadRequestError(f"the body is not valid JSON: {error}") from None
+    return _parse_yaml(text)  # JSON is YAML too: a body that is neither is reported as YAML
