@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,6 @@ from typing import Any
 import anyio
 import jsonpatch
 import orjson
-import yaml
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,6 +38,7 @@ from mfx.errors import (
     BadRequestError,
     ConflictError,
     ErrorList,
+    FieldError,
     GoneError,
     MfxError,
     NotFoundError,
@@ -48,8 +49,14 @@ from mfx.observability.metrics import Metrics
 from mfx.server import tables
 from mfx.server.admission import Admission
 from mfx.server.auth import token_matches
+from mfx.server.bodies import json_type, read_body, read_object
 from mfx.server.openapi import OpenApiDocuments
-from mfx.server.server_side_apply import ApplyConflictError, apply_create, apply_update
+from mfx.server.server_side_apply import (
+    ApplyConflictError,
+    apply_create,
+    apply_update,
+    managed_fields_problems,
+)
 from mfx.server.status import status_from_error, status_object
 from mfx.server.streams import until_shutdown
 from mfx.store.base import EventRecord, Store, WatchEventType
@@ -116,6 +123,7 @@ class ApiServer:
         middleware = [Middleware(_RequestMetrics, metrics=self.metrics)]
         if token is not None:
             middleware.append(Middleware(_BearerAuth, token=token))
+        middleware.append(Middleware(_InternalErrors))  # innermost: its 500s are measured too
         return Starlette(routes=self.routes(), middleware=middleware)
 
     def metrics_app(self) -> Starlette:
@@ -293,17 +301,19 @@ class ApiServer:
         try:
             if request.method == "GET":
                 return json_response(await self.store.get(kind.kind, name))
-            body = await _read_json(request)
+            if request.method == "PUT":
+                body: Any = await read_object(request)
+            else:
+                body = await read_body(request)
 
             async def attempt() -> Response:
                 current = await self.store.get(kind.kind, name)
-                if request.method == "PUT":
-                    updated = body
-                else:
-                    updated = _apply_patch(current, body, request.headers.get("content-type", ""))
-                    if not _carries_resource_version(body):
-                        updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                updated = body if request.method == "PUT" else _apply_patch(
+                    current, body, request.headers.get("content-type", ""))
                 _check_identity(updated, kind, name)
+                _check_status(updated)
+                if request.method == "PATCH" and not _carries_resource_version(body):
+                    updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 if _dry_run(request):
                     return json_response(updated)
                 return json_response(await self.store.update_status(updated))
@@ -325,7 +335,7 @@ class ApiServer:
 
     async def _list(self, request: Request, kind: KindInfo) -> Response:
         params = request.query_params
-        limit = int(params["limit"]) if params.get("limit") else None
+        limit = _int_param(request, "limit")
         result = await self.store.list(
             kind.kind, label_selector=params.get("labelSelector") or None,
             limit=limit, continue_token=params.get("continue") or None,
@@ -347,11 +357,10 @@ class ApiServer:
         label_selector = selectors.parse_selector(params["labelSelector"]) if params.get("labelSelector") else None
         field_selector = params.get("fieldSelector")
         as_table = tables.wants_table(request.headers.get("accept"))
-        since_text = params.get("resourceVersion", "")
-        timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
-        send_initial = since_text in ("", "0")
+        timeout = _int_param(request, "timeoutSeconds")
+        since = _int_param(request, "resourceVersion") or 0
+        send_initial = since == 0
         initial: list[Obj] = []
-        since = int(since_text) if since_text not in ("", "0") else 0
         if send_initial:
             listed = await self.store.list(kind.kind)
             initial = listed.items
@@ -393,14 +402,14 @@ class ApiServer:
         return StreamingResponse(stream(), media_type=JSON)
 
     async def _create(self, request: Request, kind: KindInfo) -> Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise BadRequestError("the request body must be a JSON object")
+        body = await read_object(request)
         body.setdefault("apiVersion", kind.api_version)
         body.setdefault("kind", kind.kind)
         _check_identity(body, kind, None)
-        for key in _SERVER_METADATA:
-            body.get("metadata", {}).pop(key, None)
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict):  # anything else is for validation to report
+            for key in _SERVER_METADATA:
+                metadata.pop(key, None)
         body.pop("status", None)
         try:
             obj = self.admission.admit(body)
@@ -417,9 +426,7 @@ class ApiServer:
 
         It goes through the store's recorder, so a repeat of the same event bumps its count.
         """
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise BadRequestError("the request body must be a JSON object")
+        body = await read_object(request)
         involved = body.get("involvedObject")
         involved = involved if isinstance(involved, dict) else {}
         errors = ErrorList()
@@ -446,7 +453,7 @@ class ApiServer:
 
     async def _patch_event(self, request: Request, name: str) -> Response:
         """A merge or JSON patch of an event (a recorder bumping ``count`` and ``lastTimestamp``)."""
-        patch = await _read_json(request)
+        patch = await read_body(request)
         conditional = _carries_resource_version(patch)
 
         async def attempt() -> Response:
@@ -465,9 +472,7 @@ class ApiServer:
         return await _retry_lost_races(attempt, not conditional)
 
     async def _replace(self, request: Request, kind: KindInfo, name: str) -> Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise BadRequestError("the request body must be a JSON object")
+        body = await read_object(request)
         _check_identity(body, kind, name)
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and "managedFields" not in metadata:
@@ -480,7 +485,7 @@ class ApiServer:
     async def _patch(self, request: Request, kind: KindInfo, name: str) -> Response:
         if _media(request) == APPLY_PATCH:
             return await self._server_side_apply(request, kind, name)
-        patch = await _read_json(request)
+        patch = await read_body(request)
         conditional = _carries_resource_version(patch)
 
         async def attempt() -> Response:
@@ -488,7 +493,7 @@ class ApiServer:
             updated = _apply_patch(current, patch, request.headers.get("content-type", ""))
             _check_identity(updated, kind, name)
             if not conditional:  # the write is conditional on what this attempt read
-                updated.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return await self._write_update(request, kind, updated)
 
         return await _retry_lost_races(attempt, not conditional)
@@ -497,7 +502,8 @@ class ApiServer:
         manager = request.query_params.get("fieldManager")
         if not manager:
             raise BadRequestError("fieldManager is required for apply requests (kubectl sends --field-manager)")
-        config = await _read_json_or_yaml(request)
+        # kubectl sends JSON; people and GitOps tools send YAML.
+        config = await read_object(request, what="an apply configuration", yaml_allowed=True)
         force = request.query_params.get("force") in ("true", "1")
         conditional = _carries_resource_version(config)
 
@@ -526,6 +532,9 @@ class ApiServer:
 
     async def _write_update(self, request: Request, kind: KindInfo, obj: Obj) -> Response:
         obj.pop("status", None)
+        problems = managed_fields_problems(obj["metadata"])  # kept as sent: validation leaves them be
+        if problems:
+            raise ValidationError(problems, kind=kind.kind)
         admitted = self.admission.admit(obj)
         if _dry_run(request):
             current = await self.store.get(kind.kind, name_of(obj))
@@ -541,12 +550,7 @@ class ApiServer:
         return json_response(await self.store.update(admitted))
 
     async def _delete(self, request: Request, kind: KindInfo, name: str) -> Response:
-        rv = None
-        if request.headers.get("content-length") not in (None, "0"):
-            options = await _read_json(request)
-            if isinstance(options, dict):
-                rv_text = (options.get("preconditions") or {}).get("resourceVersion")
-                rv = int(rv_text) if rv_text else None
+        rv = _precondition(await read_object(request, what="DeleteOptions", default={}))
         if _dry_run(request):
             return json_response(await self.store.get(kind.kind, name))
         obj = await self.store.delete(kind.kind, name, resource_version=rv)
@@ -713,50 +717,26 @@ def _media(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_json_or_yaml(request: Request) -> Any:
-    """An apply configuration: YAML (JSON is YAML too, and what kubectl sends)."""
-    body = await request.body()
-    if len(body) > 3 * 1024 * 1024:
-        raise BadRequestError("request body too large (limit 3 MiB)")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(body)
-    except yaml.YAMLError as error:
-        raise BadRequestError(f"the apply configuration is not valid YAML: {error}") from None
-
-
-async def _read_json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > 3 * 1024 * 1024:
-        raise BadRequestError("request body too large (limit 3 MiB)")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadRequestError(f"the request body is not valid JSON: {error}") from None
-
-
-def _apply_patch(current: Obj, patch: Any, content_type: str, *, strategic: bool = False) -> Obj:
+def _apply_patch(current: Obj, patch: Any, content_type: str, *, strategic: bool = False) -> Any:
     """``patch`` applied to ``current``. ``strategic``: the kind has no list merged by key and no
-    patch directives (Event), so a strategic merge patch means what a merge patch means."""
+    patch directives (Event), so a strategic merge patch means what a merge patch means.
+
+    The result may be any JSON value: ``_check_identity`` refuses what is not an object."""
     media = content_type.split(";")[0].strip()
     if media == STRATEGIC_PATCH and strategic:
+        _check_merge_patch(patch, "a strategic merge patch")
         if "$patch" in orjson.dumps(patch).decode() or "$retainKeys" in orjson.dumps(patch).decode():
             raise BadRequestError("strategic merge patch directives ($patch, $retainKeys) are not supported")
-        return merge_patch(current, patch)  # type: ignore[no-any-return]
+        return merge_patch(current, patch)
     if media == MERGE_PATCH or media == STRATEGIC_PATCH or media == JSON:
         # Custom resources have no strategic-merge schema: like the API server, refuse it.
         if media == STRATEGIC_PATCH:
             raise _unsupported_media("strategic merge patch is not supported for custom resources; "
                                      "use --type=merge or --type=json")
-        return merge_patch(current, patch)  # type: ignore[no-any-return]
+        _check_merge_patch(patch, "a merge patch")
+        return merge_patch(current, patch)
     if media == JSON_PATCH:
-        try:
-            return jsonpatch.apply_patch(current, patch)  # type: ignore[no-any-return]
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
-            raise BadRequestError(f"the JSON patch could not be applied: {error}") from None
+        return _apply_json_patch(current, patch)
     if media == APPLY_PATCH:
         raise _unsupported_media("server-side apply is not supported for the status subresource; "
                                  f"use {MERGE_PATCH} or {JSON_PATCH}")
@@ -769,14 +749,95 @@ def _unsupported_media(message: str) -> MfxError:
     return error
 
 
-def _check_identity(obj: Obj, kind: KindInfo, name: str | None) -> None:
+def _check_merge_patch(patch: Any, what: str) -> None:
+    # RFC 7386 lets a non-object patch replace the whole document; for an object that can
+    # only ever produce something that is not an object.
+    if not isinstance(patch, dict):
+        raise BadRequestError(f"{what} must be a JSON object, not {json_type(patch)}")
+
+
+_JSON_PATCH_OPS = ("add", "remove", "replace", "move", "copy", "test")
+
+
+def _apply_json_patch(current: Obj, patch: Any) -> Any:
+    """RFC 6902. The operations' shape is checked here: the library takes a string for a patch
+    to parse (unhardened) and does not check every member's type itself."""
+    if not isinstance(patch, list):
+        raise BadRequestError(f"a JSON patch must be a list of operations, not {json_type(patch)}")
+    problems: list[str] = []
+    for index, operation in enumerate(patch):
+        where = f"operation {index}"
+        if not isinstance(operation, dict):
+            problems.append(f'{where}: expected an object {{"op", "path", ...}}, got {json_type(operation)}')
+            continue
+        op = operation.get("op")
+        if op not in _JSON_PATCH_OPS:
+            problems.append(f"{where}: op: expected one of {', '.join(_JSON_PATCH_OPS)}, got {op!r}")
+        members = ("path", "from") if op in ("move", "copy") else ("path",)
+        for member in members:
+            pointer = operation.get(member)
+            if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
+                problems.append(f'{where}: {member}: expected a JSON pointer ("" or "/a/b"), got {pointer!r}')
+        if op in ("add", "replace", "test") and "value" not in operation:
+            problems.append(f'{where}: value: required for "{op}"')
+    if problems:
+        raise BadRequestError("the JSON patch is malformed: " + "; ".join(problems[:10]))
+    try:
+        return jsonpatch.apply_patch(current, patch)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+        raise BadRequestError(f"the JSON patch could not be applied: {error}") from None
+
+
+def _check_identity(obj: Any, kind: KindInfo, name: str | None) -> None:
+    """The object is one of ``kind`` named ``name``, with metadata an object (which later
+    steps rely on); the rest is for validation."""
+    if not isinstance(obj, dict):
+        raise BadRequestError(f"the result is {json_type(obj)}, not a {kind.kind} object")
+    metadata = obj.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError([FieldError(
+            path="metadata", message=f"expected an object with name, labels and annotations, got {json_type(metadata)}",
+        )], kind=kind.kind)
     if obj.get("kind") != kind.kind or obj.get("apiVersion") != kind.api_version:
         raise BadRequestError(
             f'the object is {obj.get("apiVersion")}/{obj.get("kind")}, but the path is for '
             f"{kind.api_version}/{kind.kind}"
         )
-    if name is not None and name_of(obj) != name:
-        raise BadRequestError(f'the name in the body ("{name_of(obj)}") does not match the name in the path ("{name}")')
+    given = metadata.get("name") if isinstance(metadata, dict) else None
+    if name is not None and given != name:
+        raise BadRequestError(f'the name in the body ({json.dumps(given)}) does not match the name in the path ("{name}")')
+
+
+def _check_status(obj: Obj) -> None:
+    # Readers of status (controllers, tables, conditions) rely on it being an object.
+    status = obj.get("status")
+    if status is not None and not isinstance(status, dict):
+        raise ValidationError([FieldError(path="status", message=f"expected an object, got {json_type(status)}")])
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    """A whole-number query parameter (absent or empty: None)."""
+    text = request.query_params.get(name, "")
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):  # also refuses a sign: none of these may be negative
+        raise BadRequestError(f"{name}: expected a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
+def _precondition(options: dict[str, Any]) -> int | None:
+    """The resourceVersion a delete is conditional on, from DeleteOptions."""
+    preconditions = options.get("preconditions")
+    if preconditions is None:
+        return None
+    if not isinstance(preconditions, dict):
+        raise BadRequestError(f"preconditions: expected an object, got {json_type(preconditions)}")
+    rv = preconditions.get("resourceVersion")
+    if rv in (None, ""):
+        return None
+    if not isinstance(rv, str) or not (rv.isascii() and rv.isdigit()):
+        raise BadRequestError(f"preconditions.resourceVersion: expected a resourceVersion such as \"42\", got {rv!r}")
+    return int(rv)
 
 
 def _dry_run(request: Request) -> bool:
@@ -817,6 +878,19 @@ class _BearerAuth(BaseHTTPMiddleware):
             return json_response(status_object(401, "Unauthorized: a valid bearer token is required "
                                                     "(see 'mfx config kubeconfig')"), 401)
         return await call_next(request)
+
+
+class _InternalErrors(BaseHTTPMiddleware):
+    """An exception no handler expected is a bug: log it with its traceback, and answer a
+    Status a client can show rather than a bare "Internal Server Error" page."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except Exception as error:
+            log.exception("internal error answering %s %s", request.method, request.url.path)
+            message = f"internal error: {type(error).__name__}: {error} (the daemon log has the traceback)"
+            return json_response(status_object(500, message), 500)
 
 
 class _RequestMetrics(BaseHTTPMiddleware):

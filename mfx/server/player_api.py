@@ -23,6 +23,7 @@ service, not stored objects. Every error is a Kubernetes ``Status`` object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,8 +38,11 @@ from mfx.api.music import Song
 from mfx.audio.sink import SinkEngine
 from mfx.errors import BadRequestError, MfxError, NotFoundError
 from mfx.music.player import Player, SinkLookup
+from mfx.server.bodies import read_object
 from mfx.server.daemon import DaemonContext, Service
 from mfx.server.status import status_from_error, status_object
+
+log = logging.getLogger("mfx.server.player")
 
 GROUP = "player.mfx.musicfox.io"
 PREFIX = f"/apis/{GROUP}/v1"
@@ -57,21 +61,14 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except MfxError as error:
             return _json(status_from_error(error), error.code)
         except Exception as error:  # never a bare 500 page: a Status the CLI can print
+            log.exception("player: internal error answering %s %s", request.method, request.url.path)
             return _json(status_object(500, f"player: {type(error).__name__}: {error}"), 500)
     return endpoint
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequestError("request body must be a JSON object")
-    return data
+    # The hardened loader of every API body; no body at all means no arguments.
+    return await read_object(request, default={})
 
 
 def _int(value: Any, field: str) -> int:

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.errors import BadRequestError, CircuitOpenError, MfxError, NotFoundError, PluginError
+from mfx.server.bodies import read_body
 from mfx.server.status import status_from_error
 
 
@@ -34,10 +35,7 @@ def plugin_call_routes(lookup: Callable[[str], CallTarget | None]) -> list[Route
     async def call(request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            try:
-                body = orjson.loads(await request.body() or b"{}")
-            except orjson.JSONDecodeError as error:
-                raise BadRequestError(f"the request body is not valid JSON: {error}") from None
+            body = await read_body(request, default={})
             method = body.get("method") if isinstance(body, dict) else None
             if not isinstance(method, str) or not method:
                 raise BadRequestError('the body must be {"method": NAME, "params": ...}')

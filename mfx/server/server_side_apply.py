@@ -18,7 +18,7 @@ import copy
 from typing import Any
 
 from mfx.api.objects import Obj, now_rfc3339
-from mfx.errors import BadRequestError, ConflictError
+from mfx.errors import BadRequestError, ConflictError, FieldError, ValidationError
 
 
 class ApplyConflictError(ConflictError):
@@ -119,13 +119,39 @@ def _entry(manager: str, api_version: str, paths: set[Path]) -> dict[str, Any]:
             "fieldsType": "FieldsV1", "fieldsV1": encode_fields(paths)}
 
 
+def managed_fields_problems(metadata: dict[str, Any]) -> list[FieldError]:
+    """What is wrong with ``metadata.managedFields`` as a client sent it (an update may carry
+    them back, as ``kubectl replace`` does): each entry an object naming its manager and
+    operation, with ``fieldsV1`` an object."""
+    managed = metadata.get("managedFields")
+    if managed is None:
+        return []
+    if not isinstance(managed, list):
+        return [FieldError(path="metadata.managedFields", message="expected a list of entries as the server "
+                           "writes them (or leave the field out)")]
+    problems: list[FieldError] = []
+    for index, entry in enumerate(managed):
+        where = f"metadata.managedFields[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(FieldError(path=where, message="expected an object with manager, operation and fieldsV1"))
+            continue
+        for key in ("manager", "operation", "apiVersion", "time", "fieldsType"):
+            if key in entry and not isinstance(entry[key], str):
+                problems.append(FieldError(path=f"{where}.{key}", message="expected a string"))
+        if "fieldsV1" in entry and not isinstance(entry["fieldsV1"], dict):
+            problems.append(FieldError(path=f"{where}.fieldsV1", message='expected an object of "f:<name>" keys'))
+    return problems
+
+
 def _configuration(applied: Any) -> Obj:
     if not isinstance(applied, dict):
         raise BadRequestError("an apply configuration must be an object (apiVersion, kind, metadata, spec)")
     config = copy.deepcopy(applied)
     metadata = config.get("metadata")
     if not isinstance(metadata, dict):
-        raise BadRequestError("an apply configuration needs metadata with at least a name")
+        raise ValidationError([FieldError(
+            path="metadata", message="required: an apply configuration needs metadata with at least a name",
+        )])
     for key in _SERVER_METADATA:
         metadata.pop(key, None)
     config.pop("status", None)
@@ -143,7 +169,9 @@ def apply_update(live: Obj, applied: Any, manager: str, *, force: bool) -> Obj:
     """``live`` with the configuration of ``manager`` applied (see the module docstring)."""
     config = _configuration(applied)
     wanted = field_paths(config)
-    entries = [e for e in live.get("metadata", {}).get("managedFields") or [] if isinstance(e, dict)]
+    managed = live.get("metadata", {}).get("managedFields")
+    # Objects written before managedFields were checked may hold anything there: skip it.
+    entries = [e for e in managed if isinstance(e, dict)] if isinstance(managed, list) else []
     owned = {i: decode_fields(e.get("fieldsV1")) for i, e in enumerate(entries)}
     mine = [i for i, e in enumerate(entries) if e.get("manager") == manager and e.get("operation") == "Apply"]
     others = [i for i, e in enumerate(entries) if e.get("operation") == "Apply" and i not in mine]

@@ -1,0 +1,77 @@
+"""Request bodies: every JSON or YAML body the API accepts is read here, under one set of limits.
+
+The bytes are read up to ``MAX_BODY_BYTES`` (a larger body is refused with 413 before it is
+parsed, and before all of it is held in memory), then parsed by the same hardened loader as
+``mfx apply`` (``mfx.api.yaml_loader.load_body``): duplicate keys, non-finite numbers,
+integers beyond 64 bits, deep nesting and YAML alias bombs are refused with a 4xx Status
+that names the field, so no handler ever sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from mfx.api.yaml_loader import load_body
+from mfx.errors import BadRequestError, RequestEntityTooLargeError
+
+# As the Kubernetes API server: objects are bounded by what etcd takes (about 3 MiB).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+async def read_bytes(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to be over ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, f"it declares {int(declared)} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, f"{size} bytes were sent before it was cut off")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, *, yaml_allowed: bool = False, default: Any = None) -> Any:
+    """The JSON (or, with ``yaml_allowed``, YAML) value of the body; ``default`` when there is none.
+
+    ``default`` None means a body is required.
+    """
+    data = await read_bytes(request)
+    if not data.strip():
+        if default is not None:
+            return default
+        raise BadRequestError("the request body is empty: send a JSON object")
+    return load_body(data, yaml_allowed=yaml_allowed)
+
+
+async def read_object(request: Request, *, what: str = "the request body", yaml_allowed: bool = False,
+                      default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """As ``read_body``, for endpoints that take a JSON object and nothing else."""
+    value = await read_body(request, yaml_allowed=yaml_allowed, default=default)
+    if not isinstance(value, dict):
+        raise BadRequestError(f"{what} must be a JSON object, not {json_type(value)}")
+    return value
+
+
+def _too_large(limit: int, seen: str) -> RequestEntityTooLargeError:
+    return RequestEntityTooLargeError(
+        f"the request body is larger than {limit} bytes ({limit // (1024 * 1024)} MiB), the limit "
+        f"for one request ({seen}): split it up"
+    )
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, for messages: "a list", "a string", ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "null" if value is None else "an object"
