@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import orjson
@@ -28,23 +30,85 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def render_table(headers: list[str], rows: list[list[Any]], out: TextIO | None = None) -> None:
-    out = out or sys.stdout
-    texts = [[_cell_text(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in texts:
+def char_width(char: str) -> int:
+    """Terminal columns one character takes: 2 for East Asian wide and fullwidth, 0 for marks."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0  # combining accents, zero-width joiners: drawn on the previous character
+    if unicodedata.east_asian_width(char) in ("W", "F"):
+        return 2
+    return 1
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal; ``len()`` counts code points, not columns."""
+    return sum(char_width(c) for c in text)
+
+
+def truncate(text: str, width: int, ellipsis: str = "…") -> str:
+    """``text`` cut to at most ``width`` columns, ending in ``ellipsis`` when something was cut.
+
+    A wide character never straddles the limit: it goes whole, and the line may end a column
+    short (``pad`` fills it)."""
+    if display_width(text) <= width:
+        return text
+    room = width - display_width(ellipsis)
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        w = char_width(char)
+        if used + w > room:
+            break
+        kept.append(char)
+        used += w
+    return "".join(kept) + ellipsis if room >= 0 else ellipsis[:width]
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` followed by spaces up to ``width`` columns (``str.ljust`` counts code points)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    widths = [display_width(h) for h in headers]
+    for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = ["   ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
-    for row in texts:
-        lines.append("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+            widths[i] = max(widths[i], display_width(cell))
+    return widths
+
+
+def format_row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One table line: cells padded to their column's width, three spaces apart, as kubectl."""
+    return "   ".join(pad(cell, widths[i]) for i, cell in enumerate(cells)).rstrip()
+
+
+def cell_texts(row: Sequence[Any], max_widths: Sequence[int | None] | None = None) -> list[str]:
+    """A row's cells as printed: ``<none>`` for empty ones, cut to the column's limit if any."""
+    texts = [_cell_text(c) for c in row]
+    if max_widths:
+        texts = [truncate(t, limit) if i < len(max_widths) and (limit := max_widths[i]) is not None else t
+                 for i, t in enumerate(texts)]
+    return texts
+
+
+def render_table(headers: list[str], rows: list[list[Any]], out: TextIO | None = None, *,
+                 max_widths: Sequence[int | None] | None = None) -> None:
+    """An aligned table; ``max_widths`` caps columns (None: no cap), cutting long cells with "…"."""
+    out = out or sys.stdout
+    texts = [cell_texts(row, max_widths) for row in rows]
+    widths = column_widths(headers, texts)
+    lines = [format_row(headers, widths)] + [format_row(row, widths) for row in texts]
     out.write("\n".join(lines) + "\n")
+
+
+def printed_columns(columns: list[dict[str, Any]], *, wide: bool) -> list[int]:
+    """Indexes of the columns a table shows: priority 0 ones, and the rest with ``-o wide``."""
+    return [i for i, c in enumerate(columns) if wide or int(c.get("priority", 0)) == 0]
 
 
 def table_rows(table: dict[str, Any], *, wide: bool, name_prefix: str = "") -> tuple[list[str], list[list[Any]]]:
     """Headers and rows of a metav1.Table, keeping wide-only columns for ``-o wide``."""
     columns = table.get("columnDefinitions") or []
-    keep = [i for i, c in enumerate(columns) if wide or int(c.get("priority", 0)) == 0]
+    keep = printed_columns(columns, wide=wide)
     headers = [columns[i]["name"].upper() for i in keep]
     rows = []
     for row in table.get("rows") or []:
