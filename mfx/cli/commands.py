@@ -6,6 +6,7 @@ import copy
 import difflib
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +29,7 @@ from mfx.api.objects import (
     human_age,
 )
 from mfx.api.schema import load_schemas
+from mfx.api.validation import Manifest
 from mfx.cli import gitops, output
 from mfx.cli.client import Client
 from mfx.cli.edit import patch
@@ -54,7 +56,7 @@ def parse_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str | None]]:
     if not args:
         raise BadRequestError("you must specify the type of resource (example: mfx get pm)")
     if all("/" in a for a in args):
-        refs = []
+        refs: list[tuple[KindInfo, str | None]] = []
         for arg in args:
             kind_text, _, name = arg.partition("/")
             refs.append((resolve_kind(kind_text), name))
@@ -66,6 +68,32 @@ def parse_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str | None]]:
     if not names:
         return [(kind, None) for kind in kinds]
     return [(kinds[0], name) for name in names]
+
+
+# --- reading -f arguments ------------------------------------------------------------------------------
+
+
+def load_objects(filenames: tuple[str, ...], *, recursive: bool) -> list[Manifest]:
+    """The validated objects of every -f argument; an argument that holds none is an error.
+
+    An empty file, one of only comments or ``---``, or a directory without manifests is
+    almost always a wrong path: saying nothing and exiting 0 would hide it."""
+    if not filenames:
+        collect_sources(filenames, recursive=recursive)  # raises: name what is missing
+    per_argument = [collect_sources((given,), recursive=recursive) for given in filenames]
+    manifests = load_and_validate([source for sources in per_argument for source in sources], load_schemas())
+    files_with_objects = {manifest.file for manifest in manifests}
+    for given, sources in zip(filenames, per_argument, strict=True):
+        if not any(source.name in files_with_objects for source in sources):
+            shown = sources[0].name if given == "-" and sources else given
+            hint = "" if recursive or not _has_subdirectories(given) else " (use -R to read its subdirectories)"
+            raise BadRequestError(f"{shown}: no objects found{hint}")
+    return manifests
+
+
+def _has_subdirectories(given: str) -> bool:
+    path = Path(given)
+    return path.is_dir() and any(child.is_dir() for child in path.iterdir())
 
 
 # --- apply ------------------------------------------------------------------------------------------
@@ -127,7 +155,7 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
       cat pm.yaml | mfx apply -f -
       mfx apply -f manifests/ --dry-run=server
     """
-    manifests = load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas())
+    manifests = load_objects(filenames, recursive=recursive)
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
     for manifest in manifests:
         obj = manifest.obj
@@ -325,8 +353,12 @@ def describe_text(client: Client, kind: KindInfo, obj: Obj) -> str:
         rows = [[c.get("type"), c.get("status"), c.get("reason"), human_age(c.get("lastTransitionTime")),
                  c.get("message")] for c in conditions]
         lines.extend(_table_lines(["Type", "Status", "Reason", "Age", "Message"], rows, indent=4))
-    events = client.list(_event_kind(), field_selector=f"involvedObject.kind={kind.kind},"
-                                                    f"involvedObject.name={meta.get('name')}")["items"]
+    # Events belong to one incarnation of the object: a re-created object of the same name has
+    # a new uid and none of the old one's history.
+    selector = f"involvedObject.kind={kind.kind},involvedObject.name={meta.get('name')}"
+    if meta.get("uid"):
+        selector += f",involvedObject.uid={meta['uid']}"
+    events = client.list(_event_kind(), field_selector=selector)["items"]
     events.sort(key=lambda e: e.get("lastTimestamp") or "")
     if events:
         lines.append("Events:")
@@ -388,7 +420,7 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
     client = ctx.client
     targets: list[tuple[KindInfo, str]] = []
     if filenames:
-        for manifest in load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas()):
+        for manifest in load_objects(filenames, recursive=recursive):
             obj = manifest.obj
             targets.append((kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
     else:
@@ -560,7 +592,7 @@ def diff(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...]
             raise BadRequestError("give either -f FILE or gitsource/NAME, not both")
         gitops.run_diff(ctx, resources)
     try:
-        manifests = load_and_validate(collect_sources(filenames, recursive=recursive), load_schemas())
+        manifests = load_objects(filenames, recursive=recursive)
         client = ctx.client
         changed = False
         for manifest in manifests:
