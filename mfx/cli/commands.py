@@ -6,6 +6,7 @@ import copy
 import difflib
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from mfx.errors import (
     NotFoundError,
     ValidationError,
 )
+from mfx.server import jsonpath
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -184,17 +186,38 @@ def _located(error: MfxError, manifest: Any) -> MfxError:
 # --- get ----------------------------------------------------------------------------------------------
 
 
-OUTPUTS = click.Choice(["table", "wide", "yaml", "json", "name"])
+class OutputFormat(click.ParamType):
+    """``-o``: table, wide, yaml, json, name, or ``jsonpath=TEMPLATE`` (checked as it is parsed)."""
+
+    name = "format"
+    CHOICES = ("table", "wide", "yaml", "json", "name")
+    JSONPATH = "jsonpath="
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text in self.CHOICES:
+            return text
+        if text.startswith(self.JSONPATH):
+            try:
+                jsonpath.parse_template(text[len(self.JSONPATH):])
+            except MfxError as error:
+                self.fail(f"error parsing jsonpath {text[len(self.JSONPATH):]}: {error}", param, ctx)
+            return text
+        if text == "jsonpath":
+            self.fail("jsonpath needs a template, e.g. -o jsonpath='{.items[*].metadata.name}'", param, ctx)
+        self.fail(f"{text!r} is not one of {', '.join(self.CHOICES)}, jsonpath=TEMPLATE", param, ctx)
 
 
 @click.command()
 @click.argument("resources", nargs=-1)
-@click.option("-o", "--output", "fmt", type=OUTPUTS, default="table", help="Output format.")
+@click.option("-o", "--output", "fmt", type=OutputFormat(), default="table", metavar="FORMAT",
+              help="table, wide, yaml, json, name, or jsonpath=TEMPLATE (kubectl's JSONPath).")
 @click.option("-l", "--selector", help="Label selector, e.g. -l app=player,tier!=ui")
-@click.option("-w", "--watch", is_flag=True, help="After listing, watch for changes.")
+@click.option("-w", "--watch", is_flag=True,
+              help="After listing, print a row again whenever one of its columns changes.")
 @pass_cli
 def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
-    """Display objects: a table by default, or YAML/JSON/names.
+    """Display objects: a table by default, or YAML/JSON/names/JSONPath.
 
     \b
     Examples:
@@ -203,6 +226,9 @@ def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | N
       mfx get pm -o wide -l tier=audio
       mfx get all
       mfx get pm/local-music sink/default
+      mfx get pm -w
+      mfx get pm local-music -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
+      mfx get pm -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.spec.version}{"\\n"}{end}'
     """
     if resources and resources[0] == "all":
         refs: list[tuple[KindInfo, str | None]] = [(kind, None) for kind in USER_KINDS]
@@ -211,47 +237,152 @@ def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | N
         refs = parse_refs(resources)
         show_kind = len({k for k, _ in refs}) > 1
     client = ctx.client
-    if fmt in ("yaml", "json", "name"):
-        items: list[Obj] = []
-        for kind, name in refs:
-            if name is None:
-                items.extend(client.list(kind, label_selector=selector)["items"])
-            else:
-                items.append(client.get(kind, name))
-        if fmt == "name":
-            for obj in items:
-                click.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
-            return
-        single = len(refs) == 1 and refs[0][1] is not None
-        output.print_objects(items, fmt, single=single)
+    if fmt in ("yaml", "json", "name") or fmt.startswith(OutputFormat.JSONPATH):
+        _print_documents(client, refs, fmt, selector)
         return
     printed = False
+    follow: _WatchedRows | None = None
     for kind, names in _group_names(refs):
         tables = [client.table(kind, label_selector=selector)] if names is None else [client.table(kind, n) for n in names]
-        rows: list[list[Any]] = []
-        headers: list[str] = []
         prefix = output.object_ref(kind, "") if show_kind else ""
-        for table in tables:
-            headers, part = output.table_rows(table, wide=fmt == "wide", name_prefix=prefix)
-            rows.extend(part)
-        if not rows:
+        shown = _WatchedRows.of(tables, wide=fmt == "wide", name_prefix=prefix)
+        if watch and follow is None:
+            follow = shown
+        if not shown.rows:
             continue
         if printed:
             click.echo("")
-        output.render_table(headers, rows)
+        click.echo(shown.render())
         printed = True
     if not printed and not watch:
         click.echo("No resources found.", err=True)
-    if watch:
-        kind = refs[0][0]
-        listing = client.list(kind, label_selector=selector)
-        for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
-                                  label_selector=selector, as_table=True):
-            headers, rows = output.table_rows(event["object"], wide=fmt == "wide")
-            if rows:
-                output.render_table(headers, rows) if not printed else click.echo(
-                    "   ".join(output._cell_text(c) for c in rows[0]))
-                printed = True
+    if follow is not None:
+        kind, names = _group_names(refs)[0]
+        follow.header_printed = bool(follow.rows)
+        _follow(client, kind, names, selector, follow)
+
+
+def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
+                     selector: str | None) -> None:
+    items: list[Obj] = []
+    for kind, name in refs:
+        if name is None:
+            items.extend(client.list(kind, label_selector=selector)["items"])
+        else:
+            items.append(client.get(kind, name))
+    if fmt == "name":
+        for obj in items:
+            click.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
+        return
+    single = len(refs) == 1 and refs[0][1] is not None
+    if fmt.startswith(OutputFormat.JSONPATH):
+        data = items[0] if single and items else output.as_list(items)
+        # As kubectl: exactly what the template says, no newline added.
+        sys.stdout.write(jsonpath.render(fmt[len(OutputFormat.JSONPATH):], data))
+        return
+    output.print_objects(items, fmt, single=single)
+
+
+@dataclass
+class _Row:
+    resource_version: int
+    texts: list[str]
+
+
+@dataclass
+class _WatchedRows:
+    """What ``get`` printed for one kind, so ``-w`` prints a row only when it shows a change.
+
+    A status write that changes no printed column (a health probe's timestamp, say) prints
+    nothing; age columns are left out of the comparison, as they change by themselves."""
+
+    columns: list[dict[str, Any]]  # every column definition of the kind's tables
+    kept: list[int]  # the indexes of the printed ones
+    name_prefix: str
+    rows: dict[str, _Row] = field(default_factory=dict)
+    widths: list[int] = field(default_factory=list)
+    resource_version: str = ""
+    header_printed: bool = False
+
+    @classmethod
+    def of(cls, tables: list[dict[str, Any]], *, wide: bool, name_prefix: str) -> _WatchedRows:
+        columns: list[dict[str, Any]] = next(
+            (t["columnDefinitions"] for t in tables if t.get("columnDefinitions")), [])
+        shown = cls(columns=columns, kept=output.printed_columns(columns, wide=wide), name_prefix=name_prefix)
+        versions: list[str] = []
+        for table in tables:
+            listed = str((table.get("metadata") or {}).get("resourceVersion") or "")
+            for row in table.get("rows") or []:
+                name, version = _row_identity(row)
+                shown.rows[name] = _Row(version, shown.texts(row))
+                listed = listed or str(version)  # a single object's table: watch from its version
+            versions.append(listed)
+        shown.resource_version = min((v for v in versions if v.isdigit()), key=int, default="")
+        shown.widths = output.column_widths(shown.headers, [r.texts for r in shown.rows.values()])
+        return shown
+
+    @property
+    def headers(self) -> list[str]:
+        return [self.columns[i]["name"].upper() for i in self.kept]
+
+    def texts(self, row: dict[str, Any]) -> list[str]:
+        cells = row.get("cells") or []
+        picked = [cells[i] if i < len(cells) else None for i in self.kept]
+        if self.name_prefix and picked:
+            picked[0] = f"{self.name_prefix}{picked[0]}"
+        return output.cell_texts(picked)
+
+    def render(self) -> str:
+        lines = [output.format_row(self.headers, self.widths)]
+        lines += [output.format_row(r.texts, self.widths) for r in self.rows.values()]
+        return "\n".join(lines)
+
+    def _same(self, before: list[str], after: list[str]) -> bool:
+        compared = [n for n, i in enumerate(self.kept) if self.columns[i].get("type") != "date"]
+        return [before[n] for n in compared] == [after[n] for n in compared]
+
+    def lines_for(self, row: dict[str, Any], *, deleted: bool) -> list[str]:
+        """The lines to print for one watched row: none when no printed column changed."""
+        name, version = _row_identity(row)
+        texts = self.texts(row)
+        previous = self.rows.get(name)
+        if previous is not None and version and version <= previous.resource_version:
+            return []  # already printed: the watch started before this object's listing
+        if deleted:
+            self.rows.pop(name, None)
+        else:
+            self.rows[name] = _Row(version, texts)
+            if previous is not None and self._same(previous.texts, texts):
+                return []
+        # Later rows keep the columns of what is already on screen, widening only if they must.
+        self.widths = [max(a, b) for a, b in zip(self.widths or [0] * len(texts),
+                                                  output.column_widths(self.headers, [texts]), strict=True)]
+        lines = []
+        if not self.header_printed:
+            lines.append(output.format_row(self.headers, self.widths))
+            self.header_printed = True
+        lines.append(output.format_row(texts, self.widths))
+        return lines
+
+
+def _row_identity(row: dict[str, Any]) -> tuple[str, int]:
+    """A table row's object name and resourceVersion (0 when the row carries no metadata)."""
+    meta = (row.get("object") or {}).get("metadata") or {}
+    cells = row.get("cells") or [""]
+    version = str(meta.get("resourceVersion") or "")
+    return str(meta.get("name") or cells[0]), int(version) if version.isdigit() else 0
+
+
+def _follow(client: Client, kind: KindInfo, names: list[str] | None, selector: str | None,
+            shown: _WatchedRows) -> None:
+    field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
+    for event in client.watch(kind, resource_version=shown.resource_version or None, label_selector=selector,
+                              field_selector=field_selector, as_table=True):
+        for row in event["object"].get("rows") or []:
+            if names and _row_identity(row)[0] not in names:
+                continue
+            for line in shown.lines_for(row, deleted=event["type"] == "DELETED"):
+                click.echo(line)
 
 
 def _group_names(refs: list[tuple[KindInfo, str | None]]) -> list[tuple[KindInfo, list[str] | None]]:

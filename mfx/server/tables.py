@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mfx.api.objects import Obj, human_age
-from mfx.server.jsonpath import evaluate
+from mfx.server.jsonpath import evaluate, value_text
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 
@@ -19,7 +19,7 @@ def _cell(obj: Obj, column: dict[str, Any]) -> Any:
     if len(values) == 1:
         value = values[0]
         if isinstance(value, (dict, list)):
-            return str(value)
+            return value_text(value)  # JSON, as kubectl prints a map or list
         return value
     return ",".join(str(v) for v in values)
 
@@ -30,7 +30,9 @@ def column_definitions(printer_columns: list[dict[str, Any]]) -> list[dict[str, 
     for col in printer_columns:
         columns.append({
             "name": col["name"],
-            "type": "string" if col.get("type") == "date" else col.get("type", "string"),
+            # "date" stays, as Kubernetes keeps it: clients tell an age (which changes by
+            # itself as time passes) from the object's own fields by it.
+            "type": col.get("type", "string"),
             "format": col.get("format", ""),
             "description": col.get("description", ""),
             "priority": col.get("priority", 0),

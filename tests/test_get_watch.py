@@ -1,0 +1,73 @@
+"""`mfx get KIND -w` prints a row when a printed column changes, like kubectl: never a blank
+line, nothing for a status write that changes no column, and its rows line up with the table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mfx.api.kinds import PLUGIN_MANIFEST
+from mfx.cli.client import Client, Endpoint
+from tests.daemon_harness import ThreadDaemon, mfx_command, run_cli
+from tests.test_apply import plugin_yaml
+from tests.test_kubectl import LineReader
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    # No controllers run in this daemon: every status write below is the test's own.
+    with ThreadDaemon(tmp_path / "home").running() as daemon:
+        yield daemon.config.home
+
+
+def condition(type_: str, status: str, reason: str) -> dict[str, object]:
+    return {"type": type_, "status": status, "reason": reason, "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+
+
+def write_status(home: Path, name: str, *conditions: dict[str, object], restarts: int = 0) -> None:
+    with Client(Endpoint(socket=home / "mfx.sock")) as client:
+        client.patch(PLUGIN_MANIFEST, name, {"status": {"conditions": list(conditions), "restartCount": restarts}},
+                     subresource="status")
+
+
+@pytest.fixture
+def watching(home: Path) -> Iterator[LineReader]:
+    assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("alpha")).exit_code == 0
+    process = subprocess.Popen([*mfx_command(), "get", "pm", "-w"], env={**os.environ, "MFX_HOME": str(home)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield LineReader(process)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_watch_prints_a_row_only_when_a_printed_column_changes(home: Path, watching: LineReader) -> None:
+    header, first = watching.until("alpha")
+    assert header.split()[:4] == ["NAME", "VERSION", "TYPE", "READY"]
+    # Neither the Probed condition nor restartCount (an -o wide column) is printed: no line.
+    write_status(home, "alpha", condition("Probed", "True", "WrittenByTest"))
+    write_status(home, "alpha", condition("Probed", "True", "WrittenByTest"), restarts=2)
+    # READY and REASON are: exactly one line, the changed row.
+    write_status(home, "alpha", condition("Ready", "True", "Running"))
+    lines = watching.until("Running")
+    assert len(lines) == 1, lines
+    assert lines[0].split()[:5] == ["alpha", "1.0.0", "rpc", "True", "Running"]
+    # The row lines up with the table printed before it.
+    assert lines[0].index("rpc") == header.index("TYPE") == first.index("rpc")
+
+
+def test_watch_prints_new_and_deleted_objects_without_blank_lines(home: Path, watching: LineReader) -> None:
+    watching.until("alpha")
+    assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("beta")).exit_code == 0
+    write_status(home, "beta", condition("Probed", "True", "WrittenByTest"))  # prints nothing
+    assert run_cli(home, "delete", "pm", "beta").exit_code == 0
+    write_status(home, "alpha", condition("Ready", "False", "Stopped"))
+    lines = watching.until("Stopped")
+    assert [line.split()[0] for line in lines] == ["beta", "beta", "alpha"], lines
+    assert all(line.strip() for line in lines)
