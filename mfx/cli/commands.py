@@ -33,6 +33,7 @@ from mfx.api.schema import load_schemas
 from mfx.api.validation import Manifest
 from mfx.cli import gitops, output
 from mfx.cli.client import Client
+from mfx.cli.completion import complete_get_resources, complete_resources, completion
 from mfx.cli.edit import patch
 from mfx.cli.main import CliContext
 from mfx.cli.manifests import collect_sources, load_and_validate
@@ -207,9 +208,14 @@ class OutputFormat(click.ParamType):
             self.fail("jsonpath needs a template, e.g. -o jsonpath='{.items[*].metadata.name}'", param, ctx)
         self.fail(f"{text!r} is not one of {', '.join(self.CHOICES)}, jsonpath=TEMPLATE", param, ctx)
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in (*self.CHOICES, self.JSONPATH) if c.startswith(incomplete)]
+
 
 @click.command()
-@click.argument("resources", nargs=-1)
+@click.argument("resources", nargs=-1, shell_complete=complete_get_resources)
 @click.option("-o", "--output", "fmt", type=OutputFormat(), default="table", metavar="FORMAT",
               help="table, wide, yaml, json, name, or jsonpath=TEMPLATE (kubectl's JSONPath).")
 @click.option("-l", "--selector", help="Label selector, e.g. -l app=player,tier!=ui")
@@ -431,7 +437,7 @@ def _describe_value(value: Any, indent: int) -> list[str]:
 
 
 @click.command()
-@click.argument("resources", nargs=-1, required=True)
+@click.argument("resources", nargs=-1, required=True, shell_complete=complete_resources)
 @pass_cli
 def describe(ctx: CliContext, resources: tuple[str, ...]) -> None:
     """Show an object in detail: spec, conditions and recent events.
@@ -527,7 +533,7 @@ def _table_lines(headers: list[str], rows: list[list[Any]], *, indent: int, rule
 
 
 @click.command()
-@click.argument("resources", nargs=-1)
+@click.argument("resources", nargs=-1, shell_complete=complete_resources)
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="Delete what these manifests name.")
 @click.option("-R", "--recursive", is_flag=True)
 @click.option("-l", "--selector", help="Delete every object of the kind matching this label selector.")
@@ -616,7 +622,7 @@ def _watch_until(client: Client, kind: KindInfo, name: str, resource_version: st
 
 
 @click.command("wait")
-@click.argument("resources", nargs=-1, required=True)
+@click.argument("resources", nargs=-1, required=True, shell_complete=complete_resources)
 @click.option("--for", "condition_spec", required=True, metavar="condition=TYPE[=STATUS]|delete",
               help="What to wait for, e.g. condition=Ready, condition=Stalled=False, delete.")
 @click.option("--all", "all_", is_flag=True, help="Wait for every object of the kind.")
@@ -853,5 +859,5 @@ def version(ctx: CliContext, client_only: bool) -> None:
 
 # The kubectl verbs, in the order `mfx --help` lists them; main.build_cli adds the rest.
 KUBECTL_VERBS: tuple[click.Command, ...] = (
-    apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version,
+    apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
 )

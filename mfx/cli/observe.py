@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mfx.api.kinds import PLUGIN_MANIFEST, resolve_kind
 from mfx.api.objects import Obj, condition
+from mfx.cli.completion import complete_plugin
 from mfx.cli.main import CliContext
 from mfx.errors import BadRequestError
 
@@ -50,7 +51,7 @@ def format_record(record: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("plugin")
+@click.argument("plugin", shell_complete=complete_plugin)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as the plugin writes them.")
 @click.option("--since", metavar="DURATION", help="Only lines newer than this, e.g. 10m, 1h.")
 @click.option("--tail", type=int, default=-1, show_default=True, help="Lines to show from the end; -1 for all.")
