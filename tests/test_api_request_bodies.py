@@ -248,3 +248,17 @@ def test_player_and_plugin_call_bodies_go_through_the_same_loader(tmp_path: Path
             status = status_of(send(api, "POST", call, '{"method": "greet", "method": "exit"}'), 422)
             assert status["details"]["causes"][0]["field"] == "method"
             status_of(send(api, "POST", call, '{"method": "greet", "params": ' + "[" * 500 + "]" * 500 + "}"), 422)
+
+
+def test_event_patches_keep_the_types_the_recorder_reads_back(api: httpx.Client) -> None:
+    events = "/api/v1/namespaces/default/events"
+    record = {"involvedObject": {"kind": "PluginManifest", "name": "alpha"}, "reason": "Started", "type": "Normal"}
+    name = api.post(events, json=record).json()["metadata"]["name"]
+    for patch, field in (({"count": "x"}, "count"), ({"lastTimestamp": 5}, "lastTimestamp"),
+                         ({"involvedObject": 5}, "involvedObject"), ({"source": {"component": []}}, "source")):
+        status = status_of(send(api, "PATCH", f"{events}/{name}", json.dumps(patch), MERGE), 422)
+        assert status["details"]["causes"][0]["field"] == field
+    again = api.post(events, json=record)
+    assert again.status_code == 201 and again.json()["count"] == 2
+    table = api.get(events, headers={"accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    assert table.status_code == 200 and len(table.json()["rows"]) == 1

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 import mfx
 from mfx.api import selectors
 from mfx.api.kinds import ALL_KINDS, EVENT, GROUP, USER_KINDS, VERSION, KindInfo
-from mfx.api.objects import Obj, name_of
+from mfx.api.objects import Obj, name_of, parse_time
 from mfx.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -462,6 +462,9 @@ class ApiServer:
                 raise NotFoundError(f'events "{name}" not found')
             updated = _apply_patch(current, patch, request.headers.get("content-type", ""), strategic=True)
             _check_identity(updated, EVENT, name)
+            # Nothing validates events as it does user kinds, yet the recorder and the tables
+            # read these fields back: their types are checked here.
+            ErrorList(_event_problems(updated)).raise_if_any(kind="Event", name=name)
             updated["metadata"].pop("namespace", None)  # presented, never stored
             if not conditional:
                 updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -649,6 +652,57 @@ EVENT_COLUMNS: list[dict[str, Any]] = [
     {"name": "Count", "type": "integer", "jsonPath": ".count", "description": "How many times.", "priority": 1},
     {"name": "Message", "type": "string", "jsonPath": ".message", "description": "What happened."},
 ]
+
+
+_EVENT_STRINGS = ("message", "reportingComponent", "reportingInstance", "action")
+_EVENT_TIMES = ("firstTimestamp", "lastTimestamp", "eventTime")
+
+
+def _event_problems(event: Obj) -> list[FieldError]:
+    """What in a written Event has a type its readers (the recorder, the tables) cannot use."""
+    problems: list[FieldError] = []
+
+    def problem(path: str, message: str) -> None:
+        problems.append(FieldError(path=path, message=message))
+
+    involved = event.get("involvedObject")
+    if not isinstance(involved, dict):
+        problem("involvedObject", f"expected an object naming the object (kind, name), got {json_type(involved)}")
+    else:
+        for key, value in involved.items():
+            if not isinstance(value, str):
+                problem(f"involvedObject.{key}", f"expected a string, got {json_type(value)}")
+        for key in ("kind", "name"):
+            if not involved.get(key):
+                problem(f"involvedObject.{key}", "required: the kind and name of the object the event is about")
+    if not isinstance(event.get("reason"), str) or not event["reason"]:
+        problem("reason", "required: a short CamelCase reason, e.g. Started")
+    if event.get("type", "Normal") not in ("Normal", "Warning"):
+        problem("type", f'must be "Normal" or "Warning", not {event.get("type")!r}')
+    count = event.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        problem("count", f"expected a whole number of 1 or more, got {count!r}")
+    for key in _EVENT_STRINGS:
+        if not isinstance(event.get(key, ""), str):
+            problem(key, f"expected a string, got {json_type(event[key])}")
+    for key in _EVENT_TIMES:
+        value = event.get(key)
+        if value is not None and not _is_rfc3339(value):
+            problem(key, f"expected an RFC 3339 time such as 2026-01-02T15:04:05Z, got {value!r}")
+    source = event.get("source", {})
+    if not isinstance(source, dict) or not all(isinstance(v, str) for v in source.values()):
+        problem("source", "expected an object of strings (component, host)")
+    return problems
+
+
+def _is_rfc3339(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_time(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _present(kind: KindInfo, obj: Obj) -> Obj:
