@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import jsonschema
 
 from mfx.api.models import PluginManifestSpec, RestartPolicy, parse_spec
 from mfx.api.objects import Obj, ObjectKey, annotations_of, generation, is_deleting
 from mfx.api.semver import Constraint, ConstraintError, VersionError
+from mfx.api.validation import config_problems
 from mfx.errors import (
     InvalidConfigError,
     MfxError,
@@ -1078,18 +1078,14 @@ class PluginController:
 
 
 def validate_config(spec: PluginManifestSpec) -> None:
-    """``spec.config`` against ``spec.configSchema`` (admission checked it; this is the last line)."""
-    if not spec.config_schema:
-        return
-    validator_class = jsonschema.Draft202012Validator
-    try:
-        validator = validator_class(spec.config_schema, format_checker=validator_class.FORMAT_CHECKER)
-        errors = sorted(validator.iter_errors(spec.config), key=lambda e: list(map(str, e.absolute_path)))
-    except jsonschema.SchemaError as exc:
-        raise InvalidConfigError(f"spec.configSchema is not a valid JSON Schema: {exc.message}") from None
-    if errors:
-        where = lambda e: "spec.config" + "".join(f".{p}" for p in e.absolute_path)  # noqa: E731
-        raise InvalidConfigError("; ".join(f"{where(e)}: {e.message}" for e in errors))
+    """``spec.config`` against ``spec.configSchema`` (admission checked it; this is the last line).
+
+    The same check as admission's, so a schema that refers outside itself is refused here too
+    and nothing is fetched or read on its behalf.
+    """
+    problems = config_problems(spec.config_schema, spec.config)
+    if problems:
+        raise InvalidConfigError("; ".join(str(problem) for problem in problems))
 
 
 def _jsonable(value: Any) -> Any:

@@ -201,7 +201,7 @@ def test_every_problem_is_reported_at_once_sorted_by_line(schemas: Schemas) -> N
     ]
     assert all(e.file == FILE and e.document == 0 for e in errors)
     assert '"grpc" is not one of: dynamic_library, rpc, webassembly, hot_reload; did you mean "rpc"?' in errors[0].message
-    assert errors[1].message == 'must be an integer, got string "high" (remove the quotes)'
+    assert errors[1].message == 'must be an integer, got string "high" (e.g. 0)'
     assert "lists itself as a dependency" in errors[3].message
 
 
@@ -275,7 +275,7 @@ def test_missing_metadata(schemas: Schemas) -> None:
         ("security: {checksum: 'md5:0'}\n", "spec.security.checksum", 9, '"md5:0" does not match ^sha256:[0-9a-f]{64}$'),
         ("circuitBreaker: {failureRatio: 1.5}\n", "spec.circuitBreaker.failureRatio", 9, "must be between 0 and 1"),
         ("dependencies: [{version: ^1}]\n", "spec.dependencies[0].name", 9, "required field is missing"),
-        ("resources: {limits: {cpu: 1.5}}\n", "spec.resources.limits.cpu", 9, "(quote it)"),
+        ("resources: {limits: {cpu: 1.5}}\n", "spec.resources.limits.cpu", 9, '(quote it: "1.5")'),
         ("env: {A: 1}\n", "spec.env.A", 9, 'must be a string, got number 1 (quote it: "1")'),
         ("restartPolicy:\n  policy: always\n", "spec.restartPolicy.policy", 10, 'did you mean "Always"?'),
     ],
@@ -296,7 +296,7 @@ def test_required_spec_fields(schemas: Schemas) -> None:
 
 def test_version_must_be_semver_and_a_string(schemas: Schemas) -> None:
     error = the_error(PLUGIN.replace("version: 1.2.0", "version: 1.2"), schemas, "spec.version")
-    assert error.message == 'must be a string, got number 1.2 (quote it: "1.2")'
+    assert error.message == 'must be a string, got number 1.2 (e.g. "1.2.0")'
     error = the_error(PLUGIN.replace("version: 1.2.0", 'version: "1.2"'), schemas, "spec.version")
     assert (error.line, error.message.startswith('"1.2" is not a semantic version')) == (6, True)
 
@@ -411,7 +411,7 @@ def test_validate_without_a_file_reports_paths_only(schemas: Schemas) -> None:
     with pytest.raises(ValidationError) as info:
         validate({"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "AudioSink",
                   "metadata": {"name": "s"}, "spec": {"rate": "fast"}}, schemas=schemas)
-    assert str(info.value) == 'spec.rate: must be an integer, got string "fast" (remove the quotes)'
+    assert str(info.value) == 'spec.rate: must be an integer, got string "fast" (e.g. 48000)'
     assert info.value.kind == "AudioSink" and info.value.name == "s"
 
 

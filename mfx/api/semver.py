@@ -22,19 +22,22 @@ import re
 from dataclasses import dataclass, field
 from functools import total_ordering
 
-_NUM = r"0|[1-9]\d*"
+# ASCII digits only ("\d" would take any script's digits), and used with fullmatch ("$"
+# would accept a trailing newline): a version is stored and compared as the text it is.
+_NUM = r"0|[1-9][0-9]*"
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
-    rf"^(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
+    rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
-    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?$"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
 )
-_PART = r"0|[1-9]\d*|[xX*]"
+_PART = r"0|[1-9][0-9]*|[xX*]"
 _PARTIAL_RE = re.compile(
-    rf"^(?P<major>{_PART})(?:\.(?P<minor>{_PART})(?:\.(?P<patch>{_PART})"
+    rf"(?P<major>{_PART})(?:\.(?P<minor>{_PART})(?:\.(?P<patch>{_PART})"
     rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
-    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?)?)?$"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?)?)?"
 )
+_SHORT_RE = re.compile(r"v?([0-9]+(?:\.[0-9]+){0,2})")
 CONSTRAINT_EXAMPLES = "^1.2, >=1.0 <2.0, ~> 1.4"
 
 
@@ -49,6 +52,18 @@ class ConstraintError(ValueError):
         self.text = text
         self.detail = detail
         super().__init__(f'"{text}" is not a version constraint (examples: {CONSTRAINT_EXAMPLES})')
+
+
+def _closest(text: object) -> str:
+    """'; did you mean "1.2.0"?' for text that is nearly a version (1.2, v1.2.3, " 1.0.0"), else ""."""
+    if not isinstance(text, str):
+        return ""
+    m = _SHORT_RE.fullmatch(text.strip())
+    if m is None:
+        return ""
+    parts = m[1].split(".")
+    guess = ".".join(str(int(p)) for p in parts + ["0"] * (3 - len(parts)))
+    return f'; did you mean "{guess}"?' if guess != text else ""
 
 
 def _pre_key(pre: tuple[str, ...]) -> tuple[tuple[int, int, str], ...]:
@@ -67,12 +82,10 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        m = _VERSION_RE.match(text.strip()) if isinstance(text, str) else None
+        m = _VERSION_RE.fullmatch(text) if isinstance(text, str) else None
         if m is None:
-            raise VersionError(
-                f'"{text}" is not a semantic version '
-                "(expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.0 or 2.0.0-rc.1)"
-            )
+            raise VersionError(f'"{text}" is not a semantic version{_closest(text)} '
+                               "(expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.0 or 2.0.0-rc.1)")
         pre = tuple(m["pre"].split(".")) if m["pre"] else ()
         for ident in pre:
             if ident.isdigit() and len(ident) > 1 and ident.startswith("0"):
@@ -131,7 +144,7 @@ class Partial:
 
     @classmethod
     def parse(cls, text: str) -> Partial:
-        m = _PARTIAL_RE.match(text)
+        m = _PARTIAL_RE.fullmatch(text)
         if m is None:
             raise ValueError(text)
         parts: list[int | None] = []

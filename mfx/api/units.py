@@ -23,7 +23,12 @@ _DURATION_UNITS: dict[str, Decimal] = {
     "m": Decimal(60),
     "h": Decimal(3600),
 }
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+# ASCII digits only: "\d" would read any script's digits, which no other reader of a manifest does.
+_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+# Go's limit: a duration is an int64 of nanoseconds (about 292 years).
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
+# Kubernetes' limit for a quantity in its base unit (bytes, millicores).
+MAX_QUANTITY = 2**63 - 1
 
 
 def parse_duration(text: str) -> float:
@@ -34,7 +39,10 @@ def parse_duration(text: str) -> float:
     """
     if not isinstance(text, str):
         raise ValueError(_duration_problem(text, "it is not a string; quote it"))
-    s = text.strip()
+    s = text
+    if s != s.strip():
+        parse_duration(s.strip())  # if the rest is wrong too, say what is wrong with it
+        raise ValueError(_duration_problem(text, f'remove the spaces around it: "{s.strip()}"'))
     sign = Decimal(1)
     if s[:1] in "+-" and s:
         sign = Decimal(-1) if s[0] == "-" else Decimal(1)
@@ -49,17 +57,21 @@ def parse_duration(text: str) -> float:
         m = _DURATION_PART.match(s, pos)
         if m is None:
             rest = s[pos:]
-            if re.match(r"\d*\.\d*\.", rest):
+            if re.match(r"[0-9]*\.[0-9]*\.", rest):
                 why = f'"{rest}" has a malformed number'
-            elif re.match(r"[\d.]+$", rest):
-                why = f'"{rest}" has no unit'
-            elif re.match(r"[\d.]+[A-Za-z\u00b5\u03bc]+", rest):
+            elif re.fullmatch(r"[0-9.]+", rest):
+                why = f'"{rest}" has no unit (e.g. "{text}s")'
+            elif any(c.isdigit() and c not in "0123456789" for c in rest):
+                why = f'"{rest}" has digits other than 0-9'
+            elif re.match(r"[0-9.]+[A-Za-z\u00b5\u03bc]+", rest):
                 why = f'unknown unit in "{rest}" (units: ns, us, ms, s, m, h)'
             else:
                 why = f'unexpected "{rest}"'
             raise ValueError(_duration_problem(text, why))
         total += Decimal(m[1]) * _DURATION_UNITS[m[2]]
         pos = m.end()
+    if total > Decimal(MAX_DURATION_SECONDS):
+        raise ValueError(_duration_problem(text, "it is longer than 2562047h, the longest duration"))
     return float(sign * total)
 
 
@@ -101,8 +113,8 @@ def _decimal_text(value: Decimal) -> str:
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _QUANTITY_RE = re.compile(
-    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]?))$"
+    r"(?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))"
+    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))"
 )
 
 
@@ -122,7 +134,10 @@ def parse_quantity(value: str | int | float) -> Decimal:
         return Decimal(repr(value))
     if not isinstance(value, str):
         raise ValueError(_quantity_problem(value, "expected a string or a number"))
-    m = _QUANTITY_RE.match(value.strip())
+    if value != value.strip() and value.strip():
+        parse_quantity(value.strip())  # if the rest is wrong too, say what is wrong with it
+        raise ValueError(_quantity_problem(value, f'remove the spaces around it: "{value.strip()}"'))
+    m = _QUANTITY_RE.fullmatch(value)
     if m is None:
         why = "it is empty" if not value.strip() else "expected a number with an optional suffix"
         raise ValueError(_quantity_problem(value, why))
@@ -149,7 +164,7 @@ def parse_memory_bytes(value: str | int | float) -> int:
     q = parse_quantity(value)
     if q < 0:
         raise ValueError(f'"{value}" is not a memory size: it is negative (examples: 256Mi, 1G, 512Ki)')
-    return int(q.to_integral_value(rounding="ROUND_CEILING"))
+    return _bounded(value, int(q.to_integral_value(rounding="ROUND_CEILING")), "bytes")
 
 
 def parse_cpu_millis(value: str | int | float) -> int:
@@ -157,4 +172,11 @@ def parse_cpu_millis(value: str | int | float) -> int:
     q = parse_quantity(value)
     if q < 0:
         raise ValueError(f'"{value}" is not a CPU amount: it is negative (examples: 500m, 1, 2.5)')
-    return int((q * 1000).to_integral_value(rounding="ROUND_CEILING"))
+    return _bounded(value, int((q * 1000).to_integral_value(rounding="ROUND_CEILING")), "millicores")
+
+
+def _bounded(value: object, amount: int, unit: str) -> int:
+    # Limits end up in setrlimit, cgroup files and int64 fields; Kubernetes has the same bound.
+    if amount > MAX_QUANTITY:
+        raise ValueError(_quantity_problem(value, f"it is more than {MAX_QUANTITY} {unit}"))
+    return amount

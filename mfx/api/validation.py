@@ -12,36 +12,51 @@ for a set of documents, all or nothing.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
 from jsonschema.exceptions import SchemaError
 
 from mfx.api.objects import Obj
 from mfx.api.schema import INT_OR_STRING, PRESERVE, Schema, Schemas, did_you_mean
 from mfx.api.semver import Constraint, Version
 from mfx.api.units import DURATION_EXAMPLES, parse_cpu_millis, parse_duration, parse_memory_bytes
-from mfx.api.yaml_loader import MAX_FILE_BYTES, Manifest, join_index, join_key, load_manifests
+from mfx.api.yaml_loader import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    Manifest,
+    join_index,
+    join_key,
+    load_manifests,
+)
 from mfx.errors import FieldError, ValidationError
 
 __all__ = [
     "MAX_FILE_BYTES", "Manifest", "ValidationError", "load_manifests", "validate", "validate_all",
-    "validate_object", "dns1123_subdomain_problem", "qualified_key_problem",
+    "validate_object", "dns1123_subdomain_problem", "qualified_key_problem", "config_problems",
 ]
 
 # --- Kubernetes name rules -------------------------------------------------------------
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Used with fullmatch: a "$" would also accept a trailing newline, and "name\n" is no name.
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+# What JSON readers everywhere (and Kubernetes clients) agree an integer can be.
+INT64_RANGE = (-(2**63), 2**63 - 1)
+# Problems of this kind are listed up to here; a value with thousands of them gets the gist.
+MAX_VALUE_PROBLEMS = 20
 
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 METADATA_FIELDS = ("name", "labels", "annotations")
@@ -69,6 +84,7 @@ class _Errors:
     """Field errors of one object, placed in its file when the object came from one."""
 
     source: Manifest | None
+    kind: str | None = None  # once known: the formats of fields depend on it
     items: list[FieldError] = field(default_factory=list)
 
     def add(self, path: str, message: str) -> None:
@@ -84,7 +100,9 @@ def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> N
     if not isinstance(obj, dict):
         errors.add("", f"expected an object with apiVersion, kind, metadata and spec, got {_json_type(obj)}")
         raise ValidationError(errors.items)
-    kind = _check_kind(obj, schemas, errors)
+    if _check_values(obj, errors):
+        raise ValidationError(errors.items, kind=_text(obj.get("kind")), name=_name(obj))
+    kind = errors.kind = _check_kind(obj, schemas, errors)
     for key in obj:
         if key not in TOP_LEVEL_FIELDS:
             errors.add(join_key("", key), f'unknown field "{key}"{did_you_mean(key, list(TOP_LEVEL_FIELDS))} '
@@ -102,10 +120,11 @@ def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> N
             if isinstance(spec, dict):
                 # The semantic checks look only at values of the right type, so they can run
                 # even when the schema check failed, and every problem is reported at once.
+                _check_formats(kind, obj, errors)
                 _SEMANTIC[kind](obj, spec, errors)
     if errors.items:
         errors.items.sort(key=lambda e: e.line or 0)
-        raise ValidationError(errors.items, kind=str(obj.get("kind", "")), name=_name(obj))
+        raise ValidationError(errors.items, kind=_text(obj.get("kind")), name=_name(obj))
 
 
 def validate_object(obj: Obj, *, schemas: Schemas) -> Obj:
@@ -133,7 +152,7 @@ def validate_all(manifests: Iterable[Manifest], schemas: Schemas) -> list[Obj]:
         except ValidationError as exc:
             problems.extend(exc.errors)
             continue
-        key = (manifest.obj["kind"], manifest.obj["metadata"]["name"])
+        key: tuple[str, str] = (manifest.obj["kind"], manifest.obj["metadata"]["name"])
         if key in first_seen:
             first = first_seen[key]
             problems.append(manifest.field_error(
@@ -193,7 +212,8 @@ def _check_metadata(metadata: Any, errors: _Errors) -> None:
     if name is None:
         errors.add("metadata.name", "required field is missing: every object needs a name")
     elif not isinstance(name, str):
-        errors.add("metadata.name", f"must be a string, got {_json_type(name)} {_show(name)} (quote it)")
+        errors.add("metadata.name", f"must be a string, got {_json_type(name)} {_show(name)}"
+                   + _text_hint(_yaml_text(name), {}, _NAME))
     else:
         problem = dns1123_subdomain_problem(name)
         if problem:
@@ -213,7 +233,7 @@ def dns1123_subdomain_problem(name: str) -> str | None:
         return "must not be empty"
     if len(name) > 253:
         return f"must be at most 253 characters (it has {len(name)})"
-    if not DNS1123_SUBDOMAIN.match(name):
+    if not DNS1123_SUBDOMAIN.fullmatch(name):
         return (f'"{name}" is not a valid name: use lowercase letters, digits, "-" and ".", '
                 "starting and ending with a letter or digit (e.g. codec-flac)")
     return None
@@ -231,13 +251,23 @@ def _check_string_map(value: Any, path: str, errors: _Errors, *, label_values: b
         if problem:
             errors.add(item_path, problem)
         if not isinstance(item, str):
-            errors.add(item_path, f"value must be a string, got {_json_type(item)} {_show(item)} (quote it)")
+            errors.add(item_path, f"value must be a string, got {_json_type(item)} {_show(item)}"
+                       + _text_hint(_yaml_text(item), {}, _LABEL_VALUE if label_values else None))
         elif label_values:
-            if len(item) > 63:
-                errors.add(item_path, f"label value must be at most 63 characters (it has {len(item)})")
-            elif not LABEL_VALUE.match(item):
-                errors.add(item_path, f'"{item}" is not a valid label value: use letters, digits, "-", "_" '
-                           'and ".", starting and ending with a letter or digit, or leave it empty')
+            problem = _label_value_problem(item)
+            if problem is not None:
+                errors.add(item_path, problem)
+
+
+def _label_value_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > 63:
+        return f"label value must be at most 63 characters (it has {len(value)})"
+    if not LABEL_VALUE.fullmatch(value):
+        return (f'"{value}" is not a valid label value: use letters, digits, "-", "_" and ".", '
+                "starting and ending with a letter or digit, or leave it empty")
+    return None
 
 
 def qualified_key_problem(key: str) -> str | None:
@@ -246,13 +276,13 @@ def qualified_key_problem(key: str) -> str | None:
     if slash and not prefix:
         return f'"{key}": the prefix before "/" must not be empty'
     if prefix:
-        if len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix):
+        if len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix):
             return f'"{key}": the prefix "{prefix}" must be a DNS subdomain (e.g. example.com)'
     if not name:
         return f'"{key}": the name part must not be empty'
     if len(name) > 63:
         return f'"{key}": the name part must be at most 63 characters'
-    if not QUALIFIED_NAME.match(name):
+    if not QUALIFIED_NAME.fullmatch(name):
         return (f'"{key}" is not a valid key: use letters, digits, "-", "_" and ".", starting and '
                 'ending with a letter or digit, optionally prefixed by a DNS subdomain and "/"')
     return None
@@ -263,14 +293,16 @@ def qualified_key_problem(key: str) -> str | None:
 
 def _check_schema(value: Any, schema: Schema, path: str, errors: _Errors) -> None:
     """Check ``value`` against a structural schema; unknown fields are errors."""
+    fmt = _format_of(errors.kind, path)
     if schema.get(INT_OR_STRING):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
+            hint = _text_hint(_yaml_text(value), {}, fmt) if isinstance(value, float) else ""
             errors.add(path, f"must be an integer or a string such as 256Mi or 500m, got {_json_type(value)} "
-                       f"{value!r}" + (" (quote it)" if isinstance(value, float) else ""))
+                       f"{_show(value)}{hint}")
         return
     expected = schema.get("type")
     if expected is not None and not _is_type(value, expected):
-        errors.add(path, _type_problem(value, expected))
+        errors.add(path, _type_problem(value, expected, schema, fmt))
         return
     if "enum" in schema and value not in schema["enum"]:
         choices = [str(c) for c in schema["enum"]]
@@ -292,14 +324,38 @@ def _check_string(value: str, schema: Schema, path: str, errors: _Errors) -> Non
         errors.add(path, f"must be at least {schema['minLength']} characters long")
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.add(path, f"must be at most {schema['maxLength']} characters long (it has {len(value)})")
-    if "pattern" in schema and not re.search(schema["pattern"], value):
+    if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
         errors.add(path, f'"{value}" does not match {schema["pattern"]}: ' + _first_sentence(schema))
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    r"""A CRD ``pattern`` (ECMA 262 flavour) as a Python regex.
+
+    In ECMA 262 (and Go's RE2, which Kubernetes uses) ``$`` matches only at the end of the
+    text; in Python it also matches before a final newline, which would let "sha256:...\n"
+    through. Unescaped ``$`` outside character classes becomes ``\Z``.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
 def _check_number(value: float, schema: Schema, path: str, errors: _Errors) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        errors.add(path, "must be a finite number")
-        return
+    # Non-finite numbers and integers beyond 64 bits are refused for every field before this.
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and (value < low or (schema.get("exclusiveMinimum") and value == low)):
         errors.add(path, f"{value} is out of range: must be {_range_text(low, high)}")
@@ -332,8 +388,8 @@ def _check_array(value: list[Any], schema: Schema, path: str, errors: _Errors) -
             if not isinstance(item, dict):
                 continue
             key = tuple(item.get(k) for k in keys)
-            if None in key:
-                continue
+            if not all(isinstance(k, (str, int, float, bool)) for k in key):
+                continue  # missing, or of a wrong type that the item's schema reports
             if key in seen:
                 shown = ", ".join(f"{k} {_show(item.get(k))}" for k in keys)
                 errors.add(join_index(path, i), f"duplicate entry with {shown} (also at {path}[{seen[key]}])")
@@ -380,14 +436,58 @@ def _is_type(value: Any, expected: str) -> bool:
     return True
 
 
-def _type_problem(value: Any, expected: str) -> str:
+def _type_problem(value: Any, expected: str, schema: Schema, fmt: _Format | None) -> str:
     article = {"integer": "an integer", "object": "an object", "array": "a list"}.get(expected, f"a {expected}")
     text = f"must be {article}, got {_json_type(value)} {_show(value)}"
     if expected == "string" and isinstance(value, (int, float, bool)):
-        text += f' (quote it: "{_yaml_text(value)}")'
-    elif expected in ("integer", "number", "boolean") and isinstance(value, str):
-        text += " (remove the quotes)"
+        text += _text_hint(_yaml_text(value), schema, fmt)
+    elif expected in ("integer", "number") and isinstance(value, str):
+        text += _number_hint(value, expected, schema)
+    elif expected == "boolean" and isinstance(value, str):
+        text += " (remove the quotes)" if value in ("true", "false") else " (use true or false)"
     return text
+
+
+# --- hints: each suggested value is checked to pass before it is suggested -------------------
+
+
+def _passes(value: Any, schema: Schema, fmt: _Format | None = None) -> bool:
+    scratch = _Errors(None)
+    if _check_values(value, scratch):
+        return False
+    _check_schema(value, schema, "", scratch)
+    return not scratch.items and (fmt is None or fmt.check(value) is None)
+
+
+def _text_hint(text: str, schema: Schema, fmt: _Format | None) -> str:
+    """How to write a bare YAML scalar as a string that passes, or "" when no guess fits."""
+    for reading in fmt.readings(text) if fmt is not None else (text,):
+        if _passes(reading, schema, fmt):
+            return f' (quote it: "{reading}")' if reading == text else f' (e.g. "{reading}")'
+    if schema.get("enum"):
+        return " (one of: " + ", ".join(str(c) for c in schema["enum"]) + ")"
+    if fmt is not None and _passes(fmt.example, schema, fmt):
+        return f' (e.g. "{fmt.example}")'
+    return ""
+
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _number_hint(text: str, expected: str, schema: Schema) -> str:
+    """How to write a quoted number so that it passes, or an example that does."""
+    number: int | float | None = None
+    if expected == "integer" and _INTEGER_TEXT.fullmatch(text):
+        number = int(text)
+    elif expected == "number" and _NUMBER_TEXT.fullmatch(text):
+        number = float(text)
+    if number is not None and _passes(number, schema):
+        return " (remove the quotes)"
+    for example in (schema.get("default"), schema.get("minimum"), schema.get("maximum"), 0):
+        if example is not None and _passes(example, schema):
+            return f" (e.g. {example})"
+    return ""
 
 
 def _yaml_text(value: Any) -> str:
@@ -425,10 +525,240 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _name(obj: Obj) -> str:
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return name if isinstance(name, str) else ""
+
+
+# --- values every field must hold ---------------------------------------------------------
+
+
+def _check_values(obj: Obj, errors: _Errors) -> bool:
+    """Report what no JSON encoder (nor a Kubernetes client) can write back; True if the rest
+    of validation must not walk ``obj`` (too deep to recurse through, or not JSON at all).
+
+    Iterative, so depth itself is reported instead of overflowing the stack. Objects reach
+    here from files, request bodies, patches and code alike, so nothing is assumed of them.
+    """
+    unsafe = False
+    found = 0
+    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    while stack and found < MAX_VALUE_PROBLEMS:
+        value, path, depth = stack.pop()
+        problem: str | None = None
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            problem = f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
+            unsafe = True
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not isinstance(key, str):
+                    errors.add(path, f"keys must be strings, got {_json_type(key)} {key!r}")
+                    found, unsafe = found + 1, True
+                elif _text_problem(key) is not None:
+                    errors.add(path, f"the key {_show(key)} {_text_problem(key)}")
+                    found, unsafe = found + 1, True
+                else:
+                    stack.append((item, join_key(path, key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, join_index(path, i), depth + 1) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            problem = _text_problem(value)
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+                digits = len(str(abs(value))) if abs(value) < 10**100 else "over 100"
+                problem = (f"an integer of {digits} digits is outside the 64-bit range "
+                           f"({INT64_RANGE[0]} to {INT64_RANGE[1]})")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problem = f"must be a finite number, got {value}"
+        else:
+            problem = f"a {type(value).__name__} is not a JSON value"
+            unsafe = True
+        if problem is not None:
+            errors.add(path, problem)
+            found += 1
+    return unsafe
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"contains a lone UTF-16 surrogate (U+{ord(text[error.start]):04X}), which is not text"
+    return None
+
+
+# --- formats of string fields -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Format:
+    """What a string field means beyond its schema: how to check it, and what to suggest.
+
+    Every suggestion in a message is checked against the same ``check`` before it is made,
+    so following a hint never leads to the next error.
+    """
+
+    check: Callable[[Any], str | None]  # why a value is wrong, or None
+    example: str  # a value that passes, offered when nothing closer to the input does
+    readings: Callable[[str], tuple[str, ...]] = lambda text: (text,)  # what a bare value meant
+
+
+def _version_problem(value: Any) -> str | None:
+    try:
+        Version.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _version_readings(text: str) -> tuple[str, ...]:
+    # version: 1 or 1.2 is a number in YAML; as a version it means 1.0.0 or 1.2.0.
+    parts = text.split(".")
+    return (text, ".".join(parts + ["0"] * (3 - len(parts)))) if len(parts) < 3 else (text,)
+
+
+def _constraint_problem(value: Any) -> str | None:
+    try:
+        Constraint.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _duration_problem(value: Any) -> str | None:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        return str(exc)
+    if seconds <= 0:
+        return f'"{value}" must be a positive duration (examples: {DURATION_EXAMPLES})'
+    return None
+
+
+def _quantity_problem(parse: Callable[[Any], int]) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        try:
+            amount = parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return f'"{value}" must be more than zero' if amount <= 0 else None
+    return problem
+
+
+def _name_problem(value: Any) -> str | None:
+    return dns1123_subdomain_problem(value) if isinstance(value, str) else "must be a string"
+
+
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})")
+_NETWORK_EXAMPLES = "a CIDR such as 10.0.0.0/8 or fd00::/8, an address, or host:port such as example.com:443"
+
+
+def network_problem(text: str) -> str | None:
+    """Why ``text`` is not an allowed network (a CIDR, an address or host:port), or None."""
+    if "/" in text:
+        try:
+            ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                return f'"{text}" is not a CIDR ({_NETWORK_EXAMPLES})'
+            return f'"{text}" has bits set after the prefix: the network is "{network}"'
+        return None
+    m = _HOST_PORT.fullmatch(text)
+    if m is None:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return f'"{text}" is not a network ({_NETWORK_EXAMPLES})'
+        return None
+    host, port = m["host"], int(m["port"])
+    if not 1 <= port <= 65535:
+        return f'"{text}": port {port} is out of range (1 to 65535)'
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        if host.startswith("[") or dns1123_subdomain_problem(host.lower()) is not None:
+            return f'"{text}": "{host}" is neither an address nor a host name ({_NETWORK_EXAMPLES})'
+    return None
+
+
+def _network_format_problem(value: Any) -> str | None:
+    return network_problem(value) if isinstance(value, str) else "must be a string"
+
+
+_VERSION = _Format(_version_problem, "1.0.0", _version_readings)
+_CONSTRAINT = _Format(_constraint_problem, "^1.0")
+_DURATION = _Format(_duration_problem, "10s", lambda text: (text, text + "s"))
+_MEMORY = _Format(_quantity_problem(parse_memory_bytes), "256Mi")
+_CPU = _Format(_quantity_problem(parse_cpu_millis), "500m")
+_NAME = _Format(_name_problem, "codec-flac")
+_NETWORK = _Format(_network_format_problem, "10.0.0.0/8")
+_LABEL_VALUE = _Format(_label_value_problem, "v1")
+
+# Formats by field path, "[]" standing for every item of a list.
+_FORMATS: dict[str, dict[str, _Format]] = {
+    "PluginManifest": {
+        "spec.version": _VERSION,
+        "spec.dependencies[].name": _NAME,
+        "spec.dependencies[].version": _CONSTRAINT,
+        **{"spec." + dotted: _DURATION for dotted in DURATION_FIELDS["PluginManifest"]},
+        **{"spec." + dotted: _MEMORY for dotted in MEMORY_FIELDS},
+        **{"spec." + dotted: _CPU for dotted in CPU_FIELDS},
+        "spec.security.allowedNetworks[]": _NETWORK,
+    },
+    "AudioSink": {},
+    "GitSource": {
+        **{"spec." + dotted: _DURATION for dotted in DURATION_FIELDS["GitSource"]},
+        "spec.dependsOn[].name": _NAME,
+    },
+}
+_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def _format_of(kind: str | None, path: str) -> _Format | None:
+    if path == "metadata.name":
+        return _NAME
+    return _FORMATS.get(kind or "", {}).get(_INDEX.sub("[]", path))
+
+
+def _values_at(value: Any, pattern: str, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of every value the pattern (``spec.dependencies[].version``) names."""
+    if not pattern:
+        yield path, value
+        return
+    head, _, rest = pattern.partition(".")
+    listed = head.endswith("[]")
+    key = head.removesuffix("[]")
+    if not isinstance(value, dict) or value.get(key) is None:
+        return
+    child, child_path = value[key], join_key(path, key)
+    if not listed:
+        yield from _values_at(child, rest, child_path)
+    elif isinstance(child, list):
+        for i, item in enumerate(child):
+            yield from _values_at(item, rest, join_index(child_path, i))
+
+
+def _check_formats(kind: str, obj: Obj, errors: _Errors) -> None:
+    """Each formatted field that has the right type (type errors are reported already)."""
+    for pattern, fmt in _FORMATS[kind].items():
+        for path, value in _values_at(obj, pattern):
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                continue
+            if isinstance(value, int) and fmt not in (_MEMORY, _CPU):
+                continue
+            problem = fmt.check(value)
+            if problem is not None:
+                errors.add(path, problem)
 
 
 # --- semantic checks ------------------------------------------------------------------
@@ -443,73 +773,25 @@ def _get(spec: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _spec_path(dotted: str) -> str:
-    path = "spec"
-    for part in dotted.split("."):
-        path = join_key(path, part)
-    return path
-
-
-def _check_durations(spec: dict[str, Any], fields: tuple[str, ...], errors: _Errors) -> dict[str, float]:
-    parsed: dict[str, float] = {}
-    for dotted in fields:
-        value = _get(spec, dotted)
-        if not isinstance(value, str):
-            continue  # absent, or a type error already reported
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            errors.add(_spec_path(dotted), str(exc))
-            continue
-        if seconds <= 0:
-            errors.add(_spec_path(dotted), f'"{value}" must be a positive duration (examples: {DURATION_EXAMPLES})')
-            continue
-        parsed[dotted] = seconds
-    return parsed
-
-
 def _check_plugin(obj: Obj, spec: dict[str, Any], errors: _Errors) -> None:
-    version = spec.get("version")
-    if isinstance(version, str):
-        try:
-            Version.parse(version)
-        except ValueError as exc:
-            errors.add("spec.version", str(exc))
-
     name = _name(obj)
     dependencies = spec.get("dependencies")
     if isinstance(dependencies, list):
         for i, dep in enumerate(dependencies):
-            if not isinstance(dep, dict):
-                continue
-            base = join_index("spec.dependencies", i)
-            dep_name = dep.get("name")
-            if isinstance(dep_name, str):
-                if name and dep_name == name:
-                    errors.add(base + ".name", f'plugin "{name}" lists itself as a dependency: remove this entry')
-                problem = dns1123_subdomain_problem(dep_name)
-                if problem:
-                    errors.add(base + ".name", problem)
-            constraint = dep.get("version")
-            if isinstance(constraint, str):
-                try:
-                    Constraint.parse(constraint)
-                except ValueError as exc:
-                    errors.add(base + ".version", str(exc))
+            if isinstance(dep, dict) and name and dep.get("name") == name:
+                errors.add(join_index("spec.dependencies", i) + ".name",
+                           f'plugin "{name}" lists itself as a dependency: remove this entry')
 
-    durations = _check_durations(spec, DURATION_FIELDS["PluginManifest"], errors)
-    initial = durations.get("restartPolicy.backoff.initial")
-    longest = durations.get("restartPolicy.backoff.max")
+    initial = _seconds(_get(spec, "restartPolicy.backoff.initial"))
+    longest = _seconds(_get(spec, "restartPolicy.backoff.max"))
     if initial is not None and longest is not None and longest < initial:
         errors.add("spec.restartPolicy.backoff.max",
                    f"must not be shorter than backoff.initial ({_get(spec, 'restartPolicy.backoff.initial')})")
-    _check_quantities(spec, MEMORY_FIELDS, parse_memory_bytes, errors)
-    _check_quantities(spec, CPU_FIELDS, parse_cpu_millis, errors)
 
     env = spec.get("env")
     if isinstance(env, dict):
         for key in env:
-            if not ENV_NAME.match(key):
+            if not ENV_NAME.fullmatch(key):
                 errors.add(join_key("spec.env", key), f'"{key}" is not an environment variable name '
                            "(letters, digits and _, not starting with a digit)")
 
@@ -520,40 +802,97 @@ def _check_plugin(obj: Obj, spec: dict[str, Any], errors: _Errors) -> None:
                 errors.add(join_index("spec.security.allowedPaths", i) + ".path",
                            f'"{entry["path"]}" must be an absolute path (e.g. /music)')
 
-    _check_config(spec, errors)
+    for error in config_problems(spec.get("configSchema"), spec.get("config")):
+        errors.add(error.path, error.message)
 
 
-def _check_quantities(spec: dict[str, Any], fields: tuple[str, ...], parse: Callable[[Any], int],
-                      errors: _Errors) -> None:
-    for dotted in fields:
-        value = _get(spec, dotted)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, str)):
-            continue
-        try:
-            amount = parse(value)
-        except ValueError as exc:
-            errors.add(_spec_path(dotted), str(exc))
-            continue
-        if amount <= 0:
-            errors.add(_spec_path(dotted), f'"{value}" must be more than zero')
+def _seconds(value: Any) -> float | None:
+    """A valid duration in seconds, or None (an invalid one is reported by its format)."""
+    if not isinstance(value, str) or _duration_problem(value) is not None:
+        return None
+    return parse_duration(value)
 
 
-def _check_config(spec: dict[str, Any], errors: _Errors) -> None:
-    config_schema = spec.get("configSchema")
+# --- spec.config against spec.configSchema ----------------------------------------------------
+
+# Keywords of draft 2020-12 whose values are schemas, maps of schemas, or lists of schemas.
+_SUBSCHEMA = ("not", "if", "then", "else", "items", "additionalProperties", "additionalItems", "contains",
+              "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_REFERENCES = ("$ref", "$dynamicRef")
+
+
+def config_problems(config_schema: Any, config: Any) -> list[FieldError]:
+    """Every problem of ``spec.configSchema`` and of ``spec.config`` against it, with field paths.
+
+    What admission and the plugin controller both run. A schema may refer only inside itself
+    (``#...``): anything else would have mfx fetch a URL or read a file on behalf of whoever
+    may write manifests, so it is refused, and nothing is ever retrieved.
+    """
     if not isinstance(config_schema, dict):
-        return
-    validator_class = jsonschema.Draft202012Validator
+        return []
+    problems = [FieldError(path=path, message=message) for path, message in _outside_references(config_schema)]
+    if problems:
+        return problems
     problem = _schema_problem(json.dumps(config_schema, sort_keys=True))
     if problem is not None:
         where, message = problem
-        errors.add(_json_path("spec.configSchema", where), f"not a valid JSON Schema (draft 2020-12): {message}")
+        return [FieldError(path=_json_path("spec.configSchema", where),
+                           message=f"not a valid JSON Schema (draft 2020-12): {message}")]
+    validator = jsonschema.Draft202012Validator(
+        config_schema, registry=_NO_RETRIEVAL, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    try:
+        found = sorted(validator.iter_errors({} if config is None else config),
+                       key=lambda e: list(map(str, e.absolute_path)))
+    except referencing.exceptions.Unresolvable as exc:
+        return [FieldError(path=_reference_path(config_schema, str(exc.ref)),
+                           message=f'the reference "{exc.ref}" points at nothing in the schema')]
+    except RecursionError:
+        return [FieldError(path="spec.configSchema", message="the schema refers to itself without end")]
+    return [FieldError(path=_json_path("spec.config", e.absolute_path), message=f"{e.message} (see spec.configSchema)")
+            for e in found]
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+# Immutable: every validator may share it.
+_NO_RETRIEVAL: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+def _references(schema: Any, path: str = "spec.configSchema") -> Iterator[tuple[str, str]]:
+    """(field path, reference) of every ``$ref`` and ``$dynamicRef`` in a schema."""
+    if not isinstance(schema, dict):
         return
-    config = spec.get("config")
-    if config is None:
-        config = {}
-    validator = validator_class(config_schema, format_checker=validator_class.FORMAT_CHECKER)
-    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        errors.add(_json_path("spec.config", error.absolute_path), f"{error.message} (see spec.configSchema)")
+    for keyword in _REFERENCES:
+        if isinstance(schema.get(keyword), str):
+            yield join_key(path, keyword), schema[keyword]
+    for keyword in _SUBSCHEMA:
+        yield from _references(schema.get(keyword), join_key(path, keyword))
+    for keyword in _SUBSCHEMA_MAPS:
+        children = schema.get(keyword)
+        if isinstance(children, dict):
+            for name, child in children.items():
+                yield from _references(child, join_key(join_key(path, keyword), name))
+    for keyword in _SUBSCHEMA_LISTS:
+        children = schema.get(keyword)
+        if isinstance(children, list):
+            for i, child in enumerate(children):
+                yield from _references(child, join_index(join_key(path, keyword), i))
+
+
+def _outside_references(schema: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(path, f'"{ref}" refers outside the schema: only references within it ("#/$defs/name") are allowed')
+            for path, ref in _references(schema) if not ref.startswith("#")]
+
+
+def _reference_path(schema: dict[str, Any], ref: str) -> str:
+    for path, text in _references(schema):
+        if text.lstrip("#") == ref.lstrip("#"):
+            return path
+    return "spec.configSchema"
 
 
 @functools.lru_cache(maxsize=512)
@@ -593,7 +932,6 @@ def _check_gitsource(obj: Obj, spec: dict[str, Any], errors: _Errors) -> None:
         if len(given) != 1:
             got = "none" if not given else " and ".join(given)
             errors.add("spec.ref", f"set exactly one of branch, tag or commit (got {got})")
-    _check_durations(spec, DURATION_FIELDS["GitSource"], errors)
     depends = spec.get("dependsOn")
     name = _name(obj)
     if isinstance(depends, list):
