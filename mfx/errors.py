@@ -289,3 +289,21 @@ class RequestEntityTooLargeError(BadRequestError):
 
     reason = "RequestEntityTooLarge"
     code = 413
+
+
+# --- Player ----------------------------------------------------------------------------------
+
+
+class NoSourceAnsweredError(MfxError):
+    """No MusicSource answered a catalogue request: none is Ready, or every one failed or
+    timed out (HTTP 503: nothing was searched, which is not the same as nothing found)."""
+
+    reason = "NoSourceAnswered"
+    code = 503
+
+
+class NoSinkError(MfxError):
+    """The player has no AudioSink to play to; the message says why (HTTP 503)."""
+
+    reason = "NoSink"
+    code = 503

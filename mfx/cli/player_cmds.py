@@ -1,5 +1,5 @@
-"""The player commands: search, play, pause, resume, stop, next, prev, seek, queue, mode,
-volume, mute, now, lyrics; and ``mfx migrate go-musicfox``.
+"""The player commands: search, library, playlists, play, pause, resume, stop, next, prev,
+seek, queue, mode, volume, mute, now, lyrics; and ``mfx migrate go-musicfox``.
 
 They talk to the daemon's player API (``/apis/player.mfx.musicfox.io/v1``, see
 ``mfx.server.player_api``), except ``migrate``, which only reads and writes files.
@@ -38,6 +38,16 @@ def parse_time(text: str) -> float:
     for part in parts:
         seconds = seconds * 60 + part
     return seconds
+
+
+def parse_step(text: str, what: str) -> tuple[str, str]:
+    """Split ``+10`` / ``-5`` / ``10`` into (sign, rest); the sign is "" for an absolute value."""
+    text = text.strip()
+    if text[:1] in ("+", "-"):
+        return text[0], text[1:].strip()
+    if not text:
+        raise BadRequestError(f"{what}: expected a value, e.g. 70, +10 or -5")
+    return "", text
 
 
 def clock(seconds: float | None) -> str:
@@ -99,10 +109,18 @@ def search(ctx: CliContext, query: str, type_: str, source: str | None, limit: i
     if fmt != "table":
         output.print_objects([result], fmt, single=True)
         return
-    items = result.get({"song": "songs", "album": "albums", "artist": "artists", "playlist": "playlists"}[type_]) or []
+    if not _print_items(result, type_):
+        click.echo(f"No {_PLURAL[type_]} match {query!r} in {', '.join(result.get('answered') or [])}.", err=True)
+
+
+_PLURAL = {"song": "songs", "album": "albums", "artist": "artists", "playlist": "playlists"}
+
+
+def _print_items(result: dict[str, Any], type_: str) -> bool:
+    """One table of the items of ``type_`` in a search or library answer; False when empty."""
+    items = result.get(_PLURAL[type_]) or []
     if not items:
-        click.echo("No results.", err=True)
-        return
+        return False
     if type_ == "song":
         output.render_table(["#", "TITLE", "ARTIST", "ALBUM", "TIME", "SOURCE"], _song_rows(items))
     elif type_ == "album":
@@ -113,6 +131,68 @@ def search(ctx: CliContext, query: str, type_: str, source: str | None, limit: i
     else:
         output.render_table(["PLAYLIST", "SONGS", "SOURCE"],
                             [[p.get("name"), len(p.get("songIds") or []), p.get("source")] for p in items])
+    return True
+
+
+def _library(ctx: CliContext, type_: str, source: str | None, limit: int, offset: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"type": type_, "limit": limit, "offset": offset}
+    if source:
+        params["source"] = source
+    result = _api(ctx, "GET", "/library", params=params)
+    _report_sources(result)
+    return result  # type: ignore[no-any-return]
+
+
+def _print_listing(result: dict[str, Any], type_: str, offset: int, fmt: str) -> None:
+    if fmt != "table":
+        output.print_objects([result], fmt, single=True)
+        return
+    if not _print_items(result, type_):
+        click.echo(f"No {_PLURAL[type_]} in {', '.join(result.get('answered') or [])}.", err=True)
+        return
+    shown = len(result.get(_PLURAL[type_]) or [])
+    total = result.get("total")
+    if isinstance(total, int) and offset + shown < total:
+        click.echo(f"{offset + 1}-{offset + shown} of {total}; the next page: --offset {offset + shown}", err=True)
+
+
+@click.command()
+@click.option("--songs", "type_", flag_value="song", default=True, help="List the songs (the default).")
+@click.option("--albums", "type_", flag_value="album", help="List the albums.")
+@click.option("--artists", "type_", flag_value="artist", help="List the artists.")
+@click.option("--playlists", "type_", flag_value="playlist", help="List the playlists.")
+@click.option("--source", help="Ask only this MusicSource plugin.")
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True, help="Items per source.")
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip this many items per source.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table")
+@pass_cli
+def library(ctx: CliContext, type_: str, source: str | None, limit: int, offset: int, fmt: str) -> None:
+    """List what the Ready music sources hold: songs, albums, artists or playlists.
+
+    \b
+    Examples:
+      mfx library                      # every song, album by album
+      mfx library --artists
+      mfx library --albums --source local-music
+      mfx library --songs --offset 100 # the next page
+    """
+    _print_listing(_library(ctx, type_, source, limit, offset), type_, offset, fmt)
+
+
+@click.command()
+@click.option("--source", help="Ask only this MusicSource plugin.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table")
+@pass_cli
+def playlists(ctx: CliContext, source: str | None, fmt: str) -> None:
+    """List the playlists of every Ready music source (what `mfx play --playlist NAME` plays).
+
+    \b
+    Examples:
+      mfx playlists
+      mfx playlists --source local-music
+      mfx play --playlist Evening
+    """
+    _print_listing(_library(ctx, "playlist", source, 500, 0), "playlist", 0, fmt)
 
 
 def _status_line(state: dict[str, Any]) -> str:
@@ -141,7 +221,7 @@ def play(ctx: CliContext, query: str | None, playlist: str | None, index: int | 
     \b
     Examples:
       mfx play "crazy in love"
-      mfx play --playlist Evening
+      mfx play --playlist Evening      # `mfx playlists` lists them
       mfx play -i 3
       mfx play
     """
@@ -200,18 +280,31 @@ next_cmd = _simple("next", "/next", "Skip to the next song of the play mode.\n\n
 prev = _simple("prev", "/previous", "Go back to the previous song.\n\n\b\nExample:\n  mfx prev")
 
 
-@click.command()
+# A leading "-" is a value here (`mfx seek -5`, `mfx volume -5`), not an option.
+_SIGNED = {"ignore_unknown_options": True}
+
+
+@click.command(context_settings=_SIGNED)
 @click.argument("position")
 @pass_cli
 def seek(ctx: CliContext, position: str) -> None:
-    """Jump within the current song.
+    """Jump within the current song: to POSITION, or by +/-SECONDS from where it is.
 
     \b
     Examples:
-      mfx seek 1:30
-      mfx seek 42
+      mfx seek 1:30      # to 1 min 30 s
+      mfx seek 42        # to 42 s
+      mfx seek +10       # 10 s ahead
+      mfx seek -5        # 5 s back (or: mfx seek -- -5)
+      mfx seek +1:00     # a minute ahead
     """
-    click.echo(_status_line(_api(ctx, "POST", "/seek", {"seconds": parse_time(position)})))
+    sign, rest = parse_step(position, "position")
+    if sign:
+        offset = parse_time(rest)
+        body: dict[str, Any] = {"offset": -offset if sign == "-" else offset}
+    else:
+        body = {"seconds": parse_time(rest)}
+    click.echo(_status_line(_api(ctx, "POST", "/seek", body)))
 
 
 @click.group(invoke_without_command=True)
@@ -290,32 +383,48 @@ def queue_clear(ctx: CliContext) -> None:
 
 
 @click.command()
-@click.argument("mode", type=click.Choice(["in-order", "loop-all", "loop-one", "shuffle"]))
+@click.argument("mode", type=click.Choice(["in-order", "loop-all", "loop-one", "shuffle"]), required=False)
 @pass_cli
-def mode(ctx: CliContext, mode: str) -> None:
-    """Set the play mode.
+def mode(ctx: CliContext, mode: str | None) -> None:
+    """Show the play mode, or set it to MODE.
 
     \b
     Examples:
+      mfx mode              # the mode now
       mfx mode shuffle      # every song once per cycle
       mfx mode loop-one
     """
-    state = _api(ctx, "PUT", "/mode", {"mode": mode})
+    state = _api(ctx, "GET", "/state") if mode is None else _api(ctx, "PUT", "/mode", {"mode": mode})
     click.echo(f"mode: {state.get('mode')}")
 
 
-@click.command()
-@click.argument("level", type=click.IntRange(0, 100))
+@click.command(context_settings=_SIGNED)
+@click.argument("level", required=False)
 @pass_cli
-def volume(ctx: CliContext, level: int) -> None:
-    """Set the volume, 0-100.
+def volume(ctx: CliContext, level: str | None) -> None:
+    """Show the volume, set it (0-100), or change it by +/-STEP (kept within 0-100).
 
     \b
-    Example:
+    Examples:
+      mfx volume         # the volume now
       mfx volume 70
+      mfx volume +10     # louder by 10
+      mfx volume -5      # quieter by 5 (or: mfx volume -- -5)
     """
-    state = _api(ctx, "PUT", "/volume", {"volume": level})
-    click.echo(f"volume: {state.get('volume')}")
+    if level is None:
+        state = _api(ctx, "GET", "/state")
+    else:
+        sign, rest = parse_step(level, "volume")
+        if not rest.isdigit():
+            raise BadRequestError(f"volume {level!r}: expected 0-100, +STEP or -STEP (e.g. 70, +10, -5)")
+        amount = int(rest)
+        if sign:
+            state = _api(ctx, "PUT", "/volume", {"change": -amount if sign == "-" else amount})
+        elif amount > 100:
+            raise BadRequestError(f"volume {level!r}: expected 0-100")
+        else:
+            state = _api(ctx, "PUT", "/volume", {"volume": amount})
+    click.echo(f"volume: {state.get('volume')}{' (muted)' if state.get('muted') else ''}")
 
 
 @click.command()
@@ -446,5 +555,6 @@ def migrate_go_musicfox_cmd(config_path: Path | None, out_dir: Path) -> None:
 
 
 COMMANDS: tuple[click.Command, ...] = (
-    search, play, pause, resume, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics, migrate,
+    search, library, playlists, play, pause, resume, stop, next_cmd, prev, seek, queue, mode, volume, mute, now,
+    lyrics, migrate,
 )

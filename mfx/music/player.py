@@ -60,6 +60,7 @@ from mfx.errors import (
     DecodeError,
     InvalidConfigError,
     MfxError,
+    NoSourceAnsweredError,
     NotFoundError,
     PluginError,
     UnsupportedFormatError,
@@ -349,6 +350,32 @@ def failure_reason(error: BaseException) -> str:
     return type(error).__name__
 
 
+_ALL = 100_000  # "every item" for a listing the player itself needs whole (playlist names)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _search_type(type: SearchType | str) -> SearchType:
+    try:
+        return SearchType(type)
+    except ValueError:
+        raise BadRequestError(f"type: expected one of {', '.join(t.value for t in SearchType)}, got {type!r}") from None
+
+
+def _nobody_answered(result: SearchResult, deadline: float) -> str:
+    """Why no MusicSource answered, and what to look at next."""
+    parts = [f"{name} did not answer within {deadline:g}s" for name in result.timed_out]
+    parts += [f"{name} failed: {why}" for name, why in result.failed.items()]
+    names = result.timed_out + list(result.failed)
+    hint = "; ".join(f"`mfx describe pm {name}`" for name in names)
+    advice = f"see {hint} and `mfx logs pm/{names[0]}`" if names else "see `mfx get pm`"
+    if result.timed_out:
+        advice += "; a slow source may need a larger searchTimeout in player.yaml"
+    return f"no MusicSource answered: {'; '.join(parts)}; {advice}"
+
+
 # --- the player ------------------------------------------------------------------------------
 
 
@@ -580,31 +607,52 @@ class Player:
             await self._advance(lambda: self._queue.current)
 
     async def seek(self, seconds: float) -> None:
-        if not isinstance(seconds, int | float) or seconds < 0 or math.isnan(seconds):
+        if not _is_number(seconds) or seconds < 0:
             raise BadRequestError(f"seek: expected a position in seconds >= 0, got {seconds!r}")
         async with self._lock:
-            current = self._queue.current
-            if current is None:
-                raise BadRequestError("nothing to seek in: no current song")
-            if current.duration_seconds:
-                seconds = min(float(seconds), current.duration_seconds)
-            pipeline = self._pipeline
-            if self._status is PlayerStatus.PLAYING and pipeline is not None:
-                pipeline.seek(seconds)
-                self._mark = pipeline.sink.ring.written_total
-            elif self._status is PlayerStatus.PAUSED and pipeline is not None and pipeline.current is not None:
-                pipeline.seek(seconds)
-            self._position_base = float(seconds)
-            self._changed_now()
+            self._seek_locked(float(seconds))
+
+    async def seek_by(self, offset: float) -> None:
+        """Move ``offset`` seconds from where the song is now (negative: back), clamped to the
+        song; read and moved under the lock so two quick steps add up."""
+        if not _is_number(offset):
+            raise BadRequestError(f"seek: expected an offset in seconds, got {offset!r}")
+        async with self._lock:
+            self._seek_locked(max(0.0, self.position() + float(offset)))
+
+    def _seek_locked(self, seconds: float) -> None:
+        current = self._queue.current
+        if current is None:
+            raise BadRequestError("nothing to seek in: no current song")
+        if current.duration_seconds:
+            seconds = min(seconds, current.duration_seconds)
+        pipeline = self._pipeline
+        if self._status is PlayerStatus.PLAYING and pipeline is not None:
+            pipeline.seek(seconds)
+            self._mark = pipeline.sink.ring.written_total
+        elif self._status is PlayerStatus.PAUSED and pipeline is not None and pipeline.current is not None:
+            pipeline.seek(seconds)
+        self._position_base = seconds
+        self._changed_now()
 
     async def set_volume(self, volume: int) -> None:
         if not isinstance(volume, int) or isinstance(volume, bool) or not 0 <= volume <= 100:
             raise BadRequestError(f"volume: expected an integer 0..100, got {volume!r}")
         async with self._lock:
-            self._volume = volume
-            if self._pipeline is not None:
-                self._pipeline.set_volume(volume / 100)
-            self._changed_now()
+            self._set_volume_locked(volume)
+
+    async def change_volume(self, change: int) -> None:
+        """Raise (or, negative, lower) the volume by ``change``, kept within 0..100."""
+        if not isinstance(change, int) or isinstance(change, bool):
+            raise BadRequestError(f"volume change: expected an integer, got {change!r}")
+        async with self._lock:
+            self._set_volume_locked(min(100, max(0, self._volume + change)))
+
+    def _set_volume_locked(self, volume: int) -> None:
+        self._volume = volume
+        if self._pipeline is not None:
+            self._pipeline.set_volume(volume / 100)
+        self._changed_now()
 
     async def set_mute(self, muted: bool) -> None:
         async with self._lock:
@@ -620,33 +668,53 @@ class Player:
 
     async def search(self, query: str, type: SearchType | str = SearchType.SONG, *, limit: int = 30,
                      offset: int = 0, source: str | None = None) -> SearchResult:
-        """Ask every Ready MusicSource at once; each gets ``searchTimeout`` seconds."""
-        try:
-            kind = SearchType(type)
-        except ValueError:
-            raise BadRequestError(f"type: expected one of {', '.join(t.value for t in SearchType)}, got {type!r}") from None
+        """Ask every Ready MusicSource at once; each gets ``searchTimeout`` seconds. Raises
+        ``NoSourceAnsweredError`` when none answered: an empty answer then would claim that
+        nothing matches when nothing was searched."""
+        kind = _search_type(type)
+        params = {"query": query, "type": kind.value, "limit": limit, "offset": offset}
+        started = time.perf_counter()
+        result = await self._ask_sources("search", params, source)
+        self._metrics.player_search_duration_seconds.observe(time.perf_counter() - started)
+        return result
+
+    async def library(self, type: SearchType | str = SearchType.SONG, *, limit: int = 100, offset: int = 0,
+                      source: str | None = None) -> SearchResult:
+        """Every item of one type that the Ready MusicSources hold (their ``browse``), in
+        each source's own order; sources are asked at once, as for a search."""
+        kind = _search_type(type)
+        return await self._ask_sources("browse", {"type": kind.value, "limit": limit, "offset": offset}, source)
+
+    async def _ask_sources(self, method: str, params: dict[str, Any], source: str | None) -> SearchResult:
+        """Call ``method`` on every Ready MusicSource (or only ``source``) concurrently and merge
+        the answers; a source that fails or misses the deadline is reported, never raised."""
         providers = self.sources()
         if source is not None:
             providers = [p for p in providers if p.name == source]
             if not providers:
                 names = ", ".join(p.name for p in self.sources()) or "none"
                 raise NotFoundError(f"no Ready MusicSource named {source!r} (Ready: {names})")
+        if not providers:
+            raise NoSourceAnsweredError(
+                "no MusicSource is Ready, so there is nothing to ask: apply one (e.g. "
+                "`mfx apply -f plugins/local-music/plugin.yaml`), wait for it with "
+                "`mfx wait --for=condition=Ready pm --all`; `mfx get pm` shows what is not Ready")
         results: dict[str, SearchResult] = {}
-        params = {"query": query, "type": kind.value, "limit": limit, "offset": offset}
         deadline = self.config.search_timeout
-        started = time.perf_counter()
 
         async def ask(provider: Any) -> None:
             name = provider.name
             with anyio.move_on_after(deadline) as scope:
                 try:
-                    answer = await provider.instance.call("search", params)
+                    answer = await provider.instance.call(method, params)
                     result = SearchResult.from_wire(answer)
                 except Exception as exc:  # one source's failure is reported, never raised
                     results[name] = SearchResult(failed={name: f"{failure_reason(exc)}: {exc}"})
                     return
                 for song in result.songs:
                     self._source_of.setdefault(song.source, name)
+                for playlist in result.playlists:
+                    self._source_of.setdefault(playlist.source, name)
                 result.answered, result.timed_out, result.failed = [name], [], {}
                 results[name] = result
             if scope.cancelled_caught:
@@ -656,37 +724,32 @@ class Player:
         async with anyio.create_task_group() as group:
             for provider in providers:
                 group.start_soon(ask, provider)
-        self._metrics.player_search_duration_seconds.observe(time.perf_counter() - started)
-        return SearchResult.merge(results[p.name] for p in providers)
+        merged = SearchResult.merge(results[p.name] for p in providers)
+        if not merged.answered:
+            raise NoSourceAnsweredError(_nobody_answered(merged, deadline))
+        return merged
 
     async def playlists(self, source: str | None = None) -> list[Playlist]:
-        found: list[Playlist] = []
-        for provider in self.sources():
-            if source is not None and provider.name != source:
-                continue
-            try:
-                with anyio.fail_after(self.config.search_timeout):
-                    answer = await provider.instance.call("playlists", None)
-            except (MfxError, TimeoutError) as exc:
-                log.debug("playlists from %s: %s", provider.name, exc)
-                continue
-            for item in answer or []:
-                playlist = Playlist.from_wire(item)
-                self._source_of.setdefault(playlist.source, provider.name)
-                found.append(playlist)
-        return found
+        """The playlists of every Ready MusicSource (or of ``source``)."""
+        return (await self.library(SearchType.PLAYLIST, limit=_ALL, source=source)).playlists
 
     async def playlist(self, name: str, source: str | None = None) -> Playlist:
         """The playlist called ``name`` (or with that id), with its songs resolved."""
         wanted = name.casefold()
-        for playlist in await self.playlists(source):
+        known = await self.playlists(source)
+        for playlist in known:
             if playlist.id == name or playlist.name.casefold() == wanted:
                 handle = self._handle_for_source(playlist.source)
                 detail = Playlist.from_wire(await handle.call("playlist_detail", {"id": playlist.id}))
                 for song in detail.songs or []:
                     self._source_of.setdefault(song.source, getattr(handle, "name", ""))
                 return detail
-        raise NotFoundError(f"no playlist named {name!r}; list them with `mfx search --type playlist ''`")
+        where = f" in {source}" if source else ""
+        if not known:
+            raise NotFoundError(f"no playlist named {name!r}: there are no playlists{where} "
+                                "(`mfx library` lists what there is)")
+        names = ", ".join(repr(p.name) for p in known)
+        raise NotFoundError(f"no playlist named {name!r}; playlists{where}: {names} (`mfx playlists` lists them)")
 
     async def lyrics(self, song: Song | None = None) -> Lyrics | None:
         song = song or self._queue.current

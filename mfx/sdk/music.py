@@ -71,6 +71,11 @@ class MusicSource(Plugin, abc.ABC):
     @abc.abstractmethod
     def lyrics(self, id: str) -> JSON: ...
 
+    def browse(self, type: str = "song", limit: int = 100, offset: int = 0) -> JSON:
+        """Every item of ``type`` the source holds, paged (-> SearchResult): what ``mfx library``
+        and ``mfx playlists`` list. Optional: a source too large to list says so."""
+        raise UnsupportedOperationError(f"{self.__class__.__name__} cannot list its catalogue: browse is not supported")
+
     # Account features: optional; the defaults say the source has none.
 
     def login(self, credentials: Mapping[str, str]) -> JSON:

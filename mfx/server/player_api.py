@@ -5,19 +5,21 @@ service, not stored objects. Every error is a Kubernetes ``Status`` object.
 
     GET    /state                       PlayerView (+ ``lyric``: the line showing now)
     GET    /search?q=&type=&limit=&offset=&source=
+    GET    /library?type=&limit=&offset=&source=
+                                        every song | album | artist | playlist the sources hold
     GET    /playlists[?source=]         playlists of every source
     GET    /playlists/{name}            one playlist, songs resolved
     GET    /lyrics[?songId=]            Lyrics of the current song (or of a queued one)
     POST   /play      {index?} | {songs: [...]} | {playlist, source?}
     POST   /pause | /resume | /stop | /next | /previous
-    POST   /seek      {seconds}
+    POST   /seek      {seconds} | {offset}   (offset: seconds from the position now, may be < 0)
     GET    /queue                       {songs, currentIndex}
     POST   /queue     {songs: [...], next?: bool}
     DELETE /queue                       clear
     DELETE /queue/{index}
     POST   /queue/move {from, to}
     PUT    /mode      {mode}
-    PUT    /volume    {volume}
+    PUT    /volume    {volume} | {change}   (change: added to the volume now, kept within 0..100)
     PUT    /mute      {muted}
 """
 
@@ -35,8 +37,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mfx.api.music import Song
+from mfx.api.objects import Obj, condition, is_deleting
 from mfx.audio.sink import SinkEngine
-from mfx.errors import BadRequestError, MfxError, NotFoundError
+from mfx.controllers.audiosink import elect_default
+from mfx.errors import BadRequestError, MfxError, NoSinkError
 from mfx.music.player import Player, SinkLookup
 from mfx.server.bodies import read_object
 from mfx.server.daemon import DaemonContext, Service
@@ -80,6 +84,12 @@ def _int(value: Any, field: str) -> int:
         raise BadRequestError(f"{field}: expected an integer, got {value!r}") from None
 
 
+def _number(value: Any, field: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequestError(f"{field}: expected a number of seconds, got {value!r}")
+    return float(value)
+
+
 def _songs(body: dict[str, Any]) -> list[Song]:
     items = body.get("songs")
     if not isinstance(items, list) or not items:
@@ -109,6 +119,13 @@ def player_routes(player: Player) -> list[Route]:
         result = await player.search(q.get("q", ""), q.get("type", "song"),
                                      limit=_int(q.get("limit", 30), "limit"),
                                      offset=_int(q.get("offset", 0), "offset"), source=q.get("source"))
+        return result.wire() | {"answered": result.answered, "timedOut": result.timed_out,
+                                "failed": result.failed}
+
+    async def library(request: Request) -> Any:
+        q = request.query_params
+        result = await player.library(q.get("type", "song"), limit=_int(q.get("limit", 100), "limit"),
+                                      offset=_int(q.get("offset", 0), "offset"), source=q.get("source"))
         return result.wire() | {"answered": result.answered, "timedOut": result.timed_out,
                                 "failed": result.failed}
 
@@ -153,10 +170,10 @@ def player_routes(player: Player) -> list[Route]:
 
     async def seek(request: Request) -> Any:
         body = await _body(request)
-        seconds = body.get("seconds")
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-            raise BadRequestError(f"seconds: expected a number, got {seconds!r}")
-        await player.seek(float(seconds))
+        if "offset" in body:  # relative: resolved by the player against its position now
+            await player.seek_by(_number(body["offset"], "offset"))
+        else:
+            await player.seek(_number(body.get("seconds"), "seconds"))
         return player.state().wire()
 
     async def queue(request: Request) -> Any:
@@ -183,7 +200,11 @@ def player_routes(player: Player) -> list[Route]:
         return player.state().wire()
 
     async def volume(request: Request) -> Any:
-        await player.set_volume((await _body(request)).get("volume"))
+        body = await _body(request)
+        if "change" in body:  # relative: added under the player's lock, so steps never get lost
+            await player.change_volume(_int(body["change"], "change"))
+        else:
+            await player.set_volume(body.get("volume"))
         return player.state().wire()
 
     async def mute(request: Request) -> Any:
@@ -196,6 +217,7 @@ def player_routes(player: Player) -> list[Route]:
     table: list[tuple[str, Handler, list[str]]] = [
         ("/state", state, ["GET"]),
         ("/search", search, ["GET"]),
+        ("/library", library, ["GET"]),
         ("/playlists", playlists, ["GET"]),
         ("/playlists/{name}", playlist, ["GET"]),
         ("/lyrics", lyrics, ["GET"]),
@@ -247,9 +269,31 @@ def default_sink(context: DaemonContext) -> SinkEngine:
     registry = getattr(context, "sink_registry", None)
     output = registry.default() if registry is not None else None
     if output is None:
-        raise NotFoundError("no default AudioSink is Ready: apply an AudioSink manifest and wait for "
-                            "`mfx get sink` to show it Ready", reason="NoSink")
+        sinks = context.cache.snapshot().get("AudioSink", {})
+        raise NoSinkError(why_no_sink(sinks, registry.default_name if registry is not None else None))
     return output  # type: ignore[no-any-return]
+
+
+def why_no_sink(sinks: dict[str, Obj], default: str | None) -> str:
+    """Why the player has no sink to play to, from the AudioSink objects as they stand, and
+    what to do about it."""
+    live = {name: obj for name, obj in sinks.items() if not is_deleting(obj)}
+    if not live:
+        being_deleted = f" (being deleted: {', '.join(sorted(sinks))})" if sinks else ""
+        return (f"no AudioSink is applied{being_deleted}: apply one (e.g. `mfx apply -f manifests/`) "
+                "and wait for `mfx get sink` to show it Ready")
+    name = default if default in live else elect_default(list(live.values())).default
+    if name is None:
+        verdict = condition(next(iter(live.values())), "Default")
+        detail = verdict.get("message") if verdict else f"AudioSinks {', '.join(sorted(live))}, none the default"
+        return f"no AudioSink is the default: {detail}"
+    ready = condition(live[name], "Ready")
+    if ready is None:
+        return f"AudioSink {name} is not Ready yet (nothing reported so far); see `mfx describe sink {name}`"
+    if ready.get("status") != "True":
+        return (f"AudioSink {name} is not Ready: {ready.get('reason')}: {ready.get('message')}; "
+                f"see `mfx describe sink {name}`")
+    return f"AudioSink {name} is Ready but not open for playing yet; try again, or see `mfx describe sink {name}`"
 
 
 player_service = make_player_service()

@@ -142,6 +142,22 @@ class Catalog:
         return result
 
 
+    def browse(self, type: SearchType, limit: int, offset: int) -> SearchResult:
+        """Every item of ``type`` in catalogue order (songs: album, disc, track), paged."""
+        result = SearchResult(answered=[SOURCE])
+        match type:
+            case SearchType.SONG:
+                result.songs, result.total = list(self.song_list[offset:offset + limit]), len(self.song_list)
+            case SearchType.ALBUM:
+                result.albums, result.total = list(self.album_list[offset:offset + limit]), len(self.album_list)
+            case SearchType.ARTIST:
+                result.artists, result.total = list(self.artist_list[offset:offset + limit]), len(self.artist_list)
+            case SearchType.PLAYLIST:
+                result.playlists = list(self.playlist_list[offset:offset + limit])
+                result.total = len(self.playlist_list)
+        return result
+
+
 def _track_order(song: Song, folded: Callable[[str], str]) -> tuple[str, str, int, int, str, str]:
     album = song.album
     return (

@@ -203,14 +203,13 @@ class Library:
         return [catalog.songs[i] for i in catalog.artist_songs[artist_id]]
 
     def search(self, query: str, type: SearchType | str = SearchType.SONG, limit: int = 30, offset: int = 0) -> SearchResult:
-        try:
-            kind = SearchType(type)
-        except ValueError:
-            raise BadRequestError(
-                f"unknown search type {type!r}: use one of {', '.join(t.value for t in SearchType)}"
-            ) from None
         limit = max(0, min(int(limit), MAX_LIMIT))
-        return self._catalog.search(query, kind, limit, max(0, int(offset)))
+        return self._catalog.search(query, _kind(type), limit, max(0, int(offset)))
+
+    def browse(self, type: SearchType | str = SearchType.SONG, limit: int = 100, offset: int = 0) -> SearchResult:
+        """Every song, album, artist or playlist of the library, in catalogue order."""
+        limit = max(0, min(int(limit), MAX_LIMIT))
+        return self._catalog.browse(_kind(type), limit, max(0, int(offset)))
 
     def lyrics(self, song_id: str) -> Lyrics | None:
         """Lyrics from the sidecar ``.lrc`` next to the file (same stem), or None."""
@@ -244,3 +243,12 @@ class Library:
                 "watching": self._watcher is not None,
                 "lastScan": self._last_report.as_dict() if self._last_report else None,
             }
+
+
+def _kind(type: SearchType | str) -> SearchType:
+    try:
+        return SearchType(type)
+    except ValueError:
+        raise BadRequestError(
+            f"unknown search type {type!r}: use one of {', '.join(t.value for t in SearchType)}"
+        ) from None

@@ -77,6 +77,9 @@ class LocalMusic(MusicSource):
     def search(self, query: str, type: str = "song", limit: int = 30, offset: int = 0) -> JSON:
         return wire(self._lib().search(query, type, limit, offset))
 
+    def browse(self, type: str = "song", limit: int = 100, offset: int = 0) -> JSON:
+        return wire(self._lib().browse(type, limit, offset))
+
     def playlist_detail(self, id: str) -> JSON:
         return wire(self._lib().playlist(id))
 
