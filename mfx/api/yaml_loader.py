@@ -35,7 +35,7 @@ import yaml
 
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
-from mfx.errors import BadRequestError, FieldError, ValidationError
+from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIAS_EXPANSIONS = 100
@@ -283,7 +283,7 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
                 value = _Builder(constructor).build(node, "", positions)
             except _Problem as problem:
                 line, column = _position(problem.node)
-                errors.append(FieldError(path="", message=problem.message, file=filename,
+                errors.append(FieldError(path=problem.path, message=problem.message, file=filename,
                                          line=line, column=column, document=index))
                 continue
             if value is None:
@@ -484,4 +484,9 @@ def load_body(data: bytes, *, yaml_allowed: bool = False) -> Any:
             raise BadRequestError(f"the body is not valid JSON: {error}") from None
     except ValueError as error:  # e.g. an integer of more digits than Python converts
         raise BadRequestError(f"the body is not valid JSON: {error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        # Building YAML takes about ten times as long as JSON: the limit of a manifest file.
+        raise RequestEntityTooLargeError(
+            f"a YAML body is limited to {MAX_FILE_BYTES} bytes (1 MiB), as a manifest file is; this one has "
+            f"{len(data)}: send larger objects as JSON")
     return _parse_yaml(text)  # JSON is YAML too: a body that is neither is reported as YAML
