@@ -129,6 +129,30 @@ class DependencyGraph:
             return [name, *back]
         return None
 
+    def cycles(self) -> list[list[str]]:
+        """Every cycle, one closed path per strongly connected group (``[a, b, a]``), sorted."""
+        out: list[list[str]] = []
+        for group in nx.strongly_connected_components(self._g):
+            first = min(group)
+            if len(group) > 1 or self._g.has_edge(first, first):
+                out.append(self.cycle_through(first) or [first, first])
+        return sorted(out)
+
+    def blocked(self) -> set[str]:
+        """Nodes that can never start: those on a cycle and those that depend on one."""
+        on_cycle = {n for cycle in self.cycles() for n in cycle}
+        above = set(on_cycle)
+        for name in on_cycle:
+            above |= nx.ancestors(self._g, name)
+        return above
+
+    def cycles_reached_by(self, name: str) -> list[list[str]]:
+        """The cycles ``name`` is on or depends on (what keeps it from ever starting)."""
+        if name not in self._g:
+            return []
+        reach = nx.descendants(self._g, name) | {name}
+        return [c for c in self.cycles() if reach.intersection(c)]
+
     def start_order(self) -> list[str]:
         """Declared nodes, dependencies first; raises ``DependencyCycleError``."""
         cycle = self.find_cycle()
@@ -156,20 +180,44 @@ class DependencyGraph:
         return int(nx.dag_longest_path_length(sub))
 
     def critical_chain(self, durations: Mapping[str, float]) -> CriticalChain:
-        """The chain whose durations add up to the latest finish (missing durations: 0)."""
+        """The chain whose durations add up to the latest finish (missing durations: 0).
+
+        Nodes on a cycle, or depending on one, never start, so they are never on the chain
+        (``cycles()`` names them); the rest is a DAG and has a chain.
+        """
+        blocked = self.blocked()
+        dag = self._g.subgraph(n for n in self._g if n not in blocked)
         finish: dict[str, float] = {}
         via: dict[str, str | None] = {}
-        for name in self.start_order():
-            deps = [d for d in self._g.successors(name) if d in finish]
+        for name in nx.lexicographical_topological_sort(dag.reverse(copy=False)):
+            if name not in self._declared:
+                continue
+            deps = [d for d in dag.successors(name) if d in finish]
             before = max(deps, key=lambda d: finish[d], default=None)
             finish[name] = (finish[before] if before else 0.0) + float(durations.get(name, 0.0))
             via[name] = before
         if not finish:
             return CriticalChain([], 0.0)
         last = max(finish, key=lambda n: finish[n])
+        return CriticalChain(list(reversed(self._walk(last, via))), finish[last])
+
+    def chain_to(self, target: str, ready_at: Mapping[str, float]) -> list[str]:
+        """systemd-analyze's chain: from ``target`` down through the dependency that became
+        Ready last, at each step; only nodes in ``ready_at`` and not blocked by a cycle."""
+        blocked = self.blocked()
+        via: dict[str, str | None] = {}
+        node: str | None = target
+        while node is not None and node not in via:
+            deps = [d for d in self.dependencies(node) if d in ready_at and d not in blocked]
+            via[node] = max(deps, key=lambda d: ready_at[d], default=None)
+            node = via[node]
+        return self._walk(target, via)
+
+    @staticmethod
+    def _walk(start: str, via: Mapping[str, str | None]) -> list[str]:
         chain: list[str] = []
-        node: str | None = last
+        node: str | None = start
         while node is not None:
             chain.append(node)
-            node = via[node]
-        return CriticalChain(list(reversed(chain)), finish[last])
+            node = via.get(node)
+        return chain

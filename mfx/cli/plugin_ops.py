@@ -119,17 +119,16 @@ def critical_chain(ctx: CliContext, resource: str | None) -> None:
     """Print the chain of plugins that bounds convergence, with each one's time to Ready.
 
     "@" is when the plugin became Ready, relative to the first start; "+" is how long its
-    own start took (status.startedAt -> status.readyAt).
+    own start took (status.startedAt -> status.readyAt). Plugins on a dependency cycle (and
+    those that depend on one) never start, so they are never on the chain: the cycles are
+    listed after it.
 
     \b
     Examples:
       mfx analyze critical-chain
       mfx analyze critical-chain pm/player-ui     # the chain that ends at one plugin
     """
-    from mfx.reconciler import (  # networkx: only for this command
-        DependencyCycleError,
-        DependencyGraph,
-    )
+    from mfx.reconciler import DependencyGraph, format_cycle  # networkx: only for this command
 
     items = ctx.client.list(PLUGIN_MANIFEST).get("items", [])
     graph = DependencyGraph()
@@ -143,32 +142,37 @@ def critical_chain(ctx: CliContext, resource: str | None) -> None:
         s, r = _time(status.get("startedAt")), _time(status.get("readyAt"))
         if s is not None and r is not None:
             started[name], ready[name] = s, r
-    if not ready:
-        click.echo("no plugin has become Ready yet")
-        return
+    cycles = graph.cycles()
+    blocked = graph.blocked()
+    # A start time left from before a cycle was made is no part of this plugin set's convergence.
+    for name in blocked:
+        started.pop(name, None)
+        ready.pop(name, None)
     if resource is not None:
         target = _plugin_name(resource)
+        if target in blocked:
+            cause = "; ".join(format_cycle(c) for c in graph.cycles_reached_by(target))
+            raise BadRequestError(f"pm/{target} never starts, so it has no critical chain: "
+                                  f"it is on or depends on a dependency cycle ({cause})")
         if target not in ready:
             raise NotFoundError(f"pm/{target} has no start timing (not Ready yet)")
-    else:
+    elif ready:
         target = max(ready, key=lambda n: ready[n])
-    origin = min(started.values())
-    click.echo('The time when a plugin became Ready is printed after the "@" character.')
-    click.echo('The time its own start took is printed after the "+" character.')
-    click.echo("")
-    try:
-        graph.start_order()
-    except DependencyCycleError as exc:
-        raise BadRequestError(str(exc)) from None
-    chain = [target]
-    while True:
-        deps = [d for d in graph.dependencies(chain[-1]) if d in ready]
-        if not deps:
-            break
-        chain.append(max(deps, key=lambda d: ready[d]))
-    for depth, name in enumerate(chain):
-        prefix = "" if depth == 0 else "  " * (depth - 1) + "└─"
-        click.echo(f"{prefix}pm/{name} @{ready[name] - origin:.3f}s +{ready[name] - started[name]:.3f}s")
+    if not ready:
+        click.echo("no plugin has become Ready yet")
+    else:
+        origin = min(started.values())
+        click.echo('The time when a plugin became Ready is printed after the "@" character.')
+        click.echo('The time its own start took is printed after the "+" character.')
+        click.echo("")
+        for depth, name in enumerate(graph.chain_to(target, ready)):
+            prefix = "" if depth == 0 else "  " * (depth - 1) + "└─"
+            click.echo(f"{prefix}pm/{name} @{ready[name] - origin:.3f}s +{ready[name] - started[name]:.3f}s")
+    if cycles and resource is None:
+        click.echo("")
+        click.echo("Dependency cycles (their plugins never start, so they are not on the chain):")
+        for cycle in cycles:
+            click.echo(f"  {format_cycle(cycle)}")
 
 
 def _patch(ctx: CliContext, name: str, patch: dict[str, Any]) -> None:
