@@ -23,7 +23,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 async def read_bytes(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refused with 413 as soon as it is known to be over ``limit``."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit, f"it declares {int(declared)} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -35,12 +35,13 @@ async def read_bytes(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-async def read_body(request: Request, *, yaml_allowed: bool = False, default: Any = None) -> Any:
+async def read_body(request: Request, *, yaml_allowed: bool = False, default: Any = None,
+                    limit: int = MAX_BODY_BYTES) -> Any:
     """The JSON (or, with ``yaml_allowed``, YAML) value of the body; ``default`` when there is none.
 
-    ``default`` None means a body is required.
+    ``default`` None means a body is required; ``limit`` may be lower for small documents.
     """
-    data = await read_bytes(request)
+    data = await read_bytes(request, limit=limit)
     if not data.strip():
         if default is not None:
             return default
@@ -49,9 +50,9 @@ async def read_body(request: Request, *, yaml_allowed: bool = False, default: An
 
 
 async def read_object(request: Request, *, what: str = "the request body", yaml_allowed: bool = False,
-                      default: dict[str, Any] | None = None) -> dict[str, Any]:
+                      default: dict[str, Any] | None = None, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """As ``read_body``, for endpoints that take a JSON object and nothing else."""
-    value = await read_body(request, yaml_allowed=yaml_allowed, default=default)
+    value = await read_body(request, yaml_allowed=yaml_allowed, default=default, limit=limit)
     if not isinstance(value, dict):
         raise BadRequestError(f"{what} must be a JSON object, not {json_type(value)}")
     return value
@@ -59,9 +60,7 @@ async def read_object(request: Request, *, what: str = "the request body", yaml_
 
 def _too_large(limit: int, seen: str) -> RequestEntityTooLargeError:
     return RequestEntityTooLargeError(
-        f"the request body is larger than {limit} bytes ({limit // (1024 * 1024)} MiB), the limit "
-        f"for one request ({seen}): split it up"
-    )
+        f"the request body is larger than {limit} bytes, the limit for this request ({seen}): split it up")
 
 
 def json_type(value: Any) -> str:
