@@ -197,7 +197,13 @@ def test_managed_fields_sent_back_must_keep_their_shape(api: httpx.Client) -> No
         replaced = {**current, "metadata": {**current["metadata"], "managedFields": managed}}
         status = status_of(api.put(f"{BASE}/alpha", json=replaced), 422)
         assert status["details"]["causes"][0]["field"] == field
-    # The owner can still apply: what it owns was kept.
+    # null is no list of entries: on a replace it keeps them, in a patch it removes them.
+    replaced = {**current, "metadata": {**current["metadata"], "managedFields": None}}
+    assert api.put(f"{BASE}/alpha", json=replaced).json()["metadata"]["managedFields"] == current["metadata"]["managedFields"]
+    patched = send(api, "PATCH", f"{BASE}/alpha", '[{"op": "add", "path": "/metadata/managedFields", "value": null}]',
+                   JSON_PATCH)
+    assert patched.status_code == 200 and "managedFields" not in patched.json()["metadata"]
+    # The owner can still apply.
     assert send(api, "PATCH", f"{BASE}/alpha?fieldManager=gitops", applied.replace("1.0.0", "1.1.0"), APPLY).status_code == 200
 
 

@@ -478,8 +478,8 @@ class ApiServer:
         body = await read_object(request)
         _check_identity(body, kind, name)
         metadata = body.get("metadata")
-        if isinstance(metadata, dict) and "managedFields" not in metadata:
-            # As the API server: an update that omits managedFields keeps them.
+        if isinstance(metadata, dict) and metadata.get("managedFields") is None:
+            # As the API server: an update that omits managedFields (or sends null) keeps them.
             current = await self.store.get(kind.kind, name)
             if "managedFields" in current["metadata"]:
                 metadata["managedFields"] = current["metadata"]["managedFields"]
@@ -535,6 +535,8 @@ class ApiServer:
 
     async def _write_update(self, request: Request, kind: KindInfo, obj: Obj) -> Response:
         obj.pop("status", None)
+        if obj["metadata"].get("managedFields", ()) is None:  # a patch that sets null removes them
+            del obj["metadata"]["managedFields"]
         problems = managed_fields_problems(obj["metadata"])  # kept as sent: validation leaves them be
         if problems:
             raise ValidationError(problems, kind=kind.kind)
