@@ -37,6 +37,7 @@ from mfx.errors import (
     MfxError,
     NotFoundError,
     PluginCrashedError,
+    PluginError,
     PluginTimeoutError,
     ValidationError,
 )
@@ -593,7 +594,8 @@ class PluginController:
 
         current = state.current
         if current is not None:
-            ended, reason = current.exited, PluginReason.CRASHED
+            ended = current.exited
+            reason = PluginReason.COMPLETED if current.exited_cleanly else PluginReason.CRASHED
             probe = self.probes.status(key)
             if ended is None and probe is not None and not probe.healthy:
                 ended = (f"health check failed {probe.consecutive_failures} times in a row: "
@@ -686,11 +688,12 @@ class PluginController:
             max_message_bytes=lim.max_message_bytes,
         )
 
-        def on_exit(reason: str) -> None:
-            holder["exited"] = reason
+        def on_exit(error: PluginError) -> None:
+            reason = str(error)
+            holder["exited"], holder["exit_error"] = reason, error
             running = holder.get("running")
             if running is not None and running.exited is None:
-                running.exited = reason
+                running.exited, running.exit_error = reason, error
                 state = self.states.get(name)
                 if state is not None and state.current is running:
                     self._say(name, "warning", f"instance ended: {reason}")
@@ -729,7 +732,8 @@ class PluginController:
             instance, health_seconds = await start_instance(runtime, request,
                                                             call_timeout=spec.health_check.timeout_seconds)
             running = Running(instance, request, identity, spec.version, dict(spec.config), gen, began, time.time(),
-                              exited=holder.get("exited"), health_seconds=health_seconds)
+                              exited=holder.get("exited"), exit_error=holder.get("exit_error"),
+                              health_seconds=health_seconds)
             holder["running"] = running
             return running
 
@@ -788,10 +792,10 @@ class PluginController:
         assert running is not None
         name = ctx.key.name
         self._failure(spec, state, reason, message, time.monotonic() - running.started_mono)
-        state.clean_exit = reason == PluginReason.CRASHED and " exited with code 0" in message
+        state.clean_exit = reason == PluginReason.COMPLETED  # from the exit status, never the wording
         ctx.status.condition(ConditionType.HEALTHY, False, reason, message)
-        self._say(name, "warning", f"{running.version}: {message}")
-        self._event_soon(name, "Warning", reason, message)
+        self._say(name, "info" if state.clean_exit else "warning", f"{running.version}: {message}")
+        self._event_soon(name, "Normal" if state.clean_exit else "Warning", reason, message)
         self._launch_stop(ctx, state, message)
 
     def _replace(self, obj: Obj, spec: PluginManifestSpec, ctx: Context, state: _State, identity: str,

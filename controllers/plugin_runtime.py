@@ -19,7 +19,13 @@ from typing import Any, Self, TypeVar
 
 import anyio
 
-from mfx.errors import MfxError, PluginError, PluginRuntimeError, PluginTimeoutError
+from mfx.errors import (
+    MfxError,
+    PluginError,
+    PluginExitedError,
+    PluginRuntimeError,
+    PluginTimeoutError,
+)
 from mfx.observability.metrics import Metrics
 from mfx.reconciler import BreakerState, CircuitBreaker
 from mfx.runtimes.base import LoadRequest, PluginInstance, PluginType, Runtime
@@ -102,11 +108,17 @@ class Running:
     ready_at: float  # wall clock when it passed its first health check
     started_mono: float = field(default_factory=time.monotonic)
     exited: str | None = None  # set by on_exit: the instance ended by itself
+    exit_error: PluginError | None = None  # ... and the runtime's error for it (exit status included)
     health_seconds: float = 0.0  # how long the first health check took
 
     @property
     def start_seconds(self) -> float:
         return max(0.0, self.ready_at - self.started_at)
+
+    @property
+    def exited_cleanly(self) -> bool:
+        """Whether its process ended by itself with exit status 0."""
+        return isinstance(self.exit_error, PluginExitedError) and self.exit_error.clean
 
 
 async def start_instance(runtime: Runtime, request: LoadRequest, *,

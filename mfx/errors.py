@@ -307,3 +307,20 @@ class NoSinkError(MfxError):
 
     reason = "NoSink"
     code = 503
+
+
+# --- Plugin process exits ----------------------------------------------------------------------
+
+
+class PluginExitedError(PluginCrashedError):
+    """A plugin process ended by itself. ``returncode`` as ``subprocess`` gives it: the exit
+    code, or minus the signal that killed it; a clean exit (0) is told apart by it, never by
+    the message."""
+
+    def __init__(self, message: str, *, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0

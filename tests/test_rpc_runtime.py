@@ -24,6 +24,7 @@ from mfx.errors import (
     HandshakeError,
     MemoryLimitExceededError,
     PluginCrashedError,
+    PluginError,
     PluginInitError,
     PluginRuntimeError,
     PluginTimeoutError,
@@ -80,8 +81,8 @@ class Recorder:
             if match(record):
                 event.set()
 
-    def on_exit(self, reason: str) -> None:
-        self.exits.append(reason)
+    def on_exit(self, error: PluginError) -> None:
+        self.exits.append(str(error))
         self.exited.set()
 
     async def wait_for(self, match: Callable[[PluginLogRecord], bool]) -> PluginLogRecord:

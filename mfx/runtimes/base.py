@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+from mfx.errors import PluginError
+
 
 class PluginType(enum.StrEnum):
     DYNAMIC_LIBRARY = "dynamic_library"
@@ -82,8 +84,9 @@ class LoadRequest:
     start_timeout_seconds: float = 10.0
     # The runtime reports plugin output here (stderr lines, wasm log imports) ...
     log: Callable[[PluginLogRecord], None] = lambda record: None
-    # ... and an unexpected end of the instance (process exit, fatal trap) here, at once.
-    on_exit: Callable[[str], None] = lambda reason: None
+    # ... and an unexpected end of the instance (process exit, fatal trap) here, at once; the
+    # error says why (a process's ``PluginExitedError`` carries its exit status).
+    on_exit: Callable[[PluginError], None] = lambda error: None
 
 
 class PluginInstance(Protocol):

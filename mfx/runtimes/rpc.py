@@ -38,6 +38,7 @@ from mfx.errors import (
     HandshakeError,
     PluginCrashedError,
     PluginError,
+    PluginExitedError,
     PluginInitError,
     PluginLoadError,
     PluginRuntimeError,
@@ -442,11 +443,13 @@ class RpcPluginInstance:
         if self._broken is None and self._stderr_tail:
             reason += self._tail()
         self._exit_reason = reason
+        error: PluginError = (PluginExitedError(reason, returncode=returncode) if self._broken is None
+                              else ProtocolError(reason))
         if self._client is not None:
-            self._client.fail_all(PluginCrashedError(reason) if self._broken is None else ProtocolError(reason))
+            self._client.fail_all(error)
         self._emit(LogLevel.ERROR, reason, stream="controller")
         try:
-            self._request.on_exit(reason)
+            self._request.on_exit(error)
         except Exception:
             log.exception("on_exit callback of plugin %s failed", self._name)
         await self._release()

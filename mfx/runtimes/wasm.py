@@ -428,7 +428,7 @@ class WasmPluginInstance:
         # Logs are handed over on the caller's thread, after the wasm has returned.
         self._flush_logs()
         if self._state is InstanceState.BROKEN:
-            self._request.on_exit(self._broken_reason)
+            self._request.on_exit(PluginCrashedError(self._broken_reason))
 
     async def _configure(self, config: Mapping[str, Any]) -> None:
         try:
