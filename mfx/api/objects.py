@@ -43,33 +43,47 @@ def meta(obj: Obj) -> dict[str, Any]:
     return obj.setdefault("metadata", {})  # type: ignore[no-any-return]
 
 
+def _section(obj: Obj, name: str) -> dict[str, Any]:
+    """``metadata`` or ``status`` for reading; {} when absent or not an object.
+
+    These readers also see objects before validation (a request body whose "metadata" is a
+    string), which validation then reports; reading them must not fail first.
+    """
+    section = obj.get(name) if isinstance(obj, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
 def name_of(obj: Obj) -> str:
-    return str(obj.get("metadata", {}).get("name", ""))
+    name = _section(obj, "metadata").get("name", "")
+    return name if isinstance(name, str) else ""
 
 
 def resource_version(obj: Obj) -> int:
-    rv = obj.get("metadata", {}).get("resourceVersion")
+    rv = _section(obj, "metadata").get("resourceVersion")
     return int(rv) if rv not in (None, "") else 0
 
 
 def generation(obj: Obj) -> int:
-    return int(obj.get("metadata", {}).get("generation", 0))
+    return int(_section(obj, "metadata").get("generation", 0))
 
 
 def labels_of(obj: Obj) -> dict[str, str]:
-    return obj.get("metadata", {}).get("labels") or {}
+    labels = _section(obj, "metadata").get("labels")
+    return labels if isinstance(labels, dict) else {}
 
 
 def annotations_of(obj: Obj) -> dict[str, str]:
-    return obj.get("metadata", {}).get("annotations") or {}
+    annotations = _section(obj, "metadata").get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
 
 
 def is_deleting(obj: Obj) -> bool:
-    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+    return bool(_section(obj, "metadata").get("deletionTimestamp"))
 
 
 def conditions(obj: Obj) -> list[dict[str, Any]]:
-    return obj.get("status", {}).get("conditions") or []
+    found = _section(obj, "status").get("conditions")
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 def condition(obj: Obj, type_: str) -> dict[str, Any] | None:
@@ -89,7 +103,7 @@ def is_ready(obj: Obj) -> bool:
     cond = condition(obj, "Ready")
     if cond is None or cond.get("status") != "True":
         return False
-    observed = obj.get("status", {}).get("observedGeneration")
+    observed = _section(obj, "status").get("observedGeneration")
     return observed is None or int(observed) >= generation(obj)
 
 

@@ -212,8 +212,7 @@ def _check_metadata(metadata: Any, errors: _Errors) -> None:
     if name is None:
         errors.add("metadata.name", "required field is missing: every object needs a name")
     elif not isinstance(name, str):
-        errors.add("metadata.name", f"must be a string, got {_json_type(name)} {_show(name)}"
-                   + _text_hint(_yaml_text(name), {}, _NAME))
+        errors.add("metadata.name", f"must be a string, got {_json_type(name)} {_show(name)}" + _scalar_hint(name, _NAME))
     else:
         problem = dns1123_subdomain_problem(name)
         if problem:
@@ -252,7 +251,7 @@ def _check_string_map(value: Any, path: str, errors: _Errors, *, label_values: b
             errors.add(item_path, problem)
         if not isinstance(item, str):
             errors.add(item_path, f"value must be a string, got {_json_type(item)} {_show(item)}"
-                       + _text_hint(_yaml_text(item), {}, _LABEL_VALUE if label_values else None))
+                       + _scalar_hint(item, _LABEL_VALUE if label_values else None))
         elif label_values:
             problem = _label_value_problem(item)
             if problem is not None:
@@ -469,6 +468,13 @@ def _text_hint(text: str, schema: Schema, fmt: _Format | None) -> str:
     if fmt is not None and _passes(fmt.example, schema, fmt):
         return f' (e.g. "{fmt.example}")'
     return ""
+
+
+def _scalar_hint(value: Any, fmt: _Format | None) -> str:
+    """The hint for a number or boolean where a string belongs; nothing for lists and objects."""
+    if isinstance(value, (int, float, bool)):
+        return _text_hint(_yaml_text(value), {}, fmt)
+    return f' (e.g. "{fmt.example}")' if fmt is not None else ""
 
 
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
