@@ -45,3 +45,15 @@ def test_describe_of_a_recreated_object_shows_only_its_own_events(daemon: Thread
     assert "CrashLoop" not in events and "the first alpha crashed" not in events
     # The history itself is kept: `mfx events` still lists what happened to the old one.
     assert "the first alpha crashed" in run_cli(home, "events", "--for", "pm/alpha").output
+
+
+def test_events_of_the_same_second_are_listed_in_the_order_they_happened(daemon: ThreadDaemon) -> None:
+    home = daemon.config.home
+    uid = create(home, "alpha")
+    reasons = ["Pulled", "Created", "Started", "Probed", "Ready", "Reloaded"]
+    for reason in reasons:  # timestamps have whole seconds: these share one or two
+        record(daemon, "alpha", uid, reason, f"step {reason}")
+    listed = run_cli(home, "events", "--for", "pm/alpha").output.splitlines()[1:]
+    assert [line.split()[2] for line in listed] == reasons
+    described = run_cli(home, "describe", "pm", "alpha").output.split("Events:")[1].splitlines()[3:]
+    assert [line.split()[1] for line in described] == reasons

@@ -1,5 +1,6 @@
 """`mfx get KIND -w` prints a row when a printed column changes, like kubectl: never a blank
-line, nothing for a status write that changes no column, and its rows line up with the table."""
+line, nothing for a status write that changes no column, and its rows line up with the table.
+`mfx events -w` lines up new events the same way."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ import pytest
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
+from mfx.store.base import EventRecord
 from tests.daemon_harness import ThreadDaemon, mfx_command, run_cli
 from tests.test_apply import plugin_yaml
 from tests.test_kubectl import LineReader
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+def daemon(tmp_path: Path) -> Iterator[ThreadDaemon]:
     # No controllers run in this daemon: every status write below is the test's own.
-    with ThreadDaemon(tmp_path / "home").running() as daemon:
-        yield daemon.config.home
+    with ThreadDaemon(tmp_path / "home").running() as running:
+        yield running
+
+
+@pytest.fixture
+def home(daemon: ThreadDaemon) -> Path:
+    return daemon.config.home
 
 
 def condition(type_: str, status: str, reason: str) -> dict[str, object]:
@@ -38,13 +45,17 @@ def write_status(home: Path, name: str, *conditions: dict[str, object], restarts
 @pytest.fixture
 def watching(home: Path) -> Iterator[LineReader]:
     assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("alpha")).exit_code == 0
-    process = subprocess.Popen([*mfx_command(), "get", "pm", "-w"], env={**os.environ, "MFX_HOME": str(home)},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = watch(home, "get", "pm", "-w")
     try:
         yield LineReader(process)
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def watch(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*mfx_command(), *args], env={**os.environ, "MFX_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_watch_prints_a_row_only_when_a_printed_column_changes(home: Path, watching: LineReader) -> None:
@@ -71,3 +82,24 @@ def test_watch_prints_new_and_deleted_objects_without_blank_lines(home: Path, wa
     lines = watching.until("Stopped")
     assert [line.split()[0] for line in lines] == ["beta", "beta", "alpha"], lines
     assert all(line.strip() for line in lines)
+
+
+def test_events_watch_prints_a_header_first_and_lines_new_events_up(daemon: ThreadDaemon, home: Path) -> None:
+    # A store that has been written to: its listing's resourceVersion is one to watch from
+    # (a never-written store answers 0, which a watch reads as "from now").
+    assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("alpha")).exit_code == 0
+    process = watch(home, "events", "-w")
+    try:
+        lines = LineReader(process)
+        assert daemon.context is not None
+        for reason, message in (("Started", "plugin started"), ("BackOff", "重启 in 10s")):
+            daemon.call(daemon.context.store.record_event,
+                        EventRecord("PluginManifest", "alpha", "uid-1", "Normal", reason, message))
+        seen = lines.until("重启")
+        header, *rows = seen
+        assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        assert [row.split()[2] for row in rows] == ["Started", "BackOff"]
+        assert {row.index("pluginmanifest/alpha") for row in rows} == {header.index("OBJECT")}
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

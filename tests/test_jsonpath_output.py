@@ -90,6 +90,13 @@ def test_a_template_that_does_not_parse_is_refused_before_any_request(tmp_path: 
     assert result.exit_code == 2
     assert "unclosed action" in result.output
     assert "jsonpath needs a template" in run_cli(tmp_path / "nobody", "get", "pm", "-o", "jsonpath").output
+    assert "jsonpath needs a template" in run_cli(tmp_path / "nobody", "get", "pm", "-o", "jsonpath=").output
+
+
+def test_the_kubectl_spelling_with_an_equals_sign_works(kube: KubeDaemon) -> None:
+    expected = kube.ok("get", "pm", "-o=jsonpath={.items[*].metadata.name}")
+    assert run_cli(kube.home, "get", "pm", "-o=jsonpath={.items[*].metadata.name}").output == expected == "alpha beta gamma"
+    assert run_cli(kube.home, "get", "pm", "-o=name").output == kube.ok("get", "pm", "-o=name")
 
 
 def test_an_index_past_the_end_is_an_error_as_in_kubectl(kube: KubeDaemon) -> None:

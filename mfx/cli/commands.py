@@ -195,17 +195,19 @@ class OutputFormat(click.ParamType):
     JSONPATH = "jsonpath="
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
+        # kubectl's habit "-o=jsonpath=..." reaches a short option as "=jsonpath=...".
+        text = str(value).removeprefix("=")
         if text in self.CHOICES:
             return text
+        template = text.removeprefix(self.JSONPATH)
+        if text in ("jsonpath", self.JSONPATH):
+            self.fail("jsonpath needs a template, e.g. -o jsonpath='{.items[*].metadata.name}'", param, ctx)
         if text.startswith(self.JSONPATH):
             try:
-                jsonpath.parse_template(text[len(self.JSONPATH):])
+                jsonpath.parse_template(template)
             except MfxError as error:
-                self.fail(f"error parsing jsonpath {text[len(self.JSONPATH):]}: {error}", param, ctx)
+                self.fail(f"error parsing jsonpath {template}: {error}", param, ctx)
             return text
-        if text == "jsonpath":
-            self.fail("jsonpath needs a template, e.g. -o jsonpath='{.items[*].metadata.name}'", param, ctx)
         self.fail(f"{text!r} is not one of {', '.join(self.CHOICES)}, jsonpath=TEMPLATE", param, ctx)
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -496,7 +498,7 @@ def describe_text(client: Client, kind: KindInfo, obj: Obj) -> str:
     if meta.get("uid"):
         selector += f",involvedObject.uid={meta['uid']}"
     events = client.list(_event_kind(), field_selector=selector)["items"]
-    events.sort(key=lambda e: e.get("lastTimestamp") or "")
+    events.sort(key=_event_order)
     if events:
         lines.append("Events:")
         rows = [[e.get("type"), e.get("reason"), _event_age(e), (e.get("source") or {}).get("component", ""),
@@ -509,6 +511,12 @@ def describe_text(client: Client, kind: KindInfo, obj: Obj) -> str:
 
 def _event_kind() -> KindInfo:
     return resolve_kind("events")
+
+
+def _event_order(event: Obj) -> tuple[str, int]:
+    """Oldest first; within one second of timestamps, in the order they were written."""
+    version = str(event.get("metadata", {}).get("resourceVersion") or "")
+    return str(event.get("lastTimestamp") or ""), int(version) if version.isdigit() else 0
 
 
 def _event_age(event: Obj) -> str:
@@ -805,7 +813,7 @@ def events(ctx: CliContext, for_ref: str | None, watch: bool, types: str | None,
     listing = client.list(event_kind, field_selector=field_selector)
     wanted = {t.strip().lower() for t in types.split(",")} if types else None
     items = [e for e in listing["items"] if wanted is None or str(e.get("type", "")).lower() in wanted]
-    items.sort(key=lambda e: e.get("lastTimestamp") or "")
+    items.sort(key=_event_order)
     if fmt != "table":
         output.print_objects(items, fmt, single=False)
         return
@@ -816,16 +824,26 @@ def events(ctx: CliContext, for_ref: str | None, watch: bool, types: str | None,
         return [_event_age(event), event.get("type"), event.get("reason"),
                 f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", event.get("message")]
 
+    texts = [output.cell_texts(row(e)) for e in items]
+    widths = output.column_widths(headers, texts)
     if items:
-        output.render_table(headers, [row(e) for e in items])
+        click.echo("\n".join(output.format_row(line, widths) for line in [headers, *texts]))
     elif not watch:
         click.echo("No events found.", err=True)
     if watch:
+        header_printed = bool(items)
         for event in client.watch(event_kind, resource_version=listing["metadata"]["resourceVersion"],
                                   field_selector=field_selector):
             obj = event["object"]
-            if event["type"] != "DELETED" and (wanted is None or str(obj.get("type", "")).lower() in wanted):
-                click.echo("   ".join(output._cell_text(c) for c in row(obj)))
+            if event["type"] == "DELETED" or (wanted is not None and str(obj.get("type", "")).lower() not in wanted):
+                continue
+            # New events line up under the ones listed, widening a column only when they must.
+            cells = output.cell_texts(row(obj))
+            widths = [max(w, output.display_width(c)) for w, c in zip(widths, cells, strict=True)]
+            if not header_printed:
+                click.echo(output.format_row(headers, widths))
+                header_printed = True
+            click.echo(output.format_row(cells, widths))
 
 
 @click.command("api-resources")
