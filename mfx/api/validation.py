@@ -442,6 +442,8 @@ def _type_problem(value: Any, expected: str, schema: Schema, fmt: _Format | None
         text += _text_hint(_yaml_text(value), schema, fmt)
     elif expected in ("integer", "number") and isinstance(value, str):
         text += _number_hint(value, expected, schema)
+    elif expected == "integer" and isinstance(value, float):
+        text += _number_hint(_yaml_text(value), expected, schema)
     elif expected == "boolean" and isinstance(value, str):
         text += " (remove the quotes)" if value in ("true", "false") else " (use true or false)"
     return text
@@ -664,7 +666,7 @@ def _name_problem(value: Any) -> str | None:
 
 
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})")
-_NETWORK_EXAMPLES = "a CIDR such as 10.0.0.0/8 or fd00::/8, an address, or host:port such as example.com:443"
+_NETWORK_EXAMPLES = "a CIDR, an address or host:port (examples: 10.0.0.0/8, fd00::/8, 192.168.1.7, example.com:443)"
 
 
 def network_problem(text: str) -> str | None:
@@ -676,7 +678,7 @@ def network_problem(text: str) -> str | None:
             try:
                 network = ipaddress.ip_network(text, strict=False)
             except ValueError:
-                return f'"{text}" is not a CIDR ({_NETWORK_EXAMPLES})'
+                return f'"{text}" is not a CIDR: use {_NETWORK_EXAMPLES}'
             return f'"{text}" has bits set after the prefix: the network is "{network}"'
         return None
     m = _HOST_PORT.fullmatch(text)
@@ -684,7 +686,7 @@ def network_problem(text: str) -> str | None:
         try:
             ipaddress.ip_address(text)
         except ValueError:
-            return f'"{text}" is not a network ({_NETWORK_EXAMPLES})'
+            return f'"{text}" is not a network: use {_NETWORK_EXAMPLES}'
         return None
     host, port = m["host"], int(m["port"])
     if not 1 <= port <= 65535:
@@ -693,7 +695,7 @@ def network_problem(text: str) -> str | None:
         ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
     except ValueError:
         if host.startswith("[") or dns1123_subdomain_problem(host.lower()) is not None:
-            return f'"{text}": "{host}" is neither an address nor a host name ({_NETWORK_EXAMPLES})'
+            return f'"{text}": "{host}" is neither an address nor a host name: use {_NETWORK_EXAMPLES}'
     return None
 
 
