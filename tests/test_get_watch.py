@@ -103,3 +103,23 @@ def test_events_watch_prints_a_header_first_and_lines_new_events_up(daemon: Thre
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_watch_with_a_document_format_prints_each_object_and_each_change(home: Path) -> None:
+    assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("alpha")).exit_code == 0
+    assert run_cli(home, "apply", "-f", "-", input=plugin_yaml("beta")).exit_code == 0
+    template = '{.metadata.name}={.status.conditions[?(@.type=="Ready")].reason}{"\\n"}'
+    names = watch(home, "get", "pm", "-w", "-o", f"jsonpath={template}")
+    documents = watch(home, "get", "pm", "alpha", "-w", "-o", "yaml")
+    try:
+        name_lines, yaml_lines = LineReader(names), LineReader(documents)
+        assert name_lines.until("beta=") == ["alpha=", "beta="]
+        yaml_lines.until("name: alpha")
+        write_status(home, "alpha", condition("Ready", "True", "Running"))
+        assert name_lines.until("alpha=Running") == ["alpha=Running"]
+        # One document per object as it changes, "---" between them, as kubectl writes a YAML stream.
+        assert "---" in yaml_lines.until("reason: Running")
+    finally:
+        for process in (names, documents):
+            process.terminate()
+            process.communicate(timeout=10)

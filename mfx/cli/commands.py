@@ -246,7 +246,10 @@ def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | N
         show_kind = len({k for k, _ in refs}) > 1
     client = ctx.client
     if fmt in ("yaml", "json", "name") or fmt.startswith(OutputFormat.JSONPATH):
-        _print_documents(client, refs, fmt, selector)
+        if watch:
+            _watch_documents(client, refs, fmt, selector)
+        else:
+            _print_documents(client, refs, fmt, selector)
         return
     printed = False
     follow: _WatchedRows | None = None
@@ -289,6 +292,36 @@ def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fm
         sys.stdout.write(jsonpath.render(fmt[len(OutputFormat.JSONPATH):], data))
         return
     output.print_objects(items, fmt, single=single)
+
+
+def _document(obj: Obj, fmt: str, *, first: bool) -> str:
+    """One object as ``get -w`` prints it: kubectl prints each object of a watch on its own."""
+    if fmt == "name":
+        return output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]) + "\n"
+    if fmt == "yaml":
+        return ("" if first else "---\n") + output.dump_yaml(obj)
+    if fmt == "json":
+        return output.dump_json(obj)
+    return jsonpath.render(fmt[len(OutputFormat.JSONPATH):], obj)
+
+
+def _watch_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
+                     selector: str | None) -> None:
+    """``get -w -o yaml|json|name|jsonpath=``: the objects, then each as a change arrives."""
+    kind, names = _group_names(refs)[0]
+    listing = client.list(kind, label_selector=selector)
+    first = True
+    for obj in listing["items"]:
+        if names is None or obj["metadata"]["name"] in names:
+            click.echo(_document(obj, fmt, first=first), nl=False)
+            first = False
+    field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
+    for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
+                              label_selector=selector, field_selector=field_selector):
+        obj = event["object"]
+        if names is None or obj["metadata"]["name"] in names:
+            click.echo(_document(obj, fmt, first=first), nl=False)  # echo flushes: a pipe sees it now
+            first = False
 
 
 @dataclass
