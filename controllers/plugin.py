@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -57,6 +57,7 @@ from mfx.reconciler import (
     Result,
     StatusPatcher,
     TaskState,
+    TaskStatus,
     TemporaryError,
     get_condition,
     is_true,
@@ -228,6 +229,7 @@ class _State:
     failed_upgrade_message: str = ""
     failed_config: tuple[int, dict[str, Any]] | None = None
     failed_config_message: str = ""
+    applying_config: dict[str, Any] | None = None  # the config the running "config" task applies
     ready_reason: str = PluginReason.RUNNING
     note: str = ""
     last_probe: dict[str, Any] | None = None
@@ -856,34 +858,56 @@ class PluginController:
             state.failed_config, state.failed_config_message = (ctx.generation, config), str(exc)
             self._config_rejected(ctx, state, current, str(exc))
         task = sup.status(key, "config")
-        if task is None:
-            instance, timeout = current.instance, spec.limits.timeout_seconds
-
-            async def apply() -> dict[str, Any]:
-                await bounded(f"{name}.update_config", timeout, instance.update_config(config))
-                return config
-
-            sup.start(key, "config", apply)
+        if task is not None and not task.finished:
+            # One config update at a time: a newer config waits for the running one (cancelling
+            # a call into the plugin midway would leave its config unknown), then goes next.
             self._ready_running(ctx, state, current, reconciling="applying the new config")
             return None
-        if not task.finished:
-            self._ready_running(ctx, state, current, reconciling="applying the new config")
-            return None
-        sup.forget(key, "config")
-        if task.state is TaskState.DONE and task.result == config:
-            current.config = config
+        if task is not None:
+            sup.forget(key, "config")
+            if self._config_task_done(ctx, spec, state, current, task, config):
+                return None
+        instance, timeout = current.instance, spec.limits.timeout_seconds
+
+        async def apply() -> tuple[Any, dict[str, Any]]:
+            await bounded(f"{name}.update_config", timeout, instance.update_config(config))
+            return instance, config
+
+        state.applying_config = config
+        sup.start(key, "config", apply)
+        self._ready_running(ctx, state, current, reconciling="applying the new config")
+        return None
+
+    def _config_task_done(self, ctx: Context, spec: PluginManifestSpec, state: _State, current: Running,
+                          task: TaskStatus, config: dict[str, Any]) -> bool:
+        """Take in a finished config update; True when the wanted ``config`` runs now, False
+        when it must be applied next.
+
+        An update superseded before it finished (a newer config arrived, or it was cancelled)
+        is no failure: whatever it left running is recorded, and the newest config goes next.
+        """
+        name = ctx.key.name
+        tried, state.applying_config = state.applying_config, None
+        if task.state is TaskState.DONE:
+            instance, done = task.result
+            if instance is current.instance:
+                current.config = done  # what the plugin runs now, wanted or not
+            if current.config != config:
+                return False
             self._say(name, "info", "config updated without a restart")
             self._event_soon(name, "Normal", PluginReason.CONFIG_UPDATED, "config applied without a restart")
             self._steady(spec, ctx, state)
-            return None
+            return True
+        if task.state is not TaskState.FAILED or tried != config:
+            return False  # cancelled, or a config nobody wants any more failed
         error = task.error
-        if isinstance(error, (PluginTimeoutError, PluginCrashedError)) or error is None:
+        if isinstance(error, (PluginTimeoutError, PluginCrashedError)):
             raise TemporaryError(f"applying the new config failed: {error}")  # retry with backoff
         state.failed_config = (ctx.generation, config)
         state.failed_config_message = f"the plugin refused it: {error}"
         self._config_rejected(ctx, state, current, state.failed_config_message)
 
-    def _config_rejected(self, ctx: Context, state: _State, current: Running, why: str) -> None:
+    def _config_rejected(self, ctx: Context, state: _State, current: Running, why: str) -> NoReturn:
         message = f"the new config is invalid: {why}; the previous config keeps running"
         self._say(ctx.key.name, "error", message)
         self._ready_running(ctx, state, current)
