@@ -475,6 +475,9 @@ def _passes(item: Any, step: Filter) -> bool:
 
 
 def _apply(values: list[Any], step: Step) -> list[Any]:
+    if isinstance(step, Field):  # most steps are fields: the fast path
+        name = step.name
+        return [value[name] for value in values if isinstance(value, dict) and name in value]
     found: list[Any] = []
     if isinstance(step, Literal):
         return [step.value for _ in values]
@@ -483,10 +486,7 @@ def _apply(values: list[Any], step: Step) -> list[Any]:
     for value in values:
         if value is None:
             continue
-        if isinstance(step, Field):
-            if isinstance(value, dict) and step.name in value:
-                found.append(value[step.name])
-        elif isinstance(step, Wildcard):
+        if isinstance(step, Wildcard):
             found.extend(_children(value))
         elif isinstance(step, Recursive):
             found.extend(_descend(value))
@@ -588,11 +588,16 @@ def evaluate(obj: Any, path: str) -> list[Any]:
     """All values a printer-column ``path`` (``.a.b``, with or without braces) selects in ``obj``.
 
     As in Kubernetes' table convertor, a path that cannot be applied yields no values."""
-    text = path.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        text = "{" + text + "}"
     try:
-        nodes = parse_template(text)
+        nodes = _column_template(path)
         return [v for values in find_results(obj, nodes) for v in values]
     except JSONPathError:
         return []
+
+
+@functools.lru_cache(maxsize=256)
+def _column_template(path: str) -> tuple[Node, ...]:
+    text = path.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        text = "{" + text + "}"  # as Kubernetes wraps a column's path
+    return parse_template(text)
