@@ -151,6 +151,9 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
           force_conflicts: bool) -> None:
     """Create or update objects from manifests (all documents are validated before any is written).
 
+    Every -f argument must hold at least one object: an empty file, one of only comments or
+    '---', or a directory without .yaml/.yml/.json files is an error, never a silent success.
+
     \b
     Examples:
       mfx apply -f manifests/
@@ -476,6 +479,9 @@ def _describe_value(value: Any, indent: int) -> list[str]:
 @pass_cli
 def describe(ctx: CliContext, resources: tuple[str, ...]) -> None:
     """Show an object in detail: spec, conditions and recent events.
+
+    The events are those of the object as it is now (its uid): an object deleted and created
+    again under the same name starts without the old one's events (mfx events lists them all).
 
     \b
     Examples:
@@ -829,12 +835,13 @@ def explain(field_path: str, recursive: bool) -> None:
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "yaml", "json"]), default="table")
 @pass_cli
 def events(ctx: CliContext, for_ref: str | None, watch: bool, types: str | None, fmt: str) -> None:
-    """List events, oldest first.
+    """List events, oldest first; with -w, keep printing new ones under them.
 
     \b
     Examples:
       mfx events
       mfx events --for pm/local-music -w
+      mfx events --types Warning -o yaml
     """
     client = ctx.client
     event_kind = _event_kind()
@@ -882,7 +889,13 @@ def events(ctx: CliContext, for_ref: str | None, watch: bool, types: str | None,
 @click.command("api-resources")
 @pass_cli
 def api_resources(ctx: CliContext) -> None:
-    """List the kinds the daemon serves, with their short names."""
+    """List the kinds the daemon serves, with their short names.
+
+    \b
+    Examples:
+      mfx api-resources
+      mfx api-resources | grep -i plugin       # the short names to type for a kind
+    """
     client = ctx.client
     rows = []
     for group_path, api_version in (("/api/v1", "v1"), (f"/apis/{USER_KINDS[0].group}/{USER_KINDS[0].version}",
@@ -900,7 +913,13 @@ def api_resources(ctx: CliContext) -> None:
 @click.option("--client", "client_only", is_flag=True, help="Only the client version.")
 @pass_cli
 def version(ctx: CliContext, client_only: bool) -> None:
-    """Print the client and daemon versions."""
+    """Print the client and daemon versions.
+
+    \b
+    Examples:
+      mfx version
+      mfx version --client      # without asking the daemon
+    """
     click.echo(f"Client Version: v{mfx.__version__}")
     if client_only:
         return
