@@ -120,6 +120,7 @@ class PluginReason(enum.StrEnum):
     UPGRADE_FAILED = "UpgradeFailed"
     ROLLED_BACK = "RolledBack"
     UPGRADED = "Upgraded"
+    REPLACED = "Replaced"
     CONFIG_UPDATED = "ConfigUpdated"
     STOPPING = "Stopping"
     STOPPED = "Stopped"
@@ -676,11 +677,14 @@ class PluginController:
             if fallback is None:
                 raise
             plugin_dir = fallback
-        parsed = self._parsed.get(name)
-        base = parsed.identity_base if parsed is not None and parsed.spec is spec else _identity_base(spec)
-        parts = {**base, "dir": str(plugin_dir)}
+        parts = self._identity_parts(name, spec, plugin_dir)
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return digest, plugin_dir
+
+    def _identity_parts(self, name: str, spec: PluginManifestSpec, plugin_dir: Path) -> dict[str, Any]:
+        parsed = self._parsed.get(name)
+        base = parsed.identity_base if parsed is not None and parsed.spec is spec else _identity_base(spec)
+        return {**base, "dir": str(plugin_dir)}
 
     def _request(self, name: str, spec: PluginManifestSpec, plugin_dir: Path, holder: dict[str, Any]) -> LoadRequest:
         lim = spec.limits
@@ -713,6 +717,7 @@ class PluginController:
     def _launch_start(self, ctx: Context, spec: PluginManifestSpec, state: _State, task: str) -> None:
         name = ctx.key.name
         identity, plugin_dir = self._identity(name, spec)  # EntryPointNotFoundError: Stalled, until the spec changes
+        parts = self._identity_parts(name, spec, plugin_dir)
         uid = self._parsed[name].uid if name in self._parsed else ""
         self._resolved[name] = _Resolved(uid, ctx.generation, identity, plugin_dir, time.monotonic())
         holder: dict[str, Any] = {}
@@ -735,7 +740,7 @@ class PluginController:
                                                             call_timeout=spec.health_check.timeout_seconds)
             running = Running(instance, request, identity, spec.version, dict(spec.config), gen, began, time.time(),
                               exited=holder.get("exited"), exit_error=holder.get("exit_error"),
-                              health_seconds=health_seconds)
+                              health_seconds=health_seconds, identity_parts=parts)
             holder["running"] = running
             return running
 
@@ -809,12 +814,14 @@ class PluginController:
             self._ready_rolled_back(ctx, state, current)
             raise PermanentError(PluginReason.UPGRADE_FAILED, state.failed_upgrade_message)
         task = sup.status(key, "replace")
+        doing = (f"upgrading to {spec.version}" if spec.version != current.version
+                 else f"replacing the {current.version} instance (its spec changed)")
         if task is None:
             self._launch_start(ctx, spec, state, "replace")
-            self._ready_running(ctx, state, current, reconciling=f"upgrading to {spec.version}")
+            self._ready_running(ctx, state, current, reconciling=doing)
             return None
         if not task.finished:
-            self._ready_running(ctx, state, current, reconciling=f"upgrading to {spec.version}")
+            self._ready_running(ctx, state, current, reconciling=doing)
             return None
         sup.forget(key, "replace")
         if task.state is TaskState.DONE:
@@ -825,8 +832,9 @@ class PluginController:
             self.probes.unschedule(key)
             self._stop_task(key, old, f"replaced by {new.version}", task="stop-old")
             self._adopt(ctx, state, new, spec)
-            message = f"upgraded from {old.version} to {new.version}"
-            self._event_soon(name, "Normal", PluginReason.UPGRADED, message)
+            reason, message = _replacement_change(old, new)
+            self._say(name, "info", message)
+            self._event_soon(name, "Normal", reason, message)
             self._steady(spec, ctx, state)
             return None
         error = task.error
@@ -1114,6 +1122,24 @@ def validate_config(spec: PluginManifestSpec) -> None:
     problems = config_problems(spec.config_schema, spec.config)
     if problems:
         raise InvalidConfigError("; ".join(str(problem) for problem in problems))
+
+
+# How the parts of a plugin's identity are named to users.
+_IDENTITY_FIELDS = {"version": "spec.version", "type": "spec.type", "entryPoint": "spec.entryPoint",
+                    "security": "spec.security", "limits": "spec.resources.limits", "env": "spec.env",
+                    "dir": "the plugin directory"}
+
+
+def _replacement_change(old: Running, new: Running) -> tuple[str, str]:
+    """The reason and message of a finished replacement: an upgrade only when the version
+    changed; otherwise which parts of the spec did, and whether the config did too."""
+    changed = [label for key, label in _IDENTITY_FIELDS.items()
+               if key != "version" and old.identity_parts.get(key) != new.identity_parts.get(key)]
+    config = "; config updated" if old.config != new.config else ""
+    if old.version != new.version:
+        return PluginReason.UPGRADED, f"upgraded from {old.version} to {new.version}{config}"
+    what = ", ".join(changed) or "its spec"
+    return PluginReason.REPLACED, f"replaced the {new.version} instance: {what} changed{config}"
 
 
 def _jsonable(value: Any) -> Any:

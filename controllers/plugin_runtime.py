@@ -110,6 +110,7 @@ class Running:
     exited: str | None = None  # set by on_exit: the instance ended by itself
     exit_error: PluginError | None = None  # ... and the runtime's error for it (exit status included)
     health_seconds: float = 0.0  # how long the first health check took
+    identity_parts: dict[str, Any] = field(default_factory=dict)  # what its identity digest was made of
 
     @property
     def start_seconds(self) -> float:
