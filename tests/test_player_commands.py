@@ -166,7 +166,20 @@ def daemon(tmp_path: Path, tap_env: TapDevice) -> Iterator[ThreadDaemon]:
         assert result.exit_code == 0, result.output
         result = run_cli(home, "wait", "--for=condition=Ready", "pm", "--all", "--timeout=60s")
         assert result.exit_code == 0, result.output
+        rescan(running)
         yield running
+
+
+def rescan(daemon: ThreadDaemon) -> None:
+    """Until local-music has indexed the library (its first scan runs in the background)."""
+    assert daemon.context is not None and daemon.context.player is not None
+
+    async def scan() -> None:
+        for provider in daemon.context.player.sources():  # type: ignore[union-attr]
+            if provider.name == "local-music":
+                await provider.instance.call("rescan", None)
+
+    daemon.call(scan)
 
 
 def wait_cache(daemon: ThreadDaemon, predicate: Callable[[Snapshot], bool]) -> None:
