@@ -28,6 +28,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mfx
 from mfx.api import selectors
@@ -936,17 +937,35 @@ class _BearerAuth(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-class _InternalErrors(BaseHTTPMiddleware):
+class _InternalErrors:
     """An exception no handler expected is a bug: log it with its traceback, and answer a
-    Status a client can show rather than a bare "Internal Server Error" page."""
+    Status a client can show rather than a bare "Internal Server Error" page.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    Plain ASGI rather than ``BaseHTTPMiddleware``, so streamed responses (watches, log
+    follows) pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            return await call_next(request)
+            await self.app(scope, receive, tracking_send)
         except Exception as error:
-            log.exception("internal error answering %s %s", request.method, request.url.path)
+            log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # too late for a Status: the server ends the response
             message = f"internal error: {type(error).__name__}: {error} (the daemon log has the traceback)"
-            return json_response(status_object(500, message), 500)
+            await json_response(status_object(500, message), 500)(scope, receive, send)
 
 
 class _RequestMetrics(BaseHTTPMiddleware):
