@@ -91,6 +91,8 @@ def load_objects(filenames: tuple[str, ...], *, recursive: bool) -> list[Manifes
             shown = sources[0].name if given == "-" and sources else given
             hint = "" if recursive or not _has_subdirectories(given) else " (use -R to read its subdirectories)"
             raise BadRequestError(f"{shown}: no objects found{hint}")
+    if not manifests:
+        raise BadRequestError("no objects passed: use -f FILE|DIR|- (example: mfx apply -f manifests/)")
     return manifests
 
 
