@@ -454,7 +454,7 @@ def test_malformed_yaml_reports_line_and_column(schemas: Schemas) -> None:
 
 def test_duplicate_keys_are_refused(schemas: Schemas) -> None:
     [error] = problems(SINK + "  device: hw:0\n", schemas)
-    assert str(error) == f'{FILE}:7:3: duplicate key "device" (the first is on line 6)'
+    assert str(error) == f'{FILE}:7:3: spec.device: duplicate key "device" (the first is on line 6)'
 
 
 def test_alias_bomb_is_refused(schemas: Schemas) -> None:
