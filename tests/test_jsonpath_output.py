@@ -32,6 +32,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeDaemon]:
         kube.ok("apply", "-f", "-", input=plugin_yaml("gamma", tier="extra", version="2.1.0"))
         kube.ok("patch", "pm", "alpha", "--subresource=status", "--type=merge", "-p", json.dumps(READY_STATUS))
         kube.ok("patch", "pm", "beta", "--subresource=status", "--type=merge", "-p", json.dumps(PROBED_STATUS))
+        kube.ok("label", "pm", "alpha", "gamma", "app.kubernetes.io/part-of=mfx")
         yield kube
     finally:
         kube.daemon.stop()
@@ -56,6 +57,8 @@ LIST_TEMPLATES = [
     "{.items[*].status.missing}",
     '{range .items[*]}[{.metadata.name}:{range .status.conditions[*]}{.type}={.status},{end}]{end}',
     "{.kind}",
+    "{.items[*].metadata.labels.app\\.kubernetes\\.io/part-of}",
+    '{range .items[?(@.metadata.labels.app\\.kubernetes\\.io/part-of=="mfx")]}{.metadata.name},{end}',
 ]
 OBJECT_TEMPLATES = [
     "{.metadata.name}",
