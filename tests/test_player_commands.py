@@ -21,6 +21,7 @@ import yaml
 
 from mfx.api.music import PlayerStatus
 from mfx.api.objects import condition
+from mfx.music.player import PlayerView
 from mfx.server.player_api import make_player_service
 from mfx.server.services import controllers_service
 from mfx.store.cache import Snapshot
@@ -158,6 +159,7 @@ def daemon(tmp_path: Path, tap_env: TapDevice) -> Iterator[ThreadDaemon]:
     home = tmp_path / "home"
     home.mkdir()
     library = build_library(tmp_path / "music")
+    write_song(library.root, dataclasses.replace(TRACKS[0], seconds=30.0))  # still playing when the sink goes
     manifests = write_manifests(tmp_path / "manifests", library.root)
     running = ThreadDaemon(home, services=[controllers_service, make_player_service()],
                            plugin_paths=[REPO / "plugins"])
@@ -182,6 +184,24 @@ def rescan(daemon: ThreadDaemon) -> None:
     daemon.call(scan)
 
 
+def sink_file(tmp_path: Path, device: str) -> Path:
+    path = tmp_path / f"sink-{device}.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "AudioSink",
+                                    "metadata": {"name": "speakers"}, "spec": {"device": device}}))
+    return path
+
+
+def wait_player(daemon: ThreadDaemon, predicate: Callable[[PlayerView], bool]) -> PlayerView:
+    assert daemon.context is not None and daemon.context.player is not None
+    player = daemon.context.player
+
+    async def waiter() -> PlayerView:
+        with anyio.fail_after(WAIT):
+            return await player.wait_for(predicate)  # type: ignore[no-any-return]
+
+    return daemon.call(waiter)  # type: ignore[no-any-return]
+
+
 def wait_cache(daemon: ThreadDaemon, predicate: Callable[[Snapshot], bool]) -> None:
     assert daemon.context is not None
     cache = daemon.context.cache
@@ -198,10 +218,7 @@ def test_play_without_a_usable_sink_names_the_sink_and_why(daemon: ThreadDaemon,
     out = run_cli(home, "play", "Café Del Mar")
     assert out.exit_code != 0 and "no AudioSink is applied" in out.output
 
-    sink = tmp_path / "sink.yaml"
-    sink.write_text(yaml.safe_dump({"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "AudioSink",
-                                    "metadata": {"name": "speakers"}, "spec": {"device": "nosuch"}}))
-    assert run_cli(home, "apply", "-f", str(sink)).exit_code == 0
+    assert run_cli(home, "apply", "-f", str(sink_file(tmp_path, "nosuch"))).exit_code == 0
 
     def stalled(snapshot: Snapshot) -> bool:
         obj = snapshot.get("AudioSink", {}).get("speakers")
@@ -214,3 +231,30 @@ def test_play_without_a_usable_sink_names_the_sink_and_why(daemon: ThreadDaemon,
     assert "AudioSink speakers is not Ready: DeviceNotFound" in out.output and "'nosuch'" in out.output
     assert "mfx describe sink speakers" in out.output
     assert "apply an AudioSink" not in out.output
+
+
+def test_deleting_the_sink_while_playing_pauses_and_says_why(daemon: ThreadDaemon, tmp_path: Path) -> None:
+    home = daemon.config.home
+    sink = sink_file(tmp_path, "tap")
+    assert run_cli(home, "apply", "-f", str(sink)).exit_code == 0
+    assert run_cli(home, "wait", "--for=condition=Ready", "audiosink/speakers", "--timeout=30s").exit_code == 0
+    assert run_cli(home, "play", "Café Del Mar").exit_code == 0
+    wait_player(daemon, lambda v: v.status is PlayerStatus.PLAYING and v.tracks_started == 1)
+
+    assert run_cli(home, "delete", "audiosink", "speakers").exit_code == 0
+    paused = wait_player(daemon, lambda v: v.status is PlayerStatus.PAUSED)
+    assert paused.last_error is not None and paused.last_error.reason == "NoSink"
+    assert not paused.last_error.skipped and paused.current is not None and paused.current.title == "Café Del Mar"
+    now = run_cli(home, "now").output
+    assert "paused" in now and "paused on Café Del Mar: NoSink: no AudioSink is applied" in now
+    refused = run_cli(home, "resume")
+    assert refused.exit_code != 0 and "no AudioSink is applied" in refused.output
+
+    # With a sink again, resume goes on with the same song from where it paused.
+    assert run_cli(home, "apply", "-f", str(sink)).exit_code == 0
+    assert run_cli(home, "wait", "--for=condition=Ready", "audiosink/speakers", "--timeout=30s").exit_code == 0
+    resumed = run_cli(home, "resume")
+    assert resumed.exit_code == 0, resumed.output
+    playing = wait_player(daemon, lambda v: v.status is PlayerStatus.PLAYING and v.tracks_started == 2)
+    assert playing.current is not None and playing.current.title == "Café Del Mar"
+    assert playing.position_seconds >= paused.position_seconds

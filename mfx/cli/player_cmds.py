@@ -211,7 +211,8 @@ def _status_line(state: dict[str, Any]) -> str:
 def _print_error(state: dict[str, Any]) -> None:
     error = state.get("lastError")
     if error:
-        output.warn(f"skipped {error.get('title')}: {error.get('reason')}: {error.get('message')}")
+        verb = "skipped" if error.get("skipped", True) else "paused on"
+        output.warn(f"{verb} {error.get('title')}: {error.get('reason')}: {error.get('message')}")
 
 
 @click.command()

@@ -210,6 +210,7 @@ class TrackFailure(MusicModel):
     reason: str  # CamelCase: DecodeFailed, CircuitOpen, DeadlineExceeded, UnsupportedFormat...
     message: str
     time: float  # unix seconds
+    skipped: bool = True  # False: playback paused on the song (e.g. its sink went away)
 
 
 class PlayerView(PlayerState):
@@ -801,7 +802,11 @@ class Player:
             self._position_base, self._mark = 0.0, None
             self._changed_now()
             return
-        pipeline = self._ensure_pipeline()
+        try:
+            pipeline = self._ensure_pipeline()
+        except MfxError:
+            stream.close()  # opened for nothing: there is no sink to play it on
+            raise
         self._drop_pending()
         if start_at > 0:
             stream.seek(round(start_at * stream.samplerate))
@@ -974,12 +979,12 @@ class Player:
             return providers[0].instance
         raise NotFoundError("no Ready MusicSource", reason="NoProvider")
 
-    def _record_failure(self, song: Song, error: BaseException) -> None:
+    def _record_failure(self, song: Song, error: BaseException, *, skipped: bool = True) -> None:
         reason = failure_reason(error)
         self._last_error = TrackFailure(song_id=song.id, title=song.title, reason=reason,
-                                        message=str(error), time=time.time())
+                                        message=str(error), time=time.time(), skipped=skipped)
         self._metrics.player_track_failures_total.labels(reason).inc()
-        log.warning("skipping %s: %s", song.title, error)
+        log.warning("%s %s: %s", "skipping" if skipped else "pausing", song.title, error)
         self._publish("TrackFailed", {"song": song.wire(), "reason": reason, "message": str(error)})
         self._changed_now()
 
@@ -1067,6 +1072,9 @@ class Player:
                 self._record_failure(current, error)
             return
         if pipeline.state in (PipelineState.PLAYING, PipelineState.PAUSED):
+            if not _ring_open(pipeline):
+                await self._sink_gone()
+                return
             self._kick.set()  # something was queued after the run ended: run again
             return
         if self._status is PlayerStatus.PLAYING:
@@ -1075,6 +1083,24 @@ class Player:
             self._position_base, self._mark = 0.0, None
             self._publish("QueueEnded", {})
             self._changed_now()
+
+    async def _sink_gone(self) -> None:
+        """The sink closed under the pipeline (its AudioSink was deleted): go on with the song
+        on the default sink there is now, or pause at the position and record why, so that
+        `mfx now` says it and `mfx resume` continues once a sink is back."""
+        position = self.position()
+        self._stop_pipeline()
+        current = self._queue.current
+        try:
+            self._sink_lookup()
+        except MfxError as exc:
+            self._status = PlayerStatus.PAUSED if current is not None else PlayerStatus.STOPPED
+            self._position_base, self._mark = position, None
+            if current is not None:
+                self._record_failure(current, exc, skipped=False)
+            self._changed_now()
+            return
+        await self._advance(lambda: self._queue.current, start_at=position)
 
     async def _save_changes(self) -> None:
         if self._state_file is None:
@@ -1110,6 +1136,15 @@ class Player:
     def _publish(self, type: str, payload: dict[str, Any]) -> None:
         if self._bus is not None:
             self._bus.publish(PLAYER_TOPIC, {"type": type, **payload})
+
+
+def _ring_open(pipeline: Pipeline) -> bool:
+    """False once the pipeline's sink is closed for good; a sink being reopened (its ring
+    not there for a moment) counts as open, since its writer thread comes back by itself."""
+    try:
+        return not pipeline.sink.ring.closed
+    except AudioError:
+        return True
 
 
 def _copy_rng(rng: random.Random) -> random.Random:
