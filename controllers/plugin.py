@@ -60,7 +60,6 @@ from mfx.reconciler import (
     TaskStatus,
     TemporaryError,
     get_condition,
-    is_true,
 )
 from mfx.reconciler.controller import brief_handler
 from mfx.runtimes.base import (
@@ -136,6 +135,16 @@ class PluginReason(enum.StrEnum):
 
 # Stalls that a change of *another* object can heal: re-checked when that object changes.
 _DEPENDENCY_STALLS = frozenset({PluginReason.DEPENDENCY_CYCLE, PluginReason.VERSION_CONSTRAINT_UNSATISFIED})
+
+# Ready=False reasons under which the previous instance keeps running and serving: the wanted
+# generation is not what runs, so the plugin is not Ready (kstatus; `mfx wait` says so), yet
+# callers and dependents are served as before.
+_SERVING_REASONS = frozenset({PluginReason.ROLLED_BACK, PluginReason.INVALID_CONFIG})
+
+
+def serves(ready: dict[str, Any] | None) -> bool:
+    """Whether a plugin with this Ready condition serves its dependents."""
+    return ready is not None and (ready.get("status") == "True" or ready.get("reason") in _SERVING_REASONS)
 
 
 def rfc3339(wall: float) -> str:
@@ -250,7 +259,7 @@ class PluginController:
         self._watchers: dict[str, set[str]] = defaultdict(set)
         self._versions: dict[str, str] = {}  # name -> spec.version, from the watch
         self._graph_revision = 0
-        self._ready: dict[str, bool] = {}  # name -> Ready=True as last written (by us or seen on the watch)
+        self._ready: dict[str, bool] = {}  # name -> serves (see ``serves``), as last written or seen on the watch
         self._deleting: dict[str, bool] = {}
         self._cycles: dict[str, tuple[int, list[str] | None]] = {}
         self._parsed: dict[str, _Parsed] = {}
@@ -300,9 +309,11 @@ class PluginController:
             self._set_node(name, required_dependencies(obj))
         stalled = get_condition(obj, ConditionType.STALLED)
         ready = get_condition(obj, ConditionType.READY)
-        self._ready[name] = bool(ready and ready.get("status") == "True") and not gone
+        self._ready[name] = serves(ready) and not gone
         self._deleting[name] = bool(meta.get("deletionTimestamp"))
-        signature = (generation(obj), ready and ready.get("status"), stalled and stalled.get("status"),
+        # Dependents care whether it serves, not how it is not Ready: serving reads as "True".
+        shown = "True" if serves(ready) else ready and ready.get("status")
+        signature = (generation(obj), shown, stalled and stalled.get("status"),
                      bool(meta.get("deletionTimestamp")), gone)
         old = self._seen.get(name)
         self._seen[name] = signature
@@ -439,8 +450,8 @@ class PluginController:
             result = await self._converge(obj, spec, ctx, state)
         finally:
             self._write_common(ctx, state)
-        was_ready = is_true(obj, ConditionType.READY)
-        now_ready = (ctx.status.condition_view(ConditionType.READY) or {}).get("status") == "True"
+        was_ready = serves(get_condition(obj, ConditionType.READY))
+        now_ready = serves(ctx.status.condition_view(ConditionType.READY))
         self._ready[name] = now_ready
         if now_ready and not was_ready:
             await ctx.status.flush()  # written before the dependents are woken
@@ -849,8 +860,9 @@ class PluginController:
         raise PermanentError(PluginReason.UPGRADE_FAILED, message)
 
     def _ready_rolled_back(self, ctx: Context, state: _State, current: Running) -> None:
-        self._register(state)
-        ctx.status.condition(ConditionType.READY, True, PluginReason.ROLLED_BACK, state.failed_upgrade_message)
+        self._ready_running(ctx, state, current)  # the previous version keeps serving ...
+        # ... but the wanted generation is not what runs: not Ready (see _SERVING_REASONS)
+        ctx.status.condition(ConditionType.READY, False, PluginReason.ROLLED_BACK, state.failed_upgrade_message)
         ctx.status.set("resolvedVersion", current.version)
 
     async def _update_config(self, spec: PluginManifestSpec, ctx: Context, state: _State,
@@ -918,8 +930,8 @@ class PluginController:
     def _config_rejected(self, ctx: Context, state: _State, current: Running, why: str) -> NoReturn:
         message = f"the new config is invalid: {why}; the previous config keeps running"
         self._say(ctx.key.name, "error", message)
-        self._ready_running(ctx, state, current)
-        ctx.status.condition(ConditionType.READY, True, PluginReason.INVALID_CONFIG, message)
+        self._ready_running(ctx, state, current)  # the previous config keeps serving, but is not the wanted one
+        ctx.status.condition(ConditionType.READY, False, PluginReason.INVALID_CONFIG, message)
         raise PermanentError(PluginReason.INVALID_CONFIG, message)
 
     def _ready_running(self, ctx: Context, state: _State, current: Running, *, reconciling: str | None = None) -> None:

@@ -147,7 +147,7 @@ def test_a_valid_object_of_each_kind_passes_the_schema(kind: str) -> None:
 
 PRINTER_COLUMNS = {
     "PluginManifest": [
-        ("Version", ".spec.version", 0), ("Type", ".spec.type", 0),
+        ("Version", ".status.resolvedVersion", 0), ("Type", ".spec.type", 0),
         ("Ready", '.status.conditions[?(@.type=="Ready")].status', 0),
         ("Reason", '.status.conditions[?(@.type=="Ready")].reason', 0),
         ("Age", ".metadata.creationTimestamp", 0),

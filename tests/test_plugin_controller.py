@@ -57,7 +57,8 @@ def test_an_invalid_config_stalls_and_the_old_config_keeps_running(env: tuple[Pa
     apply(home, manifest("cfg", record=rec, level=2, rejectConfig=True, interfaces=["TestKit"]))
     obj = wait_reason(home, "cfg", "Stalled", "True", "InvalidConfig")
     assert "previous config keeps running" in condition(obj, "Stalled")["message"]
-    assert condition(obj, "Ready")["status"] == "True"  # still serving, with the old config
+    # not Ready: the wanted config does not run; the old one still serves (below)
+    assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Ready")["reason"] == "InvalidConfig"
     assert not events_of(rec, "cfg", "stop")
     registry = daemon.context.service_registry  # type: ignore[union-attr]
     assert daemon.call(registry.best("TestKit").instance.call, "ping", {"value": 7}) == {"pong": 7, "name": "cfg"}
@@ -84,7 +85,7 @@ def test_a_new_version_failing_its_health_check_is_rolled_back(env: tuple[Path, 
     wait_ready(home, "roll")
     apply(home, manifest("roll", version="2.0.0", record=rec, failHealth=True))
     obj = wait_reason(home, "roll", "Stalled", "True", "UpgradeFailed")
-    assert condition(obj, "Ready")["status"] == "True" and condition(obj, "Ready")["reason"] == "RolledBack"
+    assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Ready")["reason"] == "RolledBack"
     assert obj["status"]["resolvedVersion"] == "1.0.0"
     assert obj["status"]["history"][0]["version"] == "2.0.0" and obj["status"]["history"][0]["result"] == "RolledBack"
     events = run_cli(home, "events").output

@@ -484,9 +484,16 @@ def rollback(ctx: CliContext, ref: str, to_version: str | None) -> None:
         changes[DIGEST_ANNOTATION] = installed[target]
     if changes:
         patch["metadata"]["annotations"] = changes
-    progress(f"rolling {name} back from {current} to {target} (from {where})")
+    # Say what runs (status.resolvedVersion), not spec.version: after a failed upgrade they differ.
+    running = (obj.get("status") or {}).get("resolvedVersion") or current
+    unrun = f" (spec.version was {current}, which does not run)" if running != current else ""
+    progress(f"rolling {name} back from {running} to {target} (from {where})")
     client.patch(PLUGIN_MANIFEST, name, patch)
-    click.echo(f"{output.object_ref(PLUGIN_MANIFEST, name)} rolled back: {current} -> {target}")
+    ref_text = output.object_ref(PLUGIN_MANIFEST, name)
+    if running == target:
+        click.echo(f"{ref_text} rolled back to {target}, the version that runs now{unrun}")
+    else:
+        click.echo(f"{ref_text} rolled back: {running} -> {target}{unrun}")
     click.echo(f"next: mfx wait --for=condition=Ready pm/{name} --timeout=60s")
 
 
