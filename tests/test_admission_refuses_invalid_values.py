@@ -63,6 +63,11 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("version-spaces", spec(version=" 1.0.0"), "spec.version"),
     ("version-newline", spec(version="1.0.0\n"), "spec.version"),
     ("version-digits", spec(version="\u0661.0.0"), "spec.version"),
+    ("version-long-number", spec(version="1.0." + "9" * 5000), "spec.version"),
+    ("prerelease-long-number", spec(version="1.0.0-" + "9" * 30), "spec.version"),
+    ("constraint-long-number", spec(dependencies=[{"name": "b", "version": "^1.0.0-" + "9" * 30}]),
+     "spec.dependencies[0].version"),
+    ("priority-long-text", spec(priority="9" * 5000), "spec.priority"),
     ("duration-digits", spec(healthCheck={"interval": "\u0661\u0660s"}), "spec.healthCheck.interval"),
     ("duration-spaces", spec(healthCheck={"timeout": "2s "}), "spec.healthCheck.timeout"),
     ("duration-huge", spec(healthCheck={"interval": "9999999999h"}), "spec.healthCheck.interval"),
@@ -99,6 +104,14 @@ def test_validation_names_the_field(schemas: Schemas, change: Callable[[dict[str
     with pytest.raises(ValidationError) as caught:
         validate_object(broken(change), schemas=schemas)
     assert path in [e.path for e in caught.value.errors], str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["version", "priority", "config"])
+def test_integers_python_will_not_print_are_refused(schemas: Schemas, field: str) -> None:
+    # No JSON body carries these (the reader stops at 4300 digits), but code can build them.
+    with pytest.raises(ValidationError) as caught:
+        validate_object(broken(spec(**{field: -(10**5000)})), schemas=schemas)
+    assert [e.path for e in caught.value.errors] == [f"spec.{field}"]
 
 
 def test_valid_neighbours_of_the_refused_values_pass(schemas: Schemas) -> None:

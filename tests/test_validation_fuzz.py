@@ -76,7 +76,7 @@ FREE: list[tuple[dict[str, Any], Path]] = [
 
 ODD_TEXT = ["", " ", "\n", " 1.0.0", "1.0.0\n", "\u0661.\u0660.\u0660", "\u0661\u0660s", "10", "10s", "-1", "9Ei",
             "1e400", "\ufffd", "\ud800", "\u202e", "a\x00b", "NaN", ".inf", "#/$defs/x", "http://127.0.0.1:9/x",
-            "10.0.0.0/33", "[::1]:0", "^^1", "\u00b5s", "1.5", "true", "null", "x" * 300]
+            "10.0.0.0/33", "[::1]:0", "^^1", "\u00b5s", "1.5", "true", "null", "x" * 300, "9" * 5000]
 
 
 def nested(depth: int, leaf: Any) -> Any:
@@ -160,11 +160,11 @@ def as_text(obj: Any) -> str | None:
     """The manifest as a file would hold it: YAML, or JSON when YAML cannot write a value."""
     try:
         return yaml.safe_dump(obj, allow_unicode=True, sort_keys=False)
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, ValueError, RecursionError):
         try:
             return json.dumps(obj)
         except (ValueError, RecursionError):
-            return None
+            return None  # e.g. an integer of more digits than Python writes out
 
 
 @FUZZ

@@ -24,20 +24,22 @@ from functools import total_ordering
 
 # ASCII digits only ("\d" would take any script's digits), and used with fullmatch ("$"
 # would accept a trailing newline): a version is stored and compared as the text it is.
-_NUM = r"0|[1-9][0-9]*"
+# Numbers have at most 19 digits, which Python converts (it refuses over 4300) and sorts fast.
+MAX_DIGITS = 19
+_NUM = r"0|[1-9][0-9]{0,18}"
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
     rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
     rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
 )
-_PART = r"0|[1-9][0-9]*|[xX*]"
+_PART = r"0|[1-9][0-9]{0,18}|[xX*]"
 _PARTIAL_RE = re.compile(
     rf"(?P<major>{_PART})(?:\.(?P<minor>{_PART})(?:\.(?P<patch>{_PART})"
     rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
     rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?)?)?"
 )
-_SHORT_RE = re.compile(r"v?([0-9]+(?:\.[0-9]+){0,2})")
+_SHORT_RE = re.compile(r"v?([0-9]{1,19}(?:\.[0-9]{1,19}){0,2})")
 CONSTRAINT_EXAMPLES = "^1.2, >=1.0 <2.0, ~> 1.4"
 
 
@@ -93,6 +95,9 @@ class Version:
                     f'"{text}" is not a semantic version: numeric pre-release identifier '
                     f'"{ident}" has a leading zero'
                 )
+            if ident.isdigit() and len(ident) > MAX_DIGITS:
+                raise VersionError(f'"{text}" is not a semantic version: numeric pre-release identifiers '
+                                   f"have at most {MAX_DIGITS} digits")
         build = tuple(m["build"].split(".")) if m["build"] else ()
         return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), pre, build)
 
@@ -157,6 +162,8 @@ class Partial:
                 raise ValueError(text)
         pre = tuple(m["pre"].split(".")) if m["pre"] else ()
         if pre and parts[2] is None:
+            raise ValueError(text)
+        if any(ident.isdigit() and len(ident) > MAX_DIGITS for ident in pre):
             raise ValueError(text)
         return cls(parts[0], parts[1], parts[2], pre)
 

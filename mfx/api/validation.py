@@ -486,7 +486,9 @@ _NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 def _number_hint(text: str, expected: str, schema: Schema) -> str:
     """How to write a quoted number so that it passes, or an example that does."""
     number: int | float | None = None
-    if expected == "integer" and _INTEGER_TEXT.fullmatch(text):
+    if len(text) > 40:
+        pass  # no number that long passes (and Python will not read an integer of 4300 digits)
+    elif expected == "integer" and _INTEGER_TEXT.fullmatch(text):
         number = int(text)
     elif expected == "number" and _NUMBER_TEXT.fullmatch(text):
         number = float(text)
@@ -547,13 +549,14 @@ def _name(obj: Obj) -> str:
 
 
 def _check_values(obj: Obj, errors: _Errors) -> bool:
-    """Report what no JSON encoder (nor a Kubernetes client) can write back; True if the rest
-    of validation must not walk ``obj`` (too deep to recurse through, or not JSON at all).
+    """Report what no JSON encoder (nor a Kubernetes client) can write back; True if any.
 
-    Iterative, so depth itself is reported instead of overflowing the stack. Objects reach
-    here from files, request bodies, patches and code alike, so nothing is assumed of them.
+    The rest of validation runs only on objects that pass: it recurses (too deep a value
+    would overflow the stack), formats values into messages (Python will not print an
+    integer of over 4300 digits) and hashes them. Iterative, so depth itself is reported.
+    Objects reach here from files, request bodies, patches and code alike, so nothing is
+    assumed of them.
     """
-    unsafe = False
     found = 0
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
     while stack and found < MAX_VALUE_PROBLEMS:
@@ -561,15 +564,14 @@ def _check_values(obj: Obj, errors: _Errors) -> bool:
         problem: str | None = None
         if isinstance(value, dict | list) and depth >= MAX_DEPTH:
             problem = f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
-            unsafe = True
         elif isinstance(value, dict):
             for key, item in reversed(value.items()):
                 if not isinstance(key, str):
-                    errors.add(path, f"keys must be strings, got {_json_type(key)} {key!r}")
-                    found, unsafe = found + 1, True
+                    errors.add(path, f"keys must be strings, got {_json_type(key)}")
+                    found += 1
                 elif _text_problem(key) is not None:
-                    errors.add(path, f"the key {_show(key)} {_text_problem(key)}")
-                    found, unsafe = found + 1, True
+                    errors.add(path, f"a key {_text_problem(key)}")
+                    found += 1
                 else:
                     stack.append((item, join_key(path, key), depth + 1))
         elif isinstance(value, list):
@@ -588,11 +590,10 @@ def _check_values(obj: Obj, errors: _Errors) -> bool:
                 problem = f"must be a finite number, got {value}"
         else:
             problem = f"a {type(value).__name__} is not a JSON value"
-            unsafe = True
         if problem is not None:
             errors.add(path, problem)
             found += 1
-    return unsafe
+    return found > 0
 
 
 def _text_problem(text: str) -> str | None:
@@ -617,6 +618,7 @@ class _Format:
     check: Callable[[Any], str | None]  # why a value is wrong, or None
     example: str  # a value that passes, offered when nothing closer to the input does
     readings: Callable[[str], tuple[str, ...]] = lambda text: (text,)  # what a bare value meant
+    integers: bool = False  # an int-or-string field: integers are checked too
 
 
 def _version_problem(value: Any) -> str | None:
@@ -706,8 +708,8 @@ def _network_format_problem(value: Any) -> str | None:
 _VERSION = _Format(_version_problem, "1.0.0", _version_readings)
 _CONSTRAINT = _Format(_constraint_problem, "^1.0")
 _DURATION = _Format(_duration_problem, "10s", lambda text: (text, text + "s"))
-_MEMORY = _Format(_quantity_problem(parse_memory_bytes), "256Mi")
-_CPU = _Format(_quantity_problem(parse_cpu_millis), "500m")
+_MEMORY = _Format(_quantity_problem(parse_memory_bytes), "256Mi", integers=True)
+_CPU = _Format(_quantity_problem(parse_cpu_millis), "500m", integers=True)
 _NAME = _Format(_name_problem, "codec-flac")
 _NETWORK = _Format(_network_format_problem, "10.0.0.0/8")
 _LABEL_VALUE = _Format(_label_value_problem, "v1")
@@ -760,9 +762,7 @@ def _check_formats(kind: str, obj: Obj, errors: _Errors) -> None:
     """Each formatted field that has the right type (type errors are reported already)."""
     for pattern, fmt in _FORMATS[kind].items():
         for path, value in _values_at(obj, pattern):
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                continue
-            if isinstance(value, int) and fmt not in (_MEMORY, _CPU):
+            if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
                 continue
             problem = fmt.check(value)
             if problem is not None:
