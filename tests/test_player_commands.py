@@ -21,6 +21,7 @@ import yaml
 
 from mfx.api.music import PlayerStatus
 from mfx.api.objects import condition
+from mfx.errors import BadRequestError
 from mfx.music.player import PlayerView
 from mfx.server.player_api import make_player_service
 from mfx.server.services import controllers_service
@@ -79,6 +80,20 @@ def test_a_search_with_no_ready_source_says_what_to_apply(rig: PlayerRig) -> Non
     out = fails(rig, "search", "mar")
     assert "no MusicSource is Ready" in out and "mfx apply -f plugins/local-music/plugin.yaml" in out
     assert "No results" not in out
+
+
+def test_an_empty_search_or_page_is_refused_with_what_to_use(rig: PlayerRig) -> None:
+    out = fails(rig, "search", "")
+    assert "the query is empty" in out and "mfx library" in out
+    assert "No songs" not in out
+
+    async def search(limit: int, offset: int) -> None:
+        await rig.player.search("mar", limit=limit, offset=offset)
+
+    with pytest.raises(BadRequestError, match="limit: expected at least 1"):
+        rig.call(search, 0, 0)
+    with pytest.raises(BadRequestError, match="offset: expected 0 or more"):
+        rig.call(search, 5, -1)
 
 
 # --- library and playlists ------------------------------------------------------------------------
@@ -142,6 +157,8 @@ def test_seek_takes_steps_from_the_position_now(rig: PlayerRig) -> None:
     ok(rig, "seek", "+1:00")
     assert position() == 6.0  # nor past the end
     assert "expected seconds or M:SS" in fails(rig, "seek", "+soon")
+    assert "go up to 59" in fails(rig, "seek", "1:99")
+    assert position() == 6.0
 
 
 def test_mode_without_an_argument_shows_the_mode(rig: PlayerRig) -> None:

@@ -7,6 +7,7 @@ They talk to the daemon's player API (``/apis/player.mfx.musicfox.io/v1``, see
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ def parse_time(text: str) -> float:
         parts = [float(p) for p in text.split(":")]
     except ValueError:
         raise BadRequestError(f"position {text!r}: expected seconds or M:SS (e.g. 1:30)") from None
-    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+    if not parts or len(parts) > 3 or any(not 0 <= p < math.inf for p in parts):
         raise BadRequestError(f"position {text!r}: expected seconds or M:SS (e.g. 1:30)")
+    if any(p >= 60 for p in parts[1:]):  # 1:99 is a typo, not 2:39
+        raise BadRequestError(f"position {text!r}: minutes and seconds after a ':' go up to 59")
     seconds = 0.0
     for part in parts:
         seconds = seconds * 60 + part
@@ -98,7 +101,7 @@ def _search(ctx: CliContext, query: str, type_: str = "song", source: str | None
 @click.option("--type", "type_", type=click.Choice(["song", "album", "artist", "playlist"]), default="song",
               show_default=True)
 @click.option("--source", help="Ask only this MusicSource plugin.")
-@click.option("--limit", type=int, default=30, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 500), default=30, show_default=True, help="Results per source.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table")
 @pass_cli
 def search(ctx: CliContext, query: str, type_: str, source: str | None, limit: int, fmt: str) -> None:

@@ -365,6 +365,13 @@ def _search_type(type: SearchType | str) -> SearchType:
         raise BadRequestError(f"type: expected one of {', '.join(t.value for t in SearchType)}, got {type!r}") from None
 
 
+def _check_page(limit: int, offset: int) -> None:
+    if limit < 1:
+        raise BadRequestError(f"limit: expected at least 1, got {limit}")
+    if offset < 0:
+        raise BadRequestError(f"offset: expected 0 or more, got {offset}")
+
+
 def _nobody_answered(result: SearchResult, deadline: float) -> str:
     """Why no MusicSource answered, and what to look at next."""
     parts = [f"{name} did not answer within {deadline:g}s" for name in result.timed_out]
@@ -673,6 +680,10 @@ class Player:
         ``NoSourceAnsweredError`` when none answered: an empty answer then would claim that
         nothing matches when nothing was searched."""
         kind = _search_type(type)
+        if not query.strip():  # every source answers an empty query with nothing at all
+            raise BadRequestError("q: the query is empty; to list everything a source holds, use the "
+                                  "library (`mfx library`, `mfx playlists`)")
+        _check_page(limit, offset)
         params = {"query": query, "type": kind.value, "limit": limit, "offset": offset}
         started = time.perf_counter()
         result = await self._ask_sources("search", params, source)
@@ -684,6 +695,7 @@ class Player:
         """Every item of one type that the Ready MusicSources hold (their ``browse``), in
         each source's own order; sources are asked at once, as for a search."""
         kind = _search_type(type)
+        _check_page(limit, offset)
         return await self._ask_sources("browse", {"type": kind.value, "limit": limit, "offset": offset}, source)
 
     async def _ask_sources(self, method: str, params: dict[str, Any], source: str | None) -> SearchResult:
