@@ -152,3 +152,15 @@ def test_the_daemon_answers_422_and_stores_nothing(tmp_path: Path, recorder: Rec
                 assert SECRET not in answer.text
             assert api.get(f"{BASE}/refs").status_code == 404
     assert not recorder.contacted.is_set()
+
+
+@pytest.mark.parametrize(("schema", "path", "needle"), [
+    ({"properties": {"token": {"$ref": "#missing-anchor"}}}, "spec.configSchema.properties.token.$ref",
+     '"#missing-anchor" points at nothing'),
+    ({"$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"token": {"$ref": "#/$defs/a"}}}, "spec.configSchema",
+     "refers to itself without end"),
+])
+def test_references_that_cannot_be_followed_are_named(schemas: Schemas, schema: dict[str, Any], path: str,
+                                                      needle: str) -> None:
+    [problem] = refused(plugin(schema), schemas).errors
+    assert problem.path == path and needle in problem.message

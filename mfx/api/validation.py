@@ -854,8 +854,9 @@ def config_problems(config_schema: Any, config: Any) -> list[FieldError]:
         found = sorted(validator.iter_errors({} if config is None else config),
                        key=lambda e: list(map(str, e.absolute_path)))
     except referencing.exceptions.Unresolvable as exc:
-        return [FieldError(path=_reference_path(config_schema, str(exc.ref)),
-                           message=f'the reference "{exc.ref}" points at nothing in the schema')]
+        ref = _unresolved(exc)
+        return [FieldError(path=_reference_path(config_schema, ref),
+                           message=f'the reference "{ref}" points at nothing in the schema')]
     except RecursionError:
         return [FieldError(path="spec.configSchema", message="the schema refers to itself without end")]
     return [FieldError(path=_json_path("spec.config", e.absolute_path), message=f"{e.message} (see spec.configSchema)")
@@ -894,6 +895,12 @@ def _references(schema: Any, path: str = "spec.configSchema") -> Iterator[tuple[
 def _outside_references(schema: dict[str, Any]) -> list[tuple[str, str]]:
     return [(path, f'"{ref}" refers outside the schema: only references within it ("#/$defs/name") are allowed')
             for path, ref in _references(schema) if not ref.startswith("#")]
+
+
+def _unresolved(exc: referencing.exceptions.Unresolvable) -> str:
+    """The reference as written: a missing anchor is reported by its name, a pointer as is."""
+    anchor = getattr(exc, "anchor", None)  # NoSuchAnchor (jsonschema's wrapper passes it on)
+    return f"#{anchor}" if isinstance(anchor, str) else "#" + str(exc.ref).lstrip("#")
 
 
 def _reference_path(schema: dict[str, Any], ref: str) -> str:
