@@ -5,27 +5,40 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MFX_HOME ?= $(CURDIR)/.mfx-home
 APT := apt-get -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends
-SYSTEM_PACKAGES := gcc make git libasound2-dev libsndfile1 alsa-utils prometheus pulseaudio libasound2-plugins
+# What running needs (build pyalsaaudio and the C plugins, decode, play), and what only the
+# tests add: Prometheus (promtool), PulseAudio with its ALSA plugin (a paced sound card) and
+# kubectl (kubernetes-client).
+RUN_PACKAGES := gcc make git libasound2-dev libsndfile1 alsa-utils
+TEST_PACKAGES := prometheus pulseaudio libasound2-plugins
 STAMP := $(VENV)/.installed
 
 
 .PHONY: soak
-.PHONY: all run test bench lint lint-imports import-tree system venv plugins clean serve
+.PHONY: all run test bench lint lint-imports import-tree system system-test venv plugins clean serve
 
 all: test
 
-# System packages (ALSA headers for pyalsaaudio, Prometheus and PulseAudio for the integration tests).
-system: $(VENV)/.system
-$(VENV)/.system:
+# Installs the missing ones of the packages $(1); $(2) is shell that may add more to $$missing.
+define install_system_packages
 	@mkdir -p $(VENV)
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if ! command -v kubectl >/dev/null 2>&1; then missing="$$missing kubernetes-client"; fi; \
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(2) \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO $(APT) install $$missing; \
 	fi
 	@touch $@
+endef
+
+# System packages: `system` for running, `system-test` adds what the tests need.
+system: $(VENV)/.system
+$(VENV)/.system:
+	$(call install_system_packages,$(RUN_PACKAGES),)
+
+system-test: $(VENV)/.system-test
+$(VENV)/.system-test: $(VENV)/.system
+	$(call install_system_packages,$(TEST_PACKAGES),command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client";)
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml $(VENV)/.system
@@ -57,15 +70,15 @@ serve: $(STAMP) plugins
 lint: lint-imports
 	$(BIN)/ruff check .
 
-test: lint-imports plugins
+test: lint-imports plugins $(VENV)/.system-test
 	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
 
 # Only the real-time soak tests: a minute of playback on a paced sound server while the
 # control plane churns (they are part of `make test` too).
-soak: $(STAMP) plugins
+soak: $(STAMP) plugins $(VENV)/.system-test
 	$(BIN)/pytest -p no:cacheprovider -m soak -v tests
 
-bench: $(STAMP) plugins
+bench: $(STAMP) plugins $(VENV)/.system-test
 	$(BIN)/python -m bench
 
 clean:
