@@ -240,7 +240,9 @@ class PackageError(SecurityError):
 
 
 class AbiMismatchError(PluginLoadError):
-    """A C-ABI plugin was built against another version of ``mfx_plugin.h``."""
+    """A plugin does not follow the ABI of this mfx (a C library built against another
+    ``mfx_plugin.h``, a WebAssembly module without the ABI's exports): permanent in every
+    runtime."""
 
     reason = "AbiMismatch"
     retryable = False

@@ -37,6 +37,7 @@ import orjson
 import wasmtime
 
 from mfx.errors import (
+    AbiMismatchError,
     EntryPointNotFoundError,
     MemoryLimitExceededError,
     MfxError,
@@ -112,8 +113,9 @@ def _fmt_sig(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
 
 
 def check_module_abi(module: wasmtime.Module, *, what: str) -> set[str]:
-    """Raise ``PluginLoadError`` naming every missing or mistyped ABI export and every
-    import the host does not provide. Returns the names of the optional exports present."""
+    """Raise ``AbiMismatchError`` (permanent, as in every runtime: the same bytes will not
+    match next time either) naming every missing or mistyped ABI export and every import
+    the host does not provide. Returns the names of the optional exports present."""
     problems: list[str] = []
     exports = {e.name: e.type for e in module.exports}
     missing = [name for name in REQUIRED_EXPORTS if name not in exports]
@@ -152,9 +154,9 @@ def check_module_abi(module: wasmtime.Module, *, what: str) -> set[str]:
             + f" (the host provides {', '.join(f'{m}::{n}' for m, n in HOST_IMPORTS)}"
             f" and {WASI_MODULE})")
     if problems:
-        raise PluginLoadError(
+        raise AbiMismatchError(
             f"{what} does not follow the mfx WebAssembly ABI (plugins/include/mfx_wasm_abi.md): "
-            + "; ".join(problems), reason="AbiMismatch")
+            + "; ".join(problems))
     return present
 
 
@@ -256,6 +258,7 @@ class WasmRuntime:
             lambda: self.compile(data, digest, what=str(path)))
         optional = check_module_abi(module, what=str(path))
         instance = WasmPluginInstance(self, request, module, digest, path, optional)
+        instance.check_wasi_imports()
         await instance._run(instance._instantiate_first)
         return instance
 
@@ -322,6 +325,32 @@ class WasmPluginInstance:
         self.fuel_last_call = 0
         self.fuel_consumed_total = 0
         self.memory_bytes = 0
+
+    def check_wasi_imports(self) -> None:
+        """Raise ``AbiMismatchError`` for WASI imports this wasmtime does not define (or
+        defines with another type): found before instantiation, so the load fails as
+        permanently as any other ABI mismatch, not as a retryable link error."""
+        if not self._uses_wasi:
+            return
+        store = wasmtime.Store(self._runtime.engine)
+        problems: list[str] = []
+        for imp in self._module.imports:
+            if imp.module != WASI_MODULE:
+                continue
+            name = imp.name or ""
+            try:
+                defined = self._linker.get(store, WASI_MODULE, name)
+            except wasmtime.WasmtimeError:
+                problems.append(f"{WASI_MODULE}::{name} is not a WASI preview 1 function")
+                continue
+            if (isinstance(imp.type, wasmtime.FuncType) and isinstance(defined, wasmtime.Func)
+                    and _signature(imp.type) != _signature(defined.type(store))):
+                problems.append(f"{WASI_MODULE}::{name} must be a function "
+                                f"{_fmt_sig(_signature(defined.type(store)))}")
+        if problems:
+            raise AbiMismatchError(
+                f"{self._path} does not follow the mfx WebAssembly ABI "
+                "(plugins/include/mfx_wasm_abi.md): " + "; ".join(problems))
 
     # --- the PluginInstance protocol ---------------------------------------------------
 
