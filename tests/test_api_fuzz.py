@@ -35,6 +35,7 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -328,10 +329,29 @@ def test_every_field_of_every_wrong_type_is_refused_cleanly(api: httpx.Client) -
         assert_store_valid(api)
 
 
+QUERY_KEYS = ["limit", "continue", "labelSelector", "fieldSelector", "resourceVersion", "timeoutSeconds", "watch",
+              "includeObject", "dryRun", "fieldManager", "force"]
+query_values = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["1", "0", "-1", "1.5", "true", "a=b", "a in (x)", "!a", "a,b", "metadata.name=x", "9" * 20, "9" * 5000]))
+
+
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(QUERY_KEYS), query_values, max_size=4), plural=plurals,
+       accept=st.sampled_from([None, TABLE, "application/yaml", "*/*", "text/plain;q=0"]))
+def test_query_parameters_never_fail_on_the_server(api: httpx.Client, params: dict[str, str], plural: str,
+                                                   accept: str | None) -> None:
+    if params.get("watch") in ("true", "1"):
+        params["timeoutSeconds"] = "1"  # a watch that ends, so the example does
+    headers = {"accept": accept} if accept else {}
+    for method, url in (("GET", f"{GROUP}/{plural}"), ("GET", f"{GROUP}/{plural}/fz-a"),
+                        ("DELETE", f"{GROUP}/{plural}/nothing")):
+        response = api.request(method, url, params=params, headers=headers)
+        assert response.status_code < 500, (method, url, params, response.text[:300])
+
+
 # --- events (reported by controllers through a Kubernetes client) ------------------------------
 
 EVENTS = "/api/v1/namespaces/default/events"
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 EVENT_FIELDS = ["involvedObject", "reason", "message", "type", "count", "firstTimestamp", "lastTimestamp",
                 "source", "reportingComponent", "metadata", "kind", "apiVersion"]
 

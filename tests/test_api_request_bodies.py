@@ -173,6 +173,7 @@ def test_bodies_of_the_wrong_shape_are_bad_requests(api: httpx.Client) -> None:
         ("PUT", f"{BASE}/alpha/status", "5", "application/json"),
         ("DELETE", f"{BASE}/alpha", '{"preconditions": "x"}', "application/json"),
         ("DELETE", f"{BASE}/alpha", '{"preconditions": {"resourceVersion": "abc"}}', "application/json"),
+        ("DELETE", f"{BASE}/alpha", '{"preconditions": {"resourceVersion": "99999999999999999999"}}', "application/json"),
     ):
         response = send(api, method, url, body, media)
         assert response.status_code == 400, (method, url, body, response.text)
@@ -230,7 +231,9 @@ def test_a_body_over_the_limit_is_a_413(api: httpx.Client) -> None:
 
 
 def test_bad_query_parameters_are_bad_requests(api: httpx.Client) -> None:
-    for query in ("limit=abc", "limit=-1", "watch=1&resourceVersion=abc", "watch=1&timeoutSeconds=soon"):
+    for query in ("limit=abc", "limit=-1", "limit=99999999999999999999", "watch=1&resourceVersion=abc",
+                  "watch=1&resourceVersion=99999999999999999999", "watch=1&timeoutSeconds=soon",
+                  "limit=" + "9" * 5000):
         response = api.get(f"{BASE}?{query}")
         assert response.status_code == 400, (query, response.text)
         assert response.json()["message"].startswith(query.split("&")[-1].split("=")[0])

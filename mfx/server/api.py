@@ -872,14 +872,26 @@ def _check_status(obj: Obj) -> None:
         raise ValidationError([FieldError(path="status", message=f"expected an object, got {json_type(status)}")])
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as an int from 0 to int64's maximum (as Kubernetes and SQLite keep them), or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:  # isdigit refuses a sign too
+        return None
+    value = int(text)
+    return value if value <= _INT64_MAX else None
+
+
 def _int_param(request: Request, name: str) -> int | None:
     """A whole-number query parameter (absent or empty: None)."""
     text = request.query_params.get(name, "")
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()):  # also refuses a sign: none of these may be negative
-        raise BadRequestError(f"{name}: expected a whole number of 0 or more, got {text!r}")
-    return int(text)
+    value = _whole_number(text)
+    if value is None:
+        raise BadRequestError(f"{name}: expected a whole number from 0 to {_INT64_MAX}, got {text!r}")
+    return value
 
 
 def _precondition(options: dict[str, Any]) -> int | None:
@@ -892,9 +904,10 @@ def _precondition(options: dict[str, Any]) -> int | None:
     rv = preconditions.get("resourceVersion")
     if rv in (None, ""):
         return None
-    if not isinstance(rv, str) or not (rv.isascii() and rv.isdigit()):
+    value = _whole_number(rv) if isinstance(rv, str) else None
+    if value is None:
         raise BadRequestError(f"preconditions.resourceVersion: expected a resourceVersion such as \"42\", got {rv!r}")
-    return int(rv)
+    return value
 
 
 def _dry_run(request: Request) -> bool:
