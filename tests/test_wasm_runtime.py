@@ -28,7 +28,7 @@ from mfx.errors import (
     TrapError,
 )
 from mfx.runtimes.base import AllowedPath, Limits, LoadRequest, PluginLogRecord, PluginType
-from mfx.runtimes.wasm import WasmPluginInstance, WasmRuntime
+from mfx.runtimes.wasm import DEFAULT_MEMORY_BYTES, WasmPluginInstance, WasmRuntime
 
 pytestmark = pytest.mark.anyio
 
@@ -436,3 +436,14 @@ async def test_health_and_init_exports_report_failure(runtime: WasmRuntime, tmp_
         await instance.health()
     assert caught.value.reason == "Unhealthy"
     assert await instance.call("still", "works") == "works"
+
+
+
+async def test_a_plugin_without_a_memory_limit_gets_the_default_cap(
+        runtime: WasmRuntime, tmp_path: Path) -> None:
+    greedy = await load(runtime, tmp_path, "greedy", MEMORY_BOMB,
+                        limits=Limits(fuel=10_000_000, memory_bytes=None))
+    assert greedy.details["memoryLimitBytes"] == DEFAULT_MEMORY_BYTES < 1 << 30
+    with pytest.raises(MemoryLimitExceededError, match=f"of {DEFAULT_MEMORY_BYTES} bytes"):
+        await greedy.call("grab", None)
+    await assert_still_serves(runtime, tmp_path)

@@ -3,7 +3,9 @@
 Isolation comes from wasmtime, not from a process: every call gets a fuel budget
 (``limits.fuel``) and a wall-clock deadline (``limits.timeout_seconds``, enforced with epoch
 interruption: a ticker thread owned by the runtime bumps the engine epoch every
-``tick_seconds``), linear memory is capped by the store limiter (``limits.memory_bytes``),
+``tick_seconds``), linear memory is capped by the store limiter (``limits.memory_bytes``;
+without it ``DEFAULT_MEMORY_BYTES``, 256 MiB, so a manifest that forgets the limit does not
+hand a plugin the 4 GiB a 32-bit module can address),
 and WASI sees only the directories of ``allowed_paths`` (read-only unless writable), only
 the environment the manifest gives, and no sockets.
 
@@ -63,6 +65,8 @@ HOST_MODULE = "mfx"
 WASM_PAGE = 65536
 # Fuel when the manifest sets no limit: the epoch deadline still bounds the call.
 UNLIMITED_FUEL = 2**62
+# Linear memory when the manifest sets no limit.
+DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
 MAX_LOG_RECORDS_PER_CALL = 1000
 MAX_LOG_MESSAGE_BYTES = 8192
 
@@ -326,6 +330,12 @@ class WasmPluginInstance:
         self.fuel_consumed_total = 0
         self.memory_bytes = 0
 
+    @property
+    def memory_limit_bytes(self) -> int:
+        """``limits.memory_bytes``, or the default cap when the manifest sets none."""
+        limit = self._request.limits.memory_bytes
+        return limit if limit is not None else DEFAULT_MEMORY_BYTES
+
     def check_wasi_imports(self) -> None:
         """Raise ``AbiMismatchError`` for WASI imports this wasmtime does not define (or
         defines with another type): found before instantiation, so the load fails as
@@ -374,7 +384,7 @@ class WasmPluginInstance:
             "fuelLastCall": self.fuel_last_call,
             "fuelConsumedTotal": self.fuel_consumed_total,
             "memoryBytes": self.memory_bytes,
-            "memoryLimitBytes": self._request.limits.memory_bytes,
+            "memoryLimitBytes": self.memory_limit_bytes,
             "inlineCalls": self._runtime.inline_calls,
         }
 
@@ -576,8 +586,7 @@ class WasmPluginInstance:
 
     def _new_store(self) -> _Store:
         store = wasmtime.Store(self._runtime.engine)
-        if self._request.limits.memory_bytes is not None:
-            store.set_limits(memory_size=self._request.limits.memory_bytes)
+        store.set_limits(memory_size=self.memory_limit_bytes)
         if self._uses_wasi:
             store.set_wasi(self._wasi_config())
         given = self._arm(store)
@@ -677,8 +686,8 @@ class WasmPluginInstance:
         ptr = live.alloc(live.store, len(data))
         size = live.memory.data_len(live.store)
         if ptr == 0 or ptr < 0 or ptr + len(data) > size:
-            limit = self._request.limits.memory_bytes
-            if ptr == 0 and limit is not None and size + WASM_PAGE > limit:
+            limit = self.memory_limit_bytes
+            if ptr == 0 and size + WASM_PAGE > limit:
                 raise MemoryLimitExceededError(
                     f"{self.name}: alloc({len(data)}) failed with linear memory at {size} bytes "
                     f"(limit {limit}); raise spec.resources.limits.memory")
@@ -734,16 +743,16 @@ class WasmPluginInstance:
                 "(spec.resources.limits.timeout) and was interrupted")
         if isinstance(exc, wasmtime.ExitTrap):
             return PluginCrashedError(f"{where}: the module exited (proc_exit {exc.code})")
-        if limits.memory_bytes is not None:
-            if memory is not None and memory.data_len(store) + WASM_PAGE > limits.memory_bytes:
-                return MemoryLimitExceededError(
-                    f"{where} trapped with linear memory at its limit "
-                    f"({memory.data_len(store)} of {limits.memory_bytes} bytes: growth refused); "
-                    f"raise spec.resources.limits.memory. Trap: {text}")
-            if "memory" in text and ("limit" in text or "maximum" in text or "exceeds" in text):
-                return MemoryLimitExceededError(
-                    f"{where}: {text}; raise spec.resources.limits.memory "
-                    f"(now {limits.memory_bytes} bytes)")
+        memory_limit = self.memory_limit_bytes
+        if memory is not None and memory.data_len(store) + WASM_PAGE > memory_limit:
+            return MemoryLimitExceededError(
+                f"{where} trapped with linear memory at its limit "
+                f"({memory.data_len(store)} of {memory_limit} bytes: growth refused); "
+                f"raise spec.resources.limits.memory. Trap: {text}")
+        if "memory" in text and ("limit" in text or "maximum" in text or "exceeds" in text):
+            return MemoryLimitExceededError(
+                f"{where}: {text}; raise spec.resources.limits.memory "
+                f"(now {memory_limit} bytes)")
         if isinstance(exc, wasmtime.Trap):
             return TrapError(f"{where} trapped: {text}")
         return TrapError(f"{where} failed in wasmtime: {text}")
