@@ -130,6 +130,7 @@ class PluginReason(enum.StrEnum):
     RELOAD_FAILED = "ReloadFailed"
     RESET_FAILED = "ResetFailed"
     RESTARTING = "Restarting"
+    CIRCUIT_CLOSED = "CircuitClosed"
     STARTED = "Started"
 
 
@@ -974,7 +975,13 @@ class PluginController:
 
     def _write_common(self, ctx: Context, state: _State) -> None:
         ctx.status.set("restartCount", state.restart_count)
-        ctx.status.set("circuitBreaker", {"state": breaker_state_name(state.handle.breaker.state)})
+        breaker = state.handle.breaker
+        ctx.status.set("circuitBreaker", {"state": breaker_state_name(breaker.state)})
+        circuit = breaker.condition()
+        if circuit is None:
+            ctx.status.remove_condition(ConditionType.CIRCUIT_OPEN)
+        else:
+            ctx.status.condition(ConditionType.CIRCUIT_OPEN, True, *circuit)
         if state.history:
             ctx.status.set("history", state.history)
         if state.last_probe is not None:
@@ -1008,7 +1015,13 @@ class PluginController:
         self.env.metrics.plugin_circuit_breaker_state.labels(name).set(new.metric_value)
         self._say(name, "warning" if new is BreakerState.OPEN else "info",
                   f"circuit breaker {breaker_state_name(old)} -> {breaker_state_name(new)}")
-        self._patch_status_soon(name, {"circuitBreaker": {"state": breaker_state_name(new)}})
+        # The reconcile writes status.circuitBreaker and the CircuitOpen condition from the
+        # breaker's state (its turning True is evented with the condition); a removed
+        # condition is no event, so closing is told here.
+        if new is BreakerState.CLOSED:
+            self._event_soon(name, "Normal", PluginReason.CIRCUIT_CLOSED,
+                             f"circuit breaker closed after {breaker_state_name(old)}: calls pass again")
+        self.kick(name)
 
     def _on_reload(self, name: str, ok: bool, message: str) -> None:
         state = self.states.get(name)

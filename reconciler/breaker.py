@@ -89,6 +89,21 @@ class CircuitBreaker:
         self._expire()
         return self._failures / len(self._outcomes) if self._outcomes else 0.0
 
+    def condition(self) -> tuple[str, str] | None:
+        """Reason and message of a ``CircuitOpen=True`` condition; None while closed. Both stay
+        the same for as long as the state does (a status written again changes nothing)."""
+        s = self.settings
+        state = self.state
+        if state is BreakerState.OPEN:
+            return ("FailureRatioExceeded",
+                    f"at least {s.failure_ratio:.0%} of {s.minimum_requests} or more calls in {s.window:g} s "
+                    f"failed: calls fail fast for {s.open_duration:g} s, then {s.half_open_probes} probe "
+                    "calls decide")
+        if state is BreakerState.HALF_OPEN:
+            return ("HalfOpen", f"{s.half_open_probes} probe calls decide: all succeed and it closes, "
+                                "one fails and it opens again")
+        return None
+
     def retry_after(self) -> float:
         """Seconds until an open breaker lets probes through (0 unless open)."""
         if self.state is not BreakerState.OPEN:

@@ -28,6 +28,7 @@ class ConditionType(enum.StrEnum):
     STALLED = "Stalled"
     DEPENDENCIES_READY = "DependenciesReady"
     HEALTHY = "Healthy"
+    CIRCUIT_OPEN = "CircuitOpen"  # a circuit breaker fails calls fast (open) or probes (half-open)
 
 
 class Reason(enum.StrEnum):
@@ -42,8 +43,12 @@ class Reason(enum.StrEnum):
     DEPENDENCY_CYCLE = "DependencyCycle"
 
 
-# Conditions whose True status means trouble or work in progress ("abnormal-true").
-ABNORMAL_TRUE: frozenset[str] = frozenset({ConditionType.RECONCILING, ConditionType.STALLED})
+# Conditions whose True status means trouble or work in progress ("abnormal-true"): present
+# only while they hold.
+ABNORMAL_TRUE: frozenset[str] = frozenset({ConditionType.RECONCILING, ConditionType.STALLED,
+                                          ConditionType.CIRCUIT_OPEN})
+# ... and those of them whose True status is trouble (a warning), not just work.
+TROUBLE_TRUE: frozenset[str] = frozenset({ConditionType.STALLED, ConditionType.CIRCUIT_OPEN})
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,11 @@ class Transition:
 
     @property
     def is_warning(self) -> bool:
-        """Warning for Ready=False / Stalled=True / any normal condition going False."""
+        """Warning for Ready=False / Stalled=True / CircuitOpen=True / any normal condition going False."""
         if self.new_status is None:
             return False
         if self.type in ABNORMAL_TRUE:
-            return self.type == ConditionType.STALLED and self.new_status == ConditionStatus.TRUE
+            return self.type in TROUBLE_TRUE and self.new_status == ConditionStatus.TRUE
         return self.new_status == ConditionStatus.FALSE
 
 
