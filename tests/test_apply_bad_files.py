@@ -70,3 +70,17 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_byte(tmp_path: Path) -> Non
         shown = str(file) if source[1] != "-" else "<stdin>"
         assert stderr.startswith(f"error: {shown}:9: not UTF-8 text: byte {offset} (0xe9)"), stderr
         assert "configured" not in result.stdout.decode()
+
+
+def test_control_characters_in_a_value_are_shown_escaped_on_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "newline.yaml"
+    file.write_text(HEAD.replace("version: 1.0.0", 'version: "1.0.0\\n\\u202e"')
+                    + '  env: {"A\\tB": x}\n', encoding="utf-8")
+    result = apply("-f", str(file), "--dry-run=client", home=tmp_path / "home")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f'error: {file}:6: spec.version: "1.0.0\\n\\u202e" is not a semantic version '
+        "(expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], e.g. 1.2.0 or 2.0.0-rc.1)",
+        f'error: {file}:9: spec.env["A\\tB"]: "A\\tB" is not an environment variable name '
+        "(letters, digits and _, not starting with a digit)",
+    ]

@@ -11,6 +11,7 @@ for a set of documents, all or nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -88,10 +89,18 @@ class _Errors:
     items: list[FieldError] = field(default_factory=list)
 
     def add(self, path: str, message: str) -> None:
-        if self.source is not None:
-            self.items.append(self.source.field_error(path, message))
-        else:
-            self.items.append(FieldError(path=path, message=message))
+        error = self.source.field_error(path, message) if self.source is not None else FieldError(path, message)
+        self.items.append(dataclasses.replace(error, path=path.translate(_ESCAPES), message=message.translate(_ESCAPES)))
+
+
+# Messages quote the values they are about. A value's control characters, line separators
+# and bidirectional overrides are shown escaped, so that every problem stays one line
+# ("file:line: field: message") and reads as what it is.
+_ESCAPES: dict[int, str] = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
+}
 
 
 def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> None:
