@@ -873,7 +873,7 @@ def config_problems(config_schema: Any, config: Any) -> list[FieldError]:
 
 
 def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
-    raise referencing.exceptions.NoSuchResource(ref=uri)
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
 # Immutable: every validator may share it.
