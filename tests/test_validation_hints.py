@@ -22,8 +22,9 @@ Path = tuple[str | int, ...]
 def plugin() -> dict[str, Any]:
     return {
         "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest",
-        "metadata": {"name": "hinted", "labels": {"tier": "core"}},
+        "metadata": {"name": "hinted", "labels": {"tier": "core"}, "annotations": {"note": "x"}},
         "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m hinted", "env": {"A": "x"},
+                 "interfaces": ["MusicSource"],
                  "dependencies": [{"name": "base", "version": "^1.0"}], "suspend": False, "priority": 1,
                  "healthCheck": {"interval": "10s"}, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
                  "circuitBreaker": {"failureRatio": 0.5},
@@ -39,7 +40,7 @@ def sink() -> dict[str, Any]:
 
 def git() -> dict[str, Any]:
     return {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "GitSource", "metadata": {"name": "desired"},
-            "spec": {"url": "https://example.com/desired.git", "interval": "1m"}}
+            "spec": {"url": "https://example.com/desired.git", "interval": "1m", "ref": {"commit": "abcdef0"}}}
 
 
 VERSION = ("spec", "version")
@@ -93,6 +94,13 @@ CASES: list[tuple[str, Any, Path, Any]] = [
     ("name-uppercase", plugin, ("metadata", "name"), "Bad_Name"),
     ("label-int", plugin, ("metadata", "labels", "tier"), 1),
     ("label-negative", plugin, ("metadata", "labels", "tier"), -1),
+    ("label-list", plugin, ("metadata", "labels", "tier"), ["a"]),
+    ("annotation-int", plugin, ("metadata", "annotations", "note"), 1),
+    ("cpu-negative", plugin, (*LIMITS, "cpu"), "-1"),
+    ("cpu-bad", plugin, (*LIMITS, "cpu"), "1 core"),
+    ("memory-int-zero", plugin, (*LIMITS, "memory"), 0),
+    ("commit-short", git, ("spec", "ref", "commit"), "abc"),
+    ("interface-lowercase", plugin, ("spec", "interfaces", 0), "musicSource"),
     ("api-version", plugin, ("apiVersion",), "v1"),
     ("sink-device-empty", sink, ("spec", "device"), " "),
 ]

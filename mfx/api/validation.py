@@ -662,13 +662,13 @@ def _duration_problem(value: Any) -> str | None:
     return None
 
 
-def _quantity_problem(parse: Callable[[Any], int]) -> Callable[[Any], str | None]:
+def _quantity_problem(parse: Callable[[Any], int], example: str) -> Callable[[Any], str | None]:
     def problem(value: Any) -> str | None:
         try:
             amount = parse(value)
         except ValueError as exc:
             return str(exc)
-        return f'"{value}" must be more than zero' if amount <= 0 else None
+        return f'"{value}" must be more than zero (e.g. "{example}")' if amount <= 0 else None
     return problem
 
 
@@ -717,8 +717,8 @@ def _network_format_problem(value: Any) -> str | None:
 _VERSION = _Format(_version_problem, "1.0.0", _version_readings)
 _CONSTRAINT = _Format(_constraint_problem, "^1.0")
 _DURATION = _Format(_duration_problem, "10s", lambda text: (text, text + "s"))
-_MEMORY = _Format(_quantity_problem(parse_memory_bytes), "256Mi", integers=True)
-_CPU = _Format(_quantity_problem(parse_cpu_millis), "500m", integers=True)
+_MEMORY = _Format(_quantity_problem(parse_memory_bytes, "256Mi"), "256Mi", integers=True)
+_CPU = _Format(_quantity_problem(parse_cpu_millis, "500m"), "500m", integers=True)
 _NAME = _Format(_name_problem, "codec-flac")
 _NETWORK = _Format(_network_format_problem, "10.0.0.0/8")
 _LABEL_VALUE = _Format(_label_value_problem, "v1")
