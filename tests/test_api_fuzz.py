@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from mfx.api import validation
 from mfx.api.schema import Schemas, load_schemas
+from mfx.server.admission import Admission
 from mfx.server.services import default_services
 from tests.daemon_harness import ThreadDaemon
 
@@ -87,6 +88,7 @@ def _spec_fields(schemas: Schemas, kind: str) -> list[tuple[str, ...]]:
 
 
 SCHEMAS = load_schemas()
+ADMISSION = Admission(SCHEMAS)
 SPEC_FIELDS = {plural: _spec_fields(SCHEMAS, kind) for plural, (kind, _) in BASES.items()}
 # Generated examples may put one kind's field into another kind, as a confused client would.
 SPEC_TARGETS = sorted({field for fields in SPEC_FIELDS.values() for field in fields})
@@ -229,8 +231,7 @@ def assert_store_valid(client: httpx.Client, schemas: Schemas = SCHEMAS) -> None
         assert listing.status_code == 200, listing.text
         for obj in listing.json()["items"]:
             validation.validate_object(obj, schemas=schemas)
-            status = obj.get("status")
-            assert status is None or isinstance(status, dict), obj
+            ADMISSION.check_status(obj)
             managed = obj["metadata"].get("managedFields", [])
             assert isinstance(managed, list) and all(isinstance(e, dict) for e in managed), obj
 

@@ -181,11 +181,17 @@ def test_bodies_of_the_wrong_shape_are_bad_requests(api: httpx.Client) -> None:
     assert api.get(f"{BASE}/alpha").json()["spec"]["version"] == "1.0.0"
 
 
-def test_status_that_is_not_an_object_is_refused(api: httpx.Client) -> None:
+def test_status_writes_are_checked_against_the_status_schema(api: httpx.Client) -> None:
     assert api.post(BASE, json=plugin("alpha")).status_code == 201
-    status = status_of(send(api, "PATCH", f"{BASE}/alpha/status", '{"status": 5}', MERGE), 422)
-    assert status["details"]["causes"][0]["field"] == "status"
+    for status, field in ((5, "status"), ({"conditions": 5}, "status.conditions"),
+                          ({"conditions": [{"type": "Ready", "status": "Maybe"}]}, "status.conditions[0].status"),
+                          ({"restartCount": "many"}, "status.restartCount")):
+        answer = status_of(send(api, "PATCH", f"{BASE}/alpha/status", json.dumps({"status": status}), MERGE), 422)
+        assert answer["details"]["causes"][0]["field"] == field
     assert "status" not in api.get(f"{BASE}/alpha").json()
+    ready = {"conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "",
+                             "lastTransitionTime": "2026-01-01T00:00:00Z"}], "restartCount": 0}
+    assert send(api, "PATCH", f"{BASE}/alpha/status", json.dumps({"status": ready}), MERGE).status_code == 200
 
 
 def test_managed_fields_sent_back_must_keep_their_shape(api: httpx.Client) -> None:

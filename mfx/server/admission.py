@@ -3,6 +3,10 @@
 The same validation runs in ``mfx apply`` (with file and line numbers) and here (with
 field paths, answered as a 422 Status with causes), so a client that skips it — kubectl,
 a script using the Kubernetes client — cannot store an invalid object.
+
+Writes to the status subresource are checked against the CRD's status schema (types,
+enumerations, required fields), as the API server does: controllers, tables and
+``mfx describe`` read status back and rely on its shape.
 """
 
 from __future__ import annotations
@@ -10,19 +14,57 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema
+
 from mfx.api import validation
 from mfx.api.objects import Obj
 from mfx.api.schema import Schemas, load_schemas
+from mfx.api.yaml_loader import join_index, join_key
+from mfx.errors import FieldError, ValidationError
 
 
 class Admission:
     def __init__(self, schemas: Schemas | None = None) -> None:
         self.schemas = schemas if schemas is not None else load_schemas()
+        self._status_validators: dict[str, jsonschema.protocols.Validator] = {}
 
     def admit(self, obj: Obj) -> Obj:
         """A validated, defaulted copy of ``obj``; raises ``ValidationError`` listing every problem."""
         candidate = copy.deepcopy(obj)
         return validation.validate_object(candidate, schemas=self.schemas)
 
+    def check_status(self, obj: Obj) -> None:
+        """Raise ``ValidationError`` when ``obj``'s status does not fit its kind's status schema.
+
+        Fields the schema does not name are kept, as the daemon's own status writes may carry
+        more than the CRD documents."""
+        if "status" not in obj:
+            return
+        kind = str(obj.get("kind", ""))
+        validator = self._status_validator(kind)
+        if validator is None:
+            return
+        problems = [
+            FieldError(path=_status_path(error.absolute_path), message=error.message)
+            for error in sorted(validator.iter_errors(obj["status"]), key=lambda e: list(map(str, e.absolute_path)))
+        ]
+        if problems:
+            raise ValidationError(problems, kind=kind, name=str(obj.get("metadata", {}).get("name", "")))
+
+    def _status_validator(self, kind: str) -> jsonschema.protocols.Validator | None:
+        if kind not in self._status_validators:
+            schema = self.schemas.openapi(kind).get("properties", {}).get("status")
+            if schema is None:
+                return None
+            self._status_validators[kind] = jsonschema.Draft7Validator(schema)
+        return self._status_validators[kind]
+
     def printer_columns(self, kind: str) -> list[dict[str, Any]]:
         return self.schemas.printer_columns(kind)
+
+
+def _status_path(steps: Any) -> str:
+    path = "status"
+    for step in steps:
+        path = join_index(path, step) if isinstance(step, int) else join_key(path, str(step))
+    return path

@@ -312,7 +312,7 @@ class ApiServer:
                 updated = body if request.method == "PUT" else _apply_patch(
                     current, body, request.headers.get("content-type", ""))
                 _check_identity(updated, kind, name)
-                _check_status(updated)
+                self.admission.check_status(updated)
                 if request.method == "PATCH" and not _carries_resource_version(body):
                     updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 if _dry_run(request):
@@ -863,13 +863,6 @@ def _check_identity(obj: Any, kind: KindInfo, name: str | None) -> None:
     given = metadata.get("name") if isinstance(metadata, dict) else None
     if name is not None and given != name:
         raise BadRequestError(f'the name in the body ({json.dumps(given)}) does not match the name in the path ("{name}")')
-
-
-def _check_status(obj: Obj) -> None:
-    # Readers of status (controllers, tables, conditions) rely on it being an object.
-    status = obj.get("status")
-    if status is not None and not isinstance(status, dict):
-        raise ValidationError([FieldError(path="status", message=f"expected an object, got {json_type(status)}")])
 
 
 _INT64_MAX = 2**63 - 1
