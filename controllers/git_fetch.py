@@ -134,7 +134,7 @@ def revision_string(ref: GitRef, sha: str) -> str:
 @dataclass(frozen=True)
 class ManifestFile:
     name: str  # relative to the repository root, as messages show it
-    text: str
+    data: bytes  # as committed: decoded (and refused when not UTF-8) where it is validated
 
 
 class GitRepository:
@@ -237,7 +237,6 @@ def _manifests_from_tar(archive: bytes) -> list[ManifestFile]:
             handle = tar.extractfile(member)
             if handle is None:
                 continue
-            data = handle.read()
-            files.append(ManifestFile(member.name, data.decode("utf-8", errors="replace")))
+            files.append(ManifestFile(member.name, handle.read()))
     files.sort(key=lambda f: f.name)
     return files

@@ -48,7 +48,7 @@ def desired_objects(files: list[ManifestFile], source: str, schemas: Schemas) ->
     errors: list[FieldError] = []
     for file in files:
         try:
-            manifests.extend(validation.load_manifests(file.text, file.name))
+            manifests.extend(validation.load_manifests(validation.decode_manifest(file.name, file.data), file.name))
         except ValidationError as error:
             errors.extend(error.errors)
     try:

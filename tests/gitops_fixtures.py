@@ -88,7 +88,7 @@ class Repo:
     def url(self) -> str:
         return f"file://{self.bare}"
 
-    def commit(self, message: str, files: dict[str, str | None], *, branch: str = "main") -> str:
+    def commit(self, message: str, files: dict[str, str | bytes | None], *, branch: str = "main") -> str:
         """Write (or, for None, delete) files, commit, push; the new commit's SHA."""
         for name, text in files.items():
             path = self.work / name
@@ -96,7 +96,10 @@ class Repo:
                 path.unlink()
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            if isinstance(text, bytes):
+                path.write_bytes(text)
+            else:
+                path.write_text(text)
         _git(self.work, "add", "--all")
         _git(self.work, "commit", "--quiet", "--allow-empty", "-m", message)
         _git(self.work, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")

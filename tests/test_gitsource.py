@@ -103,6 +103,22 @@ def test_a_bad_commit_keeps_the_last_good_revision_and_names_file_and_line(
     assert client.get(PM, "alpha")["spec"]["version"] == "2.0.0"
 
 
+def test_a_manifest_that_is_not_utf8_fails_the_revision_naming_file_and_line(
+        home: Path, client: Client, repo: Repo) -> None:
+    good = repo.commit("good", {"plugins/alpha.yaml": plugin_yaml("alpha")})
+    create_source(home, gitsource_yaml("plugins", repo.url))
+    wait_for(client, GS, "plugins", applied(good))
+    latin1 = plugin_yaml("beta").replace("metadata:", "# caf\u00e9 (Latin-1)\nmetadata:").encode("latin-1")
+    line = latin1.split(b"\n").index(b"# caf\xe9 (Latin-1)") + 1
+    bad = repo.commit("latin-1", {"plugins/beta.yaml": latin1})
+    source = wait_for(client, GS, "plugins", attempted(bad), what="to attempt the Latin-1 commit")
+    status, reason, message = ready_reason(source)
+    assert (status, reason) == ("False", "ValidationFailed")
+    assert f"plugins/beta.yaml:{line}" in message and "not UTF-8" in message
+    with pytest.raises(NotFoundError):  # nothing is stored with U+FFFD in place of the byte
+        client.get(PM, "beta")
+
+
 def test_prune_removes_a_deleted_manifests_plugin(home: Path, client: Client, repo: Repo) -> None:
     first = repo.commit("three", {
         "plugins/codec.yaml": plugin_yaml("codec"),

@@ -41,9 +41,26 @@ from mfx.api.yaml_loader import (
 from mfx.errors import FieldError, ValidationError
 
 __all__ = [
-    "MAX_FILE_BYTES", "Manifest", "ValidationError", "load_manifests", "validate", "validate_all",
+    "MAX_FILE_BYTES", "Manifest", "ValidationError", "decode_manifest", "load_manifests", "validate", "validate_all",
     "validate_object", "dns1123_subdomain_problem", "qualified_key_problem", "config_problems",
 ]
+
+
+def decode_manifest(name: str, data: bytes) -> str:
+    """The text of a manifest file, which must be UTF-8 (as YAML 1.2 and JSON require).
+
+    Replacing what does not decode would apply something other than what the file says, so a
+    file that is not UTF-8 is refused, naming the file, the line and the byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValidationError([FieldError(
+            path="", file=name, line=line,
+            message=f"not UTF-8 text: byte {error.start} (0x{data[error.start]:02x}) does not decode; "
+            "save the file as UTF-8",
+        )]) from None
 
 # --- Kubernetes name rules -------------------------------------------------------------
 

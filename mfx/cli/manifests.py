@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mfx.api import validation
 from mfx.api.schema import Schemas
-from mfx.errors import BadRequestError, FieldError, ValidationError
+from mfx.errors import BadRequestError, FieldError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -25,7 +25,7 @@ def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
     sources: list[Source] = []
     for given in paths:
         if given == "-":
-            sources.append(Source("<stdin>", _decode("<stdin>", sys.stdin.buffer.read())))
+            sources.append(Source("<stdin>", validation.decode_manifest("<stdin>", sys.stdin.buffer.read())))
             continue
         path = Path(given)
         if path.is_dir():
@@ -45,23 +45,7 @@ def _read(path: Path) -> Source:
     if size > validation.MAX_FILE_BYTES:
         raise BadRequestError(
             f"{path}: file is {size} bytes, larger than the {validation.MAX_FILE_BYTES} byte limit for a manifest")
-    return Source(str(path), _decode(str(path), path.read_bytes()))
-
-
-def _decode(name: str, data: bytes) -> str:
-    """The text of a manifest, which must be UTF-8 (as YAML 1.2 and JSON require).
-
-    Replacing what does not decode would apply something other than what the file says.
-    """
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValidationError([FieldError(
-            path="", file=name, line=line,
-            message=f"not UTF-8 text: byte {error.start} (0x{data[error.start]:02x}) does not decode; "
-            "save the file as UTF-8",
-        )]) from None
+    return Source(str(path), validation.decode_manifest(str(path), path.read_bytes()))
 
 
 def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validation.Manifest]:
