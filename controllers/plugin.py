@@ -33,6 +33,7 @@ from mfx.api.objects import Obj, ObjectKey, annotations_of, generation, is_delet
 from mfx.api.semver import Constraint, ConstraintError, VersionError
 from mfx.api.validation import config_problems
 from mfx.errors import (
+    EntryPointNotFoundError,
     InvalidConfigError,
     MfxError,
     NotFoundError,
@@ -70,7 +71,7 @@ from mfx.runtimes.base import (
     PluginType,
 )
 
-from .plugin_resolve import resolve_plugin_dir
+from .plugin_resolve import copies, resolve_plugin_dir
 from .plugin_runtime import (
     PluginHandle,
     PluginRuntimes,
@@ -90,6 +91,10 @@ DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dep
 # A running plugin's directory is looked up again at most this often (and at every start):
 # the lookup stats several files, and a steady reconcile must stay cheap.
 PLUGIN_DIR_RECHECK_SECONDS = 5.0
+# A plugin stalled on a missing entry point looks for it again after this long, doubling up
+# to the cap: the files may appear without a spec change (a package installed, a directory filled).
+ENTRY_POINT_RECHECK_FIRST_SECONDS = 0.25
+ENTRY_POINT_RECHECK_MAX_SECONDS = 10.0
 _SATISFIED_CACHE_LIMIT = 4096
 
 log = logging.getLogger("mfx.controllers.plugin")
@@ -131,11 +136,14 @@ class PluginReason(enum.StrEnum):
     RESET_FAILED = "ResetFailed"
     RESTARTING = "Restarting"
     CIRCUIT_CLOSED = "CircuitClosed"
+    SHADOWED_COPY = "ShadowedCopy"
     STARTED = "Started"
 
 
 # Stalls that a change of *another* object can heal: re-checked when that object changes.
 _DEPENDENCY_STALLS = frozenset({PluginReason.DEPENDENCY_CYCLE, PluginReason.VERSION_CONSTRAINT_UNSATISFIED})
+# Stalls the world outside the spec can heal: looked at again once after a daemon restart.
+_WORLD_STALLS = _DEPENDENCY_STALLS | {PluginReason.ENTRY_POINT_NOT_FOUND}
 
 # Ready=False reasons under which the previous instance keeps running and serving: the wanted
 # generation is not what runs, so the plugin is not Ready (kstatus; `mfx wait` says so), yet
@@ -247,6 +255,7 @@ class _State:
     probe_written: tuple[str, float] | None = None  # (result, monotonic) of the last probe status write
     interfaces: tuple[str, ...] = ()
     reset_handled: str | None = None
+    told_copies: tuple[str, ...] | None = None  # the directory used and the unused ones, as last evented
 
 
 class PluginController:
@@ -326,9 +335,9 @@ class PluginController:
         state = self.states.get(name)
         if wanted and wanted != handled and (state is None or state.reset_handled != wanted):
             self._reset(name)
-        # after a restart: a dependency stall is looked at again once (the world may have changed)
+        # after a restart: a stall the world can heal is looked at again once (it may have changed)
         if (old is None and stalled is not None and stalled.get("status") == "True"
-                and stalled.get("reason") in _DEPENDENCY_STALLS):
+                and stalled.get("reason") in _WORLD_STALLS):
             self._reset(name)
         if old == signature:
             return []
@@ -728,7 +737,13 @@ class PluginController:
 
     def _launch_start(self, ctx: Context, spec: PluginManifestSpec, state: _State, task: str) -> None:
         name = ctx.key.name
-        identity, plugin_dir = self._identity(name, spec)  # EntryPointNotFoundError: Stalled, until the spec changes
+        try:
+            identity, plugin_dir = self._identity(name, spec)
+        except EntryPointNotFoundError:
+            self._await_entry_point(ctx, spec)
+            raise  # Stalled, until the spec changes or the files appear
+        ctx.supervisor.cancel(ctx.key, "entry-point")
+        self._tell_copies(state, spec, plugin_dir)
         parts = self._identity_parts(name, spec, plugin_dir)
         uid = self._parsed[name].uid if name in self._parsed else ""
         self._resolved[name] = _Resolved(uid, ctx.generation, identity, plugin_dir, time.monotonic())
@@ -758,6 +773,39 @@ class PluginController:
 
         ctx.supervisor.start(ctx.key, task, run)
 
+    def _await_entry_point(self, ctx: Context, spec: PluginManifestSpec) -> None:
+        """Look for the missing entry point again with a capped backoff; kick the plugin (out
+        of its stall) once it is there. One look-out per plugin, for its latest spec."""
+        name, home, paths = ctx.key.name, self.env.home, self.env.plugin_paths
+        version, plugin_type, entry = spec.version, str(spec.type), spec.entry_point
+
+        async def look() -> None:
+            delay = ENTRY_POINT_RECHECK_FIRST_SECONDS
+            while True:
+                await anyio.sleep(delay)
+                if copies(name, version, plugin_type, entry, home=home, plugin_paths=paths):
+                    self._say(name, "info", f"entry point {entry!r} found: starting")
+                    self.kick(name)
+                    return
+                delay = min(delay * 2, ENTRY_POINT_RECHECK_MAX_SECONDS)
+
+        ctx.supervisor.start(ctx.key, "entry-point", look, replace=True, notify=False)
+
+    def _tell_copies(self, state: _State, spec: PluginManifestSpec, plugin_dir: Path) -> None:
+        """An event when other directories hold the plugin too: which copy is used and which
+        are not (once per choice)."""
+        found = copies(state.name, spec.version, str(spec.type), spec.entry_point,
+                       home=self.env.home, plugin_paths=self.env.plugin_paths)
+        unused = tuple(str(d) for d in found if d != plugin_dir)
+        choice = (str(plugin_dir), *unused)
+        if not unused or state.told_copies == choice:
+            return
+        state.told_copies = choice
+        message = (f"loading {spec.version} from {plugin_dir}; also found in {', '.join(unused)}, "
+                   "not used (an installed package comes before --plugin-path)")
+        self._say(state.name, "info", message)
+        self._event_soon(state.name, "Normal", PluginReason.SHADOWED_COPY, message)
+
     def _adopt(self, ctx: Context, state: _State, running: Running, spec: PluginManifestSpec) -> None:
         name = ctx.key.name
         state.current = running
@@ -770,7 +818,7 @@ class PluginController:
                              ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
                              delay_first=True)
         ctx.status.set("resolvedVersion", running.version)
-        ctx.status.set("runtime", _jsonable(instance.details))
+        ctx.status.set("runtime", {**_jsonable(instance.details), "directory": str(running.request.plugin_dir)})
         ctx.status.set("startedAt", rfc3339(running.started_at))
         ctx.status.set("readyAt", rfc3339(running.ready_at))
         ctx.status.set("lastStartDurationSeconds", round(running.start_seconds, 6))
@@ -1100,7 +1148,7 @@ class PluginController:
             for dependent in self.graph.dependents(name):
                 self.kick(dependent)
             return Result(requeue_after=5.0)
-        for task in ("stop-old", "status-write"):
+        for task in ("stop-old", "status-write", "entry-point"):
             ctx.supervisor.cancel(ctx.key, task)
         self._forget(name)
         return None

@@ -1,9 +1,20 @@
-"""Where a plugin's files are: ``$MFX_HOME/plugins/<name>/<version>/`` first (installed
-packages), then ``<dir>/<name>/`` for each ``--plugin-path`` directory.
+"""Where a plugin's files are, and which copy is used when there are several.
 
-The first directory that holds the manifest's entry point wins. When none does, the plugin
-cannot start until its spec (or the files) change: ``EntryPointNotFoundError``, which the
-controller reports as ``Stalled`` with reason ``EntryPointNotFound``.
+The candidates, in this order:
+
+1. ``$MFX_HOME/plugins/<name>/<version>/``: the installed package of exactly ``spec.version``
+   (``mfx plugin install``);
+2. ``<dir>/<name>/`` for each ``--plugin-path`` directory, in the order given.
+
+The first candidate that holds the manifest's entry point is used, so an installed package
+shadows a ``--plugin-path`` copy of the same plugin. The choice is never silent: the
+directory in use is ``status.runtime.directory``, and when another candidate holds the entry
+point too, an event (reason ``ShadowedCopy``) names the copy chosen and the ones left unused.
+
+When no candidate holds it, the plugin cannot start: ``EntryPointNotFoundError``, which the
+controller reports as ``Stalled`` with reason ``EntryPointNotFound``. The files may still
+appear without a spec change (a package installed, a directory filled), so the controller
+looks again with a capped backoff and starts the plugin once they are there.
 """
 
 from __future__ import annotations
@@ -57,6 +68,15 @@ def entry_point_present(directory: Path, plugin_type: str, entry_point: str) -> 
     return (directory / entry).exists()
 
 
+def copies(name: str, version: str, plugin_type: str, entry_point: str | None, *,
+           home: Path, plugin_paths: Sequence[Path]) -> list[Path]:
+    """Every candidate directory that holds the entry point, the one used first."""
+    if not entry_point:
+        return []
+    return [d for d in candidate_dirs(name, version, home, plugin_paths)
+            if entry_point_present(d, plugin_type, entry_point)]
+
+
 def resolve_plugin_dir(name: str, version: str, plugin_type: str, entry_point: str | None, *,
                        home: Path, plugin_paths: Sequence[Path]) -> Path:
     """The directory to load ``name`` from; raises ``EntryPointNotFoundError``."""
@@ -69,4 +89,5 @@ def resolve_plugin_dir(name: str, version: str, plugin_type: str, entry_point: s
     where = ", ".join(str(d) for d in tried)
     raise EntryPointNotFoundError(
         f"{name}: entry point {entry_point!r} not found in any plugin directory (tried {where}); "
-        "install the plugin, start the daemon with --plugin-path DIR holding NAME/, or fix spec.entryPoint")
+        "install the plugin, start the daemon with --plugin-path DIR holding NAME/, or fix spec.entryPoint "
+        "(it starts by itself once the files are there)")
