@@ -26,6 +26,7 @@ import referencing
 import referencing.exceptions
 from jsonschema.exceptions import SchemaError
 
+from mfx.api.bounded_patterns import MATCH_BUDGET_SECONDS, PatternTooSlow, bounded_validator
 from mfx.api.objects import Obj
 from mfx.api.schema import INT_OR_STRING, PRESERVE, Schema, Schemas, did_you_mean
 from mfx.api.semver import Constraint, Version
@@ -874,11 +875,15 @@ def config_problems(config_schema: Any, config: Any) -> list[FieldError]:
         where, message = problem
         return [FieldError(path=_json_path("spec.configSchema", where),
                            message=f"not a valid JSON Schema (draft 2020-12): {message}")]
-    validator = jsonschema.Draft202012Validator(
-        config_schema, registry=_NO_RETRIEVAL, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator = bounded_validator(config_schema, registry=_NO_RETRIEVAL)
     try:
         found = sorted(validator.iter_errors({} if config is None else config),
                        key=lambda e: list(map(str, e.absolute_path)))
+    except PatternTooSlow as slow:
+        return [FieldError(path="spec.config", message=(
+            f"matching the pattern {slow.pattern!r} of spec.configSchema took longer than "
+            f"{MATCH_BUDGET_SECONDS * 1000:.0f} ms (it backtracks without bound on this value); "
+            "simplify the pattern, e.g. without a repeated group whose branches overlap, such as (a|aa)+"))]
     except referencing.exceptions.Unresolvable as exc:
         ref = _unresolved(exc)
         return [FieldError(path=_reference_path(config_schema, ref),
