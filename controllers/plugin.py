@@ -1023,6 +1023,9 @@ class PluginController:
 
     def _write_common(self, ctx: Context, state: _State) -> None:
         ctx.status.set("restartCount", state.restart_count)
+        if state.current is None:  # nothing runs: no version, no process to show
+            ctx.status.delete("resolvedVersion")
+            ctx.status.delete("runtime")
         breaker = state.handle.breaker
         ctx.status.set("circuitBreaker", {"state": breaker_state_name(breaker.state)})
         circuit = breaker.condition()

@@ -71,6 +71,10 @@ def test_exit_status_0_completes_and_any_other_restarts_under_on_failure(env: tu
     assert condition(obj, "Healthy")["reason"] == "Completed"
     assert "exited with code 0" in condition(obj, "Healthy")["message"]
     assert obj["status"]["restartCount"] == 0
+    # nothing runs: no version (the VERSION column) and no process are shown
+    assert "resolvedVersion" not in obj["status"] and "runtime" not in obj["status"]
+    row = next(line for line in run_cli(home, "get", "pm", "done").output.splitlines() if line.startswith("done"))
+    assert row.split()[1] == "<none>"
 
     # The words of a dying plugin are no exit status: this one says "exited with code 0" and exits 3.
     leave(home, "failed", 3, words="worker exited with code 0")
