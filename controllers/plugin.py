@@ -802,7 +802,7 @@ class PluginController:
             return
         state.told_copies = choice
         message = (f"loading {spec.version} from {plugin_dir}; also found in {', '.join(unused)}, "
-                   "not used (an installed package comes before --plugin-path)")
+                   "not used (the installed package comes first, then each --plugin-path in order)")
         self._say(state.name, "info", message)
         self._event_soon(state.name, "Normal", PluginReason.SHADOWED_COPY, message)
 
