@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-import orjson
 
 from mfx.cli import output
 from mfx.cli.main import CliContext
-from mfx.errors import BadRequestError
+from mfx.errors import BadRequestError, MfxError
 
 pass_cli = click.make_pass_decorator(CliContext)
 
@@ -30,13 +29,17 @@ def patch(ctx: CliContext, resources: tuple[str, ...], patch_text: str, patch_ty
       mfx patch pm local-music -p '{"spec":{"config":{"folders":["/srv/music"]}}}'
       mfx patch pm/hello --type json -p '[{"op":"replace","path":"/spec/suspend","value":true}]'
     """
+    from mfx.api.yaml_loader import load_body
     from mfx.cli.commands import parse_refs
 
     refs = parse_refs(resources)
+    # The daemon's own strict reader: a duplicate key is refused here, not silently dropped.
     try:
-        body = orjson.loads(patch_text)
-    except orjson.JSONDecodeError as error:
-        raise BadRequestError(f"--patch is not valid JSON: {error}") from None
+        body = load_body(patch_text.encode(), yaml_allowed=True)
+    except MfxError as error:
+        text = str(error)
+        raise BadRequestError(text.replace("the body", "--patch", 1) if "the body" in text
+                              else f"--patch: {text}") from None
     for kind, name in refs:
         if name is None:
             raise BadRequestError(f"name the {kind.plural} to patch (example: mfx patch {kind.plural} NAME -p ...)")

@@ -14,7 +14,7 @@ import click
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj
 from mfx.cli.main import CliContext
-from mfx.errors import BadRequestError, NotFoundError
+from mfx.errors import BadRequestError, MfxError, NotFoundError
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
 
@@ -218,11 +218,15 @@ def call(ctx: CliContext, resource: str, method: str, params: str | None) -> Non
     """
     import orjson
 
+    from mfx.api.yaml_loader import load_body
+
     name = _plugin_name(resource)
     try:
-        arguments = orjson.loads(params) if params else None
-    except orjson.JSONDecodeError as error:
-        raise BadRequestError(f"PARAMS is not valid JSON: {error} (example: '{{\"name\": \"Ada\"}}')") from None
+        arguments = load_body(params.encode()) if params else None
+    except MfxError as error:
+        text = str(error)
+        text = text.replace("the body", "PARAMS", 1) if "the body" in text else f"PARAMS: {text}"
+        raise BadRequestError(text + " (example: '{\"name\": \"Ada\"}')") from None
     answer = ctx.client.request("POST", f"{PLUGIN_MANIFEST.resource_path}/{name}/call",
                                 body={"method": method, "params": arguments})
     click.echo(orjson.dumps(answer.get("result"), option=orjson.OPT_INDENT_2, default=str).decode())
