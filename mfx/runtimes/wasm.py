@@ -15,26 +15,46 @@ Structure:
 - ``WasmRuntime`` owns one ``wasmtime.Engine`` (fuel and epochs on), a cache of compiled
   modules keyed by the sha256 of their bytes (compile once per plugin version), and the epoch
   ticker thread, which lives as long as the runtime's ``async with`` block.
-- ``WasmPluginInstance`` owns one ``wasmtime.Store`` at a time. wasmtime calls block, so they
-  run in a worker thread (``anyio.to_thread``), one at a time per store (an ``anyio.Lock``),
-  and each is bounded by its epoch deadline, so a cancelled caller waits at most that long.
+- ``WasmPluginInstance`` owns one ``wasmtime.Store`` at a time and one thread of its own
+  (a daemon thread, not anyio's shared worker pool, whose default limiter ``/metrics`` and
+  the API need too): wasmtime calls block, so they run there, one at a time per store (an
+  ``anyio.Lock``). A slow or stuck plugin therefore only ever holds its own thread.
+- Epoch interruption stops wasm code at the deadline, but not a guest blocked inside a
+  host or WASI call (opening a FIFO, a long ``poll_oneoff``). So the caller also waits
+  only ``timeout + deadline_grace_seconds``: past that it gets ``PluginTimeoutError``
+  whatever the guest is doing, the store is abandoned to its thread (which ends when the
+  host call returns, and touches nothing of the instance on the way out), the instance is
+  broken and ``LoadRequest.on_exit`` is told, so the controller restarts the plugin on a
+  fresh instance instead of reusing one in an unknown state.
+- ``poll_oneoff`` is the host's own: a clock subscription that would outlast the call's
+  deadline fails the call at once (``PluginTimeoutError``) instead of sleeping through it,
+  and shorter sleeps are served; polls on descriptors go to WASI as usual.
 - A trap leaves a store in an unknown state (half-written globals, leaked allocations), so
   the store is dropped and a fresh one is instantiated at once (``init`` is replayed with the
-  last accepted config). A trap therefore fails one call, never the plugin; traps and
-  re-instantiations are counted in ``details``. Only when the fresh instantiation itself
-  fails is the instance lost, and ``LoadRequest.on_exit`` is told.
+  last accepted config; the instantiation has a deadline of its own). A trap therefore
+  fails one call, never the plugin; traps and re-instantiations are counted in
+  ``details``. Only when the fresh instantiation itself fails is the instance lost, and
+  ``LoadRequest.on_exit`` is told.
+- ``inline_calls`` runs calls on the event-loop thread, only for modules that import no
+  WASI: their only host call (``mfx::log``) never blocks, so epoch interruption bounds them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
+import queue
+import struct
 import threading
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import anyio
+import anyio.from_thread
 import orjson
 import wasmtime
 
@@ -88,6 +108,18 @@ OPTIONAL_EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 HOST_IMPORTS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
     (HOST_MODULE, "log"): ((_I32, _I32, _I32), ()),
 }
+# WASI preview 1 poll_oneoff: a subscription is 48 bytes (userdata u64, tag u8 at 8, clock id
+# u32 at 16, timeout u64 at 24, precision u64 at 32, flags u16 at 40), an event 32 bytes
+# (userdata u64, errno u16 at 8, type u8 at 10).
+_SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH6x")
+_EVENT = struct.Struct("<QHB21x")
+_EVENTTYPE_CLOCK = 0
+_CLOCK_REALTIME = 0
+_CLOCK_ABSTIME = 1
+_ERRNO_SUCCESS = 0
+_ERRNO_FAULT = 21
+_ERRNO_INVAL = 28
+_ERRNO_NOTSUP = 58
 _LOG_LEVELS = {0: LogLevel.DEBUG, 1: LogLevel.INFO, 2: LogLevel.WARNING, 3: LogLevel.ERROR}
 
 
@@ -188,18 +220,71 @@ class _EpochTicker:
         self._thread.join()
 
 
+class _Worker:
+    """One plugin's own thread: runs its wasmtime calls one at a time.
+
+    A daemon thread, so one stuck in a host call for an hour never holds up the daemon's
+    exit; its results reach the event loop through the runtime's portal."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"mfx-wasm:{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def close(self) -> None:
+        """The thread ends after the job it runs now, if any."""
+        self._jobs.put(None)
+
+    async def run(self, portal: anyio.from_thread.BlockingPortal, budget: float,
+                  fn: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+        """``(True, fn(*args))`` run on this thread, or ``(False, None)`` when it has not
+        returned within ``budget`` seconds. ``fn``'s exceptions are raised here. The caller's
+        own cancellation waits for the job (at most ``budget``): a store must never be left
+        running in a job nobody waits for without being given up."""
+        done = anyio.Event()
+        outcome: list[tuple[bool, Any]] = []
+
+        def job() -> None:
+            try:
+                outcome.append((True, fn(*args)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller as is
+                outcome.append((False, exc))
+            try:
+                portal.start_task_soon(done.set)
+            except RuntimeError:
+                pass  # the runtime has ended: nobody waits any more
+
+        self._jobs.put(job)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(budget):
+            await done.wait()
+        if not outcome:
+            return False, None
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return True, value
+
+
 class WasmRuntime:
     """Loads ``type: webassembly`` plugins. Use as ``async with WasmRuntime() as rt``.
 
-    ``inline_calls=True`` runs calls on the caller's thread instead of a worker thread: it
+    ``inline_calls=True`` runs calls on the caller's thread instead of the plugin's thread: it
     saves the thread hand-off (tens of µs) but blocks the event loop for as long as the call
-    runs, up to its deadline. Meant for small, trusted, latency-bound plugins.
+    runs, up to its deadline. Meant for small, trusted, latency-bound plugins; modules that
+    import WASI run on their thread regardless (a WASI call can block past any deadline).
+
+    ``deadline_grace_seconds``: how long past a call's deadline the caller waits for the
+    epoch interrupt to unwind before it gives the instance up as stuck.
     """
 
     type = PluginType.WEBASSEMBLY
 
     def __init__(self, *, metrics: Metrics | None = None, tick_seconds: float = 0.01,
-                 inline_calls: bool = False) -> None:
+                 inline_calls: bool = False, deadline_grace_seconds: float = 0.25) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
@@ -207,9 +292,13 @@ class WasmRuntime:
         self._modules: dict[str, wasmtime.Module] = {}
         self._modules_lock = threading.Lock()
         self._ticker: _EpochTicker | None = None
+        # Hands results from the plugins' threads back to the event loop.
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._instances: weakref.WeakSet[WasmPluginInstance] = weakref.WeakSet()
         self.metrics = metrics
         self.tick_seconds = tick_seconds
         self.inline_calls = inline_calls
+        self.deadline_grace_seconds = deadline_grace_seconds
 
     @property
     def engine(self) -> wasmtime.Engine:
@@ -220,6 +309,9 @@ class WasmRuntime:
         return self._ticker is not None
 
     async def __aenter__(self) -> Self:
+        portal = anyio.from_thread.BlockingPortal()
+        await portal.__aenter__()
+        self._portal = portal
         self._ticker = _EpochTicker(self._engine, self.tick_seconds)
         self._ticker.start()
         return self
@@ -228,6 +320,17 @@ class WasmRuntime:
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             await anyio.to_thread.run_sync(ticker.stop)
+        for instance in list(self._instances):
+            instance._worker.close()
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            await portal.__aexit__(None, None, None)
+
+    @property
+    def portal(self) -> anyio.from_thread.BlockingPortal:
+        if self._portal is None:
+            raise PluginRuntimeError("the webassembly runtime has stopped", reason="NotRunning")
+        return self._portal
 
     def deadline_ticks(self, timeout_seconds: float) -> int:
         # +1: the tick in progress may be almost over when the call starts.
@@ -262,8 +365,13 @@ class WasmRuntime:
             lambda: self.compile(data, digest, what=str(path)))
         optional = check_module_abi(module, what=str(path))
         instance = WasmPluginInstance(self, request, module, digest, path, optional)
-        instance.check_wasi_imports()
-        await instance._run(instance._instantiate_first)
+        self._instances.add(instance)
+        try:
+            instance.check_wasi_imports()
+            await instance._first_store()
+        except BaseException:
+            instance._worker.close()
+            raise
         return instance
 
 
@@ -319,7 +427,13 @@ class WasmPluginInstance:
         self._live: _Store | None = None
         self._config: bytes | None = None  # last config ``init`` accepted, replayed after traps
         self._state = InstanceState.LOADED
-        self._broken_reason = ""
+        self._broken: PluginError | None = None
+        self._exit_told = False
+        self._worker = _Worker(request.name)
+        # Inline only where epoch interruption bounds everything the guest can do.
+        self._inline = runtime.inline_calls and not self._uses_wasi
+        # When the call running now must end (monotonic seconds): poll_oneoff sleeps to it.
+        self._call_deadline = math.inf
         self._logs: list[PluginLogRecord] = []
         self._logs_dropped = 0
         self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
@@ -329,6 +443,8 @@ class WasmPluginInstance:
         self.fuel_last_call = 0
         self.fuel_consumed_total = 0
         self.memory_bytes = 0
+        self.abandoned_calls = 0
+        self._last_trap: MfxError = MfxError("no trap yet")
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -385,7 +501,8 @@ class WasmPluginInstance:
             "fuelConsumedTotal": self.fuel_consumed_total,
             "memoryBytes": self.memory_bytes,
             "memoryLimitBytes": self.memory_limit_bytes,
-            "inlineCalls": self._runtime.inline_calls,
+            "inlineCalls": self._inline,
+            "abandonedCalls": self.abandoned_calls,
         }
 
     async def initialize(self, config: Mapping[str, Any]) -> None:
@@ -424,13 +541,14 @@ class WasmPluginInstance:
         async with self._lock:
             self._live = None
             self._state = InstanceState.CLEANED_UP
+            self._worker.close()
 
     # --- async plumbing ------------------------------------------------------------------
 
     def _check_usable(self) -> None:
         if self._state is InstanceState.BROKEN:
             raise PluginCrashedError(
-                f"plugin {self.name} is broken: {self._broken_reason}; it must be reloaded")
+                f"plugin {self.name} is broken: {self._broken}; it must be reloaded")
         if self._state in (InstanceState.STOPPED, InstanceState.CLEANED_UP):
             raise PluginRuntimeError(
                 f"plugin {self.name} is {self._state.value.lower()}; start it again to call it",
@@ -439,35 +557,71 @@ class WasmPluginInstance:
             raise PluginRuntimeError(
                 f"the webassembly runtime of plugin {self.name} has stopped", reason="NotRunning")
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._runtime.inline_calls:
-            return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args)
+    async def _first_store(self) -> None:
+        if self._inline:
+            self._instantiate_first()
+            return
+        try:
+            await self._in_thread("instantiate", self._instantiate_first)
+        except PluginTimeoutError as exc:
+            raise PluginLoadError(f"cannot instantiate {self._path}: {exc}", reason=exc.reason) from exc
+
+    async def _in_thread(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the plugin's thread; ``PluginTimeoutError`` at the deadline (plus
+        grace) whatever the guest is doing, and then the store is given up."""
+        timeout = self._request.limits.timeout_seconds
+        finished, value = await self._worker.run(
+            self._runtime.portal, timeout + self._runtime.deadline_grace_seconds, fn, *args)
+        if finished:
+            return value  # type: ignore[return-value]
+        error = PluginTimeoutError(
+            f"{self.name}.{what} did not return within its deadline of {timeout:g}s "
+            "(spec.resources.limits.timeout); it is blocked outside WebAssembly (in a host or "
+            "WASI call), where interruption cannot reach it, so the instance was abandoned")
+        self._abandon(error)
+        raise error
+
+    def _abandon(self, error: PluginError) -> None:
+        """Leave the store to the thread stuck in it: nothing here touches it again."""
+        self.abandoned_calls += 1
+        self._live = None
+        self._break(error)
+        # A fresh thread would be needed for more calls; a broken instance takes none.
+        self._worker.close()
+
+    def _break(self, error: PluginError) -> None:
+        if self._state is not InstanceState.CLEANED_UP:
+            self._state = InstanceState.BROKEN
+        self._broken = self._broken or error
 
     async def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         self._check_usable()
-        if self._runtime.inline_calls:
+        if self._inline:
             # Nothing awaits between here and the end of the call, so no other task can
             # reach the store meanwhile: the lock is not needed.
-            return self._finish(fn, *args)
+            try:
+                return fn(*args)
+            finally:
+                if self._live is None and self._state is not InstanceState.BROKEN:
+                    self._replace_store()
+                self._after_call()
         async with self._lock:
             self._check_usable()
             try:
-                return await anyio.to_thread.run_sync(fn, *args)
+                return await self._in_thread(_what(fn, args), fn, *args)
             finally:
+                # After a trap: a fresh store at once, with a deadline of its own.
+                if self._live is None and self._state is not InstanceState.BROKEN:
+                    with contextlib.suppress(PluginTimeoutError):
+                        await self._in_thread("instantiate", self._replace_store)
                 self._after_call()
-
-    def _finish(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return fn(*args)
-        finally:
-            self._after_call()
 
     def _after_call(self) -> None:
         # Logs are handed over on the caller's thread, after the wasm has returned.
         self._flush_logs()
-        if self._state is InstanceState.BROKEN:
-            self._request.on_exit(PluginCrashedError(self._broken_reason))
+        if self._broken is not None and not self._exit_told:
+            self._exit_told = True
+            self._request.on_exit(self._broken)
 
     async def _configure(self, config: Mapping[str, Any]) -> None:
         try:
@@ -527,6 +681,43 @@ class WasmPluginInstance:
         data = bytes(memory.read(caller, ptr, ptr + min(length, MAX_LOG_MESSAGE_BYTES)))
         self._emit(_LOG_LEVELS.get(level, LogLevel.INFO), data.decode("utf-8", "replace"), "wasm")
 
+    def _poll_oneoff(self, caller: wasmtime.Caller, subs_ptr: int, events_ptr: int,
+                     count: int, count_ptr: int) -> int:
+        """WASI ``poll_oneoff`` as mfx serves it: clock subscriptions only (the sandbox has
+        no sockets and no stdin to wait for: descriptor subscriptions get ``ENOTSUP`` events
+        at once). A sleep that would end past the call's deadline fails the call now, with
+        ``PluginTimeoutError``, instead of sleeping through it on the plugin's thread."""
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            return _ERRNO_FAULT
+        size = memory.data_len(caller)
+        if count <= 0:
+            return _ERRNO_INVAL
+        end = subs_ptr + count * _SUBSCRIPTION.size
+        if (subs_ptr < 0 or events_ptr < 0 or end > size or count_ptr < 0 or count_ptr + 4 > size
+                or events_ptr + count * _EVENT.size > size):
+            return _ERRNO_FAULT
+        raw = bytes(memory.read(caller, subs_ptr, end))
+        subs = [_SUBSCRIPTION.unpack_from(raw, i * _SUBSCRIPTION.size) for i in range(count)]
+        events = [(userdata, _ERRNO_NOTSUP, tag) for userdata, tag, *_ in subs
+                  if tag != _EVENTTYPE_CLOCK]
+        if not events:
+            waits = [(userdata, _clock_wait(clock, timeout, flags))
+                     for userdata, _tag, clock, timeout, _precision, flags in subs]
+            soonest = min(wait for _, wait in waits)
+            left = self._call_deadline - time.monotonic()
+            if soonest > left:
+                raise PluginTimeoutError(
+                    f"{self.name}: poll_oneoff asked to sleep {soonest:g}s with {max(left, 0):g}s "
+                    f"left of its deadline of {self._request.limits.timeout_seconds:g}s "
+                    "(spec.resources.limits.timeout)")
+            time.sleep(soonest)
+            events = [(u, _ERRNO_SUCCESS, _EVENTTYPE_CLOCK) for u, wait in waits if wait <= soonest]
+        out = b"".join(_EVENT.pack(*event) for event in events)
+        memory.write(caller, out, events_ptr)
+        memory.write(caller, struct.pack("<I", len(events)), count_ptr)
+        return _ERRNO_SUCCESS
+
     def _output(self, stream: str) -> Callable[[bytes], None]:
         def write(data: bytes) -> None:
             buffer = self._line_buffers[stream]
@@ -544,9 +735,13 @@ class WasmPluginInstance:
 
     def _make_linker(self) -> wasmtime.Linker:
         linker = wasmtime.Linker(self._runtime.engine)
+        i32 = wasmtime.ValType.i32()
         if self._uses_wasi:
             linker.define_wasi()
-        i32 = wasmtime.ValType.i32()
+            linker.allow_shadowing = True
+            linker.define_func(WASI_MODULE, "poll_oneoff", wasmtime.FuncType([i32] * 4, [i32]),
+                               self._poll_oneoff, access_caller=True)
+            linker.allow_shadowing = False
         linker.define_func(HOST_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []),
                            self._host_log, access_caller=True)
         return linker
@@ -573,6 +768,7 @@ class WasmPluginInstance:
         fuel = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         store.set_fuel(fuel)
         store.set_epoch_deadline(self._runtime.deadline_ticks(limits.timeout_seconds))
+        self._call_deadline = time.monotonic() + limits.timeout_seconds
         return fuel
 
     def _account(self, store: wasmtime.Store, given: int, *, exhausted: bool = False,
@@ -620,16 +816,23 @@ class WasmPluginInstance:
         return self._live
 
     def _poison(self, exc: MfxError) -> None:
-        """Drop the trapped store and instantiate a fresh one right away."""
+        """Drop the trapped store; the caller instantiates a fresh one (``_replace_store``)."""
         self.traps += 1
         self._live = None
+        self._last_trap = exc
+
+    def _replace_store(self) -> None:
+        """A fresh store after a trap; the instance is broken when even that fails."""
         try:
-            self._live = self._new_store()
-            self.reinstantiations += 1
+            fresh = self._new_store()
         except PluginError as again:
-            self._state = InstanceState.BROKEN
-            self._broken_reason = (
-                f"a fresh store could not be instantiated after a trap ({exc.reason}): {again}")
+            self._break(PluginCrashedError(
+                f"a fresh store could not be instantiated after a trap "
+                f"({self._last_trap.reason}): {again}"))
+            return
+        if self._state is not InstanceState.BROKEN:  # not abandoned meanwhile
+            self._live = fresh
+            self.reinstantiations += 1
 
     def _guarded(self, what: str, fn: Callable[[_Store], T]) -> T:
         """Run ``fn`` on the live store with this call's limits; translate traps."""
@@ -643,8 +846,8 @@ class WasmPluginInstance:
             error = self._translate(exc, store, live.memory, what)
             self._poison(error)
             raise error from exc
-        except (MemoryLimitExceededError, ProtocolError) as error:
-            # The module broke the ABI mid-call: its allocator state is suspect.
+        except (MemoryLimitExceededError, ProtocolError, PluginTimeoutError) as error:
+            # The module broke the ABI mid-call, or a host call ended it: its state is suspect.
             self._account(store, given)
             self._poison(error)
             raise
@@ -756,6 +959,21 @@ class WasmPluginInstance:
         if isinstance(exc, wasmtime.Trap):
             return TrapError(f"{where} trapped: {text}")
         return TrapError(f"{where} failed in wasmtime: {text}")
+
+
+def _clock_wait(clock: int, timeout_ns: int, flags: int) -> float:
+    """Seconds a clock subscription waits. An absolute time is read on the realtime clock;
+    on the others (whose origin is wasmtime's own) it counts from now, the longest it can be."""
+    if flags & _CLOCK_ABSTIME and clock == _CLOCK_REALTIME:
+        return max(0.0, (timeout_ns - time.time_ns()) / 1e9)
+    return timeout_ns / 1e9
+
+
+def _what(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """What a job does, for messages: the method name of a call, else the export it runs."""
+    if args and isinstance(args[0], bytes):
+        return args[0].decode(errors="replace")
+    return getattr(fn, "__name__", "call").strip("_").removesuffix("_sync")
 
 
 def _is_out_of_fuel(exc: Exception) -> bool:

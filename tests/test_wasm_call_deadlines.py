@@ -1,0 +1,124 @@
+"""Every call into a WebAssembly plugin ends at its deadline, whatever the guest is doing:
+epoch interruption stops wasm code, but a guest blocked in a host or WASI call (a FIFO that
+never gets a writer, a sleep of an hour) must not hold the caller, the plugin's neighbours,
+or the thread pool the rest of the daemon shares."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mfx.errors import PluginCrashedError, PluginError, PluginTimeoutError
+from mfx.runtimes.base import AllowedPath, Limits
+from mfx.runtimes.wasm import WasmRuntime
+from tests.test_wasm_runtime import ECHO, FS_PROBE, abi_module, load, request, write_module
+
+pytestmark = pytest.mark.anyio
+
+HOUR_NS = 3600 * 10**9
+MILLISECOND_NS = 10**6
+STUCK_PLUGINS = 45  # more than anyio's default thread limiter has tokens (40)
+
+# Sleeps through WASI poll_oneoff with one relative clock subscription: an hour when the
+# method starts with "l" (long), a millisecond otherwise; then echoes its input.
+SLEEPER = abi_module(
+    f"""
+    (i64.store (i32.const 1024) (i64.const 42))
+    (i32.store8 (i32.const 1032) (i32.const 0))
+    (i32.store (i32.const 1040) (i32.const 1))
+    (i64.store (i32.const 1048)
+      (select (i64.const {HOUR_NS}) (i64.const {MILLISECOND_NS})
+        (i32.eq (i32.load8_u (local.get $m)) (i32.const 108))))
+    (i64.store (i32.const 1056) (i64.const 0))
+    (i32.store16 (i32.const 1064) (i32.const 0))
+    (if (call $poll (i32.const 1024) (i32.const 1100) (i32.const 1) (i32.const 1200))
+      (then (unreachable)))
+    (if (i64.ne (i64.load (i32.const 1100)) (i64.const 42)) (then (unreachable)))
+    (call $ret (local.get $in) (local.get $il))""",
+    imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
+            '(func $poll (param i32 i32 i32 i32) (result i32)))')
+
+SHORT_DEADLINE = Limits(fuel=None, memory_bytes=1 << 20, timeout_seconds=0.1)
+
+
+@contextlib.contextmanager
+def fifo_in(directory: Path) -> Iterator[Path]:
+    """A FIFO nobody writes to; on exit a writer comes and goes, so every reader that is
+    still blocked opening it gets end-of-file and its thread returns."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fifo = directory / "never"
+    os.mkfifo(fifo)
+    try:
+        yield fifo
+    finally:
+        with contextlib.suppress(OSError):  # ENXIO: no reader left
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+async def test_a_sleep_past_the_deadline_fails_the_call_and_a_short_one_is_served(
+        tmp_path: Path) -> None:
+    async with WasmRuntime() as runtime:
+        sleeper = await load(runtime, tmp_path, "sleeper", SLEEPER, limits=SHORT_DEADLINE)
+        with pytest.raises(PluginTimeoutError, match="poll_oneoff asked to sleep 3600s") as caught:
+            await sleeper.call("long", {"n": 1})
+        assert caught.value.reason == "DeadlineExceeded"
+        assert await sleeper.call("short", {"n": 2}) == {"n": 2}
+        async with anyio.create_task_group() as tg:
+            for _ in range(STUCK_PLUGINS):
+                tg.start_soon(expect_deadline, sleeper.call("long", None))
+        assert await sleeper.call("short", "still serving") == "still serving"
+        assert sleeper.details["abandonedCalls"] == 0
+
+
+async def expect_deadline(call: object) -> None:
+    with pytest.raises(PluginTimeoutError):
+        await call  # type: ignore[misc]
+
+
+async def test_a_guest_blocked_in_a_host_call_is_abandoned_at_its_deadline(tmp_path: Path) -> None:
+    exits: list[PluginError] = []
+    with fifo_in(tmp_path / "shared") as fifo:
+        async with WasmRuntime() as runtime:
+            write_module(tmp_path / "probe", "probe", FS_PROBE)
+            blocked = await runtime.load(request(
+                tmp_path / "probe", "probe", limits=SHORT_DEADLINE, on_exit=exits.append,
+                allowed_paths=(AllowedPath(fifo.parent),)))
+            await blocked.start()
+            with pytest.raises(PluginTimeoutError, match="blocked outside WebAssembly") as caught:
+                await blocked.call("read", fifo.name)
+            assert caught.value.reason == "DeadlineExceeded"
+            # Not reused in an unknown state: the instance is gone and the controller told.
+            assert [type(e) for e in exits] == [PluginTimeoutError]
+            assert blocked.details["abandonedCalls"] == 1
+            with pytest.raises(PluginCrashedError, match="must be reloaded"):
+                await blocked.call("read", fifo.name)
+            with pytest.raises(PluginCrashedError):
+                await blocked.health()
+
+
+async def test_stuck_plugins_hold_neither_their_neighbours_nor_the_shared_thread_pool(
+        tmp_path: Path) -> None:
+    with fifo_in(tmp_path / "shared") as fifo:
+        async with WasmRuntime() as runtime:
+            write_module(tmp_path / "probe", "probe", FS_PROBE)
+            stuck = []
+            for _ in range(STUCK_PLUGINS):
+                instance = await runtime.load(request(
+                    tmp_path / "probe", "probe", limits=SHORT_DEADLINE,
+                    allowed_paths=(AllowedPath(fifo.parent),)))
+                await instance.start()
+                stuck.append(instance)
+            async with anyio.create_task_group() as tg:
+                for instance in stuck:
+                    tg.start_soon(expect_deadline, instance.call("read", fifo.name))
+            assert all(i.details["abandonedCalls"] == 1 for i in stuck)
+            # Every one of them is still blocked in its own thread, and yet:
+            echo = await load(runtime, tmp_path, "echo", ECHO)
+            assert await echo.call("echo", {"fine": True}) == {"fine": True}
+            assert await anyio.to_thread.run_sync(lambda: "the default pool answers") == \
+                "the default pool answers"
