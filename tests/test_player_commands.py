@@ -122,6 +122,18 @@ def test_an_unknown_playlist_names_the_playlists_there_are(rig: PlayerRig) -> No
     assert "mfx playlists" in out
 
 
+def test_a_playlist_named_by_null_is_refused_not_looked_up_as_none(rig: PlayerRig) -> None:
+    import httpx
+
+    transport = httpx.HTTPTransport(uds=str(rig.home / "mfx.sock"))
+    with httpx.Client(transport=transport, base_url="http://mfx") as http:
+        for body in ({"playlist": None}, {"playlist": ""}, {"playlist": ["Evening"]},
+                     {"playlist": "Evening", "source": 7}):
+            answer = http.post("/apis/player.mfx.musicfox.io/v1/play", json=body)
+            assert answer.status_code == 400, (body, answer.text)
+            assert "expected a non-empty string" in answer.json()["message"]
+
+
 # --- volume, seek, mode ---------------------------------------------------------------------------
 
 

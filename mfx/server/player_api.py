@@ -84,6 +84,15 @@ def _int(value: Any, field: str) -> int:
         raise BadRequestError(f"{field}: expected an integer, got {value!r}") from None
 
 
+def _text(value: Any, field: str, *, optional: bool = False) -> str | None:
+    """A non-empty string (or, when ``optional``, absent/null): never ``str(None)`` as a name."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise BadRequestError(f"{field}: expected a non-empty string, got {value!r}")
+    return value
+
+
 def _number(value: Any, field: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise BadRequestError(f"{field}: expected a number of seconds, got {value!r}")
@@ -149,7 +158,8 @@ def player_routes(player: Player) -> list[Route]:
     async def play(request: Request) -> Any:
         body = await _body(request)
         if "playlist" in body:
-            found = await player.playlist(str(body["playlist"]), body.get("source"))
+            found = await player.playlist(_text(body["playlist"], "playlist") or "",
+                                          _text(body.get("source"), "source", optional=True))
             if not found.songs:
                 raise BadRequestError(f"playlist {found.name!r} has no playable songs")
             await player.replace(found.songs)
