@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ import anyio
 from mfx.api.models import AudioSinkSpec, parse_spec
 from mfx.api.objects import Obj, ObjectKey, is_deleting, name_of
 from mfx.audio.alsa_device import DeviceParams
+from mfx.audio.file_tap import explain_missing_device
 from mfx.audio.formats import SampleFormat
 from mfx.audio.registry import SinkRegistry
 from mfx.audio.sink import SinkEngine, SinkState, SinkStatus
@@ -308,8 +310,13 @@ class AudioSinkController:
             self.sinks.withdraw(name)
             self._slots.pop(name, None)
             await anyio.to_thread.run_sync(lambda: slot.engine.close(drain=False))
-            ctx.status.condition(DEVICE_OPEN, False, error.reason, str(error))
-            raise PermanentError(error.reason, str(error))
+            message = str(error)
+            if isinstance(error, DeviceNotFoundError):
+                # ALSA says only "No such file or directory": name what is missing (a sound
+                # card, a configuration, a PCM in it) and what to do, from this process's view.
+                message = explain_missing_device(slot.params.device, os.environ)
+            ctx.status.condition(DEVICE_OPEN, False, error.reason, message)
+            raise PermanentError(error.reason, message)
         if isinstance(error, AudioError):
             slot.failures += 1
             delay = min(self.options.retry_max, self.options.retry_initial * 2 ** min(slot.failures - 1, 20))

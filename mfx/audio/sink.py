@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, errno_name
+from mfx.audio.file_tap import opened_note
 from mfx.audio.ring_buffer import FrameRingBuffer
 from mfx.errors import (
     AudioError,
@@ -178,7 +179,7 @@ class SinkEngine:
             self._set_state(_state_for(exc), exc.reason, str(exc))
             raise
         self._install(device)
-        self._set_state(SinkState.OPEN, "Opened", f"{device.actual.device}: {device.actual.describe()}")
+        self._set_state(SinkState.OPEN, "Opened", _opened(device))
         return self.status()
 
     def start(self) -> SinkStatus:
@@ -460,7 +461,7 @@ class SinkEngine:
                 self._reopens += 1
             if self._metrics is not None:
                 self._metrics.audio_sink_reopens_total.labels(self.name).inc()
-            self._set_state(SinkState.OPEN, "Reopened", f"{device.actual.device}: {device.actual.describe()}")
+            self._set_state(SinkState.OPEN, "Reopened", _opened(device))
             return True
         return False
 
@@ -551,3 +552,9 @@ def _realtime_threads() -> Iterator[None]:
         yield
     finally:
         os.sched_setscheduler(0, before[0], before[1])
+
+
+def _opened(device: PcmDevice) -> str:
+    """What an open device is: its name, what it accepted, and where a file tap writes
+    (read now: libasound read the same ALSA_CONFIG_PATH when it opened the device)."""
+    return f"{device.actual.device}: {device.actual.describe()}{opened_note(device.actual, os.environ)}"

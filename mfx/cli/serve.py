@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -24,10 +25,15 @@ from mfx.logs import configure_logging
                    "Default: first-party, plus local while no key is trusted (mfx trust add).")
 @click.option("--workers", default=4, show_default=True, help="Reconcile workers per controller.")
 @click.option("--resync", default="10m", show_default=True, help="Periodic resync of every object.")
+@click.option("--no-file-tap", "no_file_tap", is_flag=True,
+              help="Without a sound card, do not play into an ALSA file tap under HOME/audio (by "
+                   "default the daemon sets one up when ALSA_CONFIG_PATH is not set; a set "
+                   "ALSA_CONFIG_PATH always wins).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
-          allow_unsigned: tuple[str, ...], workers: int, resync: str, log_format: str, log_level: str) -> None:
+          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, log_format: str,
+          log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     \b
@@ -36,21 +42,35 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
       mfx serve --plugin-path plugins --metrics-address 127.0.0.1:9464
       mfx serve --listen 127.0.0.1:6443      # for kubectl; see 'mfx config kubeconfig'
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
+      mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
     """
     import anyio
 
     from mfx.api.units import parse_duration
-    from mfx.server.daemon import DaemonConfig, default_home, run_daemon
+    from mfx.server.daemon import DaemonConfig, DaemonContext, default_home, run_daemon
     from mfx.server.services import default_services
 
     configure_logging(log_format, log_level)
+    home = (home or default_home()).resolve()
+    # Plugins get MFX_HOME from this process (their configuration may name $MFX_HOME/music),
+    # so it must be the home this daemon serves, however it was given.
+    os.environ["MFX_HOME"] = str(home)
+
+    def on_ready(context: DaemonContext) -> None:
+        tap = context.file_tap
+        if tap is not None:
+            click.echo(f"No sound card: mfx plays into the ALSA file tap {tap.output}\n"
+                       f"  listen with: {tap.listen_command()}\n"
+                       "  ('mfx describe sink default' shows it; 'mfx serve --no-file-tap' turns it off)")
+
     config = DaemonConfig(
-        home=(home or default_home()).resolve(),
+        home=home,
         listen=listen,
         metrics_address=metrics_address,
         plugin_paths=[p.resolve() for p in plugin_paths],
         allow_unsigned_sources=allow_unsigned or None,
         workers=workers,
         resync_seconds=parse_duration(resync),
+        file_tap=not no_file_tap,
     )
-    anyio.run(lambda: run_daemon(config, services=default_services()))
+    anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))

@@ -19,6 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 import mfx
+from mfx.audio.file_tap import FileTap, plan
 from mfx.audio.registry import SinkRegistry
 from mfx.observability.metrics import Metrics
 from mfx.observability.process_metrics import pids_from_snapshot
@@ -59,6 +60,10 @@ class DaemonConfig:
     # (mfx.server.packages_api.UnsignedPolicy).
     allow_unsigned_sources: tuple[str, ...] | None = None
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # per TCP listener
+    # Without a sound card (and without ALSA_CONFIG_PATH), play into an ALSA file tap under
+    # HOME/audio. It sets ALSA_CONFIG_PATH in this process's environment, where libasound
+    # reads it, so only a daemon that owns its process turns it on (``mfx serve`` does).
+    file_tap: bool = False
 
     @property
     def socket_path(self) -> Path:
@@ -96,6 +101,7 @@ class DaemonContext:
     event_bus: EventBus | None = None
     manager: Any = None  # the reconciler Manager (mfx.reconciler.Manager)
     sink_registry: SinkRegistry | None = None  # open AudioSinks; the player plays to .default()
+    file_tap: FileTap | None = None  # where ALSA's default device writes, when there is no sound card
 
 
 async def run_daemon(
@@ -109,8 +115,10 @@ async def run_daemon(
     config.home.mkdir(parents=True, exist_ok=True)
     os.chmod(config.home, 0o700)
     lock = HomeLock(config.home / "mfx.lock")
-    lock.acquire()
+    lock.acquire()  # before anything in HOME changes: another daemon may serve it
+    tap: FileTap | None = None
     try:
+        tap = _set_up_file_tap(config.home) if config.file_tap else None
         async with SQLiteStore(config.database_path) as store:
             metrics = Metrics()
             metrics.build_info.info({"version": mfx.__version__})
@@ -128,7 +136,7 @@ async def run_daemon(
                             extra_routes=[*package_routes(config.home, unsigned, store, admission),
                                           *log_routes(log_store, shutdown, store=store)])
             context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown,
-                                    log_store=log_store, cache=cache)
+                                    log_store=log_store, cache=cache, file_tap=tap)
             # The controller's messages about a plugin (logged with extra={"plugin": name})
             # land in that plugin's log beside its own output.
             plugin_log_handler = PluginLogHandler(log_store)
@@ -138,7 +146,23 @@ async def run_daemon(
             finally:
                 logging.getLogger("mfx").removeHandler(plugin_log_handler)
     finally:
+        if tap is not None:
+            os.environ.pop("ALSA_CONFIG_PATH", None)
         lock.release()
+
+
+def _set_up_file_tap(home: Path) -> FileTap | None:
+    """Give ALSA a default device on a machine without a sound card: a file tap under HOME."""
+    tap = plan(home, os.environ)
+    if tap is None:
+        return None
+    tap.write()
+    # libasound reads the variable when the sink opens its PCM, in this process.
+    os.environ["ALSA_CONFIG_PATH"] = str(tap.config)
+    log.warning("no sound card and ALSA_CONFIG_PATH is not set: ALSA's default device is a file tap "
+                "(%s); what mfx plays lands in %s, listen with: %s (mfx serve --no-file-tap turns "
+                "this off)", tap.config, tap.output, tap.listen_command())
+    return tap
 
 
 async def _serve(context: DaemonContext, services: list[Service],
