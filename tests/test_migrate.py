@@ -133,7 +133,7 @@ def test_the_output_applies_as_it_is_and_keeps_the_manifest(tmp_path: Path, mfx_
         result = migrate(mfx_home, "--config", str(ini), "-o", str(out))
         assert result.exit_code == 0, result.output
         assert "not carried over (" in result.output and "[unm] switch = 'true'" in result.output
-        assert "left out music folder /music" in result.output  # the first-party example folder
+        assert "left out music folder $MFX_HOME/music" in result.output  # the first-party default, empty here
         assert sorted(p.name for p in out.iterdir()) == ["local-music.yaml"]
         applied = run_cli(mfx_home, "apply", "-f", str(out))
         assert applied.exit_code == 0, applied.output

@@ -189,7 +189,7 @@ def _play_mode_item(value: str, mode: PlayMode | None) -> ReportItem:
 def rewrite_local_music(base: dict[str, Any], folders: list[str], source: Path) -> tuple[dict[str, Any], list[str]]:
     """``base`` with ``folders`` added to its music folders and allowed paths; everything else
     (dependencies, configSchema, limits) kept. Folders of ``base`` that do not exist here (the
-    first-party manifest's ``/music`` example) are left out and returned, so the manifest
+    first-party manifest's ``$MFX_HOME/music`` before ``make run`` fills it) are left out and returned, so the manifest
     never points the plugin at a folder it cannot read."""
     if base.get("kind") != "PluginManifest" or not isinstance(base.get("spec"), dict):
         raise BadRequestError("the manifest to rewrite is not a PluginManifest with a spec")
@@ -203,7 +203,8 @@ def rewrite_local_music(base: dict[str, Any], folders: list[str], source: Path) 
     spec = doc["spec"]
     config = spec.setdefault("config", {})
     old = [f for f in config.get("folders") or [] if isinstance(f, str)]
-    left_out = [f for f in old if f not in folders and not Path(f).is_dir()]
+    # As local-music reads them: $MFX_HOME (the default folder) and ~ expanded.
+    left_out = [f for f in old if f not in folders and not Path(os.path.expandvars(f)).expanduser().is_dir()]
     config["folders"] = [f for f in old if f not in left_out and f not in folders] + folders
     security = spec.setdefault("security", {})
     allowed = [a for a in security.get("allowedPaths") or []

@@ -26,7 +26,7 @@ parent death        ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child before exe
                     pipe the daemon holds) reaches end-of-file.
 ==================  ======================================================================
 
-The environment is scrubbed: only ``PATH``, ``LANG``, ``LC_*`` and ``TZ`` pass through from
+The environment is scrubbed: only ``PATH``, ``LANG``, ``LC_*``, ``TZ`` and ``MFX_HOME`` pass through from
 the daemon; ``HOME`` is the plugin's state directory; ``PYTHONPATH`` is the plugin directory
 only; then ``LoadRequest.env`` and the protocol variables. The working directory is the
 state directory. Each plugin is the leader of a new session, so a terminal's Ctrl-C reaches
@@ -60,7 +60,8 @@ from mfx.errors import EntryPointNotFoundError, PluginLoadError
 from mfx.runtimes.base import Limits, LoadRequest, LogLevel
 from mfx.sdk import rpc_protocol as proto
 
-PASSTHROUGH_ENV = ("PATH", "LANG", "TZ")
+# MFX_HOME: the daemon's home, which a plugin's configuration may name ($MFX_HOME/music).
+PASSTHROUGH_ENV = ("PATH", "LANG", "TZ", "MFX_HOME")
 PASSTHROUGH_ENV_PREFIXES = ("LC_",)
 PYTHON_ALIASES = ("python", "python3")
 CGROUP_ROOT = Path("/sys/fs/cgroup")

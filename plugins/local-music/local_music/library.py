@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,12 +66,31 @@ class LibraryConfig:
             raise InvalidConfigError(f"config.debounceSeconds: expected a number of seconds 0..60, got {debounce!r}")
         state = config.get("stateDir") or os.environ.get(STATE_DIR_ENV) or str(cwd or Path.cwd())
         return cls(
-            folders=tuple(os.path.abspath(os.path.expanduser(f)) for f in folders),
+            folders=tuple(os.path.abspath(_expand_folder(f, i)) for i, f in enumerate(folders)),
             extensions=frozenset(e.strip().lstrip(".").lower() for e in extensions),
             state_dir=Path(state).expanduser(),
             watch=watch,
             debounce_seconds=float(debounce),
         )
+
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand_folder(folder: str, index: int) -> str:
+    """``~`` and ``$NAME``/``${NAME}`` from the plugin's environment: the default folder is
+    ``$MFX_HOME/music``, the daemon's home (which passes MFX_HOME to its plugins). An unset
+    variable is an error, not a folder literally named ``$NAME``."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group("braced") or match.group("plain")
+        if name not in os.environ:
+            raise InvalidConfigError(
+                f"config.folders[{index}]: {folder!r} names ${name}, which is not set in the "
+                "plugin's environment (the daemon passes MFX_HOME; others can be set in spec.env)")
+        return os.environ[name]
+
+    return os.path.expanduser(_VARIABLE.sub(value, folder))
 
 
 class Library:
