@@ -141,3 +141,15 @@ def test_an_overlong_member_name_is_a_400_naming_it(daemon_home: Path, tmp_path:
     assert answer.status_code == 400, answer.text
     assert answer.json()["reason"] == "InvalidPackage"
     assert "over" in answer.json()["message"] and "refused" in answer.json()["message"]
+
+
+def test_a_trusted_key_body_is_read_like_every_other_body(daemon_home: Path) -> None:
+    transport = httpx.HTTPTransport(uds=str(daemon_home / "mfx.sock"))
+    with httpx.Client(transport=transport, base_url="http://mfx") as http:
+        keys = "/apis/mfx.musicfox.io/v1alpha1/trustedkeys"
+        duplicate = http.post(keys, content=b'{"name": "a", "name": "b", "publicKeyPem": "x"}',
+                              headers={"Content-Type": "application/json"})
+        assert duplicate.status_code == 422 and 'duplicate key "name"' in duplicate.text
+        huge = http.post(keys, json={"name": "a", "publicKeyPem": "x" * 100_000})
+        assert huge.status_code == 413, huge.text
+        assert http.get(keys).json()["items"] == []

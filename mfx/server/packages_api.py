@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -81,6 +80,7 @@ from mfx.errors import (
 )
 from mfx.server.admission import Admission
 from mfx.server.api import json_response
+from mfx.server.bodies import read_object
 from mfx.server.status import status_from_error, status_object
 from mfx.store.base import EventRecord, Store
 
@@ -441,15 +441,8 @@ class _PackagesApi:
             return _refusal(error)
 
     async def _add_key(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_KEY_BYTES:
-            raise BadRequestError(f"the request body is over {MAX_KEY_BYTES} bytes; a public key is far smaller")
-        try:
-            doc = orjson.loads(body)
-        except ValueError:
-            raise BadRequestError("the request body must be JSON: {\"name\": ..., \"publicKeyPem\": ...}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) \
-                or not isinstance(doc.get("publicKeyPem"), str):
+        doc = await read_object(request, limit=MAX_KEY_BYTES)
+        if not isinstance(doc.get("name"), str) or not isinstance(doc.get("publicKeyPem"), str):
             raise BadRequestError("the request body must be {\"name\": STRING, \"publicKeyPem\": STRING}")
         name, pem = doc["name"], doc["publicKeyPem"]
 
