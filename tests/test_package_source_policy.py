@@ -149,7 +149,7 @@ def test_a_trusted_key_body_is_read_like_every_other_body(daemon_home: Path) -> 
         keys = "/apis/mfx.musicfox.io/v1alpha1/trustedkeys"
         duplicate = http.post(keys, content=b'{"name": "a", "name": "b", "publicKeyPem": "x"}',
                               headers={"Content-Type": "application/json"})
-        assert duplicate.status_code == 422 and 'duplicate key "name"' in duplicate.text
+        assert duplicate.status_code == 422 and 'duplicate key "name"' in duplicate.json()["message"]
         huge = http.post(keys, json={"name": "a", "publicKeyPem": "x" * 100_000})
         assert huge.status_code == 413, huge.text
         assert http.get(keys).json()["items"] == []
