@@ -485,12 +485,14 @@ def rollback(ctx: CliContext, ref: str, to_version: str | None) -> None:
     if changes:
         patch["metadata"]["annotations"] = changes
     # Say what runs (status.resolvedVersion), not spec.version: after a failed upgrade they differ.
-    running = (obj.get("status") or {}).get("resolvedVersion") or current
-    unrun = f" (spec.version was {current}, which does not run)" if running != current else ""
-    progress(f"rolling {name} back from {running} to {target} (from {where})")
+    running = (obj.get("status") or {}).get("resolvedVersion")
+    unrun = f" (spec.version was {current}, which does not run)" if running not in (None, current) else ""
+    progress(f"rolling {name} back from {running or current} to {target} (from {where})")
     client.patch(PLUGIN_MANIFEST, name, patch)
     ref_text = output.object_ref(PLUGIN_MANIFEST, name)
-    if running == target:
+    if running is None:
+        click.echo(f"{ref_text} rolled back: {current} -> {target} (spec.version; no version of it runs now)")
+    elif running == target:
         click.echo(f"{ref_text} rolled back to {target}, the version that runs now{unrun}")
     else:
         click.echo(f"{ref_text} rolled back: {running} -> {target}{unrun}")
