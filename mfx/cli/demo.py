@@ -18,40 +18,9 @@ from pathlib import Path
 
 import click
 
+from mfx.audio.file_tap import FileTap, plan
 from mfx.cli.client import Client, Endpoint
-
-ALSA_FILE_TAP = """\
-pcm.null {{ type null  hint {{ show on description "Discard all samples" }} }}
-pcm.tap {{
-    type file
-    slave.pcm "null"
-    file "{tap}"
-    format "raw"
-    hint {{ show on description "Raw samples to {tap}" }}
-}}
-pcm.!default "tap"
-"""
-
-
-def has_sound_card() -> bool:
-    cards = Path("/proc/asound/cards")
-    try:
-        text = cards.read_text()
-    except OSError:
-        return False
-    return "no soundcards" not in text and bool(text.strip())
-
-
-def prepare_audio(home: Path, env: dict[str, str]) -> str:
-    """Pick the audio device; without a sound card, an ALSA file tap under HOME."""
-    if has_sound_card() or os.environ.get("ALSA_CONFIG_PATH"):
-        return "the system's default ALSA device"
-    tap = home / "audio" / "demo-output.raw"
-    tap.parent.mkdir(parents=True, exist_ok=True)
-    config = home / "audio" / "alsa-file-tap.conf"
-    config.write_text(ALSA_FILE_TAP.format(tap=tap))
-    env["ALSA_CONFIG_PATH"] = str(config)
-    return f"no sound card found: playing into an ALSA file tap at {tap} (raw S16_LE, 48 kHz, stereo)"
+from mfx.server.lock import HomeLock, in_use_error
 
 
 def step(message: str) -> None:
@@ -78,13 +47,19 @@ def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
     """Run the whole player on embedded defaults (what 'make run' does)."""
     home = home.resolve()
     repo = repo.resolve()
+    # Another daemon on this home would answer in place of ours: refuse before changing anything.
+    holder = HomeLock(home / "mfx.lock").holder()
+    if holder is not None:
+        raise in_use_error(home, holder)
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MFX_HOME": str(home)}
-    audio = prepare_audio(home, env)
+    tap = plan(home, env)  # what the daemon will do (it sets the tap up itself)
     player_config = home / "player.yaml"
     if not player_config.exists():
         # The first-party C effects plugin (gain + EQ) processes what the player plays.
         player_config.write_text("processors: [effects]\ndefaultVolume: 80\n")
+    # Before the daemon starts, so local-music finds the folder of its default configuration.
+    music = _music_folder(home)
     log_path = home / "daemon.log"
     step(f"starting the daemon (home {home}, log {log_path})")
     with log_path.open("ab") as log:
@@ -93,22 +68,23 @@ def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
              "--metrics-address", metrics_address], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_daemon(home, daemon)
-        click.echo(f"    audio: {audio}")
+        click.echo(f"    audio: {_audio(tap)}")
         step("applying the desired state: manifests/ and the first-party plugins")
         run_mfx(home, "apply", "-f", str(repo / "manifests"), env=env)
         run_mfx(home, "apply", "-R", "-f", str(repo / "plugins"), env=env)
         step("waiting for every plugin to be Ready")
         run_mfx(home, "wait", "--for=condition=Ready", "pm", "--all", "--timeout=120s", env=env)
         run_mfx(home, "wait", "--for=condition=Ready", "sink", "--all", "--timeout=60s", env=env, check=False)
-        music = _music_folder(home)
-        step(f"pointing local-music at {music}")
-        patch = {"spec": {"config": {"folders": [str(music)]},
-                          "security": {"allowedPaths": [{"path": str(music), "writable": False}]}}}
-        run_mfx(home, "patch", "pm", "local-music", "--type", "merge", "-p", json.dumps(patch), env=env)
-        run_mfx(home, "wait", "--for=condition=Ready", "pm/local-music", "--timeout=60s", env=env)
+        if music != _default_music_folder(home):
+            # Music of the user's choosing (MFX_MUSIC_DIR): local-music's default is HOME/music.
+            step(f"pointing local-music at {music}")
+            patch = {"spec": {"config": {"folders": [str(music)]},
+                              "security": {"allowedPaths": [{"path": str(music), "writable": False}]}}}
+            run_mfx(home, "patch", "pm", "local-music", "--type", "merge", "-p", json.dumps(patch), env=env)
+            run_mfx(home, "wait", "--for=condition=Ready", "pm/local-music", "--timeout=60s", env=env)
         step("mfx get all")
         run_mfx(home, "get", "all", "-o", "wide", env=env)
-        _play_demo(home, env)
+        _play_demo(home, env, tap)
         step("observability")
         click.echo(f"    Prometheus metrics: http://{metrics_address}/metrics")
         click.echo(f"    scrape config and Grafana dashboards: {repo / 'observability' / 'README.md'}")
@@ -145,12 +121,23 @@ def _music_folder(home: Path) -> Path:
     configured = os.environ.get("MFX_MUSIC_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
-    folder = home / "music"
+    folder = _default_music_folder(home)
     track = folder / "morning-tune.flac"
     if not track.exists():
         _write_demo_track(track)
         click.echo(f"    generated a 10 s demo track: {track} (set MFX_MUSIC_DIR to use your own music)")
     return folder
+
+
+def _default_music_folder(home: Path) -> Path:
+    """Where local-music looks by default: ``$MFX_HOME/music`` (plugins/local-music/plugin.yaml)."""
+    return home / "music"
+
+
+def _audio(tap: FileTap | None) -> str:
+    if tap is None:
+        return "the system's default ALSA device"
+    return f"no sound card: the daemon plays into an ALSA file tap at {tap.output} ({tap.listen_command()})"
 
 
 def _write_demo_track(path: Path) -> None:
@@ -171,10 +158,9 @@ def _write_demo_track(path: Path) -> None:
     path.with_suffix(".lrc").write_text(DEMO_LYRICS)
 
 
-def _play_demo(home: Path, env: dict[str, str]) -> None:
+def _play_demo(home: Path, env: dict[str, str], tap: FileTap | None) -> None:
     step("playing music: search, play, and watch it go")
     run_mfx(home, "search", "morning", env=env, check=False)
-    tap = home / "audio" / "demo-output.raw"
     if run_mfx(home, "play", "morning", env=env, check=False).returncode != 0:
         click.echo("    (nothing to play: check 'mfx describe sink default' and 'mfx describe pm local-music')")
         return
@@ -187,15 +173,16 @@ def _play_demo(home: Path, env: dict[str, str]) -> None:
             break
         time.sleep(2)  # a progress display, refreshed every 2 s
     run_mfx(home, "stop", env=env, check=False)
-    if "ALSA_CONFIG_PATH" in env and tap.exists():
+    if tap is not None and tap.output.exists():
         # The file tap is not paced by a clock: the song plays at decode speed, so show what landed.
-        seconds = tap.stat().st_size / (48000 * 2 * 2)
-        click.echo(f"    the sink wrote {seconds:.1f} s of audio to {tap}")
-        click.echo(f"    listen on a machine with sound: aplay -f S16_LE -r 48000 -c 2 {tap}")
+        seconds = tap.output.stat().st_size / (48000 * 2 * 2)
+        click.echo(f"    the sink wrote {seconds:.1f} s of audio to {tap.output}")
+        click.echo(f"    listen on a machine with sound: {tap.listen_command()}")
 
 
 def _wait_for_daemon(home: Path, daemon: subprocess.Popen[bytes]) -> None:
     client = Client(Endpoint(socket=home / "mfx.sock"), timeout=2)
+    lock = HomeLock(home / "mfx.lock")
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
@@ -204,7 +191,9 @@ def _wait_for_daemon(home: Path, daemon: subprocess.Popen[bytes]) -> None:
                     f"the daemon exited with {daemon.returncode}; see {home / 'daemon.log'}")
             try:
                 client.request("GET", "/readyz")
-                return
+                if lock.holder() == daemon.pid:  # ours answered, not one that took the home meanwhile
+                    return
+                time.sleep(0.1)
             except Exception:  # not listening yet: start-up takes a moment
                 time.sleep(0.1)
         raise click.ClickException(f"the daemon did not start within 60 s; see {home / 'daemon.log'}")

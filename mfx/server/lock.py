@@ -22,17 +22,46 @@ class HomeLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            holder = _pid_in(fd)
             os.close(fd)
-            raise DaemonAlreadyRunningError(
-                f"another mfx daemon (pid {holder}) already serves {self.path.parent}; "
-                "stop it first, or start this one with a different --home"
-            ) from None
+            raise in_use_error(self.path.parent, holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    def holder(self) -> int | None:
+        """The pid of the daemon holding the lock (0 when it has not written it yet), or None
+        when no daemon does. Changes nothing: a home without a lock file stays without one."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                # A shared lock is refused only while a daemon holds the exclusive one.
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _pid_in(fd) or 0
+            return None
+        finally:
+            os.close(fd)  # also drops the shared lock
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def in_use_error(home: Path, pid: int | None) -> DaemonAlreadyRunningError:
+    """What to tell someone who wants a daemon on ``home`` while another one serves it."""
+    who = f"pid {pid}" if pid else "the process holding its lock"
+    stop = f"kill {pid}" if pid else f"stop the process holding {home / 'mfx.lock'}"
+    return DaemonAlreadyRunningError(
+        f"another mfx daemon ({who}) already serves {home}; use it (export MFX_HOME={home}; mfx get all), "
+        f"or stop it ({stop}, or Ctrl-C where it runs) and start again; a second daemon needs "
+        "another home (--home)")
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
