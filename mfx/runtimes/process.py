@@ -24,6 +24,15 @@ parent death        ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child before exe
                     the *thread* that forked exits, so spawn from the event-loop thread (as
                     here), never from a worker thread. The SDK also exits when its stdin (a
                     pipe the daemon holds) reaches end-of-file.
+the plugin's own    Each plugin leads its own process group (and has a cgroup of its own
+children            where cgroup v2 is writable, limits or not). The whole group is killed
+                    when the plugin stops, crashes or is restarted, even after the plugin
+                    itself has exited. The death signal reaches only the plugin, so each
+                    plugin also gets a ``GroupReaper``: a tiny shell, outside the group,
+                    waiting for end-of-file on a pipe only the daemon holds. The daemon
+                    closes it when it lets go of the plugin, and the kernel closes it when
+                    the daemon dies, however it dies: either way the reaper kills the group
+                    (and the cgroup) and exits.
 ==================  ======================================================================
 
 The environment is scrubbed: only ``PATH``, ``LANG``, ``LC_*``, ``TZ`` and ``MFX_HOME`` pass through from
@@ -31,7 +40,8 @@ the daemon; ``HOME`` is the plugin's state directory; ``PYTHONPATH`` is the plug
 only; then ``LoadRequest.env`` and the protocol variables. The working directory is the
 state directory. Each plugin is the leader of a new session, so a terminal's Ctrl-C reaches
 the daemon only and the daemon decides how plugins stop; signals at the end of ``stop()``
-go to the whole process group, so a plugin's own children do not outlive it.
+go to the whole process group, so a plugin's own children do not outlive it (a child that
+leaves the group with ``setsid`` is still caught by the cgroup, where there is one).
 
 Spawning uses asyncio directly because ``anyio.open_process`` has no ``preexec_fn``; the
 RPC runtime therefore needs anyio's asyncio backend (the daemon's backend).
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shlex
@@ -68,6 +79,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "mfx-plugins"
 
 _PR_SET_PDEATHSIG = 1
+# $1: the process group; $2: the cgroup directory, or empty. ``read`` returns at end-of-file.
+REAPER_SCRIPT = 'read _; kill -s KILL -- "-$1" 2>/dev/null; [ -z "$2" ] || echo 1 > "$2/cgroup.kill" 2>/dev/null'
+
+log = logging.getLogger(__name__)
 
 
 # --- command and environment -------------------------------------------------------------
@@ -162,20 +177,36 @@ class Cgroup:
         counts = dict(line.split() for line in text.splitlines() if line.count(" ") == 1)
         return int(counts.get("oom_kill", "0")) > 0
 
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup, wherever it went in the process tree."""
+        try:
+            (self.path / "cgroup.kill").write_text("1")  # Linux 5.14+
+            return
+        except OSError:
+            pass
+        try:
+            pids = [int(line) for line in self.procs.read_text().split()]
+        except (OSError, ValueError):
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
     def remove(self) -> None:
         with contextlib.suppress(OSError):
             self.path.rmdir()
 
 
 def create_cgroup(name: str, limits: Limits, root: Path = CGROUP_ROOT) -> Cgroup | None:
-    """A cgroup for one plugin with ``memory.max``/``cpu.max``, or None where that is impossible."""
-    if limits.memory_bytes is None and limits.cpu_millis is None:
-        return None
+    """A cgroup of its own for one plugin, with ``memory.max``/``cpu.max`` when limited, or
+    None where that is impossible. Unlimited plugins get one too: it holds every process the
+    plugin starts, so all of them can be killed together."""
     try:
         available = (root / "cgroup.controllers").read_text().split()
     except OSError:
         return None  # not cgroup v2 (or not mounted here)
-    wanted: list[str] = [c for c in ("memory", "cpu") if c in available]
+    limited = limits.memory_bytes is not None or limits.cpu_millis is not None
+    wanted: list[str] = [c for c in ("memory", "cpu") if c in available] if limited else []
     if "memory" not in wanted and limits.memory_bytes is not None:
         return None
     try:
@@ -298,17 +329,67 @@ async def spawn(
         raise PluginLoadError(f"cannot start {shlex.join(argv)}: {exc}") from None
 
 
-def signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
-    """Signal the plugin's process group (it leads its own session), or the process alone."""
-    if process.returncode is not None:
-        return
+def signal_group(process: Any, sig: int) -> None:
+    """Signal the plugin's process group (it leads its own session): the plugin and whatever
+    it started. The group outlives its leader, so this reaches the children of a plugin that
+    has exited too; its number is not handed to a new process while any member lives."""
     try:
         os.killpg(process.pid, sig)
+        return
     except ProcessLookupError:
-        pass
+        pass  # no group (any more, or not yet: a forked plugin calls setsid itself)
     except PermissionError:
+        pass
+    if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(sig)
+
+
+class GroupReaper:
+    """Kills one plugin's process group (and cgroup) when the daemon lets go of it, or dies.
+
+    A shell outside the group, in a session of its own, reading a pipe whose only writer is
+    the daemon: end-of-file comes from ``release()`` or from the kernel when the daemon dies
+    (SIGKILL included), and then the shell kills the group and exits. The plugin's own
+    death signal cannot do this: it reaches the plugin, never its children."""
+
+    def __init__(self, process: asyncio.subprocess.Process, writer: int) -> None:
+        self._process = process
+        self._writer: int | None = writer
+
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid)
+
+    @classmethod
+    async def start(cls, pgid: int, cgroup: Cgroup | None) -> GroupReaper | None:
+        """The reaper of group ``pgid``; None (logged) if no shell can be started."""
+        reader, writer = os.pipe()  # not inheritable: no other child holds the writer
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", REAPER_SCRIPT, "mfx-reaper", str(pgid),
+                str(cgroup.path) if cgroup is not None else "",
+                stdin=reader, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd="/", env={"PATH": os.defpath}, start_new_session=True,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            os.close(writer)
+            log.warning("cannot start the reaper of process group %d: %s; its processes "
+                        "will outlive a killed daemon", pgid, exc)
+            return None
+        except BaseException:
+            os.close(writer)  # cancelled: a reaper that did start sees end-of-file and exits
+            raise
+        finally:
+            os.close(reader)
+        return cls(process, writer)
+
+    async def release(self) -> None:
+        """Let the reaper kill what is left of the group, and reap it."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            os.close(writer)
+        await self._process.wait()
 
 
 def describe_exit(returncode: int) -> str:

@@ -14,6 +14,10 @@ one forwards stray stdout lines as warnings, and one reads JSON-RPC answers.
 ``stop()`` asks politely (the ``stop`` request), waits ``stop_grace_seconds``, sends SIGTERM,
 waits ``term_grace_seconds``, then SIGKILLs; the process is always reaped. Leaving the
 runtime's ``async with`` stops every instance it started.
+
+A plugin's own children never outlive it: whenever the plugin ends (stopped, crashed,
+killed, restarted) its whole process group is killed, and a ``GroupReaper`` per plugin
+does the same when the daemon itself dies (see ``process``).
 """
 
 from __future__ import annotations
@@ -152,6 +156,7 @@ class RpcRuntime:
         self._tg.start_soon(instance._watch_process)
         self._tg.start_soon(instance._forward_stderr)
         try:
+            instance._reaper = await proc.GroupReaper.start(process.pid, cgroup)
             await instance._handshake(request.start_timeout_seconds)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -239,6 +244,7 @@ class RpcPluginInstance:
         self._broken: str | None = None
         self._exit_reason: str | None = None
         self._ps: psutil.Process | None = None
+        self._reaper: proc.GroupReaper | None = None
 
     # --- what the controller sees ----------------------------------------------------
 
@@ -370,7 +376,12 @@ class RpcPluginInstance:
         if self._process.stdin is not None and not self._process.stdin.is_closing():
             self._process.stdin.close()
         shutil.rmtree(self._socket_dir, ignore_errors=True)
+        proc.signal_group(self._process, signal.SIGKILL)
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            await reaper.release()
         if self._cgroup is not None:
+            self._cgroup.kill()
             self._cgroup.remove()
 
     # --- start-up --------------------------------------------------------------------
@@ -431,6 +442,8 @@ class RpcPluginInstance:
 
     async def _watch_process(self) -> None:
         returncode = await self._process.wait()
+        # Whatever ended the plugin, what it started ends with it, now.
+        proc.signal_group(self._process, signal.SIGKILL)
         self._exited.set()
         if self._state is not InstanceState.RUNNING:
             return  # load() or stop() is in charge
