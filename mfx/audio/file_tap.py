@@ -13,6 +13,9 @@ The daemon sets the tap up under ``$MFX_HOME/audio`` when the machine has no sou
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +36,9 @@ pcm.null {{ type null  hint {{ show on description "Discard all samples" }} }}
 pcm.tap {{
     type file
     slave.pcm "null"
-    file "{output}"
+    file "{quoted}"
     format "raw"
-    hint {{ show on description "Raw samples to {output}" }}
+    hint {{ show on description "Raw samples to {quoted}" }}
 }}
 pcm.!default "tap"
 """
@@ -49,16 +52,30 @@ class FileTap:
     @classmethod
     def under(cls, home: Path) -> FileTap:
         audio = home / "audio"
-        return cls(config=audio / "alsa-file-tap.conf", output=audio / "output.raw")
+        config = audio / "alsa-file-tap.conf"
+        if not _fits_config_path(config):
+            # libasound splits ALSA_CONFIG_PATH at whitespace and ':': a home such as
+            # "/home/Jo Doe/..." keeps its output there but its configuration in a private
+            # folder of the temporary directory, one per home.
+            digest = hashlib.sha256(str(home).encode()).hexdigest()[:16]
+            config = Path(tempfile.gettempdir()) / f"mfx-{os.getuid()}-{digest}" / "alsa-file-tap.conf"
+        return cls(config=config, output=audio / "output.raw")
 
     def write(self) -> None:
-        self.config.parent.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(_CONFIG.format(marker=MARKER, output=self.output))
+        self.config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        # Inside an ALSA string a quote or backslash of the path must be escaped.
+        quoted = str(self.output).replace("\\", "\\\\").replace('"', '\\"')
+        self.config.write_text(_CONFIG.format(marker=MARKER, output=self.output, quoted=quoted))
 
     def listen_command(self, params: DeviceParams | None = None) -> str:
         """The aplay command that plays the output back (the sink's format, else the default one)."""
         p = params or DeviceParams()
         return f"aplay -f {p.format.value} -r {p.rate} -c {p.channels} {self.output}"
+
+
+def _fits_config_path(path: Path) -> bool:
+    return not any(c.isspace() or c == ":" for c in str(path))
 
 
 def has_sound_card(cards: Path = CARDS) -> bool:
