@@ -43,6 +43,21 @@ SLEEPER = abi_module(
     imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
             '(func $poll (param i32 i32 i32 i32) (result i32)))')
 
+# Polls its stdin (an fd_read subscription) and echoes its input only when the event says
+# ENOTSUP (58): the sandbox has nothing to wait for on a descriptor.
+FD_POLLER = abi_module(
+    """
+    (i64.store (i32.const 1024) (i64.const 7))
+    (i32.store8 (i32.const 1032) (i32.const 1))
+    (i32.store (i32.const 1040) (i32.const 0))
+    (if (call $poll (i32.const 1024) (i32.const 1100) (i32.const 1) (i32.const 1200))
+      (then (unreachable)))
+    (if (i32.ne (i32.load (i32.const 1200)) (i32.const 1)) (then (unreachable)))
+    (if (i32.ne (i32.load16_u (i32.const 1108)) (i32.const 58)) (then (unreachable)))
+    (call $ret (local.get $in) (local.get $il))""",
+    imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
+            '(func $poll (param i32 i32 i32 i32) (result i32)))')
+
 SHORT_DEADLINE = Limits(fuel=None, memory_bytes=1 << 20, timeout_seconds=0.1)
 
 
@@ -73,6 +88,12 @@ async def test_a_sleep_past_the_deadline_fails_the_call_and_a_short_one_is_serve
                 tg.start_soon(expect_deadline, sleeper.call("long", None))
         assert await sleeper.call("short", "still serving") == "still serving"
         assert sleeper.details["abandonedCalls"] == 0
+
+
+async def test_polling_a_descriptor_is_refused_at_once(tmp_path: Path) -> None:
+    async with WasmRuntime() as runtime:
+        poller = await load(runtime, tmp_path, "poller", FD_POLLER, limits=SHORT_DEADLINE)
+        assert await poller.call("poll", {"n": 3}) == {"n": 3}
 
 
 async def expect_deadline(call: object) -> None:

@@ -28,7 +28,8 @@ Structure:
   fresh instance instead of reusing one in an unknown state.
 - ``poll_oneoff`` is the host's own: a clock subscription that would outlast the call's
   deadline fails the call at once (``PluginTimeoutError``) instead of sleeping through it,
-  and shorter sleeps are served; polls on descriptors go to WASI as usual.
+  and shorter sleeps are served; subscriptions to descriptors are refused (``ENOTSUP``
+  events: the sandbox has no sockets and no stdin to wait for).
 - A trap leaves a store in an unknown state (half-written globals, leaked allocations), so
   the store is dropped and a fresh one is instantiated at once (``init`` is replayed with the
   last accepted config; the instantiation has a deadline of its own). A trap therefore
