@@ -166,7 +166,7 @@ def plugin() -> Dashboard:
         .with_panel(stat("Ready", "short", [Query(
             f'max(mfx_plugin_status_condition{{{sel},condition="Ready",status="True"}})')],
             description="1 when Ready=True.", width=6))
-        .with_panel(stat("Version", "short", [Query(f"mfx_plugin_info{{{sel}}}", "{{version}} ({{type}})")],
+        .with_panel(stat("Version", "short", [Query(f"mfx_plugin_info{{{sel}}}", "{{running_version}} running, {{version}} wanted ({{type}})")],
                          width=6))
         .with_panel(stat("Restarts (1h)", "short", [Query(
             f"sum(increase(mfx_plugin_restarts_total{{{sel}}}[1h]))")], width=6))

@@ -35,7 +35,7 @@ GITSOURCE_KIND = "GitSource"
 SnapshotFn = Callable[[], Mapping[str, Mapping[str, Obj]]]
 
 CONDITION_STATUSES = ("True", "False", "Unknown")
-PLUGIN_CONDITIONS = ("Ready", "Reconciling", "Stalled", "DependenciesReady", "Healthy")
+PLUGIN_CONDITIONS = ("Ready", "Reconciling", "Stalled", "DependenciesReady", "Healthy", "CircuitOpen")
 SINK_CONDITIONS = ("Ready", "DeviceOpen")
 GITSOURCE_CONDITIONS = ("Ready", "Reconciling", "Stalled")
 
@@ -50,7 +50,9 @@ class StateMetric:
 
 
 PLUGIN_INFO = StateMetric(
-    "mfx_plugin_info", "Information about a PluginManifest; always 1.", ("name", "version", "type"))
+    "mfx_plugin_info",
+    "Information about a PluginManifest; always 1. running_version is empty while no version runs.",
+    ("name", "version", "running_version", "type"))
 PLUGIN_CONDITION = StateMetric(
     "mfx_plugin_status_condition",
     "The condition of a PluginManifest: 1 for the status in force, 0 for the others.",
@@ -176,7 +178,8 @@ def _plugin_families(plugins: Mapping[str, Obj]) -> Iterator[Metric]:
         obj = plugins[name]
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
-        info.add_metric([name, str(spec.get("version", "")), str(spec.get("type", ""))], 1)
+        info.add_metric([name, str(spec.get("version", "")), str(status.get("resolvedVersion") or ""),
+                         str(spec.get("type", ""))], 1)
         _add_conditions(conditions, name, obj, PLUGIN_CONDITIONS)
         suspended.add_metric([name], 1 if spec.get("suspend") else 0)
         generation.add_metric([name], int((obj.get("metadata") or {}).get("generation") or 0))

@@ -38,11 +38,17 @@ def plugin(name: str, *, version: str = "1.0.0", type_: str = "rpc", conditions:
     return obj
 
 
+def running(obj: dict[str, Any], version: str) -> dict[str, Any]:
+    """``obj`` whose controller runs ``version`` (as after a failed upgrade, the old one)."""
+    return {**obj, "status": {**(obj.get("status") or {}), "resolvedVersion": version}}
+
+
 def sample_snapshot() -> dict[str, dict[str, dict[str, Any]]]:
     ready = [{"type": "Ready", "status": "True", "reason": "Started"},
              {"type": "Healthy", "status": "False", "reason": "ProbeFailed"}]
     return {
-        "PluginManifest": {"hello": plugin("hello", conditions=ready), "fresh": plugin("fresh", suspend=True)},
+        "PluginManifest": {"hello": plugin("hello", conditions=ready), "fresh": plugin("fresh", suspend=True),
+                           "upgraded": running(plugin("upgraded", version="2.0.0"), "1.0.0")},
         "AudioSink": {"speakers": {"kind": "AudioSink", "metadata": {"name": "speakers"},
                                    "spec": {"device": "default", "default": True},
                                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}}},
@@ -123,7 +129,9 @@ def test_conditions_are_one_hot_per_type_and_unwritten_types_are_unknown() -> No
     assert value(cond, {"name": "hello", "condition": "Ready", "status": "False"}) == 0
     assert value(cond, {"name": "hello", "condition": "Healthy", "status": "False"}) == 1
     assert value(cond, {"name": "fresh", "condition": "Ready", "status": "Unknown"}) == 1
-    assert value("mfx_plugin_info", {"name": "hello", "version": "1.0.0", "type": "rpc"}) == 1
+    assert value("mfx_plugin_info", {"name": "hello", "version": "1.0.0", "running_version": "", "type": "rpc"}) == 1
+    assert value("mfx_plugin_info", {"name": "upgraded", "version": "2.0.0", "running_version": "1.0.0",
+                                      "type": "rpc"}) == 1
     assert value("mfx_plugin_spec_suspended", {"name": "fresh"}) == 1
     assert value("mfx_plugin_status_observed_generation", {"name": "hello"}) == 1
     assert value("mfx_plugin_metadata_generation", {"name": "hello"}) == 2
@@ -192,7 +200,8 @@ async def test_state_series_follow_the_store_and_a_deleted_object_vanishes_at_on
         async with anyio.create_task_group() as group:
             group.start_soon(cache.run)
             await cache.wait_synced()
-            assert metrics.registry.get_sample_value("mfx_plugin_info", {"name": "a", "version": "1.0.0", "type": "rpc"}) == 1
+            assert metrics.registry.get_sample_value(
+                "mfx_plugin_info", {"name": "a", "version": "1.0.0", "running_version": "", "type": "rpc"}) == 1
 
             b = await store.create(plugin("b", version="2.0.0", type_="webassembly"))
             await cache.wait_for(lambda s: "b" in s["PluginManifest"])
@@ -206,7 +215,7 @@ async def test_state_series_follow_the_store_and_a_deleted_object_vanishes_at_on
             await cache.wait_for(lambda s: "b" not in s["PluginManifest"])
             text = render_registry(metrics.registry).decode()
             assert 'name="b"' not in text
-            assert 'mfx_plugin_info{name="a",type="rpc",version="1.0.0"} 1.0' in text
+            assert 'mfx_plugin_info{name="a",running_version="",type="rpc",version="1.0.0"} 1.0' in text
             group.cancel_scope.cancel()
 
 
