@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -750,18 +751,23 @@ def _api_resource(info: KindInfo, *, namespaced: bool | None = None) -> dict[str
 
 # A patch without a resourceVersion of its own applies to whatever is current: when a
 # concurrent write (a controller's) wins the race, read again and re-apply, as the API server does.
-PATCH_ATTEMPTS = 8
+PATCH_ATTEMPTS = 64
 
 
 async def _retry_lost_races(attempt: Callable[[], Awaitable[Response]], retry: bool) -> Response:
-    for remaining in range(PATCH_ATTEMPTS - 1, -1, -1):
+    """Run ``attempt`` again when a write without a resourceVersion lost a race: it applies as
+    well to the newer object, so the client never sees a conflict it did not ask for (as
+    kube-apiserver's GuaranteedUpdate). Writers that keep colliding spread out with jitter."""
+    for tries in range(1, PATCH_ATTEMPTS + 1):
         try:
             return await attempt()
         except ApplyConflictError:
             raise
         except ConflictError:
-            if not retry or not remaining:
+            if not retry or tries == PATCH_ATTEMPTS:
                 raise
+            if tries >= 3:
+                await anyio.sleep(random.uniform(0, 0.001 * tries))
     raise AssertionError("unreachable")
 
 
