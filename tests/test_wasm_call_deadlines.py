@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,9 +37,9 @@ SLEEPER = abi_module(
         (i32.eq (i32.load8_u (local.get $m)) (i32.const 108))))
     (i64.store (i32.const 1056) (i64.const 0))
     (i32.store16 (i32.const 1064) (i32.const 0))
-    (if (call $poll (i32.const 1024) (i32.const 1100) (i32.const 1) (i32.const 1200))
+    (if (call $poll (i32.const 1024) (i32.const 1104) (i32.const 1) (i32.const 1200))
       (then (unreachable)))
-    (if (i64.ne (i64.load (i32.const 1100)) (i64.const 42)) (then (unreachable)))
+    (if (i64.ne (i64.load (i32.const 1104)) (i64.const 42)) (then (unreachable)))
     (call $ret (local.get $in) (local.get $il))""",
     imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
             '(func $poll (param i32 i32 i32 i32) (result i32)))')
@@ -50,13 +51,36 @@ FD_POLLER = abi_module(
     (i64.store (i32.const 1024) (i64.const 7))
     (i32.store8 (i32.const 1032) (i32.const 1))
     (i32.store (i32.const 1040) (i32.const 0))
-    (if (call $poll (i32.const 1024) (i32.const 1100) (i32.const 1) (i32.const 1200))
+    (if (call $poll (i32.const 1024) (i32.const 1104) (i32.const 1) (i32.const 1200))
       (then (unreachable)))
     (if (i32.ne (i32.load (i32.const 1200)) (i32.const 1)) (then (unreachable)))
-    (if (i32.ne (i32.load16_u (i32.const 1108)) (i32.const 58)) (then (unreachable)))
+    (if (i32.ne (i32.load16_u (i32.const 1112)) (i32.const 58)) (then (unreachable)))
     (call $ret (local.get $in) (local.get $il))""",
     imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
             '(func $poll (param i32 i32 i32 i32) (result i32)))')
+
+# Reads its monotonic clock, sleeps until 1 ms later on that clock (an absolute clock
+# subscription), checks the clock got there, then echoes its input.
+ABSOLUTE_SLEEPER = abi_module(
+    f"""
+    (local $t i64)
+    (if (call $now (i32.const 1) (i64.const 0) (i32.const 1304)) (then (unreachable)))
+    (local.set $t (i64.add (i64.load (i32.const 1304)) (i64.const {MILLISECOND_NS})))
+    (i64.store (i32.const 1024) (i64.const 42))
+    (i32.store8 (i32.const 1032) (i32.const 0))
+    (i32.store (i32.const 1040) (i32.const 1))
+    (i64.store (i32.const 1048) (local.get $t))
+    (i64.store (i32.const 1056) (i64.const 0))
+    (i32.store16 (i32.const 1064) (i32.const 1))
+    (if (call $poll (i32.const 1024) (i32.const 1104) (i32.const 1) (i32.const 1200))
+      (then (unreachable)))
+    (if (call $now (i32.const 1) (i64.const 0) (i32.const 1304)) (then (unreachable)))
+    (if (i64.lt_u (i64.load (i32.const 1304)) (local.get $t)) (then (unreachable)))
+    (call $ret (local.get $in) (local.get $il))""",
+    imports='(import "wasi_snapshot_preview1" "poll_oneoff" '
+            '(func $poll (param i32 i32 i32 i32) (result i32)))'
+            '(import "wasi_snapshot_preview1" "clock_time_get" '
+            '(func $now (param i32 i64 i32) (result i32)))')
 
 SHORT_DEADLINE = Limits(fuel=None, memory_bytes=1 << 20, timeout_seconds=0.1)
 
@@ -88,6 +112,19 @@ async def test_a_sleep_past_the_deadline_fails_the_call_and_a_short_one_is_serve
                 tg.start_soon(expect_deadline, sleeper.call("long", None))
         assert await sleeper.call("short", "still serving") == "still serving"
         assert sleeper.details["abandonedCalls"] == 0
+
+
+async def test_an_absolute_sleep_is_measured_on_the_guests_own_clock(tmp_path: Path) -> None:
+    async with WasmRuntime() as runtime:
+        sleeper = await load(runtime, tmp_path, "sleeper", SLEEPER, limits=SHORT_DEADLINE)
+        absolute = await load(runtime, tmp_path, "absolute", ABSOLUTE_SLEEPER, limits=SHORT_DEADLINE)
+        # Short sleeps until the store has lived longer than a whole deadline: its clock's
+        # readings are then larger than any deadline, and must not be taken for durations.
+        started = time.monotonic()
+        while time.monotonic() - started < 2 * SHORT_DEADLINE.timeout_seconds:
+            await absolute.call("warm up", None)
+            await sleeper.call("short", None)
+        assert await absolute.call("sleep", {"n": 4}) == {"n": 4}
 
 
 async def test_polling_a_descriptor_is_refused_at_once(tmp_path: Path) -> None:

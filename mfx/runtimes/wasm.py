@@ -116,6 +116,7 @@ _SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH6x")
 _EVENT = struct.Struct("<QHB21x")
 _EVENTTYPE_CLOCK = 0
 _CLOCK_REALTIME = 0
+_CLOCK_MONOTONIC = 1
 _CLOCK_ABSTIME = 1
 _ERRNO_SUCCESS = 0
 _ERRNO_FAULT = 21
@@ -435,6 +436,7 @@ class WasmPluginInstance:
         self._inline = runtime.inline_calls and not self._uses_wasi
         # When the call running now must end (monotonic seconds): poll_oneoff sleeps to it.
         self._call_deadline = math.inf
+        self._monotonic_origin = time.monotonic()  # of the live store's WASI clock
         self._logs: list[PluginLogRecord] = []
         self._logs_dropped = 0
         self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
@@ -703,7 +705,7 @@ class WasmPluginInstance:
         events = [(userdata, _ERRNO_NOTSUP, tag) for userdata, tag, *_ in subs
                   if tag != _EVENTTYPE_CLOCK]
         if not events:
-            waits = [(userdata, _clock_wait(clock, timeout, flags))
+            waits = [(userdata, _clock_wait(clock, timeout, flags, self._monotonic_origin))
                      for userdata, _tag, clock, timeout, _precision, flags in subs]
             soonest = min(wait for _, wait in waits)
             left = self._call_deadline - time.monotonic()
@@ -785,7 +787,10 @@ class WasmPluginInstance:
         store = wasmtime.Store(self._runtime.engine)
         store.set_limits(memory_size=self.memory_limit_bytes)
         if self._uses_wasi:
-            store.set_wasi(self._wasi_config())
+            wasi = self._wasi_config()
+            # The guest's monotonic clock counts from its WASI context's creation.
+            self._monotonic_origin = time.monotonic()
+            store.set_wasi(wasi)
         given = self._arm(store)
         try:
             instance = self._linker.instantiate(store, self._module)
@@ -962,11 +967,16 @@ class WasmPluginInstance:
         return TrapError(f"{where} failed in wasmtime: {text}")
 
 
-def _clock_wait(clock: int, timeout_ns: int, flags: int) -> float:
-    """Seconds a clock subscription waits. An absolute time is read on the realtime clock;
-    on the others (whose origin is wasmtime's own) it counts from now, the longest it can be."""
-    if flags & _CLOCK_ABSTIME and clock == _CLOCK_REALTIME:
+def _clock_wait(clock: int, timeout_ns: int, flags: int, monotonic_origin: float) -> float:
+    """Seconds a clock subscription waits. An absolute time is read on the realtime clock or
+    on the store's monotonic clock (``monotonic_origin`` is its zero); on the CPU-time clocks
+    it counts from now, the longest it can be."""
+    if not flags & _CLOCK_ABSTIME:
+        return timeout_ns / 1e9
+    if clock == _CLOCK_REALTIME:
         return max(0.0, (timeout_ns - time.time_ns()) / 1e9)
+    if clock == _CLOCK_MONOTONIC:
+        return max(0.0, timeout_ns / 1e9 - (time.monotonic() - monotonic_origin))
     return timeout_ns / 1e9
 
 
