@@ -40,6 +40,14 @@ async def test_a_c_library_built_for_another_abi_is_a_permanent_mismatch(tmp_pat
     assert_permanent(caught.value)
 
 
+async def test_a_c_library_missing_a_symbol_is_the_same_permanent_mismatch(tmp_path: Path) -> None:
+    build_fake(tmp_path, omit="mfx_plugin_health")
+    async with CLibraryRuntime() as runtime:
+        with pytest.raises(AbiMismatchError, match=r"does not export mfx_plugin_health\(\)") as caught:
+            await runtime.load(clib_request(tmp_path, tmp_path, "libfake.so"))
+    assert_permanent(caught.value)
+
+
 @pytest.mark.parametrize(("wat", "names"), [
     (NO_ABI, "missing exports: alloc, call"),
     (UNKNOWN_IMPORT, "env::steal_credentials"),

@@ -81,10 +81,10 @@ class _Library:
                 fn = getattr(self.cdll, symbol)
             except AttributeError:
                 self.close()
-                raise PluginLoadError(
+                # The same bytes will miss it on every attempt: permanent, as in every runtime.
+                raise AbiMismatchError(
                     f"{name}: the library does not export {symbol}(); build it against "
                     "plugins/include/mfx_plugin.h (and check -fvisibility / MFX_EXPORT)",
-                    reason="MissingSymbol",
                 ) from None
             fn.restype = restype
             fn.argtypes = argtypes
@@ -325,7 +325,7 @@ class CLibraryRuntime:
             try:
                 info = json.loads(raw.decode()) if raw else {}
             except (UnicodeDecodeError, ValueError) as exc:
-                raise PluginLoadError(f"{request.name}: mfx_plugin_info() is not JSON: {raw!r}") from exc
+                raise AbiMismatchError(f"{request.name}: mfx_plugin_info() is not JSON: {raw!r}") from exc
             if not isinstance(info, dict) or info.get("abi", abi) != abi:
                 raise AbiMismatchError(
                     f"{request.name}: mfx_plugin_info() says abi {info.get('abi') if isinstance(info, dict) else '?'} "
