@@ -117,6 +117,9 @@ class ApiServer:
     extra_routes: list[BaseRoute] = field(default_factory=list)
     ready: Callable[[], bool] = lambda: True
     _openapi: OpenApiDocuments | None = field(default=None, init=False, repr=False)
+    # Unconditional writes to one object take turns: racing each other, all but one would
+    # lose every commit round, and fifty clients would need fifty rounds to get through.
+    _writers: KeyedLocks = field(default_factory=lambda: KeyedLocks(), init=False, repr=False)
 
     # --- app ----------------------------------------------------------------------------
 
@@ -501,7 +504,10 @@ class ApiServer:
                 updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return await self._write_update(request, kind, updated)
 
-        return await _retry_lost_races(attempt, not conditional)
+        if conditional:
+            return await _retry_lost_races(attempt, False)
+        async with self._writers.hold((kind.kind, name)):
+            return await _retry_lost_races(attempt, True)
 
     async def _server_side_apply(self, request: Request, kind: KindInfo, name: str) -> Response:
         manager = request.query_params.get("fieldManager")
@@ -752,6 +758,29 @@ def _api_resource(info: KindInfo, *, namespaced: bool | None = None) -> dict[str
 # A patch without a resourceVersion of its own applies to whatever is current: when a
 # concurrent write (a controller's) wins the race, read again and re-apply, as the API server does.
 PATCH_ATTEMPTS = 64
+
+
+class KeyedLocks:
+    """One lock per key, existing only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Any, tuple[anyio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Any) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = anyio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 async def _retry_lost_races(attempt: Callable[[], Awaitable[Response]], retry: bool) -> Response:
