@@ -24,10 +24,10 @@ from anyio.from_thread import start_blocking_portal
 
 from bench.common import Figure, percentile
 from mfx.api.objects import Obj
-from mfx.reconciler import DependencyGraph
 from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
 from mfx.server.services import default_services
 from mfx.store.sqlite import SQLiteStore
+from reconciler import DependencyGraph
 
 REPO = Path(__file__).resolve().parents[1]
 TESTKIT = REPO / "tests" / "plugins" / "testkit"

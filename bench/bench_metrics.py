@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 from bench.common import Figure, median
-from mfx.observability.fastmetrics import render_registry
-from mfx.observability.metrics import Metrics
-from mfx.observability.state_metrics import ObjectStateCollector
+from observability.fastmetrics import render_registry
+from observability.metrics import Metrics
+from observability.state_metrics import ObjectStateCollector
 
 METHODS = ("search", "song_url", "lyrics")
 TARGET_MS = 50.0

@@ -21,8 +21,9 @@ import anyio
 
 from bench.common import Figure, median
 from mfx.api.objects import Obj, ObjectKey
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import (
+from mfx.store import SQLiteStore
+from observability.metrics import Metrics
+from reconciler import (
     Context,
     ControllerOptions,
     DependencyGraph,
@@ -33,7 +34,6 @@ from mfx.reconciler import (
     TaskSupervisor,
     WorkQueue,
 )
-from mfx.store import SQLiteStore
 
 KIND = "GitSource"
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mfx.audio.registry import SinkRegistry
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import EventBus, Registry, ServiceRegistry
 from mfx.store.base import Store
+from observability.metrics import Metrics
+from reconciler import EventBus, Registry, ServiceRegistry
 
 if TYPE_CHECKING:
-    from mfx.reconciler import Manager
     from mfx.store.plugin_logs import PluginLogStore
+    from reconciler import Manager
 
     from .plugin_runtime import PluginRuntimes
 

@@ -48,8 +48,8 @@ from mfx.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import (
+from observability.metrics import Metrics
+from reconciler import (
     ConditionType,
     Context,
     PermanentError,

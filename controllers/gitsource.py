@@ -30,6 +30,13 @@ from typing import Any
 
 import anyio
 
+from controllers.git_fetch import GitError
+from controllers.gitsource_render import (
+    DIGEST_ANNOTATION,
+    fetch_revision,
+    read_desired,
+    repository,
+)
 from mfx.api.apply import comparable, field_changes, merged_for_apply
 from mfx.api.models import GitSourceSpec, parse_spec
 from mfx.api.objects import (
@@ -43,15 +50,9 @@ from mfx.api.objects import (
     now_rfc3339,
 )
 from mfx.api.schema import Schemas, load_schemas
-from mfx.controllers.git_fetch import GitError
-from mfx.controllers.gitsource_render import (
-    DIGEST_ANNOTATION,
-    fetch_revision,
-    read_desired,
-    repository,
-)
 from mfx.errors import ConflictError, NotFoundError, ValidationError
-from mfx.reconciler import (
+from mfx.store.base import Store
+from reconciler import (
     ConditionType,
     Context,
     DependencyCycleError,
@@ -63,7 +64,6 @@ from mfx.reconciler import (
     TemporaryError,
     get_condition,
 )
-from mfx.store.base import Store
 
 KIND = "GitSource"
 HISTORY_LIMIT = 10

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 
+from controllers.git_fetch import GitRepository, ManifestFile, auth_for, revision_string
 from mfx.api import validation
 from mfx.api.apply import desired_state
 from mfx.api.models import GitSourceSpec
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, Obj, ObjectKey, key_of
 from mfx.api.schema import Schemas
-from mfx.controllers.git_fetch import GitRepository, ManifestFile, auth_for, revision_string
 from mfx.errors import FieldError, ValidationError
 
 MANAGED_BY = "mfx-gitsource"

@@ -42,7 +42,14 @@ from mfx.errors import (
     PluginTimeoutError,
     ValidationError,
 )
-from mfx.reconciler import (
+from mfx.runtimes.base import (
+    AllowedPath,
+    Limits,
+    LoadRequest,
+    PluginLogRecord,
+    PluginType,
+)
+from reconciler import (
     BreakerSettings,
     BreakerState,
     CircuitBreaker,
@@ -62,14 +69,7 @@ from mfx.reconciler import (
     TemporaryError,
     get_condition,
 )
-from mfx.reconciler.controller import brief_handler
-from mfx.runtimes.base import (
-    AllowedPath,
-    Limits,
-    LoadRequest,
-    PluginLogRecord,
-    PluginType,
-)
+from reconciler.controller import brief_handler
 
 from .plugin_resolve import copies, resolve_plugin_dir
 from .plugin_runtime import (

@@ -26,13 +26,13 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import BreakerState, CircuitBreaker
 from mfx.runtimes.base import LoadRequest, PluginInstance, PluginType, Runtime
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.hot_reload import HotReloadRuntime
 from mfx.runtimes.rpc import RpcRuntime
 from mfx.runtimes.wasm import WasmRuntime
+from observability.metrics import Metrics
+from reconciler import BreakerState, CircuitBreaker
 
 log = logging.getLogger("mfx.controllers.plugin")
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Grafana dashboards as code: builds mfx's dashboards with grafana-foundation-sdk.
 
-``python -m mfx.observability.dashboards_generate`` writes them to
+``python -m observability.dashboards_generate`` writes them to
 ``observability/dashboards/*.json`` (the committed files Grafana imports);
 ``--check`` exits 1 when a committed file differs from what this module builds.
 
@@ -250,7 +250,7 @@ def render(dashboard: Dashboard) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mfx.observability.dashboards_generate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m observability.dashboards_generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR, help="directory for the JSON files")
     parser.add_argument("--check", action="store_true", help="exit 1 if a file differs from the generator")
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(text)
         print(f"wrote {path}")
     if stale:
-        print("out of date (run python -m mfx.observability.dashboards_generate): " + ", ".join(stale),
+        print("out of date (run python -m observability.dashboards_generate): " + ", ".join(stale),
               file=sys.stderr)
         return 1
     return 0

@@ -62,6 +62,9 @@ class _Family:
         if registry is not None:
             registry.register(self)
 
+    def collect(self) -> Iterator[Metric]:
+        raise NotImplementedError  # each family type renders its own samples
+
     @property
     def _type(self) -> str:
         """prometheus-client's name for the family type, for code that inspects collectors."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from mfx.observability.fastmetrics import FastCounter, FastGauge, FastHistogram
-from mfx.observability.process_metrics import PluginProcessSampler
+from observability.fastmetrics import FastCounter, FastGauge, FastHistogram
+from observability.process_metrics import PluginProcessSampler
 
 # Buckets sized for calls into plugins and reconciles: 100 µs .. 60 s.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -183,5 +183,5 @@ class Metrics:
             metrics = getattr(collector, "_metrics", {})
             for labelvalues in list(metrics):
                 if labelvalues[index] == value:
-                    collector.remove(*labelvalues)
+                    collector.remove(*labelvalues)  # type: ignore[attr-defined]  # a labelled family
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mfx.observability.fastmetrics import escape_label_value, format_value
+from observability.fastmetrics import escape_label_value, format_value
 
 # Objects are the API's plain JSON dicts; kinds are named by string because this layer sits
 # beside mfx.api and may not import it.

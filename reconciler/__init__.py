@@ -3,9 +3,9 @@
 Public names are re-exported here; the modules behind them are private details.
 """
 
-from mfx.reconciler.breaker import BreakerSettings, BreakerState, CircuitBreaker
-from mfx.reconciler.clock import Clock, FakeClock, MonotonicClock
-from mfx.reconciler.conditions import (
+from reconciler.breaker import BreakerSettings, BreakerState, CircuitBreaker
+from reconciler.clock import Clock, FakeClock, MonotonicClock
+from reconciler.conditions import (
     ConditionStatus,
     ConditionType,
     KStatus,
@@ -23,14 +23,14 @@ from mfx.reconciler.conditions import (
     remove_condition,
     set_condition,
 )
-from mfx.reconciler.context import Context, StatusPatcher
-from mfx.reconciler.controller import Controller, ControllerOptions, brief_handler
-from mfx.reconciler.eventbus import ALL_TOPICS, EventBus, Message, Subscription
-from mfx.reconciler.events import EventRecorder, EventType
-from mfx.reconciler.graph import CriticalChain, DependencyCycleError, DependencyGraph, format_cycle
-from mfx.reconciler.informer import Informer, list_all
-from mfx.reconciler.manager import Manager
-from mfx.reconciler.outcomes import (
+from reconciler.context import Context, StatusPatcher
+from reconciler.controller import Controller, ControllerOptions, brief_handler
+from reconciler.eventbus import ALL_TOPICS, EventBus, Message, Subscription
+from reconciler.events import EventRecorder, EventType
+from reconciler.graph import CriticalChain, DependencyCycleError, DependencyGraph, format_cycle
+from reconciler.informer import Informer, list_all
+from reconciler.manager import Manager
+from reconciler.outcomes import (
     RECONCILE_TOPIC,
     PermanentError,
     ReconcileOutcome,
@@ -38,24 +38,24 @@ from mfx.reconciler.outcomes import (
     Result,
     TemporaryError,
 )
-from mfx.reconciler.probes import ProbeResult, ProbeScheduler, ProbeSpec, ProbeStatus
-from mfx.reconciler.ratelimit import (
+from reconciler.probes import ProbeResult, ProbeScheduler, ProbeSpec, ProbeStatus
+from reconciler.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     MaxOfRateLimiter,
     RateLimiter,
     default_rate_limiter,
 )
-from mfx.reconciler.registry import Registry, parse_interval
-from mfx.reconciler.services import (
+from reconciler.registry import Registry, parse_interval
+from reconciler.services import (
     SERVICES_TOPIC,
     ChangeType,
     Provider,
     ServiceChange,
     ServiceRegistry,
 )
-from mfx.reconciler.supervisor import TaskState, TaskStatus, TaskSupervisor
-from mfx.reconciler.workqueue import QueueShutDown, WorkQueue
+from reconciler.supervisor import TaskState, TaskStatus, TaskSupervisor
+from reconciler.workqueue import QueueShutDown, WorkQueue
 
 __all__ = [
     "ALL_TOPICS", "RECONCILE_TOPIC", "SERVICES_TOPIC", "ReconcileOutcome",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mfx.errors import CircuitOpenError
-from mfx.reconciler.clock import Clock, MonotonicClock
+from reconciler.clock import Clock, MonotonicClock
 
 T = TypeVar("T")
 

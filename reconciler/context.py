@@ -19,12 +19,12 @@ import orjson
 
 from mfx.api.objects import Obj, ObjectKey, generation, key_of, now_rfc3339
 from mfx.errors import ConflictError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.clock import Clock
-from mfx.reconciler.conditions import Transition, get_condition, remove_condition, set_condition
-from mfx.reconciler.events import EventRecorder
-from mfx.reconciler.supervisor import TaskSupervisor
 from mfx.store.base import Store
+from observability.metrics import Metrics
+from reconciler.clock import Clock
+from reconciler.conditions import Transition, get_condition, remove_condition, set_condition
+from reconciler.events import EventRecorder
+from reconciler.supervisor import TaskSupervisor
 
 _DELETE = object()
 _SCALARS = (str, int, float, bool, type(None))  # immutable: shared, never copied

@@ -20,14 +20,15 @@ from anyio.abc import TaskStatus
 
 from mfx.api.objects import FINALIZER, Obj, ObjectKey, generation, is_deleting, key_of
 from mfx.errors import ConflictError, MfxError, NotFoundError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.clock import Clock, MonotonicClock
-from mfx.reconciler.conditions import ConditionStatus, ConditionType, Reason, get_condition
-from mfx.reconciler.context import Context, KeyLogger, StatusPatcher
-from mfx.reconciler.eventbus import EventBus
-from mfx.reconciler.events import EventRecorder
-from mfx.reconciler.informer import Informer, list_all
-from mfx.reconciler.outcomes import (
+from mfx.store.base import Store, WatchEvent, WatchEventType
+from observability.metrics import Metrics
+from reconciler.clock import Clock, MonotonicClock
+from reconciler.conditions import ConditionStatus, ConditionType, Reason, get_condition
+from reconciler.context import Context, KeyLogger, StatusPatcher
+from reconciler.eventbus import EventBus
+from reconciler.events import EventRecorder
+from reconciler.informer import Informer, list_all
+from reconciler.outcomes import (
     RECONCILE_TOPIC,
     PermanentError,
     ReconcileOutcome,
@@ -35,11 +36,10 @@ from mfx.reconciler.outcomes import (
     Result,
     TemporaryError,
 )
-from mfx.reconciler.ratelimit import RateLimiter, default_rate_limiter
-from mfx.reconciler.registry import DaemonSpec, KindHandlers, TimerSpec
-from mfx.reconciler.supervisor import TaskSupervisor
-from mfx.reconciler.workqueue import QueueShutDown, WorkQueue
-from mfx.store.base import Store, WatchEvent, WatchEventType
+from reconciler.ratelimit import RateLimiter, default_rate_limiter
+from reconciler.registry import DaemonSpec, KindHandlers, TimerSpec
+from reconciler.supervisor import TaskSupervisor
+from reconciler.workqueue import QueueShutDown, WorkQueue
 
 RateLimiterFactory = Callable[[Clock], RateLimiter]
 

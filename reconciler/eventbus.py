@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from mfx.observability.metrics import Metrics
+from observability.metrics import Metrics
 
 ALL_TOPICS = "*"
 

@@ -22,8 +22,8 @@ import anyio
 
 from mfx.api.objects import Obj
 from mfx.errors import MfxError
-from mfx.reconciler.conditions import ABNORMAL_TRUE, ConditionType, Transition
 from mfx.store.base import EventRecord, Store
+from reconciler.conditions import ABNORMAL_TRUE, ConditionType, Transition
 
 
 class EventType(enum.StrEnum):

@@ -20,13 +20,13 @@ from typing import Any
 import anyio
 
 from mfx.api.objects import ObjectKey
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.clock import Clock, MonotonicClock
-from mfx.reconciler.controller import Controller, ControllerOptions
-from mfx.reconciler.eventbus import EventBus
-from mfx.reconciler.registry import Registry
-from mfx.reconciler.supervisor import TaskSupervisor
 from mfx.store.base import Store
+from observability.metrics import Metrics
+from reconciler.clock import Clock, MonotonicClock
+from reconciler.controller import Controller, ControllerOptions
+from reconciler.eventbus import EventBus
+from reconciler.registry import Registry
+from reconciler.supervisor import TaskSupervisor
 
 
 class Manager:

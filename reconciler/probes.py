@@ -19,8 +19,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from mfx.api.objects import ObjectKey
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.clock import Clock, MonotonicClock
+from observability.metrics import Metrics
+from reconciler.clock import Clock, MonotonicClock
 
 ProbeFn = Callable[[], Awaitable[object]]
 

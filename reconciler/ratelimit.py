@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Protocol
 
-from mfx.reconciler.clock import Clock, MonotonicClock
+from reconciler.clock import Clock, MonotonicClock
 
 
 class RateLimiter(Protocol):

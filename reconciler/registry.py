@@ -33,8 +33,8 @@ from mfx.api.objects import Obj, ObjectKey
 from mfx.api.units import parse_duration
 
 if TYPE_CHECKING:
-    from mfx.reconciler.context import Context
-    from mfx.reconciler.outcomes import Result
+    from reconciler.context import Context
+    from reconciler.outcomes import Result
 
 ReconcileFn = Callable[[Obj, "Context"], Awaitable["Result | None"]]
 DeleteFn = Callable[[Obj, "Context"], Awaitable[None]]

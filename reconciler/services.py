@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfx.errors import NotFoundError
-from mfx.reconciler.eventbus import EventBus
+from reconciler.eventbus import EventBus
 
 SERVICES_TOPIC = "services"
 

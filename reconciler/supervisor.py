@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from mfx.api.objects import ObjectKey
-from mfx.reconciler.clock import Clock, MonotonicClock
+from reconciler.clock import Clock, MonotonicClock
 
 
 class TaskState(enum.StrEnum):

@@ -23,9 +23,9 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.clock import Clock, MonotonicClock
-from mfx.reconciler.ratelimit import RateLimiter, default_rate_limiter
+from observability.metrics import Metrics
+from reconciler.clock import Clock, MonotonicClock
+from reconciler.ratelimit import RateLimiter, default_rate_limiter
 
 K = TypeVar("K", bound=Hashable)
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from anyio.abc import TaskGroup
 
+from controllers.gitsource import register
 from mfx.api.kinds import resolve_kind
 from mfx.api.objects import Obj
 from mfx.cli.client import Client, Endpoint
-from mfx.controllers.gitsource import register
-from mfx.reconciler import Manager, Registry
 from mfx.server.daemon import DaemonContext
+from reconciler import Manager, Registry
 from tests.daemon_harness import ThreadDaemon
 
 API = "mfx.musicfox.io/v1alpha1"

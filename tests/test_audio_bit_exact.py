@@ -36,7 +36,7 @@ from mfx.errors import (
     UnderrunError,
     UnsupportedFormatError,
 )
-from mfx.observability.metrics import Metrics
+from observability.metrics import Metrics
 from tests.audio_env import TapDevice, alsa_tap, load_soundfile_codec, tone, write_audio
 
 __all__ = ["alsa_tap"]  # the fixture, imported for pytest

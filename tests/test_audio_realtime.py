@@ -15,7 +15,7 @@ import pytest
 
 from mfx.audio import DeviceParams, SampleFormat, SinkEngine, SinkState, SinkStatus, float_to_pcm
 from mfx.errors import AudioError, UnsupportedFormatError
-from mfx.observability.metrics import Metrics
+from observability.metrics import Metrics
 from tests.audio_env import PrivatePulse, pulse, tone
 
 __all__ = ["pulse"]  # the fixture, imported for pytest

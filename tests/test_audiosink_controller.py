@@ -23,8 +23,8 @@ from mfx.api.objects import Obj, now_rfc3339
 from mfx.audio import SampleFormat, SinkEngine, float_to_pcm
 from mfx.audio.registry import SinkRegistry
 from mfx.errors import NotFoundError
-from mfx.reconciler import get_condition
 from mfx.server.services import default_services
+from reconciler import get_condition
 from tests.audio_env import TAP_CONFIG, TapDevice, tone
 from tests.daemon_harness import ThreadDaemon, run_cli
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mfx.errors import CircuitOpenError, PluginTimeoutError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import BreakerSettings, BreakerState, CircuitBreaker, FakeClock
+from observability.metrics import Metrics
+from reconciler import BreakerSettings, BreakerState, CircuitBreaker, FakeClock
 
 pytestmark = pytest.mark.anyio
 

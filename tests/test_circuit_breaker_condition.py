@@ -4,7 +4,7 @@ again changes nothing)."""
 
 from __future__ import annotations
 
-from mfx.reconciler import BreakerSettings, CircuitBreaker, FakeClock
+from reconciler import BreakerSettings, CircuitBreaker, FakeClock
 
 SETTINGS = BreakerSettings(failure_ratio=0.5, minimum_requests=2, open_duration=30, half_open_probes=1, window=60)
 

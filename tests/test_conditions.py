@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mfx.api.objects import Obj
-from mfx.reconciler import (
+from reconciler import (
     ConditionStatus,
     ConditionType,
     KStatus,

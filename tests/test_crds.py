@@ -55,7 +55,7 @@ MINIMAL_SPECS: dict[str, dict[str, Any]] = {
 
 
 def _crd_files() -> dict[str, dict[str, Any]]:
-    folder = resources.files("mfx.crds")
+    folder = resources.files("crds")
     docs = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".yaml"):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mfx.reconciler import DependencyGraph
 from mfx.server.services import default_services
+from reconciler import DependencyGraph
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.plugin_fixtures import apply, manifest, plugin_root, wait_ready, wait_reason
 

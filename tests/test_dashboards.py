@@ -16,7 +16,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from mfx.observability import dashboards_generate
+from observability import dashboards_generate
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = REPO / "observability" / "dashboards"
@@ -38,7 +38,7 @@ def concrete(expr: str) -> str:
 
 def test_the_committed_json_is_what_the_generator_builds(tmp_path: Path) -> None:
     assert committed() == dashboards_generate.build_all(), (
-        "observability/dashboards is stale: run python -m mfx.observability.dashboards_generate")
+        "observability/dashboards is stale: run python -m observability.dashboards_generate")
     assert dashboards_generate.main(["--check"]) == 0
     (tmp_path / "mfx-overview.json").write_text("{}")
     assert dashboards_generate.main(["--check", "--output", str(tmp_path)]) == 1

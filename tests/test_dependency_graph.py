@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from mfx.reconciler import DependencyCycleError, DependencyGraph, format_cycle
+from reconciler import DependencyCycleError, DependencyGraph, format_cycle
 
 
 def graph(edges: dict[str, list[str]]) -> DependencyGraph:

@@ -9,8 +9,8 @@ import pytest
 
 from mfx.api.objects import ObjectKey
 from mfx.errors import NotFoundError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import (
+from observability.metrics import Metrics
+from reconciler import (
     ALL_TOPICS,
     SERVICES_TOPIC,
     ChangeType,

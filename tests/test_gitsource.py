@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mfx.api.models import GitCredentials, GitRef
-from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, ObjectKey
-from mfx.cli.client import Client
-from mfx.controllers.git_fetch import (
+from controllers.git_fetch import (
     GitRepository,
     SourcePathError,
     auth_for,
@@ -21,7 +18,10 @@ from mfx.controllers.git_fetch import (
     normalize_path,
     summarize_stderr,
 )
-from mfx.controllers.gitsource import _deletion_order
+from controllers.gitsource import _deletion_order
+from mfx.api.models import GitCredentials, GitRef
+from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, ObjectKey
+from mfx.cli.client import Client
 from mfx.errors import NotFoundError
 from tests import gitops_fixtures
 from tests.daemon_harness import run_cli
@@ -313,7 +313,7 @@ def test_ssh_key_credentials_build_the_ssh_command(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_token_file_is_a_git_error(tmp_path: Path) -> None:
-    from mfx.controllers.git_fetch import GitError
+    from controllers.git_fetch import GitError
 
     with pytest.raises(GitError, match="cannot read the token file"):
         auth_for(GitCredentials(token_file=str(tmp_path / "absent")))

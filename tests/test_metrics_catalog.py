@@ -15,12 +15,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mfx.errors import GoneError
-from mfx.observability.fastmetrics import render_registry
-from mfx.observability.metrics import Metrics
-from mfx.observability.state_metrics import ObjectStateCollector
 from mfx.store.base import ListResult, WatchEvent
 from mfx.store.cache import ObjectCache
 from mfx.store.sqlite import SQLiteStore
+from observability.fastmetrics import render_registry
+from observability.metrics import Metrics
+from observability.state_metrics import ObjectStateCollector
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = REPO / "observability" / "METRICS.md"

@@ -35,7 +35,7 @@ HANG_GUARD = 60  # seconds; only against hangs, never a measurement
 
 
 def controller_available() -> bool:
-    return importlib.util.find_spec("mfx.controllers.plugin") is not None
+    return importlib.util.find_spec("controllers.plugin") is not None
 
 
 @pytest.fixture

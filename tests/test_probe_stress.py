@@ -11,8 +11,8 @@ import pytest
 
 from mfx.api.objects import ObjectKey
 from mfx.errors import PluginTimeoutError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import BreakerSettings, CircuitBreaker, ProbeScheduler, ProbeSpec, ProbeStatus
+from observability.metrics import Metrics
+from reconciler import BreakerSettings, CircuitBreaker, ProbeScheduler, ProbeSpec, ProbeStatus
 
 pytestmark = pytest.mark.anyio
 

@@ -17,8 +17,9 @@ import pytest
 
 from mfx.api.objects import FINALIZER, Obj, ObjectKey, generation
 from mfx.errors import ChecksumMismatchError, GoneError, NotFoundError, StoreError
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import (
+from mfx.store import EventRecord, ListResult, SQLiteStore, WatchEvent
+from observability.metrics import Metrics
+from reconciler import (
     RECONCILE_TOPIC,
     ConditionType,
     Context,
@@ -36,7 +37,6 @@ from mfx.reconciler import (
     get_condition,
     is_true,
 )
-from mfx.store import EventRecord, ListResult, SQLiteStore, WatchEvent
 
 pytestmark = pytest.mark.anyio
 

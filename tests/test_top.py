@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from rich.console import Console
 
 from mfx.cli.observe import build_rows, parse_sample, render
-from mfx.observability.metrics import Metrics
+from observability.metrics import Metrics
 from tests.daemon_harness import ThreadDaemon, run_cli
 
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfx.api.objects import ObjectKey
-from mfx.observability.metrics import Metrics
-from mfx.reconciler import (
+from observability.metrics import Metrics
+from reconciler import (
     BucketRateLimiter,
     FakeClock,
     ItemExponentialFailureRateLimiter,

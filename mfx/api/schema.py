@@ -35,7 +35,7 @@ _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _crd_documents() -> tuple[str, ...]:
     """Every CRD in the package data, as JSON text (immutable, so safe to cache)."""
     docs: list[str] = []
-    folder = resources.files("mfx.crds")
+    folder = resources.files("crds")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
@@ -53,7 +53,7 @@ def load_schemas() -> Schemas:
         crds[crd["spec"]["names"]["kind"]] = crd
     missing = [k.kind for k in USER_KINDS if k.kind not in crds]
     if missing:
-        raise RuntimeError(f"no CustomResourceDefinition for {', '.join(missing)} in mfx.crds")
+        raise RuntimeError(f"no CustomResourceDefinition for {', '.join(missing)} in crds")
     order = [k.kind for k in USER_KINDS]
     return Schemas(dict(sorted(crds.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))))
 

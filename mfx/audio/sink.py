@@ -42,7 +42,7 @@ from mfx.errors import (
     UnderrunError,
     UnsupportedFormatError,
 )
-from mfx.observability.metrics import Metrics
+from observability.metrics import Metrics
 
 log = logging.getLogger("mfx.audio.sink")
 

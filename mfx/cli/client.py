@@ -29,16 +29,9 @@ from mfx.errors import (
     UnauthorizedError,
     ValidationError,
 )
+from mfx.home import default_home
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-
-
-def default_home() -> Path:
-    env = os.environ.get("MFX_HOME")
-    if env:
-        return Path(env).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "mfx"
 
 
 @dataclass(frozen=True)

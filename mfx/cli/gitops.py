@@ -9,7 +9,7 @@ patch; the controller syncs at once and records the value it handled in
 ``mfx diff gitsource/NAME`` is computed by the CLI: it reads the GitSource from the daemon,
 fetches the same ref into a temporary repository with its own ``git`` (with the same
 credential files, which it must be able to read), renders the desired objects exactly as
-the controller does (``mfx.controllers.gitsource_render``), and diffs each against the live
+the controller does (``controllers.gitsource_render``), and diffs each against the live
 object through the daemon's server-side dry run, like ``mfx diff -f``. That needs no new API
 and never touches the daemon's git cache; the price is one fetch per diff.
 """
@@ -161,7 +161,7 @@ def diff_gitsources(client: Client, resources: tuple[str, ...]) -> bool:
         assert isinstance(spec, GitSourceSpec)
         with tempfile.TemporaryDirectory(prefix=f"mfx-diff-{name}-") as tmp:
             # Rendering fetches with git like the controller does: import it only for this command.
-            from mfx.controllers.gitsource_render import render, repository
+            from controllers.gitsource_render import render, repository
 
             rendered = anyio.run(render, repository(Path(tmp), spec), spec, name, schemas)
         wanted = set(rendered.keys())

@@ -11,9 +11,9 @@ from typing import Any
 import click
 import yaml
 
-from mfx.cli.client import default_home
 from mfx.cli.main import CliContext
 from mfx.errors import MfxError
+from mfx.home import default_home
 
 pass_cli = click.make_pass_decorator(CliContext)
 

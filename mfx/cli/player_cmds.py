@@ -17,9 +17,9 @@ import yaml
 import mfx
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli import output
-from mfx.cli.client import default_home
 from mfx.cli.main import CliContext
 from mfx.errors import BadRequestError, DaemonUnavailableError, NotFoundError
+from mfx.home import default_home
 from mfx.music.migrate import ReportItem, config_candidates, find_config, migrate_go_musicfox
 
 PREFIX = "/apis/player.mfx.musicfox.io/v1"

@@ -128,7 +128,7 @@ def critical_chain(ctx: CliContext, resource: str | None) -> None:
       mfx analyze critical-chain
       mfx analyze critical-chain pm/player-ui     # the chain that ends at one plugin
     """
-    from mfx.reconciler import DependencyGraph, format_cycle  # networkx: only for this command
+    from reconciler import DependencyGraph, format_cycle  # networkx: only for this command
 
     items = ctx.client.list(PLUGIN_MANIFEST).get("items", [])
     graph = DependencyGraph()

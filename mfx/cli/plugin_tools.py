@@ -40,11 +40,12 @@ from mfx.api.signing import (
     load_public_key,
 )
 from mfx.cli import output
-from mfx.cli.client import Client, default_home
+from mfx.cli.client import Client
 from mfx.cli.main import CliContext
 from mfx.cli.manifests import Source, load_and_validate
 from mfx.cli.scaffold import TYPES, scaffold
 from mfx.errors import BadRequestError, FieldError, NotFoundError, ValidationError
+from mfx.home import default_home
 
 pass_cli = click.make_pass_decorator(CliContext)
 

@@ -47,7 +47,8 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
     import anyio
 
     from mfx.api.units import parse_duration
-    from mfx.server.daemon import DaemonConfig, DaemonContext, default_home, run_daemon
+    from mfx.home import default_home
+    from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
     from mfx.server.services import default_services
 
     configure_logging(log_format, log_level)

@@ -67,8 +67,8 @@ from mfx.errors import (
 )
 from mfx.music.player_state import STATE_FILE, PlayerStateFile, SavedPlayer
 from mfx.music.queue import PlayQueue
-from mfx.observability.metrics import Metrics
-from mfx.reconciler.eventbus import EventBus
+from observability.metrics import Metrics
+from reconciler.eventbus import EventBus
 
 log = logging.getLogger("mfx.player")
 
@@ -97,7 +97,7 @@ class ProviderLike(Protocol):
 
 
 class ServiceLookup(Protocol):
-    """``mfx.reconciler.ServiceRegistry`` satisfies this."""
+    """``reconciler.ServiceRegistry`` satisfies this."""
 
     def lookup(self, interface: str) -> list[Any]: ...
 

@@ -75,9 +75,9 @@ from mfx.errors import (
     SecurityError,
     TrapError,
 )
-from mfx.observability.metrics import Metrics
 from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
 from mfx.runtimes.verified_files import verify_bytes
+from observability.metrics import Metrics
 
 T = TypeVar("T")
 

@@ -46,8 +46,6 @@ from mfx.errors import (
     NotFoundError,
     ValidationError,
 )
-from mfx.observability.fastmetrics import render_registry
-from mfx.observability.metrics import Metrics
 from mfx.server import tables
 from mfx.server.admission import Admission
 from mfx.server.auth import token_matches
@@ -62,6 +60,8 @@ from mfx.server.server_side_apply import (
 from mfx.server.status import status_from_error, status_object
 from mfx.server.streams import until_shutdown
 from mfx.store.base import EventRecord, Store, WatchEventType
+from observability.fastmetrics import render_registry
+from observability.metrics import Metrics
 
 log = logging.getLogger("mfx.server")
 

@@ -21,10 +21,7 @@ from anyio.abc import TaskGroup
 import mfx
 from mfx.audio.file_tap import FileTap, plan
 from mfx.audio.registry import SinkRegistry
-from mfx.observability.metrics import Metrics
-from mfx.observability.process_metrics import pids_from_snapshot
-from mfx.observability.state_metrics import ObjectStateCollector
-from mfx.reconciler import EventBus, ServiceRegistry
+from mfx.home import default_home
 from mfx.server.admission import Admission
 from mfx.server.api import ApiServer
 from mfx.server.auth import load_or_create_token
@@ -36,16 +33,12 @@ from mfx.server.tls import ensure_tls, serve_tls_too, write_listen_address
 from mfx.store.cache import ObjectCache
 from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore
 from mfx.store.sqlite import SQLiteStore
+from observability.metrics import Metrics
+from observability.process_metrics import pids_from_snapshot
+from observability.state_metrics import ObjectStateCollector
+from reconciler import EventBus, ServiceRegistry
 
 log = logging.getLogger("mfx.daemon")
-
-
-def default_home() -> Path:
-    env = os.environ.get("MFX_HOME")
-    if env:
-        return Path(env).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "mfx"
 
 
 @dataclass
@@ -99,7 +92,7 @@ class DaemonContext:
     # Set by the controllers service (mfx.server.services) before the API starts serving:
     service_registry: ServiceRegistry | None = None  # interface -> Ready providers (for the player)
     event_bus: EventBus | None = None
-    manager: Any = None  # the reconciler Manager (mfx.reconciler.Manager)
+    manager: Any = None  # the reconciler Manager (reconciler.Manager)
     sink_registry: SinkRegistry | None = None  # open AudioSinks; the player plays to .default()
     file_tap: FileTap | None = None  # where ALSA's default device writes, when there is no sound card
 

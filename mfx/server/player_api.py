@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from controllers.audiosink import elect_default
 from mfx.api.music import Song
 from mfx.api.objects import Obj, condition, is_deleting
 from mfx.audio.sink import SinkEngine
-from mfx.controllers.audiosink import elect_default
 from mfx.errors import BadRequestError, MfxError, NoSinkError
 from mfx.music.player import Player, SinkLookup
 from mfx.server.bodies import read_object

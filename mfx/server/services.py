@@ -15,14 +15,14 @@ from contextlib import AsyncExitStack
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from controllers import ControllerEnv, register_all
+from controllers.plugin import KIND as PLUGIN_KIND
+from controllers.plugin_runtime import PluginHandle, PluginRuntimes
 from mfx.audio.registry import SinkRegistry
-from mfx.controllers import ControllerEnv, register_all
-from mfx.controllers.plugin import KIND as PLUGIN_KIND
-from mfx.controllers.plugin_runtime import PluginHandle, PluginRuntimes
-from mfx.reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
 from mfx.server.daemon import DaemonContext, Service
 from mfx.server.plugin_call_api import plugin_call_routes
 from mfx.store.plugin_logs import PluginLogStore
+from reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
 
 log = logging.getLogger("mfx.daemon.controllers")
 
