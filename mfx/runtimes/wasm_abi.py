@@ -1,0 +1,141 @@
+"""The mfx WebAssembly ABI as the host checks it: the exports a module must have, the
+imports the host provides, and the exports of one instantiated store.
+
+The calling convention itself is documented in ``plugins/include/mfx_wasm_abi.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from mfx.errors import AbiMismatchError
+
+WASI_MODULE = "wasi_snapshot_preview1"
+HOST_MODULE = "mfx"
+
+_I32 = "i32"
+_I64 = "i64"
+
+Signature = tuple[tuple[str, ...], tuple[str, ...]]
+
+# name -> (params, results); "memory" is a memory export.
+REQUIRED_EXPORTS: dict[str, Signature | None] = {
+    "memory": None,
+    "alloc": ((_I32,), (_I32,)),
+    "dealloc": ((_I32, _I32), ()),
+    "call": ((_I32, _I32, _I32, _I32), (_I64,)),
+}
+OPTIONAL_EXPORTS: dict[str, Signature] = {
+    "health": ((), (_I32,)),
+    "init": ((_I32, _I32), (_I32,)),
+    "_initialize": ((), ()),  # WASI reactor convention: run once after instantiation
+}
+HOST_IMPORTS: dict[tuple[str, str], Signature] = {
+    (HOST_MODULE, "log"): ((_I32, _I32, _I32), ()),
+}
+
+
+def signature(ty: wasmtime.FuncType) -> Signature:
+    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+
+
+def format_signature(sig: Signature) -> str:
+    params, results = sig
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def uses_wasi(module: wasmtime.Module) -> bool:
+    return any(i.module == WASI_MODULE for i in module.imports)
+
+
+def check_module_abi(module: wasmtime.Module, *, what: str) -> set[str]:
+    """Raise ``AbiMismatchError`` (permanent, as in every runtime: the same bytes will not
+    match next time either) naming every missing or mistyped ABI export and every import
+    the host does not provide. Returns the names of the optional exports present."""
+    problems: list[str] = []
+    exports = {e.name: e.type for e in module.exports}
+    missing = [name for name in REQUIRED_EXPORTS if name not in exports]
+    if missing:
+        problems.append("missing exports: " + ", ".join(missing))
+    for name, sig in REQUIRED_EXPORTS.items():
+        ty = exports.get(name)
+        if ty is None:
+            continue
+        if sig is None:
+            if not isinstance(ty, wasmtime.MemoryType):
+                problems.append(f"export {name!r} must be a memory")
+        elif not isinstance(ty, wasmtime.FuncType) or signature(ty) != sig:
+            problems.append(f"export {name!r} must be a function {format_signature(sig)}")
+    present: set[str] = set()
+    for name, sig in OPTIONAL_EXPORTS.items():
+        ty = exports.get(name)
+        if ty is None:
+            continue
+        if not isinstance(ty, wasmtime.FuncType) or signature(ty) != sig:
+            problems.append(f"optional export {name!r} must be a function {format_signature(sig)}")
+        present.add(name)
+    unknown: list[str] = []
+    for imp in module.imports:
+        if imp.module == WASI_MODULE:
+            continue  # checked by the linker at instantiation (it knows every WASI name)
+        name = imp.name or ""
+        sig = HOST_IMPORTS.get((imp.module, name))
+        if sig is None:
+            unknown.append(f"{imp.module}::{name}")
+        elif not isinstance(imp.type, wasmtime.FuncType) or signature(imp.type) != sig:
+            problems.append(f"import {imp.module}::{name} must be a function {format_signature(sig)}")
+    if unknown:
+        problems.append(
+            "imports the host does not provide: " + ", ".join(unknown)
+            + f" (the host provides {', '.join(f'{m}::{n}' for m, n in HOST_IMPORTS)}"
+            f" and {WASI_MODULE})")
+    if problems:
+        raise AbiMismatchError(
+            f"{what} does not follow the mfx WebAssembly ABI (plugins/include/mfx_wasm_abi.md): "
+            + "; ".join(problems))
+    return present
+
+
+def check_wasi_imports(module: wasmtime.Module, linker: wasmtime.Linker, engine: wasmtime.Engine,
+                       *, path: Path) -> None:
+    """Raise ``AbiMismatchError`` for WASI imports this wasmtime does not define (or
+    defines with another type): found before instantiation, so the load fails as
+    permanently as any other ABI mismatch, not as a retryable link error."""
+    if not uses_wasi(module):
+        return
+    store = wasmtime.Store(engine)
+    problems: list[str] = []
+    for imp in module.imports:
+        if imp.module != WASI_MODULE:
+            continue
+        name = imp.name or ""
+        try:
+            defined = linker.get(store, WASI_MODULE, name)
+        except wasmtime.WasmtimeError:
+            problems.append(f"{WASI_MODULE}::{name} is not a WASI preview 1 function")
+            continue
+        if (isinstance(imp.type, wasmtime.FuncType) and isinstance(defined, wasmtime.Func)
+                and signature(imp.type) != signature(defined.type(store))):
+            problems.append(f"{WASI_MODULE}::{name} must be a function "
+                            f"{format_signature(signature(defined.type(store)))}")
+    if problems:
+        raise AbiMismatchError(
+            f"{path} does not follow the mfx WebAssembly ABI "
+            "(plugins/include/mfx_wasm_abi.md): " + "; ".join(problems))
+
+
+class LiveStore:
+    """One live wasmtime store with its instance's ABI exports."""
+
+    def __init__(self, store: wasmtime.Store, exports: Mapping[str, Any]) -> None:
+        self.store = store
+        self.memory: wasmtime.Memory = exports["memory"]
+        self.alloc: wasmtime.Func = exports["alloc"]
+        self.dealloc: wasmtime.Func = exports["dealloc"]
+        self.call: wasmtime.Func = exports["call"]
+        self.health: wasmtime.Func | None = exports.get("health")
+        self.init: wasmtime.Func | None = exports.get("init")
