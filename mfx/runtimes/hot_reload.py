@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio.abc import ObjectReceiveStream, TaskGroup, TaskStatus
+from anyio.abc import ObjectReceiveStream, TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 from watchdog.events import (
     EVENT_TYPE_CREATED,
@@ -47,6 +47,7 @@ from watchdog.observers import Observer
 from mfx.errors import MfxError
 from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
 from mfx.runtimes.python_module import PythonEntryPoint, PythonModuleInstance, PythonModuleRuntime
+from mfx.task_group import TaskGroupOwner
 
 ReloadCallback = Callable[[str, bool, str], None]
 
@@ -288,8 +289,9 @@ async def _quietly(awaitable: Any) -> None:
         pass
 
 
-class HotReloadRuntime:
+class HotReloadRuntime(TaskGroupOwner):
     """Runs ``python:pkg.module:Class`` plugins and reloads them when their files change.
+    The watchers live in the runtime's task group.
 
     ``on_reload(name, ok, message)`` is called on the event loop after every reload attempt
     (the controller turns failures into a ``ReloadFailed`` event and a condition message).
@@ -302,25 +304,29 @@ class HotReloadRuntime:
         self.debounce_seconds = debounce_seconds
         self.python = PythonModuleRuntime()
         self._instances: set[HotReloadInstance] = set()
-        self._stack: AsyncExitStack | None = None
-        self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self.python)
-            self._tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.push_async_callback(self._cleanup_all)
-            self._stack = stack.pop_all()
+        await self.python.__aenter__()
+        try:
+            await super().__aenter__()
+        except BaseException:
+            await self.python.__aexit__(None, None, None)
+            raise
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.__aexit__(*exc_info)  # type: ignore[arg-type]
-        self._tg = None
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        # Instances are cleaned up before their watchers are cancelled, and the Python
+        # runtime they were loaded by ends last.
+        try:
+            await self._cleanup_all()
+            return await super().__aexit__(exc_type, exc, tb)
+        finally:
+            await self.python.__aexit__(exc_type, exc, tb)
 
     async def load(self, request: LoadRequest) -> HotReloadInstance:
-        if self._tg is None:
+        if not self.running:
             raise RuntimeError("HotReloadRuntime.load() outside 'async with HotReloadRuntime()'")
         entry = PythonEntryPoint.parse(request.entry_point)
         plugin_dir = request.plugin_dir.resolve()
@@ -329,7 +335,7 @@ class HotReloadRuntime:
         instance = HotReloadInstance(self, request, entry, current, fingerprint)
         self._instances.add(instance)
         try:
-            await self._tg.start(instance.run_watcher)
+            await self.task_group().start(instance.run_watcher)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await instance.cleanup()

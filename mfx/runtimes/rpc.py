@@ -32,10 +32,10 @@ import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from types import TracebackType
+from typing import Any
 
 import anyio
-import anyio.abc
 import psutil
 
 from mfx.errors import (
@@ -53,6 +53,7 @@ from mfx.runtimes import zygote as zyg
 from mfx.runtimes.base import Limits, LoadRequest, LogLevel, PluginLogRecord, PluginType
 from mfx.runtimes.rpc_client import RemoteError, RpcClient
 from mfx.sdk import rpc_protocol as proto
+from mfx.task_group import TaskGroupOwner
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class InstanceState(enum.StrEnum):
     EXITED = "Exited"  # ended without being asked to
 
 
-class RpcRuntime:
-    """Runs ``type: rpc`` plugins. Use as ``async with RpcRuntime() as runtime:``."""
+class RpcRuntime(TaskGroupOwner):
+    """Runs ``type: rpc`` plugins. Use as ``async with RpcRuntime() as runtime:``; the
+    instances' background tasks live in the runtime's task group."""
 
     type = PluginType.RPC
 
@@ -88,7 +90,6 @@ class RpcRuntime:
         self.cpu_seconds = cpu_seconds
         self._socket_base = socket_base_dir
         self._cgroup_root = cgroup_root
-        self._tg: anyio.abc.TaskGroup | None = None
         self._instances: set[RpcPluginInstance] = set()
         self._use_zygote = zygote
         self._zygote: zyg.Zygote | None = None
@@ -100,14 +101,10 @@ class RpcRuntime:
         """The pid of the running zygote, if there is one."""
         return self._zygote.pid if self._zygote is not None and self._zygote.alive else None
 
-    async def __aenter__(self) -> Self:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        tg, self._tg = self._tg, None
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        # Instances stop first, while their background tasks still run to see them go.
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as stoppers:
                 for instance in list(self._instances):
@@ -115,16 +112,16 @@ class RpcRuntime:
             zygote, self._zygote = self._zygote, None
             if zygote is not None:
                 await zygote.aclose()
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            # Only a cancellation concerns the task group; any other exception from the
-            # body propagates as it is, not wrapped in an exception group.
-            cancelled = isinstance(exc_info[1], anyio.get_cancelled_exc_class())
-            await tg.__aexit__(*(exc_info if cancelled else (None, None, None)))
+        # Only a cancellation concerns the task group; any other exception from the
+        # body propagates as it is, not wrapped in an exception group.
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            return await super().__aexit__(exc_type, exc, tb)
+        return await super().__aexit__(None, None, None)
 
     async def load(self, request: LoadRequest) -> RpcPluginInstance:
-        if self._tg is None:
+        if not self.running:
             raise PluginLoadError("RpcRuntime.load() needs the runtime entered: `async with RpcRuntime() as rt`")
+        tg = self.task_group()
         argv = proc.resolve_command(request.entry_point, request.plugin_dir)
         request.state_dir.mkdir(parents=True, exist_ok=True)
         socket_dir = Path(tempfile.mkdtemp(prefix="mfx-", dir=self._socket_base))  # mode 0700
@@ -153,8 +150,8 @@ class RpcRuntime:
             raise
         instance = RpcPluginInstance(self, request, process, argv, socket_dir, cgroup)
         self._instances.add(instance)
-        self._tg.start_soon(instance._watch_process)
-        self._tg.start_soon(instance._forward_stderr)
+        tg.start_soon(instance._watch_process)
+        tg.start_soon(instance._forward_stderr)
         try:
             instance._reaper = await proc.GroupReaper.start(process.pid, cgroup)
             await instance._handshake(request.start_timeout_seconds)
@@ -162,8 +159,8 @@ class RpcRuntime:
             with anyio.CancelScope(shield=True):
                 await instance._abort()
             raise
-        self._tg.start_soon(instance._forward_stdout)
-        self._tg.start_soon(instance._read_answers)
+        tg.start_soon(instance._forward_stdout)
+        tg.start_soon(instance._read_answers)
         instance._state = InstanceState.RUNNING
         return instance
 
