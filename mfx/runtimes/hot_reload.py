@@ -23,6 +23,7 @@ version finish there; state the old version changes after step 3 began is not ca
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -315,7 +316,7 @@ class HotReloadRuntime(TaskGroupOwner):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self, exc_type: builtins.type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         # Instances are cleaned up before their watchers are cancelled, and the Python
         # runtime they were loaded by ends last.

@@ -22,6 +22,7 @@ does the same when the daemon itself dies (see ``process``).
 
 from __future__ import annotations
 
+import builtins
 import collections
 import enum
 import logging
@@ -102,7 +103,7 @@ class RpcRuntime(TaskGroupOwner):
         return self._zygote.pid if self._zygote is not None and self._zygote.alive else None
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self, exc_type: builtins.type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         # Instances stop first, while their background tasks still run to see them go.
         with anyio.CancelScope(shield=True):
