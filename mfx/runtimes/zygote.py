@@ -38,13 +38,15 @@ import orjson
 
 from mfx.errors import PluginLoadError
 from mfx.runtimes import zygote_server
+from mfx.runtimes.process_command import PASSTHROUGH_ENV, PASSTHROUGH_ENV_PREFIXES
 
 log = logging.getLogger(__name__)
 
 SERVER_MODULE = "mfx.runtimes.zygote_server"
 START_TIMEOUT_SECONDS = 30.0
 FORK_TIMEOUT_SECONDS = 10.0
-SUPPORTED_MACHINES = ("x86_64", "aarch64")
+# Where the zygote knows the clone() system call number; other machines exec every plugin.
+SUPPORTED_MACHINES = tuple(zygote_server.CLONE_SYSCALL_NUMBERS)
 # Read by the interpreter or the C library once, at process start: a fork inherits the
 # zygote's values, so a plugin that sets any of them differently is started with exec.
 _STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_", "GLIBC_")
@@ -96,8 +98,6 @@ def _startup_settings(env: Mapping[str, str]) -> dict[str, str]:
 def zygote_environment(parent_env: Mapping[str, str]) -> dict[str, str]:
     """The daemon's pass-through variables, as every plugin gets them, and small malloc arenas
     (fixed at start: plugins with a memory limit need them, the others do not mind)."""
-    from mfx.runtimes.process import PASSTHROUGH_ENV, PASSTHROUGH_ENV_PREFIXES
-
     env = {
         key: value
         for key, value in parent_env.items()

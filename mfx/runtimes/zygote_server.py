@@ -40,14 +40,17 @@ from typing import Any, NoReturn
 import orjson
 
 import mfx.sdk  # noqa: F401  (preloaded: what every plugin imports first)
+from mfx.runtimes.child_setup import PR_SET_PDEATHSIG, apply_rlimits, join_cgroup
 
 MAX_REQUEST_BYTES = 1 << 20
 READY = b"ready"
 
+# The number of the raw clone(2) system call per machine. The daemon forks plugins from
+# the zygote only on these machines (``zygote.launch_for``); elsewhere every plugin starts
+# with exec, and this server, if started anyway, exits before it says ready.
+CLONE_SYSCALL_NUMBERS = {"x86_64": 56, "aarch64": 220}
 _CLONE_PARENT = 0x00008000
 _SIGCHLD = 17
-_SYS_CLONE = {"x86_64": 56, "aarch64": 220}
-_PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 
 
@@ -62,9 +65,27 @@ def main() -> None:
 
 def _serve(control: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """Answer fork requests until the daemon goes away; returns only in a new plugin."""
-    syscall_number = _SYS_CLONE.get(platform.machine())
+    syscall_number = CLONE_SYSCALL_NUMBERS.get(platform.machine())
     if syscall_number is None:
         _die(f"no clone() system call number known for {platform.machine()}")
+    # Why a raw clone(CLONE_PARENT) and not os.fork(): CLONE_PARENT makes the new process a
+    # child of the daemon (this server's parent), not of this server. Only then can the daemon
+    # waitpid() it and read its exit status, and only then does the PR_SET_PDEATHSIG the child
+    # sets follow the daemon rather than this server. Nothing else gives that:
+    # - os.fork(), os.posix_spawn() and subprocess make a child of the caller: the daemon gets
+    #   ECHILD from waitpid(), and a pidfd (Linux 5.3+) would tell it that the plugin ended
+    #   but not how (waitid(P_PIDFD) also works on one's own children only);
+    # - a double fork with the daemon as PR_SET_CHILD_SUBREAPER reparents the plugin only once
+    #   the middle process has exited: the death signal would fire at that exit (it follows
+    #   the parent of the moment), and every orphan of every plugin would become the daemon's
+    #   to reap, since being a subreaper is a property of the whole daemon process;
+    # - exec'ing a fresh interpreter is what the zygote exists to avoid (~100 ms a plugin).
+    # Python has no os.clone() and libc's clone() wrapper wants a new stack and a function to
+    # run, so the system call is made directly: with no new stack the child goes on from here
+    # on a copy of this stack, as after fork(). It skips libc's fork handlers (atfork, malloc
+    # locks), which is safe because this server has one thread; PyOS_BeforeFork and
+    # PyOS_AfterFork_* do the interpreter's own part of fork. The argument order after the
+    # flags differs between x86_64 and aarch64, but all of them are zero here.
     # PyDLL keeps the GIL across the call, as os.fork() does.
     raw_syscall = ctypes.PyDLL(None, use_errno=True).syscall
     raw_syscall.restype = ctypes.c_long
@@ -106,7 +127,7 @@ def _become_plugin(request: dict[str, Any], fds: list[int], control: socket.sock
         control.close()
         libc = ctypes.CDLL(None, use_errno=True)
         os.setsid()
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != request["daemon_pid"]:
             os._exit(1)  # the daemon died before prctl took effect
         for target, fd in enumerate(fds):
@@ -114,18 +135,8 @@ def _become_plugin(request: dict[str, Any], fds: list[int], control: socket.sock
         os.closerange(3, 1 << 20)
         procs = request.get("procs")
         if procs:
-            try:
-                fd = os.open(procs, os.O_WRONLY)
-                try:
-                    os.write(fd, b"0")
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass  # the rlimits below still hold
-        import resource
-
-        for which, soft, hard in request.get("rlimits", ()):
-            resource.setrlimit(which, (soft, hard))
+            join_cgroup(procs)
+        apply_rlimits(request.get("rlimits", ()))
         os.chdir(request["cwd"])
         env: dict[str, str] = request["env"]
         os.environ.clear()
