@@ -20,7 +20,8 @@ from mfx.runtimes.cgroups import Cgroup
 # $1: the process group; $2: the cgroup directory, or empty. ``read`` returns at end-of-file.
 REAPER_SCRIPT = 'read _; kill -s KILL -- "-$1" 2>/dev/null; [ -z "$2" ] || echo 1 > "$2/cgroup.kill" 2>/dev/null'
 
-log = logging.getLogger(__name__)
+# Logs under the name of the process API this belongs to, so one logger covers it.
+log = logging.getLogger("mfx.runtimes.process")
 
 
 async def spawn(
