@@ -1,0 +1,284 @@
+"""Importing an in-process Python plugin (``entryPoint: "python:pkg.module:Class"``) from
+its directory.
+
+The package is looked up in the plugin directory only (never on ``sys.path``) and imported
+under a unique module name per load (``_mfx_<plugin>_<id>.module``), so two versions of the
+same plugin can live side by side (hot reload) and unloading drops every module of a load
+from ``sys.modules``. Modules are compiled straight from their source: no ``__pycache__``
+is read or written, so an edit that keeps a file's size and second-resolution mtime is
+still seen, and installed plugin directories stay untouched. Each runtime keeps the code
+objects it compiled, keyed by the file's real path (symlinks resolved) and the SHA-256 of the
+source bytes (``CodeCache``), so many instances of one plugin compile it once while an edited
+file is always recompiled; tracebacks name that real path. Code objects hold no module state,
+so unloading still frees everything a load created. Inside its package a plugin
+imports its own modules relatively (``from . import util``); ``import pkg.util`` would look on
+``sys.path`` and fail.
+
+Checksums: nothing is hashed unless ``LoadRequest.checksum`` is given. Then it covers the
+entry module's file only (``pkg/module.py`` of ``python:pkg.module:Class``), not the rest of
+the package: those bytes are read once, verified and compiled as read, so the checked
+bytes are the bytes that run. Sign or checksum whole packages at install time instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import re
+import sys
+import threading
+import traceback
+import types
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mfx.errors import EntryPointNotFoundError, PluginLoadError
+from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord
+from mfx.runtimes.verified_files import verify_bytes
+
+PYTHON_PREFIX = "python:"
+ROOT_PREFIX = "_mfx_"  # unique module names of loaded plugins start with this
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class PythonEntryPoint:
+    """``python:pkg.module:Class`` split into its parts."""
+
+    module: str  # "pkg.module"
+    attribute: str  # "Class"
+
+    @classmethod
+    def parse(cls, text: str) -> PythonEntryPoint:
+        body = text[len(PYTHON_PREFIX) :] if text.startswith(PYTHON_PREFIX) else text
+        module, sep, attribute = body.partition(":")
+        parts = module.split(".")
+        if not sep or not all(_IDENTIFIER.fullmatch(p) for p in [*parts, attribute]):
+            raise EntryPointNotFoundError(
+                f"spec.entryPoint: expected 'python:package.module:Class', got {text!r}"
+            )
+        return cls(module=module, attribute=attribute)
+
+    @property
+    def parts(self) -> list[str]:
+        return self.module.split(".")
+
+    def __str__(self) -> str:
+        return f"{PYTHON_PREFIX}{self.module}:{self.attribute}"
+
+
+def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None, list[Path]]:
+    """Find the file of module ``dotted`` under ``plugin_dir``: (path or None, paths tried)."""
+    base = plugin_dir.joinpath(*dotted)
+    candidates = [base.with_name(base.name + ".py"), base / "__init__.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate, candidates
+    return None, candidates
+
+
+class CodeCache:
+    """Compiled module code by (real path, SHA-256 of source), least recently used dropped first.
+
+    The real path lets plugin directories that link to one installed copy share its code.
+    Shared by the worker threads that import plugins, hence the lock.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._max_entries = max_entries
+        self._codes: OrderedDict[tuple[str, str], types.CodeType] = OrderedDict()
+        self._lock = threading.Lock()
+        self.compiles = 0  # how many times a source was actually compiled
+
+    def code_for(self, path: Path, source: bytes) -> types.CodeType:
+        real = os.path.realpath(path)
+        key = (real, hashlib.sha256(source).hexdigest())
+        with self._lock:
+            code = self._codes.get(key)
+            if code is not None:
+                self._codes.move_to_end(key)
+                return code
+        # Compiled outside the lock: two threads may both compile a new file once; same result.
+        code = compile(source, real, "exec", dont_inherit=True)
+        with self._lock:
+            self.compiles += 1
+            self._codes[key] = code
+            self._codes.move_to_end(key)
+            while len(self._codes) > self._max_entries:
+                self._codes.popitem(last=False)
+        return code
+
+    def clear(self) -> None:
+        with self._lock:
+            self._codes.clear()
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Runs a module from its source (or from already verified bytes); no bytecode files."""
+
+    def __init__(self, path: Path | None, source: bytes | None = None,
+                 codes: CodeCache | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.codes = codes
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if self.path is None:  # a directory without __init__.py: an empty package
+            return
+        source = self.source if self.source is not None else self.path.read_bytes()
+        if self.codes is not None:
+            code = self.codes.code_for(self.path, source)
+        else:
+            code = compile(source, str(self.path), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+
+
+@dataclass(frozen=True)
+class _Root:
+    directory: Path  # for "pkg.module": <plugin_dir>/pkg (or <plugin_dir>/pkg.py)
+    overrides: Mapping[Path, bytes]  # verified source bytes to compile instead of the file
+
+
+class PluginFinder(importlib.abc.MetaPathFinder):
+    """Resolves ``<root>`` and ``<root>.x.y`` to files under the directory registered for
+    ``<root>``, for the unique root names of the loads of one runtime.
+
+    A runtime puts its finder first on ``sys.meta_path`` when it is entered and removes it
+    when it exits; loads only add and remove dictionary entries. (Changing ``sys.meta_path``
+    per load could make an import running in another thread skip a finder.) Any name that is
+    not a registered root is answered with None at the cost of one string comparison.
+    """
+
+    def __init__(self, codes: CodeCache | None = None) -> None:
+        self.roots: dict[str, _Root] = {}
+        self.codes = codes
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(ROOT_PREFIX):
+            return None
+        root_name, _, rest_text = fullname.partition(".")
+        root = self.roots.get(root_name)
+        if root is None:
+            return None
+        rest = rest_text.split(".") if rest_text else []
+        base = root.directory.joinpath(*rest)
+        init = base / "__init__.py"
+        single = base.with_name(base.name + ".py")
+        if init.is_file():
+            loader = _SourceLoader(init, root.overrides.get(init), self.codes)
+            return importlib.util.spec_from_file_location(
+                fullname, init, loader=loader, submodule_search_locations=[str(base)]
+            )
+        if single.is_file():
+            loader = _SourceLoader(single, root.overrides.get(single), self.codes)
+            return importlib.util.spec_from_file_location(fullname, single, loader=loader)
+        if base.is_dir():
+            spec = importlib.machinery.ModuleSpec(fullname, _SourceLoader(None), is_package=True)
+            spec.submodule_search_locations = [str(base)]
+            return spec
+        return None
+
+
+@dataclass
+class LoadedModule:
+    """One import of a plugin: its unique root module name, finder and the plugin object."""
+
+    root_name: str
+    module_name: str
+    module_file: Path
+    plugin: Any
+    finder: PluginFinder
+    checksum: str | None = None
+    unloaded: bool = field(default=False)
+
+    def unload(self) -> None:
+        """Forget every module of this load so the plugin's code can be collected."""
+        if self.unloaded:
+            return
+        self.unloaded = True
+        self.finder.roots.pop(self.root_name, None)
+        prefix = self.root_name + "."
+        for key in [k for k in list(sys.modules) if k == self.root_name or k.startswith(prefix)]:
+            sys.modules.pop(key, None)
+        self.plugin = None
+
+
+def import_plugin(request: LoadRequest, entry: PythonEntryPoint, finder: PluginFinder) -> LoadedModule:
+    """Import the entry point's module under a fresh unique name and instantiate the class.
+
+    Blocking (reads files, runs module code): call it in a worker thread.
+    """
+    plugin_dir = request.plugin_dir.resolve()
+    module_file, tried = locate_module(plugin_dir, entry.parts)
+    if module_file is None:
+        looked = ", ".join(str(p) for p in tried)
+        raise EntryPointNotFoundError(
+            f"{request.name}: entry point {entry}: no module {entry.module!r} in {plugin_dir} "
+            f"(looked for {looked}); check spec.entryPoint and the plugin's files"
+        )
+    overrides: dict[Path, bytes] = {}
+    checksum = None
+    if request.checksum is not None:
+        data = module_file.read_bytes()
+        checksum = verify_bytes(data, request.checksum)
+        overrides[module_file] = data
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", request.name)
+    root_name = f"{ROOT_PREFIX}{safe}_{uuid.uuid4().hex[:12]}"
+    parts = entry.parts
+    module_name = ".".join([root_name, *parts[1:]])
+    loaded = LoadedModule(root_name, module_name, module_file, None, finder, checksum)
+    finder.roots[root_name] = _Root(plugin_dir / parts[0], overrides)
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (exc.name == root_name or exc.name.startswith(root_name)):
+                raise PluginLoadError(
+                    f"{request.name}: {entry}: cannot import {exc.name.replace(root_name, parts[0], 1)!r} "
+                    f"from {plugin_dir}; inside the package use relative imports"
+                ) from exc
+            raise _load_error(request, entry, exc) from exc
+        except Exception as exc:
+            raise _load_error(request, entry, exc) from exc
+        target = getattr(module, entry.attribute, None)
+        if target is None:
+            raise EntryPointNotFoundError(
+                f"{request.name}: entry point {entry}: {module_file} defines no {entry.attribute!r}"
+            )
+        if not isinstance(target, type):
+            raise PluginLoadError(
+                f"{request.name}: entry point {entry}: {entry.attribute!r} is a "
+                f"{type(target).__name__}, expected a class"
+            )
+        try:
+            loaded.plugin = target()
+        except Exception as exc:
+            raise _load_error(request, entry, exc) from exc
+        return loaded
+    except BaseException:
+        loaded.unload()
+        raise
+
+
+def _load_error(request: LoadRequest, entry: PythonEntryPoint, exc: BaseException) -> PluginLoadError:
+    tb = "".join(traceback.format_exception(exc))
+    request.log(
+        PluginLogRecord(request.name, LogLevel.ERROR, f"loading {entry} failed", "python", {"traceback": tb})
+    )
+    err = PluginLoadError(f"{request.name}: loading {entry} failed: {type(exc).__name__}: {exc}")
+    err.plugin_traceback = tb  # type: ignore[attr-defined]
+    return err
