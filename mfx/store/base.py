@@ -14,6 +14,8 @@ Semantics follow the Kubernetes API server:
   when an update removes its last finalizer. Without finalizers it goes at once.
 - ``watch(since)`` yields every change after ``since`` in resourceVersion order, then
   follows live changes; a ``since`` older than the retained history raises ``GoneError``.
+
+The object rules above live once, in ``mfx.store.strategy``; a backend stores their outcome.
 """
 
 from __future__ import annotations
