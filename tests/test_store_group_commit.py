@@ -12,8 +12,7 @@ import anyio
 import pytest
 
 from mfx.errors import AlreadyExistsError, ConflictError, NotFoundError, StoreError
-from mfx.store import SQLiteStore, WatchEventType
-from mfx.store import sqlite_database
+from mfx.store import SQLiteStore, WatchEventType, sqlite_database
 
 pytestmark = pytest.mark.anyio
 
