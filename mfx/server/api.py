@@ -8,30 +8,27 @@ the optional TCP listener (bearer token required).
 This module routes requests and reads and writes objects; patch bodies are
 ``api_patch``'s, retries of unconditional writes ``api_retry``'s, request parameters
 ``api_request``'s, Status answers ``api_responses``', discovery ``api_discovery``'s, Events
-``api_events``' and the middleware ``api_middleware``'s.
+``api_events``', watch streams ``api_watch``'s and the middleware ``api_middleware``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import anyio
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 import mfx
-from mfx.api import selectors
 from mfx.api.kinds import ALL_KINDS, EVENT, GROUP, VERSION, KindInfo
 from mfx.api.objects import Obj, name_of
 from mfx.errors import (
@@ -39,7 +36,6 @@ from mfx.errors import (
     BadRequestError,
     ConflictError,
     ErrorList,
-    GoneError,
     MfxError,
     NotFoundError,
     ValidationError,
@@ -69,13 +65,13 @@ from mfx.server.api_request import (
     precondition,
 )
 from mfx.server.api_responses import JSON, error_response, json_response
-from mfx.server.api_retry import PATCH_ATTEMPTS, KeyedLocks, retry_lost_races
+from mfx.server.api_retry import PATCH_ATTEMPTS, KeyedLocks, pin_to_read, retry_lost_races
+from mfx.server.api_watch import watch_response
 from mfx.server.bodies import read_body, read_object
 from mfx.server.openapi import OpenApiDocuments
 from mfx.server.server_side_apply import apply_create, apply_update, managed_fields_problems
-from mfx.server.status import status_from_error, status_object
-from mfx.server.streams import until_shutdown
-from mfx.store.base import Store, WatchEventType
+from mfx.server.status import status_object
+from mfx.store.base import Store
 from mfx.store.strategy import next_generation
 from observability.fastmetrics import render_registry
 from observability.metrics import Metrics
@@ -279,7 +275,7 @@ class ApiServer:
             check_identity(updated, kind, name)
             self.admission.check_status(updated)
             if request.method == "PATCH" and not conditional:
-                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                pin_to_read(updated, current)
             if dry_run(request):
                 return json_response(updated)
             return json_response(await self.store.update_status(updated))
@@ -317,53 +313,10 @@ class ApiServer:
                               "metadata": metadata, "items": items})
 
     async def _watch(self, request: Request, kind: KindInfo) -> Response:
-        params = request.query_params
-        label_selector = selectors.parse_selector(params["labelSelector"]) if params.get("labelSelector") else None
-        field_selector = params.get("fieldSelector")
-        as_table = tables.wants_table(request.headers.get("accept"))
-        timeout = int_param(request, "timeoutSeconds")
-        since = int_param(request, "resourceVersion") or 0
-        send_initial = since == 0
-        initial: list[Obj] = []
-        if send_initial:
-            listed = await self.store.list(kind.kind)
-            initial = listed.items
-            since = listed.resource_version
-        # Open the watch before streaming, so a compacted resourceVersion is reported at once.
-        events = self.store.watch(kind.kind, since)
+        def tabulate(objects: list[Obj], include_columns: bool) -> dict[str, Any]:
+            return self._table(objects, kind, request, include_columns=include_columns)
 
-        def keep(obj: Obj) -> bool:
-            if not in_namespace(request, obj):
-                return False
-            if label_selector is not None and not label_selector.matches(obj.get("metadata", {}).get("labels") or {}):
-                return False
-            return bool(filter_fields([obj], field_selector))
-
-        def encode(type_: str, obj: Obj, first: bool) -> bytes:
-            obj = present(kind, obj)
-            payload = self._table([obj], kind, request, include_columns=first) if as_table else obj
-            return orjson.dumps({"type": type_, "object": payload}) + b"\n"
-
-        async def stream() -> AsyncIterator[bytes]:
-            first = True
-            with anyio.move_on_after(timeout) if timeout else contextlib.nullcontext():
-                try:
-                    for obj in initial:
-                        obj = present(kind, obj)
-                        if keep(obj):
-                            yield encode("ADDED", obj, first)
-                            first = False
-                    async for event in until_shutdown(events, self.shutdown):
-                        if event.type is WatchEventType.BOOKMARK or not keep(present(kind, event.object)):
-                            continue
-                        yield encode(event.type.value, event.object, first)
-                        first = False
-                except GoneError as error:
-                    yield orjson.dumps({"type": "ERROR", "object": status_from_error(error)}) + b"\n"
-                finally:
-                    await events.aclose()  # type: ignore[attr-defined]
-
-        return StreamingResponse(stream(), media_type=JSON)
+        return await watch_response(self.store, request, kind, shutdown=self.shutdown, tabulate=tabulate)
 
     async def _create(self, request: Request, kind: KindInfo) -> Response:
         body = await read_object(request)
@@ -412,7 +365,7 @@ class ApiServer:
             ErrorList(event_problems(updated)).raise_if_any(kind="Event", name=name)
             updated["metadata"].pop("namespace", None)  # presented, never stored
             if not conditional:
-                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                pin_to_read(updated, current)
             if dry_run(request):
                 return json_response(present(EVENT, updated))
             return json_response(present(EVENT, await self.store.update(updated)))
@@ -440,8 +393,8 @@ class ApiServer:
             current = await self.store.get(kind.kind, name)
             updated = apply_patch(current, patch, request.headers.get("content-type", ""))
             check_identity(updated, kind, name)
-            if not conditional:  # the write is conditional on what this attempt read
-                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            if not conditional:
+                pin_to_read(updated, current)
             return await self._write_update(request, kind, updated)
 
         if conditional:
@@ -476,7 +429,7 @@ class ApiServer:
             updated = apply_update(current, config, manager, force=force)
             check_identity(updated, kind, name)
             if not conditional:
-                updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                pin_to_read(updated, current)
             return await self._write_update(request, kind, updated)
 
         return await retry_lost_races(attempt, not conditional)

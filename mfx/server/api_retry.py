@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import anyio
 
+from mfx.api.objects import Obj
 from mfx.backoff import jittered
 from mfx.errors import ConflictError
 from mfx.server.server_side_apply import ApplyConflictError
@@ -48,6 +49,13 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+def pin_to_read(updated: Obj, current: Obj) -> None:
+    """Make an unconditional write of ``updated`` conditional on the ``current`` it was made
+    from: if another write lands in between, the store answers a conflict and the attempt runs
+    again on the newer object, instead of overwriting it."""
+    updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
 
 
 async def retry_lost_races(attempt: Callable[[], Awaitable[T]], retry: bool) -> T:

@@ -57,7 +57,7 @@ class ListWatch:
         *,
         on_event: EventCallback,
         on_relist: RelistCallback,
-        logger: logging.Logger,
+        logger: logging.Logger | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         page_size: int = 500,
     ) -> None:
@@ -65,7 +65,7 @@ class ListWatch:
         self.kind = kind
         self._on_event = on_event
         self._on_relist = on_relist
-        self._log = logger
+        self._log = logger or logging.getLogger(f"mfx.store.list_watch.{kind}")
         self._backoff_policy = backoff
         self._page_size = page_size
         self.resource_version = 0
