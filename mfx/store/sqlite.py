@@ -41,7 +41,7 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import anyio
 import anyio.lowlevel
@@ -52,7 +52,7 @@ from mfx.api.selectors import parse_selector
 from mfx.errors import BadRequestError, GoneError, StoreError
 from mfx.store import events as event_rules
 from mfx.store import sqlite_events, strategy
-from mfx.store.base import EventRecord, ListResult, WatchEventType
+from mfx.store.base import EventRecord, ListOptions, ListResult, WatchEventType
 from mfx.store.codec import loads
 from mfx.store.continue_token import decode_continue, encode_continue
 from mfx.store.sqlite_database import (
@@ -333,17 +333,12 @@ class SQLiteStore:
             raise strategy.not_found(kind, name)
         return loads(body)
 
-    async def list(
-        self,
-        kind: str,
-        *,
-        label_selector: str | None = None,
-        limit: int | None = None,
-        continue_token: str | None = None,
-    ) -> ListResult:
-        selector = parse_selector(label_selector)
+    async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult:
+        selector = parse_selector(options.get("label_selector"))
+        continue_token = options.get("continue_token")
         start = decode_continue(continue_token) if continue_token else ""
         # limit 0 means all, as in Kubernetes.
+        limit = options.get("limit")
         wanted = limit if limit is not None and limit > 0 else None
 
         def run() -> tuple[list[Obj], bool, int]:
