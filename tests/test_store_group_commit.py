@@ -12,8 +12,7 @@ import anyio
 import pytest
 
 from mfx.errors import AlreadyExistsError, ConflictError, NotFoundError, StoreError
-from mfx.store import SQLiteStore, WatchEventType
-from mfx.store import sqlite as sqlite_store
+from mfx.store import SQLiteStore, WatchEventType, sqlite_database
 
 pytestmark = pytest.mark.anyio
 
@@ -39,13 +38,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch the real store commits (the real method runs unchanged)."""
     sizes: list[int] = []
-    real = sqlite_store._Database.write_batch
+    real = sqlite_database.Database.write_batch
 
     def observed(self: Any, ops: list[Any], *args: Any) -> Any:
         sizes.append(len(ops))
         return real(self, ops, *args)
 
-    monkeypatch.setattr(sqlite_store._Database, "write_batch", observed)
+    monkeypatch.setattr(sqlite_database.Database, "write_batch", observed)
     return sizes
 
 

@@ -14,6 +14,8 @@ Semantics follow the Kubernetes API server:
   when an update removes its last finalizer. Without finalizers it goes at once.
 - ``watch(since)`` yields every change after ``since`` in resourceVersion order, then
   follows live changes; a ``since`` older than the retained history raises ``GoneError``.
+
+The object rules above live once, in ``mfx.store.strategy``; a backend stores their outcome.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 from mfx.api.objects import Obj
 
@@ -61,6 +63,14 @@ class EventRecord:
     involved_api_version: str = ""
 
 
+class ListOptions(TypedDict, total=False):
+    """What a list may ask for besides the kind, as keyword arguments of ``Store.list``."""
+
+    label_selector: str | None  # Kubernetes label selector syntax
+    limit: int | None  # at most this many items (0 or None: all), and a continue token
+    continue_token: str | None  # the previous page's token: the next page
+
+
 class Store(Protocol):
     """Durable object storage with list + watch; see the module docstring for semantics."""
 
@@ -68,14 +78,7 @@ class Store(Protocol):
 
     async def get(self, kind: str, name: str) -> Obj: ...
 
-    async def list(
-        self,
-        kind: str,
-        *,
-        label_selector: str | None = None,
-        limit: int | None = None,
-        continue_token: str | None = None,
-    ) -> ListResult: ...
+    async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult: ...
 
     async def update(self, obj: Obj) -> Obj: ...
 
