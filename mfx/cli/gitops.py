@@ -131,16 +131,22 @@ def suspend(ctx: CliContext, resources: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("resources", nargs=-1, required=True)
+@click.argument("resources", nargs=-1)
 @pass_cli
 def resume(ctx: CliContext, resources: tuple[str, ...]) -> None:
     """Reconcile suspended objects again (spec.suspend=false); a GitSource syncs at once.
+
+    It undoes 'mfx suspend'. Playback is no object: 'mfx play' continues a paused song.
 
     \b
     Examples:
       mfx resume gitsource/plugins
       mfx resume pm/local-music
     """
+    if not resources:
+        # Other players resume playback with a bare `resume`: say where that lives here.
+        raise BadRequestError("name the objects to resume, e.g. mfx resume gitsource/plugins; "
+                              "to continue playback, use mfx play")
     _set_suspend(ctx, resources, False)
 
 

@@ -77,7 +77,7 @@ def build_cli() -> click.Group:
     sections: tuple[tuple[click.Command, ...], ...] = (
         commands.KUBECTL_VERBS,
         plugin_ops.COMMANDS + gitops.COMMANDS + (observe.top,),
-        player_cmds.COMMANDS,  # its `resume` also resumes suspended objects (mfx resume pm/NAME)
+        player_cmds.COMMANDS,
         plugin_tools.COMMANDS + (config_group, serve, demo),
     )
     for section in sections:

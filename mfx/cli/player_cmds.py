@@ -1,4 +1,4 @@
-"""The player commands: search, library, playlists, play, pause, resume, stop, next, prev,
+"""The player commands: search, library, playlists, play, pause, stop, next, prev,
 seek, queue, mode, volume, mute, now, lyrics; and ``mfx migrate go-musicfox``.
 
 They talk to the daemon's player API (``/apis/player.mfx.musicfox.io/v1``, see
@@ -225,14 +225,17 @@ def _print_error(state: dict[str, Any]) -> None:
 @click.option("--source", help="Search only this MusicSource plugin.")
 @pass_cli
 def play(ctx: CliContext, query: str | None, playlist: str | None, index: int | None, source: str | None) -> None:
-    """Play: the best match of QUERY (queued next), a playlist, a queued song, or resume.
+    """Play: the best match of QUERY (queued next), a playlist, a queued song, or go on where it paused.
+
+    With nothing named, a paused or stopped song continues from where it was (as after
+    'mfx pause'); with no current song, the queue starts.
 
     \b
     Examples:
       mfx play "crazy in love"
       mfx play --playlist Evening      # `mfx playlists` lists them
       mfx play -i 3
-      mfx play
+      mfx play                         # after mfx pause: continue
     """
     if playlist:
         body: dict[str, Any] = {"playlist": playlist}
@@ -260,30 +263,8 @@ def _simple(name: str, path: str, doc: str) -> click.Command:
     return command
 
 
-pause = _simple("pause", "/pause", "Pause playback (mfx resume continues where it stopped).\n\n\b\nExample:\n  mfx pause")
-
-
-@click.command()
-@click.argument("resources", nargs=-1)
-@click.pass_context
-def resume(click_ctx: click.Context, resources: tuple[str, ...]) -> None:
-    """Resume playback; with objects named, reconcile suspended objects again.
-
-    \b
-    Examples:
-      mfx resume                     # playback
-      mfx resume gitsource/plugins   # spec.suspend=false, as `mfx suspend` undoes
-      mfx resume pm/local-music
-    """
-    if resources:
-        from mfx.cli.gitops import resume as resume_objects
-
-        click_ctx.invoke(resume_objects, resources=resources)
-        return
-    ctx = click_ctx.find_object(CliContext)
-    state = _api(ctx, "POST", "/resume")
-    _print_error(state)
-    click.echo(_status_line(state))
+pause = _simple("pause", "/pause",
+                "Pause playback (mfx play continues where it stopped).\n\n\b\nExamples:\n  mfx pause\n  mfx play")
 stop = _simple("stop", "/stop", "Stop playback (the queue stays).\n\n\b\nExample:\n  mfx stop")
 next_cmd = _simple("next", "/next", "Skip to the next song of the play mode.\n\n\b\nExample:\n  mfx next")
 prev = _simple("prev", "/previous", "Go back to the previous song.\n\n\b\nExample:\n  mfx prev")
@@ -636,6 +617,6 @@ def _print_report(title: str, items: list[ReportItem]) -> None:
 
 
 COMMANDS: tuple[click.Command, ...] = (
-    search, library, playlists, play, pause, resume, stop, next_cmd, prev, seek, queue, mode, volume, mute, now,
+    search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now,
     lyrics, migrate,
 )
