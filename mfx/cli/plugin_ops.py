@@ -13,7 +13,8 @@ import click
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj
-from mfx.cli.main import CliContext
+from mfx.cli.context import CliContext
+from mfx.cli.stamps import request_stamp
 from mfx.errors import BadRequestError, MfxError, NotFoundError
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
@@ -189,7 +190,7 @@ def reset_failed(ctx: CliContext, resources: tuple[str, ...]) -> None:
     Examples:
       mfx reset-failed pm/local-music
     """
-    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    stamp = request_stamp()
     for ref in resources:
         name = _plugin_name(ref)
         _patch(ctx, name, {"metadata": {"annotations": {RESET_FAILED_ANNOTATION: stamp}}})
