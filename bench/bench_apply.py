@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bench.common import Figure, percentile
 from mfx.api.kinds import PLUGIN_MANIFEST
+from mfx.cli.apply import apply_one
 from mfx.cli.client import Client, Endpoint
-from mfx.cli.commands import apply_one
 from tests.daemon_harness import ThreadDaemon
 
 OBJECTS = 1000

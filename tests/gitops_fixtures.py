@@ -158,7 +158,7 @@ EVENTS = resolve_kind("events")
 def wait_for(client: Client, kind: Any, name: str, predicate: Callable[[Obj], bool], *,
              timeout: float = 30.0, what: str = "") -> Obj:
     """Watch one object until ``predicate`` holds (the timeout only bounds a failing test)."""
-    from mfx.cli.commands import _watch_until
+    from mfx.cli.waiting import watch_until
 
     deadline = time.monotonic() + timeout
     try:
@@ -168,7 +168,7 @@ def wait_for(client: Client, kind: Any, name: str, predicate: Callable[[Obj], bo
             return obj
     except Exception:  # noqa: BLE001 - not created yet
         obj, rv = {}, "0"
-    for event in _watch_until(client, kind, name, rv, deadline):
+    for event in watch_until(client, kind, name, rv, deadline):
         if event["type"] != "DELETED" and predicate(event["object"]):
             return event["object"]  # type: ignore[no-any-return]
         obj = event["object"]
@@ -176,9 +176,9 @@ def wait_for(client: Client, kind: Any, name: str, predicate: Callable[[Obj], bo
 
 
 def wait_gone(client: Client, kind: Any, name: str, *, timeout: float = 30.0) -> None:
-    from mfx.cli.commands import _wait_deleted
+    from mfx.cli.waiting import wait_deleted
 
-    _wait_deleted(client, kind, name, time.monotonic() + timeout)
+    wait_deleted(client, kind, name, time.monotonic() + timeout)
 
 
 def wait_event(client: Client, source: str, reason: str, contains: str = "", *, timeout: float = 30.0) -> Obj:

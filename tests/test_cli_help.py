@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mfx.cli.commands import KUBECTL_VERBS
+from mfx.cli.main import KUBECTL_VERBS
 from tests.daemon_harness import run_cli
 
 

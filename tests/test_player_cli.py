@@ -119,7 +119,7 @@ def test_queue_play_modes_volume_and_lyrics_from_the_cli(rig: PlayerRig) -> None
     assert "> [0:01] First line" in lyrics and "  [0:00] Intro" in lyrics
     now = ok(rig, "now")
     assert "Café Del Mar - Energy 52" in now and "0:01/0:06" in now and "♪ First line" in now
-    ok(rig, "resume")  # from 1.6 s to the end
+    ok(rig, "play")  # no argument: on from 1.6 s to the end
     rig.wait(lambda v: v.status is PlayerStatus.STOPPED and v.tracks_started == 5)
     bad = rig.cli("seek", "soon")
     assert bad.exit_code == 1 and "expected seconds or M:SS" in bad.output

@@ -276,13 +276,13 @@ def test_deleting_the_sink_while_playing_pauses_and_says_why(daemon: ThreadDaemo
     assert not paused.last_error.skipped and paused.current is not None and paused.current.title == "Café Del Mar"
     now = run_cli(home, "now").output
     assert "paused" in now and "paused on Café Del Mar: NoSink: no AudioSink is applied" in now
-    refused = run_cli(home, "resume")
+    refused = run_cli(home, "play")
     assert refused.exit_code != 0 and "no AudioSink is applied" in refused.output
 
-    # With a sink again, resume goes on with the same song from where it paused.
+    # With a sink again, `mfx play` goes on with the same song from where it paused.
     assert run_cli(home, "apply", "-f", str(sink)).exit_code == 0
     assert run_cli(home, "wait", "--for=condition=Ready", "audiosink/speakers", "--timeout=30s").exit_code == 0
-    resumed = run_cli(home, "resume")
+    resumed = run_cli(home, "play")
     assert resumed.exit_code == 0, resumed.output
     playing = wait_player(daemon, lambda v: v.status is PlayerStatus.PLAYING and v.tracks_started == 2)
     assert playing.current is not None and playing.current.title == "Café Del Mar"

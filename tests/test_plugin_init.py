@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mfx.cli.scaffold import Names
+from mfx.cli.scaffold_names import Names
 from mfx.errors import PluginRuntimeError
 from mfx.runtimes.base import LoadRequest, PluginInstance, PluginLogRecord, PluginType
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import generate_latest
 from rich.console import Console
 
-from mfx.cli.observe import build_rows, parse_sample, render
+from mfx.cli.top import build_rows, parse_sample, render
 from observability.metrics import Metrics
 from tests.daemon_harness import ThreadDaemon, run_cli
 

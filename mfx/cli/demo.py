@@ -15,12 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mfx.audio.file_tap import FileTap, plan
 from mfx.cli.client import Client, Endpoint
 from mfx.server.lock import HomeLock, in_use_error
+
+if TYPE_CHECKING:
+    from mfx.audio.file_tap import FileTap
 
 
 def step(message: str) -> None:
@@ -45,6 +48,9 @@ def run_mfx(home: Path, *args: str, env: dict[str, str], check: bool = True) -> 
 @click.option("--once", is_flag=True, help="Stop the daemon after the demo instead of keeping it running.")
 def demo(home: Path, repo: Path, metrics_address: str, once: bool) -> None:
     """Run the whole player on embedded defaults (what 'make run' does)."""
+    # The audio package loads numpy: imported when the demo runs, not by every mfx command.
+    from mfx.audio.file_tap import plan
+
     home = home.resolve()
     repo = repo.resolve()
     # Another daemon on this home would answer in place of ours: refuse before changing anything.

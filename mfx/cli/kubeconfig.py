@@ -11,11 +11,9 @@ from typing import Any
 import click
 import yaml
 
-from mfx.cli.main import CliContext
+from mfx.cli.context import CliContext, pass_cli
 from mfx.errors import MfxError
 from mfx.home import default_home
-
-pass_cli = click.make_pass_decorator(CliContext)
 
 CONTEXT = "mfx"
 

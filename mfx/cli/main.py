@@ -1,49 +1,59 @@
-"""The ``mfx`` command: kubectl's verbs for the mfx kinds, plus the player and plugin tools."""
+"""The ``mfx`` command: the root group and its commands, in the order ``mfx --help`` lists them.
+
+This module only assembles: the commands live in their own modules and share what they
+share through modules that import no command (context, output, refs, ...). Nothing in
+mfx.cli imports this module, so there is no import cycle through it.
+"""
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from mfx.cli.client import Client, Endpoint
-from mfx.errors import MfxError, ValidationError
+from mfx.cli.apply import apply
+from mfx.cli.completion import completion
+from mfx.cli.context import CliContext
+from mfx.cli.delete import delete
+from mfx.cli.demo import demo
+from mfx.cli.describe import describe
+from mfx.cli.diff import diff
+from mfx.cli.discovery import api_resources, explain, version
+from mfx.cli.events import events
+from mfx.cli.get import get
+from mfx.cli.gitops import reconcile, resume, suspend
+from mfx.cli.group import MfxGroup
+from mfx.cli.kubeconfig import config_group
+from mfx.cli.logs import logs
+from mfx.cli.migrate import migrate
+from mfx.cli.patch import patch
+from mfx.cli.player_library import library, playlists, search
+from mfx.cli.player_now import lyrics, now
+from mfx.cli.player_queue import queue
+from mfx.cli.player_settings import mode, mute, volume
+from mfx.cli.player_transport import next_cmd, pause, play, prev, seek, stop
+from mfx.cli.plugin_authoring import init, keygen, pack_cmd, verify_cmd
+from mfx.cli.plugin_group import plugin_group
+from mfx.cli.plugin_ops import analyze, call, reset_failed, why
+from mfx.cli.plugin_store import install, list_cmd
+from mfx.cli.rollback import rollback
+from mfx.cli.serve import serve
+from mfx.cli.top import top
+from mfx.cli.trust import trust_group
+from mfx.cli.wait import wait_cmd
 
-
-@dataclass
-class CliContext:
-    home: Path | None
-    server: str | None
-    token: str | None
-    _client: Client | None = field(default=None, repr=False)
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = Client(Endpoint.from_env(self.home, self.server, self.token))
-        return self._client
-
-
-class MfxGroup(click.Group):
-    """Turns every mfx error into one clear line on stderr and exit code 1, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ValidationError as error:
-            for item in error.errors:
-                click.echo(f"error: {item}", err=True)
-            sys.exit(1)
-        except MfxError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)  # in registration order: the kubectl verbs first
+# The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
+# and the tools.
+KUBECTL_VERBS: tuple[click.Command, ...] = (
+    apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
+)
+OPERATIONS: tuple[click.Command, ...] = (why, analyze, reset_failed, call, reconcile, suspend, resume, top)
+PLAYER: tuple[click.Command, ...] = (
+    search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
+    migrate,
+)
+TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, demo)
+PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd, install, list_cmd)
 
 
 @click.group(cls=MfxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,28 +74,17 @@ def cli(ctx: click.Context, home: Path | None, server: str | None, token: str | 
       mfx describe pm local-music
     """
     ctx.obj = CliContext(home=home, server=server, token=token)
-    ctx.call_on_close(lambda: ctx.obj._client.close() if ctx.obj._client else None)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def build_cli() -> click.Group:
     """The ``mfx`` group with every command added (idempotent), in the order --help lists them."""
-    from mfx.cli import commands, gitops, observe, player_cmds, plugin_ops, plugin_tools
-    from mfx.cli.demo import demo
-    from mfx.cli.kubeconfig import config_group
-    from mfx.cli.serve import serve
-
-    sections: tuple[tuple[click.Command, ...], ...] = (
-        commands.KUBECTL_VERBS,
-        plugin_ops.COMMANDS + gitops.COMMANDS + (observe.top,),
-        player_cmds.COMMANDS,  # its `resume` also resumes suspended objects (mfx resume pm/NAME)
-        plugin_tools.COMMANDS + (config_group, serve, demo),
-    )
-    for section in sections:
-        for command in section:
-            cli.add_command(command)
+    for command in PLUGIN_COMMANDS:
+        plugin_group.add_command(command)
+    for command in (*KUBECTL_VERBS, *OPERATIONS, *PLAYER, *TOOLS):
+        cli.add_command(command)
     return cli
 
 
 def main() -> None:
     build_cli()(prog_name="mfx")
-

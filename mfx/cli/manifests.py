@@ -1,4 +1,5 @@
-"""Reading ``-f`` arguments: files, directories (``-R``), ``-`` for stdin, validated locally."""
+"""Reading ``-f`` arguments: files, directories (``-R``), ``-`` for stdin, validated locally;
+and pointing the field errors of a manifest back at the file and line they came from."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfx.api import validation
-from mfx.api.schema import Schemas
-from mfx.errors import BadRequestError, FieldError
+from mfx.api.schema import Schemas, load_schemas
+from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -64,3 +65,45 @@ def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validatio
     if errors:
         raise validation.ValidationError(errors)
     return manifests
+
+
+def load_objects(filenames: tuple[str, ...], *, recursive: bool) -> list[validation.Manifest]:
+    """The validated objects of every -f argument; an argument that holds none is an error.
+
+    An empty file, one of only comments or ``---``, or a directory without manifests is
+    almost always a wrong path: saying nothing and exiting 0 would hide it."""
+    if not filenames:
+        collect_sources(filenames, recursive=recursive)  # raises: name what is missing
+    per_argument = [collect_sources((given,), recursive=recursive) for given in filenames]
+    manifests = load_and_validate([source for sources in per_argument for source in sources], load_schemas())
+    files_with_objects = {manifest.file for manifest in manifests}
+    for given, sources in zip(filenames, per_argument, strict=True):
+        if not any(source.name in files_with_objects for source in sources):
+            shown = sources[0].name if given == "-" and sources else given
+            hint = "" if recursive or not _has_subdirectories(given) else " (use -R to read its subdirectories)"
+            raise BadRequestError(f"{shown}: no objects found{hint}")
+    if not manifests:
+        raise BadRequestError("no objects passed: use -f FILE|DIR|- (example: mfx apply -f manifests/)")
+    return manifests
+
+
+def _has_subdirectories(given: str) -> bool:
+    path = Path(given)
+    return path.is_dir() and any(child.is_dir() for child in path.iterdir())
+
+
+def located(error: MfxError, manifest: validation.Manifest) -> MfxError:
+    """Server-side field errors, pointed back at the file and line they came from."""
+    if isinstance(error, ValidationError):
+        return ValidationError([
+            FieldError(path=e.path, message=e.message, file=manifest.file, line=manifest.line_of(e.path),
+                       document=manifest.document)
+            for e in error.errors
+        ])
+    return error
+
+
+def in_package(error: ValidationError, package: Path, manifest_name: str) -> ValidationError:
+    """The same field errors, located in the manifest inside a plugin package."""
+    return ValidationError([FieldError(path=e.path, message=e.message, file=f"{package}:{manifest_name}")
+                            for e in error.errors])

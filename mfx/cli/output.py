@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
 
+import click
 import orjson
 import yaml
 
 from mfx.api.kinds import KindInfo
+from mfx.errors import MfxError, ValidationError
 
 
 def qualified(kind: KindInfo) -> str:
@@ -22,7 +25,7 @@ def object_ref(kind: KindInfo, name: str) -> str:
     return f"{qualified(kind)}/{name}"
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None or value == "":
         return "<none>"
     if isinstance(value, bool):
@@ -83,7 +86,7 @@ def format_row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 def cell_texts(row: Sequence[Any], max_widths: Sequence[int | None] | None = None) -> list[str]:
     """A row's cells as printed: ``<none>`` for empty ones, cut to the column's limit if any."""
-    texts = [_cell_text(c) for c in row]
+    texts = [cell_text(c) for c in row]
     if max_widths:
         texts = [truncate(t, limit) if i < len(max_widths) and (limit := max_widths[i]) is not None else t
                  for i, t in enumerate(texts)]
@@ -146,3 +149,30 @@ def error(message: str) -> None:
 
 def warn(message: str) -> None:
     sys.stderr.write(f"Warning: {message}\n")
+
+
+
+def progress(message: str) -> None:
+    """A step of a longer command, on stderr: stdout keeps only the results."""
+    click.echo(message, err=True)
+
+
+def human_size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MiB"
+
+
+def print_error(error: MfxError) -> None:
+    """One ``error:`` line per problem: a validation error names each bad field on its own line."""
+    for item in error.errors if isinstance(error, ValidationError) else [error]:
+        click.echo(f"error: {item}", err=True)
+
+
+@contextmanager
+def exit_on_error(code: int) -> Iterator[None]:
+    """Print an mfx error and exit with ``code``: for commands whose exit 1 means something else
+    (``mfx diff``: 1 is "changes found")."""
+    try:
+        yield
+    except MfxError as error:
+        print_error(error)
+        sys.exit(code)

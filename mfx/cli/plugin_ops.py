@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from mfx.api.kinds import PLUGIN_MANIFEST
-from mfx.api.objects import Obj
-from mfx.cli.main import CliContext
+from mfx.api.objects import Obj, condition, is_condition_true
+from mfx.cli.context import CliContext
+from mfx.cli.stamps import request_stamp
 from mfx.errors import BadRequestError, MfxError, NotFoundError
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
@@ -30,23 +31,16 @@ def _plugin_name(ref: str) -> str:
     return name
 
 
-def _condition(obj: Obj, type_: str) -> dict[str, Any]:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return dict(cond)
-    return {}
-
-
 def _ready_text(obj: Obj | None) -> str:
     if obj is None:
         return "not found"
-    ready = _condition(obj, "Ready")
+    ready = condition(obj, "Ready") or {}
     if not ready:
         return "Ready=Unknown (not reconciled yet)"
     text = f"Ready={ready.get('status')} {ready.get('reason', '')}"
     if ready.get("message"):
         text += f": {ready['message']}"
-    stalled = _condition(obj, "Stalled")
+    stalled = condition(obj, "Stalled") or {}
     if stalled.get("status") == "True" and stalled.get("reason") != ready.get("reason"):
         text += f" [Stalled {stalled.get('reason')}: {stalled.get('message', '')}]"
     return text
@@ -80,12 +74,12 @@ def why(ctx: CliContext, resource: str) -> None:
         if current in seen:
             return None
         seen.add(current)
-        if _condition(obj, "Ready").get("status") == "True":
+        if is_condition_true(obj, "Ready"):
             return None
         root: str | None = None
         for dep in (obj.get("spec") or {}).get("dependencies") or []:
             dep_obj = items.get(dep["name"])
-            if dep_obj is not None and _condition(dep_obj, "Ready").get("status") == "True":
+            if dep_obj is not None and is_condition_true(dep_obj, "Ready"):
                 continue
             found = walk(dep["name"], depth + 1, bool(dep.get("optional")))
             if found and root is None and not dep.get("optional"):
@@ -189,7 +183,7 @@ def reset_failed(ctx: CliContext, resources: tuple[str, ...]) -> None:
     Examples:
       mfx reset-failed pm/local-music
     """
-    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    stamp = request_stamp()
     for ref in resources:
         name = _plugin_name(ref)
         _patch(ctx, name, {"metadata": {"annotations": {RESET_FAILED_ANNOTATION: stamp}}})

@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from mfx.cli import output
-from mfx.cli.main import CliContext
+from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.refs import parse_refs
 from mfx.errors import BadRequestError, MfxError
-
-pass_cli = click.make_pass_decorator(CliContext)
 
 PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json"}
 
@@ -30,7 +29,6 @@ def patch(ctx: CliContext, resources: tuple[str, ...], patch_text: str, patch_ty
       mfx patch pm/hello --type json -p '[{"op":"replace","path":"/spec/suspend","value":true}]'
     """
     from mfx.api.yaml_loader import load_body
-    from mfx.cli.commands import parse_refs
 
     refs = parse_refs(resources)
     # The daemon's own strict reader: a duplicate key is refused here, not silently dropped.

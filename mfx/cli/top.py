@@ -1,89 +1,25 @@
-"""``mfx logs`` and ``mfx top``: a plugin's log, and a live table of every plugin."""
+"""``mfx top``: a live table of every plugin, from its status and the daemon's /metrics.
+
+rich and the Prometheus parser are imported by this command only: every other mfx command
+would pay for them at start.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-import orjson
-from prometheus_client.parser import text_string_to_metric_families
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from mfx.api.kinds import PLUGIN_MANIFEST, resolve_kind
+from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj, condition
-from mfx.cli.completion import complete_plugin
-from mfx.cli.main import CliContext
+from mfx.cli.context import CliContext, pass_cli
 from mfx.errors import BadRequestError
 
-pass_cli = click.make_pass_decorator(CliContext)
-
-
-# --- mfx logs ------------------------------------------------------------------------------------
-
-
-def plugin_name(ref: str) -> str:
-    """``pm/NAME``, ``pluginmanifest/NAME`` or a bare ``NAME`` (as ``kubectl logs POD``)."""
-    if "/" in ref:
-        kind_text, _, name = ref.partition("/")
-        kind = resolve_kind(kind_text)
-        if kind is not PLUGIN_MANIFEST:
-            raise BadRequestError(f"logs are kept for plugins only, not {kind.plural}; use 'mfx logs pm/NAME'")
-    else:
-        name = ref
-    if not name:
-        raise BadRequestError("name the plugin: mfx logs pm/NAME")
-    return name
-
-
-def format_record(record: dict[str, Any]) -> str:
-    text = f"{record.get('time', '')} {str(record.get('level', '')).upper():<7} [{record.get('stream', '')}] " \
-           f"{record.get('message', '')}"
-    fields = record.get("fields") or {}
-    if fields:
-        text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
-    return text
-
-
-@click.command()
-@click.argument("plugin", shell_complete=complete_plugin)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as the plugin writes them.")
-@click.option("--since", metavar="DURATION", help="Only lines newer than this, e.g. 10m, 1h.")
-@click.option("--tail", type=int, default=-1, show_default=True, help="Lines to show from the end; -1 for all.")
-@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_cli
-def logs(ctx: CliContext, plugin: str, follow: bool, since: str | None, tail: int, fmt: str) -> None:
-    """Print a plugin's log: its stdout/stderr and the daemon's messages about it.
-
-    \b
-    Examples:
-      mfx logs pm/local-music
-      mfx logs pm/local-music -f --since 10m
-      mfx logs pm/hello-rpc --tail 20 -o json
-    """
-    from mfx.api.units import parse_duration
-
-    name = plugin_name(plugin)
-    params: dict[str, Any] = {}
-    if follow:
-        params["follow"] = "true"
-    if since:
-        params["sinceSeconds"] = str(max(1, int(parse_duration(since))))
-    if tail >= 0:
-        params["tailLines"] = str(tail)
-    path = f"{PLUGIN_MANIFEST.resource_path}/{name}/log"
-    out = sys.stdout
-    for record in ctx.client.stream_lines(path, params=params):
-        out.write((orjson.dumps(record).decode() if fmt == "json" else format_record(record)) + "\n")
-        out.flush()
-
-
-# --- mfx top -------------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -111,6 +47,8 @@ class Row:
 
 
 def parse_sample(metrics_text: str, at: float) -> Sample:
+    from prometheus_client.parser import text_string_to_metric_families
+
     sample = Sample(at=at)
     for family in text_string_to_metric_families(metrics_text):
         for s in family.samples:
@@ -195,6 +133,8 @@ def _bytes(value: float | None) -> str:
 
 
 def render(rows: list[Row], *, title: str = "") -> Table:
+    from rich.table import Table
+
     table = Table(title=title or None, title_justify="left", box=None, header_style="bold", pad_edge=False)
     for header, justify in (("NAME", "left"), ("TYPE", "left"), ("VERSION", "left"), ("READY", "left"),
                             ("RESTARTS", "right"), ("HEALTH", "right"), ("BREAKER", "left"),
@@ -236,6 +176,9 @@ def top(ctx: CliContext, selector: str | None, sort: str, interval: str, once: b
       mfx top --sort calls --interval 5s
       mfx top --once -l app.kubernetes.io/part-of=mfx
     """
+    from rich.console import Console
+    from rich.live import Live
+
     from mfx.api.units import parse_duration
 
     seconds = parse_duration(interval)
@@ -254,5 +197,3 @@ def top(ctx: CliContext, selector: str | None, sort: str, interval: str, once: b
     except KeyboardInterrupt:
         return
 
-
-ALL: tuple[click.Command, ...] = (logs, top)

@@ -1,0 +1,71 @@
+"""``mfx delete``: delete objects by name, by manifest or by label selector, and wait until they are gone."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from mfx.api.kinds import KindInfo, kind_for
+from mfx.cli import output
+from mfx.cli.completers import complete_resources
+from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.refs import parse_refs
+from mfx.cli.waiting import wait_deleted
+from mfx.errors import BadRequestError, NotFoundError
+
+
+@click.command()
+@click.argument("resources", nargs=-1, shell_complete=complete_resources)
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="Delete what these manifests name.")
+@click.option("-R", "--recursive", is_flag=True)
+@click.option("-l", "--selector", help="Delete every object of the kind matching this label selector.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the objects are gone (their finalizers have run).")
+@click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
+@click.option("--dry-run", type=click.Choice(["none", "server"]), default="none")
+@pass_cli
+def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...], recursive: bool,
+           selector: str | None, wait: bool, timeout: str, dry_run: str) -> None:
+    """Delete objects by name, by manifest or by label selector.
+
+    \b
+    Examples:
+      mfx delete pm hello
+      mfx delete -f manifests/hello.yaml
+      mfx delete pm -l tier=experimental
+    """
+    from mfx.api.units import parse_duration
+    from mfx.cli.manifests import load_objects
+
+    client = ctx.client
+    targets: list[tuple[KindInfo, str]] = []
+    if filenames:
+        for manifest in load_objects(filenames, recursive=recursive):
+            obj = manifest.obj
+            targets.append((kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
+    else:
+        for kind, name in parse_refs(resources):
+            if name is not None:
+                targets.append((kind, name))
+            elif selector:
+                targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
+            else:
+                raise BadRequestError(f"name the {kind.plural} to delete, or use -l SELECTOR")
+    suffix = " (server dry run)" if dry_run == "server" else ""
+    failed = False
+    for kind, name in targets:
+        try:
+            client.delete(kind, name, dry_run=dry_run == "server")
+        except NotFoundError as error:
+            output.error(str(error))
+            failed = True
+            continue
+        click.echo(f'{output.qualified(kind)} "{name}" deleted{suffix}')
+    if wait and dry_run == "none":
+        deadline = time.monotonic() + parse_duration(timeout)
+        for kind, name in targets:
+            wait_deleted(client, kind, name, deadline)
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,72 @@
+"""Waiting on one object through a watch: until it is deleted, or until a condition holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from mfx.api.kinds import KindInfo
+from mfx.api.objects import Obj, condition
+from mfx.cli.client import Client
+from mfx.errors import MfxError, NotFoundError
+
+
+def watch_until(client: Client, kind: KindInfo, name: str, resource_version: str,
+                deadline: float) -> Iterator[dict[str, Any]]:
+    """Watch one object until the deadline, resuming the watch if the stream ends early."""
+    rv = resource_version
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        client_timeout = max(1, int(remaining + 0.999))
+        params_rv = rv
+        for event in client.stream_lines(kind.resource_path, params={
+                "watch": "true", "resourceVersion": params_rv, "fieldSelector": f"metadata.name={name}",
+                "timeoutSeconds": str(client_timeout)}):
+            if event.get("type") == "ERROR":
+                return
+            rv = event["object"]["metadata"].get("resourceVersion", rv)
+            yield event
+            if event["type"] == "DELETED":
+                return
+
+
+def wait_deleted(client: Client, kind: KindInfo, name: str, deadline: float) -> None:
+    try:
+        obj = client.get(kind, name)
+    except NotFoundError:
+        return
+    for event in watch_until(client, kind, name, obj["metadata"]["resourceVersion"], deadline):
+        if event["type"] == "DELETED":
+            return
+    raise MfxError(f'timed out waiting for {kind.plural} "{name}" to be deleted; '
+                   f"see 'mfx describe {kind.short_names[0] if kind.short_names else kind.plural} {name}'")
+
+
+def condition_met(obj: Obj, ctype: str, wanted: str) -> bool:
+    cond = condition(obj, ctype)
+    if cond is None or str(cond.get("status")).lower() != wanted.lower():
+        return False
+    observed = cond.get("observedGeneration") or (obj.get("status") or {}).get("observedGeneration")
+    return observed is None or int(observed) >= int(obj["metadata"].get("generation", 0))
+
+
+def wait_condition(client: Client, kind: KindInfo, name: str, ctype: str, wanted: str, deadline: float) -> None:
+    obj = client.get(kind, name)
+    if condition_met(obj, ctype, wanted):
+        return
+    for event in watch_until(client, kind, name, obj["metadata"]["resourceVersion"], deadline):
+        if event["type"] == "DELETED":
+            raise NotFoundError(f'{kind.plural} "{name}" was deleted while waiting for {ctype}')
+        obj = event["object"]
+        if condition_met(obj, ctype, wanted):
+            return
+    reason = ""
+    cond = condition(obj, ctype) or condition(obj, "Ready")
+    if cond:
+        reason = f" (last {cond.get('type')}={cond.get('status')}, reason {cond.get('reason')}: {cond.get('message')})"
+    short = kind.short_names[0] if kind.short_names else kind.plural
+    raise MfxError(f"timed out waiting for the condition on {kind.plural}/{name}{reason}; "
+                   f"see 'mfx describe {short} {name}' and 'mfx why {short}/{name}'")

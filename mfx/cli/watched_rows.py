@@ -1,0 +1,100 @@
+"""What ``mfx get -w`` has printed for one kind, so that it prints a row again only when it shows a change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfx.cli import output
+
+
+@dataclass
+class RowSeen:
+    """One row as printed, and the resourceVersion of the object it showed."""
+
+    resource_version: int
+    texts: list[str]
+
+
+@dataclass
+class WatchedRows:
+    """What ``get`` printed for one kind, so ``-w`` prints a row only when it shows a change.
+
+    A status write that changes no printed column (a health probe's timestamp, say) prints
+    nothing; age columns are left out of the comparison, as they change by themselves."""
+
+    columns: list[dict[str, Any]]  # every column definition of the kind's tables
+    kept: list[int]  # the indexes of the printed ones
+    name_prefix: str
+    rows: dict[str, RowSeen] = field(default_factory=dict)
+    widths: list[int] = field(default_factory=list)
+    resource_version: str = ""
+    header_printed: bool = False
+
+    @classmethod
+    def of(cls, tables: list[dict[str, Any]], *, wide: bool, name_prefix: str) -> WatchedRows:
+        columns: list[dict[str, Any]] = next(
+            (t["columnDefinitions"] for t in tables if t.get("columnDefinitions")), [])
+        shown = cls(columns=columns, kept=output.printed_columns(columns, wide=wide), name_prefix=name_prefix)
+        versions: list[str] = []
+        for table in tables:
+            listed = str((table.get("metadata") or {}).get("resourceVersion") or "")
+            for row in table.get("rows") or []:
+                name, version = row_identity(row)
+                shown.rows[name] = RowSeen(version, shown.texts(row))
+                listed = listed or str(version)  # a single object's table: watch from its version
+            versions.append(listed)
+        shown.resource_version = min((v for v in versions if v.isdigit()), key=int, default="")
+        shown.widths = output.column_widths(shown.headers, [r.texts for r in shown.rows.values()])
+        return shown
+
+    @property
+    def headers(self) -> list[str]:
+        return [self.columns[i]["name"].upper() for i in self.kept]
+
+    def texts(self, row: dict[str, Any]) -> list[str]:
+        cells = row.get("cells") or []
+        picked = [cells[i] if i < len(cells) else None for i in self.kept]
+        if self.name_prefix and picked:
+            picked[0] = f"{self.name_prefix}{picked[0]}"
+        return output.cell_texts(picked)
+
+    def render(self) -> str:
+        lines = [output.format_row(self.headers, self.widths)]
+        lines += [output.format_row(r.texts, self.widths) for r in self.rows.values()]
+        return "\n".join(lines)
+
+    def _same(self, before: list[str], after: list[str]) -> bool:
+        compared = [n for n, i in enumerate(self.kept) if self.columns[i].get("type") != "date"]
+        return [before[n] for n in compared] == [after[n] for n in compared]
+
+    def lines_for(self, row: dict[str, Any], *, deleted: bool) -> list[str]:
+        """The lines to print for one watched row: none when no printed column changed."""
+        name, version = row_identity(row)
+        texts = self.texts(row)
+        previous = self.rows.get(name)
+        if previous is not None and version and version <= previous.resource_version:
+            return []  # already printed: the watch started before this object's listing
+        if deleted:
+            self.rows.pop(name, None)
+        else:
+            self.rows[name] = RowSeen(version, texts)
+            if previous is not None and self._same(previous.texts, texts):
+                return []
+        # Later rows keep the columns of what is already on screen, widening only if they must.
+        self.widths = [max(a, b) for a, b in zip(self.widths or [0] * len(texts),
+                                                  output.column_widths(self.headers, [texts]), strict=True)]
+        lines = []
+        if not self.header_printed:
+            lines.append(output.format_row(self.headers, self.widths))
+            self.header_printed = True
+        lines.append(output.format_row(texts, self.widths))
+        return lines
+
+
+def row_identity(row: dict[str, Any]) -> tuple[str, int]:
+    """A table row's object name and resourceVersion (0 when the row carries no metadata)."""
+    meta = (row.get("object") or {}).get("metadata") or {}
+    cells = row.get("cells") or [""]
+    version = str(meta.get("resourceVersion") or "")
+    return str(meta.get("name") or cells[0]), int(version) if version.isdigit() else 0
