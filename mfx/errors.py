@@ -17,20 +17,27 @@ from typing import Any
 class MfxError(Exception):
     """Base of every mfx error.
 
-    A subclass names its reason and HTTP code in its class line
+    A subclass names its reason, HTTP code and retryability in its class line
     (``class NotFoundError(MfxError, reason="NotFound", code=404)``); what it leaves out it
     inherits.
     """
 
     reason: str = "InternalError"
     code: int = 500
+    # Transient: a retry (restart, backoff) may help. False: the engine marks the object
+    # Stalled until its spec changes.
+    retryable: bool = True
 
-    def __init_subclass__(cls, *, reason: str | None = None, code: int | None = None, **kwargs: object) -> None:
+    def __init_subclass__(
+        cls, *, reason: str | None = None, code: int | None = None, retryable: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         if reason is not None:
             cls.reason = reason
         if code is not None:
             cls.code = code
+        if retryable is not None:
+            cls.retryable = retryable
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -146,13 +153,6 @@ class DaemonAlreadyRunningError(MfxError, reason="AlreadyRunning", code=409):
 
 class PluginError(MfxError, reason="PluginError"):
     """A plugin failed; its reason ends up in the plugin's conditions."""
-
-    retryable: bool = True  # transient: restart/backoff may help; False: Stalled until the spec changes
-
-    def __init_subclass__(cls, *, retryable: bool | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if retryable is not None:
-            cls.retryable = retryable
 
 
 class PluginLoadError(PluginError, reason="LoadFailed"):
@@ -272,7 +272,11 @@ class DecodeError(MfxError, reason="DecodeFailed"):
 
 
 class GitError(MfxError, reason="GitOperationFailed"):
-    """A git operation failed."""
+    """git failed: an unreachable repository, an unknown ref, a missing path (retryable)."""
+
+
+class SourcePathError(MfxError, reason="InvalidPath", retryable=False):
+    """``spec.path`` can never name a directory of the repository (absolute, or leaves it)."""
 
 
 class RequestEntityTooLargeError(BadRequestError, reason="RequestEntityTooLarge", code=413):
