@@ -46,26 +46,21 @@ class Format:
     integers: bool = False  # an int-or-string field: integers are checked too
 
 
-def _version_problem(value: Any) -> str | None:
-    try:
-        Version.parse(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+def _parse_problem(parse: Callable[[str], object]) -> Callable[[Any], str | None]:
+    """A check that tells why ``parse`` refuses a value (its ValueError's message), or None."""
+    def problem(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return problem
 
 
 def _version_readings(text: str) -> tuple[str, ...]:
     # version: 1 or 1.2 is a number in YAML; as a version it means 1.0.0 or 1.2.0.
     parts = text.split(".")
     return (text, ".".join(parts + ["0"] * (3 - len(parts)))) if len(parts) < 3 else (text,)
-
-
-def _constraint_problem(value: Any) -> str | None:
-    try:
-        Constraint.parse(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def duration_problem(value: Any) -> str | None:
@@ -131,8 +126,8 @@ def _network_format_problem(value: Any) -> str | None:
     return network_problem(value) if isinstance(value, str) else "must be a string"
 
 
-VERSION_FORMAT = Format(_version_problem, "1.0.0", _version_readings)
-CONSTRAINT_FORMAT = Format(_constraint_problem, "^1.0")
+VERSION_FORMAT = Format(_parse_problem(Version.parse), "1.0.0", _version_readings)
+CONSTRAINT_FORMAT = Format(_parse_problem(Constraint.parse), "^1.0")
 DURATION_FORMAT = Format(duration_problem, "10s", lambda text: (text, text + "s"))
 MEMORY_FORMAT = Format(_quantity_problem(parse_memory_bytes, "256Mi"), "256Mi", integers=True)
 CPU_FORMAT = Format(_quantity_problem(parse_cpu_millis, "500m"), "500m", integers=True)
