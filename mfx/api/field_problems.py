@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mfx.api.yaml_loader import Manifest
-from mfx.errors import FieldError
+from mfx.errors import ErrorList, FieldError
 
 # Messages quote the values they are about. A value's control characters, line separators
 # and bidirectional overrides are shown escaped, so that every problem stays one line
@@ -19,13 +19,13 @@ _ESCAPES: dict[int, str] = {
 
 
 @dataclass
-class FieldProblems:
+class FieldProblems(ErrorList):
     """Field errors of one object, placed in its file when the object came from one."""
 
-    source: Manifest | None
+    source: Manifest | None = None
     kind: str | None = None  # once known: the formats of fields depend on it
-    items: list[FieldError] = field(default_factory=list)
 
-    def add(self, path: str, message: str) -> None:
+    def add(self, path: str, message: str, **where: object) -> None:
         error = self.source.field_error(path, message) if self.source is not None else FieldError(path, message)
-        self.items.append(dataclasses.replace(error, path=path.translate(_ESCAPES), message=message.translate(_ESCAPES)))
+        self.items.append(dataclasses.replace(
+            error, path=path.translate(_ESCAPES), message=message.translate(_ESCAPES), **where))  # type: ignore[arg-type]

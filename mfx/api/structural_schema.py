@@ -182,7 +182,7 @@ def _type_problem(value: Any, expected: str, schema: Schema, fmt: Format | None)
 def _passes(value: Any, schema: Schema, fmt: Format | None = None) -> bool:
     if any(json_value_problems(value, limit=1)):
         return False
-    scratch = FieldProblems(None)
+    scratch = FieldProblems()
     check_schema(value, schema, "", scratch)
     return not scratch.items and (fmt is None or fmt.check(value) is None)
 

@@ -59,7 +59,7 @@ def decode_manifest(name: str, data: bytes) -> str:
 
 def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> None:
     """Raise ``ValidationError`` listing every problem of ``obj``; return if it is valid."""
-    errors = FieldProblems(source)
+    errors = FieldProblems(source=source)
     if not isinstance(obj, dict):
         errors.add("", f"expected an object with apiVersion, kind, metadata and spec, got {json_type(obj)}")
         raise ValidationError(errors.items)
