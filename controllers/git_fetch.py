@@ -26,25 +26,11 @@ from pathlib import Path
 import anyio
 
 from mfx.api.models import GitCredentials, GitRef
-from mfx.errors import MfxError
+from mfx.errors import GitError, SourcePathError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _REDACTED = "<redacted>"
-
-
-class GitError(MfxError):
-    """git failed: an unreachable repository, an unknown ref, a missing path (retryable)."""
-
-    reason = "GitOperationFailed"
-    retryable = True
-
-
-class SourcePathError(MfxError):
-    """``spec.path`` can never name a directory of the repository (absolute, or leaves it)."""
-
-    reason = "InvalidPath"
-    retryable = False
 
 
 @dataclass(frozen=True)

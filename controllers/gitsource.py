@@ -22,6 +22,7 @@ Status: ``lastAppliedRevision``, ``lastAttemptedRevision``, ``inventory.entries`
 from __future__ import annotations
 
 import enum
+import math
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from mfx.api.objects import (
     now_rfc3339,
 )
 from mfx.api.schema import Schemas, load_schemas
+from mfx.backoff import exponential_delay
 from mfx.errors import ConflictError, NotFoundError, ValidationError
 from mfx.store.base import Store
 from reconciler import (
@@ -64,6 +66,7 @@ from reconciler import (
     TemporaryError,
     get_condition,
 )
+from reconciler.ratelimit import DEFAULT_BASE_DELAY
 
 KIND = "GitSource"
 HISTORY_LIMIT = 10
@@ -165,7 +168,9 @@ async def _sync(obj: Obj, spec: GitSourceSpec, ctx: Context, home: Path, schemas
         message = str(error)
         ctx.status.condition(ConditionType.READY, False, GitSourceReason.GIT_FAILED, message)
         ctx.metrics.gitsource_sync_total.labels(name, "git_failed").inc()
-        backoff = 0.005 * 2 ** min(ctx.retries, 30)  # what the engine's limiter would wait
+        # What the engine's limiter would wait, uncapped: once that passes the interval,
+        # retrying sooner than the interval no longer helps.
+        backoff = exponential_delay(ctx.retries + 1, DEFAULT_BASE_DELAY, math.inf)
         raise TemporaryError(message, delay=interval if backoff > interval else None,
                              reason=GitSourceReason.GIT_FAILED) from None
     except ValidationError as error:

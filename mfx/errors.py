@@ -11,13 +11,33 @@ Status objects) and, where it maps onto HTTP, the status ``code`` the API answer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class MfxError(Exception):
-    """Base of every mfx error."""
+    """Base of every mfx error.
+
+    A subclass names its reason, HTTP code and retryability in its class line
+    (``class NotFoundError(MfxError, reason="NotFound", code=404)``); what it leaves out it
+    inherits.
+    """
 
     reason: str = "InternalError"
     code: int = 500
+    # Transient: a retry (restart, backoff) may help. False: the engine marks the object
+    # Stalled until its spec changes.
+    retryable: bool = True
+
+    def __init_subclass__(
+        cls, *, reason: str | None = None, code: int | None = None, retryable: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if reason is not None:
+            cls.reason = reason
+        if code is not None:
+            cls.code = code
+        if retryable is not None:
+            cls.retryable = retryable
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -32,38 +52,28 @@ class MfxError(Exception):
 # --- API and store -------------------------------------------------------------------
 
 
-class NotFoundError(MfxError):
-    reason = "NotFound"
-    code = 404
+class NotFoundError(MfxError, reason="NotFound", code=404):
+    """What the request names does not exist (HTTP 404)."""
 
 
-class AlreadyExistsError(MfxError):
-    reason = "AlreadyExists"
-    code = 409
+class AlreadyExistsError(MfxError, reason="AlreadyExists", code=409):
+    """A create named an object that exists already (HTTP 409)."""
 
 
-class ConflictError(MfxError):
+class ConflictError(MfxError, reason="Conflict", code=409):
     """An update carried a stale resourceVersion (optimistic concurrency)."""
 
-    reason = "Conflict"
-    code = 409
 
-
-class GoneError(MfxError):
+class GoneError(MfxError, reason="Expired", code=410):
     """A watch asked for a resourceVersion that has been compacted away (HTTP 410)."""
 
-    reason = "Expired"
-    code = 410
+
+class UnauthorizedError(MfxError, reason="Unauthorized", code=401):
+    """The request carried no valid credentials (HTTP 401)."""
 
 
-class UnauthorizedError(MfxError):
-    reason = "Unauthorized"
-    code = 401
-
-
-class BadRequestError(MfxError):
-    reason = "BadRequest"
-    code = 400
+class BadRequestError(MfxError, reason="BadRequest", code=400):
+    """The request itself is malformed: a body, a query, a selector (HTTP 400)."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +100,8 @@ class FieldError:
         return f"{where}{path}{self.message}"
 
 
-class ValidationError(MfxError):
+class ValidationError(MfxError, reason="Invalid", code=422):
     """One or more documents are invalid; ``errors`` lists every problem found (HTTP 422)."""
-
-    reason = "Invalid"
-    code = 422
 
     def __init__(self, errors: list[FieldError], *, kind: str = "", name: str = "") -> None:
         self.errors = list(errors)
@@ -120,30 +127,23 @@ class ErrorList:
             raise ValidationError(self.items, kind=kind, name=name)
 
 
-class InvalidSelectorError(BadRequestError, ValueError):
+class InvalidSelectorError(BadRequestError, ValueError, reason="InvalidSelector"):
     """A label selector that does not parse; also a ValueError for callers outside the API."""
 
-    reason = "InvalidSelector"
 
-
-class StoreError(MfxError):
+class StoreError(MfxError, reason="StoreUnavailable", code=503):
     """The store file cannot be opened, read or written (disk full, corrupt, newer schema)."""
-
-    reason = "StoreUnavailable"
-    code = 503
 
 
 # --- Daemon and client ---------------------------------------------------------------
 
 
-class DaemonUnavailableError(MfxError):
-    reason = "DaemonUnavailable"
-    code = 503
+class DaemonUnavailableError(MfxError, reason="DaemonUnavailable", code=503):
+    """The daemon cannot be reached (HTTP 503)."""
 
 
-class DaemonAlreadyRunningError(MfxError):
-    reason = "AlreadyRunning"
-    code = 409
+class DaemonAlreadyRunningError(MfxError, reason="AlreadyRunning", code=409):
+    """Another daemon already serves the home directory (HTTP 409)."""
 
 
 # --- Plugins ---------------------------------------------------------------------------
@@ -151,164 +151,148 @@ class DaemonAlreadyRunningError(MfxError):
 # reason names what happened precisely and ends up in the plugin's conditions.
 
 
-class PluginError(MfxError):
-    reason = "PluginError"
-    retryable: bool = True  # transient: restart/backoff may help; False: Stalled until the spec changes
+class PluginError(MfxError, reason="PluginError"):
+    """A plugin failed; its reason ends up in the plugin's conditions."""
 
 
-class PluginLoadError(PluginError):
-    reason = "LoadFailed"
+class PluginLoadError(PluginError, reason="LoadFailed"):
+    """A plugin could not be loaded by its runtime."""
 
 
-class EntryPointNotFoundError(PluginLoadError):
-    reason = "EntryPointNotFound"
-    retryable = False
+class EntryPointNotFoundError(PluginLoadError, reason="EntryPointNotFound", retryable=False):
+    """The plugin's entry point does not exist: permanent until the spec changes."""
 
 
-class HandshakeError(PluginLoadError):
-    reason = "HandshakeFailed"
+class HandshakeError(PluginLoadError, reason="HandshakeFailed"):
+    """A loaded plugin did not complete the opening handshake."""
 
 
-class PluginInitError(PluginError):
-    reason = "InitializeFailed"
+class PluginInitError(PluginError, reason="InitializeFailed"):
+    """A plugin's initialize call failed."""
 
 
-class InvalidConfigError(PluginError):
-    reason = "InvalidConfig"
-    retryable = False
+class InvalidConfigError(PluginError, reason="InvalidConfig", retryable=False):
+    """A plugin refused its configuration: permanent until the spec changes."""
 
 
-class PluginRuntimeError(PluginError):
+class PluginRuntimeError(PluginError, reason="RuntimeError"):
     """A call into a running plugin failed (its own error, a crash, a trap)."""
 
-    reason = "RuntimeError"
+
+class PluginCrashedError(PluginRuntimeError, reason="Crashed"):
+    """A plugin process or instance died."""
 
 
-class PluginCrashedError(PluginRuntimeError):
-    reason = "Crashed"
+class PluginTimeoutError(PluginRuntimeError, reason="DeadlineExceeded"):
+    """A plugin did not answer within its timeout."""
 
 
-class PluginTimeoutError(PluginRuntimeError):
-    reason = "DeadlineExceeded"
+class ResourceLimitError(PluginRuntimeError, reason="ResourceLimitExceeded"):
+    """A plugin went over one of its resource limits."""
 
 
-class ResourceLimitError(PluginRuntimeError):
-    reason = "ResourceLimitExceeded"
+class OutOfFuelError(ResourceLimitError, reason="OutOfFuel"):
+    """A WebAssembly plugin used up its fuel."""
 
 
-class OutOfFuelError(ResourceLimitError):
-    reason = "OutOfFuel"
+class MemoryLimitExceededError(ResourceLimitError, reason="MemoryLimitExceeded"):
+    """A plugin went over its memory limit."""
 
 
-class MemoryLimitExceededError(ResourceLimitError):
-    reason = "MemoryLimitExceeded"
+class TrapError(PluginRuntimeError, reason="Trap"):
+    """A WebAssembly plugin trapped."""
 
 
-class TrapError(PluginRuntimeError):
-    reason = "Trap"
+class CircuitOpenError(PluginRuntimeError, reason="CircuitOpen"):
+    """Calls are refused while the plugin's circuit breaker is open."""
 
 
-class CircuitOpenError(PluginRuntimeError):
-    reason = "CircuitOpen"
-
-
-class ProtocolError(PluginRuntimeError):
+class ProtocolError(PluginRuntimeError, reason="ProtocolError"):
     """Malformed, oversized or unexpected messages from a plugin."""
 
-    reason = "ProtocolError"
+
+class SecurityError(PluginError, reason="SecurityViolation", retryable=False):
+    """A plugin failed a security check: permanent until the spec or the artifact changes."""
 
 
-class SecurityError(PluginError):
-    reason = "SecurityViolation"
-    retryable = False
+class ChecksumMismatchError(SecurityError, reason="ChecksumMismatch"):
+    """The artifact's checksum differs from the one the spec pins."""
 
 
-class ChecksumMismatchError(SecurityError):
-    reason = "ChecksumMismatch"
+class SignatureError(SecurityError, reason="SignatureInvalid"):
+    """The artifact's signature is missing or does not verify."""
 
 
-class SignatureError(SecurityError):
-    reason = "SignatureInvalid"
+class UntrustedSourceError(SecurityError, reason="Untrusted"):
+    """The artifact comes from a source that is not trusted."""
 
 
-class UntrustedSourceError(SecurityError):
-    reason = "Untrusted"
+class PackageError(SecurityError, reason="InvalidPackage"):
+    """A plugin package is malformed."""
 
 
-class PackageError(SecurityError):
-    reason = "InvalidPackage"
-
-
-class AbiMismatchError(PluginLoadError):
+class AbiMismatchError(PluginLoadError, reason="AbiMismatch", retryable=False):
     """A plugin does not follow the ABI of this mfx (a C library built against another
     ``mfx_plugin.h``, a WebAssembly module without the ABI's exports): permanent in every
     runtime."""
-
-    reason = "AbiMismatch"
-    retryable = False
 
 
 # --- Audio -----------------------------------------------------------------------------
 
 
-class AudioError(MfxError):
-    reason = "AudioError"
+class AudioError(MfxError, reason="AudioError"):
+    """An audio device failed."""
 
 
-class DeviceBusyError(AudioError):
-    reason = "DeviceBusy"
+class DeviceBusyError(AudioError, reason="DeviceBusy"):
+    """The audio device is in use by another program."""
 
 
-class DeviceLostError(AudioError):
-    reason = "DeviceLost"
+class DeviceLostError(AudioError, reason="DeviceLost"):
+    """The audio device went away while in use."""
 
 
-class DeviceNotFoundError(AudioError):
-    reason = "DeviceNotFound"
+class DeviceNotFoundError(AudioError, reason="DeviceNotFound"):
+    """No audio device has the configured name."""
 
 
-class UnsupportedFormatError(AudioError):
-    reason = "UnsupportedFormat"
+class UnsupportedFormatError(AudioError, reason="UnsupportedFormat"):
+    """The audio device does not take the requested rate, channels or format."""
 
 
-class UnderrunError(AudioError):
-    reason = "Underrun"
+class UnderrunError(AudioError, reason="Underrun"):
+    """The audio device ran out of samples to play."""
 
 
-class DecodeError(MfxError):
-    reason = "DecodeFailed"
+class DecodeError(MfxError, reason="DecodeFailed"):
+    """Audio data could not be decoded."""
 
 
 # --- Sources -----------------------------------------------------------------------------
 
 
-class GitError(MfxError):
-    reason = "GitOperationFailed"
+class GitError(MfxError, reason="GitOperationFailed"):
+    """git failed: an unreachable repository, an unknown ref, a missing path (retryable)."""
 
 
-class RequestEntityTooLargeError(BadRequestError):
+class SourcePathError(MfxError, reason="InvalidPath", retryable=False):
+    """``spec.path`` can never name a directory of the repository (absolute, or leaves it)."""
+
+
+class RequestEntityTooLargeError(BadRequestError, reason="RequestEntityTooLarge", code=413):
     """A request body over the API's size limit (HTTP 413); refused before it is parsed."""
-
-    reason = "RequestEntityTooLarge"
-    code = 413
 
 
 # --- Player ----------------------------------------------------------------------------------
 
 
-class NoSourceAnsweredError(MfxError):
+class NoSourceAnsweredError(MfxError, reason="NoSourceAnswered", code=503):
     """No MusicSource answered a catalogue request: none is Ready, or every one failed or
     timed out (HTTP 503: nothing was searched, which is not the same as nothing found)."""
 
-    reason = "NoSourceAnswered"
-    code = 503
 
-
-class NoSinkError(MfxError):
+class NoSinkError(MfxError, reason="NoSink", code=503):
     """The player has no AudioSink to play to; the message says why (HTTP 503)."""
-
-    reason = "NoSink"
-    code = 503
 
 
 # --- Plugin process exits ----------------------------------------------------------------------

@@ -141,11 +141,11 @@ class FastCounter(_Family):
     def _new_child(self, label_text: str) -> _ValueChild:
         return _ValueChild(label_text)
 
-    def _empty_family(self) -> Metric:
+    def _empty_family(self) -> CounterMetricFamily | GaugeMetricFamily:
         return CounterMetricFamily(self.name, self.documentation, labels=self._labelnames)
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self._labelnames)
+        family = self._empty_family()
         for key, child in self._children():
             family.add_metric(list(key), child.value)
         yield family
@@ -164,15 +164,8 @@ class FastGauge(FastCounter):
                  registry: CollectorRegistry | None = None) -> None:
         _Family.__init__(self, name, documentation, labelnames, registry)
 
-    def _empty_family(self) -> Metric:
+    def _empty_family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(self.name, self.documentation, labels=self._labelnames)
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self._labelnames)
-        for key, child in self._children():
-            family.add_metric(list(key), child.value)
-        yield family
-
 
 
 class _HistogramChild:

@@ -49,16 +49,21 @@ class StateMetric:
     labels: tuple[str, ...]
 
 
+def _condition_metric(name: str, an_object: str, key_label: str) -> StateMetric:
+    return StateMetric(name, f"The condition of {an_object}: 1 for the status in force, 0 for the others.",
+                       (key_label, "condition", "status"))
+
+
+def _suspended_metric(name: str, an_object: str) -> StateMetric:
+    return StateMetric(name, f"1 when {an_object} has spec.suspend set.", ("name",))
+
+
 PLUGIN_INFO = StateMetric(
     "mfx_plugin_info",
     "Information about a PluginManifest; always 1. running_version is empty while no version runs.",
     ("name", "version", "running_version", "type"))
-PLUGIN_CONDITION = StateMetric(
-    "mfx_plugin_status_condition",
-    "The condition of a PluginManifest: 1 for the status in force, 0 for the others.",
-    ("name", "condition", "status"))
-PLUGIN_SUSPENDED = StateMetric(
-    "mfx_plugin_spec_suspended", "1 when a PluginManifest has spec.suspend set.", ("name",))
+PLUGIN_CONDITION = _condition_metric("mfx_plugin_status_condition", "a PluginManifest", "name")
+PLUGIN_SUSPENDED = _suspended_metric("mfx_plugin_spec_suspended", "a PluginManifest")
 PLUGIN_GENERATION = StateMetric(
     "mfx_plugin_metadata_generation", "The generation (spec revision) of a PluginManifest.", ("name",))
 PLUGIN_OBSERVED_GENERATION = StateMetric(
@@ -68,19 +73,12 @@ PLUGIN_OBSERVED_GENERATION = StateMetric(
 SINK_INFO = StateMetric(
     "mfx_audio_sink_info", "Information about an AudioSink's requested device; always 1.",
     ("sink", "device", "format", "rate", "channels", "default"))
-SINK_CONDITION = StateMetric(
-    "mfx_audio_sink_status_condition",
-    "The condition of an AudioSink: 1 for the status in force, 0 for the others.",
-    ("sink", "condition", "status"))
+SINK_CONDITION = _condition_metric("mfx_audio_sink_status_condition", "an AudioSink", "sink")
 GITSOURCE_INFO = StateMetric(
     "mfx_gitsource_info", "Information about a GitSource (URL without credentials); always 1.",
     ("name", "url", "ref"))
-GITSOURCE_CONDITION = StateMetric(
-    "mfx_gitsource_status_condition",
-    "The condition of a GitSource: 1 for the status in force, 0 for the others.",
-    ("name", "condition", "status"))
-GITSOURCE_SUSPENDED = StateMetric(
-    "mfx_gitsource_spec_suspended", "1 when a GitSource has spec.suspend set.", ("name",))
+GITSOURCE_CONDITION = _condition_metric("mfx_gitsource_status_condition", "a GitSource", "name")
+GITSOURCE_SUSPENDED = _suspended_metric("mfx_gitsource_spec_suspended", "a GitSource")
 
 _KIND_METRICS: dict[str, tuple[StateMetric, ...]] = {
     PLUGIN_KIND: (PLUGIN_INFO, PLUGIN_CONDITION, PLUGIN_SUSPENDED, PLUGIN_GENERATION, PLUGIN_OBSERVED_GENERATION),

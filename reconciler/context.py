@@ -44,7 +44,7 @@ class StatusPatcher:
     def __init__(self, store: Store, obj: Obj, events: EventRecorder, *, max_attempts: int = 20) -> None:
         self._store = store
         self._events = events
-        self._base = _clone(obj)
+        self._base: Obj = _clone(obj)
         self._observed_generation = generation(obj)
         self._fields: dict[str, Any] = {}
         self._conditions: dict[str, tuple[str, str, str] | None] = {}
@@ -109,8 +109,7 @@ class StatusPatcher:
 
     def view(self) -> Obj:
         """The object as it will look once the patch is written (a copy the caller may change)."""
-        obj = {key: value for key, value in self._base.items() if key != "status"}
-        obj = _clone(obj)
+        obj: Obj = _clone({key: value for key, value in self._base.items() if key != "status"})
         status = self._pending_status().get("status")
         if status is not None:
             obj["status"] = _clone(status)

@@ -29,11 +29,8 @@ class Result:
             raise ValueError(f"requeue_after must be >= 0 seconds, got {self.requeue_after}")
 
 
-class TemporaryError(MfxError):
+class TemporaryError(MfxError, reason="ReconcileRetrying", retryable=True):
     """The handler could not converge yet; the engine retries."""
-
-    reason = "ReconcileRetrying"
-    retryable = True
 
     def __init__(self, message: str, delay: float | None = None, *, reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
@@ -42,11 +39,8 @@ class TemporaryError(MfxError):
         self.delay = delay
 
 
-class PermanentError(MfxError):
+class PermanentError(MfxError, reason="ReconcileFailed", retryable=False):
     """The object cannot converge as specified; retrying without a spec change is pointless."""
-
-    reason = "ReconcileFailed"
-    retryable = False
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message, reason=str(reason))

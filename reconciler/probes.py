@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import anyio
-from anyio.abc import TaskGroup
 
 from mfx.api.objects import ObjectKey
+from mfx.task_group import TaskGroupOwner
 from observability.metrics import Metrics
 from reconciler.clock import Clock, MonotonicClock
 
@@ -69,7 +69,7 @@ class _Target:
         self.healthy = True
 
 
-class ProbeScheduler:
+class ProbeScheduler(TaskGroupOwner):
     """Use as ``async with ProbeScheduler(on_result=...) as probes``."""
 
     def __init__(
@@ -85,22 +85,14 @@ class ProbeScheduler:
         self._on_result = on_result
         self._log = logger or logging.getLogger("mfx.reconciler.probes")
         self._targets: dict[ObjectKey, _Target] = {}
-        self._tg: TaskGroup | None = None
-
-    async def __aenter__(self) -> ProbeScheduler:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            return await super().__aexit__(exc_type, exc, tb)
         finally:
-            self._tg = None
+            # A stopped scheduler probes nothing: a later `async with` starts from no targets.
             self._targets.clear()
 
     def schedule(self, key: ObjectKey, probe: ProbeFn, spec: ProbeSpec, *, periodic: bool = True,
@@ -110,8 +102,7 @@ class ProbeScheduler:
         The first probe runs at once, or after one interval with ``delay_first`` (for a caller
         that has just checked health itself, e.g. right after a start).
         """
-        if self._tg is None:
-            raise RuntimeError("ProbeScheduler is not running: enter `async with scheduler` first")
+        tg = self.task_group()
         old = self._targets.get(key)
         target = _Target(probe, spec)
         if old is not None:
@@ -119,7 +110,7 @@ class ProbeScheduler:
             target.last, target.failures, target.healthy = old.last, old.failures, old.healthy
         self._targets[key] = target
         if periodic:
-            self._tg.start_soon(self._loop, key, target, delay_first, name=f"probe:{key}")
+            tg.start_soon(self._loop, key, target, delay_first, name=f"probe:{key}")
 
     def unschedule(self, key: ObjectKey) -> None:
         target = self._targets.pop(key, None)

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Protocol
 
+from mfx.backoff import exponential_delay
 from reconciler.clock import Clock, MonotonicClock
+
+# controller-runtime's per-key backoff: 5 ms doubling to 1000 s.
+DEFAULT_BASE_DELAY = 0.005
+DEFAULT_MAX_DELAY = 1000.0
 
 
 class RateLimiter(Protocol):
@@ -28,7 +33,7 @@ class RateLimiter(Protocol):
 class ItemExponentialFailureRateLimiter:
     """``base * 2**failures``, capped at ``max_delay``, per key."""
 
-    def __init__(self, base_delay: float = 0.005, max_delay: float = 1000.0) -> None:
+    def __init__(self, base_delay: float = DEFAULT_BASE_DELAY, max_delay: float = DEFAULT_MAX_DELAY) -> None:
         if base_delay <= 0 or max_delay < base_delay:
             raise ValueError(f"need 0 < base_delay <= max_delay, got {base_delay} and {max_delay}")
         self.base_delay = base_delay
@@ -38,9 +43,7 @@ class ItemExponentialFailureRateLimiter:
     def when(self, key: Hashable) -> float:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        if failures >= 64:  # 2**64 * base is far beyond any cap; avoid float overflow
-            return self.max_delay
-        return min(self.base_delay * (2**failures), self.max_delay)
+        return exponential_delay(failures + 1, self.base_delay, self.max_delay)
 
     def forget(self, key: Hashable) -> None:
         self._failures.pop(key, None)
@@ -97,8 +100,8 @@ class MaxOfRateLimiter:
 def default_rate_limiter(
     *,
     clock: Clock | None = None,
-    base_delay: float = 0.005,
-    max_delay: float = 1000.0,
+    base_delay: float = DEFAULT_BASE_DELAY,
+    max_delay: float = DEFAULT_MAX_DELAY,
     qps: float = 10.0,
     burst: int = 100,
 ) -> MaxOfRateLimiter:

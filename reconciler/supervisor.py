@@ -12,13 +12,12 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from mfx.api.objects import ObjectKey
+from mfx.task_group import TaskGroupOwner
 from reconciler.clock import Clock, MonotonicClock
 
 
@@ -52,7 +51,7 @@ class _Entry:
 CoroFn = Callable[[], Awaitable[Any]]
 
 
-class TaskSupervisor:
+class TaskSupervisor(TaskGroupOwner):
     """Owns a task group; use as ``async with TaskSupervisor(on_complete=...) as sup``."""
 
     def __init__(
@@ -66,22 +65,6 @@ class TaskSupervisor:
         self._clock = clock or MonotonicClock()
         self._log = logger or logging.getLogger("mfx.reconciler.supervisor")
         self._entries: dict[tuple[ObjectKey, str], _Entry] = {}
-        self._tg: TaskGroup | None = None
-
-    async def __aenter__(self) -> TaskSupervisor:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        try:
-            return await self._tg.__aexit__(exc_type, exc, tb)
-        finally:
-            self._tg = None
 
     def set_on_complete(self, on_complete: Callable[[ObjectKey], None] | None) -> None:
         self._on_complete = on_complete
@@ -95,8 +78,7 @@ class TaskSupervisor:
         ``replace=True`` cancels a running one first. With ``notify`` (the default) the key is
         handed to ``on_complete`` when the task finishes (done or failed, not cancelled).
         """
-        if self._tg is None:
-            raise RuntimeError("TaskSupervisor is not running: enter `async with supervisor` first")
+        tg = self.task_group()
         current = self._entries.get((key, name))
         if current is not None and not current.status.finished:
             if not replace:
@@ -104,7 +86,7 @@ class TaskSupervisor:
             current.scope.cancel()
         entry = _Entry(self._clock.now())
         self._entries[(key, name)] = entry
-        self._tg.start_soon(self._run, key, name, entry, coro_fn, notify, name=f"{key}:{name}")
+        tg.start_soon(self._run, key, name, entry, coro_fn, notify, name=f"{key}:{name}")
         return True
 
     async def _run(self, key: ObjectKey, name: str, entry: _Entry, coro_fn: CoroFn, notify: bool) -> None:
@@ -138,7 +120,10 @@ class TaskSupervisor:
         entry = self._entries.get((key, name))
         return None if entry is None else entry.status
 
-    def running(self, key: ObjectKey | None = None) -> list[tuple[ObjectKey, str]]:
+    # Handlers ask which of their tasks run; whether the supervisor itself runs is what
+    # task_group() answers, so the base's ``running`` flag gives way to this listing.
+    def running(self, key: ObjectKey | None = None) -> list[tuple[ObjectKey, str]]:  # type: ignore[override]
+        """(key, name) of the tasks still running, of ``key`` or of every object."""
         return sorted(k for k, e in self._entries.items()
                       if not e.status.finished and (key is None or k[0] == key))
 

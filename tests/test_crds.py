@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from mfx.api.kinds import GROUP, USER_KINDS, VERSION, KindInfo
-from mfx.api.models import SPEC_MODELS
+from mfx.api.model_drift import spec_model_drift
+from mfx.api.models import SPEC_MODELS, GitSourceSpec, RestartPolicy
 from mfx.api.schema import load_schemas
 from mfx.api.validation import validate
 from mfx.errors import NotFoundError
@@ -197,6 +198,30 @@ def test_pydantic_defaults_equal_crd_defaults(kind: str) -> None:
     defaulted = load_schemas().apply_defaults(minimal)["spec"]
     model = SPEC_MODELS[kind].model_validate(MINIMAL_SPECS[kind])
     assert _leaves(model.to_dict()) == _leaves(defaulted)
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC_MODELS))
+def test_spec_models_have_the_fields_types_and_enums_of_their_crd(kind: str) -> None:
+    spec_schema = load_schemas().openapi(kind)["properties"]["spec"]
+    assert spec_model_drift(SPEC_MODELS[kind], spec_schema) == []
+
+
+def test_a_model_that_drifts_from_its_crd_is_told_field_by_field() -> None:
+    spec_schema = load_schemas().openapi("GitSource")["properties"]["spec"]
+
+    class Drifted(GitSourceSpec):
+        url: str | None = None  # the CRD requires it
+        prune: int = 0  # the CRD says boolean
+        interval: RestartPolicy = RestartPolicy.ALWAYS  # an enum the CRD does not have
+        branch: str = "main"  # not in the CRD at all
+
+    problems = spec_model_drift(Drifted, spec_schema)
+    assert "spec.url: required only in the CRD" in problems
+    assert "spec.prune: the CRD says boolean, the model int" in problems
+    assert any(p.startswith("spec.interval: the model allows ['Always', 'Never', 'OnFailure']") for p in problems)
+    assert "spec.branch: in Drifted, not in the CRD" in problems
+    del spec_schema["properties"]["ref"]["properties"]["tag"]
+    assert "spec.ref.tag: in GitRef, not in the CRD" in spec_model_drift(GitSourceSpec, spec_schema)
 
 
 def test_apply_defaults_fills_nested_defaults_and_is_idempotent() -> None:

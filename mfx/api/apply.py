@@ -90,7 +90,7 @@ def apply_patch(live: Obj, merged: Obj) -> dict[str, Any]:
         return {"metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
                 "spec": obj.get("spec") or {}}
 
-    patch = merge_patch_between(part(live), part(merged))
+    patch: dict[str, Any] = merge_patch_between(part(live), part(merged))
     if not patch.get("metadata", {}) or patch["metadata"] == {}:
         patch.pop("metadata", None)
     return patch

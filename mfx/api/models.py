@@ -2,8 +2,9 @@
 
 Objects travel as dicts (``mfx.api.objects``); a controller that wants typed access calls
 ``parse_spec(obj)``. Field names are snake_case in Python and camelCase in manifests
-(aliases), and the defaults equal those in ``crds/`` (a test holds them together). Helper
-properties return parsed values: seconds for durations, bytes and millicores for quantities.
+(aliases). The CRDs in ``crds/`` are the source of the schema: tests hold each model to its
+CRD (fields, required ones, types and enums through ``mfx.api.model_drift``; defaults).
+Properties return parsed values: seconds for durations, bytes and millicores for quantities.
 
 Models are built from objects that already passed ``mfx.api.validation``; they ignore fields
 they do not know so that a newer object never breaks an older controller.

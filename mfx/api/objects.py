@@ -138,8 +138,7 @@ def human_age(created: str | None, *, at: datetime | None = None) -> str:
         return f"{seconds}s"
     minutes = seconds // 60
     if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+        return _units(minutes, "m", seconds % 60, "s")
     if minutes < 180:
         return f"{minutes}m"
     hours = minutes // 60
@@ -147,6 +146,10 @@ def human_age(created: str | None, *, at: datetime | None = None) -> str:
         return f"{hours}h"
     days = hours // 24
     if days < 8:
-        rest = hours % 24
-        return f"{days}d{rest}h" if rest else f"{days}d"
+        return _units(days, "d", hours % 24, "h")
     return f"{days}d"
+
+
+def _units(whole: int, unit: str, rest: int, rest_unit: str) -> str:
+    """``5m12s``; the smaller unit is left out when it is zero (``5m``)."""
+    return f"{whole}{unit}{rest}{rest_unit}" if rest else f"{whole}{unit}"

@@ -27,26 +27,21 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from mfx.api.field_paths import join_index, join_key, parent_path
+from mfx.api.json_values import INT64_RANGE, MAX_DEPTH, depth_problem, json_type, text_problem
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIAS_EXPANSIONS = 100
-# Far deeper than any manifest, and well inside what the encoders and the validator can
-# recurse through (orjson stops at 254 levels, Python at about 1000 frames).
-MAX_DEPTH = 100
-_INT64 = (-(2**63), 2**63 - 1)
 
 _SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
-_LAST_SEGMENT = re.compile(r'(\[(?:\d+|"(?:[^"\\]|\\.)*")\]|\.[^.\[\]]*)$')
 
 _STR = "tag:yaml.org,2002:str"
 _PLAIN_TAGS = {
@@ -57,26 +52,6 @@ _PLAIN_TAGS = {
 }
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
-
-
-def join_key(parent: str, key: str) -> str:
-    """The field path of ``key`` under ``parent``: ``spec.version``, ``labels["a.b/c"]``."""
-    if _IDENTIFIER.match(key):
-        return f"{parent}.{key}" if parent else key
-    quoted = key.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{parent}["{quoted}"]'
-
-
-def join_index(parent: str, index: int) -> str:
-    return f"{parent}[{index}]"
-
-
-def parent_path(path: str) -> str | None:
-    """``spec.dependencies[0].name`` -> ``spec.dependencies[0]``; None above the root."""
-    if not path:
-        return None
-    m = _LAST_SEGMENT.search(path)
-    return "" if m is None else path[: m.start()]
 
 
 @dataclass
@@ -116,25 +91,12 @@ class _Problem(Exception):
         self.path = path
 
 
-def _depth_problem() -> str:
-    return f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
-
-
 def _number_problem(value: int | float) -> str | None:
     """Why a number cannot be stored as JSON, or None when it can."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not a JSON number: use a finite number or quote it"
-    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+    if isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
         return "integer outside the 64-bit range: quote it to keep it as text"
-    return None
-
-
-def _string_problem(value: str) -> str | None:
-    """Why a string cannot be stored as JSON text (a lone UTF-16 surrogate), or None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return f"contains a lone UTF-16 surrogate (U+{ord(value[error.start]):04X}), which is not text"
     return None
 
 
@@ -152,7 +114,7 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if depth >= MAX_DEPTH:  # counted while building, so nesting through aliases counts too
-            raise _Problem(node, _depth_problem(), path)
+            raise _Problem(node, depth_problem(), path)
         ident = id(node)
         if ident in self._stack:
             raise _Problem(node, "recursive YAML alias: a collection contains itself", path)
@@ -206,7 +168,7 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: str) -> Any:
         if node.tag == _STR or node.tag == _TIMESTAMP:
-            problem = _string_problem(node.value)
+            problem = text_problem(node.value)
             if problem is not None:
                 raise _Problem(node, problem, path)
             return node.value  # timestamps stay text, as in JSON and Kubernetes
@@ -291,7 +253,7 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             if not isinstance(value, dict):
                 errors.append(FieldError(
                     path="", file=filename, line=positions[""][0], document=index,
-                    message=f"document {index} is a {_json_type(value)}; expected a mapping with "
+                    message=f"document {index} is a {json_type(value)}; expected a mapping with "
                     "apiVersion, kind, metadata and spec",
                 ))
                 continue
@@ -305,7 +267,7 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
                     prefix = join_index("items", i)
                     sub = _reroot(positions, prefix)
                     if not isinstance(item, dict):
-                        errors.append(FieldError(path=prefix, message=f"list item is a {_json_type(item)}; expected an object",
+                        errors.append(FieldError(path=prefix, message=f"list item is a {json_type(item)}; expected an object",
                                                  file=filename, line=sub[""][0], document=index))
                         continue
                     manifests.append(Manifest(item, filename, index, i, sub))
@@ -342,20 +304,6 @@ def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> ValidationError:
     column = mark.column + 1 if mark is not None else None
     return ValidationError([FieldError(path="", message=f"invalid YAML: {problem}", file=filename,
                                        line=line, column=column)])
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    return "mapping"
 
 
 # --- request bodies -----------------------------------------------------------------------------
@@ -400,13 +348,13 @@ def _json_problems(value: Any, limit: int = 20) -> list[FieldError]:
         current, segments = stack.pop()
         message: str | None = None
         if isinstance(current, dict | list) and len(segments) >= MAX_DEPTH:
-            message = _depth_problem()
+            message = depth_problem()
         elif isinstance(current, _DuplicateKeys):
             segments = (*segments, current.duplicate)
             message = f'duplicate key "{current.duplicate}"'
         elif isinstance(current, dict):
             for key, child in current.items():
-                key_problem = _string_problem(key)
+                key_problem = text_problem(key)
                 if key_problem is not None:
                     problems.append(FieldError(path=_render_path(segments), message=f"a key {key_problem}"))
                     continue
@@ -414,7 +362,7 @@ def _json_problems(value: Any, limit: int = 20) -> list[FieldError]:
         elif isinstance(current, list):
             stack.extend((child, (*segments, i)) for i, child in enumerate(current))
         elif isinstance(current, str):
-            message = _string_problem(current)
+            message = text_problem(current)
         elif isinstance(current, int | float) and not isinstance(current, bool):
             message = _number_problem(current)
         if message is not None:
@@ -432,7 +380,7 @@ def _parse_json(text: str) -> Any:
         value = json.loads(text, object_pairs_hook=_json_object)
     except RecursionError:
         # The parser recurses per level: anything this deep is far beyond MAX_DEPTH anyway.
-        raise ValidationError([FieldError(path="", message=_depth_problem())]) from None
+        raise ValidationError([FieldError(path="", message=depth_problem())]) from None
     problems = _json_problems(value)
     if problems:
         raise ValidationError(problems)

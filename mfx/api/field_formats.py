@@ -1,0 +1,191 @@
+"""What string fields mean beyond their schema: versions, constraints, durations, quantities, names, networks.
+
+Each format knows how to check a value and what to suggest instead, and ``check_formats``
+runs the formats of one kind's fields over an object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mfx.api.field_paths import join_index, join_key
+from mfx.api.field_problems import FieldProblems
+from mfx.api.names import dns1123_subdomain_problem, label_value_problem
+from mfx.api.objects import Obj
+from mfx.api.semver import Constraint, Version
+from mfx.api.units import DURATION_EXAMPLES, parse_cpu_millis, parse_duration, parse_memory_bytes
+
+# Durations per kind, by path under spec.
+DURATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "PluginManifest": (
+        "resources.limits.timeout", "healthCheck.interval", "healthCheck.timeout",
+        "restartPolicy.backoff.initial", "restartPolicy.backoff.max",
+        "restartPolicy.startLimit.interval", "circuitBreaker.openDuration",
+    ),
+    "GitSource": ("interval", "timeout"),
+}
+MEMORY_FIELDS = ("resources.limits.memory", "resources.limits.maxMessageSize")
+CPU_FIELDS = ("resources.limits.cpu",)
+
+
+@dataclass(frozen=True)
+class Format:
+    """What a string field means beyond its schema: how to check it, and what to suggest.
+
+    Every suggestion in a message is checked against the same ``check`` before it is made,
+    so following a hint never leads to the next error.
+    """
+
+    check: Callable[[Any], str | None]  # why a value is wrong, or None
+    example: str  # a value that passes, offered when nothing closer to the input does
+    readings: Callable[[str], tuple[str, ...]] = lambda text: (text,)  # what a bare value meant
+    integers: bool = False  # an int-or-string field: integers are checked too
+
+
+def _parse_problem(parse: Callable[[str], object]) -> Callable[[Any], str | None]:
+    """A check that tells why ``parse`` refuses a value (its ValueError's message), or None."""
+    def problem(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return problem
+
+
+def _version_readings(text: str) -> tuple[str, ...]:
+    # version: 1 or 1.2 is a number in YAML; as a version it means 1.0.0 or 1.2.0.
+    parts = text.split(".")
+    return (text, ".".join(parts + ["0"] * (3 - len(parts)))) if len(parts) < 3 else (text,)
+
+
+def duration_problem(value: Any) -> str | None:
+    """Why ``value`` is not a positive duration, or None."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        return str(exc)
+    if seconds <= 0:
+        return f'"{value}" must be a positive duration (examples: {DURATION_EXAMPLES})'
+    return None
+
+
+def _quantity_problem(parse: Callable[[Any], int], example: str) -> Callable[[Any], str | None]:
+    def problem(value: Any) -> str | None:
+        try:
+            amount = parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return f'"{value}" must be more than zero (e.g. "{example}")' if amount <= 0 else None
+    return problem
+
+
+def _name_problem(value: Any) -> str | None:
+    return dns1123_subdomain_problem(value) if isinstance(value, str) else "must be a string"
+
+
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})")
+_NETWORK_EXAMPLES = "a CIDR, an address or host:port (examples: 10.0.0.0/8, fd00::/8, 192.168.1.7, example.com:443)"
+
+
+def network_problem(text: str) -> str | None:
+    """Why ``text`` is not an allowed network (a CIDR, an address or host:port), or None."""
+    if "/" in text:
+        try:
+            ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                return f'"{text}" is not a CIDR: use {_NETWORK_EXAMPLES}'
+            return f'"{text}" has bits set after the prefix: the network is "{network}"'
+        return None
+    m = _HOST_PORT.fullmatch(text)
+    if m is None:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return f'"{text}" is not a network: use {_NETWORK_EXAMPLES}'
+        return None
+    host, port = m["host"], int(m["port"])
+    if not 1 <= port <= 65535:
+        return f'"{text}": port {port} is out of range (1 to 65535)'
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        if host.startswith("[") or dns1123_subdomain_problem(host.lower()) is not None:
+            return f'"{text}": "{host}" is neither an address nor a host name: use {_NETWORK_EXAMPLES}'
+    return None
+
+
+def _network_format_problem(value: Any) -> str | None:
+    return network_problem(value) if isinstance(value, str) else "must be a string"
+
+
+VERSION_FORMAT = Format(_parse_problem(Version.parse), "1.0.0", _version_readings)
+CONSTRAINT_FORMAT = Format(_parse_problem(Constraint.parse), "^1.0")
+DURATION_FORMAT = Format(duration_problem, "10s", lambda text: (text, text + "s"))
+MEMORY_FORMAT = Format(_quantity_problem(parse_memory_bytes, "256Mi"), "256Mi", integers=True)
+CPU_FORMAT = Format(_quantity_problem(parse_cpu_millis, "500m"), "500m", integers=True)
+NAME_FORMAT = Format(_name_problem, "codec-flac")
+NETWORK_FORMAT = Format(_network_format_problem, "10.0.0.0/8")
+LABEL_VALUE_FORMAT = Format(label_value_problem, "v1")
+
+# Formats by field path, "[]" standing for every item of a list.
+_FORMATS: dict[str, dict[str, Format]] = {
+    "PluginManifest": {
+        "spec.version": VERSION_FORMAT,
+        "spec.dependencies[].name": NAME_FORMAT,
+        "spec.dependencies[].version": CONSTRAINT_FORMAT,
+        **{"spec." + dotted: DURATION_FORMAT for dotted in DURATION_FIELDS["PluginManifest"]},
+        **{"spec." + dotted: MEMORY_FORMAT for dotted in MEMORY_FIELDS},
+        **{"spec." + dotted: CPU_FORMAT for dotted in CPU_FIELDS},
+        "spec.security.allowedNetworks[]": NETWORK_FORMAT,
+    },
+    "AudioSink": {},
+    "GitSource": {
+        **{"spec." + dotted: DURATION_FORMAT for dotted in DURATION_FIELDS["GitSource"]},
+        "spec.dependsOn[].name": NAME_FORMAT,
+    },
+}
+_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def format_of(kind: str | None, path: str) -> Format | None:
+    """The format of the field at ``path`` of an object of ``kind``, or None."""
+    if path == "metadata.name":
+        return NAME_FORMAT
+    return _FORMATS.get(kind or "", {}).get(_INDEX.sub("[]", path))
+
+
+def _values_at(value: Any, pattern: str, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of every value the pattern (``spec.dependencies[].version``) names."""
+    if not pattern:
+        yield path, value
+        return
+    head, _, rest = pattern.partition(".")
+    listed = head.endswith("[]")
+    key = head.removesuffix("[]")
+    if not isinstance(value, dict) or value.get(key) is None:
+        return
+    child, child_path = value[key], join_key(path, key)
+    if not listed:
+        yield from _values_at(child, rest, child_path)
+    elif isinstance(child, list):
+        for i, item in enumerate(child):
+            yield from _values_at(item, rest, join_index(child_path, i))
+
+
+def check_formats(kind: str, obj: Obj, errors: FieldProblems) -> None:
+    """Each formatted field that has the right type (type errors are reported already)."""
+    for pattern, fmt in _FORMATS[kind].items():
+        for path, value in _values_at(obj, pattern):
+            if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
+                continue
+            problem = fmt.check(value)
+            if problem is not None:
+                errors.add(path, problem)

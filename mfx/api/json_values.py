@@ -1,0 +1,104 @@
+"""What a JSON value may hold: how messages name and quote values, and what no encoder writes back.
+
+YAML files, request bodies, patches and objects built in code all reach validation, so these
+rules assume nothing of a value: they are iterative (depth itself is a problem to report) and
+never format a value before knowing it prints (Python will not print an integer of over 4300
+digits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from mfx.api.field_paths import join_index, join_key
+
+# Far deeper than any manifest, and well inside what the encoders and the validator can
+# recurse through (orjson stops at 254 levels, Python at about 1000 frames).
+MAX_DEPTH = 100
+# What JSON readers everywhere (and Kubernetes clients) agree an integer can be.
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, as messages give it ("got a list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "object"
+
+
+def show_value(value: Any) -> str:
+    """A value as a message quotes it; collections are elided to their brackets."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "{...}" if isinstance(value, dict) else "[...]"
+    return repr(value)
+
+
+def depth_problem() -> str:
+    return f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as JSON text (a lone UTF-16 surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"contains a lone UTF-16 surrogate (U+{ord(text[error.start]):04X}), which is not text"
+    return None
+
+
+def json_value_problems(obj: Any, limit: int) -> Iterator[tuple[str, str]]:
+    """(field path, message) of what no JSON encoder (nor a Kubernetes client) can write back.
+
+    Stops looking once ``limit`` problems are found: a value with thousands of them gets the
+    gist. The keys of one object are all reported together, so the count may pass the limit.
+    """
+    found = 0
+    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    while stack and found < limit:
+        value, path, depth = stack.pop()
+        problem: str | None = None
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            problem = depth_problem()
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not isinstance(key, str):
+                    yield path, f"keys must be strings, got {json_type(key)}"
+                    found += 1
+                elif text_problem(key) is not None:
+                    yield path, f"a key {text_problem(key)}"
+                    found += 1
+                else:
+                    stack.append((item, join_key(path, key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, join_index(path, i), depth + 1) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            problem = text_problem(value)
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+                digits = len(str(abs(value))) if abs(value) < 10**100 else "over 100"
+                problem = (f"an integer of {digits} digits is outside the 64-bit range "
+                           f"({INT64_RANGE[0]} to {INT64_RANGE[1]})")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problem = f"must be a finite number, got {value}"
+        else:
+            problem = f"a {type(value).__name__} is not a JSON value"
+        if problem is not None:
+            yield path, problem
+            found += 1
