@@ -36,8 +36,11 @@ from mfx.errors import AudioError
 class DecodedStream(Protocol):
     """What a codec's ``open(path)`` returns (see ``mfx.sdk``'s Codec)."""
 
-    samplerate: int
-    channels: int
+    @property
+    def samplerate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` float32 frames, shape (n, channels); fewer only at the end."""
