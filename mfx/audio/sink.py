@@ -33,7 +33,8 @@ import numpy as np
 
 from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, errno_name
 from mfx.audio.file_tap import opened_note
-from mfx.audio.ring_buffer import FrameRingBuffer
+from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
+from mfx.audio.stream_clock import StreamClock, StreamPosition
 from mfx.errors import (
     AudioError,
     DeviceBusyError,
@@ -124,6 +125,7 @@ class SinkEngine:
         self._device: PcmDevice | None = None
         self._actual: DeviceParams | None = None
         self._ring: FrameRingBuffer | None = None
+        self._clock = StreamClock()  # outlives every ring: positions survive a reconfigure
         self._thread: threading.Thread | None = None
         self.realtime = False  # whether the writer thread got a real-time scheduling class
         self._stop = threading.Event()
@@ -170,6 +172,9 @@ class SinkEngine:
         Raises the translated error (DeviceNotFoundError, UnsupportedFormatError, ...) and
         records it in the status.
         """
+        return self._open(new_ring=False)
+
+    def _open(self, *, new_ring: bool) -> SinkStatus:
         if self._device is not None:
             return self.status()
         try:
@@ -178,7 +183,7 @@ class SinkEngine:
         except AudioError as exc:
             self._set_state(_state_for(exc), exc.reason, str(exc))
             raise
-        self._install(device)
+        self._install(device, new_ring=new_ring)
         self._set_state(SinkState.OPEN, "Opened", _opened(device))
         return self.status()
 
@@ -208,19 +213,41 @@ class SinkEngine:
 
     def reconfigure(self, params: DeviceParams) -> SinkStatus:
         """Reopen the device with ``params``; buffered audio is dropped and a new ring is made
-        (its format may differ), so producers must take ``ring`` again."""
+        (its format may differ), so producers must take ``ring`` again. Stream positions go
+        on from where they were.
+
+        The old ring stays in place, open, until the new one is there, so a producer never
+        finds the sink without a ring and mistakes a reconfigure for the sink going away."""
         was_running = self._thread is not None and self._thread.is_alive()
         self._stop_writer(drain=False, timeout=None)
         self._close_device(drop=True)
-        if self._ring is not None:
-            self._ring.close()
+        old_ring, old_rate = self._ring, self.params.rate
         self._requested = params
-        self._ring = None
         self._actual = None
-        self.open()
+        try:
+            self._open(new_ring=True)
+        except AudioError:
+            self._ring = None  # no ring until an open works
+            raise
+        finally:
+            if old_ring is not None:
+                self._clock.pass_over(old_ring, old_rate)
+                old_ring.close()
         if was_running:
             self.start()
         return self.status()
+
+    def open_stream(self) -> StreamId:
+        """A new stream to tag frames with (``ring.write(..., stream=)``) and ask about."""
+        return self._clock.open()
+
+    def end_stream(self, stream: StreamId) -> None:
+        """Nothing more of ``stream`` will be written; it is ENDED once what is buffered played."""
+        self._clock.end(stream)
+
+    def stream_position(self, stream: StreamId) -> StreamPosition:
+        """How much of ``stream`` has played and how much waits in the buffer, and its state."""
+        return self._clock.position(stream, self._ring)
 
     def status(self) -> SinkStatus:
         with self._lock:
@@ -264,11 +291,11 @@ class SinkEngine:
 
     # --- device and ring ---------------------------------------------------------------------
 
-    def _install(self, device: PcmDevice) -> None:
+    def _install(self, device: PcmDevice, *, new_ring: bool = False) -> None:
         actual = device.actual
         ring = self._ring
-        if ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
-            if ring is not None:
+        if new_ring or ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
+            if ring is not None and not new_ring:  # a new ring on request: the caller retires the old one
                 ring.close()
             capacity = self._ring_frames or 2 * actual.buffer_frames
             self._ring = FrameRingBuffer(capacity, actual.channels, actual.format.dtype)
@@ -346,7 +373,7 @@ class SinkEngine:
             return None
         if fill < period and not self._draining and not self._started:
             return None  # nothing played since the open: wait for a whole period, no silence
-        frames = ring.read(period)
+        frames = self._clock.take(ring, period, actual.rate)
         self._publish_fill(ring)
         self._waited = waited
         if len(frames) == period:

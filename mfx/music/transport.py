@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from mfx.api.music import PlayerStatus, PlayMode, Song
 from mfx.audio.pipeline import Pipeline, PipelineState
+from mfx.audio.ring_buffer import StreamId
 from mfx.audio.sink import SinkEngine
 from mfx.errors import AudioError, BadRequestError, MfxError
 from mfx.music.gapless import Lookahead
@@ -40,7 +41,7 @@ from observability.metrics import Metrics
 log = logging.getLogger("mfx.player")
 
 SinkLookup = Callable[[], SinkEngine]  # the sink to play on; raises NotFoundError when none is Ready
-Event = tuple[str, Any]  # ("started", (label, mark)) or ("idle", (pipeline, error)), from the pipeline
+Event = tuple[str, Any]  # ("started", (label, stream)) or ("idle", (pipeline, error)), from the pipeline
 
 
 class Transport:
@@ -65,8 +66,8 @@ class Transport:
         self._labels = itertools.count(1)
         self._lookahead = Lookahead(opener, self._new_label)
         self._direct_label: str | None = None
-        self._position_base = 0.0  # seconds into the current song at ``_mark``
-        self._mark: int | None = None  # ring frames written when the audio at base starts
+        self._position_base = 0.0  # seconds into the current song where ``_stream`` begins
+        self._stream: StreamId | None = None  # the sink stream playing the song from there
         self._kick = anyio.Event()
         self._events_send: MemoryObjectSendStream[Event] | None = None
 
@@ -107,21 +108,18 @@ class Transport:
             position = self.position()
             if self._pipeline is not None:
                 self._pipeline.stop()
-            self._position_base, self._mark = position, None
+            self._position_base, self._stream = position, None
             self.status = PlayerStatus.STOPPED if self.queue.current is None else PlayerStatus.PAUSED
 
     # --- reading -------------------------------------------------------------------------------
 
     def position(self) -> float:
+        """Seconds into the current song: where its sink stream began plus what of it the
+        sink reports played."""
         position = self._position_base
         pipeline = self._pipeline
-        if self.status is PlayerStatus.PLAYING and self._mark is not None and pipeline is not None:
-            try:
-                ring = pipeline.sink.ring
-                consumed = ring.written_total - ring.fill
-                position += max(0, consumed - self._mark) / pipeline.sink.params.rate
-            except AudioError:
-                pass
+        if self.status is PlayerStatus.PLAYING and self._stream is not None and pipeline is not None:
+            position += pipeline.sink.stream_position(self._stream).seconds_played
         current = self.queue.current
         if current is not None and current.duration_seconds:
             position = min(position, current.duration_seconds)
@@ -188,7 +186,7 @@ class Transport:
         async with self.lock:
             if self.status is not PlayerStatus.PLAYING:
                 return
-            self._position_base, self._mark = self.position(), None
+            self._position_base, self._stream = self.position(), None
             if self._pipeline is not None:
                 self._pipeline.pause()
             self.status = PlayerStatus.PAUSED
@@ -231,8 +229,7 @@ class Transport:
             seconds = min(seconds, current.duration_seconds)
         pipeline = self._pipeline
         if self.status is PlayerStatus.PLAYING and pipeline is not None:
-            pipeline.seek(seconds)
-            self._mark = pipeline.sink.ring.written_total
+            self._stream = pipeline.seek(seconds)
         elif self.status is PlayerStatus.PAUSED and pipeline is not None and pipeline.current is not None:
             pipeline.seek(seconds)
         self._position_base = seconds
@@ -264,7 +261,7 @@ class Transport:
 
     def _stopped(self) -> None:
         self.status = PlayerStatus.STOPPED
-        self._position_base, self._mark = 0.0, None
+        self._position_base, self._stream = 0.0, None
         self._changes.changed()
 
     async def _resume_locked(self) -> None:
@@ -272,8 +269,7 @@ class Transport:
             return
         pipeline = self._pipeline
         if self.status is PlayerStatus.PAUSED and pipeline is not None and pipeline.current is not None:
-            pipeline.resume()
-            self._mark = pipeline.sink.ring.written_total
+            self._stream = pipeline.resume()
             self.status = PlayerStatus.PLAYING
             self._changes.changed()
             return
@@ -307,7 +303,7 @@ class Transport:
         pipeline.set_processors(self._processors())
         pipeline.play(stream, label)
         self.status = PlayerStatus.PLAYING
-        self._position_base, self._mark = start_at, pipeline.sink.ring.written_total
+        self._position_base, self._stream = start_at, None  # until the pipeline starts the song
         self._kick.set()
         self._changes.changed()
 
@@ -358,13 +354,11 @@ class Transport:
 
     # --- tasks -----------------------------------------------------------------------------------
 
-    def _track_start_from_thread(self, label: str) -> None:
+    def _track_start_from_thread(self, label: str, stream: StreamId) -> None:
         """Pipeline callback, on the pipeline's worker thread."""
-        pipeline = self._pipeline
-        mark = pipeline.sink.ring.written_total if pipeline is not None else 0
         send = self._events_send
         if send is not None:
-            anyio.from_thread.run_sync(send.send_nowait, ("started", (label, mark)))
+            anyio.from_thread.run_sync(send.send_nowait, ("started", (label, stream)))
 
     async def _run_pipeline(self) -> None:
         while True:
@@ -390,7 +384,7 @@ class Transport:
                     else:
                         await self._idle(*payload)
 
-    async def _started(self, label: str, mark: int) -> None:
+    async def _started(self, label: str, stream: StreamId) -> None:
         plan = self._lookahead.take(label)
         if plan is not None:
             for skip in plan.steps:
@@ -409,7 +403,7 @@ class Transport:
             return  # a replaced slot or a superseded play
         self._direct_label = None
         self.status = PlayerStatus.PLAYING
-        self._mark = mark
+        self._stream = stream
         self._metrics.player_tracks_played_total.inc()
         self.tracks_started += 1
         current = self.queue.current
@@ -442,7 +436,7 @@ class Transport:
         if self.status is PlayerStatus.PLAYING:
             self._lookahead.pending = None
             self.status = PlayerStatus.STOPPED
-            self._position_base, self._mark = 0.0, None
+            self._position_base, self._stream = 0.0, None
             self._changes.publish("QueueEnded", {})
             self._changes.changed()
 
@@ -457,7 +451,7 @@ class Transport:
             self._sink_lookup()
         except MfxError as exc:
             self.status = PlayerStatus.PAUSED if current is not None else PlayerStatus.STOPPED
-            self._position_base, self._mark = position, None
+            self._position_base, self._stream = position, None
             if current is not None:
                 self._record_failure(current, exc, skipped=False)
             self._changes.changed()
