@@ -66,12 +66,17 @@ def write_tap_config(directory: Path) -> TapDevice:
     return TapDevice(config=config, file=directory / "tap.raw")
 
 
-@pytest.fixture
-def alsa_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+def use_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+    """Make the file tap this test's ALSA ``default``."""
     tap = write_tap_config(tmp_path)
     for key, value in tap.env.items():
         monkeypatch.setenv(key, value)
     return tap
+
+
+@pytest.fixture
+def alsa_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+    return use_tap(tmp_path, monkeypatch)
 
 
 # --- PulseAudio -------------------------------------------------------------------------------

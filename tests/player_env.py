@@ -24,7 +24,7 @@ from mfx.audio import DeviceParams, PcmDevice, SinkEngine
 from mfx.music.player import Player, PlayerView
 from mfx.server.player_api import make_player_service
 from mfx.server.services import controllers_service
-from tests.audio_env import TapDevice, write_tap_config
+from tests.audio_env import TapDevice, use_tap
 from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 from tests.music_fixtures import LibraryLayout, build_library
 
@@ -86,10 +86,7 @@ class PlayerRig:
 
 @pytest.fixture
 def tap_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
-    tap = write_tap_config(tmp_path)
-    for key, value in tap.env.items():
-        monkeypatch.setenv(key, value)
-    return tap
+    return use_tap(tmp_path, monkeypatch)
 
 
 def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str, Any]] | None = None,

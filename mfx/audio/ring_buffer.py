@@ -48,7 +48,6 @@ class FrameRingBuffer:
         self._start = 0  # index of the oldest frame
         self._fill = 0
         self._generation = 0
-        self._written = 0  # frames ever stored by write()
         self._closed = False
         self._owners: collections.deque[_Run] = collections.deque()
         self._lock = threading.Lock()
@@ -75,12 +74,6 @@ class FrameRingBuffer:
     def generation(self) -> int:
         with self._lock:
             return self._generation
-
-    @property
-    def written_total(self) -> int:
-        """Frames ever stored by ``write`` (a position counter for the producer)."""
-        with self._lock:
-            return self._written
 
     @property
     def closed(self) -> bool:
@@ -117,7 +110,6 @@ class FrameRingBuffer:
                 n = min(room, total - done)
                 self._put(frames[done:done + n])
                 self._own(stream, n)
-                self._written += n
                 done += n
                 self._changed.notify_all()
         return done

@@ -64,9 +64,8 @@ class Player:
         opener = TrackOpener(self._catalogue, services, block_frames=self.config.block_frames)
         self._transport = Transport(config=self.config, services=services, sink=sink, metrics=metrics,
                                     changes=self._changes, opener=opener, rng=rng or random.Random())
-        self._autosave = AutoSave(state_file, self._changes, snapshot=self._transport.saved,
-                                  playing=self._playing, debounce=self.config.save_debounce,
-                                  interval=self.config.position_save_interval)
+        self._autosave = AutoSave(state_file, self._changes, snapshot=self._transport.saved, playing=self._playing,
+                                  debounce=self.config.save_debounce, interval=self.config.position_save_interval)
 
     # --- lifetime ------------------------------------------------------------------------------
 
