@@ -156,9 +156,11 @@ class Pipeline:
             if self._state is not PipelineState.PLAYING:
                 return
             self._cut()
-            if self._current is not None and self._params is not None and self._segment is not None:
-                # What of this segment played or is still buffered (the cut's fade-out) was
-                # (or is about to be) heard: resume right after it.
+            # A seek or resume not applied yet: nothing of its segment was written, so the
+            # pending target stands. Otherwise what of this segment played or is still
+            # buffered (the cut's fade-out) was (or is about to be) heard: resume after it.
+            if (self._seek_to is None and self._current is not None and self._params is not None
+                    and self._segment is not None):
                 heard = self.sink.stream_position(self._segment)
                 seconds = heard.seconds_played + heard.frames_buffered / self._params.rate
                 self._seek_to = self._segment_start + round(seconds * self._current.stream.samplerate)
