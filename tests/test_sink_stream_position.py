@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from mfx.audio import DeviceParams, SinkEngine
+from mfx.audio import DeviceParams, FrameRingBuffer, SinkEngine
 from mfx.audio.stream_clock import StreamState
 from tests.audio_env import Gate, GatedDevice, TapDevice, alsa_tap
 
@@ -100,3 +100,16 @@ def test_a_reconfigure_does_not_reset_a_stream_position(gated: tuple[SinkEngine,
     later = engine.stream_position(stream)
     assert later.state is StreamState.PLAYING
     assert later.frames_played >= after.frames_played + PERIOD
+
+
+def test_the_ring_keeps_whose_frames_it_holds_through_a_faded_cut() -> None:
+    ring = FrameRingBuffer(64, 1, np.int16)
+    ring.write(np.ones((10, 1), dtype=np.int16), stream=1)
+    ring.write(np.ones((20, 1), dtype=np.int16), stream=2)
+    assert (ring.buffered_of(1), ring.buffered_of(2)) == (10, 20)
+    _, owners = ring.read_owned(4)
+    assert owners == [(1, 4)]
+    ring.truncate(10, lambda head: head // 2)  # keeps the oldest 10: 6 of stream 1, 4 of stream 2
+    assert (ring.buffered_of(1), ring.buffered_of(2)) == (6, 4)
+    _, owners = ring.read_owned(64)
+    assert owners == [(1, 6), (2, 4)]
