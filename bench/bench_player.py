@@ -21,7 +21,7 @@ import soundfile as sf
 
 from bench.common import Figure
 from mfx.audio import DeviceParams, Pipeline
-from mfx.music.player import _Primed
+from mfx.music.decoded_streams import PrimedStream
 from mfx.runtimes.base import LoadRequest, PluginType
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from tests.audio_env import load_soundfile_codec, tone, write_audio
@@ -71,7 +71,7 @@ def _through_player_path(codec, path: Path, processors: list) -> float:
     pipeline = Pipeline(sink, processors)  # type: ignore[arg-type]
     started = time.perf_counter()
     stream = codec.open(str(path))
-    primed = _Primed(stream, stream.read(pipeline.block_frames))
+    primed = PrimedStream(stream, stream.read(pipeline.block_frames))
     pipeline.enqueue(primed, "bench")
     pipeline.run()
     elapsed = time.perf_counter() - started

@@ -41,6 +41,7 @@ from mfx.audio.file_tap import explain_missing_device
 from mfx.audio.formats import SampleFormat
 from mfx.audio.registry import SinkRegistry
 from mfx.audio.sink import SinkEngine, SinkState, SinkStatus
+from mfx.backoff import exponential_delay
 from mfx.errors import (
     AudioError,
     DeviceNotFoundError,
@@ -319,7 +320,7 @@ class AudioSinkController:
             raise PermanentError(error.reason, message)
         if isinstance(error, AudioError):
             slot.failures += 1
-            delay = min(self.options.retry_max, self.options.retry_initial * 2 ** min(slot.failures - 1, 20))
+            delay = exponential_delay(slot.failures, self.options.retry_initial, self.options.retry_max)
             ctx.status.condition(DEVICE_OPEN, False, error.reason, str(error))
             raise TemporaryError(f"{error} (retrying in {delay:.3g}s)", delay=delay, reason=error.reason)
         if error is not None:

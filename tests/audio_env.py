@@ -18,14 +18,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice
 from mfx.audio.formats import SampleFormat, pcm_from_bytes
 
 TAP_CONFIG = """\
@@ -64,12 +66,17 @@ def write_tap_config(directory: Path) -> TapDevice:
     return TapDevice(config=config, file=directory / "tap.raw")
 
 
-@pytest.fixture
-def alsa_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+def use_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+    """Make the file tap this test's ALSA ``default``."""
     tap = write_tap_config(tmp_path)
     for key, value in tap.env.items():
         monkeypatch.setenv(key, value)
     return tap
+
+
+@pytest.fixture
+def alsa_tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
+    return use_tap(tmp_path, monkeypatch)
 
 
 # --- PulseAudio -------------------------------------------------------------------------------
@@ -227,3 +234,53 @@ def write_audio(path: Path, samples: np.ndarray, rate: int, fmt: str, subtype: s
         for start in range(0, len(samples), 65536):
             out.write(samples[start:start + 65536])
     return path
+
+
+# --- A device the test lets play period by period ---------------------------------------------
+
+
+class Gate:
+    """Lets device writes through one at a time, as the test allows them: how much a sink
+    has played is then the test's decision, not the machine's speed."""
+
+    def __init__(self) -> None:
+        self._permits = threading.Semaphore(0)
+
+    def allow(self, writes: int = 1) -> None:
+        self._permits.release(writes)
+
+    def pass_one(self, timeout: float) -> bool:
+        return self._permits.acquire(timeout=timeout)
+
+
+class GatedDevice:
+    """A real device (the tap) whose writes wait at a ``Gate``. A write the gate does not let
+    through within a moment takes nothing (as a non-blocking PCM would), so the sink's
+    writer thread stays responsive to a stop."""
+
+    def __init__(self, inner: PcmDevice, gate: Gate) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.requested = inner.requested
+        self.actual = inner.actual
+
+    @classmethod
+    def opener(cls, gate: Gate) -> Callable[[DeviceParams], PcmDevice]:
+        return lambda params: cls(AlsaDevice.open(params), gate)
+
+    def write(self, frames: np.ndarray) -> int:
+        if not self.gate.pass_one(timeout=0.01):
+            return 0
+        return self.inner.write(frames)
+
+    def avail(self) -> int:
+        return self.inner.avail()
+
+    def drain(self) -> None:
+        self.inner.drain()
+
+    def drop(self) -> None:
+        self.inner.drop()
+
+    def close(self) -> None:
+        self.inner.close()

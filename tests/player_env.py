@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from mfx.api.music import Song
-from mfx.audio import DeviceParams, SinkEngine
+from mfx.audio import DeviceParams, PcmDevice, SinkEngine
 from mfx.music.player import Player, PlayerView
 from mfx.server.player_api import make_player_service
 from mfx.server.services import controllers_service
-from tests.audio_env import TapDevice, write_tap_config
+from tests.audio_env import TapDevice, use_tap
 from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 from tests.music_fixtures import LibraryLayout, build_library
 
@@ -86,15 +86,13 @@ class PlayerRig:
 
 @pytest.fixture
 def tap_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
-    tap = write_tap_config(tmp_path)
-    for key, value in tap.env.items():
-        monkeypatch.setenv(key, value)
-    return tap
+    return use_tap(tmp_path, monkeypatch)
 
 
 def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str, Any]] | None = None,
               library: LibraryLayout | None = None, player_yaml: str | None = None,
-              plugin_paths: list[Path] | None = None) -> Iterator[PlayerRig]:
+              plugin_paths: list[Path] | None = None,
+              open_device: Callable[[DeviceParams], PcmDevice] | None = None) -> Iterator[PlayerRig]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     if player_yaml is not None:
@@ -103,7 +101,8 @@ def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str,
     manifests = write_manifests(tmp_path / "manifests", layout.root)
     for index, doc in enumerate(extra_manifests or []):
         (manifests / f"extra-{index}.yaml").write_text(yaml.safe_dump(doc))
-    sink = SinkEngine("tap", DeviceParams(rate=RATE, channels=2, period_frames=1024, periods=4))
+    sink = SinkEngine("tap", DeviceParams(rate=RATE, channels=2, period_frames=1024, periods=4),
+                      open_device=open_device)
     sink.start()
     daemon = ThreadDaemon(home, services=[controllers_service, make_player_service(lambda: sink)],
                           plugin_paths=[REPO / "plugins", *(plugin_paths or [])])

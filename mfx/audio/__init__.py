@@ -16,8 +16,10 @@ from mfx.audio.dsp import (
 )
 from mfx.audio.formats import SampleFormat, TpdfDither, float_to_pcm, pcm_from_bytes, pcm_to_float
 from mfx.audio.pipeline import DecodedStream, Pipeline, PipelineState, Processor
-from mfx.audio.ring_buffer import FrameRingBuffer
-from mfx.audio.sink import SinkEngine, SinkState, SinkStatus
+from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
+from mfx.audio.sink import SinkEngine
+from mfx.audio.sink_status import SinkState, SinkStatus
+from mfx.audio.stream_clock import StreamPosition, StreamState
 
 __all__ = [
     "AlsaDevice",
@@ -35,6 +37,9 @@ __all__ = [
     "SinkEngine",
     "SinkState",
     "SinkStatus",
+    "StreamId",
+    "StreamPosition",
+    "StreamState",
     "TpdfDither",
     "Volume",
     "db_to_linear",

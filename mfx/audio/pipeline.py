@@ -12,6 +12,11 @@ in the ring (~5 ms) and drop the rest, so they are heard within the device laten
 audio that follows fades in. A track that ends is followed by the next queued one in the
 same stream of blocks (gapless); when both share a sample rate they also share the
 resampler's state, so there is no seam.
+
+Position: each run of a track's audio (from its start, a seek or a resume) is written as a
+stream of its own on the sink (``SinkEngine.open_stream``); the sink reports how much of it
+has played. ``on_track_start`` hands over a track's first stream; ``seek`` and ``resume``
+return the stream that follows them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 from mfx.audio import dsp
 from mfx.audio.alsa_device import DeviceParams
 from mfx.audio.formats import TpdfDither, float_to_pcm, pcm_to_float
-from mfx.audio.ring_buffer import FrameRingBuffer
+from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
 from mfx.audio.sink import SinkEngine
 from mfx.errors import AudioError
 
@@ -36,8 +41,11 @@ from mfx.errors import AudioError
 class DecodedStream(Protocol):
     """What a codec's ``open(path)`` returns (see ``mfx.sdk``'s Codec)."""
 
-    samplerate: int
-    channels: int
+    @property
+    def samplerate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` float32 frames, shape (n, channels); fewer only at the end."""
@@ -67,7 +75,7 @@ class Pipeline:
     def __init__(self, sink: SinkEngine, processors: Iterable[Processor] = (), *,
                  volume_db: float = 0.0, block_frames: int = 4096,
                  dither: TpdfDither | None = None, fade_seconds: float = dsp.FADE_SECONDS,
-                 on_track_start: Callable[[str], None] | None = None) -> None:
+                 on_track_start: Callable[[str, StreamId], None] | None = None) -> None:
         self.sink = sink
         self.block_frames = int(block_frames)
         self.dither = dither
@@ -91,7 +99,7 @@ class Pipeline:
         self._resampler: dsp.Resampler | None = None
         # Position bookkeeping of the current track (for pause/resume).
         self._segment_start = 0  # source frame where the current segment began
-        self._segment_ring_start = 0  # the ring's written_total when it began
+        self._segment: StreamId | None = None  # the sink stream the segment is written as
 
     # --- controls (any thread) ------------------------------------------------------------
 
@@ -147,32 +155,39 @@ class Pipeline:
         with self._wake:
             if self._state is not PipelineState.PLAYING:
                 return
-            dropped = self._cut()
-            if self._current is not None and self._params is not None and self._ring is not None:
-                # Frames of this segment that entered the ring, less those just dropped, were
-                # (or are about to be) heard: resume right after them.
-                rate = self._current.stream.samplerate
-                heard = max(0, self._ring.written_total - self._segment_ring_start - dropped)
-                self._seek_to = self._segment_start + round(heard * rate / self._params.rate)
+            self._cut()
+            # A seek or resume not applied yet: nothing of its segment was written, so the
+            # pending target stands. Otherwise what of this segment played or is still
+            # buffered (the cut's fade-out) was (or is about to be) heard: resume after it.
+            if (self._seek_to is None and self._current is not None and self._params is not None
+                    and self._segment is not None):
+                heard = self.sink.stream_position(self._segment)
+                seconds = heard.seconds_played + heard.frames_buffered / self._params.rate
+                self._seek_to = self._segment_start + round(seconds * self._current.stream.samplerate)
             self._state = PipelineState.PAUSED
             self._wake.notify_all()
 
-    def resume(self) -> None:
+    def resume(self) -> StreamId | None:
+        """Go on from the pause; returns the sink stream the rest of the track is written as
+        (None when not paused)."""
         with self._wake:
             if self._state is not PipelineState.PAUSED:
-                return
+                return None
             self._state = PipelineState.PLAYING
             self._fade_in_pending = True
             self._wake.notify_all()
+            return self._next_segment()
 
-    def seek(self, seconds: float) -> None:
-        """Jump within the current track (faded)."""
+    def seek(self, seconds: float) -> StreamId | None:
+        """Jump within the current track (faded); returns the sink stream the track is written
+        as from there (None when no track is current)."""
         with self._wake:
             if self._current is None:
-                return
+                return None
             self._cut()
             self._seek_to = max(0, round(seconds * self._current.stream.samplerate))
             self._wake.notify_all()
+            return self._next_segment()
 
     def stop(self) -> None:
         """Fade out, drop everything queued, and make ``run()`` return."""
@@ -180,6 +195,7 @@ class Pipeline:
             self._cut()
             self._queue.clear()
             self._current = None
+            self._end_segment()
             self._state = PipelineState.STOPPED
             self._wake.notify_all()
 
@@ -209,13 +225,14 @@ class Pipeline:
                 if job is None:
                     return
                 track, generation, new_track = job
+                segment = self._segment
                 ring = self.sink.ring
                 if ring is not self._ring or self.sink.params != self._params:
                     self._rebuild(ring, self.sink.params, track.stream.samplerate)
                 self._prepare(track)
                 processors = list(self._processors)
-            if new_track and self.on_track_start is not None:
-                self.on_track_start(track.label)
+            if new_track and self.on_track_start is not None and segment is not None:
+                self.on_track_start(track.label, segment)
             block = track.stream.read(self.block_frames)
             finished = len(block) < self.block_frames
             with self._lock:
@@ -225,11 +242,12 @@ class Pipeline:
             flush = finished and (following is None or following.stream.samplerate != track.stream.samplerate)
             out = self._render(block, track.stream.channels, processors, flush)
             if len(out):
-                ring.write(out, generation=generation)
+                ring.write(out, generation=generation, stream=segment)
             if finished:
                 with self._wake:
                     if self._current is track and ring.generation == generation:
                         self._current = None  # gapless: the loop takes the next track at once
+                        self._end_segment()
                         if flush:
                             self._resampler = None
 
@@ -251,6 +269,7 @@ class Pipeline:
             if self._current is None and self._queue:
                 self._current = self._queue.popleft()
                 self._start_segment(self._current.stream)
+                self._next_segment()
                 new_track = True
             if self._current is not None:
                 return self._current, self.sink.ring.generation, new_track
@@ -276,7 +295,17 @@ class Pipeline:
     def _start_segment(self, stream: DecodedStream) -> None:
         tell = getattr(stream, "tell", None)
         self._segment_start = int(tell()) if callable(tell) else 0
-        self._segment_ring_start = self.sink.ring.written_total
+
+    def _next_segment(self) -> StreamId:
+        """End the sink stream of the segment so far and open the next one (lock held)."""
+        self._end_segment()
+        self._segment = self.sink.open_stream()
+        return self._segment
+
+    def _end_segment(self) -> None:
+        if self._segment is not None:
+            self.sink.end_stream(self._segment)
+            self._segment = None
 
     def _rebuild(self, ring: FrameRingBuffer, params: DeviceParams, source_rate: int) -> None:
         self._ring = ring

@@ -7,15 +7,32 @@ count (the sink's format), so the writer hands them to the device without conver
 ``clear`` and ``truncate`` (seek, skip, pause, stop) bump a generation number. A producer
 that passes the generation it saw to ``write`` gets its write refused (or cut short) once
 the ring has been cleared under it, so stale audio never lands after a fade-out.
+
+A producer may tag what it writes with a ``StreamId``; the ring keeps, in order, which
+stream its frames belong to, so a reader learns whose frames it took (``read_owned``) and
+``buffered_of`` says how much of a stream waits to be played.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+
+StreamId = int  # a stream opened on a sink (see stream_clock)
+Owners = list[tuple[StreamId | None, int]]  # runs of frames, oldest first: (stream, frames)
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive frames of one stream in the ring."""
+
+    stream: StreamId | None
+    frames: int
 
 
 class FrameRingBuffer:
@@ -31,8 +48,8 @@ class FrameRingBuffer:
         self._start = 0  # index of the oldest frame
         self._fill = 0
         self._generation = 0
-        self._written = 0  # frames ever stored by write()
         self._closed = False
+        self._owners: collections.deque[_Run] = collections.deque()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
@@ -59,12 +76,6 @@ class FrameRingBuffer:
             return self._generation
 
     @property
-    def written_total(self) -> int:
-        """Frames ever stored by ``write`` (a position counter for the producer)."""
-        with self._lock:
-            return self._written
-
-    @property
     def closed(self) -> bool:
         with self._lock:
             return self._closed
@@ -72,8 +83,8 @@ class FrameRingBuffer:
     # --- producer ----------------------------------------------------------------------
 
     def write(self, frames: np.ndarray, *, timeout: float | None = None,
-              generation: int | None = None) -> int:
-        """Append ``frames`` (shape (n, channels)); returns how many were stored.
+              generation: int | None = None, stream: StreamId | None = None) -> int:
+        """Append ``frames`` (shape (n, channels)) of ``stream``; returns how many were stored.
 
         Blocking mode waits for room until everything is stored, ``timeout`` passes, the
         ring is closed, or (when ``generation`` is given) the ring is cleared or truncated.
@@ -98,7 +109,7 @@ class FrameRingBuffer:
                     continue
                 n = min(room, total - done)
                 self._put(frames[done:done + n])
-                self._written += n
+                self._own(stream, n)
                 done += n
                 self._changed.notify_all()
         return done
@@ -107,12 +118,22 @@ class FrameRingBuffer:
 
     def read(self, max_frames: int) -> np.ndarray:
         """Remove and return up to ``max_frames`` frames (a copy; possibly empty). Never blocks."""
+        return self.read_owned(max_frames)[0]
+
+    def read_owned(self, max_frames: int) -> tuple[np.ndarray, Owners]:
+        """``read``, and which streams the frames read belong to."""
         with self._changed:
             n = min(int(max_frames), self._fill)
             out = self._take(n)
+            owners = self._disown_front(n)
             if n:
                 self._changed.notify_all()
-            return out
+            return out, owners
+
+    def buffered_of(self, stream: StreamId) -> int:
+        """Frames of ``stream`` waiting to be read."""
+        with self._lock:
+            return sum(run.frames for run in self._owners if run.stream == stream)
 
     def wait_for(self, frames: int, timeout: float | None = None,
                  wake: Callable[[], bool] | None = None) -> int:
@@ -156,6 +177,7 @@ class FrameRingBuffer:
                 self._start, self._fill = 0, 0
                 self._put(np.asarray(transform(head), dtype=self.dtype).reshape(keep, self.channels))
             self._fill = keep
+            self._keep_owners(keep)
             self._generation += 1
             self._changed.notify_all()
             return dropped
@@ -192,6 +214,34 @@ class FrameRingBuffer:
         if first < n:
             self._data[:n - first] = frames[first:]
         self._fill += n
+
+    def _own(self, stream: StreamId | None, n: int) -> None:
+        if self._owners and self._owners[-1].stream == stream:
+            self._owners[-1].frames += n
+        else:
+            self._owners.append(_Run(stream, n))
+
+    def _disown_front(self, n: int) -> Owners:
+        owners: Owners = []
+        while n > 0 and self._owners:
+            run = self._owners[0]
+            took = min(n, run.frames)
+            owners.append((run.stream, took))
+            run.frames -= took
+            if not run.frames:
+                self._owners.popleft()
+            n -= took
+        return owners
+
+    def _keep_owners(self, keep: int) -> None:
+        kept: collections.deque[_Run] = collections.deque()
+        for run in self._owners:
+            if keep <= 0:
+                break
+            took = min(keep, run.frames)
+            kept.append(_Run(run.stream, took))
+            keep -= took
+        self._owners = kept
 
     def _take(self, n: int) -> np.ndarray:
         out = np.empty((n, self.channels), dtype=self.dtype)

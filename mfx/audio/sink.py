@@ -1,5 +1,9 @@
 """The sink engine: one device, one ring buffer, one writer thread moving periods between them.
 
+The engine's controls and its writer thread stay in one module because they share one lock
+and the device, ring and counters it guards; its state types, real-time scheduling and
+per-stream positions live in sink_status, realtime and stream_clock.
+
 The writer is a real ``threading.Thread`` so that no amount of work on the event loop can
 starve it; it spends most of its life inside a blocking ALSA write with the GIL released.
 
@@ -20,76 +24,30 @@ What it does per period, and why:
 from __future__ import annotations
 
 import collections
-import contextlib
-import enum
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import numpy as np
 
 from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, errno_name
 from mfx.audio.file_tap import opened_note
-from mfx.audio.ring_buffer import FrameRingBuffer
+from mfx.audio.realtime import realtime_threads, request_realtime
+from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
+from mfx.audio.sink_status import SinkState, SinkStatus, StateCallback, state_for
+from mfx.audio.stream_clock import StreamClock, StreamPosition
+from mfx.backoff import exponential_delay
 from mfx.errors import (
     AudioError,
-    DeviceBusyError,
-    DeviceLostError,
-    MfxError,
     UnderrunError,
-    UnsupportedFormatError,
 )
 from observability.metrics import Metrics
 
 log = logging.getLogger("mfx.audio.sink")
 
-
-class SinkState(enum.StrEnum):
-    NEW = "New"  # constructed, device not opened yet
-    OPEN = "Open"
-    DEVICE_LOST = "DeviceLost"
-    DEVICE_BUSY = "DeviceBusy"
-    CLOSED = "Closed"
-    ERROR = "Error"
-
-
-@dataclass(frozen=True)
-class SinkStatus:
-    """A consistent snapshot of a sink, safe to hand to another thread."""
-
-    name: str
-    state: SinkState
-    reason: str  # CamelCase, as in a condition: Opened, DeviceLost, DeviceNotFound, ...
-    message: str
-    requested: DeviceParams
-    actual: DeviceParams | None
-    frames_written: int = 0  # frames the device accepted, silence included
-    xruns: int = 0
-    silence_frames: int = 0
-    write_errors: dict[str, int] = field(default_factory=dict)  # errno name -> count
-    reopens: int = 0
-    buffer_fill: float = 0.0  # of the ring buffer, 0..1
-    latency_seconds: float = 0.0  # the device buffer's length: how far output lags a write
-
-
-StateCallback = Callable[[SinkStatus], None]
 DeviceOpener = Callable[[DeviceParams], PcmDevice]
-
-_STATE_FOR_ERROR: list[tuple[type[MfxError], SinkState]] = [
-    (DeviceBusyError, SinkState.DEVICE_BUSY),
-    (DeviceLostError, SinkState.DEVICE_LOST),
-    (UnsupportedFormatError, SinkState.ERROR),
-]
-
-
-def _state_for(error: MfxError) -> SinkState:
-    for kind, state in _STATE_FOR_ERROR:
-        if isinstance(error, kind):
-            return state
-    return SinkState.ERROR
 
 
 class SinkEngine:
@@ -124,6 +82,7 @@ class SinkEngine:
         self._device: PcmDevice | None = None
         self._actual: DeviceParams | None = None
         self._ring: FrameRingBuffer | None = None
+        self._clock = StreamClock()  # outlives every ring: positions survive a reconfigure
         self._thread: threading.Thread | None = None
         self.realtime = False  # whether the writer thread got a real-time scheduling class
         self._stop = threading.Event()
@@ -170,15 +129,18 @@ class SinkEngine:
         Raises the translated error (DeviceNotFoundError, UnsupportedFormatError, ...) and
         records it in the status.
         """
+        return self._open(new_ring=False)
+
+    def _open(self, *, new_ring: bool) -> SinkStatus:
         if self._device is not None:
             return self.status()
         try:
-            with _realtime_threads():
+            with realtime_threads():
                 device = self._open_device(self._requested)
         except AudioError as exc:
-            self._set_state(_state_for(exc), exc.reason, str(exc))
+            self._set_state(state_for(exc), exc.reason, str(exc))
             raise
-        self._install(device)
+        self._install(device, new_ring=new_ring)
         self._set_state(SinkState.OPEN, "Opened", _opened(device))
         return self.status()
 
@@ -208,19 +170,41 @@ class SinkEngine:
 
     def reconfigure(self, params: DeviceParams) -> SinkStatus:
         """Reopen the device with ``params``; buffered audio is dropped and a new ring is made
-        (its format may differ), so producers must take ``ring`` again."""
+        (its format may differ), so producers must take ``ring`` again. Stream positions go
+        on from where they were.
+
+        The old ring stays in place, open, until the new one is there, so a producer never
+        finds the sink without a ring and mistakes a reconfigure for the sink going away."""
         was_running = self._thread is not None and self._thread.is_alive()
         self._stop_writer(drain=False, timeout=None)
         self._close_device(drop=True)
-        if self._ring is not None:
-            self._ring.close()
+        old_ring, old_rate = self._ring, self.params.rate
         self._requested = params
-        self._ring = None
         self._actual = None
-        self.open()
+        try:
+            self._open(new_ring=True)
+        except AudioError:
+            self._ring = None  # no ring until an open works
+            raise
+        finally:
+            if old_ring is not None:
+                self._clock.pass_over(old_ring, old_rate)
+                old_ring.close()
         if was_running:
             self.start()
         return self.status()
+
+    def open_stream(self) -> StreamId:
+        """A new stream to tag frames with (``ring.write(..., stream=)``) and ask about."""
+        return self._clock.open()
+
+    def end_stream(self, stream: StreamId) -> None:
+        """Nothing more of ``stream`` will be written; it is ENDED once what is buffered played."""
+        self._clock.end(stream)
+
+    def stream_position(self, stream: StreamId) -> StreamPosition:
+        """How much of ``stream`` has played and how much waits in the buffer, and its state."""
+        return self._clock.position(stream, self._ring)
 
     def status(self) -> SinkStatus:
         with self._lock:
@@ -264,11 +248,11 @@ class SinkEngine:
 
     # --- device and ring ---------------------------------------------------------------------
 
-    def _install(self, device: PcmDevice) -> None:
+    def _install(self, device: PcmDevice, *, new_ring: bool = False) -> None:
         actual = device.actual
         ring = self._ring
-        if ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
-            if ring is not None:
+        if new_ring or ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
+            if ring is not None and not new_ring:  # a new ring on request: the caller retires the old one
                 ring.close()
             capacity = self._ring_frames or 2 * actual.buffer_frames
             self._ring = FrameRingBuffer(capacity, actual.channels, actual.format.dtype)
@@ -311,7 +295,7 @@ class SinkEngine:
     # --- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        self.realtime = _request_realtime(self.name)
+        self.realtime = request_realtime(self.name)
         try:
             while not self._stop.is_set():
                 if self._device is None and not self._reopen():
@@ -346,7 +330,7 @@ class SinkEngine:
             return None
         if fill < period and not self._draining and not self._started:
             return None  # nothing played since the open: wait for a whole period, no silence
-        frames = ring.read(period)
+        frames = self._clock.take(ring, period, actual.rate)
         self._publish_fill(ring)
         self._waited = waited
         if len(frames) == period:
@@ -443,18 +427,19 @@ class SinkEngine:
 
     def _lose_device(self, error: AudioError) -> None:
         self._close_device(drop=False)
-        self._set_state(_state_for(error), error.reason, str(error))
+        self._set_state(state_for(error), error.reason, str(error))
 
     def _reopen(self) -> bool:
         """Reopen with backoff until it works (True) or the sink is stopped (False)."""
-        delay = self._reopen_initial
+        failures = 0
         while not self._stop.is_set():  # close(drain=True) still waits, up to its timeout
             try:
                 device = self._open_device(self._requested)
             except AudioError as exc:
-                self._set_state(_state_for(exc), exc.reason, f"{exc} (retrying in {delay:.2g}s)")
+                failures += 1
+                delay = exponential_delay(failures, self._reopen_initial, self._reopen_max)
+                self._set_state(state_for(exc), exc.reason, f"{exc} (retrying in {delay:.2g}s)")
                 self._stop.wait(delay)
-                delay = min(delay * 2, self._reopen_max)
                 continue
             self._install(device)
             with self._lock:
@@ -510,48 +495,6 @@ class SinkEngine:
             write_errors=dict(self._write_errors), reopens=self._reopens,
             buffer_fill=ring.fill_ratio if ring is not None else 0.0,
             latency_seconds=actual.buffer_seconds if actual is not None else 0.0)
-
-
-# A low real-time priority: above every normal process, below the kernel's own RT threads
-# and the sound server's (PulseAudio asks for 5 through rtkit, JACK for 10+).
-WRITER_RT_PRIORITY = 3
-
-
-def _request_realtime(name: str) -> bool:
-    """Give the calling (writer) thread SCHED_FIFO so a busy machine cannot starve it.
-
-    Linux applies ``sched_setscheduler(0, ...)`` to the calling thread only. It needs root or
-    CAP_SYS_NICE (or an RLIMIT_RTPRIO); without them the writer keeps the normal class and
-    relies on its buffer, which is logged once so an operator knows why xruns may appear.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(WRITER_RT_PRIORITY))
-    except (AttributeError, OSError) as error:
-        log.info("sink %s: writer thread runs without real-time priority (%s); "
-                 "run the daemon with CAP_SYS_NICE for glitch-free playback on a busy machine", name, error)
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _realtime_threads() -> Iterator[None]:
-    """Open the device with the calling thread briefly real-time.
-
-    Sound-server clients (the PulseAudio ALSA plugin, for one) start their own I/O thread at
-    open, and a new thread inherits its creator's scheduling class: opened from a normal
-    thread, that I/O thread can be starved on a busy machine and the stream underruns even
-    though the writer is on time. The caller's own class is restored afterwards.
-    """
-    try:
-        before = os.sched_getscheduler(0), os.sched_getparam(0)
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(WRITER_RT_PRIORITY))
-    except (AttributeError, OSError):
-        yield  # no permission: the writer thread's own request logs why
-        return
-    try:
-        yield
-    finally:
-        os.sched_setscheduler(0, before[0], before[1])
 
 
 def _opened(device: PcmDevice) -> str:

@@ -41,7 +41,8 @@ from mfx.api.music import Song
 from mfx.api.objects import Obj, condition, is_deleting
 from mfx.audio.sink import SinkEngine
 from mfx.errors import BadRequestError, MfxError, NoSinkError
-from mfx.music.player import Player, SinkLookup
+from mfx.music.player import Player
+from mfx.music.transport import SinkLookup
 from mfx.server.bodies import read_object
 from mfx.server.daemon import DaemonContext, Service
 from mfx.server.status import status_from_error, status_object
