@@ -38,28 +38,22 @@ from reconciler import (
 from reconciler.controller import brief_handler
 
 from .plugin_actions import ActionExecutor, write_dependencies_ready
-from .plugin_decide import (
-    Absorb,
-    Action,
-    Converge,
-    Delete,
+from .plugin_decide import Absorb, Action, Converge, Delete, StopStep, Suspend, decide
+from .plugin_dependencies import KIND, DependencyTracker, dependents_to_wake
+from .plugin_env import PluginEnv
+from .plugin_execution import PluginRunner
+from .plugin_logging import log, say
+from .plugin_observed import (
     DependencyView,
     Desired,
     History,
     InstanceView,
     Observed,
     ProbeView,
-    StopStep,
-    Suspend,
     TaskPhase,
     Tasks,
     TaskView,
-    decide,
 )
-from .plugin_dependencies import KIND, DependencyTracker, dependents_to_wake
-from .plugin_env import PluginEnv
-from .plugin_execution import PluginRunner
-from .plugin_logging import log, say
 from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
 from .plugin_spec import ParsedSpec, parse_manifest, validate_config

@@ -1,9 +1,9 @@
 """The PluginManifest controller's decisions: ``decide(observed, desired) -> Action``.
 
 Pure: no I/O, no clock (the time is ``Observed.now``), no mutation. The reconcile observes
-(the object, the instance, the tracked tasks, the dependencies), calls ``decide``, and executes
-the action; actions that take in finished work (``Absorb``) are followed by another decision
-in the same reconcile, the others end it. Every situation the controller can be in is one
+(the object, the instance, the tracked tasks, the dependencies: ``plugin_observed``), calls
+``decide``, and executes the action; actions that take in finished work (``Absorb``) are
+followed by another decision in the same reconcile, the others end it. Every situation the controller can be in is one
 ``Observed``/``Desired`` pair, so tests table-drive this function.
 """
 
@@ -11,138 +11,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mfx.api.models import RestartPolicy
 from mfx.backoff import exponential_delay
 from mfx.errors import MfxError, PluginCrashedError, PluginTimeoutError
 
+from .plugin_observed import Desired, InstanceView, Observed, TaskPhase
 from .plugin_reasons import PluginReason
 from .plugin_runtime import plugin_error_reason
-
-# --- what is observed -------------------------------------------------------------------------
-
-
-class TaskPhase(enum.StrEnum):
-    NONE = "None"  # no such task
-    RUNNING = "Running"
-    DONE = "Done"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-
-@dataclass(frozen=True)
-class TaskView:
-    """One tracked task of the plugin ("start", "stop", "replace", "config")."""
-
-    phase: TaskPhase = TaskPhase.NONE
-    error: BaseException | None = None  # of a failed task
-
-    @property
-    def finished(self) -> bool:
-        return self.phase in (TaskPhase.DONE, TaskPhase.FAILED, TaskPhase.CANCELLED)
-
-
-IDLE = TaskView()
-
-
-@dataclass(frozen=True)
-class Tasks:
-    start: TaskView = IDLE
-    stop: TaskView = IDLE
-    replace: TaskView = IDLE
-    config: TaskView = IDLE
-
-
-@dataclass(frozen=True)
-class DependencyConflict:
-    """A required dependency that cannot be met as the spec stands."""
-
-    reason: str  # InvalidSpec (a constraint that does not parse) or VersionConstraintUnsatisfied
-    message: str
-
-
-@dataclass(frozen=True)
-class DependencyView:
-    """Where the plugin's required dependencies stand."""
-
-    cycle: tuple[str, ...] | None = None  # the dependency cycle it is on
-    conflict: DependencyConflict | None = None
-    missing: tuple[str, ...] = ()
-    waiting: tuple[str, ...] = ()  # present, not Ready and running here
-    deleting: str | None = None  # a dependency being deleted
-    watch: tuple[str, ...] = ()  # whose change may heal a cycle or conflict
-    required: tuple[str, ...] = ()  # every required dependency
-
-
-@dataclass(frozen=True)
-class InstanceView:
-    """The instance that runs (or ran until it ended by itself)."""
-
-    version: str
-    identity: str
-    config: Mapping[str, Any]
-    exited: str | None = None  # why it ended by itself
-    exited_cleanly: bool = False  # its process exited with status 0
-    ran_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ProbeView:
-    healthy: bool
-    consecutive_failures: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class History:
-    """What earlier reconciles and instances left behind."""
-
-    failures: int = 0  # consecutive failures (the backoff's exponent)
-    ended: bool = False  # an instance ended or a start failed: the next start is a restart
-    clean_exit: bool = False
-    last_failure: str = ""
-    last_failure_reason: str = ""
-    start_times: tuple[float, ...] = ()  # monotonic
-    not_before: float = 0.0  # monotonic: no start before this
-    failed_upgrade: tuple[int, str] | None = None  # (generation, identity) that failed to start
-    failed_upgrade_message: str = ""
-    failed_config: tuple[int, Mapping[str, Any]] | None = None  # (generation, config) refused
-    failed_config_message: str = ""
-    applying_config: Mapping[str, Any] | None = None  # what the config task applies
-
-
-@dataclass(frozen=True)
-class Observed:
-    generation: int
-    now: float  # monotonic seconds
-    deleting: bool = False
-    reset_wanted: str | None = None  # an mfx reset-failed stamp not handled yet
-    dependencies: DependencyView = field(default_factory=DependencyView)
-    instance: InstanceView | None = None
-    probe: ProbeView | None = None
-    wanted_identity: str | None = None  # the identity the spec asks for (when an instance runs)
-    tasks: Tasks = field(default_factory=Tasks)
-    config_result: Mapping[str, Any] | None = None  # what a finished config task left running
-    history: History = field(default_factory=History)
-    dependents_running: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Desired:
-    name: str
-    version: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
-    suspend: bool = False
-    config_problem: str | None = None  # why spec.config does not fit spec.configSchema
-    restart_policy: RestartPolicy = RestartPolicy.ALWAYS
-    start_limit_burst: int = 5
-    start_limit_seconds: float = 10.0
-    start_limit_text: str = "10s"  # spec.restartPolicy.startLimit.interval as written
-    backoff_initial: float = 1.0
-    backoff_max: float = 300.0
-
 
 # --- what to do -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from mfx.errors import NotFoundError
 from mfx.store.base import Store
 from reconciler import ConditionType, DependencyGraph, get_condition
 
-from .plugin_decide import DependencyConflict, DependencyView
+from .plugin_observed import DependencyConflict, DependencyView
 from .plugin_reasons import PluginReason, serves
 from .plugin_spec import Requirement, required_dependencies
 from .plugin_state import PluginStates
