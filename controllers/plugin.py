@@ -125,6 +125,10 @@ class PluginController:
         else:
             manager.enqueue(key)
 
+    def _enqueue(self, name: str) -> None:
+        if self.env.manager is not None:
+            self.env.manager.enqueue(self.key(name))
+
     def _reset(self, name: str) -> None:
         manager = self.env.manager
         if manager is not None and KIND in manager.controllers:
@@ -290,7 +294,9 @@ class PluginController:
         elif (run.probe_written is None or run.probe_written[0] != result
               or now - run.probe_written[1] >= PROBE_STATUS_REFRESH_SECONDS):
             run.probe_written = (result, now)  # a steady result is re-written at most this often
-            self.kick(name)  # the reconcile writes lastHealthProbe
+            # The next reconcile writes lastHealthProbe. A stalled plugin is not reset for it:
+            # that would count a failed reconcile every few seconds for a steady probe.
+            self._enqueue(name)
 
     def _on_breaker(self, name: str, old: BreakerState, new: BreakerState) -> None:
         self.env.metrics.plugin_circuit_breaker_state.labels(name).set(new.metric_value)

@@ -69,6 +69,8 @@ class DependencyTracker:
         self._states = states
         self._revision = 0  # bumped on every change of the graph
         self._satisfied: dict[tuple[str, str], bool] = {}  # (constraint, version) -> satisfied
+        self._cycles: dict[str, list[str] | None] = {}  # name -> the cycle through it, at _cycles_revision
+        self._cycles_revision = 0
 
     # --- changing what is known ---------------------------------------------------------------
 
@@ -150,12 +152,12 @@ class DependencyTracker:
 
     def cycle_through(self, name: str) -> list[str] | None:
         """The dependency cycle ``name`` is on, if any (memoized per graph revision)."""
-        watched = self._states.ensure(name).watched
-        if watched.cycle is not None and watched.cycle[0] == self._revision:
-            return watched.cycle[1]
-        cycle = self.graph.cycle_through(name)
-        watched.cycle = (self._revision, cycle)
-        return cycle
+        if self._cycles_revision != self._revision:
+            self._cycles.clear()
+            self._cycles_revision = self._revision
+        if name not in self._cycles:
+            self._cycles[name] = self.graph.cycle_through(name)
+        return self._cycles[name]
 
     def satisfied(self, requirement: Requirement, version: str) -> bool:
         """Whether ``version`` meets ``requirement``; raises VersionError for a bad version."""

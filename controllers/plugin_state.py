@@ -25,7 +25,6 @@ class WatchedView:
     deleting: bool = False
     signature: tuple[Any, ...] | None = None  # what of it its dependents care about
     watchers: set[str] = field(default_factory=set)  # plugins stalled on it: reset when it changes
-    cycle: tuple[int, list[str] | None] | None = None  # (graph revision, the cycle through it)
 
 
 @dataclass(frozen=True)
