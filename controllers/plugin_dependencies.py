@@ -176,7 +176,7 @@ class DependencyTracker:
         not shown yet."""
         cycle = self.cycle_through(name)
         if cycle is not None:
-            watch = tuple(t for member in cycle for t in self.graph.dependencies(member))
+            watch = tuple(dict.fromkeys(t for member in cycle for t in self.graph.dependencies(member)))
             return DependencyView(cycle=tuple(cycle), watch=watch)
         missing: list[str] = []
         waiting: list[str] = []
