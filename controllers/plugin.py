@@ -188,8 +188,7 @@ class PluginController:
         parsed = state.parsed = parse_manifest(obj, state.parsed)
         spec = parsed.spec
         run = self._run_state(state, parsed, obj)
-        state.watched.version = spec.version
-        self.dependencies.declare(name, [r.name for r in parsed.requirements])
+        self.dependencies.record_spec(name, spec.version, [r.name for r in parsed.requirements])
         desired = desired_of(name, parsed)
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)

@@ -100,6 +100,11 @@ class DependencyTracker:
                         else None)
         return WatchChange(name, old, signature, gone, stall_reason)
 
+    def record_spec(self, name: str, version: str, dependencies: Iterable[str]) -> None:
+        """What a reconcile read of ``name``'s spec: its version and required dependencies."""
+        self._states.ensure(name).watched.version = version
+        self.declare(name, dependencies)
+
     def declare(self, name: str, dependencies: Iterable[str] | None) -> None:
         """Declare (or, with None, forget) ``name`` in the graph; bumps the revision on a change."""
         if dependencies is None:
