@@ -2,9 +2,9 @@
 instances, deadlines around every call into a plugin, and the handle the service registry
 hands to callers (the player).
 
-Nothing here decides *what* should run; ``controllers.plugin`` does, and runs the long
-operations defined here (``start_instance``, ``stop_instance``) as tracked tasks on the
-engine's ``TaskSupervisor``, so a slow plugin never holds a reconcile worker.
+Nothing here decides *what* should run; ``plugin_decide`` does, and ``plugin_execution``
+runs the long operations defined here (``start_instance``, ``stop_instance``) as tracked tasks
+on the engine's ``TaskSupervisor``, so a slow plugin never holds a reconcile worker.
 """
 
 from __future__ import annotations

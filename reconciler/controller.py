@@ -4,12 +4,14 @@ Level-triggered: watch events and the periodic resync only enqueue keys; a worke
 object from the store and calls the kind's handler with whatever it looks like now. One
 place, ``_switch``, turns the handler's return value or exception into queue actions
 (forget / requeue after / backoff / stall), default conditions, events and metrics.
+
+What an outcome means is ``reconciler.controller_outcome``; per-object timers and daemons are
+``reconciler.controller_background``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,25 +21,25 @@ import anyio
 from anyio.abc import TaskStatus
 
 from mfx.api.objects import FINALIZER, Obj, ObjectKey, generation, is_deleting, key_of
+from mfx.backoff import Backoff
 from mfx.errors import ConflictError, MfxError, NotFoundError
 from mfx.store.base import Store, WatchEvent, WatchEventType
 from observability.metrics import Metrics
 from reconciler.clock import Clock, MonotonicClock
 from reconciler.conditions import ConditionStatus, ConditionType, Reason, get_condition
 from reconciler.context import Context, KeyLogger, StatusPatcher
+from reconciler.controller_background import BackgroundWork
+from reconciler.controller_outcome import Outcome, apply_default_conditions, classify, failure_of
 from reconciler.eventbus import EventBus
 from reconciler.events import EventRecorder
 from reconciler.informer import Informer, list_all
 from reconciler.outcomes import (
     RECONCILE_TOPIC,
-    PermanentError,
     ReconcileOutcome,
     ReconcileResult,
-    Result,
-    TemporaryError,
 )
 from reconciler.ratelimit import RateLimiter, default_rate_limiter
-from reconciler.registry import DaemonSpec, KindHandlers, TimerSpec
+from reconciler.registry import KindHandlers
 from reconciler.supervisor import TaskSupervisor
 from reconciler.workqueue import QueueShutDown, WorkQueue
 
@@ -93,13 +95,6 @@ def is_brief(fn: Any) -> bool:
     return bool(getattr(fn, _BRIEF_ATTRIBUTE, False))
 
 
-@dataclass
-class _Outcome:
-    result: ReconcileResult
-    delay: float | None = None
-    error: BaseException | None = None
-
-
 class Controller:
     def __init__(
         self,
@@ -137,8 +132,9 @@ class Controller:
                                  logger=self._log)
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._stalled: dict[ObjectKey, int] = {}
-        self._timer_intervals: dict[tuple[ObjectKey, str], float] = {}
-        self._daemon_generations: dict[tuple[ObjectKey, str], int] = {}
+        self.background = BackgroundWork(handlers, store, supervisor=supervisor, clock=self.clock,
+                                         events=self.events, context=self._context,
+                                         daemon_backoff=Backoff(*self.options.daemon_backoff), logger=self._log)
 
     # --- feeding the queue ------------------------------------------------------------------------
 
@@ -163,14 +159,14 @@ class Controller:
         key = key_of(obj)
         if event.type is WatchEventType.DELETED:
             self._seen.pop(key, None)
-            self._stop_background(key)
+            self.background.stop(key)
             self.queue.add(key)  # the worker finds it gone and cleans up
         else:
             signature = _signature(obj)
             if self._seen.get(key) != signature:
                 self._seen[key] = signature
                 self.queue.add(key)
-            self._sync_background(key, obj)
+            self.background.sync(key, obj)
         self._map_related(obj)
 
     def _on_relist(self, items: list[Obj]) -> None:
@@ -180,11 +176,11 @@ class Controller:
             listed.add(key)
             self._seen[key] = _signature(obj)
             self.queue.add(key)
-            self._sync_background(key, obj)
+            self.background.sync(key, obj)
             self._map_related(obj)
         for key in [k for k in self._seen if k not in listed]:
             self._seen.pop(key, None)
-            self._stop_background(key)
+            self.background.stop(key)
             self.queue.add(key)  # deleted while we were not watching
 
     def _map_related(self, obj: Obj) -> None:
@@ -274,7 +270,7 @@ class Controller:
         await self._run_handler(key, obj, deleting=False)
 
     async def _finalize(self, key: ObjectKey, obj: Obj) -> None:
-        self._stop_background(key)
+        self.background.stop(key)
         if self.handlers.delete is None or self.options.finalizer not in _finalizers(obj):
             return  # not ours to finalize
         outcome = await self._run_handler(key, obj, deleting=True)
@@ -315,7 +311,7 @@ class Controller:
             resources=self._resources,
         )
 
-    async def _run_handler(self, key: ObjectKey, obj: Obj, *, deleting: bool) -> _Outcome | None:
+    async def _run_handler(self, key: ObjectKey, obj: Obj, *, deleting: bool) -> Outcome | None:
         ctx = self._context(key, obj)
         gen = ctx.generation
         if not deleting:
@@ -342,67 +338,20 @@ class Controller:
         except Exception as exc:  # every outcome, expected or not, goes through the switch
             error = exc
         duration = time.perf_counter() - started
-        outcome = self._classify(fn, returned, error)
+        outcome = classify(fn, returned, error)
         try:
             await self._switch(key, ctx, outcome, deleting=deleting, duration=duration)
         except NotFoundError:
             self._gone(key)
         return outcome
 
-    @staticmethod
-    def _classify(fn: Any, returned: Any, error: BaseException | None) -> _Outcome:
-        if error is not None:
-            if isinstance(error, PermanentError):
-                return _Outcome(ReconcileResult.STALLED, error=error)
-            if isinstance(error, TemporaryError):
-                return _Outcome(ReconcileResult.RETRY, delay=error.delay, error=error)
-            if isinstance(error, MfxError) and getattr(error, "retryable", True) is False:
-                return _Outcome(ReconcileResult.STALLED, error=error)
-            return _Outcome(ReconcileResult.ERROR, error=error)
-        if returned is None:
-            return _Outcome(ReconcileResult.SUCCESS)
-        if isinstance(returned, Result):
-            if returned.requeue_after is not None:
-                return _Outcome(ReconcileResult.REQUEUE_AFTER, delay=returned.requeue_after)
-            if returned.requeue:
-                return _Outcome(ReconcileResult.REQUEUE)
-            return _Outcome(ReconcileResult.SUCCESS)
-        name = getattr(fn, "__qualname__", repr(fn))
-        return _Outcome(ReconcileResult.ERROR, error=TypeError(
-            f"handler {name} returned {type(returned).__name__}; return None or Result(...)"))
-
-    async def _switch(self, key: ObjectKey, ctx: Context, outcome: _Outcome, *, deleting: bool,
+    async def _switch(self, key: ObjectKey, ctx: Context, outcome: Outcome, *, deleting: bool,
                       duration: float) -> None:
         """The one place that turns an outcome into queue actions, conditions, events, metrics."""
         result, error = outcome.result, outcome.error
         status = ctx.status
-        reason = str(getattr(error, "reason", "") or Reason.FAILED) if error is not None else ""
-        message = str(error) if error is not None else ""
-        if isinstance(error, Exception) and not isinstance(error, MfxError):
-            reason = Reason.FAILED
-            message = f"{type(error).__name__}: {error}"
-
-        # Conditions: the engine's defaults, for the types the handler left alone.
-        if result is ReconcileResult.STALLED:
-            status.default_condition(ConditionType.STALLED, True, reason, message)
-            status.default_condition(ConditionType.READY, False, reason, message)
-            status.default_condition(ConditionType.RECONCILING, None)
-        elif result in (ReconcileResult.RETRY, ReconcileResult.ERROR):
-            status.default_condition(ConditionType.READY, False, reason, message)
-            status.default_condition(ConditionType.RECONCILING, True, Reason.PROGRESSING_WITH_RETRY, message)
-            status.default_condition(ConditionType.STALLED, None)
-        elif not deleting:
-            if result is ReconcileResult.SUCCESS:
-                status.default_condition(ConditionType.READY, True, Reason.SUCCEEDED,
-                                         f"generation {ctx.generation} reconciled")
-            ready = status.condition_view(ConditionType.READY)
-            if ready is not None and ready.get("status") == ConditionStatus.TRUE:
-                status.default_condition(ConditionType.RECONCILING, None)
-            else:
-                why = str(ready.get("reason")) if ready else Reason.PROGRESSING
-                text = str(ready.get("message", "")) if ready else ""
-                status.default_condition(ConditionType.RECONCILING, True, why, text)
-            status.default_condition(ConditionType.STALLED, None)
+        reason, message = failure_of(error)
+        apply_default_conditions(status, result, reason, message, deleting=deleting, gen=ctx.generation)
         if not (deleting and result is ReconcileResult.SUCCESS):
             status.set("observedGeneration", ctx.generation)
         await status.flush()
@@ -453,7 +402,7 @@ class Controller:
         self.queue.cancel_delayed(key)
         self._stalled.pop(key, None)
         self._seen.pop(key, None)
-        self._stop_background(key)
+        self.background.stop(key)
         self.supervisor.cancel(key)
 
     # --- finalizer ------------------------------------------------------------------------------------
@@ -509,102 +458,5 @@ class Controller:
             return
         raise ConflictError(f"could not remove the finalizer from {key}: the object keeps changing")
 
-    # --- timers and daemons ----------------------------------------------------------------------------
-
-    def _sync_background(self, key: ObjectKey, obj: Obj) -> None:
-        if not self.handlers.timers and not self.handlers.daemons:
-            return
-        if is_deleting(obj):
-            self._stop_background(key)
-            return
-        for timer in self.handlers.timers:
-            try:
-                interval = timer.interval_for(obj)
-            except Exception as exc:
-                self._log.warning("timer %s on %s not started: %s", timer.name, key, exc)
-                interval = None
-            slot = (key, timer.name)
-            if interval is None:
-                if self._timer_intervals.pop(slot, None) is not None:
-                    self.supervisor.cancel(key, f"timer:{timer.name}")
-                continue
-            running = self.supervisor.status(key, f"timer:{timer.name}")
-            if self._timer_intervals.get(slot) == interval and running is not None and not running.finished:
-                continue
-            self._timer_intervals[slot] = interval
-            self.supervisor.start(key, f"timer:{timer.name}",
-                                  _bind(self._timer_loop, key, timer, interval), replace=True, notify=False)
-        gen = generation(obj)
-        for daemon in self.handlers.daemons:
-            slot = (key, daemon.name)
-            if self._daemon_generations.get(slot) == gen:
-                continue
-            self._daemon_generations[slot] = gen
-            self.supervisor.start(key, f"daemon:{daemon.name}", _bind(self._daemon_loop, key, daemon),
-                                  replace=True, notify=False)
-
-    def _stop_background(self, key: ObjectKey) -> None:
-        for timer in self.handlers.timers:
-            if self._timer_intervals.pop((key, timer.name), None) is not None:
-                self.supervisor.cancel(key, f"timer:{timer.name}")
-        for daemon in self.handlers.daemons:
-            if self._daemon_generations.pop((key, daemon.name), None) is not None:
-                self.supervisor.cancel(key, f"daemon:{daemon.name}")
-
-    async def _timer_loop(self, key: ObjectKey, timer: TimerSpec, interval: float) -> None:
-        while True:
-            await self.clock.sleep(interval)
-            try:
-                obj = await self.store.get(key.kind, key.name)
-            except NotFoundError:
-                return
-            if is_deleting(obj):
-                return
-            ctx = self._context(key, obj)
-            try:
-                await timer.fn(obj, ctx)
-                await ctx.status.flush()
-            except NotFoundError:
-                return
-            except Exception:  # one failed tick must not end the timer
-                ctx.logger.exception("timer %s failed; it runs again in %.3g s", timer.name, interval)
-
-    async def _daemon_loop(self, key: ObjectKey, daemon: DaemonSpec) -> None:
-        failures = 0
-        base, cap = self.options.daemon_backoff
-        while True:
-            try:
-                obj = await self.store.get(key.kind, key.name)
-            except NotFoundError:
-                return
-            if is_deleting(obj):
-                return
-            ctx = self._context(key, obj)
-            delay: float
-            try:
-                await daemon.fn(obj, ctx)
-                await ctx.status.flush()
-                return  # a daemon that returns is done until the spec changes
-            except NotFoundError:
-                return
-            except PermanentError as exc:
-                ctx.logger.warning("daemon %s stopped: %s: %s", daemon.name, exc.reason, exc)
-                await self.events.warning(obj, exc.reason, f"daemon {daemon.name} stopped: {exc}")
-                return
-            except TemporaryError as exc:
-                failures += 1
-                delay = exc.delay if exc.delay is not None else min(cap, base * 2 ** min(failures - 1, 30))
-                ctx.logger.info("daemon %s will restart in %.3g s: %s", daemon.name, delay, exc)
-            except Exception:
-                failures += 1
-                delay = min(cap, base * 2 ** min(failures - 1, 30))
-                ctx.logger.exception("daemon %s failed; restarting in %.3g s", daemon.name, delay)
-            await self.clock.sleep(delay if math.isfinite(delay) else cap)
-
-
 def _finalizers(obj: Obj) -> list[str]:
     return list(obj.get("metadata", {}).get("finalizers") or [])
-
-
-def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    return lambda: fn(*args)
