@@ -3,7 +3,7 @@
 setuptools warns ("Package would be ignored") about each folder below a listed package that
 Python could import but ``[tool.setuptools] packages`` does not list, and packages a folder's
 files only through that folder's own ``package-data``. These tests hold the configuration to
-that rule for every folder of every mapped package.
+that rule for every folder of every listed package.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def _setuptools() -> dict:
 def _folders_of_listed_packages() -> dict[str, Path]:
     """Every folder below a listed package, by the dotted name Python would import it as."""
     config = _setuptools()
-    mapping: dict[str, str] = config["package-dir"]
+    assert "package-dir" not in config, "the folders are packages as they are: no mapping"
     found: dict[str, Path] = {}
     for package in config["packages"]:
-        root = REPO / mapping.get(package, package.replace(".", "/"))
+        root = REPO / package.replace(".", "/")
         for folder in [root, *root.rglob("*")]:
             if not folder.is_dir() or "__pycache__" in folder.parts:
                 continue
