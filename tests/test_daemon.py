@@ -3,6 +3,7 @@ bearer token on TCP, clean shutdown on SIGTERM."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import stat
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.daemon_harness import SubprocessDaemon, mfx_command
+from tests.daemon_harness import SubprocessDaemon, ThreadDaemon, mfx_command
 from tests.test_apply import plugin_yaml
 
 
@@ -90,3 +91,11 @@ def test_sigterm_shuts_down_cleanly_and_removes_the_socket(tmp_path: Path) -> No
     assert daemon.stop(signal.SIGTERM) == 0
     assert not (home / "mfx.sock").exists()
     assert "Traceback" not in daemon.output()
+
+
+def test_a_daemon_run_in_process_leaves_the_garbage_collector_alone(tmp_path: Path) -> None:
+    """gc.freeze() is for the process that is only a daemon (``mfx serve``), not for its embedders."""
+    frozen = gc.get_freeze_count()
+    with ThreadDaemon(tmp_path / "home").running():
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
     os.environ["MFX_HOME"] = str(home)
 
     def on_ready(context: DaemonContext) -> None:
+        # What start-up built lives as long as the daemon: keep it out of full collections,
+        # whose pause holds the GIL long enough to starve the audio writer thread. Only here,
+        # where this process is the daemon: gc.freeze() affects the whole process, and a
+        # daemon embedded in another program (or a test run) must leave its collector alone.
+        gc.freeze()
         tap = context.file_tap
         if tap is not None:
             click.echo(f"No sound card: mfx plays into the ALSA file tap {tap.output}\n"

@@ -6,7 +6,6 @@ event, the listeners drain, the controllers stop their plugins, and the store cl
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -192,9 +191,6 @@ async def _serve(context: DaemonContext, services: list[Service],
                 where += f" and https://{address} (also plain http; bearer token in {config.token_path})"
             if config.metrics_address:
                 where += f"; metrics on http://{config.metrics_address}/metrics"
-            # What start-up built lives as long as the daemon: keep it out of full collections,
-            # whose pause holds the GIL long enough to starve the audio writer thread.
-            gc.freeze()
             log.info("mfx %s serving on %s", mfx.__version__, where)
             if on_ready is not None:
                 on_ready(context)
