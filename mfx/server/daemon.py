@@ -28,9 +28,10 @@ from mfx.server.listeners import ConnectionLimits, bind_tcp, bind_unix, make_ser
 from mfx.server.lock import HomeLock
 from mfx.server.logs_api import log_routes
 from mfx.server.packages_api import UnsignedPolicy, package_routes
+from mfx.server.plugin_log_routing import plugin_records_routed_to
 from mfx.server.tls import ensure_tls, serve_tls_too, write_listen_address
 from mfx.store.cache import ObjectCache
-from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore
+from mfx.store.plugin_logs import PluginLogStore
 from mfx.store.sqlite import SQLiteStore
 from observability.metrics import Metrics
 from observability.process_metrics import pids_from_snapshot
@@ -131,12 +132,8 @@ async def run_daemon(
                                     log_store=log_store, cache=cache, file_tap=tap)
             # The controller's messages about a plugin (logged with extra={"plugin": name})
             # land in that plugin's log beside its own output.
-            plugin_log_handler = PluginLogHandler(log_store)
-            logging.getLogger("mfx").addHandler(plugin_log_handler)
-            try:
+            with plugin_records_routed_to(log_store):
                 await _serve(context, services or [], on_ready, handle_signals)
-            finally:
-                logging.getLogger("mfx").removeHandler(plugin_log_handler)
     finally:
         if tap is not None:
             os.environ.pop("ALSA_CONFIG_PATH", None)
