@@ -68,3 +68,11 @@ def test_the_wrong_scheme_for_a_port_says_which_to_use(home: Path) -> None:
 def test_an_unknown_scheme_is_refused(home: Path) -> None:
     result = run_cli(home, "--server", f"ftp://{address(home)}", "get", "pm")
     assert result.exit_code == 1 and "give HOST:PORT or https://HOST:PORT" in result.output
+
+
+def test_serve_help_explains_both_listeners(tmp_path: Path) -> None:
+    shown = run_cli(tmp_path / "home", "serve", "--help")
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 0
+    assert "--listen HOST:PORT Also serve the API over HTTPS" in text and "HOME/tls/ca.crt" in text
+    assert "--listen-http HOST:PORT Also serve the API over plain HTTP" in text and "bearer token" in text

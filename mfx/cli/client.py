@@ -132,11 +132,11 @@ class Client:
         if endpoint.socket is not None:
             transport = httpx.HTTPTransport(uds=str(endpoint.socket))
             base_url = "http://mfx"
-        elif endpoint.ca_file is not None:
-            transport = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(endpoint.ca_file)))
-            base_url = str(endpoint.url)
         else:
-            transport = httpx.HTTPTransport()
+            # Only the daemon's own CA vouches for its certificate: not the system's store.
+            verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(endpoint.ca_file))
+                                             if endpoint.ca_file is not None else True)
+            transport = httpx.HTTPTransport(verify=verify)
             base_url = str(endpoint.url)
         self._http = httpx.Client(transport=transport, base_url=base_url, headers=headers, timeout=timeout)
 
