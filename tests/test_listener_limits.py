@@ -76,7 +76,7 @@ def test_connections_over_the_cap_are_refused_and_the_unix_socket_still_answers(
         if scheme == "https":
             # The gate counts a connection from accept, before its handshake: the first twenty
             # connected hold the places, whatever order their handshakes end in.
-            socks = [open_tls(capped, sock) for sock in socks]
+            socks = [stack.enter_context(open_tls(capped, sock)) for sock in socks]
         answered = [healthz(sock) for sock in socks]
         assert answered.count(True) == 20 and answered[:20] == [True] * 20, answered
         # Twenty connections held open on TCP; the owner's commands still get through.
@@ -164,3 +164,20 @@ def test_a_long_request_is_not_cut_by_the_head_timeout(quick: Path, scheme: str)
                 seen += 1
         # The same client's next request reuses or reopens a connection and is answered.
         assert http.get("/api/v1/namespaces").status_code in (200, 404)
+
+
+def test_a_tls_client_silent_at_close_does_not_keep_its_place(tmp_path: Path) -> None:
+    """The server closes an idle kept-alive connection; a TLS client that never answers the
+    close (no close_notify) loses its place after tls_close_timeout, not asyncio's 30 s."""
+    home = tmp_path / "home"
+    limits = ConnectionLimits(max_connections=1, request_head_timeout=600, tls_close_timeout=0.2)
+    with ThreadDaemon(home, listen="127.0.0.1:0", connection_limits=limits).running():
+        with connect(home, "https") as silent:
+            assert healthz(silent)  # then never reads nor closes while the server closes it
+            started = time.monotonic()
+            while True:
+                with socket.create_connection(tcp_address(home)) as sock:
+                    if healthz(open_tls(home, sock)):
+                        break
+                assert time.monotonic() - started < 20, "the silent client kept its place"
+                time.sleep(0.2)

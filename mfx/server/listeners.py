@@ -39,6 +39,9 @@ log = logging.getLogger("mfx.server.listeners")
 class ConnectionLimits:
     max_connections: int = 256  # per TCP listener
     request_head_timeout: float = 10.0  # seconds to send a whole request head (and a TLS handshake)
+    # Seconds a TLS connection being closed waits for the client's close_notify: asyncio's
+    # default (30 s) would let a client that never answers keep its place that long.
+    tls_close_timeout: float = 5.0
 
 
 class ConnectionSlot:

@@ -53,7 +53,8 @@ class _TlsHandshake(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             tls = await loop.start_tls(transport, self, self._context, server_side=True,
-                                       ssl_handshake_timeout=self._gate.limits.request_head_timeout)
+                                       ssl_handshake_timeout=self._gate.limits.request_head_timeout,
+                                       ssl_shutdown_timeout=self._gate.limits.tls_close_timeout)
         except asyncio.CancelledError:
             self._slot.release()  # start_tls closed the connection
             raise
