@@ -89,7 +89,7 @@ def evaluate(obj: Any, path: str) -> list[Any]:
         return []
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)  # immutable results, as parse_template's
 def _column_template(path: str) -> tuple[Node, ...]:
     text = path.strip()
     if not (text.startswith("{") and text.endswith("}")):

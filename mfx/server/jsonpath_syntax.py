@@ -349,6 +349,8 @@ def _action_end(template: str, pos: int) -> int:
     raise JSONPathError("unclosed action")
 
 
+# Shared by the whole process on purpose: a table prints the same few templates for every row,
+# and a parsed template is immutable (frozen dataclasses in tuples), so no caller can change it.
 @functools.lru_cache(maxsize=256)
 def parse_template(template: str) -> tuple[Node, ...]:
     """The nodes of a template; ``range ... end`` nest (an unclosed range runs to the end)."""
