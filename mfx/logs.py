@@ -41,6 +41,10 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str = "text", level: str = "info") -> None:
+    """Set up the root logger of a process that is the daemon (``mfx serve``) and nothing else.
+
+    The root logger belongs to the process, not to one daemon, so only the command that owns
+    the process calls this; a daemon run in-process leaves its embedder's logging alone."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

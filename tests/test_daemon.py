@@ -3,15 +3,17 @@ bearer token on TCP, clean shutdown on SIGTERM."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 from pathlib import Path
 
 import httpx
 
-from tests.daemon_harness import SubprocessDaemon, mfx_command
+from tests.daemon_harness import SubprocessDaemon, ThreadDaemon, mfx_command
 from tests.test_apply import plugin_yaml
 
 
@@ -60,26 +62,29 @@ def test_a_second_daemon_on_the_same_home_refuses_to_start(tmp_path: Path) -> No
 
 def test_socket_is_private_and_tcp_needs_the_token(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    port = free_port()
-    daemon = SubprocessDaemon(home, "--listen", f"127.0.0.1:{port}").start()
+    port, http_port = free_port(), free_port()
+    daemon = SubprocessDaemon(home, "--listen", f"127.0.0.1:{port}", "--listen-http", f"127.0.0.1:{http_port}").start()
     try:
         mode = stat.S_IMODE((home / "mfx.sock").stat().st_mode)
         assert mode == 0o600
         token_file = home / "token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        url = f"http://127.0.0.1:{port}/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
-        anonymous = httpx.get(url)
-        assert anonymous.status_code == 401
-        assert anonymous.json()["kind"] == "Status" and anonymous.json()["code"] == 401
-        wrong = httpx.get(url, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
         token = token_file.read_text().strip()
-        ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
-        assert ok.status_code == 200 and ok.json()["kind"] == "PluginManifestList"
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-        via_tcp = subprocess.run([*mfx_command(), "--home", str(home), "--server", f"127.0.0.1:{port}", "get", "pm"],
-                                 capture_output=True, text=True, timeout=60)
-        assert via_tcp.returncode == 0, via_tcp.stderr
+        ca = ssl.create_default_context(cafile=home / "tls" / "ca.crt")
+        for base, verify in ((f"https://127.0.0.1:{port}", ca), (f"http://127.0.0.1:{http_port}", True)):
+            url = f"{base}/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
+            anonymous = httpx.get(url, verify=verify)
+            assert anonymous.status_code == 401
+            assert anonymous.json()["kind"] == "Status" and anonymous.json()["code"] == 401
+            wrong = httpx.get(url, headers={"Authorization": "Bearer nope"}, verify=verify)
+            assert wrong.status_code == 401
+            ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, verify=verify)
+            assert ok.status_code == 200 and ok.json()["kind"] == "PluginManifestList"
+            assert httpx.get(f"{base}/healthz", verify=verify).status_code == 200
+        for server in (f"127.0.0.1:{port}", f"https://127.0.0.1:{port}", f"http://127.0.0.1:{http_port}"):
+            via_tcp = subprocess.run([*mfx_command(), "--home", str(home), "--server", server, "get", "pm"],
+                                     capture_output=True, text=True, timeout=60)
+            assert via_tcp.returncode == 0, (server, via_tcp.stderr)
     finally:
         daemon.stop()
 
@@ -90,3 +95,11 @@ def test_sigterm_shuts_down_cleanly_and_removes_the_socket(tmp_path: Path) -> No
     assert daemon.stop(signal.SIGTERM) == 0
     assert not (home / "mfx.sock").exists()
     assert "Traceback" not in daemon.output()
+
+
+def test_a_daemon_run_in_process_leaves_the_garbage_collector_alone(tmp_path: Path) -> None:
+    """gc.freeze() is for the process that is only a daemon (``mfx serve``), not for its embedders."""
+    frozen = gc.get_freeze_count()
+    with ThreadDaemon(tmp_path / "home").running():
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import ssl
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,16 +110,18 @@ def test_first_party_is_checked_against_the_plugin_path(tmp_path: Path, plugin: 
 def test_source_local_is_refused_over_the_network_listener(tmp_path: Path, plugin: Path) -> None:
     home = tmp_path / "home"
     pack(plugin, tmp_path / "unsigned.tgz")
-    with ThreadDaemon(home, listen="127.0.0.1:0").running():
-        address = (home / "listen-address").read_text().strip()
+    with ThreadDaemon(home, listen="127.0.0.1:0", listen_http="127.0.0.1:0").running():
         token = (home / "token").read_text().strip()
-        with httpx.Client(base_url=f"http://{address}") as http:
-            answer = http.post(PACKAGES, content=(tmp_path / "unsigned.tgz").read_bytes(),
-                               params={"source": "local"},
-                               headers={"Content-Type": "application/gzip", "Authorization": f"Bearer {token}"})
-        assert answer.status_code == 403, answer.text
-        assert "only over the daemon's unix socket" in answer.json()["message"]
-        assert installed(home) == []
+        ca = ssl.create_default_context(cafile=home / "tls" / "ca.crt")
+        for scheme, address_file, verify in (("https", "listen-address", ca), ("http", "listen-http-address", True)):
+            address = (home / address_file).read_text().strip()
+            with httpx.Client(base_url=f"{scheme}://{address}", verify=verify) as http:
+                answer = http.post(PACKAGES, content=(tmp_path / "unsigned.tgz").read_bytes(),
+                                   params={"source": "local"},
+                                   headers={"Content-Type": "application/gzip", "Authorization": f"Bearer {token}"})
+            assert answer.status_code == 403, answer.text
+            assert "only over the daemon's unix socket" in answer.json()["message"]
+            assert installed(home) == []
         # The same bytes over the unix socket are the owner's own upload.
         assert unix_post(home, (tmp_path / "unsigned.tgz").read_bytes(), source="local").status_code == 201
 

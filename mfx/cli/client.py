@@ -1,12 +1,16 @@
 """The CLI's client for the daemon's Kubernetes-style HTTP API.
 
-It talks over the unix socket by default (``$MFX_HOME/mfx.sock``) or to a TCP address with
-a bearer token, and turns every failure into an mfx error with a message a user can act on.
+It talks over the unix socket by default (``$MFX_HOME/mfx.sock``) or to a TCP listener with
+a bearer token: HTTPS for ``HOST:PORT`` and ``https://HOST:PORT`` (the daemon's ``--listen``,
+its certificate verified against the daemon's CA in ``$MFX_HOME/tls/ca.crt``), plain HTTP only
+for an explicit ``http://HOST:PORT`` (``--listen-http``). Every failure becomes an mfx error
+with a message a user can act on.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,27 +40,46 @@ TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the daemon is: a unix socket, or an http URL plus its bearer token."""
+    """Where the daemon is: a unix socket, or a URL plus its bearer token (and, for https, the
+    CA certificate its serving certificate is checked against)."""
 
     socket: Path | None = None
     url: str | None = None
     token: str | None = None
+    ca_file: Path | None = None
 
     @classmethod
     def from_env(cls, home: Path | None = None, server: str | None = None, token: str | None = None) -> Endpoint:
+        home = home or default_home()
         server = server or os.environ.get("MFX_SERVER")
-        if server:
-            token = token or os.environ.get("MFX_TOKEN")
-            if token is None:
-                token_file = (home or default_home()) / "token"
-                if token_file.exists():
-                    token = token_file.read_text().strip()
-            url = server if "://" in server else f"http://{server}"
-            return cls(url=url.rstrip("/"), token=token)
-        return cls(socket=(home or default_home()) / "mfx.sock")
+        if not server:
+            return cls(socket=home / "mfx.sock")
+        token = token or os.environ.get("MFX_TOKEN")
+        if token is None:
+            token_file = home / "token"
+            if token_file.exists():
+                token = token_file.read_text().strip()
+        url = (server if "://" in server else f"https://{server}").rstrip("/")
+        if url.startswith("http://"):
+            return cls(url=url, token=token)
+        if not url.startswith("https://"):
+            raise MfxError(f"--server {server!r}: give HOST:PORT or https://HOST:PORT (the daemon's "
+                           "--listen), or http://HOST:PORT (its --listen-http)")
+        ca_file = tls_ca_file(home)
+        if not ca_file.exists():
+            raise MfxError(
+                f"no CA certificate in {ca_file} to verify {url} with: copy the daemon's "
+                f"HOME/tls/ca.crt there (or pass --home with the daemon's home), or talk plain HTTP "
+                f"to a daemon started with --listen-http: --server http://HOST:PORT")
+        return cls(url=url, token=token, ca_file=ca_file)
 
     def describe(self) -> str:
         return str(self.socket) if self.socket is not None else str(self.url)
+
+
+def tls_ca_file(home: Path) -> Path:
+    """The daemon's CA certificate, as the daemon of ``home`` writes it."""
+    return home / "tls" / "ca.crt"
 
 
 def _error_from_status(response: httpx.Response) -> MfxError:
@@ -88,6 +111,18 @@ def _error_from_status(response: httpx.Response) -> MfxError:
     return error
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return error
+
+
+def _is_tls_failure(error: Exception) -> bool:
+    """A handshake that failed (a certificate not from the CA, a peer that does not speak TLS),
+    as opposed to nobody listening."""
+    return isinstance(_root_cause(error), ssl.SSLError) or "SSL" in str(error)
+
+
 class Client:
     def __init__(self, endpoint: Endpoint, *, timeout: float = 30.0) -> None:
         self.endpoint = endpoint
@@ -98,7 +133,10 @@ class Client:
             transport = httpx.HTTPTransport(uds=str(endpoint.socket))
             base_url = "http://mfx"
         else:
-            transport = httpx.HTTPTransport()
+            # Only the daemon's own CA vouches for its certificate: not the system's store.
+            verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(endpoint.ca_file))
+                                             if endpoint.ca_file is not None else True)
+            transport = httpx.HTTPTransport(verify=verify)
             base_url = str(endpoint.url)
         self._http = httpx.Client(transport=transport, base_url=base_url, headers=headers, timeout=timeout)
 
@@ -123,8 +161,8 @@ class Client:
             headers["Content-Type"] = content_type
         try:
             response = self._http.request(method, path, params=params, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError):
-            raise self._unavailable() from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as error:
+            raise self._unavailable(error) from None
         except httpx.TimeoutException:
             raise DaemonUnavailableError(
                 f"the mfx daemon at {self.endpoint.describe()} did not answer in time; "
@@ -137,13 +175,23 @@ class Client:
             return orjson.loads(response.content)
         return response.text
 
-    def _unavailable(self) -> DaemonUnavailableError:
-        if self.endpoint.socket is not None:
+    def _unavailable(self, error: Exception) -> DaemonUnavailableError:
+        endpoint = self.endpoint
+        if endpoint.socket is not None:
             return DaemonUnavailableError(
-                f"cannot reach the mfx daemon at {self.endpoint.socket}: start it with 'mfx serve'")
+                f"cannot reach the mfx daemon at {endpoint.socket}: start it with 'mfx serve'")
+        if endpoint.ca_file is not None and _is_tls_failure(error):
+            return DaemonUnavailableError(
+                f"no TLS connection to the mfx daemon at {endpoint.url} ({_root_cause(error)}): is it "
+                f"the daemon's --listen address, and is {endpoint.ca_file} the CA of that daemon "
+                f"(its HOME/tls/ca.crt)? A --listen-http address takes --server http://HOST:PORT")
+        if endpoint.ca_file is None and isinstance(error, httpx.RemoteProtocolError):
+            return DaemonUnavailableError(
+                f"the mfx daemon at {endpoint.url} closed the connection: an address given with "
+                f"--listen serves only HTTPS; use --server HOST:PORT or https://HOST:PORT for it")
         return DaemonUnavailableError(
-            f"cannot reach the mfx daemon at {self.endpoint.url}: start it with "
-            f"'mfx serve --listen ADDRESS' or check MFX_SERVER")
+            f"cannot reach the mfx daemon at {endpoint.url}: start it with 'mfx serve --listen "
+            f"ADDRESS' (https) or '--listen-http ADDRESS' (http), or check --server / MFX_SERVER")
 
     def stream_lines(self, path: str, *, params: dict[str, Any] | None = None,
                      accept: str = "application/json") -> Iterator[dict[str, Any]]:
@@ -157,8 +205,8 @@ class Client:
                 for line in response.iter_lines():
                     if line.strip():
                         yield orjson.loads(line)
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
-            raise self._unavailable() from None
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as error:
+            raise self._unavailable(error) from None
         except httpx.RemoteProtocolError:
             return  # the daemon went away mid-stream: the watch simply ends
 

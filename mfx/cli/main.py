@@ -59,7 +59,10 @@ PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd
 @click.group(cls=MfxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--home", type=click.Path(path_type=Path), envvar="MFX_HOME",
               help="Daemon home (socket, state). Default: $MFX_HOME or ~/.local/state/mfx.")
-@click.option("--server", envvar="MFX_SERVER", help="Talk to a daemon's TCP listener (HOST:PORT) instead of the socket.")
+@click.option("--server", envvar="MFX_SERVER",
+              help="Talk to a daemon's TCP listener instead of the socket: HOST:PORT or https://HOST:PORT "
+                   "for its --listen (HTTPS, verified against HOME/tls/ca.crt), http://HOST:PORT for its "
+                   "--listen-http.")
 @click.option("--token", envvar="MFX_TOKEN", help="Bearer token for --server (default: read HOME/token).")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, server: str | None, token: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from mfx.logs import configure_logging
 @click.option("--home", "home", type=click.Path(path_type=Path), envvar="MFX_HOME",
               help="State directory (socket, database, plugins). Default: $MFX_HOME or ~/.local/state/mfx.")
 @click.option("--listen", metavar="HOST:PORT",
-              help="Also serve the API on TCP; requests need the bearer token written to HOME/token.")
+              help="Also serve the API over HTTPS on TCP, for kubectl ('mfx config kubeconfig') and "
+                   "'mfx --server HOST:PORT'. The certificate is signed by the daemon's own CA "
+                   "(HOME/tls/ca.crt); requests need the bearer token written to HOME/token.")
+@click.option("--listen-http", "listen_http", metavar="HOST:PORT",
+              help="Also serve the API over plain HTTP on TCP, for scripts and curl ('mfx --server "
+                   "http://HOST:PORT'); requests still need the bearer token, which travels in clear "
+                   "text: keep this on 127.0.0.1 or a network you trust. kubectl sends no token over "
+                   "plain HTTP: point it at --listen.")
 @click.option("--metrics-address", metavar="HOST:PORT", help="Serve /metrics on TCP without a token, for Prometheus.")
 @click.option("--plugin-path", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="Directory holding plugins as NAME/ subdirectories (repeatable).")
@@ -31,7 +39,7 @@ from mfx.logs import configure_logging
                    "ALSA_CONFIG_PATH always wins).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def serve(home: Path | None, listen: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
+def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
           allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, log_format: str,
           log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
@@ -40,7 +48,8 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
     Examples:
       mfx serve
       mfx serve --plugin-path plugins --metrics-address 127.0.0.1:9464
-      mfx serve --listen 127.0.0.1:6443      # for kubectl; see 'mfx config kubeconfig'
+      mfx serve --listen 127.0.0.1:6443      # HTTPS, for kubectl; see 'mfx config kubeconfig'
+      mfx serve --listen 127.0.0.1:6443 --listen-http 127.0.0.1:8080   # and plain HTTP for curl
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
     """
@@ -58,6 +67,11 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
     os.environ["MFX_HOME"] = str(home)
 
     def on_ready(context: DaemonContext) -> None:
+        # What start-up built lives as long as the daemon: keep it out of full collections,
+        # whose pause holds the GIL long enough to starve the audio writer thread. Only here,
+        # where this process is the daemon: gc.freeze() affects the whole process, and a
+        # daemon embedded in another program (or a test run) must leave its collector alone.
+        gc.freeze()
         tap = context.file_tap
         if tap is not None:
             click.echo(f"No sound card: mfx plays into the ALSA file tap {tap.output}\n"
@@ -67,6 +81,7 @@ def serve(home: Path | None, listen: str | None, metrics_address: str | None, pl
     config = DaemonConfig(
         home=home,
         listen=listen,
+        listen_http=listen_http,
         metrics_address=metrics_address,
         plugin_paths=[p.resolve() for p in plugin_paths],
         allow_unsigned_sources=allow_unsigned or None,

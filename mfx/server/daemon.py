@@ -6,10 +6,10 @@ event, the listeners drain, the controllers stop their plugins, and the store cl
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +25,23 @@ from mfx.home import default_home
 from mfx.server.admission import Admission
 from mfx.server.api import ApiServer
 from mfx.server.auth import load_or_create_token
-from mfx.server.listeners import ConnectionLimits, bind_tcp, bind_unix, make_server, parse_address
+from mfx.server.certificates import ensure_tls
+from mfx.server.listeners import (
+    ConnectionLimits,
+    QuietServer,
+    bind_tcp,
+    bind_unix,
+    make_server,
+    parse_address,
+    write_listen_address,
+)
 from mfx.server.lock import HomeLock
 from mfx.server.logs_api import log_routes
 from mfx.server.packages_api import UnsignedPolicy, package_routes
-from mfx.server.tls import ensure_tls, serve_tls_too, write_listen_address
+from mfx.server.plugin_log_routing import plugin_records_routed_to
+from mfx.server.tls_listener import serve_tls
 from mfx.store.cache import ObjectCache
-from mfx.store.plugin_logs import PluginLogHandler, PluginLogStore
+from mfx.store.plugin_logs import PluginLogStore
 from mfx.store.sqlite import SQLiteStore
 from observability.metrics import Metrics
 from observability.process_metrics import pids_from_snapshot
@@ -44,7 +54,10 @@ log = logging.getLogger("mfx.daemon")
 @dataclass
 class DaemonConfig:
     home: Path = field(default_factory=default_home)
-    listen: str | None = None  # "127.0.0.1:PORT": TCP listener that requires the bearer token
+    # "HOST:PORT" TCP listeners; both require the bearer token. ``listen`` serves HTTPS (what
+    # kubectl and ``mfx --server`` talk to), ``listen_http`` plain HTTP (scripts, curl).
+    listen: str | None = None
+    listen_http: str | None = None
     metrics_address: str | None = None  # "127.0.0.1:PORT": /metrics without a token, for Prometheus
     plugin_paths: list[Path] = field(default_factory=list)
     workers: int = 4
@@ -68,8 +81,13 @@ class DaemonConfig:
 
     @property
     def listen_address_path(self) -> Path:
-        """Where the TCP listener's address is written, for ``mfx config kubeconfig``."""
+        """Where the HTTPS listener's address is written, for ``mfx config kubeconfig``."""
         return self.home / "listen-address"
+
+    @property
+    def listen_http_address_path(self) -> Path:
+        """Where the plain HTTP listener's address is written (its real port, even for ``:0``)."""
+        return self.home / "listen-http-address"
 
     @property
     def database_path(self) -> Path:
@@ -132,12 +150,8 @@ async def run_daemon(
                                     log_store=log_store, cache=cache, file_tap=tap)
             # The controller's messages about a plugin (logged with extra={"plugin": name})
             # land in that plugin's log beside its own output.
-            plugin_log_handler = PluginLogHandler(log_store)
-            logging.getLogger("mfx").addHandler(plugin_log_handler)
-            try:
+            with plugin_records_routed_to(log_store):
                 await _serve(context, services or [], on_ready, handle_signals)
-            finally:
-                logging.getLogger("mfx").removeHandler(plugin_log_handler)
     finally:
         if tap is not None:
             os.environ.pop("ALSA_CONFIG_PATH", None)
@@ -168,16 +182,8 @@ async def _serve(context: DaemonContext, services: list[Service],
         async with anyio.create_task_group() as group:
             for service in services:
                 await service(context, group)
-            servers = [(make_server(context.api.app()), bind_unix(config.socket_path))]
-            if config.listen:
-                token = load_or_create_token(config.token_path)
-                tcp = bind_tcp(config.listen)
-                tls = ensure_tls(config.home, parse_address(config.listen)[0])
-                servers.append((serve_tls_too(make_server(context.api.app(token=token),
-                                                         limits=config.connection_limits), tls), tcp))
-                write_listen_address(config.listen_address_path, tcp)
-            else:
-                config.listen_address_path.unlink(missing_ok=True)  # left by a daemon that was killed
+            servers = [(make_server(context.api.app()), bind_unix(config.socket_path)),
+                       *_tcp_servers(context)]
             if config.metrics_address:
                 servers.append((make_server(context.api.metrics_app(), limits=config.connection_limits),
                                 bind_tcp(config.metrics_address)))
@@ -188,13 +194,13 @@ async def _serve(context: DaemonContext, services: list[Service],
                 await anyio.sleep(0.01)
             where = str(config.socket_path)
             if config.listen:
-                address = config.listen_address_path.read_text().strip()
-                where += f" and https://{address} (also plain http; bearer token in {config.token_path})"
+                where += f", https://{config.listen_address_path.read_text().strip()}"
+            if config.listen_http:
+                where += f", http://{config.listen_http_address_path.read_text().strip()}"
+            if config.listen or config.listen_http:
+                where += f" (bearer token in {config.token_path})"
             if config.metrics_address:
                 where += f"; metrics on http://{config.metrics_address}/metrics"
-            # What start-up built lives as long as the daemon: keep it out of full collections,
-            # whose pause holds the GIL long enough to starve the audio writer thread.
-            gc.freeze()
             log.info("mfx %s serving on %s", mfx.__version__, where)
             if on_ready is not None:
                 on_ready(context)
@@ -204,11 +210,28 @@ async def _serve(context: DaemonContext, services: list[Service],
                 server.should_exit = True
             # Services watch the shutdown event themselves; this group ends when all are done.
         daemon_group.cancel_scope.cancel()
-    for path in (config.socket_path, config.listen_address_path):
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+    for path in (config.socket_path, config.listen_address_path, config.listen_http_address_path):
+        path.unlink(missing_ok=True)
+
+
+def _tcp_servers(context: DaemonContext) -> list[tuple[QuietServer, socket.socket]]:
+    """The HTTPS and plain HTTP listeners that are configured, each with its own connection
+    gate; each one's address is written to HOME, or a stale file of a killed daemon removed."""
+    config = context.config
+    servers: list[tuple[QuietServer, socket.socket]] = []
+    token = load_or_create_token(config.token_path) if config.listen or config.listen_http else None
+    for address, path, tls in ((config.listen, config.listen_address_path, True),
+                               (config.listen_http, config.listen_http_address_path, False)):
+        if not address:
+            path.unlink(missing_ok=True)
+            continue
+        sock = bind_tcp(address)
+        server = make_server(context.api.app(token=token), limits=config.connection_limits)
+        if tls:
+            server = serve_tls(server, ensure_tls(config.home, parse_address(address)[0]).server_context())
+        write_listen_address(path, sock)
+        servers.append((server, sock))
+    return servers
 
 
 async def _watch_signals(shutdown: anyio.Event) -> None:

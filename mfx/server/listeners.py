@@ -11,7 +11,8 @@ without bound. So every TCP listener has a ``ConnectionGate``: at most
 the accept), and a connection that has not completed a request head within
 ``request_head_timeout`` of opening or of its previous request is closed. Each listener has
 its own gate and the unix socket none, so whatever happens on TCP, the owner's ``mfx``
-commands over the socket still get through.
+commands over the socket still get through. On the HTTPS listener the TLS handshake counts as
+part of the request head (``mfx.server.tls_listener``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ log = logging.getLogger("mfx.server.listeners")
 class ConnectionLimits:
     max_connections: int = 256  # per TCP listener
     request_head_timeout: float = 10.0  # seconds to send a whole request head (and a TLS handshake)
+    # Seconds a TLS connection being closed waits for the client's close_notify: asyncio's
+    # default (30 s) would let a client that never answers keep its place that long.
+    tls_close_timeout: float = 5.0
 
 
 class ConnectionSlot:
@@ -78,7 +82,7 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, gate: ConnectionGate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gate = gate
-        self.slot: ConnectionSlot | None = None  # set by a TLS sniffer that admitted it already
+        self.slot: ConnectionSlot | None = None  # set when TLS admitted it at accept, before the handshake
         self._refused = False
         self._last_progress = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -152,12 +156,22 @@ def parse_address(address: str) -> tuple[str, int]:
 
 def bind_tcp(address: str) -> socket.socket:
     host, port = parse_address(address)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it Nagle holds a response's body behind its headers for a delayed ACK (40 ms).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def write_listen_address(path: Path, sock: socket.socket) -> None:
+    """Record the address a TCP listener is bound to (the real port, even for ``:0``)."""
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    path.write_text(f"{host}:{port}\n")
 
 
 class QuietServer(uvicorn.Server):

@@ -1,34 +1,25 @@
-"""TLS for the TCP listener, so kubectl sends its bearer token.
+"""The private CA and the serving certificate of the HTTPS listener (``--listen``).
 
-client-go (kubectl) only sends a kubeconfig's credentials over TLS: against an ``http://``
-server it drops the token and every request is a 401. So the ``--listen`` port answers both:
-a connection that opens with a TLS handshake is served over TLS (a certificate signed by a
-private CA kept in ``$MFX_HOME/tls``, which ``mfx config kubeconfig`` embeds), any other
-connection is served as plain HTTP, as before (mfx's own ``--server``, curl, scripts). The
-bearer token is required either way.
+client-go (kubectl) only sends a kubeconfig's credentials over TLS, so the listener kubectl
+talks to serves HTTPS with a certificate signed by a CA of the daemon's own, kept in
+``$MFX_HOME/tls``: ``mfx config kubeconfig`` embeds the CA, and ``mfx --server`` verifies
+against it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import os
 import socket
 import ssl
-from asyncio import sslproto
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from mfx.server.listeners import ConnectionGate, ConnectionSlot
-
-TLS_RECORD_HANDSHAKE = 0x16  # the first byte of every TLS ClientHello
 
 
 @dataclass(frozen=True)
@@ -134,98 +125,3 @@ def ensure_tls(home: Path, host: str = "127.0.0.1") -> TlsFiles:
     _write_private(files.key, _key_pem(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
-
-
-# --- one port, both protocols -------------------------------------------------------------------
-
-
-class _Sniffer(asyncio.Protocol):
-    """Waits for a connection's first bytes, then hands it to the HTTP protocol: through TLS
-    when they are a TLS handshake, directly otherwise."""
-
-    def __init__(self, inner: asyncio.Protocol, context: ssl.SSLContext) -> None:
-        self.inner = inner
-        self.context = context
-        self.transport: asyncio.Transport | None = None
-        # The inner protocol's gate admits the connection here, at accept: the first bytes (and
-        # a TLS handshake) are bounded by the same limits as a request head.
-        self.gate: ConnectionGate | None = getattr(inner, "gate", None)
-        self.slot: ConnectionSlot | None = None
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        if self.gate is not None:
-            self.slot = self.gate.admit()
-            if self.slot is None:
-                transport.abort()
-                return
-            self.inner.slot = self.slot  # type: ignore[attr-defined]
-            self.timer = asyncio.get_running_loop().call_later(
-                self.gate.limits.request_head_timeout, self._expire)
-        # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP; without it
-        # Nagle holds the body behind the headers for a delayed ACK (40 ms a response).
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        if data[:1] == bytes([TLS_RECORD_HANDSHAKE]):
-            loop = asyncio.get_running_loop()
-            timeout = self.gate.limits.request_head_timeout if self.gate is not None else None
-            tls = sslproto.SSLProtocol(loop, self.inner, self.context, None, server_side=True,  # type: ignore[arg-type]
-                                       ssl_handshake_timeout=timeout)
-            self.transport.set_protocol(tls)
-            tls.connection_made(self.transport)
-            view = memoryview(data)
-            while view:
-                buffer = tls.get_buffer(len(view))
-                size = min(len(buffer), len(view))
-                buffer[:size] = view[:size]
-                tls.buffer_updated(size)
-                view = view[size:]
-        else:
-            self.transport.set_protocol(self.inner)
-            self.inner.connection_made(self.transport)
-            self.inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # Lost before the hand-over (the inner protocol never saw this connection).
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.slot is not None:
-            self.slot.release()
-
-    def _expire(self) -> None:
-        """No first bytes, or a TLS handshake that never completed, in time."""
-        assert self.transport is not None and self.slot is not None
-        if getattr(self.inner, "transport", None) is None:  # the inner protocol never started
-            self.transport.abort()
-            self.slot.release()  # the inner protocol will never see connection_lost
-
-
-def serve_tls_too(server: Any, files: TlsFiles) -> Any:
-    """Make a uvicorn server answer TLS as well as plain HTTP on its sockets."""
-    config = server.config
-    if not config.loaded:
-        config.load()
-    context = files.server_context()
-    protocol_class = config.http_protocol_class
-
-    def factory(**kwargs: Any) -> asyncio.Protocol:
-        return _Sniffer(protocol_class(**kwargs), context)
-
-    config.http_protocol_class = factory
-    return server
-
-
-def write_listen_address(path: Path, sock: socket.socket) -> None:
-    """Record the address a TCP listener is bound to (the real port, even for ``:0``)."""
-    host, port = sock.getsockname()[:2]
-    host = f"[{host}]" if ":" in host else host
-    path.write_text(f"{host}:{port}\n")
