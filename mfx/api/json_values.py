@@ -36,6 +36,14 @@ def json_type(value: Any) -> str:
     return "object"
 
 
+def json_type_phrase(value: Any) -> str:
+    """The type name with its article, for prose ("not a list", "got an object", "got null")."""
+    name = json_type(value)
+    if name == "null":
+        return name
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def show_value(value: Any) -> str:
     """A value as a message quotes it; collections are elided to their brackets."""
     if isinstance(value, str):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import EVENT, KindInfo
 from mfx.api.objects import Obj, parse_time
 from mfx.errors import ErrorList, FieldError
-from mfx.server.bodies import json_type
 from mfx.store.base import EventRecord
 
 # Events about cluster-scoped objects live in this namespace, as in Kubernetes.
@@ -39,11 +39,11 @@ def event_problems(event: Obj) -> list[FieldError]:
 
     involved = event.get("involvedObject")
     if not isinstance(involved, dict):
-        problem("involvedObject", f"expected an object naming the object (kind, name), got {json_type(involved)}")
+        problem("involvedObject", f"expected an object naming the object (kind, name), got {json_type_phrase(involved)}")
     else:
         for key, value in involved.items():
             if not isinstance(value, str):
-                problem(f"involvedObject.{key}", f"expected a string, got {json_type(value)}")
+                problem(f"involvedObject.{key}", f"expected a string, got {json_type_phrase(value)}")
         for key in ("kind", "name"):
             if not involved.get(key):
                 problem(f"involvedObject.{key}", "required: the kind and name of the object the event is about")
@@ -56,7 +56,7 @@ def event_problems(event: Obj) -> list[FieldError]:
         problem("count", f"expected a whole number of 1 or more, got {count!r}")
     for key in _EVENT_STRINGS:
         if not isinstance(event.get(key, ""), str):
-            problem(key, f"expected a string, got {json_type(event[key])}")
+            problem(key, f"expected a string, got {json_type_phrase(event[key])}")
     for key in _EVENT_TIMES:
         value = event.get(key)
         if value is not None and not is_rfc3339(value):

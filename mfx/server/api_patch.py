@@ -15,9 +15,9 @@ from typing import Any
 
 import jsonpatch
 
+from mfx.api.json_values import json_type_phrase
 from mfx.api.objects import Obj
 from mfx.errors import BadRequestError, MfxError
-from mfx.server.bodies import json_type
 
 
 class PatchType(enum.StrEnum):
@@ -103,7 +103,7 @@ def _check_merge_patch(patch: Any, what: str) -> None:
     # RFC 7386 lets a non-object patch replace the whole document; for an object that can
     # only ever produce something that is not an object.
     if not isinstance(patch, dict):
-        raise BadRequestError(f"{what} must be a JSON object, not {json_type(patch)}")
+        raise BadRequestError(f"{what} must be a JSON object, not {json_type_phrase(patch)}")
 
 
 _JSON_PATCH_OPS = ("add", "remove", "replace", "move", "copy", "test")
@@ -113,12 +113,12 @@ def _apply_json_patch(current: Obj, patch: Any) -> Any:
     """RFC 6902. The operations' shape is checked here: the library takes a string for a patch
     to parse (unhardened) and does not check every member's type itself."""
     if not isinstance(patch, list):
-        raise BadRequestError(f"a JSON patch must be a list of operations, not {json_type(patch)}")
+        raise BadRequestError(f"a JSON patch must be a list of operations, not {json_type_phrase(patch)}")
     problems: list[str] = []
     for index, operation in enumerate(patch):
         where = f"operation {index}"
         if not isinstance(operation, dict):
-            problems.append(f'{where}: expected an object {{"op", "path", ...}}, got {json_type(operation)}')
+            problems.append(f'{where}: expected an object {{"op", "path", ...}}, got {json_type_phrase(operation)}')
             continue
         op = operation.get("op")
         if op not in _JSON_PATCH_OPS:

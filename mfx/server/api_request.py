@@ -7,10 +7,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import KindInfo
 from mfx.api.objects import Obj
 from mfx.errors import BadRequestError, FieldError, ValidationError
-from mfx.server.bodies import json_type
 from mfx.store.strategy import SERVER_METADATA
 
 # Fields the server owns: a client's values for them are ignored on create.
@@ -26,11 +26,11 @@ def check_identity(obj: Any, kind: KindInfo, name: str | None) -> None:
     """The object is one of ``kind`` named ``name``, with metadata an object (which later
     steps rely on); the rest is for validation."""
     if not isinstance(obj, dict):
-        raise BadRequestError(f"the result is {json_type(obj)}, not a {kind.kind} object")
+        raise BadRequestError(f"the result is {json_type_phrase(obj)}, not a {kind.kind} object")
     metadata = obj.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationError([FieldError(
-            path="metadata", message=f"expected an object with name, labels and annotations, got {json_type(metadata)}",
+            path="metadata", message=f"expected an object with name, labels and annotations, got {json_type_phrase(metadata)}",
         )], kind=kind.kind)
     if obj.get("kind") != kind.kind or obj.get("apiVersion") != kind.api_version:
         raise BadRequestError(
@@ -70,7 +70,7 @@ def precondition(options: dict[str, Any]) -> int | None:
     if preconditions is None:
         return None
     if not isinstance(preconditions, dict):
-        raise BadRequestError(f"preconditions: expected an object, got {json_type(preconditions)}")
+        raise BadRequestError(f"preconditions: expected an object, got {json_type_phrase(preconditions)}")
     rv = preconditions.get("resourceVersion")
     if rv in (None, ""):
         return None

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from mfx.api.json_values import json_type_phrase
 from mfx.api.yaml_loader import load_body
 from mfx.errors import BadRequestError, RequestEntityTooLargeError
 
@@ -54,23 +55,10 @@ async def read_object(request: Request, *, what: str = "the request body", yaml_
     """As ``read_body``, for endpoints that take a JSON object and nothing else."""
     value = await read_body(request, yaml_allowed=yaml_allowed, default=default, limit=limit)
     if not isinstance(value, dict):
-        raise BadRequestError(f"{what} must be a JSON object, not {json_type(value)}")
+        raise BadRequestError(f"{what} must be a JSON object, not {json_type_phrase(value)}")
     return value
 
 
 def _too_large(limit: int, seen: str) -> RequestEntityTooLargeError:
     return RequestEntityTooLargeError(
         f"the request body is larger than {limit} bytes, the limit for this request ({seen}): split it up")
-
-
-def json_type(value: Any) -> str:
-    """What a JSON value is, for messages: "a list", "a string", ..."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "null" if value is None else "an object"
