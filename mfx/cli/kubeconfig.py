@@ -24,7 +24,8 @@ def _server_url(home: Path, server: str | None) -> str:
     address_file = home / "listen-address"
     if not address_file.exists():
         raise MfxError(
-            f"the daemon of {home} is not listening on TCP; start it with "
+            f"the daemon of {home} has no HTTPS listener (kubectl sends its token only over TLS, "
+            "so --listen-http does not serve it); start it with "
             "'mfx serve --listen 127.0.0.1:6443', or pass --server URL"
         )
     address = address_file.read_text().strip()
