@@ -183,7 +183,7 @@ def test_kubeconfig_needs_a_daemon_listening_on_tcp(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     missing = run_cli(home, "config", "kubeconfig")
-    assert missing.exit_code == 1 and "not listening on TCP" in missing.output and "--listen" in missing.output
+    assert missing.exit_code == 1 and "has no HTTPS listener" in missing.output and "--listen" in missing.output
     (home / "token").write_text("secret\n")
     plain = run_cli(home, "config", "kubeconfig", "--server", "http://127.0.0.1:6443")
     assert plain.exit_code == 0
