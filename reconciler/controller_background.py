@@ -85,14 +85,19 @@ class BackgroundWork:
             if self._daemon_generations.pop((key, daemon.name), None) is not None:
                 self.supervisor.cancel(key, f"daemon:{daemon.name}")
 
+    async def _live_object(self, key: ObjectKey) -> Obj | None:
+        """The object a timer or daemon works on; None once it is gone or being deleted."""
+        try:
+            obj = await self.store.get(key.kind, key.name)
+        except NotFoundError:
+            return None
+        return None if is_deleting(obj) else obj
+
     async def _timer_loop(self, key: ObjectKey, timer: TimerSpec, interval: float) -> None:
         while True:
             await self.clock.sleep(interval)
-            try:
-                obj = await self.store.get(key.kind, key.name)
-            except NotFoundError:
-                return
-            if is_deleting(obj):
+            obj = await self._live_object(key)
+            if obj is None:
                 return
             ctx = self._context(key, obj)
             try:
@@ -107,11 +112,8 @@ class BackgroundWork:
         failures = 0
         backoff = self._daemon_backoff
         while True:
-            try:
-                obj = await self.store.get(key.kind, key.name)
-            except NotFoundError:
-                return
-            if is_deleting(obj):
+            obj = await self._live_object(key)
+            if obj is None:
                 return
             ctx = self._context(key, obj)
             delay: float
