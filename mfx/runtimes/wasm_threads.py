@@ -75,8 +75,10 @@ class PluginThread:
         own cancellation waits for the job (at most ``budget``): a store must never be left
         running in a job nobody waits for without being given up."""
         job = _Job(fn, args)
-        self._jobs.put(job)
         hold = max(0.0, min(hold_seconds, budget))
+        # Nothing between the hand-off and the wait: the thread starts the job without
+        # first waiting for this one to let go of the GIL.
+        self._jobs.put(job)
         if not job.finished.acquire(timeout=hold):
             done = anyio.Event()
 
