@@ -236,3 +236,27 @@ async def test_inline_calls_hold_the_event_loop_until_the_deadline(tmp_path: Pat
         beats, raised = await calls_while_the_loop_beats(looping.call("spin", None))
         assert isinstance(raised, PluginTimeoutError) and raised.reason == "DeadlineExceeded"
         assert beats == 0
+
+
+# Reads its monotonic clock (a WASI call that returns at once), then echoes its input.
+CLOCK_READER = abi_module(
+    """
+    (if (call $now (i32.const 1) (i64.const 0) (i32.const 1304)) (then (unreachable)))
+    (call $ret (local.get $in) (local.get $il))""",
+    imports='(import "wasi_snapshot_preview1" "clock_time_get" '
+            '(func $now (param i32 i64 i32) (result i32)))')
+
+
+async def test_a_module_that_can_wait_in_wasi_is_never_called_inline(tmp_path: Path) -> None:
+    async with WasmRuntime(inline_calls=True) as runtime:
+        clock = await load(runtime, tmp_path, "clock", CLOCK_READER)
+        assert clock.details["inlineCalls"] is True
+        assert await clock.call("now", {"n": 5}) == {"n": 5}
+        sleeper = await load(runtime, tmp_path, "sleeper", SLEEPER, limits=SHORT_DEADLINE)
+        probe = await load(runtime, tmp_path, "probe", FS_PROBE)
+        assert sleeper.details["inlineCalls"] is False
+        assert probe.details["inlineCalls"] is False
+        assert await sleeper.call("short", {"n": 6}) == {"n": 6}
+    async with WasmRuntime() as runtime:
+        echo = await load(runtime, tmp_path, "echo", ECHO)
+        assert echo.details["inlineCalls"] is False  # the default: every module on its thread

@@ -45,8 +45,12 @@ Structure (each part in a module of its own):
   fails one call, never the plugin; traps and re-instantiations are counted in
   ``details`` (what each trap becomes: ``wasm_traps``). Only when the fresh instantiation itself fails is the instance lost, and
   ``LoadRequest.on_exit`` is told.
-- ``inline_calls`` runs calls on the event-loop thread, only for modules that import no
-  WASI: their only host call (``mfx::log``) never blocks, so epoch interruption bounds them.
+- ``inline_calls`` runs calls on the event-loop thread, only for modules whose imports
+  cannot wait (``mfx::log`` and the WASI calls that return at once: clocks, randomness,
+  arguments, environment, stdout and stderr; ``wasm_abi.can_wait_in_host``), so that epoch
+  interruption bounds everything they do; a module importing ``poll_oneoff``, ``fd_read``,
+  ``path_open`` and the like stays on its thread. It is not the default because an inline
+  guest spinning until its deadline holds the event loop for the whole deadline.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class WasmRuntime:
     ``inline_calls=True`` runs calls on the caller's thread instead of the plugin's thread: it
     saves the thread hand-off (tens of µs) but blocks the event loop for as long as the call
     runs, up to its deadline. Meant for small, trusted, latency-bound plugins; modules that
-    import WASI run on their thread regardless (a WASI call can block past any deadline).
+    import a WASI call that can wait run on their thread regardless (it can block past any
+    deadline).
 
     ``deadline_grace_seconds``: how long past a call's deadline the caller waits for the
     epoch interrupt to unwind before it gives the instance up as stuck.
