@@ -2,8 +2,11 @@
 one call at a time per store) against the same ABI round trip done by hand with wasmtime
 (alloc, write, call, read, dealloc) on the same module, engine settings and request bytes.
 
-Module: ``plugins/now-playing`` (compiled from its WAT here), method ``format``. The
-variants are measured in interleaved rounds so machine noise hits them alike.
+Module: ``plugins/now-playing`` (compiled from its WAT here), method ``format``. Variants:
+the default path (the plugin's thread, its result taken on the caller's thread when the call
+ends within ``hold_loop_seconds``), the plugin's thread with every result handed back through
+the event loop (``hold_loop_seconds=0``), and ``inline_calls``. They are measured in
+interleaved rounds so machine noise hits them alike.
 """
 
 from __future__ import annotations
