@@ -247,11 +247,24 @@ CLOCK_READER = abi_module(
             '(func $now (param i32 i64 i32) (result i32)))')
 
 
+FD_WRITE = ('(import "wasi_snapshot_preview1" "fd_write" '
+            '(func (param i32 i32 i32 i32) (result i32)))')
+PATH_OPEN = ('(import "wasi_snapshot_preview1" "path_open" '
+             '(func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))')
+
+
 async def test_a_module_that_can_wait_in_wasi_is_never_called_inline(tmp_path: Path) -> None:
     async with WasmRuntime(inline_calls=True) as runtime:
         clock = await load(runtime, tmp_path, "clock", CLOCK_READER)
         assert clock.details["inlineCalls"] is True
         assert await clock.call("now", {"n": 5}) == {"n": 5}
+        # Writing reaches only stdout and stderr, unless the module can open files.
+        printer = await load(runtime, tmp_path, "printer", abi_module(
+            "(call $ret (local.get $in) (local.get $il))", imports=FD_WRITE))
+        opener = await load(runtime, tmp_path, "opener", abi_module(
+            "(call $ret (local.get $in) (local.get $il))", imports=FD_WRITE + PATH_OPEN))
+        assert printer.details["inlineCalls"] is True
+        assert opener.details["inlineCalls"] is False
         sleeper = await load(runtime, tmp_path, "sleeper", SLEEPER, limits=SHORT_DEADLINE)
         probe = await load(runtime, tmp_path, "probe", FS_PROBE)
         assert sleeper.details["inlineCalls"] is False
