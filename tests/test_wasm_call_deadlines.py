@@ -10,14 +10,24 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mfx.errors import PluginCrashedError, PluginError, PluginTimeoutError
 from mfx.runtimes.base import AllowedPath, Limits
 from mfx.runtimes.wasm import WasmRuntime
-from tests.test_wasm_runtime import ECHO, FS_PROBE, abi_module, load, request, write_module
+from tests.test_wasm_runtime import (
+    ECHO,
+    FS_PROBE,
+    INFINITE_LOOP,
+    abi_module,
+    load,
+    request,
+    write_module,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -180,3 +190,86 @@ async def test_stuck_plugins_hold_neither_their_neighbours_nor_the_shared_thread
             assert await echo.call("echo", {"fine": True}) == {"fine": True}
             assert await anyio.to_thread.run_sync(lambda: "the default pool answers") == \
                 "the default pool answers"
+
+
+async def calls_while_the_loop_beats(call: Any) -> tuple[int, BaseException | None]:
+    """Await ``call`` beside a task that counts its turns on the event loop while the call
+    is in flight: how many turns the loop gave it, and what the call raised."""
+    in_flight = False
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            beats += in_flight
+            await anyio.lowlevel.checkpoint()
+
+    raised: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat)
+        await anyio.lowlevel.checkpoint()  # the heartbeat is running before the call starts
+        in_flight = True
+        try:
+            await call
+        except PluginError as exc:
+            raised = exc
+        in_flight = False
+        tg.cancel_scope.cancel()
+    return beats, raised
+
+
+async def test_a_guest_spinning_until_its_deadline_does_not_hold_the_event_loop(
+        tmp_path: Path) -> None:
+    async with WasmRuntime() as runtime:
+        looping = await load(runtime, tmp_path, "loop", INFINITE_LOOP, limits=SHORT_DEADLINE)
+        beats, raised = await calls_while_the_loop_beats(looping.call("spin", None))
+        assert isinstance(raised, PluginTimeoutError) and raised.reason == "DeadlineExceeded"
+        assert beats > 0  # the loop served others while the guest spun
+        echo = await load(runtime, tmp_path, "echo", ECHO)
+        assert await echo.call("echo", [1]) == [1]
+
+
+async def test_inline_calls_hold_the_event_loop_until_the_deadline(tmp_path: Path) -> None:
+    # The opt-in trades this away for the thread hand-off; the default path does not.
+    async with WasmRuntime(inline_calls=True) as runtime:
+        looping = await load(runtime, tmp_path, "loop", INFINITE_LOOP, limits=SHORT_DEADLINE)
+        beats, raised = await calls_while_the_loop_beats(looping.call("spin", None))
+        assert isinstance(raised, PluginTimeoutError) and raised.reason == "DeadlineExceeded"
+        assert beats == 0
+
+
+# Reads its monotonic clock (a WASI call that returns at once), then echoes its input.
+CLOCK_READER = abi_module(
+    """
+    (if (call $now (i32.const 1) (i64.const 0) (i32.const 1304)) (then (unreachable)))
+    (call $ret (local.get $in) (local.get $il))""",
+    imports='(import "wasi_snapshot_preview1" "clock_time_get" '
+            '(func $now (param i32 i64 i32) (result i32)))')
+
+
+FD_WRITE = ('(import "wasi_snapshot_preview1" "fd_write" '
+            '(func (param i32 i32 i32 i32) (result i32)))')
+PATH_OPEN = ('(import "wasi_snapshot_preview1" "path_open" '
+             '(func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))')
+
+
+async def test_a_module_that_can_wait_in_wasi_is_never_called_inline(tmp_path: Path) -> None:
+    async with WasmRuntime(inline_calls=True) as runtime:
+        clock = await load(runtime, tmp_path, "clock", CLOCK_READER)
+        assert clock.details["inlineCalls"] is True
+        assert await clock.call("now", {"n": 5}) == {"n": 5}
+        # Writing reaches only stdout and stderr, unless the module can open files.
+        printer = await load(runtime, tmp_path, "printer", abi_module(
+            "(call $ret (local.get $in) (local.get $il))", imports=FD_WRITE))
+        opener = await load(runtime, tmp_path, "opener", abi_module(
+            "(call $ret (local.get $in) (local.get $il))", imports=FD_WRITE + PATH_OPEN))
+        assert printer.details["inlineCalls"] is True
+        assert opener.details["inlineCalls"] is False
+        sleeper = await load(runtime, tmp_path, "sleeper", SLEEPER, limits=SHORT_DEADLINE)
+        probe = await load(runtime, tmp_path, "probe", FS_PROBE)
+        assert sleeper.details["inlineCalls"] is False
+        assert probe.details["inlineCalls"] is False
+        assert await sleeper.call("short", {"n": 6}) == {"n": 6}
+    async with WasmRuntime() as runtime:
+        echo = await load(runtime, tmp_path, "echo", ECHO)
+        assert echo.details["inlineCalls"] is False  # the default: every module on its thread

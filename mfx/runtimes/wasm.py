@@ -21,6 +21,13 @@ Structure (each part in a module of its own):
   the API need too): wasmtime calls block, so they run there, one at a time per store (an
   ``anyio.Lock``). A slow or stuck plugin therefore only ever holds its own thread
   (``wasm_threads``).
+- The default call path: the call runs on the plugin's thread while the caller waits for
+  it on the event-loop thread for at most ``hold_loop_seconds`` (2 ms). A call that ends
+  by then (nearly all of them) is answered without a round trip through the event loop,
+  which would cost about as much again as a small call; one still running is waited for on
+  the loop. So no guest, not even one spinning until its deadline or blocked in a WASI
+  call, holds the event loop longer than ``hold_loop_seconds``, and every deadline below
+  holds as it does for any call on the thread.
 - Epoch interruption stops wasm code at the deadline, but not a guest blocked inside a
   host or WASI call (opening a FIFO, a long ``poll_oneoff``). So the caller also waits
   only ``timeout + deadline_grace_seconds``: past that it gets ``PluginTimeoutError``
@@ -38,8 +45,12 @@ Structure (each part in a module of its own):
   fails one call, never the plugin; traps and re-instantiations are counted in
   ``details`` (what each trap becomes: ``wasm_traps``). Only when the fresh instantiation itself fails is the instance lost, and
   ``LoadRequest.on_exit`` is told.
-- ``inline_calls`` runs calls on the event-loop thread, only for modules that import no
-  WASI: their only host call (``mfx::log``) never blocks, so epoch interruption bounds them.
+- ``inline_calls`` runs calls on the event-loop thread, only for modules whose imports
+  cannot wait (``mfx::log`` and the WASI calls that return at once: clocks, randomness,
+  arguments, environment, stdout and stderr; ``wasm_abi.can_wait_in_host``), so that epoch
+  interruption bounds everything they do; a module importing ``poll_oneoff``, ``fd_read``,
+  ``path_open`` and the like stays on its thread. It is not the default because an inline
+  guest spinning until its deadline holds the event loop for the whole deadline.
 """
 
 from __future__ import annotations
@@ -85,16 +96,22 @@ class WasmRuntime:
     ``inline_calls=True`` runs calls on the caller's thread instead of the plugin's thread: it
     saves the thread hand-off (tens of µs) but blocks the event loop for as long as the call
     runs, up to its deadline. Meant for small, trusted, latency-bound plugins; modules that
-    import WASI run on their thread regardless (a WASI call can block past any deadline).
+    import a WASI call that can wait run on their thread regardless (it can block past any
+    deadline).
 
     ``deadline_grace_seconds``: how long past a call's deadline the caller waits for the
     epoch interrupt to unwind before it gives the instance up as stuck.
+
+    ``hold_loop_seconds``: how long the event-loop thread waits for a call on the plugin's
+    thread before it leaves the wait to the event loop (0: always through the loop). The
+    longest any call holds the loop on the default path.
     """
 
     type = PluginType.WEBASSEMBLY
 
     def __init__(self, *, metrics: Metrics | None = None, tick_seconds: float = 0.01,
-                 inline_calls: bool = False, deadline_grace_seconds: float = 0.25) -> None:
+                 inline_calls: bool = False, deadline_grace_seconds: float = 0.25,
+                 hold_loop_seconds: float = 0.002) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
@@ -109,6 +126,7 @@ class WasmRuntime:
         self.tick_seconds = tick_seconds
         self.inline_calls = inline_calls
         self.deadline_grace_seconds = deadline_grace_seconds
+        self.hold_loop_seconds = hold_loop_seconds
 
     @property
     def engine(self) -> wasmtime.Engine:

@@ -48,8 +48,28 @@ def format_signature(sig: Signature) -> str:
     return f"({', '.join(params)}) -> ({', '.join(results)})"
 
 
+# WASI preview 1 calls that return without waiting: arguments, environment, clocks,
+# randomness and descriptor bookkeeping. Any other may wait on a file, a FIFO or a timer
+# (poll_oneoff, fd_read, path_open ...). fd_write reaches only stdout and stderr, which the
+# host serves at once, unless the module can open files (path_open).
+_WASI_NEVER_WAITS = frozenset({
+    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get",
+    "clock_time_get", "random_get", "sched_yield", "proc_exit", "fd_close", "fd_fdstat_get",
+    "fd_fdstat_set_flags", "fd_filestat_get", "fd_prestat_get", "fd_prestat_dir_name",
+    "fd_seek", "fd_tell",
+})
+
+
 def uses_wasi(module: wasmtime.Module) -> bool:
     return any(i.module == WASI_MODULE for i in module.imports)
+
+
+def can_wait_in_host(module: wasmtime.Module) -> bool:
+    """Whether a call into ``module`` can wait inside a host call, where epoch interruption
+    does not reach: it imports a WASI call that may wait (``mfx::log`` never does)."""
+    wasi = {i.name or "" for i in module.imports if i.module == WASI_MODULE}
+    never_waits = _WASI_NEVER_WAITS if "path_open" in wasi else _WASI_NEVER_WAITS | {"fd_write"}
+    return bool(wasi - never_waits)
 
 
 def check_module_abi(module: wasmtime.Module, *, what: str) -> set[str]:

@@ -29,7 +29,13 @@ from mfx.errors import (
     ProtocolError,
 )
 from mfx.runtimes.base import LoadRequest
-from mfx.runtimes.wasm_abi import REQUIRED_EXPORTS, LiveStore, check_wasi_imports, uses_wasi
+from mfx.runtimes.wasm_abi import (
+    REQUIRED_EXPORTS,
+    LiveStore,
+    can_wait_in_host,
+    check_wasi_imports,
+    uses_wasi,
+)
 from mfx.runtimes.wasm_host import HostFunctions
 from mfx.runtimes.wasm_logs import CallLog
 from mfx.runtimes.wasm_marshalling import call_init, call_method
@@ -79,7 +85,7 @@ class WasmPluginInstance:
         self._exit_told = False
         self._thread = PluginThread(request.name)
         # Inline only where epoch interruption bounds everything the guest can do.
-        self._inline = runtime.inline_calls and not self._uses_wasi
+        self._inline = runtime.inline_calls and not can_wait_in_host(module)
         self.calls = 0
         self.traps = 0
         self.reinstantiations = 0
@@ -197,7 +203,8 @@ class WasmPluginInstance:
         grace) whatever the guest is doing, and then the store is given up."""
         timeout = self._request.limits.timeout_seconds
         finished, value = await self._thread.run(
-            self._runtime.portal, timeout + self._runtime.deadline_grace_seconds, fn, *args)
+            self._runtime.portal, timeout + self._runtime.deadline_grace_seconds,
+            self._runtime.hold_loop_seconds, fn, *args)
         if finished:
             return value  # type: ignore[return-value]
         error = PluginTimeoutError(
