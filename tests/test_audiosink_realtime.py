@@ -205,7 +205,10 @@ def player_daemon(mfx_home: Path, pulse: PrivatePulse, music: Path,
     for i in range(OBJECTS):
         (churn_plugins / f"churn-{i:04d}").symlink_to(REPO / "plugins" / "hello-python")
     paths = [REPO / "plugins", churn_plugins]
-    with ThreadDaemon(mfx_home, services=default_services(), plugin_paths=paths).running() as running:
+    # The daemon this test hosts plays real-time audio as `mfx serve` does, so it freezes its
+    # start-up objects as `mfx serve` does (undone when it stops).
+    with ThreadDaemon(mfx_home, services=default_services(), plugin_paths=paths,
+                      freeze_startup_objects=True).running() as running:
         assert running.context is not None and running.context.sink_registry is not None
         manifests = write_manifests(tmp_path / "manifests", music)
         result = run_cli(mfx_home, "apply", "-f", str(manifests))

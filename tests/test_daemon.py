@@ -103,3 +103,11 @@ def test_a_daemon_run_in_process_leaves_the_garbage_collector_alone(tmp_path: Pa
     with ThreadDaemon(tmp_path / "home").running():
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == frozen
+
+
+def test_a_daemon_that_owns_its_process_freezes_start_up_objects_until_it_stops(tmp_path: Path) -> None:
+    """``mfx serve`` (freeze_startup_objects) keeps start-up objects out of full collections."""
+    assert gc.get_freeze_count() == 0
+    with ThreadDaemon(tmp_path / "home", freeze_startup_objects=True).running():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

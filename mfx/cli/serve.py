@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 
@@ -67,11 +66,6 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     os.environ["MFX_HOME"] = str(home)
 
     def on_ready(context: DaemonContext) -> None:
-        # What start-up built lives as long as the daemon: keep it out of full collections,
-        # whose pause holds the GIL long enough to starve the audio writer thread. Only here,
-        # where this process is the daemon: gc.freeze() affects the whole process, and a
-        # daemon embedded in another program (or a test run) must leave its collector alone.
-        gc.freeze()
         tap = context.file_tap
         if tap is not None:
             click.echo(f"No sound card: mfx plays into the ALSA file tap {tap.output}\n"
@@ -88,5 +82,6 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         workers=workers,
         resync_seconds=parse_duration(resync),
         file_tap=not no_file_tap,
+        freeze_startup_objects=True,  # this process is only the daemon
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))

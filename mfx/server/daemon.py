@@ -6,6 +6,7 @@ event, the listeners drain, the controllers stop their plugins, and the store cl
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -70,6 +71,11 @@ class DaemonConfig:
     # HOME/audio. It sets ALSA_CONFIG_PATH in this process's environment, where libasound
     # reads it, so only a daemon that owns its process turns it on (``mfx serve`` does).
     file_tap: bool = False
+    # Once ready, move everything start-up built out of the collector's reach (gc.freeze), so
+    # a full collection's pause (it holds the GIL) cannot starve the audio writer thread; undone
+    # on exit. It changes the whole process, so only the owner of the process turns it on:
+    # ``mfx serve``, or a test that plays real-time audio the way ``mfx serve`` would.
+    freeze_startup_objects: bool = False
 
     @property
     def socket_path(self) -> Path:
@@ -202,9 +208,15 @@ async def _serve(context: DaemonContext, services: list[Service],
             if config.metrics_address:
                 where += f"; metrics on http://{config.metrics_address}/metrics"
             log.info("mfx %s serving on %s", mfx.__version__, where)
+            if config.freeze_startup_objects:
+                gc.freeze()
             if on_ready is not None:
                 on_ready(context)
-            await context.shutdown.wait()
+            try:
+                await context.shutdown.wait()
+            finally:
+                if config.freeze_startup_objects:
+                    gc.unfreeze()
             log.info("shutting down")
             for server, _ in servers:
                 server.should_exit = True
