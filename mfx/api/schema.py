@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mfx.api.json_copy import json_copy
 from mfx.api.kinds import USER_KINDS, KindInfo, resolve_kind
 from mfx.api.objects import Obj
 from mfx.errors import BadRequestError, NotFoundError
@@ -104,7 +105,7 @@ class Schemas:
         then recurse into it, so ``healthCheck: {}`` defaulted at the top fills its own fields
         too. Re-applying an object that already went through here changes nothing.
         """
-        result = copy.deepcopy(obj)
+        result = json_copy(obj)
         kind = result.get("kind")
         if isinstance(kind, str) and kind in self.crds:
             _default(result, self.openapi(kind))
@@ -221,7 +222,9 @@ def _default(value: Any, schema: Schema) -> None:
             del value[key]
         for key, sub in props.items():
             if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
+                default = sub["default"]
+                # Scalars are immutable: only a map or list default needs a copy of its own.
+                value[key] = copy.deepcopy(default) if isinstance(default, dict | list) else default
             if key in value:
                 _default(value[key], sub)
         extra = schema.get("additionalProperties")

@@ -99,6 +99,13 @@ def _items(body: dict[str, Any]) -> list[Any]:
     return items
 
 
+def _key(item: Any) -> tuple[str, str] | None:
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    kind = item.get("kind") if isinstance(item, dict) else None
+    return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None
+
+
 def _where(index: int, item: Any) -> str:
     metadata = item.get("metadata") if isinstance(item, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
@@ -140,12 +147,13 @@ class BulkApply:
 
     async def _plan(self, items: list[Any], options: BulkOptions) -> _Plan:
         plan = _Plan()
+        stored = await self.store.get_many([key for key in map(_key, items) if key is not None])
         # What this request has planned so far per object: a later item naming the same object
         # applies onto it, as it would after the earlier one's own request.
         pending: dict[tuple[str, str], Obj] = {}
         for index, item in enumerate(items):
             try:
-                planned = await self._plan_one(index, item, options, pending)
+                planned = self._plan_one(index, item, options, stored, pending)
             except ValidationError as error:
                 plan.problems.extend(FieldError(path=f"items[{index}].{e.path}" if e.path else f"items[{index}]",
                                                 message=e.message) for e in error.errors)
@@ -157,8 +165,8 @@ class BulkApply:
             plan.items.append(planned)
         return plan
 
-    async def _plan_one(self, index: int, item: Any, options: BulkOptions,
-                        pending: dict[tuple[str, str], Obj]) -> Planned:
+    def _plan_one(self, index: int, item: Any, options: BulkOptions, stored: dict[tuple[str, str], Obj],
+                  pending: dict[tuple[str, str], Obj]) -> Planned:
         if not isinstance(item, dict):
             raise BadRequestError(f"expected an object, got {json_type(item)}")
         kind = kind_for(str(item.get("apiVersion")), str(item.get("kind")))
@@ -170,12 +178,7 @@ class BulkApply:
             raise ValidationError([FieldError(path="metadata.name", message="required: a non-empty string")])
         desired = desired_state(item)
         key = (kind.kind, name)
-        live = pending.get(key)
-        if live is None:
-            try:
-                live = await self.store.get(kind.kind, name)
-            except NotFoundError:
-                live = None
+        live = pending.get(key) or stored.get(key)
         if live is None:
             for server_owned in SERVER_OWNED_METADATA:
                 desired["metadata"].pop(server_owned, None)

@@ -346,6 +346,14 @@ class SQLiteStore:
             raise strategy.not_found(kind, name)
         return loads(body)
 
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Obj]:
+        """The stored objects among ``(kind, name)`` ``keys`` (the missing ones are left out),
+        as of one moment: no write lands between two of them."""
+        await anyio.lowlevel.checkpoint()
+        self._database()
+        bodies = self._bodies
+        return {key: loads(body) for key in keys if (body := bodies.get(key)) is not None}
+
     async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult:
         selector = parse_selector(options.get("label_selector"))
         continue_token = options.get("continue_token")
