@@ -162,28 +162,45 @@ def format_of(kind: str | None, path: str) -> Format | None:
     return _FORMATS.get(kind or "", {}).get(_INDEX.sub("[]", path))
 
 
-def _values_at(value: Any, pattern: str, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(path, value) of every value the pattern (``spec.dependencies[].version``) names."""
-    if not pattern:
+Step = tuple[str, bool]  # a key, and whether it names a list whose every item goes on
+
+
+def _steps(pattern: str) -> tuple[Step, ...]:
+    return tuple((head.removesuffix("[]"), head.endswith("[]")) for head in pattern.split("."))
+
+
+# Split once: every write checks every pattern of its kind, and most stop at a missing key.
+_PLANS: dict[str, tuple[tuple[tuple[Step, ...], Format], ...]] = {
+    kind: tuple((_steps(pattern), fmt) for pattern, fmt in formats.items()) for kind, formats in _FORMATS.items()
+}
+
+
+def _values_at(value: Any, steps: tuple[Step, ...], at: tuple[str | int, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """(path, value) of every value the steps of a pattern (``spec.dependencies[].version``)
+    name; the path is spelled only for a value found."""
+    if not steps:
+        path = ""
+        for step in at:
+            path = join_index(path, step) if isinstance(step, int) else join_key(path, step)
         yield path, value
         return
-    head, _, rest = pattern.partition(".")
-    listed = head.endswith("[]")
-    key = head.removesuffix("[]")
-    if not isinstance(value, dict) or value.get(key) is None:
+    if not isinstance(value, dict):
         return
-    child, child_path = value[key], join_key(path, key)
+    (key, listed), rest = steps[0], steps[1:]
+    child = value.get(key)
+    if child is None:
+        return
     if not listed:
-        yield from _values_at(child, rest, child_path)
+        yield from _values_at(child, rest, (*at, key))
     elif isinstance(child, list):
         for i, item in enumerate(child):
-            yield from _values_at(item, rest, join_index(child_path, i))
+            yield from _values_at(item, rest, (*at, key, i))
 
 
 def check_formats(kind: str, obj: Obj, errors: FieldProblems) -> None:
     """Each formatted field that has the right type (type errors are reported already)."""
-    for pattern, fmt in _FORMATS[kind].items():
-        for path, value in _values_at(obj, pattern):
+    for steps, fmt in _PLANS[kind]:
+        for path, value in _values_at(obj, steps):
             if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
                 continue
             problem = fmt.check(value)
