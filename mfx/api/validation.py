@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mfx.api.config_schema import config_problems
+from mfx.api.config_checks import config_problems
 from mfx.api.field_formats import check_formats, network_problem
 from mfx.api.field_paths import join_key
 from mfx.api.field_problems import FieldProblems
