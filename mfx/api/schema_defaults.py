@@ -38,6 +38,12 @@ def compile_defaults(schema: Schema) -> DefaultsPlan:
     )
 
 
+def _copy(default: dict[str, Any] | list[Any]) -> Any:
+    if not default:
+        return {} if isinstance(default, dict) else []
+    return copy.deepcopy(default)
+
+
 def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
     """Defaults where a field is missing (a null counts as missing and is pruned), in place,
     then the same inside every field, so a defaulted ``{}`` gets its own defaults too."""
@@ -51,7 +57,7 @@ def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
             for key, default in plan.defaults:
                 if key not in value:
                     # Scalars are immutable: only a map or list default needs a copy of its own.
-                    value[key] = copy.deepcopy(default) if isinstance(default, dict | list) else default
+                    value[key] = _copy(default) if isinstance(default, dict | list) else default
         extra = plan.extra
         for key, item in value.items():
             sub = props.get(key, extra)
