@@ -12,11 +12,13 @@ from anyio.abc import TaskGroup
 
 from mfx.api.objects import Obj
 from mfx.cli import bulk_client
-from mfx.errors import FieldError, ValidationError
+from mfx.errors import ConflictError, FieldError, ValidationError
 from mfx.server import bodies
 from mfx.server.admission import Admission
 from mfx.server.api_bulk import BULK_APPLY_PATH
 from mfx.server.daemon import DaemonContext
+from mfx.store.base import BatchAction, BatchWrite
+from mfx.store.sqlite import SQLiteStore
 from tests.daemon_harness import ThreadDaemon, run_cli
 
 COUNT = 1000
@@ -193,3 +195,25 @@ def test_chunks_fit_the_daemons_body_limit() -> None:
     manifest = (b'{"apiVersion":"mfx.musicfox.io/v1alpha1","kind":"PluginManifest","metadata":{"name":"pm-0000",'
                 b'"labels":{"tier":"core"}},"spec":{"version":"1.0.0","type":"rpc","entryPoint":"python -m hello"}}')
     assert len(list(bulk_client.chunks([manifest] * COUNT))) == 1
+
+
+@pytest.mark.anyio
+async def test_the_stores_write_all_is_all_or_nothing(tmp_path: Path) -> None:
+    def pm(name: str) -> Obj:
+        return {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": name},
+                "spec": {"version": "1.0.0"}}
+
+    async with SQLiteStore(tmp_path / "store.db") as store:
+        await store.create(pm("existing"))
+        before = await store.current_resource_version()
+        stale = pm("existing")
+        stale["metadata"]["resourceVersion"] = "1"  # not the stored one: this write conflicts
+        writes = [BatchWrite(BatchAction.CREATE, pm(f"new-{i}")) for i in range(100)]
+        with pytest.raises(ConflictError):
+            await store.write_all([*writes, BatchWrite(BatchAction.UPDATE, stale)])
+        assert (await store.list("PluginManifest")).items[0]["metadata"]["name"] == "existing"
+        assert len((await store.list("PluginManifest")).items) == 1
+        assert await store.current_resource_version() == before
+        stored = await store.write_all(writes)
+        assert [o["metadata"]["name"] for o in stored] == [f"new-{i}" for i in range(100)]
+        assert len(await store.get_many([("PluginManifest", f"new-{i}") for i in range(150)])) == 100
