@@ -1,7 +1,8 @@
 """Bulk apply: many objects in one request, validated together, stored in one transaction.
 
 ``POST /apis/mfx.musicfox.io/v1alpha1/apply`` with a ``v1 List`` of manifests, and the query
-parameters of an apply: ``fieldManager`` (who applies; default ``mfx``), ``dryRun=All``
+parameters of an apply: ``fieldManager`` (who applies; default ``mfx``; as for every write
+that is not a server-side apply, no managedFields entry records it), ``dryRun=All``
 (validate and admit, store nothing) and ``force=true`` (change objects a GitSource manages,
 as ``mfx apply --force-conflicts``).
 
