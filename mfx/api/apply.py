@@ -7,11 +7,11 @@ others set, drop what the previous apply set and this one does not); ``spec`` is
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
 
+from mfx.api.json_copy import json_copy
 from mfx.api.objects import LAST_APPLIED_ANNOTATION, Obj
 
 # Metadata the server owns; an applied document's values for them are ignored.
@@ -22,14 +22,14 @@ SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", 
 def desired_state(obj: Obj) -> Obj:
     """What apply sends: the document without status and server-owned metadata,
     annotated with itself as the last applied configuration (kubectl's convention)."""
-    desired = copy.deepcopy(obj)
+    desired = json_copy(obj)
     desired.pop("status", None)
     metadata = desired.setdefault("metadata", {})
     for key in SERVER_METADATA:
         metadata.pop(key, None)
     annotations = dict(metadata.get("annotations") or {})
     annotations.pop(LAST_APPLIED_ANNOTATION, None)
-    recorded = copy.deepcopy(desired)
+    recorded = json_copy(desired)
     if annotations:
         recorded["metadata"]["annotations"] = annotations
     else:
@@ -50,7 +50,7 @@ def merged_for_apply(live: Obj, desired: Obj) -> Obj:
     previous_text = (live.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
     previous = orjson.loads(previous_text) if previous_text else {}
     previous_meta = previous.get("metadata", {})
-    merged = copy.deepcopy(live)
+    merged = json_copy(live)
     merged.pop("status", None)
     meta = merged["metadata"]
     for key in ("labels", "annotations"):
@@ -99,7 +99,7 @@ def apply_patch(live: Obj, merged: Obj) -> dict[str, Any]:
 def comparable(obj: Obj, *, annotation: bool = True) -> Obj:
     """``obj`` without what a write changes anyway (status, resourceVersion), optionally
     without the last-applied record: equal comparables mean an apply changes nothing."""
-    data = copy.deepcopy(obj)
+    data = json_copy(obj)
     data.pop("status", None)
     meta = data.get("metadata", {})
     for key in ("resourceVersion", "managedFields"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,30 +162,67 @@ def format_of(kind: str | None, path: str) -> Format | None:
     return _FORMATS.get(kind or "", {}).get(_INDEX.sub("[]", path))
 
 
-def _values_at(value: Any, pattern: str, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(path, value) of every value the pattern (``spec.dependencies[].version``) names."""
-    if not pattern:
-        yield path, value
+@dataclass(frozen=True)
+class _Node:
+    """A trie of the patterns of one kind: patterns sharing a prefix walk it once."""
+
+    formats: tuple[tuple[int, Format], ...]  # (pattern order, format) of the value reached here
+    children: dict[tuple[str, bool], _Node]  # (key, whether every item of a list goes on)
+
+
+def _trie(patterns: list[tuple[tuple[tuple[str, bool], ...], int, Format]]) -> _Node:
+    here = tuple((order, fmt) for steps, order, fmt in patterns if not steps)
+    below: dict[tuple[str, bool], list[tuple[tuple[tuple[str, bool], ...], int, Format]]] = {}
+    for steps, order, fmt in patterns:
+        if steps:
+            below.setdefault(steps[0], []).append((steps[1:], order, fmt))
+    return _Node(here, {step: _trie(rest) for step, rest in below.items()})
+
+
+def _steps(pattern: str) -> tuple[tuple[str, bool], ...]:
+    return tuple((head.removesuffix("[]"), head.endswith("[]")) for head in pattern.split("."))
+
+
+# Built once: every write checks every pattern of its kind, and most stop at a missing key.
+_TRIES: dict[str, _Node] = {
+    kind: _trie([(_steps(pattern), order, fmt) for order, (pattern, fmt) in enumerate(formats.items())])
+    for kind, formats in _FORMATS.items()
+}
+
+
+def _values_at(value: Any, node: _Node, at: tuple[str | int, ...],
+               found: list[tuple[int, tuple[str | int, ...], Any, Format]]) -> None:
+    """Every value a pattern of the trie names, with its pattern's order, its steps and format."""
+    for order, fmt in node.formats:
+        found.append((order, at, value, fmt))
+    if not isinstance(value, dict):
         return
-    head, _, rest = pattern.partition(".")
-    listed = head.endswith("[]")
-    key = head.removesuffix("[]")
-    if not isinstance(value, dict) or value.get(key) is None:
-        return
-    child, child_path = value[key], join_key(path, key)
-    if not listed:
-        yield from _values_at(child, rest, child_path)
-    elif isinstance(child, list):
-        for i, item in enumerate(child):
-            yield from _values_at(item, rest, join_index(child_path, i))
+    for (key, listed), child_node in node.children.items():
+        child = value.get(key)
+        if child is None:
+            continue
+        if not listed:
+            _values_at(child, child_node, (*at, key), found)
+        elif isinstance(child, list):
+            for i, item in enumerate(child):
+                _values_at(item, child_node, (*at, key, i), found)
+
+
+def _spelled(at: tuple[str | int, ...]) -> str:
+    path = ""
+    for step in at:
+        path = join_index(path, step) if isinstance(step, int) else join_key(path, step)
+    return path
 
 
 def check_formats(kind: str, obj: Obj, errors: FieldProblems) -> None:
     """Each formatted field that has the right type (type errors are reported already)."""
-    for pattern, fmt in _FORMATS[kind].items():
-        for path, value in _values_at(obj, pattern):
-            if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
-                continue
-            problem = fmt.check(value)
-            if problem is not None:
-                errors.add(path, problem)
+    found: list[tuple[int, tuple[str | int, ...], Any, Format]] = []
+    _values_at(obj, _TRIES[kind], (), found)
+    found.sort(key=lambda hit: hit[0])  # reported in the order the patterns are listed
+    for _, at, value, fmt in found:
+        if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
+            continue
+        problem = fmt.check(value)
+        if problem is not None:
+            errors.add(_spelled(at), problem)

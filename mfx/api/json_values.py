@@ -68,12 +68,33 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def _clean(value: Any, depth: int) -> bool:
+    """Whether ``json_value_problems`` would find nothing (the same checks, no paths)."""
+    if isinstance(value, str):
+        return value.isascii() or text_problem(value) is None
+    if isinstance(value, dict):
+        return depth < MAX_DEPTH and all(
+            isinstance(key, str) and (key.isascii() or text_problem(key) is None) and _clean(item, depth + 1)
+            for key, item in value.items())
+    if isinstance(value, list):
+        return depth < MAX_DEPTH and all(_clean(item, depth + 1) for item in value)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return INT64_RANGE[0] <= value <= INT64_RANGE[1]
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return False
+
+
 def json_value_problems(obj: Any, limit: int) -> Iterator[tuple[str, str]]:
     """(field path, message) of what no JSON encoder (nor a Kubernetes client) can write back.
 
     Stops looking once ``limit`` problems are found: a value with thousands of them gets the
     gist. The keys of one object are all reported together, so the count may pass the limit.
     """
+    if _clean(obj, 0):
+        return  # the usual case, found without spelling a field path for every value
     found = 0
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
     while stack and found < limit:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mfx.api.config_schema import config_problems
+from mfx.api.config_checks import config_problems
 from mfx.api.field_formats import duration_problem
 from mfx.api.field_paths import join_index, join_key
 from mfx.api.field_problems import FieldProblems

@@ -12,14 +12,16 @@ import difflib
 import functools
 import json
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import yaml
 
+from mfx.api.json_copy import json_copy
 from mfx.api.kinds import USER_KINDS, KindInfo, resolve_kind
 from mfx.api.objects import Obj
+from mfx.api.schema_defaults import DefaultsPlan, compile_defaults, fill_defaults
 from mfx.errors import BadRequestError, NotFoundError
 
 Schema = dict[str, Any]
@@ -63,6 +65,8 @@ class Schemas:
     """The CRDs of the mfx kinds, keyed by kind (``PluginManifest``)."""
 
     crds: dict[str, dict[str, Any]]
+    # Compiled from ``crds`` on first use, per kind.
+    _defaults: dict[str, DefaultsPlan] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -104,10 +108,13 @@ class Schemas:
         then recurse into it, so ``healthCheck: {}`` defaulted at the top fills its own fields
         too. Re-applying an object that already went through here changes nothing.
         """
-        result = copy.deepcopy(obj)
+        result = json_copy(obj)
         kind = result.get("kind")
         if isinstance(kind, str) and kind in self.crds:
-            _default(result, self.openapi(kind))
+            plan = self._defaults.get(kind)
+            if plan is None:
+                plan = self._defaults[kind] = compile_defaults(self.openapi(kind))
+            fill_defaults(result, plan)
         return result
 
     # --- explain --------------------------------------------------------------------------
@@ -212,23 +219,3 @@ def _fields(schema: Schema, indent: str, recursive: bool) -> list[str]:
     return lines
 
 
-def _default(value: Any, schema: Schema) -> None:
-    if isinstance(value, dict):
-        if schema.get(PRESERVE) and not schema.get("properties"):
-            return
-        props = schema.get("properties") or {}
-        for key in [k for k, v in value.items() if v is None and k in props and not props[k].get("nullable")]:
-            del value[key]
-        for key, sub in props.items():
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                _default(value[key], sub)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key, item in value.items():
-                if key not in props:
-                    _default(item, extra)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for item in value:
-            _default(item, schema["items"])

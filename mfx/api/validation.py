@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mfx.api.config_schema import config_problems
+from mfx.api.config_checks import config_problems
 from mfx.api.field_formats import check_formats, network_problem
 from mfx.api.field_paths import join_key
 from mfx.api.field_problems import FieldProblems
@@ -30,7 +30,7 @@ from mfx.api.yaml_loader import MAX_FILE_BYTES, Manifest, load_manifests
 from mfx.errors import FieldError, ValidationError
 
 __all__ = [
-    "MAX_FILE_BYTES", "Manifest", "ValidationError", "decode_manifest", "load_manifests", "validate", "validate_all",
+    "MAX_FILE_BYTES", "Manifest", "ValidationError", "decode_manifest", "load_manifests", "check_all", "validate", "validate_all",
     "validate_object", "dns1123_subdomain_problem", "qualified_key_problem", "config_problems",
     "network_problem", "DNS1123_LABEL", "SERVER_METADATA_FIELDS",
 ]
@@ -106,8 +106,15 @@ def validate_all(manifests: Iterable[Manifest], schemas: Schemas) -> list[Obj]:
     Errors of all documents are collected into one ``ValidationError``, so a multi-document
     apply is all or nothing. The same kind and name twice is an error too.
     """
+    return [schemas.apply_defaults({k: v for k, v in manifest.obj.items() if k != "status"})
+            for manifest in check_all(manifests, schemas)]
+
+
+def check_all(manifests: Iterable[Manifest], schemas: Schemas) -> list[Manifest]:
+    """``validate_all`` without the defaults, for a caller that sends the documents as written
+    (the daemon defaults them): the valid manifests, only if all are valid."""
     problems: list[FieldError] = []
-    results: list[Obj] = []
+    valid: list[Manifest] = []
     first_seen: dict[tuple[str, str], Manifest] = {}
     for manifest in manifests:
         try:
@@ -125,11 +132,10 @@ def validate_all(manifests: Iterable[Manifest], schemas: Schemas) -> list[Obj]:
             ))
             continue
         first_seen[key] = manifest
-        obj = {k: v for k, v in manifest.obj.items() if k != "status"}
-        results.append(schemas.apply_defaults(obj))
+        valid.append(manifest)
     if problems:
         raise ValidationError(problems)
-    return results
+    return valid
 
 
 def _text(value: Any) -> str:

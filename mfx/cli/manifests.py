@@ -59,7 +59,7 @@ def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validatio
         except validation.ValidationError as error:
             errors.extend(error.errors)
     try:
-        validation.validate_all(manifests, schemas)
+        validation.check_all(manifests, schemas)
     except validation.ValidationError as error:
         errors.extend(error.errors)
     if errors:

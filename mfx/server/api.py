@@ -44,6 +44,7 @@ from mfx.server import api_discovery as discovery
 from mfx.server import tables
 from mfx.server.admission import Admission
 from mfx.server.api_accept import accepts, not_acceptable
+from mfx.server.api_bulk import bulk_apply_routes
 from mfx.server.api_events import (
     EVENT_COLUMNS,
     EVENT_NAMESPACE,
@@ -100,6 +101,8 @@ class ApiServer:
     shutdown: anyio.Event = field(default_factory=anyio.Event)
     extra_routes: list[BaseRoute] = field(default_factory=list)
     ready: Callable[[], bool] = lambda: True
+    # The one-request bulk apply (``api_bulk``); off, the daemon answers as one without it.
+    bulk_apply: bool = True
     _openapi: OpenApiDocuments | None = field(default=None, init=False, repr=False)
     # Unconditional writes to one object take turns: racing each other, all but one would
     # lose every commit round, and fifty clients would need fifty rounds to get through.
@@ -140,6 +143,7 @@ class ApiServer:
             Route("/openapi/v3", self.openapi_v3_index),
             Route("/openapi/v3/{path:path}", self.openapi_v3),
             *self.extra_routes,
+            *(bulk_apply_routes(self.store, self.admission) if self.bulk_apply else []),
             Route("/api/v1/events", self.collection, methods=["GET"]),
             Route("/api/v1/namespaces/{namespace}/events", self.collection, methods=["GET", "POST"]),
             Route("/api/v1/namespaces/{namespace}/events/{name}", self.item, methods=["GET", "PATCH"]),

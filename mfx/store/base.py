@@ -12,6 +12,8 @@ Semantics follow the Kubernetes API server:
 - ``update`` never changes ``status``; ``update_status`` changes only ``status``.
 - ``delete`` of an object with finalizers only sets ``deletionTimestamp``; the object goes
   when an update removes its last finalizer. Without finalizers it goes at once.
+- ``write_all`` carries out many creates and updates in one transaction: every one is
+  stored, or (when any fails) none is and the first failure is raised.
 - ``watch(since)`` yields every change after ``since`` in resourceVersion order, then
   follows live changes; a ``since`` older than the retained history raises ``GoneError``.
 
@@ -20,8 +22,9 @@ The object rules above live once, in ``mfx.store.strategy``; a backend stores th
 
 from __future__ import annotations
 
+import builtins
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypedDict, Unpack
 
@@ -63,6 +66,19 @@ class EventRecord:
     involved_api_version: str = ""
 
 
+class BatchAction(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """One write of ``Store.write_all``: a create or an update, with the same rules as alone."""
+
+    action: BatchAction
+    obj: Obj
+
+
 class ListOptions(TypedDict, total=False):
     """What a list may ask for besides the kind, as keyword arguments of ``Store.list``."""
 
@@ -78,11 +94,15 @@ class Store(Protocol):
 
     async def get(self, kind: str, name: str) -> Obj: ...
 
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Obj]: ...
+
     async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult: ...
 
     async def update(self, obj: Obj) -> Obj: ...
 
     async def update_status(self, obj: Obj) -> Obj: ...
+
+    async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]: ...
 
     async def delete(self, kind: str, name: str, *, resource_version: int | None = None) -> Obj: ...
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import builtins
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
@@ -52,7 +52,14 @@ from mfx.api.selectors import parse_selector
 from mfx.errors import BadRequestError, GoneError, StoreError
 from mfx.store import events as event_rules
 from mfx.store import sqlite_events, strategy
-from mfx.store.base import EventRecord, ListOptions, ListResult, WatchEventType
+from mfx.store.base import (
+    BatchAction,
+    BatchWrite,
+    EventRecord,
+    ListOptions,
+    ListResult,
+    WatchEventType,
+)
 from mfx.store.codec import loads
 from mfx.store.continue_token import decode_continue, encode_continue
 from mfx.store.sqlite_database import (
@@ -92,6 +99,12 @@ def _update(tx: Transaction, obj: Obj) -> Obj:
 def _update_status(tx: Transaction, obj: Obj) -> Obj:
     kind, name = strategy.identity(obj)
     return tx.carry_out(kind, name, strategy.update_status(kind, name, obj, tx.load(kind, name)))
+
+
+def _write_all(tx: Transaction, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
+    # One op of the group commit: if any write fails after others wrote, the batch runs again
+    # with a savepoint around this op, so it leaves no trace (see ``Database.write_batch``).
+    return [(_create if w.action is BatchAction.CREATE else _update)(tx, w.obj) for w in writes]
 
 
 def _delete(tx: Transaction, kind: str, name: str, wanted: int | None) -> Obj:
@@ -333,6 +346,14 @@ class SQLiteStore:
             raise strategy.not_found(kind, name)
         return loads(body)
 
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Obj]:
+        """The stored objects among ``(kind, name)`` ``keys`` (the missing ones are left out),
+        as of one moment: no write lands between two of them."""
+        await anyio.lowlevel.checkpoint()
+        self._database()
+        bodies = self._bodies
+        return {key: loads(body) for key in keys if (body := bodies.get(key)) is not None}
+
     async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult:
         selector = parse_selector(options.get("label_selector"))
         continue_token = options.get("continue_token")
@@ -354,6 +375,10 @@ class SQLiteStore:
 
     async def update_status(self, obj: Obj) -> Obj:
         return await self._write(lambda tx: _update_status(tx, obj))
+
+    async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
+        """Every create and update of ``writes``, in order, in one transaction: all or none."""
+        return await self._write(lambda tx: _write_all(tx, writes))
 
     async def delete(self, kind: str, name: str, *, resource_version: int | None = None) -> Obj:
         return await self._write(lambda tx: _delete(tx, kind, name, resource_version))

@@ -1,0 +1,143 @@
+"""How ``mfx apply`` sends validated manifests to the daemon, outcomes in input order.
+
+The bulk path first (``bulk_client``: one all-or-nothing request for everything that fits
+the daemon's body limit); against a daemon without it, one apply per object as kubectl
+does, several in flight at once (a request's wait is mostly the daemon's work and the
+socket's round trip), reported in input order and stopping at the first refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import orjson
+
+from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
+from mfx.api.kinds import kind_for
+from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
+from mfx.api.schema import load_schemas
+from mfx.api.validation import Manifest
+from mfx.cli.bulk_client import BulkUnsupportedError, ItemError, Outcome, apply_chunk, chunks
+from mfx.cli.client import Client
+from mfx.cli.manifests import located
+from mfx.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    FieldError,
+    MfxError,
+    NotFoundError,
+    ValidationError,
+)
+
+# Per-object requests in flight at once against a daemon without the bulk path.
+PIPELINE_DEPTH = 8
+
+
+def apply_one(client: Client, obj: Obj, *, dry_run: bool, force_conflicts: bool = False) -> str:
+    """Create or update one object; returns kubectl's verb: created, configured, unchanged."""
+    outcome = apply_one_outcome(client, obj, dry_run=dry_run, force_conflicts=force_conflicts)
+    if outcome.warning:
+        from mfx.cli import output
+
+        output.warn(outcome.warning)
+    return outcome.verb
+
+
+def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflicts: bool = False) -> Outcome:
+    """Create or update one object with per-object requests.
+
+    An object a GitSource manages is changed only with ``force_conflicts`` (and the next
+    sync reverts it): its desired state lives in git."""
+    kind = kind_for(obj["apiVersion"], obj["kind"])
+    desired = desired_state(obj)
+    name = desired["metadata"]["name"]
+    try:
+        live = client.get(kind, name)
+    except NotFoundError:
+        try:
+            client.create(desired, kind, dry_run=dry_run)
+            return Outcome(kind, name, "created")
+        except AlreadyExistsError:  # created by someone else in between: apply onto theirs
+            live = client.get(kind, name)
+    merged = merged_for_apply(live, desired)
+    if comparable(merged, annotation=False) == comparable(live, annotation=False):
+        # Same spec, labels and annotations: only the record of the applied file would
+        # change. Write nothing, so applying `get -o yaml` output is a true no-op.
+        return Outcome(kind, name, "unchanged")
+    owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+    changes = field_changes(live, load_schemas().apply_defaults(merged)) if owner else []
+    warning = ""
+    if changes:
+        text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
+        if not force_conflicts:
+            raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
+                                "(the next sync will revert it)")
+        warning = f"{text}; applied with --force-conflicts: the next sync will revert it"
+    patch = apply_patch(live, load_schemas().apply_defaults(merged))
+    if not patch:
+        return Outcome(kind, name, "unchanged", warning)
+    result = client.patch(kind, name, patch, dry_run=dry_run)
+    return Outcome(kind, name, "configured" if comparable(result) != comparable(live) else "unchanged", warning)
+
+
+def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,
+                    force_conflicts: bool) -> Iterator[Outcome]:
+    """Apply every manifest; yields each one's outcome in input order.
+
+    A refused object raises its error, pointed at its file and line."""
+    objs = [m.obj for m in manifests]
+    encoded = [orjson.dumps(obj) for obj in objs]
+    for number, indexes in enumerate(chunks(encoded)):
+        try:
+            yield from apply_chunk(client, [objs[i] for i in indexes], [encoded[i] for i in indexes],
+                                   dry_run=dry_run, force_conflicts=force_conflicts)
+        except BulkUnsupportedError:
+            if number:  # the daemon answered the first request: it was not an older daemon
+                raise
+            yield from pipelined(client, manifests, dry_run=dry_run, force_conflicts=force_conflicts)
+            return
+        except ItemError as refused:
+            raise _located([(manifests[indexes[i]], error) for i, error in refused.errors]) from None
+
+
+def _located(errors: list[tuple[Manifest, MfxError]]) -> MfxError:
+    located_errors = [located(error, manifest) for manifest, error in errors]
+    if len(located_errors) == 1 or not all(isinstance(e, ValidationError) for e in located_errors):
+        return located_errors[0]
+    fields: list[FieldError] = []
+    for error in located_errors:
+        assert isinstance(error, ValidationError)
+        fields.extend(error.errors)
+    return ValidationError(fields)
+
+
+def pipelined(client: Client, manifests: list[Manifest], *, dry_run: bool,
+              force_conflicts: bool) -> Iterator[Outcome]:
+    """One apply per object, ``PIPELINE_DEPTH`` in flight; outcomes in input order.
+
+    Documents naming the same object more than once are applied one at a time, in order,
+    as each must see the one before it."""
+    keys = [(m.obj["apiVersion"], m.obj["kind"], m.obj["metadata"]["name"]) for m in manifests]
+    depth = PIPELINE_DEPTH if len(set(keys)) == len(keys) else 1
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="mfx-apply") as pool:
+        window: list[tuple[Manifest, Future[Outcome]]] = []
+        pending = iter(manifests)
+        try:
+            for manifest in pending:
+                window.append((manifest, pool.submit(apply_one_outcome, client, manifest.obj, dry_run=dry_run,
+                                                     force_conflicts=force_conflicts)))
+                if len(window) >= depth:
+                    yield _result(*window.pop(0))
+            while window:
+                yield _result(*window.pop(0))
+        finally:
+            for _, future in window:  # after a refusal: what was not sent yet is not sent
+                future.cancel()
+
+
+def _result(manifest: Manifest, future: Future[Outcome]) -> Outcome:
+    try:
+        return future.result()
+    except MfxError as error:
+        raise located(error, manifest) from None

@@ -1,0 +1,240 @@
+"""Bulk apply: many objects in one request, validated together, stored in one transaction.
+
+``POST /apis/mfx.musicfox.io/v1alpha1/apply`` with a ``v1 List`` of manifests, and the query
+parameters of an apply: ``fieldManager`` (who applies; default ``mfx``; as for every write
+that is not a server-side apply, no managedFields entry records it), ``dryRun=All``
+(validate and admit, store nothing) and ``force=true`` (change objects a GitSource manages,
+as ``mfx apply --force-conflicts``).
+
+Each item is applied with the rules of ``mfx apply``'s per-object requests (``mfx.api.apply``:
+kubectl's apply with the last-applied-configuration annotation, the rules GitOps uses too),
+so a bulk apply and the same objects sent one request each end the same. Every item is
+checked and admitted before anything is written; then all writes go to the store in one
+transaction (``Store.write_all``): all are stored, or none is. The answer is a ``v1 List`` of
+outcomes in input order (``created``, ``configured`` or ``unchanged``, with a ``warning``
+when a GitSource-managed object was changed with force); a failure is one Status naming the
+item (``items[i]``, kind and name), with the field paths of a 422 as ``items[i].<field>``.
+
+A server without this path answers 404 (it reads ``apply`` as an unknown resource), which
+tells a client to fall back to one request per object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
+from mfx.api.kinds import EVENT, GROUP, VERSION, KindInfo, kind_for
+from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
+from mfx.errors import (
+    AlreadyExistsError,
+    BadRequestError,
+    ConflictError,
+    FieldError,
+    MfxError,
+    NotFoundError,
+    ValidationError,
+)
+from mfx.server.admission import Admission
+from mfx.server.api_patch import merge_patch
+from mfx.server.api_request import SERVER_OWNED_METADATA
+from mfx.server.api_responses import error_response, json_response
+from mfx.server.api_retry import PATCH_ATTEMPTS
+from mfx.server.bodies import json_type, read_object
+from mfx.store.base import BatchAction, BatchWrite, Store
+
+BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
+DEFAULT_MANAGER = "mfx"
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    manager: str
+    dry_run: bool
+    force: bool
+
+
+@dataclass
+class Planned:
+    """One item's outcome, and the write that gets it there (None: nothing to write)."""
+
+    index: int
+    kind: KindInfo
+    name: str
+    outcome: str  # created, configured or unchanged
+    write: BatchWrite | None
+    live: Obj | None
+    warning: str = ""
+
+
+@dataclass
+class _Plan:
+    items: list[Planned] = field(default_factory=list)
+    problems: list[FieldError] = field(default_factory=list)
+
+
+def bulk_apply_routes(store: Store, admission: Admission) -> list[Route]:
+    return [Route(BULK_APPLY_PATH, BulkApply(store, admission).handle, methods=["POST"])]
+
+
+def _options(request: Request) -> BulkOptions:
+    params = request.query_params
+    dry = params.getlist("dryRun")
+    if any(value != "All" for value in dry):
+        raise BadRequestError('dryRun: the only supported value is "All"')
+    return BulkOptions(manager=params.get("fieldManager") or DEFAULT_MANAGER, dry_run=bool(dry),
+                       force=params.get("force") in ("true", "1"))
+
+
+def _items(body: dict[str, Any]) -> list[Any]:
+    if body.get("kind") != "List" or body.get("apiVersion") != "v1":
+        raise BadRequestError(f'the body must be a v1 List of objects, not {body.get("apiVersion")}/{body.get("kind")}')
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise BadRequestError(f"items: expected a list of objects, got {json_type(items)}")
+    return items
+
+
+def _key(item: Any) -> tuple[str, str] | None:
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    kind = item.get("kind") if isinstance(item, dict) else None
+    return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None
+
+
+def _where(index: int, item: Any) -> str:
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    kind = item.get("kind") if isinstance(item, dict) else None
+    return f'items[{index}] ({kind} "{name}")' if kind and name else f"items[{index}]"
+
+
+class BulkApply:
+    def __init__(self, store: Store, admission: Admission) -> None:
+        self.store = store
+        self.admission = admission
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            options = _options(request)
+            items = _items(await read_object(request, what="a v1 List"))
+            return await self._apply(items, options)
+        except MfxError as error:
+            return error_response(error)
+
+    async def _apply(self, items: list[Any], options: BulkOptions) -> Response:
+        # The writes are pinned to the objects they were computed from: when a controller
+        # writes one of them meanwhile, the whole transaction is refused and planned again.
+        for attempt in range(1, PATCH_ATTEMPTS + 1):
+            plan = await self._plan(items, options)
+            if plan.problems:
+                raise ValidationError(plan.problems)
+            writes = [p.write for p in plan.items if p.write is not None]
+            if options.dry_run or not writes:
+                return self._answer(plan.items, None)
+            try:
+                stored = await self.store.write_all(writes)
+            except (ConflictError, AlreadyExistsError, NotFoundError):
+                if attempt == PATCH_ATTEMPTS:
+                    raise
+                continue
+            return self._answer(plan.items, stored)
+        raise AssertionError("unreachable")
+
+    async def _plan(self, items: list[Any], options: BulkOptions) -> _Plan:
+        plan = _Plan()
+        stored = await self.store.get_many([key for key in map(_key, items) if key is not None])
+        # What this request has planned so far per object: a later item naming the same object
+        # applies onto it, as it would after the earlier one's own request.
+        pending: dict[tuple[str, str], Obj] = {}
+        for index, item in enumerate(items):
+            try:
+                planned = self._plan_one(index, item, options, stored, pending)
+            except ValidationError as error:
+                plan.problems.extend(FieldError(path=f"items[{index}].{e.path}" if e.path else f"items[{index}]",
+                                                message=e.message) for e in error.errors)
+                continue
+            except MfxError as error:
+                error.message = f"{_where(index, item)}: {error.message}"
+                error.args = (error.message,)
+                raise
+            plan.items.append(planned)
+        return plan
+
+    def _plan_one(self, index: int, item: Any, options: BulkOptions, stored: dict[tuple[str, str], Obj],
+                  pending: dict[tuple[str, str], Obj]) -> Planned:
+        if not isinstance(item, dict):
+            raise BadRequestError(f"expected an object, got {json_type(item)}")
+        kind = kind_for(str(item.get("apiVersion")), str(item.get("kind")))
+        if kind is EVENT:
+            raise BadRequestError("Events are recorded, not applied")
+        metadata = item.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ValidationError([FieldError(path="metadata.name", message="required: a non-empty string")])
+        desired = desired_state(item)
+        key = (kind.kind, name)
+        live = pending.get(key) or stored.get(key)
+        if live is None:
+            for server_owned in SERVER_OWNED_METADATA:
+                desired["metadata"].pop(server_owned, None)
+            admitted = self.admission.admit(desired)
+            pending[key] = admitted
+            return Planned(index, kind, name, "created", BatchWrite(BatchAction.CREATE, admitted), None)
+        merged = merged_for_apply(live, desired)
+        if comparable(merged, annotation=False) == comparable(live, annotation=False):
+            # Only the record of the applied file would change: write nothing (as mfx apply).
+            return Planned(index, kind, name, "unchanged", None, live)
+        defaulted = self.admission.schemas.apply_defaults(merged)
+        warning = _gitsource_warning(kind, name, live, defaulted, options.force)
+        patch = apply_patch(live, defaulted)
+        if not patch:
+            return Planned(index, kind, name, "unchanged", None, live)
+        updated = merge_patch(live, patch)
+        updated.pop("status", None)
+        admitted = self.admission.admit(updated)
+        if key not in pending:  # pinned to what was read; a later item of the batch follows it
+            admitted["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        else:
+            admitted["metadata"].pop("resourceVersion", None)
+        pending[key] = admitted
+        outcome = "configured" if comparable(admitted) != comparable(live) else "unchanged"
+        return Planned(index, kind, name, outcome, BatchWrite(BatchAction.UPDATE, admitted), live, warning)
+
+    def _answer(self, planned: list[Planned], stored: list[Obj] | None) -> Response:
+        results = iter(stored or ())
+        items: list[dict[str, Any]] = []
+        for p in planned:
+            outcome = p.outcome
+            resource_version = None
+            if p.write is not None and stored is not None:
+                obj = next(results)
+                resource_version = obj["metadata"].get("resourceVersion")
+                if p.live is not None and outcome == "configured" and comparable(obj) == comparable(p.live):
+                    outcome = "unchanged"
+            entry: dict[str, Any] = {"apiVersion": p.kind.api_version, "kind": p.kind.kind,
+                                     "metadata": {"name": p.name}, "outcome": outcome}
+            if resource_version is not None:
+                entry["metadata"]["resourceVersion"] = resource_version
+            if p.warning:
+                entry["warning"] = p.warning
+            items.append(entry)
+        return json_response({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+
+
+def _gitsource_warning(kind: KindInfo, name: str, live: Obj, defaulted: Obj, force: bool) -> str:
+    """An object a GitSource manages is changed only with force (its desired state is in git)."""
+    owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+    changes = field_changes(live, defaulted) if owner else []
+    if not changes:
+        return ""
+    text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
+    if not force:
+        raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
+                            "(the next sync will revert it)")
+    return f"{text}; applied with --force-conflicts: the next sync will revert it"
