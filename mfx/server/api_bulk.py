@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
+from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import EVENT, GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
 from mfx.errors import (
@@ -45,7 +46,7 @@ from mfx.server.api_patch import merge_patch
 from mfx.server.api_request import SERVER_OWNED_METADATA
 from mfx.server.api_responses import error_response, json_response
 from mfx.server.api_retry import PATCH_ATTEMPTS
-from mfx.server.bodies import json_type, read_object
+from mfx.server.bodies import read_object
 from mfx.store.base import BatchAction, BatchWrite, Store
 
 BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
@@ -96,7 +97,7 @@ def _items(body: dict[str, Any]) -> list[Any]:
         raise BadRequestError(f'the body must be a v1 List of objects, not {body.get("apiVersion")}/{body.get("kind")}')
     items = body.get("items")
     if not isinstance(items, list):
-        raise BadRequestError(f"items: expected a list of objects, got {json_type(items)}")
+        raise BadRequestError(f"items: expected a list of objects, got {json_type_phrase(items)}")
     return items
 
 
@@ -169,7 +170,7 @@ class BulkApply:
     def _plan_one(self, index: int, item: Any, options: BulkOptions, stored: dict[tuple[str, str], Obj],
                   pending: dict[tuple[str, str], Obj]) -> Planned:
         if not isinstance(item, dict):
-            raise BadRequestError(f"expected an object, got {json_type(item)}")
+            raise BadRequestError(f"expected an object, got {json_type_phrase(item)}")
         kind = kind_for(str(item.get("apiVersion")), str(item.get("kind")))
         if kind is EVENT:
             raise BadRequestError("Events are recorded, not applied")
