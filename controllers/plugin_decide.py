@@ -304,10 +304,11 @@ def _ended(observed: Observed, instance: InstanceView) -> tuple[str, str] | None
 
 
 def _failure(observed: Observed, desired: Desired, reason: str, message: str, ran_seconds: float = 0.0) -> Failure:
-    failures = observed.history.failures
     if ran_seconds >= desired.backoff_max:
-        failures = 0  # it ran long enough: start the backoff over
-    failures += 1
+        # A crash after a healthy run restarts at once (Kubernetes restarts a container at once
+        # the first time); crashes that follow it back off from backoff.initial again.
+        return Failure(reason, message, 0, observed.now)
+    failures = observed.history.failures + 1
     delay = exponential_delay(failures, desired.backoff_initial, desired.backoff_max)
     return Failure(reason, message, failures, observed.now + delay)
 
