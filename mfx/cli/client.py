@@ -12,42 +12,59 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
-from mfx.errors import (
-    AlreadyExistsError,
-    BadRequestError,
-    ConflictError,
-    DaemonUnavailableError,
-    FieldError,
-    GoneError,
-    MfxError,
-    NotFoundError,
-    UnauthorizedError,
-    ValidationError,
-)
 from mfx.home import default_home
 
+# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from mfx.api.kinds import KindInfo
     from mfx.api.objects import Obj
     from mfx.cli.unix_http import Reply
+    from mfx.errors import DaemonUnavailableError, MfxError
+
+    class Transport(Protocol):
+        """How requests reach the daemon: ``unix_http`` for the socket, ``tcp_http`` for a listener."""
+
+        def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> Reply: ...
+
+        def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]: ...
+
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
-@dataclass(frozen=True)
 class Endpoint:
     """Where the daemon is: a unix socket, or a URL plus its bearer token (and, for https, the
-    CA certificate its serving certificate is checked against)."""
+    CA certificate its serving certificate is checked against).
 
-    socket: Path | None = None
-    url: str | None = None
-    token: str | None = None
-    ca_file: Path | None = None
+    A plain class, not a dataclass: every ``mfx`` call makes one, and the dataclass machinery
+    costs more to import than the rest of a ``mfx now``."""
+
+    __slots__ = ("ca_file", "socket", "token", "url")
+
+    def __init__(self, socket: Path | None = None, url: str | None = None, token: str | None = None,
+                 ca_file: Path | None = None) -> None:
+        self.socket = socket
+        self.url = url
+        self.token = token
+        self.ca_file = ca_file
+
+    def _fields(self) -> tuple[Path | None, str | None, str | None, Path | None]:
+        return self.socket, self.url, self.token, self.ca_file
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Endpoint) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Endpoint(socket={self.socket!r}, url={self.url!r}, token={self.token!r}, ca_file={self.ca_file!r})"
 
     @classmethod
     def from_env(cls, home: Path | None = None, server: str | None = None, token: str | None = None) -> Endpoint:
@@ -64,10 +81,14 @@ class Endpoint:
         if url.startswith("http://"):
             return cls(url=url, token=token)
         if not url.startswith("https://"):
+            from mfx.errors import MfxError
+
             raise MfxError(f"--server {server!r}: give HOST:PORT or https://HOST:PORT (the daemon's "
                            "--listen), or http://HOST:PORT (its --listen-http)")
         ca_file = tls_ca_file(home)
         if not ca_file.exists():
+            from mfx.errors import MfxError
+
             raise MfxError(
                 f"no CA certificate in {ca_file} to verify {url} with: copy the daemon's "
                 f"HOME/tls/ca.crt there (or pass --home with the daemon's home), or talk plain HTTP "
@@ -83,15 +104,19 @@ def tls_ca_file(home: Path) -> Path:
     return home / "tls" / "ca.crt"
 
 
-class Transport(Protocol):
-    """How requests reach the daemon: ``unix_http`` for the socket, ``tcp_http`` for a listener."""
-
-    def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> Reply: ...
-
-    def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]: ...
-
-
 def _error_from_status(reply: Reply) -> MfxError:
+    from mfx.errors import (
+        AlreadyExistsError,
+        BadRequestError,
+        ConflictError,
+        FieldError,
+        GoneError,
+        MfxError,
+        NotFoundError,
+        UnauthorizedError,
+        ValidationError,
+    )
+
     try:
         body = json.loads(reply.content)
     except ValueError:
@@ -184,6 +209,8 @@ class Client:
         try:
             reply = self._transport.send(method, _target(path, params), headers, content)
         except TimeoutError:
+            from mfx.errors import DaemonUnavailableError
+
             raise DaemonUnavailableError(
                 f"the mfx daemon at {self.endpoint.describe()} did not answer in time; "
                 "check it with 'mfx version' or its logs") from None
@@ -199,6 +226,8 @@ class Client:
 
     def _unavailable(self, error: OSError) -> DaemonUnavailableError:
         # A TCP listener's failures arrive as DaemonUnavailableError already, saying what to check.
+        from mfx.errors import DaemonUnavailableError
+
         return DaemonUnavailableError(
             f"cannot reach the mfx daemon at {self.endpoint.describe()}: start it with 'mfx serve'")
 
@@ -269,6 +298,8 @@ class Client:
         accept = TABLE_ACCEPT if as_table else "application/json"
         for event in self.stream_lines(kind.resource_path, params=params, accept=accept):
             if event.get("type") == "ERROR":
+                from mfx.errors import GoneError, MfxError
+
                 status = event.get("object") or {}
                 if status.get("code") == 410:
                     raise GoneError(status.get("message", "watch expired"))

@@ -60,9 +60,11 @@ class TcpHttp:
         except (httpx.ConnectError, ConnectionRefusedError) as error:
             raise self.unavailable(error) from None
         if response.status_code >= 400:
-            with response:
+            try:
                 response.read()
-                return Reply(response.status_code, dict(response.headers), response.content), iter(())
+            finally:
+                response.close()
+            return Reply(response.status_code, dict(response.headers), response.content), iter(())
         return Reply(response.status_code, dict(response.headers), b""), _lines(response)
 
     def unavailable(self, error: Exception) -> DaemonUnavailableError:
@@ -81,9 +83,10 @@ class TcpHttp:
 
 
 def _lines(response: httpx.Response) -> Iterator[bytes]:
-    with response:
-        try:
-            for line in response.iter_lines():
-                yield line.encode()
-        except httpx.RemoteProtocolError:
-            return  # the daemon went away mid-stream: the stream simply ends
+    try:
+        for line in response.iter_lines():
+            yield line.encode()
+    except httpx.RemoteProtocolError:
+        return  # the daemon went away mid-stream: the stream simply ends
+    finally:
+        response.close()
