@@ -40,7 +40,9 @@ def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | 
     printed = False
     follow: WatchedRows | None = None
     for kind, names in _group_names(refs):
-        tables = [client.table(kind, label_selector=selector)] if names is None else [client.table(kind, n) for n in names]
+        include = "Metadata" if watch else "None"
+        tables = ([client.table(kind, label_selector=selector, include_object=include)] if names is None
+                  else [client.table(kind, n, include_object=include) for n in names])
         prefix = output.object_ref(kind, "") if show_kind else ""
         shown = WatchedRows.of(tables, wide=fmt == "wide", name_prefix=prefix)
         if watch and follow is None:
