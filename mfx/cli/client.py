@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from mfx.home import default_home
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
         def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> Reply: ...
 
         def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]: ...
+
+        def close(self) -> None: ...
 
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -157,6 +159,9 @@ def _query_value(value: Any) -> str:
 
 
 def _target(path: str, params: dict[str, Any] | None) -> str:
+    """The request target: the path percent-encoded where it must be (a name typed with a space
+    or a non-ASCII letter), then the query."""
+    path = quote(path, safe="/%:@!$&'()*+,;=~")
     if not params:
         return path
     return f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}"
@@ -186,9 +191,7 @@ class Client:
                                       timeout=timeout)
 
     def close(self) -> None:
-        close = getattr(self._transport, "close", None)
-        if close is not None:
-            close()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self

@@ -107,8 +107,11 @@ class UnixHttp:
         self.timeout = timeout
         self._fixed = {"Host": host, **headers, "Connection": "close"}
 
+    def close(self) -> None:
+        """Nothing stays open between requests."""
+
     def _open(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
-                timeout: float | None) -> tuple[socket.socket, _Reader]:
+              timeout: float | None) -> tuple[socket.socket, _Reader]:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)
