@@ -62,8 +62,10 @@ def _get_line(args: list[str]) -> tuple[tuple[str, ...], str, str | None] | None
         if found is None:
             return None
         options[found[0]], index = found[1], found[2]
+    from mfx.cli.listing import TABLE_FORMATS  # what get runs with anyway
+
     fmt = options.get("output", "table").removeprefix("=")
-    if fmt not in ("table", "wide"):
+    if fmt not in TABLE_FORMATS:
         return None  # the other formats, and their errors, are click's
     return tuple(resources), fmt, options.get("selector")
 
