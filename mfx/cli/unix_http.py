@@ -81,13 +81,18 @@ def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
 
 def _chunks(reader: _Reader) -> Iterator[bytes]:
     while True:
-        size = int(reader.line().split(b";", 1)[0], 16)
+        size_text = reader.line().split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ProtocolFailure(f"not a chunk size: {size_text[:20]!r}") from None
         if size == 0:
             while reader.line():  # trailers, then the blank line
                 pass
             return
         yield reader.exactly(size)
-        reader.line()
+        if reader.line():
+            raise ProtocolFailure("a chunk longer than its size says")
 
 
 def _body(reader: _Reader, headers: dict[str, str]) -> Iterator[bytes]:
