@@ -217,8 +217,8 @@ class Client:
             raise DaemonUnavailableError(
                 f"the mfx daemon at {self.endpoint.describe()} did not answer in time; "
                 "check it with 'mfx version' or its logs") from None
-        except OSError as error:  # no socket, nobody listening, or an answer cut short
-            raise self._unavailable(error) from None
+        except OSError:  # no socket, nobody listening, or an answer cut short
+            raise self._unreachable() from None
         if reply.status >= 400:
             raise _error_from_status(reply)
         if not reply.content:
@@ -227,7 +227,7 @@ class Client:
             return json.loads(reply.content)
         return reply.content.decode()
 
-    def _unavailable(self, error: OSError) -> DaemonUnavailableError:
+    def _unreachable(self) -> DaemonUnavailableError:
         # A TCP listener's failures arrive as DaemonUnavailableError already, saying what to check.
         from mfx.errors import DaemonUnavailableError
 
@@ -239,8 +239,8 @@ class Client:
         """A streaming GET (watch, log -f): yields one decoded JSON object per line."""
         try:
             reply, lines = self._transport.stream(_target(path, params), {"Accept": accept})
-        except OSError as error:
-            raise self._unavailable(error) from None
+        except OSError:
+            raise self._unreachable() from None
         if reply.status >= 400:
             raise _error_from_status(reply)
         try:
