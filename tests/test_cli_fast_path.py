@@ -106,7 +106,7 @@ def click_help(columns: int, flag: str) -> str:
                           check=True).stdout
 
 
-@pytest.mark.parametrize("columns", [80, 102, 160])
+@pytest.mark.parametrize("columns", [80, 100, 160])
 def test_help_prints_what_click_prints(columns: int, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", str(columns))

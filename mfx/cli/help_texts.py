@@ -3,7 +3,7 @@
 Written by ``python -m mfx.cli.help_texts`` from the click group itself; a test fails when the
 group's help changes and this module was not written again. Keyed by the width of the help
 (``max(min(COLUMNS, 100) - 2, 50)``, as click computes it): the 80-column default (also what a
-pipe gets) and a terminal of 102 columns or more. Other widths go through click.
+pipe gets) and a terminal of 100 columns or more. Other widths go through click.
 """
 
 from __future__ import annotations
