@@ -14,13 +14,14 @@ def test_patch_and_call_refuse_duplicate_keys(tmp_path: Path) -> None:
     with ThreadDaemon(home, services=default_services(), plugin_paths=[REPO / "plugins"]).running():
         applied = run_cli(home, "apply", "-f", str(REPO / "plugins" / "hello-rpc" / "plugin.yaml"))
         assert applied.exit_code == 0, applied.output
-        before = run_cli(home, "get", "pm", "hello-rpc", "-o", "jsonpath={.metadata.resourceVersion}").output
+        # The generation counts changes of the spec; the controller may write the status meanwhile.
+        before = run_cli(home, "get", "pm", "hello-rpc", "-o", "jsonpath={.metadata.generation}").output
 
         patched = run_cli(home, "patch", "pm", "hello-rpc", "-p",
                           '{"spec":{"config":{"greeting":"Hi","greeting":"Bye"}}}')
         assert patched.exit_code == 1
         assert '--patch: spec.config.greeting: duplicate key "greeting"' in patched.output
-        after = run_cli(home, "get", "pm", "hello-rpc", "-o", "jsonpath={.metadata.resourceVersion}").output
+        after = run_cli(home, "get", "pm", "hello-rpc", "-o", "jsonpath={.metadata.generation}").output
         assert after == before
 
         # kubectl takes YAML for -p as well.

@@ -1,4 +1,5 @@
-"""Where the daemon serves what is no Kubernetes-style object: packages, trusted keys, the player."""
+"""Where the daemon serves what is no Kubernetes-style object: packages and trusted keys (the
+player's API is in ``player_requests``)."""
 
 from __future__ import annotations
 
@@ -6,4 +7,3 @@ from mfx.api.kinds import GROUP, VERSION
 
 PACKAGES_PATH = f"/apis/{GROUP}/{VERSION}/packages"
 TRUSTED_KEYS_PATH = f"/apis/{GROUP}/{VERSION}/trustedkeys"
-PLAYER_PATH = "/apis/player.mfx.musicfox.io/v1"

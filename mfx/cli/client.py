@@ -9,44 +9,64 @@ with a message a user can act on.
 
 from __future__ import annotations
 
+import json
 import os
-import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from urllib.parse import quote, urlencode
 
-import httpx
-import orjson
-
-from mfx.api.kinds import KindInfo
-from mfx.api.objects import Obj
-from mfx.errors import (
-    AlreadyExistsError,
-    BadRequestError,
-    ConflictError,
-    DaemonUnavailableError,
-    FieldError,
-    GoneError,
-    MfxError,
-    NotFoundError,
-    UnauthorizedError,
-    ValidationError,
-)
 from mfx.home import default_home
+
+# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    from mfx.api.kinds import KindInfo
+    from mfx.api.objects import Obj
+    from mfx.cli.unix_http import Reply
+    from mfx.errors import DaemonUnavailableError, MfxError
+
+    class Transport(Protocol):
+        """How requests reach the daemon: ``unix_http`` for the socket, ``tcp_http`` for a listener."""
+
+        def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> Reply: ...
+
+        def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]: ...
+
+        def close(self) -> None: ...
+
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
-@dataclass(frozen=True)
 class Endpoint:
     """Where the daemon is: a unix socket, or a URL plus its bearer token (and, for https, the
-    CA certificate its serving certificate is checked against)."""
+    CA certificate its serving certificate is checked against).
 
-    socket: Path | None = None
-    url: str | None = None
-    token: str | None = None
-    ca_file: Path | None = None
+    A plain class, not a dataclass: every ``mfx`` call makes one, and the dataclass machinery
+    costs more to import than the rest of a ``mfx now``."""
+
+    __slots__ = ("ca_file", "socket", "token", "url")
+
+    def __init__(self, socket: Path | None = None, url: str | None = None, token: str | None = None,
+                 ca_file: Path | None = None) -> None:
+        self.socket = socket
+        self.url = url
+        self.token = token
+        self.ca_file = ca_file
+
+    def _fields(self) -> tuple[Path | None, str | None, str | None, Path | None]:
+        return self.socket, self.url, self.token, self.ca_file
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Endpoint) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Endpoint(socket={self.socket!r}, url={self.url!r}, token={self.token!r}, ca_file={self.ca_file!r})"
 
     @classmethod
     def from_env(cls, home: Path | None = None, server: str | None = None, token: str | None = None) -> Endpoint:
@@ -63,10 +83,14 @@ class Endpoint:
         if url.startswith("http://"):
             return cls(url=url, token=token)
         if not url.startswith("https://"):
+            from mfx.errors import MfxError
+
             raise MfxError(f"--server {server!r}: give HOST:PORT or https://HOST:PORT (the daemon's "
                            "--listen), or http://HOST:PORT (its --listen-http)")
         ca_file = tls_ca_file(home)
         if not ca_file.exists():
+            from mfx.errors import MfxError
+
             raise MfxError(
                 f"no CA certificate in {ca_file} to verify {url} with: copy the daemon's "
                 f"HOME/tls/ca.crt there (or pass --home with the daemon's home), or talk plain HTTP "
@@ -82,14 +106,28 @@ def tls_ca_file(home: Path) -> Path:
     return home / "tls" / "ca.crt"
 
 
-def _error_from_status(response: httpx.Response) -> MfxError:
+def _error_from_status(reply: Reply) -> MfxError:
+    from mfx.errors import (
+        AlreadyExistsError,
+        BadRequestError,
+        ConflictError,
+        FieldError,
+        GoneError,
+        MfxError,
+        NotFoundError,
+        UnauthorizedError,
+        ValidationError,
+    )
+
     try:
-        body = response.json()
+        body = json.loads(reply.content)
     except ValueError:
         body = {}
     message = body.get("message") if isinstance(body, dict) else None
-    message = message or response.text or f"HTTP {response.status_code}"
-    code = response.status_code
+    message = message or reply.content.decode(errors="replace") or f"HTTP {reply.status}"
+    if not isinstance(body, dict):
+        body = {}
+    code = reply.status
     if code == 404:
         return NotFoundError(message)
     if code == 409:
@@ -111,16 +149,28 @@ def _error_from_status(response: httpx.Response) -> MfxError:
     return error
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return error
+def _query_value(value: Any) -> str:
+    # As httpx writes query values: booleans in lower case, None empty.
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
 
 
-def _is_tls_failure(error: Exception) -> bool:
-    """A handshake that failed (a certificate not from the CA, a peer that does not speak TLS),
-    as opposed to nobody listening."""
-    return isinstance(_root_cause(error), ssl.SSLError) or "SSL" in str(error)
+def _target(path: str, params: dict[str, Any] | None) -> str:
+    """The request target: the path percent-encoded where it must be (a name typed with a space
+    or a non-ASCII letter), then the query."""
+    path = quote(path, safe="/%:@!$&'()*+,;=~")
+    if not params:
+        return path
+    return f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}"
+
+
+def _encode(body: Any) -> bytes:
+    import orjson  # only for requests with a body: its import costs more than a small GET
+
+    return orjson.dumps(body)
 
 
 class Client:
@@ -129,19 +179,19 @@ class Client:
         headers = {"User-Agent": "mfx-cli"}
         if endpoint.token:
             headers["Authorization"] = f"Bearer {endpoint.token}"
+        self._transport: Transport
         if endpoint.socket is not None:
-            transport = httpx.HTTPTransport(uds=str(endpoint.socket))
-            base_url = "http://mfx"
+            from mfx.cli.unix_http import UnixHttp
+
+            self._transport = UnixHttp(str(endpoint.socket), headers=headers, timeout=timeout)
         else:
-            # Only the daemon's own CA vouches for its certificate: not the system's store.
-            verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(endpoint.ca_file))
-                                             if endpoint.ca_file is not None else True)
-            transport = httpx.HTTPTransport(verify=verify)
-            base_url = str(endpoint.url)
-        self._http = httpx.Client(transport=transport, base_url=base_url, headers=headers, timeout=timeout)
+            from mfx.cli.tcp_http import TcpHttp  # httpx and the TLS stack: for TCP listeners only
+
+            self._transport = TcpHttp(str(endpoint.url), ca_file=endpoint.ca_file, headers=headers,
+                                      timeout=timeout)
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -157,58 +207,48 @@ class Client:
         headers = {"Accept": accept}
         content = None
         if body is not None:
-            content = body if isinstance(body, bytes) else orjson.dumps(body)
+            content = body if isinstance(body, bytes) else _encode(body)
             headers["Content-Type"] = content_type
         try:
-            response = self._http.request(method, path, params=params, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as error:
-            raise self._unavailable(error) from None
-        except httpx.TimeoutException:
+            reply = self._transport.send(method, _target(path, params), headers, content)
+        except TimeoutError:
+            from mfx.errors import DaemonUnavailableError
+
             raise DaemonUnavailableError(
                 f"the mfx daemon at {self.endpoint.describe()} did not answer in time; "
                 "check it with 'mfx version' or its logs") from None
-        if response.status_code >= 400:
-            raise _error_from_status(response)
-        if not response.content:
+        except OSError:  # no socket, nobody listening, or an answer cut short
+            raise self._unreachable() from None
+        if reply.status >= 400:
+            raise _error_from_status(reply)
+        if not reply.content:
             return None
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return orjson.loads(response.content)
-        return response.text
+        if reply.content_type.startswith("application/json"):
+            return json.loads(reply.content)
+        return reply.content.decode()
 
-    def _unavailable(self, error: Exception) -> DaemonUnavailableError:
-        endpoint = self.endpoint
-        if endpoint.socket is not None:
-            return DaemonUnavailableError(
-                f"cannot reach the mfx daemon at {endpoint.socket}: start it with 'mfx serve'")
-        if endpoint.ca_file is not None and _is_tls_failure(error):
-            return DaemonUnavailableError(
-                f"no TLS connection to the mfx daemon at {endpoint.url} ({_root_cause(error)}): is it "
-                f"the daemon's --listen address, and is {endpoint.ca_file} the CA of that daemon "
-                f"(its HOME/tls/ca.crt)? A --listen-http address takes --server http://HOST:PORT")
-        if endpoint.ca_file is None and isinstance(error, httpx.RemoteProtocolError):
-            return DaemonUnavailableError(
-                f"the mfx daemon at {endpoint.url} closed the connection: an address given with "
-                f"--listen serves only HTTPS; use --server HOST:PORT or https://HOST:PORT for it")
+    def _unreachable(self) -> DaemonUnavailableError:
+        # A TCP listener's failures arrive as DaemonUnavailableError already, saying what to check.
+        from mfx.errors import DaemonUnavailableError
+
         return DaemonUnavailableError(
-            f"cannot reach the mfx daemon at {endpoint.url}: start it with 'mfx serve --listen "
-            f"ADDRESS' (https) or '--listen-http ADDRESS' (http), or check --server / MFX_SERVER")
+            f"cannot reach the mfx daemon at {self.endpoint.describe()}: start it with 'mfx serve'")
 
     def stream_lines(self, path: str, *, params: dict[str, Any] | None = None,
                      accept: str = "application/json") -> Iterator[dict[str, Any]]:
         """A streaming GET (watch, log -f): yields one decoded JSON object per line."""
         try:
-            with self._http.stream("GET", path, params=params, headers={"Accept": accept},
-                                   timeout=httpx.Timeout(30.0, read=None)) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from_status(response)
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield orjson.loads(line)
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as error:
-            raise self._unavailable(error) from None
-        except httpx.RemoteProtocolError:
-            return  # the daemon went away mid-stream: the watch simply ends
+            reply, lines = self._transport.stream(_target(path, params), {"Accept": accept})
+        except OSError:
+            raise self._unreachable() from None
+        if reply.status >= 400:
+            raise _error_from_status(reply)
+        try:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+        except OSError:
+            return  # the daemon went away mid-stream: the stream simply ends
 
     # --- typed helpers -------------------------------------------------------------------
 
@@ -224,9 +264,14 @@ class Client:
             params["fieldSelector"] = field_selector
         return self.request("GET", kind.resource_path, params=params)  # type: ignore[no-any-return]
 
-    def table(self, kind: KindInfo, name: str | None = None, *, label_selector: str | None = None) -> dict[str, Any]:
+    def table(self, kind: KindInfo, name: str | None = None, *, label_selector: str | None = None,
+              include_object: str = "Metadata") -> dict[str, Any]:
+        """A metav1.Table; ``include_object="None"`` leaves out each row's object metadata, a
+        good part of the answer, which only a watch needs (for the rows' resourceVersions)."""
         path = kind.resource_path + (f"/{name}" if name else "")
-        params = {"labelSelector": label_selector} if label_selector else None
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if include_object != "Metadata":
+            params["includeObject"] = include_object
         return self.request("GET", path, params=params, accept=TABLE_ACCEPT)  # type: ignore[no-any-return]
 
     def create(self, obj: Obj, kind: KindInfo, *, dry_run: bool = False) -> Obj:
@@ -261,6 +306,8 @@ class Client:
         accept = TABLE_ACCEPT if as_table else "application/json"
         for event in self.stream_lines(kind.resource_path, params=params, accept=accept):
             if event.get("type") == "ERROR":
+                from mfx.errors import GoneError, MfxError
+
                 status = event.get("object") or {}
                 if status.get("code") == 410:
                     raise GoneError(status.get("message", "watch expired"))

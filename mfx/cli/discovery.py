@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-import mfx
 from mfx.api.kinds import USER_KINDS, resolve_kind
 from mfx.api.schema import load_schemas
-from mfx.cli import output
+from mfx.cli import output, versions
 from mfx.cli.context import CliContext, pass_cli
 
 
@@ -62,8 +61,4 @@ def version(ctx: CliContext, client_only: bool) -> None:
       mfx version
       mfx version --client      # without asking the daemon
     """
-    click.echo(f"Client Version: v{mfx.__version__}")
-    if client_only:
-        return
-    server = ctx.client.request("GET", "/version")
-    click.echo(f"Server Version: {server.get('gitVersion')}")
+    versions.show(ctx, client_only=client_only)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from mfx.cli import output
-from mfx.errors import MfxError
 
 
 class MfxGroup(click.Group):
     """Turns every mfx error into one clear line on stderr and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with output.reported_errors():
             return super().invoke(ctx)
-        except MfxError as error:
-            output.print_error(error)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            sys.exit(130)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in registration order: the kubectl verbs first

@@ -1,4 +1,7 @@
-"""Printing like kubectl: aligned tables, YAML/JSON documents, ``kind.group/name`` names."""
+"""Printing like kubectl: aligned tables, YAML/JSON documents, ``kind.group/name`` names.
+
+It loads neither click nor a YAML or JSON library up front: the commands ``mfx`` answers
+without click print through here, and most print no document at all."""
 
 from __future__ import annotations
 
@@ -6,14 +9,14 @@ import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
 
-import click
-import orjson
-import yaml
+# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
-from mfx.api.kinds import KindInfo
-from mfx.errors import MfxError, ValidationError
+    from mfx.api.kinds import KindInfo
+    from mfx.errors import MfxError
 
 
 def qualified(kind: KindInfo) -> str:
@@ -44,6 +47,8 @@ def char_width(char: str) -> int:
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes on a terminal; ``len()`` counts code points, not columns."""
+    if text.isascii():
+        return len(text)  # every ASCII character takes one column: most cells, at no per-character cost
     return sum(char_width(c) for c in text)
 
 
@@ -123,11 +128,23 @@ def table_rows(table: dict[str, Any], *, wide: bool, name_prefix: str = "") -> t
     return headers, rows
 
 
+def echo(text: str = "", *, err: bool = False) -> None:
+    """A line on stdout (stderr with ``err``), flushed at once as ``click.echo`` does: a pipe
+    reading a watch sees each line when it is printed."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def dump_yaml(data: Any) -> str:
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def dump_json(data: Any) -> str:
+    import orjson
+
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
@@ -154,7 +171,7 @@ def warn(message: str) -> None:
 
 def progress(message: str) -> None:
     """A step of a longer command, on stderr: stdout keeps only the results."""
-    click.echo(message, err=True)
+    echo(message, err=True)
 
 
 def human_size(n: int) -> str:
@@ -163,8 +180,10 @@ def human_size(n: int) -> str:
 
 def print_error(error: MfxError) -> None:
     """One ``error:`` line per problem: a validation error names each bad field on its own line."""
+    from mfx.errors import ValidationError
+
     for item in error.errors if isinstance(error, ValidationError) else [error]:
-        click.echo(f"error: {item}", err=True)
+        echo(f"error: {item}", err=True)
 
 
 @contextmanager
@@ -173,6 +192,23 @@ def exit_on_error(code: int) -> Iterator[None]:
     (``mfx diff``: 1 is "changes found")."""
     try:
         yield
-    except MfxError as error:
+    except Exception as error:
+        # mfx.errors is imported here, not up front: the commands that print what the daemon
+        # answered never load it (nor the dataclasses machinery it needs) on success.
+        from mfx.errors import MfxError
+
+        if not isinstance(error, MfxError):
+            raise
         print_error(error)
         sys.exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """How every ``mfx`` command ends on a failure: one line per error on stderr and exit code 1,
+    never a traceback; Ctrl-C exits 130."""
+    try:
+        with exit_on_error(1):
+            yield
+    except KeyboardInterrupt:
+        sys.exit(130)

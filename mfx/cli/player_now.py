@@ -6,9 +6,9 @@ import time
 
 import click
 
-from mfx.cli import player_requests
+from mfx.cli import now_playing, player_requests
 from mfx.cli.context import CliContext, pass_cli
-from mfx.cli.player_view import artists, clock, print_last_error, progress_bar
+from mfx.cli.player_view import clock
 
 
 @click.command()
@@ -20,20 +20,7 @@ def now(ctx: CliContext) -> None:
     Example:
       mfx now
     """
-    state = player_requests.call(ctx, "GET", "/state")
-    current = state.get("current")
-    if not current:
-        click.echo(f"{state.get('status')}: nothing playing")
-        return
-    position = float(state.get("positionSeconds") or 0)
-    duration = current.get("durationSeconds")
-    click.echo(f"{current.get('title')} - {artists(current)}  ({(current.get('album') or {}).get('name', '')})")
-    click.echo(f"{state.get('status')}  {progress_bar(position, duration)} {clock(position)}/{clock(duration)}  "
-               f"mode {state.get('mode')}  volume {state.get('volume')}{' (muted)' if state.get('muted') else ''}")
-    lyric = state.get("lyric")
-    if lyric:
-        click.echo(f"♪ {lyric.get('text')}" + (f"  / {lyric['translation']}" if lyric.get("translation") else ""))
-    print_last_error(state)
+    now_playing.show(ctx)
 
 
 @click.command()

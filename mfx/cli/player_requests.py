@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mfx.cli import output
-from mfx.cli.api_paths import PLAYER_PATH
-from mfx.cli.context import CliContext
+from mfx.cli.session import CliContext
+
+# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+PLAYER_PATH = "/apis/player.mfx.musicfox.io/v1"
 
 
 def call(ctx: CliContext, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import click
-
 from mfx.cli import output
+
+# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def clock(seconds: float | None) -> str:
@@ -69,7 +70,7 @@ def print_last_error(state: dict[str, Any]) -> None:
 def print_state(state: dict[str, Any]) -> None:
     """What a transport command prints: why a song was skipped, if one was, then the status line."""
     print_last_error(state)
-    click.echo(status_line(state))
+    output.echo(status_line(state))
 
 
 def progress_bar(position: float, duration: float | None, width: int = 30) -> str:

@@ -1,0 +1,147 @@
+"""``mfx get``: objects as a table, YAML, JSON, names or JSONPath; with ``-w``, their changes too.
+
+One implementation for both ways ``mfx get`` runs: through click, and without it at start-up
+(``fast_path``). So it loads neither click nor the JSONPath engine unless a format needs it."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mfx.api.kinds import USER_KINDS, KindInfo, kind_for
+from mfx.cli import output
+from mfx.cli.refs import parse_refs
+from mfx.cli.session import CliContext
+from mfx.cli.watched_rows import WatchedRows, row_identity
+
+if TYPE_CHECKING:
+    from mfx.api.objects import Obj
+    from mfx.cli.client import Client
+
+JSONPATH = "jsonpath="
+TABLE_FORMATS = ("table", "wide")
+
+
+def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
+    """``fmt`` is one of table, wide, yaml, json, name or ``jsonpath=TEMPLATE``, checked already."""
+    if resources and resources[0] == "all":
+        refs: list[tuple[KindInfo, str | None]] = [(kind, None) for kind in USER_KINDS]
+        show_kind = True
+    else:
+        refs = parse_refs(resources)
+        show_kind = len({k for k, _ in refs}) > 1
+    client = ctx.client
+    if fmt in ("yaml", "json", "name") or fmt.startswith(JSONPATH):
+        if watch:
+            _watch_documents(client, refs, fmt, selector)
+        else:
+            _print_documents(client, refs, fmt, selector)
+        return
+    printed = False
+    follow: WatchedRows | None = None
+    for kind, names in _group_names(refs):
+        include = "Metadata" if watch else "None"
+        tables = ([client.table(kind, label_selector=selector, include_object=include)] if names is None
+                  else [client.table(kind, n, include_object=include) for n in names])
+        prefix = output.object_ref(kind, "") if show_kind else ""
+        shown = WatchedRows.of(tables, wide=fmt == "wide", name_prefix=prefix)
+        if watch and follow is None:
+            follow = shown
+        if not shown.rows:
+            continue
+        if printed:
+            output.echo()
+        output.echo(shown.render())
+        printed = True
+    if not printed and not watch:
+        output.echo("No resources found.", err=True)
+    if follow is not None:
+        kind, names = _group_names(refs)[0]
+        follow.header_printed = bool(follow.rows)
+        _follow(client, kind, names, selector, follow)
+
+
+
+def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
+                     selector: str | None) -> None:
+    items: list[Obj] = []
+    for kind, name in refs:
+        if name is None:
+            items.extend(client.list(kind, label_selector=selector)["items"])
+        else:
+            items.append(client.get(kind, name))
+    if fmt == "name":
+        for obj in items:
+            output.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
+        return
+    single = len(refs) == 1 and refs[0][1] is not None
+    if fmt.startswith(JSONPATH):
+        data = items[0] if single and items else output.as_list(items)
+        # As kubectl: exactly what the template says, no newline added.
+        sys.stdout.write(_jsonpath().render(fmt[len(JSONPATH):], data))
+        return
+    output.print_objects(items, fmt, single=single)
+
+
+def _document(obj: Obj, fmt: str, *, first: bool) -> str:
+    """One object as ``get -w`` prints it: kubectl prints each object of a watch on its own."""
+    if fmt == "name":
+        return output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]) + "\n"
+    if fmt == "yaml":
+        return ("" if first else "---\n") + output.dump_yaml(obj)
+    if fmt == "json":
+        return output.dump_json(obj)
+    return _jsonpath().render(fmt[len(JSONPATH):], obj)
+
+
+def _watch_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
+                     selector: str | None) -> None:
+    """``get -w -o yaml|json|name|jsonpath=``: the objects, then each as a change arrives."""
+    kind, names = _group_names(refs)[0]
+    listing = client.list(kind, label_selector=selector)
+    first = True
+    for obj in listing["items"]:
+        if names is None or obj["metadata"]["name"] in names:
+            _write(_document(obj, fmt, first=first))
+            first = False
+    field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
+    for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
+                              label_selector=selector, field_selector=field_selector):
+        obj = event["object"]
+        if names is None or obj["metadata"]["name"] in names:
+            _write(_document(obj, fmt, first=first))
+            first = False
+
+
+def _follow(client: Client, kind: KindInfo, names: list[str] | None, selector: str | None,
+            shown: WatchedRows) -> None:
+    field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
+    for event in client.watch(kind, resource_version=shown.resource_version or None, label_selector=selector,
+                              field_selector=field_selector, as_table=True):
+        for row in event["object"].get("rows") or []:
+            if names and row_identity(row)[0] not in names:
+                continue
+            for line in shown.lines_for(row, deleted=event["type"] == "DELETED"):
+                output.echo(line)
+
+
+def _group_names(refs: list[tuple[KindInfo, str | None]]) -> list[tuple[KindInfo, list[str] | None]]:
+    grouped: dict[str, tuple[KindInfo, list[str] | None]] = {}
+    for kind, name in refs:
+        entry = grouped.setdefault(kind.kind, (kind, []))
+        if name is None:
+            grouped[kind.kind] = (kind, None)
+        elif entry[1] is not None:
+            entry[1].append(name)
+    return list(grouped.values())
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()  # a pipe reading the watch sees each object when it arrives
+
+
+def _jsonpath() -> Any:
+    from mfx.server import jsonpath  # a parser of its own: only -o jsonpath= needs it
+
+    return jsonpath

@@ -1,0 +1,81 @@
+"""What a new ``mfx`` process imports for the commands typed most, talking to the unix socket:
+none of the heavy modules, not even click (``fast_path`` answers them), checked in the
+process's ``sys.modules`` when it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mfx.cli.client import Client, Endpoint
+from mfx.server.services import default_services
+from tests.daemon_harness import REPO, ThreadDaemon
+
+# Models and validation, the TLS stack and the HTTP library that needs it, rich tables, the
+# daemon's own modules: the unix-socket path uses none of them.
+HEAVY = ("pydantic", "jsonschema", "ssl", "httpx", "rich", "cryptography", "numpy", "click", "yaml", "orjson",
+         "mfx.server", "mfx.store", "mfx.music", "mfx.audio", "controllers", "reconciler")
+
+# The entry point as the installed ``mfx`` script runs it; the loaded modules go to a file when
+# the process ends, however it ends (click exits through SystemExit).
+SCRIPT = """
+import json, sys
+from mfx.cli.main import main
+sys.argv = ["mfx", *sys.argv[1:]]
+try:
+    main()
+finally:
+    with open(OUT, "w") as out:
+        json.dump(sorted(sys.modules), out)
+"""
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("start") / "home"
+    with ThreadDaemon(home, services=default_services()).running():
+        with Client(Endpoint(socket=home / "mfx.sock")) as client:
+            client.request("POST", "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests", body={
+                "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": "quiet"},
+                "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m quiet", "suspend": True}})
+        yield home
+
+
+def loaded_modules(home: Path, tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    out = tmp_path / "modules.json"
+    env = {key: value for key, value in os.environ.items() if key not in ("MFX_SERVER", "MFX_TOKEN")}
+    env |= {"MFX_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + SCRIPT, *args],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    return set(json.loads(out.read_text())), done
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize("args", [("get", "pm"), ("get", "pm", "quiet", "-o", "wide"), ("get", "pm", "-l", "a=b"),
+                                  ("now",), ("version",), ("version", "--client"), ("--help",)])
+def test_the_hot_commands_load_nothing_heavy(home: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    modules, done = loaded_modules(home, tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    assert heavy(modules) == []
+
+
+def test_a_daemon_that_is_not_there_loads_nothing_heavy_either(tmp_path: Path) -> None:
+    modules, done = loaded_modules(tmp_path / "nobody", tmp_path, "get", "pm")
+    assert done.returncode == 1 and "cannot reach the mfx daemon" in done.stderr
+    assert heavy(modules) == []
+
+
+def test_the_check_sees_what_the_click_path_loads(home: Path, tmp_path: Path) -> None:
+    # Without this the test above would pass if sys.modules were never read at all.
+    modules, done = loaded_modules(home, tmp_path, "get", "pm", "-o", "yaml")
+    assert done.returncode == 0, done.stderr
+    assert {"click", "yaml"} <= modules
