@@ -19,7 +19,7 @@ import wasmtime
 from mfx.errors import PluginLoadError, PluginTimeoutError
 from mfx.runtimes.base import LoadRequest, LogLevel
 from mfx.runtimes.wasm_abi import HOST_MODULE, WASI_MODULE
-from mfx.runtimes.wasm_logs import MAX_LOG_MESSAGE_BYTES, CallLog
+from mfx.runtimes.wasm_logs import MAX_LOG_MESSAGE_BYTES, CallLog, WasiOutputFiles
 
 # WASI preview 1 poll_oneoff: a subscription is 48 bytes (userdata u64, tag u8 at 8, clock id
 # u32 at 16, timeout u64 at 24, precision u64 at 32, flags u16 at 40), an event 32 bytes
@@ -49,6 +49,7 @@ class HostFunctions:
         self._log = log
         self.call_deadline = math.inf
         self.monotonic_origin = time.monotonic()
+        self.output: WasiOutputFiles | None = None  # made with the first WASI context
 
     @property
     def _name(self) -> str:
@@ -79,8 +80,9 @@ class HostFunctions:
                     "plugins can only be given directories", reason="InvalidAllowedPath")
             # The guest sees each directory under its host path.
             wasi.preopen_dir(host, host, allowed.writable)
-        wasi.stdout_custom = self._log.writer("stdout")
-        wasi.stderr_custom = self._log.writer("stderr")
+        if self.output is None:
+            self.output = WasiOutputFiles(self._log)
+        self.output.configure(wasi)
         return wasi
 
     def log(self, caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:

@@ -169,6 +169,8 @@ class WasmPluginInstance:
             self._live = None
             self._state = InstanceState.CLEANED_UP
             self._thread.close()
+            if self._host.output is not None:
+                self._host.output.close()
 
     def close_thread(self) -> None:
         """End the plugin's thread after the job it runs now (the runtime is ending)."""
@@ -251,6 +253,8 @@ class WasmPluginInstance:
 
     def _after_call(self) -> None:
         # Logs are handed over on the caller's thread, after the wasm has returned.
+        if self._host.output is not None:
+            self._host.output.collect()
         self._log.flush()
         if self._broken is not None and not self._exit_told:
             self._exit_told = True

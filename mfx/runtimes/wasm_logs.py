@@ -3,11 +3,21 @@
 
 Gathering and delivering are apart because the guest logs from inside wasmtime, on the
 plugin's thread, while the log sink belongs to the event loop.
+
+The guest's stdout and stderr go to files, read after each call, and never to a Python
+callback: wasmtime performs WASI output on its own (tokio) threads, and a Python callback run
+there while the interpreter finalizes ends that thread with pthread_exit, which cannot unwind
+through Rust frames and aborts the whole process.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+
+import wasmtime
 
 from mfx.runtimes.base import LogLevel, PluginLogRecord
 
@@ -64,3 +74,51 @@ class CallLog:
                 self._sink(record)
             except Exception:  # noqa: BLE001 - a broken log sink must not fail the call
                 pass
+
+
+# How much of one stream is read after a call; the rest waits for the next call.
+MAX_OUTPUT_BYTES_PER_CALL = 1 << 20
+STREAMS = ("stdout", "stderr")
+
+
+class WasiOutputFiles:
+    """The files a store's WASI stdout and stderr are written to, and how far each was read.
+
+    Each store gets files of its own (``configure``), so a store abandoned in a call can
+    never write over what its successor has produced.
+    """
+
+    def __init__(self, log: CallLog) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="mfx-wasi-output-"))
+        self._writers = {stream: log.writer(stream) for stream in STREAMS}
+        self._paths: dict[str, Path] = {}
+        self._offsets = dict.fromkeys(STREAMS, 0)
+        self._stores = 0
+
+    def configure(self, wasi: wasmtime.WasiConfig) -> None:
+        self.collect()  # what the previous store wrote up to now (a trapped call's last words)
+        self._stores += 1
+        for stream in STREAMS:
+            path = self._folder / f"{stream}-{self._stores}"
+            self._paths[stream] = path
+            self._offsets[stream] = 0
+            if stream == "stdout":
+                wasi.stdout_file = str(path)
+            else:
+                wasi.stderr_file = str(path)
+
+    def collect(self) -> None:
+        """Turn what the guest wrote since the last call into log records."""
+        for stream, path in self._paths.items():
+            try:
+                with path.open("rb") as file:
+                    file.seek(self._offsets[stream])
+                    data = file.read(MAX_OUTPUT_BYTES_PER_CALL)
+            except FileNotFoundError:
+                continue
+            if data:
+                self._offsets[stream] += len(data)
+                self._writers[stream](data)
+
+    def close(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
