@@ -63,7 +63,9 @@ from .plugin_status import rfc3339, write_common
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
-PROBE_STATUS_REFRESH_SECONDS = 10.0  # a steady probe result is written to status at most this often
+# A steady probe result is written to status at most this often (a change at once): a probe
+# per plugin every 10 s must not cost a status write, a watch event and a reconcile each.
+PROBE_STATUS_REFRESH_SECONDS = 60.0
 # Absorbing finished work is followed by another decision in the same reconcile; a handful
 # settle any situation (reset, a finished start, an ended instance, then a step).
 _MAX_DECISIONS = 8
