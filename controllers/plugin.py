@@ -63,9 +63,6 @@ from .plugin_status import rfc3339, write_common
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
-# A steady probe result is written to status at most this often (a change at once): a probe
-# per plugin every 10 s must not cost a status write, a watch event and a reconcile each.
-PROBE_STATUS_REFRESH_SECONDS = 60.0
 # Absorbing finished work is followed by another decision in the same reconcile; a handful
 # settle any situation (reset, a finished start, an ended instance, then a step).
 _MAX_DECISIONS = 8
@@ -289,15 +286,16 @@ class PluginController:
         if not status.last.ok:
             say(name, "warning", f"health probe failed ({status.consecutive_failures} in a row): "
                                  f"{status.last.error}")
-        now = time.monotonic()
         if status.changed or not status.healthy:
             self.kick(name)  # the reconcile writes lastHealthProbe with the conditions
-        elif (run.probe_written is None or run.probe_written[0] != result
-              or now - run.probe_written[1] >= PROBE_STATUS_REFRESH_SECONDS):
-            run.probe_written = (result, now)  # a steady result is re-written at most this often
+        elif run.probe_written != result:
+            run.probe_written = result
             # The next reconcile writes lastHealthProbe. A stalled plugin is not reset for it:
-            # that would count a failed reconcile every few seconds for a steady probe.
+            # that would count a failed reconcile for a probe result.
             self._enqueue(name)
+        # A steady result costs no reconcile and no write: every probe of every plugin would
+        # otherwise be a status write, a watch event and a reconcile. The plugin's next status
+        # write for any other reason (at the latest the periodic resync) carries it.
 
     def _on_breaker(self, name: str, old: BreakerState, new: BreakerState) -> None:
         self.env.metrics.plugin_circuit_breaker_state.labels(name).set(new.metric_value)

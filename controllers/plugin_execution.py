@@ -219,7 +219,7 @@ class PluginRunner:
         write_adopted(ctx.status, running)
         run.last_probe = {"time": rfc3339(running.ready_at), "result": "Healthy",
                           "durationSeconds": round(running.health_seconds, 6)}
-        run.probe_written = ("Healthy", time.monotonic())
+        run.probe_written = "Healthy"
         push_history(run, running.version, "Running", f"started in {running.start_seconds:.3f} s")
         self.env.metrics.init_plugin(name, process=spec.type == "rpc", wasm=spec.type == "webassembly")
         say(name, "info", f"{running.version} is running (ready in {running.start_seconds:.3f} s)")

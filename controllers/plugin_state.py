@@ -72,7 +72,7 @@ class RunState:
     ready_reason: str = PluginReason.RUNNING
     note: str = ""
     last_probe: dict[str, Any] | None = None
-    probe_written: tuple[str, float] | None = None  # (result, monotonic) of the last probe status refresh
+    probe_written: str | None = None  # the probe result last handed to a reconcile to write
     interfaces: tuple[str, ...] = ()
     reset_handled: str | None = None
     told_copies: tuple[str, ...] | None = None  # the directory used and the unused ones, as last evented
