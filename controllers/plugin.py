@@ -188,7 +188,10 @@ class PluginController:
         spec = parsed.spec
         run = self._run_state(state, parsed, obj)
         self.dependencies.record_spec(name, spec.version, [r.name for r in parsed.requirements])
-        desired = desired_of(name, parsed)
+        if state.desired is None or state.desired[0] is not parsed:
+            # per parse of the spec, not per reconcile: its durations are parsed from text
+            state.desired = (parsed, desired_of(name, parsed))
+        desired = state.desired[1]
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
             assert isinstance(action, Suspend)
@@ -352,7 +355,7 @@ class PluginController:
         self.probes.unschedule(self.key(name))
         state = self.states.get(name)
         if state is not None:
-            state.run, state.parsed, state.resolved, state.events = None, None, None, []
+            state.run, state.parsed, state.desired, state.resolved, state.events = None, None, None, None, []
         self.env.metrics.forget("name", name)
         self.dependencies.forget(name)
         say(name, "info", "deleted")

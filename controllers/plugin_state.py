@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler import BreakerSettings
 
+from .plugin_observed import Desired
 from .plugin_reasons import PluginReason
 from .plugin_runtime import PluginHandle, Running
 from .plugin_spec import ParsedSpec
@@ -85,6 +86,7 @@ class PluginState:
     name: str
     watched: WatchedView = field(default_factory=WatchedView)
     parsed: ParsedSpec | None = None
+    desired: tuple[ParsedSpec, Desired] | None = None  # what decide() is given, for that parse
     resolved: Resolved | None = None
     run: RunState | None = None
     events: list[PendingEvent] = field(default_factory=list)  # for the next reconcile to record
