@@ -57,8 +57,8 @@ from .plugin_observed import (
 from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
 from .plugin_spec import ParsedSpec, parse_manifest, validate_config
-from .plugin_state import PendingEvent, PluginState, PluginStates, RunState
-from .plugin_status import rfc3339, write_common
+from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, RunState
+from .plugin_status import write_common
 
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
@@ -284,8 +284,7 @@ class PluginController:
         if run is None:
             return
         result = "Healthy" if status.last.ok else ("Timeout" if status.last.timed_out else "Unhealthy")
-        run.last_probe = {"time": rfc3339(time.time()), "result": result,
-                          "durationSeconds": round(status.last.duration, 6)}
+        run.last_probe = ProbeRecord(time.time(), result, status.last.duration)
         if not status.last.ok:
             say(name, "warning", f"health probe failed ({status.consecutive_failures} in a row): "
                                  f"{status.last.error}")

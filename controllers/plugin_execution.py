@@ -31,8 +31,8 @@ from .plugin_reasons import PluginReason
 from .plugin_resolve import copies, resolve_plugin_dir
 from .plugin_runtime import Running, bounded, start_instance, stop_instance
 from .plugin_spec import identity_base
-from .plugin_state import PendingEvent, PluginState, PluginStates, Resolved, RunState
-from .plugin_status import push_history, rfc3339, write_adopted
+from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, Resolved, RunState
+from .plugin_status import push_history, write_adopted
 
 # A running plugin's directory is looked up again at most this often (and at every start):
 # the lookup stats several files, and a steady reconcile must stay cheap.
@@ -217,8 +217,7 @@ class PluginRunner:
                               ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
                               delay_first=True)
         write_adopted(ctx.status, running)
-        run.last_probe = {"time": rfc3339(running.ready_at), "result": "Healthy",
-                          "durationSeconds": round(running.health_seconds, 6)}
+        run.last_probe = ProbeRecord(running.ready_at, "Healthy", running.health_seconds)
         run.probe_written = "Healthy"
         push_history(run, running.version, "Running", f"started in {running.start_seconds:.3f} s")
         self.env.metrics.init_plugin(name, process=spec.type == "rpc", wasm=spec.type == "webassembly")

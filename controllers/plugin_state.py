@@ -48,6 +48,16 @@ class PendingEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class ProbeRecord:
+    """The latest health probe, kept raw: a probe every few seconds per plugin costs no
+    formatting; ``status.lastHealthProbe`` is made from it when a reconcile writes."""
+
+    wall: float  # time.time() when it finished
+    result: str  # Healthy, Unhealthy or Timeout
+    duration: float  # seconds
+
+
 @dataclass
 class RunState:
     """The plugin's instance and its start history, once it has been reconciled here."""
@@ -72,7 +82,7 @@ class RunState:
     applying_config: dict[str, Any] | None = None  # the config the running "config" task applies
     ready_reason: str = PluginReason.RUNNING
     note: str = ""
-    last_probe: dict[str, Any] | None = None
+    last_probe: ProbeRecord | None = None
     probe_written: str | None = None  # the probe result last handed to a reconcile to write
     interfaces: tuple[str, ...] = ()
     reset_handled: str | None = None

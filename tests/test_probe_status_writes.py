@@ -67,7 +67,7 @@ def test_a_steady_healthy_result_costs_no_reconcile_but_is_kept_for_the_next_wri
     for _ in range(5):
         controller._on_probe(_status(True))
     assert manager.enqueued == [] and manager.reset_keys == []
-    assert run.last_probe is not None and run.last_probe["result"] == "Healthy"
+    assert run.last_probe is not None and run.last_probe.result == "Healthy"
 
 
 def test_a_changed_result_is_written_once_and_a_health_flip_kicks() -> None:
