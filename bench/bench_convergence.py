@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.from_thread import start_blocking_portal
 
 from bench.common import Figure, percentile
+from bench.daemon import BenchDaemon, store_offline, wait_ready
 from mfx.api.objects import Obj
-from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
-from mfx.server.services import default_services
-from mfx.store.sqlite import SQLiteStore
 from reconciler import DependencyGraph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,66 +71,8 @@ def _plugin_path(base: Path, names: list[str]) -> Path:
     return root
 
 
-def _ready(obj: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (obj.get("status") or {}).get("conditions") or [])
-
-
 async def _wait_ready(store: Any, names: set[str]) -> float:
-    """Block until every name is Ready (watch-driven); returns the time it happened."""
-    pending = set(names)
-    page = await store.list(KIND, limit=100000)
-    for obj in page.items:
-        if _ready(obj):
-            pending.discard(obj["metadata"]["name"])
-    if not pending:
-        return time.perf_counter()
-    async for event in store.watch(KIND, page.resource_version):
-        obj = event.object
-        if _ready(obj):
-            pending.discard(obj["metadata"]["name"])
-            if not pending:
-                return time.perf_counter()
-    raise RuntimeError("watch ended")
-
-
-class _Daemon:
-    def __init__(self, home: Path, plugin_path: Path) -> None:
-        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=4)
-        self.context: DaemonContext | None = None
-
-    def __enter__(self) -> _Daemon:
-        import threading
-        ready = threading.Event()
-        self._portal_cm = start_blocking_portal()
-        self.portal = self._portal_cm.__enter__()
-        self.started = 0.0
-
-        def on_ready(context: DaemonContext) -> None:
-            self.context = context
-            ready.set()
-
-        self.started = time.perf_counter()
-        self._future = self.portal.start_task_soon(lambda: run_daemon(
-            self.config, services=default_services(), on_ready=on_ready, handle_signals=False))
-        while not ready.wait(0.01):
-            if self._future.done():
-                self._future.result()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.context is not None
-        self.portal.call(self.context.shutdown.set)
-        self._future.result(timeout=120)
-        self._portal_cm.__exit__(None, None, None)
-
-
-def _store_offline(db: Path, objs: list[Obj]) -> None:
-    async def write() -> None:
-        async with SQLiteStore(db) as store:
-            for obj in objs:
-                await store.create(obj)
-    anyio.run(write)
+    return await wait_ready(store, KIND, names)
 
 
 def run() -> list[Figure]:
@@ -153,9 +92,9 @@ def run() -> list[Figure]:
         # 1. stored state, daemon starts
         home = base / "home1"
         home.mkdir()
-        _store_offline(home / "state.db", [_manifest(n, deps[n], DELAY) for n in names])
+        store_offline(home / "state.db", [_manifest(n, deps[n], DELAY) for n in names])
         cpu_before = time.process_time()  # the daemon runs in this process: its CPU is ours
-        with _Daemon(home, root) as daemon:
+        with BenchDaemon(home, root) as daemon:
             assert daemon.context is not None
             done = daemon.portal.call(_wait_ready, daemon.context.store, set(names))
             converged = done - daemon.started
@@ -206,7 +145,7 @@ def run() -> list[Figure]:
         # 2. applied through the API while the daemon runs
         home = base / "home2"
         home.mkdir()
-        with _Daemon(home, root) as daemon:
+        with BenchDaemon(home, root) as daemon:
             from mfx.api.kinds import PLUGIN_MANIFEST
             from mfx.cli.client import Client, Endpoint
 

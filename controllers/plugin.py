@@ -57,13 +57,12 @@ from .plugin_observed import (
 from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
 from .plugin_spec import ParsedSpec, parse_manifest, validate_config
-from .plugin_state import PendingEvent, PluginState, PluginStates, RunState
-from .plugin_status import rfc3339, write_common
+from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, RunState
+from .plugin_status import write_common
 
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
-PROBE_STATUS_REFRESH_SECONDS = 10.0  # a steady probe result is written to status at most this often
 # Absorbing finished work is followed by another decision in the same reconcile; a handful
 # settle any situation (reset, a finished start, an ended instance, then a step).
 _MAX_DECISIONS = 8
@@ -189,7 +188,10 @@ class PluginController:
         spec = parsed.spec
         run = self._run_state(state, parsed, obj)
         self.dependencies.record_spec(name, spec.version, [r.name for r in parsed.requirements])
-        desired = desired_of(name, parsed)
+        if state.desired is None or state.desired[0] is not parsed:
+            # per parse of the spec, not per reconcile: its durations are parsed from text
+            state.desired = (parsed, desired_of(name, parsed))
+        desired = state.desired[1]
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
             assert isinstance(action, Suspend)
@@ -282,20 +284,20 @@ class PluginController:
         if run is None:
             return
         result = "Healthy" if status.last.ok else ("Timeout" if status.last.timed_out else "Unhealthy")
-        run.last_probe = {"time": rfc3339(time.time()), "result": result,
-                          "durationSeconds": round(status.last.duration, 6)}
+        run.last_probe = ProbeRecord(time.time(), result, status.last.duration)
         if not status.last.ok:
             say(name, "warning", f"health probe failed ({status.consecutive_failures} in a row): "
                                  f"{status.last.error}")
-        now = time.monotonic()
         if status.changed or not status.healthy:
             self.kick(name)  # the reconcile writes lastHealthProbe with the conditions
-        elif (run.probe_written is None or run.probe_written[0] != result
-              or now - run.probe_written[1] >= PROBE_STATUS_REFRESH_SECONDS):
-            run.probe_written = (result, now)  # a steady result is re-written at most this often
+        elif run.probe_written != result:
+            run.probe_written = result
             # The next reconcile writes lastHealthProbe. A stalled plugin is not reset for it:
-            # that would count a failed reconcile every few seconds for a steady probe.
+            # that would count a failed reconcile for a probe result.
             self._enqueue(name)
+        # A steady result costs no reconcile and no write: every probe of every plugin would
+        # otherwise be a status write, a watch event and a reconcile. The plugin's next status
+        # write for any other reason (at the latest the periodic resync) carries it.
 
     def _on_breaker(self, name: str, old: BreakerState, new: BreakerState) -> None:
         self.env.metrics.plugin_circuit_breaker_state.labels(name).set(new.metric_value)
@@ -352,7 +354,7 @@ class PluginController:
         self.probes.unschedule(self.key(name))
         state = self.states.get(name)
         if state is not None:
-            state.run, state.parsed, state.resolved, state.events = None, None, None, []
+            state.run, state.parsed, state.desired, state.resolved, state.events = None, None, None, None, []
         self.env.metrics.forget("name", name)
         self.dependencies.forget(name)
         say(name, "info", "deleted")

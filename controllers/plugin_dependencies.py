@@ -71,6 +71,7 @@ class DependencyTracker:
         self._satisfied: dict[tuple[str, str], bool] = {}  # (constraint, version) -> satisfied
         self._cycles: dict[str, list[str] | None] = {}  # name -> the cycle through it, at _cycles_revision
         self._cycles_revision = 0
+        self._on_cycles: frozenset[str] = frozenset()  # the nodes on some cycle, at _cycles_revision
 
     # --- changing what is known ---------------------------------------------------------------
 
@@ -160,6 +161,11 @@ class DependencyTracker:
         if self._cycles_revision != self._revision:
             self._cycles.clear()
             self._cycles_revision = self._revision
+            # One linear pass per revision finds every node on a cycle; the path search
+            # below runs only for those (a DAG of hundreds costs no search per node).
+            self._on_cycles = self.graph.on_cycles()
+        if name not in self._on_cycles:
+            return None
         if name not in self._cycles:
             self._cycles[name] = self.graph.cycle_through(name)
         return self._cycles[name]

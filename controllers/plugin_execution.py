@@ -31,8 +31,8 @@ from .plugin_reasons import PluginReason
 from .plugin_resolve import copies, resolve_plugin_dir
 from .plugin_runtime import Running, bounded, start_instance, stop_instance
 from .plugin_spec import identity_base
-from .plugin_state import PendingEvent, PluginState, PluginStates, Resolved, RunState
-from .plugin_status import push_history, rfc3339, write_adopted
+from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, Resolved, RunState
+from .plugin_status import push_history, write_adopted
 
 # A running plugin's directory is looked up again at most this often (and at every start):
 # the lookup stats several files, and a steady reconcile must stay cheap.
@@ -71,15 +71,17 @@ class PluginRunner:
         return identity, plugin_dir
 
     def identity(self, state: PluginState, spec: PluginManifestSpec, *,
-                 fallback: Path | None = None) -> tuple[str, Path]:
-        """A digest of what forces a new instance when it changes, and the plugin directory."""
-        try:
-            plugin_dir = resolve_plugin_dir(state.name, spec.version, str(spec.type), spec.entry_point,
-                                            home=self.env.home, plugin_paths=self.env.plugin_paths)
-        except MfxError:
-            if fallback is None:
-                raise
-            plugin_dir = fallback
+                 fallback: Path | None = None, plugin_dir: Path | None = None) -> tuple[str, Path]:
+        """A digest of what forces a new instance when it changes, and the plugin directory
+        (looked up unless given)."""
+        if plugin_dir is None:
+            try:
+                plugin_dir = resolve_plugin_dir(state.name, spec.version, str(spec.type), spec.entry_point,
+                                                home=self.env.home, plugin_paths=self.env.plugin_paths)
+            except MfxError:
+                if fallback is None:
+                    raise
+                plugin_dir = fallback
         parts = self._identity_parts(state, spec, plugin_dir)
         digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return digest, plugin_dir
@@ -96,13 +98,17 @@ class PluginRunner:
                      task: str) -> None:
         """Start an instance of ``spec`` as tracked task ``task`` ("start" or "replace")."""
         name = ctx.key.name
+        # One look at the candidate directories: the first holding the entry point is used,
+        # the others are told as shadowed copies.
+        found = copies(state.name, spec.version, str(spec.type), spec.entry_point,
+                       home=self.env.home, plugin_paths=self.env.plugin_paths)
         try:
-            identity, plugin_dir = self.identity(state, spec)
+            identity, plugin_dir = self.identity(state, spec, plugin_dir=found[0] if found else None)
         except EntryPointNotFoundError:
             self._await_entry_point(ctx, spec)
             raise  # Stalled, until the spec changes or the files appear
         ctx.supervisor.cancel(ctx.key, "entry-point")
-        self._tell_copies(state, run, spec, plugin_dir)
+        self._tell_copies(state, run, spec, plugin_dir, found)
         parts = self._identity_parts(state, spec, plugin_dir)
         uid = state.parsed.uid if state.parsed is not None else ""
         state.resolved = Resolved(uid, ctx.generation, identity, plugin_dir, time.monotonic())
@@ -184,11 +190,11 @@ class PluginRunner:
 
         ctx.supervisor.start(ctx.key, "entry-point", look, replace=True, notify=False)
 
-    def _tell_copies(self, state: PluginState, run: RunState, spec: PluginManifestSpec, plugin_dir: Path) -> None:
+    @staticmethod
+    def _tell_copies(state: PluginState, run: RunState, spec: PluginManifestSpec, plugin_dir: Path,
+                     found: list[Path]) -> None:
         """An event when other directories hold the plugin too: which copy is used and which
         are not (once per choice)."""
-        found = copies(state.name, spec.version, str(spec.type), spec.entry_point,
-                       home=self.env.home, plugin_paths=self.env.plugin_paths)
         unused = tuple(str(d) for d in found if d != plugin_dir)
         choice = (str(plugin_dir), *unused)
         if not unused or run.told_copies == choice:
@@ -211,9 +217,8 @@ class PluginRunner:
                               ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
                               delay_first=True)
         write_adopted(ctx.status, running)
-        run.last_probe = {"time": rfc3339(running.ready_at), "result": "Healthy",
-                          "durationSeconds": round(running.health_seconds, 6)}
-        run.probe_written = ("Healthy", time.monotonic())
+        run.last_probe = ProbeRecord(running.ready_at, "Healthy", running.health_seconds)
+        run.probe_written = "Healthy"
         push_history(run, running.version, "Running", f"started in {running.start_seconds:.3f} s")
         self.env.metrics.init_plugin(name, process=spec.type == "rpc", wasm=spec.type == "webassembly")
         say(name, "info", f"{running.version} is running (ready in {running.start_seconds:.3f} s)")

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler import BreakerSettings
 
+from .plugin_observed import Desired
 from .plugin_reasons import PluginReason
 from .plugin_runtime import PluginHandle, Running
 from .plugin_spec import ParsedSpec
@@ -47,6 +48,16 @@ class PendingEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class ProbeRecord:
+    """The latest health probe, kept raw: a probe every few seconds per plugin costs no
+    formatting; ``status.lastHealthProbe`` is made from it when a reconcile writes."""
+
+    wall: float  # time.time() when it finished
+    result: str  # Healthy, Unhealthy or Timeout
+    duration: float  # seconds
+
+
 @dataclass
 class RunState:
     """The plugin's instance and its start history, once it has been reconciled here."""
@@ -71,8 +82,8 @@ class RunState:
     applying_config: dict[str, Any] | None = None  # the config the running "config" task applies
     ready_reason: str = PluginReason.RUNNING
     note: str = ""
-    last_probe: dict[str, Any] | None = None
-    probe_written: tuple[str, float] | None = None  # (result, monotonic) of the last probe status refresh
+    last_probe: ProbeRecord | None = None
+    probe_written: str | None = None  # the probe result last handed to a reconcile to write
     interfaces: tuple[str, ...] = ()
     reset_handled: str | None = None
     told_copies: tuple[str, ...] | None = None  # the directory used and the unused ones, as last evented
@@ -85,6 +96,7 @@ class PluginState:
     name: str
     watched: WatchedView = field(default_factory=WatchedView)
     parsed: ParsedSpec | None = None
+    desired: tuple[ParsedSpec, Desired] | None = None  # what decide() is given, for that parse
     resolved: Resolved | None = None
     run: RunState | None = None
     events: list[PendingEvent] = field(default_factory=list)  # for the next reconcile to record

@@ -67,8 +67,10 @@ def write_common(status: StatusPatcher, run: RunState) -> None:
         status.condition(ConditionType.CIRCUIT_OPEN, True, *circuit)
     if run.history:
         status.set("history", run.history)
-    if run.last_probe is not None:
-        status.set("lastHealthProbe", run.last_probe)
+    probe = run.last_probe
+    if probe is not None:
+        status.set("lastHealthProbe", {"time": rfc3339(probe.wall), "result": probe.result,
+                                       "durationSeconds": round(probe.duration, 6)})
 
 
 def push_history(run: RunState, version: str, result: str, message: str) -> None:

@@ -116,8 +116,23 @@ class StatusPatcher:
         return obj
 
     def condition_view(self, type_: str) -> dict[str, Any] | None:
-        condition = get_condition(self._pending_status(), type_)
-        return dict(condition) if condition is not None else None
+        """One condition as it will be written; built from the stored one and the pending
+        change alone (asked several times per reconcile: the whole status is not copied)."""
+        type_ = str(type_)
+        current = get_condition(self._base, type_)
+        if type_ not in self._conditions:
+            return dict(current) if current is not None else None
+        want = self._conditions[type_]
+        if want is None:
+            return None
+        status, reason, message = want
+        view = dict(current) if current is not None else {}
+        # as set_condition writes it: lastTransitionTime moves only when the status does
+        if current is None or current.get("status") != status or "lastTransitionTime" not in current:
+            view["lastTransitionTime"] = self._stamp()
+        view.update(type=type_, status=status, reason=reason, message=message,
+                    observedGeneration=self._observed_generation)
+        return view
 
     def _pending_status(self) -> Obj:
         """``{"status": ...}`` as it will be written; computed once per change of the patch."""

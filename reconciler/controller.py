@@ -132,6 +132,7 @@ class Controller:
                                  logger=self._log)
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._stalled: dict[ObjectKey, int] = {}
+        self._outcome_metrics: dict[ReconcileResult, tuple[Any, Any]] = {}  # result -> (total, duration)
         self.background = BackgroundWork(handlers, store, supervisor=supervisor, clock=self.clock,
                                          events=self.events, context=self._context,
                                          daemon_backoff=Backoff(*self.options.daemon_backoff), logger=self._log)
@@ -386,10 +387,15 @@ class Controller:
             ctx.logger.warning("stalled until the spec changes: %s: %s", reason, message)
 
         # Metrics.
-        self.metrics.reconcile_total.labels(self.name, str(result)).inc()
+        counters = self._outcome_metrics.get(result)
+        if counters is None:  # a labelled child is looked up once: labels() costs a lock and a hash
+            counters = self._outcome_metrics[result] = (
+                self.metrics.reconcile_total.labels(self.name, str(result)),
+                self.metrics.reconcile_duration_seconds.labels(self.name))
+        counters[0].inc()
         if result in (ReconcileResult.RETRY, ReconcileResult.ERROR, ReconcileResult.STALLED):
             self.metrics.reconcile_errors_total.labels(self.name).inc()
-        self.metrics.reconcile_duration_seconds.labels(self.name).observe(duration)
+        counters[1].observe(duration)
         self._publish(ReconcileOutcome(key, result, ctx.generation, delay, reason, message))
 
     def _publish(self, outcome: ReconcileOutcome) -> None:

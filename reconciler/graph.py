@@ -129,6 +129,18 @@ class DependencyGraph:
             return [name, *back]
         return None
 
+    def on_cycles(self) -> frozenset[str]:
+        """Every node that lies on some cycle (one linear pass over the graph)."""
+        found: set[str] = set()
+        for group in nx.strongly_connected_components(self._g):
+            if len(group) > 1:
+                found.update(group)
+            else:
+                (only,) = group
+                if self._g.has_edge(only, only):
+                    found.add(only)
+        return frozenset(found)
+
     def cycles(self) -> list[list[str]]:
         """Every cycle, one closed path per strongly connected group (``[a, b, a]``), sorted."""
         out: list[list[str]] = []

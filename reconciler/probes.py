@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import anyio
 
@@ -65,6 +66,7 @@ class _Target:
         self.spec = spec
         self.scope = anyio.CancelScope()
         self.last: ProbeResult | None = None
+        self.duration_metric: Any = None  # its labelled histogram, looked up on the first result
         self.failures = 0
         self.healthy = True
 
@@ -165,7 +167,9 @@ class ProbeScheduler(TaskGroupOwner):
         changed = healthy != target.healthy
         target.healthy = healthy
         if self._metrics is not None:
-            self._metrics.plugin_health_check_duration_seconds.labels(key.name).observe(result.duration)
+            if target.duration_metric is None:
+                target.duration_metric = self._metrics.plugin_health_check_duration_seconds.labels(key.name)
+            target.duration_metric.observe(result.duration)
             if not result.ok:
                 self._metrics.plugin_health_check_failures_total.labels(key.name).inc()
         if self._on_result is not None and self._targets.get(key) is target:

@@ -36,6 +36,7 @@ def test_a_cycle_is_reported_as_a_closed_path() -> None:
     through = g.cycle_through("a")
     assert through is not None and format_cycle(through) == "a -> b -> c -> a"
     assert g.cycle_through("d") is None, "d reaches the cycle but is not on it"
+    assert g.on_cycles() == {"a", "b", "c"}
     with pytest.raises(DependencyCycleError) as err:
         g.start_order()
     assert " -> " in str(err.value) and err.value.reason == "DependencyCycle"
@@ -45,6 +46,8 @@ def test_self_dependency_is_a_cycle() -> None:
     g = graph({"a": ["a"]})
     assert g.cycle_through("a") == ["a", "a"]
     assert g.find_cycle() == ["a", "a"]
+    assert g.on_cycles() == {"a"}
+    assert graph({"a": ["b"], "b": []}).on_cycles() == frozenset()
 
 
 def test_missing_dependencies_and_removing_nodes() -> None:

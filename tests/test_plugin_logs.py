@@ -68,6 +68,15 @@ def test_rotation_keeps_one_old_file_and_the_newest_records(tmp_path: Path) -> N
     assert kept == [f"message number {i:04d}" for i in range(first, 200)]  # contiguous, in order
 
 
+def test_a_store_opened_later_counts_what_is_already_on_disk(tmp_path: Path) -> None:
+    for _ in range(2):  # the second store appends to the first one's file
+        logs = PluginLogStore(tmp_path, max_bytes=2048)
+        for i in range(12):
+            logs.append("busy", "info", f"message number {i:04d}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy.log", "busy.log.1"]
+    assert all(p.stat().st_size <= 2048 for p in tmp_path.iterdir())
+
+
 def test_forget_removes_the_files(tmp_path: Path) -> None:
     logs = PluginLogStore(tmp_path, max_bytes=1024)
     for i in range(50):

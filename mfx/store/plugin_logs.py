@@ -65,6 +65,7 @@ class PluginLogStore:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()  # appends may come from worker threads (logging handlers)
         self._channels: dict[str, _Channel] = {}
+        self._sizes: dict[str, int] = {}  # name -> bytes in its current log file, once appended to
         self._loop_thread: int | None = None
         self._token: Any = None
 
@@ -102,15 +103,26 @@ class PluginLogStore:
             record["fields"] = fields
         line = orjson.dumps(record, default=str) + b"\n"
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = 0
+            # Sizes are known after a file's first append (this store is its only writer): a
+            # line costs an open and a write, not a mkdir and a stat as well.
+            size = self._sizes.get(name)
+            if size is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    size = 0
             if size and size + len(line) > self.max_bytes:
                 os.replace(path, self._rotated(name))
-            with open(path, "ab") as handle:
+                size = 0
+            try:
+                handle = open(path, "ab")  # noqa: SIM115  # closed just below
+            except FileNotFoundError:  # the directory went away meanwhile
+                self.directory.mkdir(parents=True, exist_ok=True)
+                handle = open(path, "ab")  # noqa: SIM115
+            with handle:
                 handle.write(line)
+            self._sizes[name] = size + len(line)
         self._wake(name)
         return record
 
@@ -119,6 +131,7 @@ class PluginLogStore:
         with self._lock:
             for path in (self.path(name), self._rotated(name)):
                 path.unlink(missing_ok=True)
+            self._sizes.pop(name, None)
             channel = self._channels.pop(name, None)
         if channel is not None:
             channel.closed = True

@@ -1,0 +1,83 @@
+"""A real daemon for benchmarks: run in this process on a blocking portal, fed a stored state.
+
+``BenchDaemon`` starts ``run_daemon`` (store, API, controllers, runtimes) in a portal thread,
+returns once it is ready, and shuts it down on exit; ``store_offline`` writes objects into a
+state database before a daemon opens it; ``wait_ready`` blocks on the watch until every name
+is Ready.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.from_thread import start_blocking_portal
+
+from mfx.api.objects import Obj
+from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
+from mfx.server.services import default_services
+from mfx.store.sqlite import SQLiteStore
+
+
+def is_ready(obj: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+async def wait_ready(store: Any, kind: str, names: set[str]) -> float:
+    """Block until every name is Ready (watch-driven); returns the time it happened."""
+    pending = set(names)
+    page = await store.list(kind, limit=100000)
+    for obj in page.items:
+        if is_ready(obj):
+            pending.discard(obj["metadata"]["name"])
+    if not pending:
+        return time.perf_counter()
+    async for event in store.watch(kind, page.resource_version):
+        obj = event.object
+        if is_ready(obj):
+            pending.discard(obj["metadata"]["name"])
+            if not pending:
+                return time.perf_counter()
+    raise RuntimeError("watch ended")
+
+
+class BenchDaemon:
+    def __init__(self, home: Path, plugin_path: Path, *, workers: int = 4) -> None:
+        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers)
+        self.context: DaemonContext | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> BenchDaemon:
+        ready = threading.Event()
+        self._portal_cm = start_blocking_portal()
+        self.portal = self._portal_cm.__enter__()
+
+        def on_ready(context: DaemonContext) -> None:
+            self.context = context
+            ready.set()
+
+        self.started = time.perf_counter()
+        self._future = self.portal.start_task_soon(lambda: run_daemon(
+            self.config, services=default_services(), on_ready=on_ready, handle_signals=False))
+        while not ready.wait(0.01):
+            if self._future.done():
+                self._future.result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.context is not None
+        self.portal.call(self.context.shutdown.set)
+        self._future.result(timeout=120)
+        self._portal_cm.__exit__(None, None, None)
+
+
+def store_offline(db: Path, objs: list[Obj]) -> None:
+    async def write() -> None:
+        async with SQLiteStore(db) as store:
+            for obj in objs:
+                await store.create(obj)
+    anyio.run(write)
