@@ -447,3 +447,18 @@ async def test_a_plugin_without_a_memory_limit_gets_the_default_cap(
     with pytest.raises(MemoryLimitExceededError, match=f"of {DEFAULT_MEMORY_BYTES} bytes"):
         await greedy.call("grab", None)
     await assert_still_serves(runtime, tmp_path)
+
+
+async def test_the_epoch_ticker_runs_only_once_a_module_is_loaded(tmp_path: Path) -> None:
+    """A daemon without WebAssembly plugins wakes no thread every tick."""
+    import threading
+
+    def tickers() -> int:
+        return sum(1 for thread in threading.enumerate() if "epoch" in thread.name.lower())
+
+    async with WasmRuntime() as rt:
+        assert tickers() == 0
+        instance = await load(rt, tmp_path, "echo", ECHO)
+        assert tickers() == 1
+        await instance.cleanup()
+    assert tickers() == 0

@@ -15,7 +15,8 @@ it in ``wasm_abi`` and passes bytes across it in ``wasm_marshalling``.
 Structure (each part in a module of its own):
 - ``WasmRuntime`` (here) owns one ``wasmtime.Engine`` (fuel and epochs on), a cache of compiled
   modules keyed by the sha256 of their bytes (compile once per plugin version), and the epoch
-  ticker thread, which lives as long as the runtime's ``async with`` block.
+  ticker thread, started with the first module and stopped with the runtime's ``async with``
+  block.
 - ``WasmPluginInstance`` (``wasm_instance``) owns one ``wasmtime.Store`` at a time and one thread of its own
   (a daemon thread, not anyio's shared worker pool, whose default limiter ``/metrics`` and
   the API need too): wasmtime calls block, so they run there, one at a time per store (an
@@ -134,15 +135,20 @@ class WasmRuntime:
 
     @property
     def running(self) -> bool:
-        return self._ticker is not None
+        return self._portal is not None
 
     async def __aenter__(self) -> Self:
         portal = anyio.from_thread.BlockingPortal()
         await portal.__aenter__()
         self._portal = portal
-        self._ticker = EpochTicker(self._engine, self.tick_seconds)
-        self._ticker.start()
         return self
+
+    def _ensure_ticker(self) -> None:
+        # Started with the first module, not with the runtime: a daemon without WebAssembly
+        # plugins should not wake a thread every tick for nothing.
+        if self._ticker is None:
+            self._ticker = EpochTicker(self._engine, self.tick_seconds)
+            self._ticker.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         ticker, self._ticker = self._ticker, None
@@ -192,6 +198,7 @@ class WasmRuntime:
         module = await anyio.to_thread.run_sync(
             lambda: self.compile(data, digest, what=str(path)))
         optional = check_module_abi(module, what=str(path))
+        self._ensure_ticker()
         instance = WasmPluginInstance(self, request, module, digest, path, optional)
         self._instances.add(instance)
         try:
