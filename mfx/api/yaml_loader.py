@@ -36,6 +36,7 @@ from mfx.api.field_paths import join_index, join_key, parent_path
 from mfx.api.json_values import INT64_RANGE, MAX_DEPTH, depth_problem, json_type, text_problem
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
+from mfx.api.yaml_quick import quick_documents
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -62,14 +63,24 @@ class Manifest:
     file: str
     document: int  # 0-based index of the YAML document in the file
     item: int | None = None  # index in the items of a List document
-    positions: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _positions: dict[str, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
+    # The file's text, to find the positions in when first asked (only an error needs them).
+    _text: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """1-based (line, column) of every field present in the file, by field path."""
+        if self._positions is None:
+            self._positions = _positions_in(self._text, self.document, self.item) if self._text else {}
+        return self._positions
 
     def position_of(self, path: str) -> tuple[int, int] | None:
         """1-based (line, column) of the field, or of its nearest ancestor present in the file."""
+        positions = self.positions
         current: str | None = path
         while current is not None:
-            if current in self.positions:
-                return self.positions[current]
+            if current in positions:
+                return positions[current]
             current = parent_path(current)
         return None
 
@@ -218,21 +229,63 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             message=f"file is {size} bytes ({size / MAX_FILE_BYTES:.1f} MiB); the limit is "
             f"{MAX_FILE_BYTES} bytes (1 MiB): split it into several files",
         )])
+    documents = quick_documents(text)
+    quick = _quick_manifests(documents, text, filename) if documents is not None else None
+    return quick if quick is not None else _read_fully(text, filename)
+
+
+def _quick_manifests(documents: list[Any], text: str, filename: str) -> list[Manifest] | None:
+    """The manifests of documents read quickly, or None when one must be reported as an error."""
+    manifests: list[Manifest] = []
+    for index, value in enumerate(documents):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return None
+        if not _is_list(value):
+            manifests.append(Manifest(value, filename, index, None, None, text))
+            continue
+        items = value["items"]
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return None
+        manifests.extend(Manifest(item, filename, index, i, None, text) for i, item in enumerate(items))
+    return manifests
+
+
+def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
     try:
-        nodes = _compose(text)
+        return _compose(text)
     except yaml.MarkedYAMLError as exc:
         if text.lstrip().startswith(("{", "[")) and "\t" in text:
             # JSON allows tabs as whitespace where YAML does not; in valid JSON a literal tab
             # can only be whitespace, so replacing it keeps both meaning and positions.
             try:
-                nodes = _compose(text.replace("\t", " "))
+                return _compose(text.replace("\t", " "))
             except yaml.MarkedYAMLError:
                 raise _syntax_error(exc, filename) from None
-        else:
-            raise _syntax_error(exc, filename) from None
+        raise _syntax_error(exc, filename) from None
     except yaml.YAMLError as exc:
         raise ValidationError([FieldError(path="", message=f"not valid YAML: {exc}", file=filename)]) from None
 
+
+def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple[int, int]]:
+    """The positions of the fields of one document (or one item of a List document) of ``text``."""
+    positions: dict[str, tuple[int, int]] = {}
+    node = _compose_text(text, "")[document]
+    if node is not None:
+        constructor = yaml.SafeLoader("")
+        try:
+            _Builder(constructor).build(node, "", positions)
+        except _Problem:
+            pass  # not for a text read without error; what was found so far still helps
+        finally:
+            constructor.dispose()
+    return positions if item is None else _reroot(positions, join_index("items", item))
+
+
+def _read_fully(text: str, filename: str) -> list[Manifest]:
+    """``load_manifests`` with every position recorded, and every problem named with its line."""
+    nodes = _compose_text(text, filename)
     constructor = yaml.SafeLoader("")
     manifests: list[Manifest] = []
     errors: list[FieldError] = []
