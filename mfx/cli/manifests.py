@@ -49,8 +49,12 @@ def _read(path: Path) -> Source:
     return Source(str(path), validation.decode_manifest(str(path), path.read_bytes()))
 
 
-def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validation.Manifest]:
-    """Every document of every source, validated and defaulted; all errors raised at once."""
+def load_and_validate(sources: list[Source], schemas: Schemas | None, *,
+                      validate: bool = True) -> list[validation.Manifest]:
+    """Every document of every source, validated; all errors raised at once.
+
+    Without ``validate`` (the daemon validates what it is sent) only a file that cannot be
+    read makes the documents be validated here, so that every error is listed together."""
     manifests: list[validation.Manifest] = []
     errors: list[FieldError] = []
     for source in sources:
@@ -58,31 +62,42 @@ def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validatio
             manifests.extend(validation.load_manifests(source.text, source.name))
         except validation.ValidationError as error:
             errors.extend(error.errors)
-    try:
-        validation.check_all(manifests, schemas)
-    except validation.ValidationError as error:
-        errors.extend(error.errors)
+    if validate or errors:
+        try:
+            validation.check_all(manifests, schemas if schemas is not None else load_schemas())
+        except validation.ValidationError as error:
+            errors.extend(error.errors)
     if errors:
         raise validation.ValidationError(errors)
     return manifests
 
 
-def load_objects(filenames: tuple[str, ...], *, recursive: bool) -> list[validation.Manifest]:
-    """The validated objects of every -f argument; an argument that holds none is an error.
+def check_manifests(manifests: list[validation.Manifest]) -> None:
+    """Raise the ``ValidationError`` of ``manifests`` read without validation, if any is invalid."""
+    validation.check_all(manifests, load_schemas())
+
+
+def load_objects(filenames: tuple[str, ...], *, recursive: bool,
+                 validate: bool = True) -> list[validation.Manifest]:
+    """The objects of every -f argument, validated unless ``validate`` is false; an argument
+    that holds none is an error.
 
     An empty file, one of only comments or ``---``, or a directory without manifests is
     almost always a wrong path: saying nothing and exiting 0 would hide it."""
     if not filenames:
         collect_sources(filenames, recursive=recursive)  # raises: name what is missing
     per_argument = [collect_sources((given,), recursive=recursive) for given in filenames]
-    manifests = load_and_validate([source for sources in per_argument for source in sources], load_schemas())
+    manifests = load_and_validate([source for sources in per_argument for source in sources], None,
+                                  validate=validate)
     files_with_objects = {manifest.file for manifest in manifests}
     for given, sources in zip(filenames, per_argument, strict=True):
         if not any(source.name in files_with_objects for source in sources):
             shown = sources[0].name if given == "-" and sources else given
             hint = "" if recursive or not _has_subdirectories(given) else " (use -R to read its subdirectories)"
+            if not validate:
+                check_manifests(manifests)  # an invalid file is named first, as when validating
             raise BadRequestError(f"{shown}: no objects found{hint}")
-    if not manifests:
+    if not manifests:  # every argument holds objects, so there are some: kept for an empty -f
         raise BadRequestError("no objects passed: use -f FILE|DIR|- (example: mfx apply -f manifests/)")
     return manifests
 
