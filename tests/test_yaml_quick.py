@@ -3,15 +3,17 @@ whatever it does not handle left to the full reading (which names the problem)."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfx.api import yaml_quick
-from mfx.api.yaml_loader import _compose_text, _read_fully, load_manifests
+from mfx.api.yaml_loader import _compose_text, _read_fully, load_body, load_manifests
 from mfx.api.yaml_quick import quick_documents
-from mfx.errors import ValidationError
+from mfx.errors import MfxError, ValidationError
 
 # Plain scalars of every implicit type YAML 1.1 resolves, and near misses of each.
 SCALARS = [
@@ -110,3 +112,23 @@ def test_tags_are_those_of_the_safe_loader(scalar: str) -> None:
         assert _tags(composer.get_single_node()) == _tags(safe)
     finally:
         composer.dispose()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a":1,"a":2}',  # compact, as mfx sends, yet one key twice
+    b'{"a":' + b"[" * 101 + b"]" * 101 + b"}",
+    b'{"a":9223372036854775808}',
+    b'{"a":"\\ud800"}',
+    b'{"a":1.0e999}',
+])
+def test_a_compact_json_body_is_held_to_the_same_rules(body: bytes) -> None:
+    with pytest.raises(MfxError) as compact:
+        load_body(body)
+    with pytest.raises(MfxError) as spaced:
+        load_body(body.replace(b":", b": "))
+    assert str(compact.value) == str(spaced.value)
+
+
+def test_a_compact_json_body_reads_as_the_strict_reading_reads_it() -> None:
+    body = b'{"apiVersion":"v1","kind":"List","items":[{"a":[1,2.5,true,null,"\xc3\xa9"]}]}'
+    assert load_body(body) == load_body(body.replace(b",", b", ")) == json.loads(body)
