@@ -57,8 +57,22 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
     except MfxError:
         check_manifests(manifests)  # an invalid file is named before a wrong daemon address
         raise
-    for outcome in apply_manifests(client, manifests, dry_run=dry_run == "server",
-                                   force_conflicts=force_conflicts, validated=False):
-        if outcome.warning:
-            output.warn(outcome.warning)
-        click.echo(f"{output.object_ref(outcome.kind, outcome.name)} {outcome.verb}{suffix}")
+    # The outcome lines go out in one write (each echo is a write of its own, a thousand of
+    # them cost milliseconds); a warning goes out in its place, after the lines before it, and
+    # after a refusal the lines of what was applied come before the error.
+    lines: list[str] = []
+    try:
+        for outcome in apply_manifests(client, manifests, dry_run=dry_run == "server",
+                                       force_conflicts=force_conflicts, validated=False):
+            if outcome.warning:
+                _echo(lines)
+                output.warn(outcome.warning)
+            lines.append(f"{output.object_ref(outcome.kind, outcome.name)} {outcome.verb}{suffix}")
+    finally:
+        _echo(lines)
+
+
+def _echo(lines: list[str]) -> None:
+    if lines:
+        click.echo("\n".join(lines))
+        lines.clear()
