@@ -3,6 +3,7 @@ and pointing the field errors of a manifest back at the file and line they came 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +31,24 @@ def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
             continue
         path = Path(given)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
-            for file in files:
+            for file in _manifest_files(path, recursive=recursive):
                 sources.append(_read(file))
         elif path.exists():
             sources.append(_read(path))
         else:
             raise BadRequestError(f'the path "{given}" does not exist')
     return sources
+
+
+def _manifest_files(directory: Path, *, recursive: bool) -> list[Path]:
+    """The manifest files of a directory (and, ``recursive``, below it), in path order."""
+    if recursive:
+        return sorted(p for p in directory.glob("**/*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+    # One directory: the entries know whether they are files without a stat each, and names
+    # sort as their paths would.
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIXES) and e.is_file())
+    return [directory / name for name in names if os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
 
 
 def _read(path: Path) -> Source:
