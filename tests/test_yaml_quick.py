@@ -24,7 +24,8 @@ SCALARS = [
     "1.5", "-1.5", "+1.5", "1.", ".5", "1.5e+3", "1.5e3", "1e3", "1.0e+999", "1_0.5", "1:20.5", ".inf",
     "-.inf", ".NaN", ".nan", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
     "<<", "=", "a b", "python -m x", "1.0.0", ">=1.2", "é", "日本", "'quoted'", '"double"', "'yes'", '"1"',
-    "!!str 1", "!!int 1", "!!float 1", "!!binary aGk=", "!!timestamp 2001-12-14", "!custom x",
+    "!!str 1", "!!int 1", "!!float 1", "!!binary aGk=", "!!timestamp 2001-12-14", "!custom x", '!!int "5"',
+    '!!int "0x1F"', "!!null x", "!!timestamp soon", "!!bool Yes", '!!float "1.5"', "!!str yes",
 ]
 
 

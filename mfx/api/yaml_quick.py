@@ -122,7 +122,9 @@ def _scalar(tag: str, text: str) -> Any:
         if text.isascii() or text_problem(text) is None:
             return text
     elif tag == _BOOL:
-        return _BOOLS[text.lower()]
+        value = _BOOLS.get(text.lower())
+        if value is not None:  # else an explicit !!bool on other text
+            return value
     elif tag == _NULL:
         return None
     elif tag == _INT:
