@@ -100,7 +100,7 @@ def _clean(value: Any, depth: int) -> bool:
     if kind is str:
         return value.isascii() or text_problem(value) is None
     if kind is int:
-        return INT64_RANGE[0] <= value <= INT64_RANGE[1]
+        return bool(INT64_RANGE[0] <= value <= INT64_RANGE[1])
     if kind is float:
         return math.isfinite(value)
     return _clean_any(value, depth)
