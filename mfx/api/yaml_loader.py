@@ -104,6 +104,23 @@ def _is_list(value: dict[str, Any]) -> bool:
     return any(kind == info.list_kind for info in USER_KINDS) and "items" in value
 
 
+def decode_manifest(name: str, data: bytes) -> str:
+    """The text of a manifest file, which must be UTF-8 (as YAML 1.2 and JSON require).
+
+    Replacing what does not decode would apply something other than what the file says, so a
+    file that is not UTF-8 is refused, naming the file, the line and the byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValidationError([FieldError(
+            path="", file=name, line=line,
+            message=f"not UTF-8 text: byte {error.start} (0x{data[error.start]:02x}) does not decode; "
+            "save the file as UTF-8",
+        )]) from None
+
+
 def load_manifests(text: str, filename: str) -> list[Manifest]:
     """Every object in a YAML or JSON text, in order; raises ``ValidationError`` on bad input.
 

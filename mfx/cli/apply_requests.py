@@ -16,8 +16,7 @@ import orjson
 from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
 from mfx.api.kinds import kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
-from mfx.api.schema import load_schemas
-from mfx.api.validation import Manifest
+from mfx.api.yaml_loader import Manifest
 from mfx.cli.bulk_client import BulkUnsupportedError, ItemError, Outcome, apply_chunk, chunks
 from mfx.cli.client import Client
 from mfx.cli.manifests import check_manifests, located
@@ -49,6 +48,9 @@ def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflict
 
     An object a GitSource manages is changed only with ``force_conflicts`` (and the next
     sync reverts it): its desired state lives in git."""
+    # The schemas are read by the per-object path only, which a daemon with the bulk one never needs.
+    from mfx.api.schema import load_schemas
+
     kind = kind_for(obj["apiVersion"], obj["kind"])
     desired = desired_state(obj)
     name = desired["metadata"]["name"]

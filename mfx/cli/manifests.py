@@ -7,10 +7,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mfx.api import validation
-from mfx.api.schema import Schemas, load_schemas
+from mfx.api import yaml_loader
+from mfx.api.yaml_loader import Manifest
 from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
+
+if TYPE_CHECKING:
+    from mfx.api.schema import Schemas
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -27,7 +31,7 @@ def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
     sources: list[Source] = []
     for given in paths:
         if given == "-":
-            sources.append(Source("<stdin>", validation.decode_manifest("<stdin>", sys.stdin.buffer.read())))
+            sources.append(Source("<stdin>", yaml_loader.decode_manifest("<stdin>", sys.stdin.buffer.read())))
             continue
         path = Path(given)
         if path.is_dir():
@@ -53,42 +57,51 @@ def _manifest_files(directory: Path, *, recursive: bool) -> list[Path]:
 
 def _read(path: Path) -> Source:
     size = path.stat().st_size
-    if size > validation.MAX_FILE_BYTES:
+    if size > yaml_loader.MAX_FILE_BYTES:
         raise BadRequestError(
-            f"{path}: file is {size} bytes, larger than the {validation.MAX_FILE_BYTES} byte limit for a manifest")
-    return Source(str(path), validation.decode_manifest(str(path), path.read_bytes()))
+            f"{path}: file is {size} bytes, larger than the {yaml_loader.MAX_FILE_BYTES} byte limit for a manifest")
+    return Source(str(path), yaml_loader.decode_manifest(str(path), path.read_bytes()))
 
 
 def load_and_validate(sources: list[Source], schemas: Schemas | None, *,
-                      validate: bool = True) -> list[validation.Manifest]:
+                      validate: bool = True) -> list[Manifest]:
     """Every document of every source, validated; all errors raised at once.
 
     Without ``validate`` (the daemon validates what it is sent) only a file that cannot be
     read makes the documents be validated here, so that every error is listed together."""
-    manifests: list[validation.Manifest] = []
+    manifests: list[Manifest] = []
     errors: list[FieldError] = []
     for source in sources:
         try:
-            manifests.extend(validation.load_manifests(source.text, source.name))
-        except validation.ValidationError as error:
+            manifests.extend(yaml_loader.load_manifests(source.text, source.name))
+        except ValidationError as error:
             errors.extend(error.errors)
     if validate or errors:
         try:
-            validation.check_all(manifests, schemas if schemas is not None else load_schemas())
-        except validation.ValidationError as error:
+            _check_all(manifests, schemas)
+        except ValidationError as error:
             errors.extend(error.errors)
     if errors:
-        raise validation.ValidationError(errors)
+        raise ValidationError(errors)
     return manifests
 
 
-def check_manifests(manifests: list[validation.Manifest]) -> None:
+def check_manifests(manifests: list[Manifest]) -> None:
     """Raise the ``ValidationError`` of ``manifests`` read without validation, if any is invalid."""
-    validation.check_all(manifests, load_schemas())
+    _check_all(manifests, None)
+
+
+def _check_all(manifests: list[Manifest], schemas: Schemas | None) -> None:
+    # Validation pulls in the formats, semver and jsonschema: imported when it runs, which
+    # an apply the daemon accepts never needs.
+    from mfx.api.schema import load_schemas
+    from mfx.api.validation import check_all
+
+    check_all(manifests, schemas if schemas is not None else load_schemas())
 
 
 def load_objects(filenames: tuple[str, ...], *, recursive: bool,
-                 validate: bool = True) -> list[validation.Manifest]:
+                 validate: bool = True) -> list[Manifest]:
     """The objects of every -f argument, validated unless ``validate`` is false; an argument
     that holds none is an error.
 
@@ -117,7 +130,7 @@ def _has_subdirectories(given: str) -> bool:
     return path.is_dir() and any(child.is_dir() for child in path.iterdir())
 
 
-def located(error: MfxError, manifest: validation.Manifest) -> MfxError:
+def located(error: MfxError, manifest: Manifest) -> MfxError:
     """Server-side field errors, pointed back at the file and line they came from."""
     if isinstance(error, ValidationError):
         return ValidationError([
