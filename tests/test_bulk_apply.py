@@ -185,6 +185,42 @@ def test_server_dry_run_over_the_bulk_path_stores_nothing(daemon: ThreadDaemon, 
     assert stored_names(home) == []
 
 
+def test_an_invalid_set_is_named_as_a_client_dry_run_names_it(daemon: ThreadDaemon, tmp_path: Path) -> None:
+    # The daemon validates what it is sent; its refusal is worded with files and lines, every
+    # problem of every file at once, exactly as a validation on the client words it.
+    home = daemon.config.home
+    paths = write_plugins(tmp_path / "bad", 4)
+    paths[1].write_text(plugin("pm-0001").replace("version: 1.0.0", "version: one"))
+    paths[3].write_text(plugin("PM_3"))
+    local_check = run_cli(home, "apply", "-f", str(tmp_path / "bad"), "--dry-run=client")
+    applied = run_cli(home, "apply", "-f", str(tmp_path / "bad"))
+    assert applied.exit_code == local_check.exit_code == 1
+    assert applied.output == local_check.output
+    assert f"{paths[1]}:7: spec.version:" in applied.output and f"{paths[3]}:4: metadata.name:" in applied.output
+    assert stored_names(home) == []
+
+
+def test_two_documents_naming_one_object_are_refused_before_sending(daemon: ThreadDaemon, tmp_path: Path) -> None:
+    home = daemon.config.home
+    write_plugins(tmp_path / "twice", 2)
+    (tmp_path / "twice" / "again.yaml").write_text(plugin("pm-0001", version="2.0.0"))
+    result = run_cli(home, "apply", "-f", str(tmp_path / "twice"))
+    assert result.exit_code == 1
+    assert "PluginManifest 'pm-0001' is defined twice" in result.output
+    assert stored_names(home) == []
+
+
+def test_annotations_that_are_not_a_map_are_refused_by_the_bulk_path(daemon: ThreadDaemon) -> None:
+    item = {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest",
+            "metadata": {"name": "listed", "annotations": [["a", "b"]]},
+            "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m x"}}
+    with local(daemon.config.home) as http:
+        answer = http.post(BULK_APPLY_PATH, json={"apiVersion": "v1", "kind": "List", "items": [item]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"]["causes"][0]["field"] == "items[0].metadata.annotations"
+    assert stored_names(daemon.config.home) == []
+
+
 def test_chunks_fit_the_daemons_body_limit() -> None:
     assert bulk_client.MAX_BODY_BYTES == bodies.MAX_BODY_BYTES
     encoded = [b"x" * 400] * 10

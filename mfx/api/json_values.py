@@ -69,15 +69,53 @@ def text_problem(text: str) -> str | None:
 
 
 def _clean(value: Any, depth: int) -> bool:
-    """Whether ``json_value_problems`` would find nothing (the same checks, no paths)."""
+    """Whether ``json_value_problems`` would find nothing (the same checks, no paths).
+
+    Every object passes here on every write: the JSON types are told apart by exact type,
+    and the strings, booleans and nulls that make up most of an object are checked in the
+    loop over their container, not in a call each. Subclasses take ``_clean_any``."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or text_problem(key) is None):
+                return _clean_any(value, depth)
+            if type(item) is str:
+                if not (item.isascii() or text_problem(item) is None):
+                    return False
+            elif item is not None and item is not True and item is not False and not _clean(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            return False
+        for item in value:
+            if type(item) is str:
+                if not (item.isascii() or text_problem(item) is None):
+                    return False
+            elif item is not None and item is not True and item is not False and not _clean(item, depth + 1):
+                return False
+        return True
+    if kind is str:
+        return value.isascii() or text_problem(value) is None
+    if kind is int:
+        return bool(INT64_RANGE[0] <= value <= INT64_RANGE[1])
+    if kind is float:
+        return math.isfinite(value)
+    return _clean_any(value, depth)
+
+
+def _clean_any(value: Any, depth: int) -> bool:
+    """``_clean`` for values of any type, subclasses of the JSON types included."""
     if isinstance(value, str):
         return value.isascii() or text_problem(value) is None
     if isinstance(value, dict):
         return depth < MAX_DEPTH and all(
-            isinstance(key, str) and (key.isascii() or text_problem(key) is None) and _clean(item, depth + 1)
+            isinstance(key, str) and (key.isascii() or text_problem(key) is None) and _clean_any(item, depth + 1)
             for key, item in value.items())
     if isinstance(value, list):
-        return depth < MAX_DEPTH and all(_clean(item, depth + 1) for item in value)
+        return depth < MAX_DEPTH and all(_clean_any(item, depth + 1) for item in value)
     if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, int):

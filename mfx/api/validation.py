@@ -26,7 +26,7 @@ from mfx.api.names import DNS1123_LABEL, dns1123_subdomain_problem, qualified_ke
 from mfx.api.objects import Obj, name_of
 from mfx.api.schema import Schemas, did_you_mean
 from mfx.api.structural_schema import check_schema, first_sentence
-from mfx.api.yaml_loader import MAX_FILE_BYTES, Manifest, load_manifests
+from mfx.api.yaml_loader import MAX_FILE_BYTES, Manifest, decode_manifest, load_manifests
 from mfx.errors import FieldError, ValidationError
 
 __all__ = [
@@ -38,23 +38,6 @@ __all__ = [
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 # Problems of this kind are listed up to here; a value with thousands of them gets the gist.
 MAX_VALUE_PROBLEMS = 20
-
-
-def decode_manifest(name: str, data: bytes) -> str:
-    """The text of a manifest file, which must be UTF-8 (as YAML 1.2 and JSON require).
-
-    Replacing what does not decode would apply something other than what the file says, so a
-    file that is not UTF-8 is refused, naming the file, the line and the byte.
-    """
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValidationError([FieldError(
-            path="", file=name, line=line,
-            message=f"not UTF-8 text: byte {error.start} (0x{data[error.start]:02x}) does not decode; "
-            "save the file as UTF-8",
-        )]) from None
 
 
 def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> None:

@@ -2,7 +2,9 @@
 
 The loader composes PyYAML nodes itself instead of calling ``safe_load`` so that every key
 and list item keeps its position, and so that the YAML features a manifest never needs are
-refused with a clear message instead of doing harm:
+refused with a clear message instead of doing harm (``mfx.api.yaml_nodes``). A text first
+gets the quick reading of ``mfx.api.yaml_quick`` (values only); only one it cannot take, and
+the positions a later error asks for, cost the full reading:
 
 - files over ``MAX_FILE_BYTES`` (1 MiB) are refused before parsing;
 - aliases (``*name``) are allowed, but a document may expand collections through aliases at
@@ -26,32 +28,34 @@ does, are accepted in JSON input.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import yaml
 
 from mfx.api.field_paths import join_index, join_key, parent_path
-from mfx.api.json_values import INT64_RANGE, MAX_DEPTH, depth_problem, json_type, text_problem
+from mfx.api.json_values import (
+    MAX_DEPTH,
+    depth_problem,
+    json_type,
+    json_value_problems,
+    text_problem,
+)
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
+from mfx.api.yaml_nodes import (
+    NodeProblem,
+    ValueBuilder,
+    compose,
+    number_problem,
+    position,
+    syntax_error,
+)
+from mfx.api.yaml_quick import quick_documents
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
 MAX_FILE_BYTES = 1024 * 1024
-MAX_ALIAS_EXPANSIONS = 100
-
-_SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-_STR = "tag:yaml.org,2002:str"
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-}
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -62,14 +66,24 @@ class Manifest:
     file: str
     document: int  # 0-based index of the YAML document in the file
     item: int | None = None  # index in the items of a List document
-    positions: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _positions: dict[str, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
+    # The file's text, to find the positions in when first asked (only an error needs them).
+    _text: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """1-based (line, column) of every field present in the file, by field path."""
+        if self._positions is None:
+            self._positions = _positions_in(self._text, self.document, self.item) if self._text else {}
+        return self._positions
 
     def position_of(self, path: str) -> tuple[int, int] | None:
         """1-based (line, column) of the field, or of its nearest ancestor present in the file."""
+        positions = self.positions
         current: str | None = path
         while current is not None:
-            if current in self.positions:
-                return self.positions[current]
+            if current in positions:
+                return positions[current]
             current = parent_path(current)
         return None
 
@@ -83,111 +97,6 @@ class Manifest:
         )
 
 
-class _Problem(Exception):
-    def __init__(self, node: yaml.Node, message: str, path: str = "") -> None:
-        super().__init__(message)
-        self.node = node
-        self.message = message
-        self.path = path
-
-
-def _number_problem(value: int | float) -> str | None:
-    """Why a number cannot be stored as JSON, or None when it can."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{value} is not a JSON number: use a finite number or quote it"
-    if isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
-        return "integer outside the 64-bit range: quote it to keep it as text"
-    return None
-
-
-class _Builder:
-    """Turns one document's node graph into JSON values plus a path -> position table."""
-
-    def __init__(self, constructor: Any) -> None:
-        self._constructor = constructor
-        self._seen: set[int] = set()
-        self._stack: set[int] = set()
-        self.expansions = 0
-
-    def build(self, node: yaml.Node, path: str, positions: dict[str, tuple[int, int]], depth: int = 0) -> Any:
-        positions.setdefault(path, _position(node))
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
-        if depth >= MAX_DEPTH:  # counted while building, so nesting through aliases counts too
-            raise _Problem(node, depth_problem(), path)
-        ident = id(node)
-        if ident in self._stack:
-            raise _Problem(node, "recursive YAML alias: a collection contains itself", path)
-        if ident in self._seen:
-            self.expansions += 1
-            if self.expansions > MAX_ALIAS_EXPANSIONS:
-                raise _Problem(
-                    node,
-                    f"the document expands YAML aliases more than {MAX_ALIAS_EXPANSIONS} times "
-                    "(an alias bomb?): write the repeated values out instead of using *aliases",
-                    path,
-                )
-        self._seen.add(ident)
-        self._stack.add(ident)
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [
-                    self.build(child, join_index(path, i), positions, depth + 1)
-                    for i, child in enumerate(node.value)
-                ]
-            assert isinstance(node, yaml.MappingNode)
-            return self._mapping(node, path, positions, depth)
-        finally:
-            self._stack.discard(ident)
-
-    def _mapping(self, node: yaml.MappingNode, path: str, positions: dict[str, tuple[int, int]],
-                 depth: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        merged: list[yaml.MappingNode] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                for source in sources:
-                    if not isinstance(source, yaml.MappingNode):
-                        raise _Problem(source, "a merge key (<<) needs a mapping or a list of mappings", path)
-                    merged.append(source)
-                continue
-            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise _Problem(key_node, "keys must be strings (quote the key)", path)
-            child = join_key(path, key)
-            if key in result:
-                raise _Problem(key_node, f'duplicate key "{key}" (the first is on line {positions[child][0]})', child)
-            positions[child] = _position(key_node)
-            result[key] = self.build(value_node, child, positions, depth + 1)
-        for source in merged:
-            extra = self.build(source, path, {}, depth)
-            for key, value in extra.items():
-                result.setdefault(key, value)
-        return result
-
-    def _scalar(self, node: yaml.ScalarNode, path: str) -> Any:
-        if node.tag == _STR or node.tag == _TIMESTAMP:
-            problem = text_problem(node.value)
-            if problem is not None:
-                raise _Problem(node, problem, path)
-            return node.value  # timestamps stay text, as in JSON and Kubernetes
-        if node.tag in _PLAIN_TAGS:
-            value = self._constructor.construct_object(node, deep=True)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise _Problem(node, f'"{node.value}" is not a JSON number: use a finite number or quote it', path)
-            if isinstance(value, int) and not isinstance(value, bool):
-                problem = _number_problem(value)
-                if problem is not None:
-                    raise _Problem(node, problem, path)
-            return value
-        raise _Problem(node, f"unsupported YAML tag {node.tag}: manifests hold only JSON values", path)
-
-
-def _position(node: yaml.Node) -> tuple[int, int]:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
-
-
 def _is_list(value: dict[str, Any]) -> bool:
     kind = value.get("kind")
     if kind == "List":
@@ -195,15 +104,21 @@ def _is_list(value: dict[str, Any]) -> bool:
     return any(kind == info.list_kind for info in USER_KINDS) and "items" in value
 
 
-def _compose(text: str) -> list[yaml.Node | None]:
-    loader = _SafeLoader(text)
+def decode_manifest(name: str, data: bytes) -> str:
+    """The text of a manifest file, which must be UTF-8 (as YAML 1.2 and JSON require).
+
+    Replacing what does not decode would apply something other than what the file says, so a
+    file that is not UTF-8 is refused, naming the file, the line and the byte.
+    """
     try:
-        nodes: list[yaml.Node | None] = []
-        while loader.check_node():
-            nodes.append(loader.get_node())
-        return nodes
-    finally:
-        loader.dispose()
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValidationError([FieldError(
+            path="", file=name, line=line,
+            message=f"not UTF-8 text: byte {error.start} (0x{data[error.start]:02x}) does not decode; "
+            "save the file as UTF-8",
+        )]) from None
 
 
 def load_manifests(text: str, filename: str) -> list[Manifest]:
@@ -218,21 +133,63 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             message=f"file is {size} bytes ({size / MAX_FILE_BYTES:.1f} MiB); the limit is "
             f"{MAX_FILE_BYTES} bytes (1 MiB): split it into several files",
         )])
+    documents = quick_documents(text)
+    quick = _quick_manifests(documents, text, filename) if documents is not None else None
+    return quick if quick is not None else _read_fully(text, filename)
+
+
+def _quick_manifests(documents: list[Any], text: str, filename: str) -> list[Manifest] | None:
+    """The manifests of documents read quickly, or None when one must be reported as an error."""
+    manifests: list[Manifest] = []
+    for index, value in enumerate(documents):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return None
+        if not _is_list(value):
+            manifests.append(Manifest(value, filename, index, None, None, text))
+            continue
+        items = value["items"]
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return None
+        manifests.extend(Manifest(item, filename, index, i, None, text) for i, item in enumerate(items))
+    return manifests
+
+
+def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
     try:
-        nodes = _compose(text)
+        return compose(text)
     except yaml.MarkedYAMLError as exc:
         if text.lstrip().startswith(("{", "[")) and "\t" in text:
             # JSON allows tabs as whitespace where YAML does not; in valid JSON a literal tab
             # can only be whitespace, so replacing it keeps both meaning and positions.
             try:
-                nodes = _compose(text.replace("\t", " "))
+                return compose(text.replace("\t", " "))
             except yaml.MarkedYAMLError:
-                raise _syntax_error(exc, filename) from None
-        else:
-            raise _syntax_error(exc, filename) from None
+                raise syntax_error(exc, filename) from None
+        raise syntax_error(exc, filename) from None
     except yaml.YAMLError as exc:
         raise ValidationError([FieldError(path="", message=f"not valid YAML: {exc}", file=filename)]) from None
 
+
+def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple[int, int]]:
+    """The positions of the fields of one document (or one item of a List document) of ``text``."""
+    positions: dict[str, tuple[int, int]] = {}
+    node = _compose_text(text, "")[document]
+    if node is not None:
+        constructor = yaml.SafeLoader("")
+        try:
+            ValueBuilder(constructor).build(node, "", positions)
+        except NodeProblem:
+            pass  # not for a text read without error; what was found so far still helps
+        finally:
+            constructor.dispose()
+    return positions if item is None else _reroot(positions, join_index("items", item))
+
+
+def _read_fully(text: str, filename: str) -> list[Manifest]:
+    """``load_manifests`` with every position recorded, and every problem named with its line."""
+    nodes = _compose_text(text, filename)
     constructor = yaml.SafeLoader("")
     manifests: list[Manifest] = []
     errors: list[FieldError] = []
@@ -242,9 +199,9 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
                 continue
             positions: dict[str, tuple[int, int]] = {}
             try:
-                value = _Builder(constructor).build(node, "", positions)
-            except _Problem as problem:
-                line, column = _position(problem.node)
+                value = ValueBuilder(constructor).build(node, "", positions)
+            except NodeProblem as problem:
+                line, column = position(problem.node)
                 errors.append(FieldError(path=problem.path, message=problem.message, file=filename,
                                          line=line, column=column, document=index))
                 continue
@@ -290,20 +247,6 @@ def _reroot(positions: dict[str, tuple[int, int]], prefix: str) -> dict[str, tup
         elif path.startswith(prefix + "["):
             result[path[len(prefix):]] = pos
     return result
-
-
-def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> ValidationError:
-    mark = exc.problem_mark or exc.context_mark
-    problem = exc.problem or "invalid YAML"
-    if exc.context:
-        problem = f"{problem} ({exc.context}"
-        if exc.context_mark is not None and exc.context_mark is not mark:
-            problem += f" at line {exc.context_mark.line + 1}"
-        problem += ")"
-    line = mark.line + 1 if mark is not None else None
-    column = mark.column + 1 if mark is not None else None
-    return ValidationError([FieldError(path="", message=f"invalid YAML: {problem}", file=filename,
-                                       line=line, column=column)])
 
 
 # --- request bodies -----------------------------------------------------------------------------
@@ -364,7 +307,7 @@ def _json_problems(value: Any, limit: int = 20) -> list[FieldError]:
         elif isinstance(current, str):
             message = text_problem(current)
         elif isinstance(current, int | float) and not isinstance(current, bool):
-            message = _number_problem(current)
+            message = number_problem(current)
         if message is not None:
             problems.append(FieldError(path=_render_path(segments), message=message))
     return problems
@@ -390,9 +333,9 @@ def _parse_json(text: str) -> Any:
 def _parse_yaml(text: str) -> Any:
     """One YAML document, built under the rules of ``load_manifests`` (``None`` when empty)."""
     try:
-        nodes = [node for node in _compose(text) if node is not None]
+        nodes = [node for node in compose(text) if node is not None]
     except yaml.MarkedYAMLError as exc:
-        error = _syntax_error(exc, "").errors[0]
+        error = syntax_error(exc, "").errors[0]
         raise BadRequestError(f"the body is not valid YAML: line {error.line}, column {error.column}: "
                               + error.message.removeprefix("invalid YAML: ")) from None
     except yaml.YAMLError as exc:
@@ -400,17 +343,37 @@ def _parse_yaml(text: str) -> Any:
     if not nodes:
         return None
     if len(nodes) > 1:
-        line, _ = _position(nodes[1])
+        line, _ = position(nodes[1])
         raise BadRequestError(f"the body holds {len(nodes)} YAML documents (the second on line {line}); "
                               "send one object per request")
     constructor = yaml.SafeLoader("")
     try:
-        return _Builder(constructor).build(nodes[0], "", {})
-    except _Problem as problem:
-        line, column = _position(problem.node)
+        return ValueBuilder(constructor).build(nodes[0], "", {})
+    except NodeProblem as problem:
+        line, column = position(problem.node)
         raise ValidationError([FieldError(path=problem.path, message=f"{problem.message} (line {line}, column {column})")]) from None
     finally:
         constructor.dispose()
+
+
+_NOT_CANONICAL = object()
+
+
+def _canonical_json(data: bytes) -> Any:
+    """The value of a body in orjson's own compact form (as ``mfx`` sends), read in C; or
+    ``_NOT_CANONICAL`` for any other body, which the strict reading then parses.
+
+    That the value encodes back to the very same bytes proves no key was repeated (the
+    parser keeps the last of two) and nothing was read loosely; what JSON can hold but a
+    manifest may not (deep nesting, integers beyond 64 bits) is checked after."""
+    try:
+        value = orjson.loads(data)
+        same = orjson.dumps(value) == data
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return _NOT_CANONICAL
+    if not same or next(json_value_problems(value, limit=1), None) is not None:
+        return _NOT_CANONICAL
+    return value
 
 
 def load_body(data: bytes, *, yaml_allowed: bool = False) -> Any:
@@ -421,6 +384,9 @@ def load_body(data: bytes, *, yaml_allowed: bool = False) -> Any:
     duplicate keys, non-finite numbers, integers beyond 64 bits, lone surrogates, nesting
     deeper than ``MAX_DEPTH``, alias bombs and non-JSON YAML types.
     """
+    quick = _canonical_json(data)
+    if quick is not _NOT_CANONICAL:
+        return quick
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -7,6 +7,7 @@ import click
 from mfx.api.kinds import kind_for
 from mfx.cli import output
 from mfx.cli.context import CliContext, pass_cli
+from mfx.errors import MfxError
 
 
 @click.command()
@@ -40,9 +41,10 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
     """
     # Validation pulls in jsonschema: imported by the commands that read manifests only.
     from mfx.cli.apply_requests import apply_manifests
-    from mfx.cli.manifests import load_objects
+    from mfx.cli.manifests import check_manifests, load_objects
 
-    manifests = load_objects(filenames, recursive=recursive)
+    # The daemon validates what it is sent: only a client dry run validates here first.
+    manifests = load_objects(filenames, recursive=recursive, validate=dry_run == "client")
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
     if dry_run == "client":
         for manifest in manifests:
@@ -50,8 +52,27 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
             click.echo(f"{output.object_ref(kind_for(obj['apiVersion'], obj['kind']), obj['metadata']['name'])} "
                        f"configured{suffix}")
         return
-    for outcome in apply_manifests(ctx.client, manifests, dry_run=dry_run == "server",
-                                   force_conflicts=force_conflicts):
-        if outcome.warning:
-            output.warn(outcome.warning)
-        click.echo(f"{output.object_ref(outcome.kind, outcome.name)} {outcome.verb}{suffix}")
+    try:
+        client = ctx.client
+    except MfxError:
+        check_manifests(manifests)  # an invalid file is named before a wrong daemon address
+        raise
+    # The outcome lines go out in one write (each echo is a write of its own, a thousand of
+    # them cost milliseconds); a warning goes out in its place, after the lines before it, and
+    # after a refusal the lines of what was applied come before the error.
+    lines: list[str] = []
+    try:
+        for outcome in apply_manifests(client, manifests, dry_run=dry_run == "server",
+                                       force_conflicts=force_conflicts, validated=False):
+            if outcome.warning:
+                _echo(lines)
+                output.warn(outcome.warning)
+            lines.append(f"{output.object_ref(outcome.kind, outcome.name)} {outcome.verb}{suffix}")
+    finally:
+        _echo(lines)
+
+
+def _echo(lines: list[str]) -> None:
+    if lines:
+        click.echo("\n".join(lines))
+        lines.clear()

@@ -16,11 +16,10 @@ import orjson
 from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
 from mfx.api.kinds import kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
-from mfx.api.schema import load_schemas
-from mfx.api.validation import Manifest
+from mfx.api.yaml_loader import Manifest
 from mfx.cli.bulk_client import BulkUnsupportedError, ItemError, Outcome, apply_chunk, chunks
 from mfx.cli.client import Client
-from mfx.cli.manifests import located
+from mfx.cli.manifests import check_manifests, located
 from mfx.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -49,6 +48,9 @@ def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflict
 
     An object a GitSource manages is changed only with ``force_conflicts`` (and the next
     sync reverts it): its desired state lives in git."""
+    # The schemas are read by the per-object path only, which a daemon with the bulk one never needs.
+    from mfx.api.schema import load_schemas
+
     kind = kind_for(obj["apiVersion"], obj["kind"])
     desired = desired_state(obj)
     name = desired["metadata"]["name"]
@@ -82,23 +84,48 @@ def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflict
 
 
 def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,
-                    force_conflicts: bool) -> Iterator[Outcome]:
+                    force_conflicts: bool, validated: bool = True) -> Iterator[Outcome]:
     """Apply every manifest; yields each one's outcome in input order.
 
-    A refused object raises its error, pointed at its file and line."""
+    A refused object raises its error, pointed at its file and line. Manifests not
+    ``validated`` yet are validated by the daemon, which refuses an invalid one and stores
+    nothing: only then are they validated here, to name every problem with its file and line
+    as a local validation does. They are validated here first whenever what is sent is not
+    all or nothing: several requests, or one request per object."""
     objs = [m.obj for m in manifests]
     encoded = [orjson.dumps(obj) for obj in objs]
-    for number, indexes in enumerate(chunks(encoded)):
+    groups = list(chunks(encoded))
+    if not validated and (len(groups) > 1 or _names_repeat(objs)):
+        check_manifests(manifests)  # a document naming an object again is an error here
+        validated = True
+    for number, indexes in enumerate(groups):
         try:
             yield from apply_chunk(client, [objs[i] for i in indexes], [encoded[i] for i in indexes],
                                    dry_run=dry_run, force_conflicts=force_conflicts)
         except BulkUnsupportedError:
             if number:  # the daemon answered the first request: it was not an older daemon
                 raise
+            if not validated:
+                check_manifests(manifests)
             yield from pipelined(client, manifests, dry_run=dry_run, force_conflicts=force_conflicts)
             return
         except ItemError as refused:
+            if not validated:
+                check_manifests(manifests)
             raise _located([(manifests[indexes[i]], error) for i, error in refused.errors]) from None
+        except MfxError:
+            if not validated:
+                check_manifests(manifests)  # an invalid file is named before the daemon's trouble
+            raise
+
+
+def _names_repeat(objs: list[Obj]) -> bool:
+    """Whether two documents may name the same object (which local validation refuses)."""
+    keys = set()
+    for obj in objs:
+        metadata = obj.get("metadata")
+        keys.add((obj.get("kind"), metadata.get("name") if isinstance(metadata, dict) else None))
+    return len(keys) != len(objs)
 
 
 def _located(errors: list[tuple[Manifest, MfxError]]) -> MfxError:

@@ -3,13 +3,18 @@ and pointing the field errors of a manifest back at the file and line they came 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mfx.api import validation
-from mfx.api.schema import Schemas, load_schemas
+from mfx.api import yaml_loader
+from mfx.api.yaml_loader import Manifest
 from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
+
+if TYPE_CHECKING:
+    from mfx.api.schema import Schemas
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -26,13 +31,11 @@ def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
     sources: list[Source] = []
     for given in paths:
         if given == "-":
-            sources.append(Source("<stdin>", validation.decode_manifest("<stdin>", sys.stdin.buffer.read())))
+            sources.append(Source("<stdin>", yaml_loader.decode_manifest("<stdin>", sys.stdin.buffer.read())))
             continue
         path = Path(given)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
-            for file in files:
+            for file in _manifest_files(path, recursive=recursive):
                 sources.append(_read(file))
         elif path.exists():
             sources.append(_read(path))
@@ -41,48 +44,83 @@ def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
     return sources
 
 
+def _manifest_files(directory: Path, *, recursive: bool) -> list[Path]:
+    """The manifest files of a directory (and, ``recursive``, below it), in path order."""
+    if recursive:
+        return sorted(p for p in directory.glob("**/*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+    # One directory: the entries know whether they are files without a stat each, and names
+    # sort as their paths would.
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIXES) and e.is_file())
+    return [directory / name for name in names if os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
+
+
 def _read(path: Path) -> Source:
     size = path.stat().st_size
-    if size > validation.MAX_FILE_BYTES:
+    if size > yaml_loader.MAX_FILE_BYTES:
         raise BadRequestError(
-            f"{path}: file is {size} bytes, larger than the {validation.MAX_FILE_BYTES} byte limit for a manifest")
-    return Source(str(path), validation.decode_manifest(str(path), path.read_bytes()))
+            f"{path}: file is {size} bytes, larger than the {yaml_loader.MAX_FILE_BYTES} byte limit for a manifest")
+    return Source(str(path), yaml_loader.decode_manifest(str(path), path.read_bytes()))
 
 
-def load_and_validate(sources: list[Source], schemas: Schemas) -> list[validation.Manifest]:
-    """Every document of every source, validated and defaulted; all errors raised at once."""
-    manifests: list[validation.Manifest] = []
+def load_and_validate(sources: list[Source], schemas: Schemas | None, *,
+                      validate: bool = True) -> list[Manifest]:
+    """Every document of every source, validated; all errors raised at once.
+
+    Without ``validate`` (the daemon validates what it is sent) only a file that cannot be
+    read makes the documents be validated here, so that every error is listed together."""
+    manifests: list[Manifest] = []
     errors: list[FieldError] = []
     for source in sources:
         try:
-            manifests.extend(validation.load_manifests(source.text, source.name))
-        except validation.ValidationError as error:
+            manifests.extend(yaml_loader.load_manifests(source.text, source.name))
+        except ValidationError as error:
             errors.extend(error.errors)
-    try:
-        validation.check_all(manifests, schemas)
-    except validation.ValidationError as error:
-        errors.extend(error.errors)
+    if validate or errors:
+        try:
+            _check_all(manifests, schemas)
+        except ValidationError as error:
+            errors.extend(error.errors)
     if errors:
-        raise validation.ValidationError(errors)
+        raise ValidationError(errors)
     return manifests
 
 
-def load_objects(filenames: tuple[str, ...], *, recursive: bool) -> list[validation.Manifest]:
-    """The validated objects of every -f argument; an argument that holds none is an error.
+def check_manifests(manifests: list[Manifest]) -> None:
+    """Raise the ``ValidationError`` of ``manifests`` read without validation, if any is invalid."""
+    _check_all(manifests, None)
+
+
+def _check_all(manifests: list[Manifest], schemas: Schemas | None) -> None:
+    # Validation pulls in the formats, semver and jsonschema: imported when it runs, which
+    # an apply the daemon accepts never needs.
+    from mfx.api.schema import load_schemas
+    from mfx.api.validation import check_all
+
+    check_all(manifests, schemas if schemas is not None else load_schemas())
+
+
+def load_objects(filenames: tuple[str, ...], *, recursive: bool,
+                 validate: bool = True) -> list[Manifest]:
+    """The objects of every -f argument, validated unless ``validate`` is false; an argument
+    that holds none is an error.
 
     An empty file, one of only comments or ``---``, or a directory without manifests is
     almost always a wrong path: saying nothing and exiting 0 would hide it."""
     if not filenames:
         collect_sources(filenames, recursive=recursive)  # raises: name what is missing
     per_argument = [collect_sources((given,), recursive=recursive) for given in filenames]
-    manifests = load_and_validate([source for sources in per_argument for source in sources], load_schemas())
+    manifests = load_and_validate([source for sources in per_argument for source in sources], None,
+                                  validate=validate)
     files_with_objects = {manifest.file for manifest in manifests}
     for given, sources in zip(filenames, per_argument, strict=True):
         if not any(source.name in files_with_objects for source in sources):
             shown = sources[0].name if given == "-" and sources else given
             hint = "" if recursive or not _has_subdirectories(given) else " (use -R to read its subdirectories)"
+            if not validate:
+                check_manifests(manifests)  # an invalid file is named first, as when validating
             raise BadRequestError(f"{shown}: no objects found{hint}")
-    if not manifests:
+    if not manifests:  # every argument holds objects, so there are some: kept for an empty -f
         raise BadRequestError("no objects passed: use -f FILE|DIR|- (example: mfx apply -f manifests/)")
     return manifests
 
@@ -92,7 +130,7 @@ def _has_subdirectories(given: str) -> bool:
     return path.is_dir() and any(child.is_dir() for child in path.iterdir())
 
 
-def located(error: MfxError, manifest: validation.Manifest) -> MfxError:
+def located(error: MfxError, manifest: Manifest) -> MfxError:
     """Server-side field errors, pointed back at the file and line they came from."""
     if isinstance(error, ValidationError):
         return ValidationError([

@@ -178,6 +178,8 @@ class BulkApply:
         name = metadata.get("name") if isinstance(metadata, dict) else None
         if not isinstance(name, str) or not name:
             raise ValidationError([FieldError(path="metadata.name", message="required: a non-empty string")])
+        if isinstance(metadata, dict) and not isinstance(metadata.get("annotations") or {}, dict):
+            self.admission.admit(item)  # refused, naming the field as it was sent (apply reads it as a map)
         desired = desired_state(item)
         key = (kind.kind, name)
         live = pending.get(key) or stored.get(key)

@@ -73,7 +73,10 @@ class BatchAction(enum.Enum):
 
 @dataclass(frozen=True)
 class BatchWrite:
-    """One write of ``Store.write_all``: a create or an update, with the same rules as alone."""
+    """One write of ``Store.write_all``: a create or an update, with the same rules as alone.
+
+    ``obj`` is handed over: the store may stamp it (uid, resourceVersion ...) and keep it,
+    so the caller passes one of its own and does not use it afterwards."""
 
     action: BatchAction
     obj: Obj

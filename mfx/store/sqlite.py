@@ -83,17 +83,17 @@ T = TypeVar("T")
 # --- writes (run inside a transaction) -----------------------------------------------------
 
 
-def _create(tx: Transaction, obj: Obj) -> Obj:
+def _create(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
     kind, name = strategy.identity(obj)
-    new = tx.carry_out(kind, name, strategy.create(kind, name, obj, tx.load(kind, name)))
+    new = tx.carry_out(kind, name, strategy.create(kind, name, obj, tx.load(kind, name), owned=owned))
     if kind == _EVENT_KIND:
         tx.trim_events()
     return new
 
 
-def _update(tx: Transaction, obj: Obj) -> Obj:
+def _update(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
     kind, name = strategy.identity(obj)
-    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name)))
+    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name), owned=owned))
 
 
 def _update_status(tx: Transaction, obj: Obj) -> Obj:
@@ -104,7 +104,9 @@ def _update_status(tx: Transaction, obj: Obj) -> Obj:
 def _write_all(tx: Transaction, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
     # One op of the group commit: if any write fails after others wrote, the batch runs again
     # with a savepoint around this op, so it leaves no trace (see ``Database.write_batch``).
-    return [(_create if w.action is BatchAction.CREATE else _update)(tx, w.obj) for w in writes]
+    # The objects are the store's (``BatchWrite``): stamped as they are, not copied first. A
+    # second run stamps them again, the same way.
+    return [(_create if w.action is BatchAction.CREATE else _update)(tx, w.obj, owned=True) for w in writes]
 
 
 def _delete(tx: Transaction, kind: str, name: str, wanted: int | None) -> Obj:

@@ -38,7 +38,9 @@ class Transaction:
     """One write: allocates resourceVersions, writes objects and the log, collects changes.
 
     Objects are read from ``bodies`` (the store's in-memory copy of the file, which nothing
-    changes while a batch runs) overlaid with what this batch wrote: no SELECT per op.
+    changes while a batch runs) overlaid with what this batch wrote: no SELECT per op. The
+    rows an op puts are inserted together when it ends (``flush``: one statement per table,
+    not two per object), and before any other statement.
     """
 
     def __init__(
@@ -53,6 +55,8 @@ class Transaction:
         self._written: dict[tuple[str, str], str | None] = {}  # this batch's bodies (None: deleted)
         self._start_rv = rv
         self._rv: int | None = None
+        self._object_rows: list[tuple[str, str, int, str]] = []
+        self._change_rows: list[tuple[int, str, str, str, str]] = []
 
     def next_rv(self) -> int:
         self._rv = (self._start_rv if self._rv is None else self._rv) + 1
@@ -74,17 +78,14 @@ class Transaction:
         body = dumps(obj)
         self.writes += 1
         self._written[(kind, name)] = body
-        self.conn.execute(
-            "INSERT INTO objects (kind, name, resource_version, body) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (kind, name) DO UPDATE SET resource_version = excluded.resource_version,"
-            " body = excluded.body",
-            (kind, name, rv, body),
-        )
-        if kind == _EVENT_KIND:
-            sqlite_events.index(self.conn, obj, rv)
+        self._object_rows.append((kind, name, rv, body))
         self._log(rv, type_, kind, name, body)
+        if kind == _EVENT_KIND:
+            self.flush()
+            sqlite_events.index(self.conn, obj, rv)
 
     def remove(self, kind: str, name: str, obj: Obj) -> None:
+        self.flush()
         rv = self.next_rv()
         strategy.stamp_resource_version(obj, rv)
         self.writes += 1
@@ -95,11 +96,24 @@ class Transaction:
         self._log(rv, WatchEventType.DELETED, kind, name, dumps(obj))
 
     def _log(self, rv: int, type_: WatchEventType, kind: str, name: str, body: str) -> None:
-        self.conn.execute(
-            "INSERT INTO changes (resource_version, kind, name, type, body) VALUES (?, ?, ?, ?, ?)",
-            (rv, kind, name, type_.value, body),
-        )
+        self._change_rows.append((rv, kind, name, type_.value, body))
         self.changes.append(Change(rv, type_.value, kind, name, body))
+
+    def flush(self) -> None:
+        """Insert the rows put so far (an op's end, or a statement of another kind next)."""
+        objects, self._object_rows = self._object_rows, []
+        changes, self._change_rows = self._change_rows, []
+        if objects:
+            self.conn.executemany(
+                "INSERT INTO objects (kind, name, resource_version, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, name) DO UPDATE SET resource_version = excluded.resource_version,"
+                " body = excluded.body",
+                objects,
+            )
+        if changes:
+            self.conn.executemany(
+                "INSERT INTO changes (resource_version, kind, name, type, body) VALUES (?, ?, ?, ?, ?)", changes
+            )
 
     def mark(self) -> tuple[int | None, int, dict[tuple[str, str], str | None]]:
         """Where the batch stands, to return to with ``undo`` if the next op fails."""
@@ -109,9 +123,12 @@ class Transaction:
         self._rv = rv
         del self.changes[count:]
         self._written = written
+        self._object_rows.clear()  # an op starts with none: what is left is the failed op's
+        self._change_rows.clear()
 
     def trim_events(self) -> None:
         """Keep at most ``event_limit`` events: the ones that occurred last."""
+        self.flush()
         for name in sqlite_events.oldest_beyond(self.conn, self.event_limit):
             obj = self.load(_EVENT_KIND, name)
             if obj is None:  # index row without object: repair quietly
@@ -132,6 +149,7 @@ class Transaction:
 
     def finish(self) -> int | None:
         """Store the counter and trim the log; returns the new compaction point, if it moved."""
+        self.flush()
         if self._rv is None or not self.changes:
             return None
         self.conn.execute("UPDATE meta SET resource_version = ? WHERE id = 1", (self._rv,))
@@ -262,6 +280,7 @@ class Database:
                     self.conn.execute("SAVEPOINT op")
                 try:
                     op.value = op.fn(tx)
+                    tx.flush()
                 except Exception as error:
                     if savepoints:
                         self.conn.execute("ROLLBACK TO op")

@@ -152,17 +152,19 @@ def next_generation(metadata: dict[str, Any]) -> int:
     return int(metadata.get("generation", 1)) + 1
 
 
-def create(kind: str, name: str, obj: Obj, stored: Obj | None) -> Write:
+def create(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False) -> Write:
+    """``owned``: ``obj`` is the store's to keep and stamp (else it works on a copy)."""
     if stored is not None:
         raise AlreadyExistsError(f'{plural(kind)} "{name}" already exists')
-    new = deep_copy(obj)
+    new = obj if owned else deep_copy(obj)
     stamp_new(new)
     return Write(WriteAction.ADD, new)
 
 
-def update(kind: str, name: str, obj: Obj, stored: Obj | None) -> Write:
+def update(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False) -> Write:
+    """``owned``: as for ``create``."""
     stored = _stored_for_write(kind, name, obj, stored)
-    new = deep_copy(obj)
+    new = obj if owned else deep_copy(obj)
     metadata = new["metadata"]
     old_metadata = stored["metadata"]
     for key in SERVER_METADATA:
