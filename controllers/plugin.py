@@ -198,13 +198,13 @@ class PluginController:
             try:
                 return await self.actions.execute(action, obj, ctx, state, run, parsed)
             finally:
-                await self._record_events(ctx, state)
+                self._record_events(ctx, state)
         try:
             dependencies = await self.dependencies.observe(name, parsed.requirements, ctx.store)
             result = await self._step(obj, ctx, state, run, parsed, desired, dependencies)
         finally:
             write_common(ctx.status, run)
-            await self._record_events(ctx, state)
+            self._record_events(ctx, state)
         was_ready = serves(get_condition(obj, ConditionType.READY))
         now_ready = serves(ctx.status.condition_view(ConditionType.READY))
         self.dependencies.record_serving(name, now_ready)
@@ -270,11 +270,12 @@ class PluginController:
             dependents_running=tuple(d for d in self.dependencies.dependents(run.name) if self.is_running(d)),
         )
 
-    async def _record_events(self, ctx: Context, state: PluginState) -> None:
-        """The events noticed since the last reconcile, recorded through its context."""
+    @staticmethod
+    def _record_events(ctx: Context, state: PluginState) -> None:
+        """The events noticed since the last reconcile, recorded with its status write."""
         pending, state.events = state.events, []
         for event in pending:
-            await ctx.events.record(ctx.status.stored, event.type, str(event.reason), event.message)
+            ctx.status.record_event(event.type, str(event.reason), event.message)
 
     # --- what happens outside a reconcile ---------------------------------------------------------
 
@@ -338,7 +339,7 @@ class PluginController:
             action = decide(self._observe(obj, ctx, state, run, DependencyView(), deleting=True), Desired(name))
             assert isinstance(action, Delete)
             self.runner.advance_stop(ctx, run, action.stop, "deleted")
-            await self._record_events(ctx, state)
+            self._record_events(ctx, state)
             if action.stop is not StopStep.STOPPED:
                 await ctx.status.flush()  # dependents see it and stop first
                 for dependent in self.dependencies.dependents(name):

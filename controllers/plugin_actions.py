@@ -104,6 +104,8 @@ class ActionExecutor:
                 return Result(requeue_after=DEPENDENCY_POLL_SECONDS)
             case AwaitStart(version=version) | Start(version=version):
                 if isinstance(action, Start):
+                    if status.finalizer_pending:
+                        await status.flush()  # the finalizer is stored before the instance it guards starts
                     self.runner.launch_start(ctx, state, run, spec, "start")
                 status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")
             case AdoptStart():

@@ -26,7 +26,14 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.runtimes.base import LoadRequest, PluginInstance, PluginType, Runtime
+from mfx.runtimes.base import (
+    InitializingRuntime,
+    Loaded,
+    LoadRequest,
+    PluginInstance,
+    PluginType,
+    Runtime,
+)
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.hot_reload import HotReloadRuntime
 from mfx.runtimes.rpc import RpcRuntime
@@ -129,9 +136,16 @@ async def start_instance(runtime: Runtime, request: LoadRequest, *,
     Returns the instance and how long its first health check took.
     """
     start_timeout = request.start_timeout_seconds
-    instance = await bounded(f"loading {request.name}", start_timeout, runtime.load(request))
+    if isinstance(runtime, InitializingRuntime):
+        loaded = await bounded(f"loading {request.name}", start_timeout, runtime.load_initialized(request))
+    else:
+        loaded = Loaded(await bounded(f"loading {request.name}", start_timeout, runtime.load(request)), False)
+    instance = loaded.instance
     try:
-        await bounded(f"{request.name}.initialize", start_timeout, instance.initialize(request.config))
+        if loaded.error is not None:
+            raise loaded.error
+        if not loaded.initialized:
+            await bounded(f"{request.name}.initialize", start_timeout, instance.initialize(request.config))
         await bounded(f"{request.name}.start", start_timeout, instance.start())
         probe_started = time.perf_counter()
         await bounded(f"{request.name}.health", call_timeout, instance.health())

@@ -1,8 +1,9 @@
 """What a handler gets besides the object: ``Context`` and its ``StatusPatcher``.
 
-Handlers change status through ``ctx.status`` (fields and conditions); the engine writes the
-patch once after the handler (or when the handler calls ``await ctx.status.flush()``), via
-``Store.update_status``. On a conflict it re-reads the object and re-applies the patch, so
+Handlers change status through ``ctx.status`` (fields and conditions, and events to record);
+the engine writes the patch once after the handler (or when the handler calls ``await
+ctx.status.flush()``), via ``Store.write_status``: the status, the events of its condition
+transitions and the events the handler queued go in one commit. On a conflict it re-reads the object and re-applies the patch, so
 handlers never see a 409. Conditions are patched by type, so a condition set by one writer
 never erases another's.
 """
@@ -17,13 +18,13 @@ from typing import Any
 
 import orjson
 
-from mfx.api.objects import Obj, ObjectKey, generation, key_of, now_rfc3339
+from mfx.api.objects import Obj, ObjectKey, generation, is_deleting, key_of, now_rfc3339
 from mfx.errors import ConflictError
-from mfx.store.base import Store
+from mfx.store.base import EventRecord, Store
 from observability.metrics import Metrics
 from reconciler.clock import Clock
 from reconciler.conditions import Transition, get_condition, remove_condition, set_condition
-from reconciler.events import EventRecorder
+from reconciler.events import EventRecorder, EventType
 from reconciler.supervisor import TaskSupervisor
 
 _DELETE = object()
@@ -52,6 +53,8 @@ class StatusPatcher:
         self._max_attempts = max_attempts
         self._status_view: Obj | None = None  # the status as it will be written; None: stale
         self._now: str | None = None  # lastTransitionTime of the pending patch's changes
+        self._records: list[tuple[str, str, str]] = []  # (type, reason, message) to record with the write
+        self._finalizer: str | None = None  # to add with the next write
 
     # --- building the patch -------------------------------------------------------------------
 
@@ -103,6 +106,18 @@ class StatusPatcher:
             self._conditions[str(type_)] = (str(status), str(reason), message)
         self._status_view = None
 
+    def record_event(self, type_: EventType | str, reason: str, message: str) -> None:
+        """An event about the object, recorded with the next write (in its commit)."""
+        self._records.append((str(type_), str(reason), message))
+
+    def add_finalizer(self, finalizer: str) -> None:
+        """Add ``finalizer`` with the next write (metadata and status in one update)."""
+        self._finalizer = finalizer
+
+    @property
+    def finalizer_pending(self) -> bool:
+        return self._finalizer is not None
+
     def observe_generation(self, gen: int) -> None:
         self._observed_generation = gen
         self._status_view = None
@@ -146,7 +161,7 @@ class StatusPatcher:
 
     @property
     def pending(self) -> bool:
-        return bool(self._fields or self._conditions)
+        return bool(self._fields or self._conditions or self._records or self._finalizer)
 
     @property
     def stored(self) -> Obj:
@@ -156,7 +171,8 @@ class StatusPatcher:
     # --- writing ----------------------------------------------------------------------------------
 
     async def flush(self) -> Obj:
-        """Write the pending patch (nothing if it changes nothing); returns the stored object."""
+        """Write the pending patch and events (nothing if they change nothing); returns the
+        stored object."""
         if not self.pending:
             return self._base
         base = self._base
@@ -166,11 +182,13 @@ class StatusPatcher:
             if "status" in base:
                 new["status"] = _clone(base["status"])
             transitions = self._apply(new)
-            if new.get("status") == base.get("status"):
+            adding = self._with_finalizer(base, new)
+            if new.get("status") == base.get("status") and not adding and not self._records:
                 self._base = base
                 break
+            records = self._event_records(base, new, transitions)
             try:
-                written = await self._store.update_status(new)
+                written = await self._store.write_status(new, records, with_metadata=adding)
             except ConflictError:
                 if attempt + 1 >= self._max_attempts:
                     raise
@@ -178,13 +196,31 @@ class StatusPatcher:
                 base = await self._store.get(key.kind, key.name)  # NotFoundError propagates: it's gone
                 continue
             self._base = written
-            await self._events.transitions(written, transitions)
             break
         self._fields.clear()
         self._conditions.clear()
+        self._records.clear()
+        self._finalizer = None
         self._status_view = None
         self._now = None
         return self._base
+
+    def _with_finalizer(self, base: Obj, new: Obj) -> bool:
+        """Put the pending finalizer in ``new``'s metadata; whether the write adds it."""
+        finalizer = self._finalizer
+        if finalizer is None or is_deleting(base):  # no new finalizer on an object being deleted
+            return False
+        meta = base.get("metadata", {})
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer in finalizers:
+            return False
+        new["metadata"] = {**meta, "finalizers": [*finalizers, finalizer]}
+        return True
+
+    def _event_records(self, base: Obj, new: Obj, transitions: list[Transition]) -> list[EventRecord]:
+        events = self._events
+        queued = [events.record_of(base, *record) for record in self._records]
+        return queued + events.transition_records(new, transitions)
 
     def _stamp(self) -> str:
         """One timestamp for a pending patch (its views and its write), taken when first needed."""

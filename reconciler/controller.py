@@ -85,7 +85,10 @@ def brief_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     For such a handler the engine does not write ``Reconciling=True`` on its own before the
     call: the condition goes out with the handler's first status write (its own ``flush`` or
     the one after it returns), so a reconcile costs one write instead of two, and
-    ``Reconciling=True`` is still visible for as long as the work it started runs.
+    ``Reconciling=True`` is still visible for as long as the work it started runs. Likewise
+    the kind's finalizer is added with that first write, not in a write of its own; such a
+    handler writes first (``flush``) when ``ctx.status.finalizer_pending`` before it starts
+    anything the finalizer guards.
     """
     setattr(fn, _BRIEF_ATTRIBUTE, True)
     return fn
@@ -261,14 +264,16 @@ class Controller:
         if is_deleting(obj):
             await self._finalize(key, obj)
             return
-        if self.handlers.delete is not None and self.options.finalizer not in _finalizers(obj):
+        add_finalizer = self.handlers.delete is not None and self.options.finalizer not in _finalizers(obj)
+        if add_finalizer and not is_brief(self.handlers.reconcile):
             with_finalizer = await self._add_finalizer(key, obj)
             if with_finalizer is None:
                 return
             obj = with_finalizer
+            add_finalizer = False
         if self.handlers.reconcile is None:
             return
-        await self._run_handler(key, obj, deleting=False)
+        await self._run_handler(key, obj, deleting=False, add_finalizer=add_finalizer)
 
     async def _finalize(self, key: ObjectKey, obj: Obj) -> None:
         self.background.stop(key)
@@ -312,9 +317,18 @@ class Controller:
             resources=self._resources,
         )
 
-    async def _run_handler(self, key: ObjectKey, obj: Obj, *, deleting: bool) -> Outcome | None:
+    async def _run_handler(self, key: ObjectKey, obj: Obj, *, deleting: bool,
+                           add_finalizer: bool = False) -> Outcome | None:
         ctx = self._context(key, obj)
         gen = ctx.generation
+        if add_finalizer:
+            # A brief handler starts nothing before its first write (``StatusPatcher.finalizer_pending``
+            # says when to write first): the finalizer goes with that write, one commit instead of two.
+            ctx.status.add_finalizer(self.options.finalizer)
+            meta = obj.get("metadata", {})
+            # The watch event of that write is no change worth another reconcile.
+            self._seen[key] = _signature({**obj, "metadata": {**meta, "finalizers": [
+                *_finalizers(obj), self.options.finalizer]}})
         if not deleting:
             observed = obj.get("status", {}).get("observedGeneration")
             stalled = get_condition(obj, ConditionType.STALLED) is not None

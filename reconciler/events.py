@@ -37,9 +37,11 @@ class EventRecorder:
         self.source = source
         self._log = logger or logging.getLogger("mfx.reconciler.events")
 
-    async def record(self, obj: Obj, type_: EventType | str, reason: str, message: str) -> None:
+    def record_of(self, obj: Obj, type_: EventType | str, reason: str, message: str) -> EventRecord:
+        """The record of one event about ``obj``, to write now (``record``) or with a status
+        write (``Store.write_status``)."""
         meta = obj.get("metadata", {})
-        record = EventRecord(
+        return EventRecord(
             involved_kind=str(obj.get("kind", "")),
             involved_name=str(meta.get("name", "")),
             involved_uid=str(meta.get("uid", "")),
@@ -49,11 +51,9 @@ class EventRecorder:
             source=self.source,
             involved_api_version=str(obj.get("apiVersion", "")),
         )
-        try:
-            await self._store.record_event(record)
-        except MfxError as exc:
-            self._log.warning("could not record event %s on %s/%s: %s", reason,
-                              record.involved_kind, record.involved_name, exc)
+
+    async def record(self, obj: Obj, type_: EventType | str, reason: str, message: str) -> None:
+        await self._record(self.record_of(obj, type_, reason, message))
 
     async def normal(self, obj: Obj, reason: str, message: str) -> None:
         await self.record(obj, EventType.NORMAL, reason, message)
@@ -67,7 +67,17 @@ class EventRecorder:
 
     async def transitions(self, obj: Obj, changes: Iterable[Transition]) -> None:
         """The events of one status write, recorded together (the store commits them as one)."""
-        news: list[Transition] = []
+        news = self.transition_records(obj, changes)
+        if len(news) == 1:
+            await self._record(news[0])
+        elif news:
+            async with anyio.create_task_group() as group:
+                for record in news:
+                    group.start_soon(self._record, record)
+
+    def transition_records(self, obj: Obj, changes: Iterable[Transition]) -> list[EventRecord]:
+        """The events a status write's condition transitions are told by."""
+        news: list[EventRecord] = []
         told: set[tuple[str, str, bool]] = set()
         changes = list(changes)
         summary = any(c.type == ConditionType.READY and newsworthy(c) for c in changes)
@@ -79,20 +89,22 @@ class EventRecorder:
             said = (change.reason, change.message, change.is_warning)
             if newsworthy(change) and said not in told:
                 told.add(said)
-                news.append(change)
-        if len(news) == 1:
-            await self._record_transition(obj, news[0])
-        elif news:
-            async with anyio.create_task_group() as group:
-                for change in news:
-                    group.start_soon(self._record_transition, obj, change)
+                news.append(self._transition_record(obj, change))
+        return news
 
-    async def _record_transition(self, obj: Obj, change: Transition) -> None:
+    async def _record(self, record: EventRecord) -> None:
+        try:
+            await self._store.record_event(record)
+        except MfxError as exc:
+            self._log.warning("could not record event %s on %s/%s: %s", record.reason,
+                              record.involved_kind, record.involved_name, exc)
+
+    def _transition_record(self, obj: Obj, change: Transition) -> EventRecord:
         text = f"{change.type}={change.new_status}"
         if change.message:
             text += f": {change.message}"
-        await self.record(obj, EventType.WARNING if change.is_warning else EventType.NORMAL,
-                          change.reason, text)
+        return self.record_of(obj, EventType.WARNING if change.is_warning else EventType.NORMAL,
+                              change.reason, text)
 
 
 def _told_by_summary(change: Transition) -> bool:

@@ -184,6 +184,43 @@ async def test_an_exception_in_initialize_is_an_init_error(tmp_path: Path) -> No
             await instance.initialize({"x": "this"})
 
 
+async def test_load_initialized_imports_and_initializes_in_one_step(tmp_path: Path) -> None:
+    write_package(tmp_path, {"two/__init__.py": "", "two/plugin.py": """
+        import threading
+
+        class Sync:
+            def initialize(self, config):
+                if config.get("refuse"):
+                    raise RuntimeError("refusing " + config["refuse"])
+                self.where = threading.get_ident()
+                self.config = config
+
+            def health(self):
+                return True
+
+        class Async:
+            async def initialize(self, config):
+                self.config = config
+        """})
+    async with PythonModuleRuntime() as runtime:
+        done = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Sync", tmp_path,
+                                                      config={"a": 1}))
+        assert done.initialized and done.error is None
+        assert isinstance(done.instance, PythonModuleInstance)
+        assert done.instance.plugin.config == {"a": 1}
+        assert done.instance.plugin.where != threading.get_ident(), "a sync initialize runs off the event loop"
+        await done.instance.cleanup()
+
+        failed = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Sync", tmp_path,
+                                                        config={"refuse": "this"}, name="q"))
+        assert isinstance(failed.error, PluginInitError) and "refusing this" in str(failed.error)
+        await failed.instance.cleanup()
+
+        later = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Async", tmp_path, name="r"))
+        assert not later.initialized and later.error is None, "an async initialize is the caller's to await"
+        await later.instance.cleanup()
+
+
 @pytest.mark.parametrize("method", ["_secret", "stop", "initialize", "config", "info", "nothing"])
 async def test_call_reaches_public_service_methods_only(tmp_path: Path, method: str) -> None:
     write_package(tmp_path, TOOLBOX)

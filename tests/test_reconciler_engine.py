@@ -8,7 +8,7 @@ The handlers are toys for the schema-less store; the engine does not know the ki
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from reconciler import (
     Result,
     TaskState,
     TemporaryError,
+    brief_handler,
     get_condition,
     is_true,
 )
@@ -76,6 +77,10 @@ class FaultyStore:
 
     async def update_status(self, obj: Obj) -> Obj:
         return await self.inner.update_status(obj)
+
+    async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
+                           with_metadata: bool = False) -> Obj:
+        return await self.inner.write_status(obj, events, with_metadata=with_metadata)
 
     async def delete(self, kind: str, name: str, *, resource_version: int | None = None) -> Obj:
         return await self.inner.delete(kind, name, resource_version=resource_version)
@@ -470,6 +475,34 @@ async def test_the_delete_handler_runs_under_the_finalizer_before_the_object_goe
         assert deleting.items[0][2]["metadata"]["deletionTimestamp"]
         gate.set()
         await wait_object(sqlite, GS, "bye", lambda o: o is None)
+
+
+async def test_a_brief_handler_adds_the_finalizer_with_its_first_status_write(sqlite: SQLiteStore) -> None:
+    on = Registry()
+
+    @on.reconcile(GS)
+    @brief_handler
+    async def reconcile(obj: Obj, ctx: Context) -> None:
+        ctx.status.record_event("Normal", "Noticed", "looked at it")
+
+    @on.delete(GS)
+    async def finalize(obj: Obj, ctx: Context) -> None:
+        pass
+
+    created = await sqlite.create(gs("one"))
+    async with Manager(sqlite, on):
+        obj = await wait_object(sqlite, GS, "one", lambda o: ready(o))
+        assert obj is not None and FINALIZER in obj["metadata"]["finalizers"]
+        assert obj["metadata"]["generation"] == 1
+        # one write took the finalizer, the status and the events: the object's next version,
+        # the events (the handler's first, then the Ready transition's) the ones after it
+        written = int(obj["metadata"]["resourceVersion"])
+        assert written == int(created["metadata"]["resourceVersion"]) + 1
+        events = sorted(await sqlite.list_events(GS, "one"), key=lambda e: int(e["metadata"]["resourceVersion"]))
+        assert [e["reason"] for e in events] == ["Noticed", "ReconciliationSucceeded"]
+        assert [int(e["metadata"]["resourceVersion"]) for e in events] == [written + 1, written + 2]
+        await sqlite.delete(GS, "one")
+        await wait_object(sqlite, GS, "one", lambda o: o is None)
 
 
 async def test_a_failing_delete_handler_keeps_the_object_and_is_retried(sqlite: SQLiteStore) -> None:

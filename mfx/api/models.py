@@ -13,6 +13,7 @@ they do not know so that a newer object never breaks an older controller.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import pydantic
@@ -26,6 +27,8 @@ from mfx.errors import BadRequestError, FieldError, ValidationError
 
 
 class _Model(BaseModel):
+    # Models are frozen: what is parsed from their fields (durations, sizes, versions) is
+    # parsed once per model (``cached_property``), not on each of the many reads a reconcile makes.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,7 +64,7 @@ class Dependency(_Model):
     version: str = "*"
     optional: bool = False
 
-    @property
+    @cached_property
     def constraint(self) -> Constraint:
         return Constraint.parse(self.version)
 
@@ -75,19 +78,19 @@ class ResourceLimits(_Model):
     fuel: int | None = None
     max_message_size: int | str = "16Mi"
 
-    @property
+    @cached_property
     def memory_bytes(self) -> int | None:
         return None if self.memory is None else parse_memory_bytes(self.memory)
 
-    @property
+    @cached_property
     def cpu_millis(self) -> int | None:
         return None if self.cpu is None else parse_cpu_millis(self.cpu)
 
-    @property
+    @cached_property
     def timeout_seconds(self) -> float:
         return parse_duration(self.timeout)
 
-    @property
+    @cached_property
     def max_message_bytes(self) -> int:
         return parse_memory_bytes(self.max_message_size)
 
@@ -114,11 +117,11 @@ class HealthCheckSpec(_Model):
     timeout: str = "2s"
     failure_threshold: int = 3
 
-    @property
+    @cached_property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
 
-    @property
+    @cached_property
     def timeout_seconds(self) -> float:
         return parse_duration(self.timeout)
 
@@ -127,11 +130,11 @@ class BackoffSpec(_Model):
     initial: str = "1s"
     max: str = "5m"
 
-    @property
+    @cached_property
     def initial_seconds(self) -> float:
         return parse_duration(self.initial)
 
-    @property
+    @cached_property
     def max_seconds(self) -> float:
         return parse_duration(self.max)
 
@@ -140,7 +143,7 @@ class StartLimitSpec(_Model):
     burst: int = 5
     interval: str = "1m"
 
-    @property
+    @cached_property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
 
@@ -157,7 +160,7 @@ class CircuitBreakerSpec(_Model):
     open_duration: str = "30s"
     half_open_probes: int = 3
 
-    @property
+    @cached_property
     def open_duration_seconds(self) -> float:
         return parse_duration(self.open_duration)
 
@@ -180,7 +183,7 @@ class PluginManifestSpec(_Model):
     circuit_breaker: CircuitBreakerSpec = Field(default_factory=CircuitBreakerSpec)
     suspend: bool = False
 
-    @property
+    @cached_property
     def parsed_version(self) -> Version:
         return Version.parse(self.version)
 
@@ -243,11 +246,11 @@ class GitSourceSpec(_Model):
     depends_on: list[GitSourceDependency] = Field(default_factory=list)
     credentials: GitCredentials | None = None
 
-    @property
+    @cached_property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
 
-    @property
+    @cached_property
     def timeout_seconds(self) -> float:
         """The timeout, or the interval when no timeout is set."""
         return parse_duration(self.timeout) if self.timeout else self.interval_seconds

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from mfx.errors import EntryPointNotFoundError
-from mfx.runtimes.base import LoadRequest, PluginInstance, PluginType
+from mfx.runtimes.base import Loaded, LoadRequest, PluginInstance, PluginType
 from mfx.runtimes.clib import CLibraryRuntime
 from mfx.runtimes.python_module import PYTHON_PREFIX, PythonModuleRuntime
 
@@ -44,6 +44,11 @@ class DynamicLibraryRuntime:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    async def load_initialized(self, request: LoadRequest) -> Loaded:
+        if request.entry_point.strip().startswith(PYTHON_PREFIX):
+            return await self.python.load_initialized(request)
+        return Loaded(await self.load(request), initialized=False)
 
     async def load(self, request: LoadRequest) -> PluginInstance:
         entry = request.entry_point.strip()

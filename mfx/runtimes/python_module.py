@@ -20,13 +20,14 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Self
 
 import anyio
 
 from mfx.errors import PluginError, PluginInitError, PluginRuntimeError, PluginTimeoutError
-from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
+from mfx.runtimes.base import Loaded, LoadRequest, LogLevel, PluginLogRecord, PluginType
 from mfx.runtimes.python_import import (
     PYTHON_PREFIX,
     ROOT_PREFIX,
@@ -191,14 +192,8 @@ class PythonModuleInstance:
         try:
             with anyio.move_on_after(timeout) as scope:
                 return await self._run(fn, args, kwargs)
-        except PluginError as exc:
-            self._log_failure(method, exc)
-            raise
         except Exception as exc:
-            tb = self._log_failure(method, exc)
-            err = error(f"{self.name}: {method}() raised {type(exc).__name__}: {exc}")
-            err.plugin_traceback = tb  # type: ignore[attr-defined]
-            raise err from exc
+            raise self.failure(method, exc, error) from exc
         assert scope.cancelled_caught
         raise PluginTimeoutError(
             f"{self.name}: {method}() did not return within {timeout:g}s; raise "
@@ -217,6 +212,17 @@ class PythonModuleInstance:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    def failure(self, method: str, exc: Exception, error: type[PluginError] = PluginRuntimeError) -> PluginError:
+        """What a plugin's exception in ``method`` is raised as (logged with its traceback)."""
+        if isinstance(exc, PluginError):
+            self._log_failure(method, exc)
+            return exc
+        tb = self._log_failure(method, exc)
+        err = error(f"{self.name}: {method}() raised {type(exc).__name__}: {exc}")
+        err.plugin_traceback = tb  # type: ignore[attr-defined]
+        err.__cause__ = exc
+        return err
 
     def _log_failure(self, method: str, exc: BaseException) -> str:
         tb = "".join(traceback.format_exception(exc))
@@ -261,3 +267,46 @@ class PythonModuleRuntime:
         instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
         self._instances.add(instance)
         return instance
+
+    async def load_initialized(self, request: LoadRequest) -> Loaded:
+        """``load`` and a synchronous ``initialize(request.config)`` in one worker-thread call.
+
+        Both run under the caller's load deadline; an async ``initialize`` is left to the
+        caller. A failing ``initialize`` is reported in ``Loaded.error`` as ``initialize``
+        reports it (the instance is returned, for the caller to stop and clean up).
+        """
+        if self._finder is None:
+            raise RuntimeError("PythonModuleRuntime.load() outside 'async with PythonModuleRuntime()'")
+        entry = PythonEntryPoint.parse(request.entry_point)
+        finder = self._finder
+        config = copy.deepcopy(dict(request.config))
+
+        def load_and_initialize() -> tuple[LoadedModule, bool, Any]:
+            loaded = import_plugin(request, entry, finder)
+            fn = getattr(loaded.plugin, "initialize", None)
+            if fn is None:
+                return loaded, True, None
+            if inspect.iscoroutinefunction(fn):
+                return loaded, False, None
+            try:
+                return loaded, True, fn(config)
+            except Exception as exc:  # reported on the instance, below
+                return loaded, True, _Raised(exc)
+
+        loaded, initialized, outcome = await anyio.to_thread.run_sync(load_and_initialize)
+        instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
+        self._instances.add(instance)
+        error: PluginError | None = None
+        try:
+            if inspect.isawaitable(outcome):
+                await outcome
+            elif isinstance(outcome, _Raised):
+                raise outcome.exc
+        except Exception as exc:
+            error = instance.failure("initialize", exc, PluginInitError)
+        return Loaded(instance, initialized, error)
+
+
+@dataclass(frozen=True)
+class _Raised:
+    exc: Exception

@@ -10,6 +10,9 @@ Semantics follow the Kubernetes API server:
 - Optimistic concurrency: a write that carries ``metadata.resourceVersion`` must carry the
   current one, else ``ConflictError``. A write without it is unconditional.
 - ``update`` never changes ``status``; ``update_status`` changes only ``status``.
+- ``write_status`` is ``update_status`` (or, ``with_metadata``, an update that takes the
+  status too: a controller adding its finalizer with its first status) and the events about
+  the object, in one transaction: a reconcile's outcome costs one commit, not one per record.
 - ``delete`` of an object with finalizers only sets ``deletionTimestamp``; the object goes
   when an update removes its last finalizer. Without finalizers it goes at once.
 - ``write_all`` carries out many creates and updates in one transaction: every one is
@@ -104,6 +107,9 @@ class Store(Protocol):
     async def update(self, obj: Obj) -> Obj: ...
 
     async def update_status(self, obj: Obj) -> Obj: ...
+
+    async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
+                           with_metadata: bool = False) -> Obj: ...
 
     async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]: ...
 

@@ -101,6 +101,15 @@ def _update_status(tx: Transaction, obj: Obj) -> Obj:
     return tx.carry_out(kind, name, strategy.update_status(kind, name, obj, tx.load(kind, name)))
 
 
+def _write_status(tx: Transaction, obj: Obj, records: Sequence[EventRecord], with_metadata: bool) -> Obj:
+    kind, name = strategy.identity(obj)
+    decide = strategy.update_with_status if with_metadata else strategy.update_status
+    new = tx.carry_out(kind, name, decide(kind, name, obj, tx.load(kind, name)))
+    for record in records:
+        _record_event(tx, record)
+    return new
+
+
 def _write_all(tx: Transaction, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
     # One op of the group commit: if any write fails after others wrote, the batch runs again
     # with a savepoint around this op, so it leaves no trace (see ``Database.write_batch``).
@@ -377,6 +386,13 @@ class SQLiteStore:
 
     async def update_status(self, obj: Obj) -> Obj:
         return await self._write(lambda tx: _update_status(tx, obj))
+
+    async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
+                           with_metadata: bool = False) -> Obj:
+        """``update_status`` (``with_metadata``: an update taking the status too) and ``events``
+        about the object, in one transaction; the answer is the object as written."""
+        records = tuple(events)
+        return await self._write(lambda tx: _write_status(tx, obj, records, with_metadata))
 
     async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
         """Every create and update of ``writes``, in order, in one transaction: all or none."""

@@ -10,7 +10,8 @@ reads the stored object inside its own transaction, asks the matching function w
 - update keeps the server-owned metadata, ``kind``, ``apiVersion`` and ``status`` as stored,
   bumps ``generation`` only when ``spec`` changes, and refuses new finalizers on an object
   being deleted; removing the last finalizer of such an object removes it;
-- a status update changes only ``status``;
+- a status update changes only ``status``; an update with status changes metadata (never
+  ``generation``: ``spec`` is the stored one) and ``status`` together;
 - delete of an object with finalizers sets ``deletionTimestamp`` (and bumps ``generation``)
   once; without finalizers it removes the object;
 - a write carrying ``metadata.resourceVersion`` must carry the stored one;
@@ -210,6 +211,29 @@ def update_status(kind: str, name: str, obj: Obj, stored: Obj | None) -> Write:
     else:
         new.pop("status", None)
     new["metadata"] = dict(stored["metadata"])  # its own, for the resourceVersion stamp
+    return Write(WriteAction.MODIFY, new)
+
+
+def update_with_status(kind: str, name: str, obj: Obj, stored: Obj | None) -> Write:
+    """An update of the metadata (say, a finalizer added) with the status in the same write;
+    ``spec`` stays as stored, so ``generation`` does not move."""
+    stored = _stored_for_write(kind, name, obj, stored)
+    sent = dict(obj)
+    if "spec" in stored:
+        sent["spec"] = stored["spec"]
+    else:
+        sent.pop("spec", None)
+    write = update(kind, name, sent, stored)
+    if write.action is WriteAction.REMOVE:
+        return write
+    new = dict(write.obj) if write.action is WriteAction.MODIFY else dict(stored)
+    if "status" in obj:
+        new["status"] = deep_copy(obj["status"])
+    else:
+        new.pop("status", None)
+    if new == stored:
+        return Write(WriteAction.NOTHING, stored)
+    new["metadata"] = dict(new["metadata"])
     return Write(WriteAction.MODIFY, new)
 
 
