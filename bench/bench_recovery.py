@@ -27,18 +27,15 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from anyio.from_thread import start_blocking_portal
 
 from bench.common import Figure, median, percentile
+from bench.daemon import BenchDaemon
 from mfx.api.objects import Obj
-from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
-from mfx.server.services import default_services
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = REPO / "plugins" / "hello-rpc"
@@ -99,41 +96,6 @@ async def _restart_count(store: Any, name: str) -> int:
     return int((obj.get("status") or {}).get("restartCount") or 0)
 
 
-class _Daemon:
-    """A daemon on a portal thread of this process, so its store is at hand."""
-
-    def __init__(self, home: Path, plugin_path: Path) -> None:
-        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path])
-        self.context: DaemonContext | None = None
-
-    def __enter__(self) -> _Daemon:
-        ready = threading.Event()
-        self._portal_cm = start_blocking_portal()
-        self.portal = self._portal_cm.__enter__()
-
-        def on_ready(context: DaemonContext) -> None:
-            self.context = context
-            ready.set()
-
-        self._future = self.portal.start_task_soon(lambda: run_daemon(
-            self.config, services=default_services(), on_ready=on_ready, handle_signals=False))
-        while not ready.wait(0.01):
-            if self._future.done():
-                self._future.result()
-        return self
-
-    @property
-    def store(self) -> Any:
-        assert self.context is not None
-        return self.context.store
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.context is not None
-        self.portal.call(self.context.shutdown.set)
-        self._future.result(timeout=120)
-        self._portal_cm.__exit__(None, None, None)
-
-
 def run() -> list[Figure]:
     names = ["warm", "victim", *(f"fresh{i:02d}" for i in range(FRESH))]
     with tempfile.TemporaryDirectory(prefix="mfx-bench-recovery-") as tmp:
@@ -144,7 +106,7 @@ def run() -> list[Figure]:
             os.symlink(HELLO, root / name)
         home = base / "home"
         home.mkdir()
-        with _Daemon(home, root) as daemon:
+        with BenchDaemon(home, root) as daemon:
             store = daemon.store
             daemon.portal.call(_fresh_start, store, "warm")  # starts the zygote: not a figure
             fresh = [daemon.portal.call(_fresh_start, store, f"fresh{i:02d}")[0] for i in range(FRESH)]

@@ -68,6 +68,11 @@ class BenchDaemon:
                 self._future.result()
         return self
 
+    @property
+    def store(self) -> Any:
+        assert self.context is not None
+        return self.context.store
+
     def __exit__(self, *exc: object) -> None:
         assert self.context is not None
         self.portal.call(self.context.shutdown.set)
