@@ -35,9 +35,13 @@ class _DrainedSink:
 
     def __init__(self, params: DeviceParams) -> None:
         from mfx.audio import FrameRingBuffer
+        from mfx.audio.stream_clock import StreamClock
 
         self.params = params
         self.ring = FrameRingBuffer(params.period_frames * 16, params.channels, params.format.dtype)
+        self._clock = StreamClock()
+        self.open_stream = self._clock.open
+        self.end_stream = self._clock.end
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
@@ -45,7 +49,11 @@ class _DrainedSink:
     def _drain(self) -> None:
         while not self._stop.is_set():
             if self.ring.wait_for(1, timeout=0.05):
-                self.ring.read(self.params.period_frames * 4)
+                # Through the clock, as the sink's writer reads, so streams are credited.
+                self._clock.take(self.ring, self.params.period_frames * 4, self.params.rate)
+
+    def stream_position(self, stream: object) -> object:
+        return self._clock.position(stream, self.ring)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._stop.set()
