@@ -39,6 +39,7 @@ from controllers.gitsource_render import (
     repository,
 )
 from mfx.api.apply import comparable, field_changes, merged_for_apply
+from mfx.api.json_copy import json_copy
 from mfx.api.models import GitSourceSpec, parse_spec
 from mfx.api.objects import (
     GITSOURCE_OWNER_LABEL,
@@ -52,8 +53,8 @@ from mfx.api.objects import (
 )
 from mfx.api.schema import Schemas, load_schemas
 from mfx.backoff import exponential_delay
-from mfx.errors import ConflictError, NotFoundError, ValidationError
-from mfx.store.base import Store
+from mfx.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from mfx.store.base import BatchAction, BatchWrite, Store
 from reconciler import (
     ConditionType,
     Context,
@@ -317,43 +318,49 @@ async def _ownership_conflicts(store: Store, name: str, desired: list[Obj], prev
 
 
 async def _apply_all(store: Store, desired: list[Obj], previous: set[ObjectKey]) -> SyncReport:
-    report = SyncReport()
-    for obj in desired:
-        await _apply_one(store, obj, key_of(obj) in previous, report)
-    return report
+    """Apply every desired object in one store transaction: a sync lands whole or not at all.
 
-
-async def _apply_one(store: Store, obj: Obj, in_inventory: bool, report: SyncReport) -> None:
-    key = key_of(obj)
+    The plan is made from one read of the live objects; a write that lost a race with another
+    writer (a stale resourceVersion, an object created or deleted meanwhile) fails the whole
+    transaction, and the plan is made again from fresh reads."""
+    keys = [key_of(obj) for obj in desired]
     for _ in range(5):
+        live_by_key = await store.get_many([(key.kind, key.name) for key in keys])
+        report = SyncReport()
+        writes = [write for obj, key in zip(desired, keys, strict=True)
+                  if (write := _plan_one(obj, key, live_by_key.get((key.kind, key.name)),
+                                         key in previous, report)) is not None]
+        if not writes:
+            return report
         try:
-            live = await store.get(key.kind, key.name)
-        except NotFoundError:
-            await store.create(obj)
-            report.created.append(key)
-            if in_inventory:
-                report.drift.append(f"{_ref(key)} was deleted; recreated")
-            return
-        if live["metadata"].get("deletionTimestamp"):
-            return  # being deleted (pruned, or by hand): created again by a later sync
-        merged = merged_for_apply(live, obj)
-        if comparable(merged, annotation=False) == comparable(live, annotation=False):
-            return
-        applied = ((live["metadata"].get("annotations") or {}).get(DIGEST_ANNOTATION)
-                   == obj["metadata"]["annotations"][DIGEST_ANNOTATION])
-        try:
-            await store.update(merged)
-        except ConflictError:
+            await store.write_all(writes)
+        except (ConflictError, AlreadyExistsError, NotFoundError):
             continue
-        except NotFoundError:
-            continue
-        report.configured.append(key)
-        if in_inventory and applied:
-            changes = field_changes(merged, live)
-            if changes:
-                report.drift.append(f"{_ref(key)} {', '.join(changes)}; reverted")
-        return
-    raise TemporaryError(f"{_ref(key)} keeps changing while it is applied; retrying")
+        return report
+    raise TemporaryError("the source's objects keep changing while they are applied; retrying")
+
+
+def _plan_one(obj: Obj, key: ObjectKey, live: Obj | None, in_inventory: bool,
+              report: SyncReport) -> BatchWrite | None:
+    """The write that brings ``key`` to ``obj`` (None: nothing to do), noted in ``report``."""
+    if live is None:
+        report.created.append(key)
+        if in_inventory:
+            report.drift.append(f"{_ref(key)} was deleted; recreated")
+        return BatchWrite(BatchAction.CREATE, json_copy(obj))
+    if live["metadata"].get("deletionTimestamp"):
+        return None  # being deleted (pruned, or by hand): created again by a later sync
+    merged = merged_for_apply(live, obj)
+    if comparable(merged, annotation=False) == comparable(live, annotation=False):
+        return None
+    applied = ((live["metadata"].get("annotations") or {}).get(DIGEST_ANNOTATION)
+               == obj["metadata"]["annotations"][DIGEST_ANNOTATION])
+    report.configured.append(key)
+    if in_inventory and applied:
+        changes = field_changes(merged, live)
+        if changes:
+            report.drift.append(f"{_ref(key)} {', '.join(changes)}; reverted")
+    return BatchWrite(BatchAction.UPDATE, merged)
 
 
 async def _prune(store: Store, name: str, keys: list[ObjectKey]) -> list[ObjectKey]:
