@@ -10,8 +10,9 @@ Status objects) and, where it maps onto HTTP, the status ``code`` the API answer
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 class MfxError(Exception):
@@ -47,6 +48,14 @@ class MfxError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def reworded(self, message: str) -> Self:
+        """The same error (type, reason, fields) saying ``message``, as a new instance: the
+        one already raised stays as it was."""
+        other = copy.copy(self)
+        other.message = message
+        other.args = (message,)
+        return other
 
 
 # --- API and store -------------------------------------------------------------------

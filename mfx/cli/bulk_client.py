@@ -108,6 +108,4 @@ def _item_error(error: MfxError) -> MfxError | ItemError:
     if match is None:
         return error
     # Worded as the per-object request words it: the caller says which file it came from.
-    error.message = error.message[match.end():]
-    error.args = (error.message,)
-    return ItemError([(int(match.group(1)), error)])
+    return ItemError([(int(match.group(1)), error.reworded(error.message[match.end():]))])

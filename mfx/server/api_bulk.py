@@ -161,9 +161,7 @@ class BulkApply:
                                                 message=e.message) for e in error.errors)
                 continue
             except MfxError as error:
-                error.message = f"{_where(index, item)}: {error.message}"
-                error.args = (error.message,)
-                raise
+                raise error.reworded(f"{_where(index, item)}: {error.message}") from error
             plan.items.append(planned)
         return plan
 
