@@ -302,16 +302,12 @@ async def _check_cycle(store: Store, name: str) -> None:
 
 
 async def _ownership_conflicts(store: Store, name: str, desired: list[Obj], previous: set[ObjectKey]) -> list[str]:
+    new_keys = [key for key in map(key_of, desired) if key not in previous]
+    live_by_key = await store.get_many([(key.kind, key.name) for key in new_keys])
     conflicts = []
-    for obj in desired:
-        key = key_of(obj)
-        if key in previous:
-            continue
-        try:
-            live = await store.get(key.kind, key.name)
-        except NotFoundError:
-            continue
-        owner = _owner(live)
+    for key in new_keys:
+        live = live_by_key.get((key.kind, key.name))
+        owner = _owner(live) if live is not None else None
         if owner and owner != name:
             conflicts.append(f"{_ref(key)} is managed by gitsource/{owner}")
     return conflicts
