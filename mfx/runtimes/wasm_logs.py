@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,21 +95,25 @@ class WasiOutputFiles:
         self._paths: dict[str, Path] = {}
         self._offsets = dict.fromkeys(STREAMS, 0)
         self._stores = 0
+        # A new store is configured on the plugin's thread, output collected on the caller's.
+        self._lock = threading.Lock()
 
     def configure(self, wasi: wasmtime.WasiConfig) -> None:
-        self.collect()  # what the previous store wrote up to now (a trapped call's last words)
-        self._stores += 1
-        for stream in STREAMS:
-            path = self._folder / f"{stream}-{self._stores}"
-            self._paths[stream] = path
-            self._offsets[stream] = 0
-            if stream == "stdout":
-                wasi.stdout_file = str(path)
-            else:
-                wasi.stderr_file = str(path)
+        with self._lock:
+            self._collect()  # what the previous store wrote up to now (a trapped call's last words)
+            self._stores += 1
+            for stream in STREAMS:
+                self._paths[stream] = self._folder / f"{stream}-{self._stores}"
+                self._offsets[stream] = 0
+            wasi.stdout_file = str(self._paths["stdout"])
+            wasi.stderr_file = str(self._paths["stderr"])
 
     def collect(self) -> None:
         """Turn what the guest wrote since the last call into log records."""
+        with self._lock:
+            self._collect()
+
+    def _collect(self) -> None:
         for stream, path in self._paths.items():
             try:
                 with path.open("rb") as file:
