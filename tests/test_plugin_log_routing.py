@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from mfx.server.plugin_log_routing import PLUGIN_RECORD_LOGGERS, plugin_records_routed_to
@@ -63,8 +63,13 @@ def test_two_real_daemons_keep_their_plugins_logs_apart(tmp_path: Path, caplog: 
             ThreadDaemon(tmp_path / "b", services=default_services(), plugin_paths=plugins).running() as b:
         assert a.context is not None and b.context is not None
         a.call(a.context.store.create, manifest("hello-rpc"))
-        deadline = time.monotonic() + 60
-        while not [r for r in a.context.log_store.read("hello-rpc") if r["stream"] == "controller"]:
-            assert time.monotonic() < deadline, "the controller said nothing about the plugin"
-            time.sleep(0.05)
+        log_store = a.context.log_store
+
+        async def first_controller_record() -> None:
+            with anyio.fail_after(60):  # "the controller said nothing about the plugin"
+                async for record in log_store.follow("hello-rpc"):
+                    if record["stream"] == "controller":
+                        return
+
+        a.call(first_controller_record)
         assert b.context.log_store.read("hello-rpc") == []
