@@ -319,3 +319,27 @@ class PluginExitedError(PluginCrashedError):
     @property
     def clean(self) -> bool:
         return self.returncode == 0
+
+
+# --- Errors that crossed a process boundary ------------------------------------------------------
+
+
+def error_class_for(reason: str) -> type[MfxError]:
+    """The most general mfx error class with ``reason`` (MfxError when none has it), for
+    raising an error again on the other side of a socket as the class it was."""
+    pending: list[type[MfxError]] = [MfxError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.reason == reason:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return MfxError
+
+
+def error_from_reason(reason: str, message: str) -> MfxError:
+    """An instance of ``error_class_for(reason)`` saying ``message`` (an MfxError carrying the
+    reason when that class takes other arguments)."""
+    cls = error_class_for(reason)
+    if cls.__init__ is not MfxError.__init__:  # ValidationError, PluginExitedError: other fields
+        return MfxError(message, reason=reason)
+    return cls(message, reason=reason)

@@ -1,0 +1,78 @@
+"""The engine in process: the codec plugin loaded into the engine decodes a generated WAV
+and the tap receives it bit-exactly; position, pause/seek and gapless look-ahead are
+reported from what the sink played. Synchronised on the engine's own events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mfx.audio import SampleFormat
+from mfx.engine.api import PlaybackChanged, PlaybackIdle, PlaybackState, TrackRequest, TrackStarted
+from mfx.engine.core import Engine
+from mfx.errors import NotFoundError
+from tests.audio_env import TapDevice, alsa_tap
+from tests.engine_env import CODEC, codec_load, next_event, tap_sink, wav_tone, without_silence
+
+__all__ = ["alsa_tap"]
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_track_plays_through_the_engine_bit_exactly(alsa_tap: TapDevice, tmp_path: Path) -> None:
+    first = wav_tone(tmp_path / "a.wav", 0.5, 1000.0)
+    second = wav_tone(tmp_path / "b.wav", 0.25, 1500.0)
+    async with Engine(tmp_path / "home") as engine:
+        with engine.subscribe() as events:
+            assert (await engine.load_plugins([codec_load()])) == {CODEC: None}
+            report = await engine.configure_sink(tap_sink())
+            assert report.state == "Open"
+            info = await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC, tag={"song": "a"}))
+            assert (info.rate, info.channels, info.frames) == (48000, 2, len(first))
+            await engine.open_track(TrackRequest("t2", str(tmp_path / "b.wav"), CODEC, tag={"song": "b"}))
+            await engine.play("t1")
+            await engine.enqueue("t2")
+            started = await next_event(events, TrackStarted)
+            assert (started.label, started.tag) == ("t1", {"song": "a"})
+            started = await next_event(events, TrackStarted)
+            assert (started.label, started.tag) == ("t2", {"song": "b"})
+            assert (await next_event(events, PlaybackIdle)).error is None
+            await engine.close_sink("speakers", drain=True)
+    played = without_silence(alsa_tap.read(SampleFormat.S16_LE, 2))
+    assert played.shape == (len(first) + len(second), 2)
+    assert (played[:len(first)] == first).all()
+    assert (played[len(first):] == second).all()
+
+
+async def test_pause_holds_the_position_and_seek_moves_it(alsa_tap: TapDevice, tmp_path: Path) -> None:
+    wav_tone(tmp_path / "a.wav", 2.0)
+    async with Engine(tmp_path / "home") as engine:
+        with engine.subscribe() as events:
+            await engine.load_plugins([codec_load()])
+            await engine.configure_sink(tap_sink())
+            await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC, start_frame=24000))
+            await engine.play("t1", paused=True)
+            report = await engine.playback()
+            assert (report.state, report.label, report.frame) == (PlaybackState.PAUSED, "t1", 24000)
+            moved = await engine.seek(48000)
+            assert (moved.state, moved.frame) == (PlaybackState.PAUSED, 48000)
+            resumed = await engine.resume()
+            assert resumed.state is PlaybackState.PLAYING
+            await next_event(events, TrackStarted)
+            held = await engine.pause()
+            assert held.state is PlaybackState.PAUSED and held.frame >= 48000
+            assert (await engine.playback()).frame == held.frame
+            await engine.resume()
+            assert (await next_event(events, PlaybackIdle)).error is None
+            idle = await next_event(events, PlaybackChanged, lambda e: e.report.state is PlaybackState.IDLE)
+            assert idle.report.label is None
+
+
+async def test_a_track_needs_a_loaded_codec(alsa_tap: TapDevice, tmp_path: Path) -> None:
+    wav_tone(tmp_path / "a.wav", 0.1)
+    async with Engine(tmp_path / "home") as engine:
+        with pytest.raises(NotFoundError, match="no Codec plugin 'codec-soundfile'"):
+            await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC))
+        with pytest.raises(NotFoundError, match="open_track it first"):
+            await engine.play("t9")
