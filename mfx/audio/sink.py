@@ -41,6 +41,7 @@ from mfx.audio.file_tap import opened_note
 from mfx.audio.paced_device import PacedDevice, Pacing, pacing_needed
 from mfx.audio.realtime import realtime_threads, request_realtime
 from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
+from mfx.audio.sink_metrics import SinkMetrics
 from mfx.audio.sink_status import SinkState, SinkStatus, StateCallback, state_for
 from mfx.audio.stream_clock import StreamClock, StreamPosition
 from mfx.audio.writer_timing import WriterTiming
@@ -79,7 +80,7 @@ class SinkEngine:
                  reopen_max: float = 2.0, pacing: Pacing | str = Pacing.NONE) -> None:
         self.name = name
         self._requested = params
-        self._metrics = metrics
+        self._metrics = SinkMetrics(name, metrics)
         self._on_state = on_state
         self._ring_frames = ring_frames
         self._open_device: DeviceOpener = open_device or AlsaDevice.open
@@ -103,6 +104,7 @@ class SinkEngine:
         self._feeding = True  # a producer may write more (False: play out and go idle)
         self._restart_expected = False  # went idle: the device's next underrun is no xrun
         self._timing = WriterTiming()
+        self._device_base = 0  # frames written before the open device was opened
         self._state = SinkState.NEW
         self._reason = "Created"
         self._message = ""
@@ -110,12 +112,6 @@ class SinkEngine:
         self._write_errors: dict[str, int] = {}
         self._reopens = 0
         self._idles = self._idle_restarts = 0  # idle spells, and device restarts after them
-        if metrics is not None:  # series exist (at 0) from the start, as Prometheus prefers
-            for collector in (metrics.audio_sink_frames_written_total, metrics.audio_sink_xruns_total,
-                              metrics.audio_sink_silence_frames_total, metrics.audio_sink_reopens_total,
-                              metrics.audio_sink_buffer_fill_ratio, metrics.audio_sink_latency_seconds,
-                              metrics.audio_sink_ready):
-                collector.labels(name)
 
     # --- public API ---------------------------------------------------------------------
 
@@ -229,7 +225,7 @@ class SinkEngine:
 
     def stream_position(self, stream: StreamId) -> StreamPosition:
         """How much of ``stream`` has played and how much waits in the buffer, and its state."""
-        return self._clock.position(stream, self._ring)
+        return self._clock.position(stream, self._ring, played=self._played_offset())
 
     def status(self) -> SinkStatus:
         with self._lock:
@@ -288,9 +284,9 @@ class SinkEngine:
             self._actual = actual
             self._started = False
             self._restart_expected = False
+            self._device_base = self._frames_written  # device frame 0 of this device
             self._timing.restart()
-        if self._metrics is not None:
-            self._metrics.audio_sink_latency_seconds.labels(self.name).set(actual.buffer_seconds)
+        self._metrics.latency(actual.buffer_seconds)
 
     def _close_device(self, *, drop: bool) -> None:
         device, self._device = self._device, None
@@ -349,8 +345,14 @@ class SinkEngine:
         actual = self._actual
         assert ring is not None and actual is not None
         period = actual.period_frames
-        if self._started and not self._feeding:
-            return self._play_out(ring, actual)
+        if not self._feeding:
+            if self._started:
+                return self._play_out(ring, actual)
+            # Idle: a tail shorter than a period, written just before the producer stopped, plays too.
+            ring.wait_for(1, wake=lambda: self._stop.is_set() or self._draining or self._feeding)
+            if self._stop.is_set() or self._feeding or not ring.fill:
+                return None
+            return self._clock.take(ring, period, actual.rate, at=self._frames_written)
 
         def wake() -> bool:
             return self._stop.is_set() or self._draining or (self._started and not self._feeding)
@@ -362,7 +364,7 @@ class SinkEngine:
             return None
         if fill < period and not self._draining and not self._started:
             return None  # nothing played since the open or an idle spell: wait for a whole period, no silence
-        frames = self._clock.take(ring, period, actual.rate)
+        frames = self._clock.take(ring, period, actual.rate, at=self._frames_written)
         self._publish_fill(ring)
         if len(frames) == period:
             return frames
@@ -372,15 +374,14 @@ class SinkEngine:
 
     def _play_out(self, ring: FrameRingBuffer, actual: DeviceParams) -> np.ndarray | None:
         """Nothing more is coming: the rest of the ring as it is, then idle."""
-        frames = self._clock.take(ring, actual.period_frames, actual.rate)
+        frames = self._clock.take(ring, actual.period_frames, actual.rate, at=self._frames_written)
         self._publish_fill(ring)
         if len(frames):
             return frames
         if isinstance(self._device, PacedDevice):  # it plays out what it holds, as a card would
             self._device.wait_played(actual.buffer_seconds * 2)
         with self._progress:
-            self._started = False
-            self._restart_expected = True
+            self._started, self._restart_expected = False, True  # the device's next underrun is ours
             self._idles += 1
             self._timing.restart()
             self._progress.notify_all()
@@ -393,8 +394,7 @@ class SinkEngine:
         silence = period - len(frames)
         with self._lock:
             self._silence_frames += silence
-        if self._metrics is not None:
-            self._metrics.audio_sink_silence_frames_total.labels(self.name).inc(silence)
+        self._metrics.silence(silence)
         return padded
 
     def _write_all(self, frames: np.ndarray) -> bool:
@@ -429,8 +429,7 @@ class SinkEngine:
                 with self._lock:
                     self._xruns += 1
                     self._timing.xrun(call_started, device.actual, self.name, self._xruns)
-                if self._metrics is not None:
-                    self._metrics.audio_sink_xruns_total.labels(self.name).inc()
+                self._metrics.xrun()
                 continue  # the failed period was not played: write it again
             except AudioError as exc:
                 self._count_error(errno_name(exc))
@@ -446,8 +445,7 @@ class SinkEngine:
             with self._progress:
                 self._frames_written += written
                 self._progress.notify_all()
-            if self._metrics is not None:
-                self._metrics.audio_sink_frames_written_total.labels(self.name).inc(written)
+            self._metrics.written(written)
         with self._lock:
             self._started = True
         return True
@@ -477,8 +475,7 @@ class SinkEngine:
             self._install(device)
             with self._lock:
                 self._reopens += 1
-            if self._metrics is not None:
-                self._metrics.audio_sink_reopens_total.labels(self.name).inc()
+            self._metrics.reopened()
             self._set_state(SinkState.OPEN, "Reopened", _opened(device))
             return True
         return False
@@ -497,12 +494,10 @@ class SinkEngine:
     def _count_error(self, name: str) -> None:
         with self._lock:
             self._write_errors[name] = self._write_errors.get(name, 0) + 1
-        if self._metrics is not None:
-            self._metrics.audio_sink_write_errors_total.labels(self.name, name).inc()
+        self._metrics.write_error(name)
 
     def _publish_fill(self, ring: FrameRingBuffer) -> None:
-        if self._metrics is not None:
-            self._metrics.audio_sink_buffer_fill_ratio.labels(self.name).set(ring.fill_ratio)
+        self._metrics.fill(ring.fill_ratio)
 
     def _set_state(self, state: SinkState, reason: str, message: str) -> None:
         with self._progress:
@@ -510,13 +505,19 @@ class SinkEngine:
             self._state, self._reason, self._message = state, reason, message
             snapshot = self._snapshot()
             self._progress.notify_all()
-        if self._metrics is not None:
-            self._metrics.audio_sink_ready.labels(self.name).set(1 if state is SinkState.OPEN else 0)
+        self._metrics.ready(state is SinkState.OPEN)
         if changed and self._on_state is not None:
             try:
                 self._on_state(snapshot)
             except Exception:  # a broken observer must not take the audio down
                 log.exception("sink %s: state callback failed", self.name)
+
+    def _played_offset(self) -> int:
+        """The device frame playing now (frames written, less what a paced device holds)."""
+        device = self._device
+        if isinstance(device, PacedDevice):
+            return self._device_base + device.played()
+        return self._frames_written
 
     def _snapshot(self) -> SinkStatus:
         ring = self._ring
