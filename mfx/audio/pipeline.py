@@ -80,6 +80,29 @@ class Track:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class PlayedPosition:
+    """Where the device is: the track it plays and the frame of it (at the track's rate)."""
+
+    label: str
+    frame: int
+    rate: int
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """A segment as written: its sink stream starts at ``start`` of track ``label``."""
+
+    label: str
+    stream: StreamId
+    start: int
+    rate: int
+
+# Segments remembered for positions: the device plays at most a ring and a device buffer
+# behind the producer, which is a few segments even with very short tracks.
+KEEP_ANCHORS = 64
+
+
 class Pipeline:
     def __init__(self, sink: SinkEngine, processors: Iterable[Processor] = (), *,
                  volume_db: float = 0.0, block_frames: int = 4096,
@@ -110,6 +133,9 @@ class Pipeline:
         self._segment_start = 0  # source frame where the current segment began
         self._segment: StreamId | None = None  # the sink stream the segment is written as
         self._paused_frame: int | None = None  # the track frame a pause took effect at
+        # Segments written, newest last: the device may still play an older one (the end of
+        # the previous track while the next one is produced, gapless).
+        self._anchors: collections.deque[_Anchor] = collections.deque(maxlen=KEEP_ANCHORS)
 
     # --- controls (any thread) ------------------------------------------------------------
 
@@ -189,17 +215,33 @@ class Pipeline:
             return self._paused_frame
 
     def position_frame(self) -> int | None:
-        """The frame of the current track the device plays now (the pause's frame while
-        paused, a seek's target until its audio plays); None when no track is current."""
+        """The frame the device plays now of the track it plays (``played_position``)."""
+        played = self.played_position()
+        return played.frame if played is not None else None
+
+    def played_position(self) -> PlayedPosition | None:
+        """The track the device plays now and the frame of it: the pause's frame while
+        paused, a seek's target until its audio plays, and after a track was produced to its
+        end, that track until the next one reaches the device. None before any audio."""
         with self._lock:
-            if self._current is None:
+            current = self._current
+            if current is not None and (self._seek_to is not None or self._state is PipelineState.PAUSED):
+                frame = self._paused_frame if self._state is PipelineState.PAUSED else self._seek_to
+                if frame is not None:
+                    return PlayedPosition(current.label, frame, current.stream.samplerate)
+            if not self._anchors or self._params is None:
                 return None
-            if self._state is PipelineState.PAUSED and self._paused_frame is not None:
-                return self._paused_frame
-            if self._seek_to is not None or self._segment is None or self._params is None:
-                return self._seek_to if self._seek_to is not None else self._segment_start
-            heard = self.sink.stream_position(self._segment)
-            return self._segment_start + self._to_source(heard.frames_at_device)
+            sink_rate = self._params.rate
+            anchors = list(self._anchors)
+            for index in range(len(anchors) - 1, -1, -1):
+                anchor = anchors[index]
+                heard = self.sink.stream_position(anchor.stream).frames_at_device
+                if heard or index == 0:
+                    for _ in range(index):  # older segments are all played
+                        self._anchors.popleft()
+                    frames = heard if anchor.rate == sink_rate else round(heard * anchor.rate / sink_rate)
+                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate)
+            return None
 
     def set_fade_seconds(self, seconds: float) -> None:
         """The length of the fades of pause, seek and track changes; 0 turns them off."""
@@ -248,6 +290,7 @@ class Pipeline:
             self._queue.clear()
             self._current = None
             self._end_segment()
+            self._anchors.clear()
             self._state = PipelineState.STOPPED
             self.sink.set_feeding(False)
             self._wake.notify_all()
@@ -284,6 +327,9 @@ class Pipeline:
                 if ring is not self._ring or self.sink.params != self._params:
                     self._rebuild(ring, self.sink.params, track.stream.samplerate)
                 self._prepare(track)
+                if segment is not None and (not self._anchors or self._anchors[-1].stream != segment):
+                    self._anchors.append(_Anchor(track.label, segment, self._segment_start,
+                                                 track.stream.samplerate))
                 processors = list(self._processors)
             if new_track and self.on_track_start is not None and segment is not None:
                 self.on_track_start(track.label, segment)
