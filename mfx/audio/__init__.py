@@ -15,11 +15,13 @@ from mfx.audio.dsp import (
     map_channels,
 )
 from mfx.audio.formats import SampleFormat, TpdfDither, float_to_pcm, pcm_from_bytes, pcm_to_float
+from mfx.audio.paced_device import PacedDevice, Pacing
 from mfx.audio.pipeline import DecodedStream, Pipeline, PipelineState, Processor
 from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
 from mfx.audio.sink import SinkEngine
 from mfx.audio.sink_status import SinkState, SinkStatus
 from mfx.audio.stream_clock import StreamPosition, StreamState
+from mfx.audio.writer_timing import XrunCause
 
 __all__ = [
     "AlsaDevice",
@@ -28,6 +30,8 @@ __all__ = [
     "Fader",
     "FrameRingBuffer",
     "GainRamp",
+    "PacedDevice",
+    "Pacing",
     "PcmDevice",
     "Pipeline",
     "PipelineState",
@@ -42,6 +46,7 @@ __all__ = [
     "StreamState",
     "TpdfDither",
     "Volume",
+    "XrunCause",
     "db_to_linear",
     "float_to_pcm",
     "linear_to_db",

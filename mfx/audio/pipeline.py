@@ -17,6 +17,15 @@ Position: each run of a track's audio (from its start, a seek or a resume) is wr
 stream of its own on the sink (``SinkEngine.open_stream``); the sink reports how much of it
 has played. ``on_track_start`` hands over a track's first stream; ``seek`` and ``resume``
 return the stream that follows them.
+
+Positions in frames are exact: ``pause`` returns the track frame it took effect at (every
+frame before it was or is being played, the fade-out included) and ``resume`` goes on with
+exactly that frame; ``seek_frame`` lands on the frame asked; ``position_frame`` is the track
+frame the device plays now. With ``fade_seconds=0`` there are no fades at all, so what the
+device gets is the track's samples, cut and joined at those frames.
+
+The sink is told when no audio is coming (``SinkEngine.set_feeding``): on pause, stop and at
+the end of the queue it plays what it holds and then writes nothing, not silence.
 """
 
 from __future__ import annotations
@@ -71,6 +80,29 @@ class Track:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class PlayedPosition:
+    """Where the device is: the track it plays and the frame of it (at the track's rate)."""
+
+    label: str
+    frame: int
+    rate: int
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """A segment as written: its sink stream starts at ``start`` of track ``label``."""
+
+    label: str
+    stream: StreamId
+    start: int
+    rate: int
+
+# Segments remembered for positions: the device plays at most a ring and a device buffer
+# behind the producer, which is a few segments even with very short tracks.
+KEEP_ANCHORS = 64
+
+
 class Pipeline:
     def __init__(self, sink: SinkEngine, processors: Iterable[Processor] = (), *,
                  volume_db: float = 0.0, block_frames: int = 4096,
@@ -100,6 +132,10 @@ class Pipeline:
         # Position bookkeeping of the current track (for pause/resume).
         self._segment_start = 0  # source frame where the current segment began
         self._segment: StreamId | None = None  # the sink stream the segment is written as
+        self._paused_frame: int | None = None  # the track frame a pause took effect at
+        # Segments written, newest last: the device may still play an older one (the end of
+        # the previous track while the next one is produced, gapless).
+        self._anchors: collections.deque[_Anchor] = collections.deque(maxlen=KEEP_ANCHORS)
 
     # --- controls (any thread) ------------------------------------------------------------
 
@@ -151,10 +187,19 @@ class Pipeline:
             self._current = None
             self._wake.notify_all()
 
-    def pause(self) -> None:
+    @property
+    def paused_frame(self) -> int | None:
+        """The frame of the current track a pause took effect at (resume plays it first);
+        None unless paused."""
+        with self._lock:
+            return self._paused_frame if self._state is PipelineState.PAUSED else None
+
+    def pause(self) -> int | None:
+        """Fade out and hold; returns the track frame the pause took effect at (None when
+        not playing, or no track is current)."""
         with self._wake:
             if self._state is not PipelineState.PLAYING:
-                return
+                return None
             self._cut()
             # A seek or resume not applied yet: nothing of its segment was written, so the
             # pending target stands. Otherwise what of this segment played or is still
@@ -162,10 +207,48 @@ class Pipeline:
             if (self._seek_to is None and self._current is not None and self._params is not None
                     and self._segment is not None):
                 heard = self.sink.stream_position(self._segment)
-                seconds = heard.seconds_played + heard.frames_buffered / self._params.rate
-                self._seek_to = self._segment_start + round(seconds * self._current.stream.samplerate)
+                self._seek_to = self._segment_start + self._to_source(heard.frames_played + heard.frames_buffered)
+            self._paused_frame = self._seek_to if self._current is not None else None
             self._state = PipelineState.PAUSED
+            self.sink.set_feeding(False)
             self._wake.notify_all()
+            return self._paused_frame
+
+    def position_frame(self) -> int | None:
+        """The frame the device plays now of the track it plays (``played_position``)."""
+        played = self.played_position()
+        return played.frame if played is not None else None
+
+    def played_position(self) -> PlayedPosition | None:
+        """The track the device plays now and the frame of it: the pause's frame while
+        paused, a seek's target until its audio plays, and after a track was produced to its
+        end, that track until the next one reaches the device. None before any audio."""
+        with self._lock:
+            current = self._current
+            if current is not None and (self._seek_to is not None or self._state is PipelineState.PAUSED):
+                frame = self._paused_frame if self._state is PipelineState.PAUSED else self._seek_to
+                if frame is not None:
+                    return PlayedPosition(current.label, frame, current.stream.samplerate)
+            if not self._anchors or self._params is None:
+                return None
+            sink_rate = self._params.rate
+            anchors = list(self._anchors)
+            for index in range(len(anchors) - 1, -1, -1):
+                anchor = anchors[index]
+                heard = self.sink.stream_position(anchor.stream).frames_at_device
+                if heard or index == 0:
+                    for _ in range(index):  # older segments are all played
+                        self._anchors.popleft()
+                    frames = heard if anchor.rate == sink_rate else round(heard * anchor.rate / sink_rate)
+                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate)
+            return None
+
+    def set_fade_seconds(self, seconds: float) -> None:
+        """The length of the fades of pause, seek and track changes; 0 turns them off."""
+        with self._lock:
+            self.fade_seconds = max(0.0, float(seconds))
+            if self._params is not None:
+                self._fader = dsp.Fader(self._params.rate, self.fade_seconds)
 
     def resume(self) -> StreamId | None:
         """Go on from the pause; returns the sink stream the rest of the track is written as
@@ -184,8 +267,19 @@ class Pipeline:
         with self._wake:
             if self._current is None:
                 return None
+            return self.seek_frame(round(seconds * self._current.stream.samplerate))
+
+    def seek_frame(self, frame: int) -> StreamId | None:
+        """Jump to ``frame`` of the current track (at its own rate): the device plays that
+        frame next after the cut's fade. Returns the sink stream the track is written as
+        from there (None when no track is current). Paused, it is where resume goes on."""
+        with self._wake:
+            if self._current is None:
+                return None
             self._cut()
-            self._seek_to = max(0, round(seconds * self._current.stream.samplerate))
+            self._seek_to = max(0, int(frame))
+            if self._state is PipelineState.PAUSED:
+                self._paused_frame = self._seek_to
             self._wake.notify_all()
             return self._next_segment()
 
@@ -196,7 +290,9 @@ class Pipeline:
             self._queue.clear()
             self._current = None
             self._end_segment()
+            self._anchors.clear()
             self._state = PipelineState.STOPPED
+            self.sink.set_feeding(False)
             self._wake.notify_all()
 
     def set_volume_db(self, db: float) -> None:
@@ -225,11 +321,15 @@ class Pipeline:
                 if job is None:
                     return
                 track, generation, new_track = job
+                self.sink.set_feeding(True)
                 segment = self._segment
                 ring = self.sink.ring
                 if ring is not self._ring or self.sink.params != self._params:
                     self._rebuild(ring, self.sink.params, track.stream.samplerate)
                 self._prepare(track)
+                if segment is not None and (not self._anchors or self._anchors[-1].stream != segment):
+                    self._anchors.append(_Anchor(track.label, segment, self._segment_start,
+                                                 track.stream.samplerate))
                 processors = list(self._processors)
             if new_track and self.on_track_start is not None and segment is not None:
                 self.on_track_start(track.label, segment)
@@ -260,8 +360,10 @@ class Pipeline:
         while True:
             if self._state is PipelineState.STOPPED:
                 self._state = PipelineState.IDLE
+                self.sink.set_feeding(False)
                 return None
             if self._state is PipelineState.PAUSED:
+                self.sink.set_feeding(False)
                 self._wake.wait()
                 continue
             if self.sink.ring.closed:
@@ -274,6 +376,7 @@ class Pipeline:
             if self._current is not None:
                 return self._current, self.sink.ring.generation, new_track
             self._state = PipelineState.IDLE
+            self.sink.set_feeding(False)  # the queue ran out: nothing more is coming
             if until_idle:
                 return None
             self._wake.wait()
@@ -282,15 +385,24 @@ class Pipeline:
         """Apply a pending seek/resume and the fade-in after a cut (lock held)."""
         assert self._params is not None
         if self._seek_to is not None:
-            track.stream.seek(self._seek_to)
-            self._start_segment(track.stream)
+            landed = track.stream.seek(self._seek_to)
+            # The frame the codec landed on (it clamps to the track); the target when it
+            # does not say, rather than a tell() it may not have.
+            self._segment_start = int(landed) if isinstance(landed, int) else self._seek_to
             self._seek_to = None
             self._resampler = None
         if self._resampler is None or self._resampler.in_rate != track.stream.samplerate:
             self._resampler = dsp.Resampler(track.stream.samplerate, self._params.rate, self._params.channels)
         if self._fade_in_pending and self._fader is not None:
-            self._fader.fade_in()
+            if self.fade_seconds > 0:
+                self._fader.fade_in()
             self._fade_in_pending = False
+
+    def _to_source(self, frames: int) -> int:
+        """Frames at the sink's rate as frames of the current track (lock held)."""
+        assert self._current is not None and self._params is not None
+        rate = self._current.stream.samplerate
+        return frames if rate == self._params.rate else round(frames * rate / self._params.rate)
 
     def _start_segment(self, stream: DecodedStream) -> None:
         tell = getattr(stream, "tell", None)
@@ -353,7 +465,7 @@ class Pipeline:
         if self._params is None or self._ring is None:
             return 0
         fmt = self._params.format
-        fade = max(1, round(self._params.rate * self.fade_seconds))
+        fade = max(1, round(self._params.rate * self.fade_seconds)) if self.fade_seconds > 0 else 0
         keep = min(fade, self._ring.fill)
 
         def fade_out(head: np.ndarray) -> np.ndarray:

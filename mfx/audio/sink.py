@@ -11,10 +11,15 @@ What it does per period, and why:
 - Takes one period from the ring. Before the first audio after an open it waits for data
   (a prepared PCM that was never written does not run, so nothing is lost). Once running,
   it waits at most one period for data and then writes what there is padded with silence:
-  the device keeps running instead of underrunning, and the silence is counted. On a device
-  that does not pace (a file tap) this also paces the silence to real time.
-- An underrun (``-EPIPE``) is counted as an xrun; pyalsaaudio has already prepared the PCM
-  again, and the period that failed was not played, so it is written again.
+  the device keeps running instead of underrunning, and the silence is counted.
+- When nothing more is coming (``set_feeding(False)``: pause, stop, end of the queue), it
+  writes what is left unpadded, lets a paced device play it out, and goes idle, writing
+  nothing until a whole period arrives. A real device runs dry meanwhile: the underrun its
+  next write reports is an expected idle restart, not an xrun.
+- An underrun (``-EPIPE``) is an xrun, counted by cause (``writer_timing``); pyalsaaudio has
+  prepared the PCM again, and the period that failed was not played: it is written again.
+- With ``Pacing.AUTO`` a device that does not pace itself (``null``, the file tap) is
+  wrapped in a ``PacedDevice``, so it plays in real time like a card.
 - Any other device failure (I/O error, server gone) closes the device, reports
   ``DEVICE_LOST`` through the state callback, and reopens with exponential backoff inside the
   writer thread; the period in hand is written first after the reopen, so playback resumes
@@ -23,7 +28,6 @@ What it does per period, and why:
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import threading
@@ -34,10 +38,13 @@ import numpy as np
 
 from mfx.audio.alsa_device import AlsaDevice, DeviceParams, PcmDevice, errno_name
 from mfx.audio.file_tap import opened_note
+from mfx.audio.paced_device import PacedDevice, Pacing, pacing_needed
 from mfx.audio.realtime import realtime_threads, request_realtime
 from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
+from mfx.audio.sink_metrics import SinkMetrics
 from mfx.audio.sink_status import SinkState, SinkStatus, StateCallback, state_for
 from mfx.audio.stream_clock import StreamClock, StreamPosition
+from mfx.audio.writer_timing import WriterTiming
 from mfx.backoff import exponential_delay
 from mfx.errors import (
     AudioError,
@@ -62,20 +69,24 @@ class SinkEngine:
 
     ``on_state`` is called (from whichever thread changed it, often the writer) with a
     snapshot each time the state or its reason changes; keep it quick and non-blocking.
+
+    ``pacing`` (``Pacing.AUTO`` or ``"auto"``) plays a device that does not pace itself in
+    real time; the default, ``none``, writes as fast as the device takes it.
     """
 
     def __init__(self, name: str, params: DeviceParams, *, metrics: Metrics | None = None,
                  on_state: StateCallback | None = None, ring_frames: int | None = None,
                  open_device: DeviceOpener | None = None, reopen_initial: float = 0.05,
-                 reopen_max: float = 2.0) -> None:
+                 reopen_max: float = 2.0, pacing: Pacing | str = Pacing.NONE) -> None:
         self.name = name
         self._requested = params
-        self._metrics = metrics
+        self._metrics = SinkMetrics(name, metrics)
         self._on_state = on_state
         self._ring_frames = ring_frames
         self._open_device: DeviceOpener = open_device or AlsaDevice.open
         self._reopen_initial = reopen_initial
         self._reopen_max = reopen_max
+        self._pacing = Pacing(pacing)
 
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -90,24 +101,17 @@ class SinkEngine:
         self._started = False  # audio has been written since the last open
         self._stall_seconds = 0.0
         self._waited = 0.0  # seconds the current period waited for data
-        self._last_return: float | None = None  # when the last device write returned
-        self._last_call_seconds = 0.0  # how long that write call took, back in Python
-
+        self._feeding = True  # a producer may write more (False: play out and go idle)
+        self._restart_expected = False  # went idle: the device's next underrun is no xrun
+        self._timing = WriterTiming()
+        self._device_base = 0  # frames written before the open device was opened
         self._state = SinkState.NEW
         self._reason = "Created"
         self._message = ""
-        self._frames_written = 0
-        self._xruns = 0
-        self._silence_frames = 0
+        self._frames_written = self._xruns = self._silence_frames = 0
         self._write_errors: dict[str, int] = {}
         self._reopens = 0
-        self._loop_seconds: collections.deque[float] = collections.deque(maxlen=8192)
-        if metrics is not None:  # series exist (at 0) from the start, as Prometheus prefers
-            for collector in (metrics.audio_sink_frames_written_total, metrics.audio_sink_xruns_total,
-                              metrics.audio_sink_silence_frames_total, metrics.audio_sink_reopens_total,
-                              metrics.audio_sink_buffer_fill_ratio, metrics.audio_sink_latency_seconds,
-                              metrics.audio_sink_ready):
-                collector.labels(name)
+        self._idles = self._idle_restarts = 0  # idle spells, and device restarts after them
 
     # --- public API ---------------------------------------------------------------------
 
@@ -194,6 +198,23 @@ class SinkEngine:
             self.start()
         return self.status()
 
+    @property
+    def paced(self) -> bool:
+        """Whether the open device is paced by the sink (see ``Pacing``)."""
+        return isinstance(self._device, PacedDevice)
+
+    def set_feeding(self, feeding: bool) -> None:
+        """False (pause, stop, end of the queue): play what is buffered, then write nothing
+        until audio comes again. True: short gaps are bridged with counted silence."""
+        with self._progress:
+            if self._feeding == bool(feeding):
+                return
+            self._feeding = bool(feeding)
+            self._progress.notify_all()
+        ring = self._ring
+        if ring is not None:
+            ring.interrupt()
+
     def open_stream(self) -> StreamId:
         """A new stream to tag frames with (``ring.write(..., stream=)``) and ask about."""
         return self._clock.open()
@@ -204,7 +225,7 @@ class SinkEngine:
 
     def stream_position(self, stream: StreamId) -> StreamPosition:
         """How much of ``stream`` has played and how much waits in the buffer, and its state."""
-        return self._clock.position(stream, self._ring)
+        return self._clock.position(stream, self._ring, played=self._played_offset())
 
     def status(self) -> SinkStatus:
         with self._lock:
@@ -237,7 +258,7 @@ class SinkEngine:
         """Recent per-period times the writer spent outside the device write and the wait
         for data: the work that must fit in a period (for benchmarks)."""
         with self._lock:
-            return list(self._loop_seconds)
+            return list(self._timing.loop_seconds)
 
     def __enter__(self) -> SinkEngine:
         self.start()
@@ -249,6 +270,8 @@ class SinkEngine:
     # --- device and ring ---------------------------------------------------------------------
 
     def _install(self, device: PcmDevice, *, new_ring: bool = False) -> None:
+        if pacing_needed(device, self._pacing):
+            device = PacedDevice(device)
         actual = device.actual
         ring = self._ring
         if new_ring or ring is None or ring.dtype != actual.format.dtype or ring.channels != actual.channels:
@@ -260,8 +283,10 @@ class SinkEngine:
             self._device = device
             self._actual = actual
             self._started = False
-        if self._metrics is not None:
-            self._metrics.audio_sink_latency_seconds.labels(self.name).set(actual.buffer_seconds)
+            self._restart_expected = False
+            self._device_base = self._frames_written  # device frame 0 of this device
+            self._timing.restart()
+        self._metrics.latency(actual.buffer_seconds)
 
     def _close_device(self, *, drop: bool) -> None:
         device, self._device = self._device, None
@@ -313,31 +338,54 @@ class SinkEngine:
             self._set_state(SinkState.ERROR, "WriterFailed", f"writer thread failed: {exc!r}")
 
     def _next_period(self) -> np.ndarray | None:
-        """The next period to write, padded with counted silence once the stream runs;
-        None when there is nothing to write yet (or ever, when draining)."""
+        """The next period to write, padded with counted silence while a producer feeds the
+        running stream; what is left, unpadded, once it stopped feeding; None when there is
+        nothing to write yet (or ever, when draining)."""
         ring = self._ring
         actual = self._actual
         assert ring is not None and actual is not None
         period = actual.period_frames
+        if not self._feeding:
+            if self._started:
+                return self._play_out(ring, actual)
+            # Idle: a tail shorter than a period, written just before the producer stopped, plays too.
+            ring.wait_for(1, wake=lambda: self._stop.is_set() or self._draining or self._feeding)
+            if self._stop.is_set() or self._feeding or not ring.fill:
+                return None
+            return self._clock.take(ring, period, actual.rate, at=self._frames_written)
 
         def wake() -> bool:
-            return self._stop.is_set() or self._draining
+            return self._stop.is_set() or self._draining or (self._started and not self._feeding)
 
         waited = time.perf_counter()
         fill = ring.wait_for(period, timeout=actual.period_seconds if self._started else None, wake=wake)
-        waited = time.perf_counter() - waited
-        if self._stop.is_set():
+        self._waited += time.perf_counter() - waited
+        if self._stop.is_set() or (self._started and not self._feeding):
             return None
         if fill < period and not self._draining and not self._started:
-            return None  # nothing played since the open: wait for a whole period, no silence
-        frames = self._clock.take(ring, period, actual.rate)
+            return None  # nothing played since the open or an idle spell: wait for a whole period, no silence
+        frames = self._clock.take(ring, period, actual.rate, at=self._frames_written)
         self._publish_fill(ring)
-        self._waited = waited
         if len(frames) == period:
             return frames
         if self._draining:  # the last frames: no padding, the stream ends here
             return frames if len(frames) else None
         return self._pad(frames, period)
+
+    def _play_out(self, ring: FrameRingBuffer, actual: DeviceParams) -> np.ndarray | None:
+        """Nothing more is coming: the rest of the ring as it is, then idle."""
+        frames = self._clock.take(ring, actual.period_frames, actual.rate, at=self._frames_written)
+        self._publish_fill(ring)
+        if len(frames):
+            return frames
+        if isinstance(self._device, PacedDevice):  # it plays out what it holds, as a card would
+            self._device.wait_played(actual.buffer_seconds * 2)
+        with self._progress:
+            self._started, self._restart_expected = False, True  # the device's next underrun is ours
+            self._idles += 1
+            self._timing.restart()
+            self._progress.notify_all()
+        return None
 
     def _pad(self, frames: np.ndarray, period: int) -> np.ndarray:
         assert self._actual is not None
@@ -346,14 +394,13 @@ class SinkEngine:
         silence = period - len(frames)
         with self._lock:
             self._silence_frames += silence
-        if self._metrics is not None:
-            self._metrics.audio_sink_silence_frames_total.labels(self.name).inc(silence)
+        self._metrics.silence(silence)
         return padded
 
     def _write_all(self, frames: np.ndarray) -> bool:
         """Write ``frames`` completely, across underruns and reopens; False when stopped."""
         pending = frames
-        loop_started = self._last_return
+        loop_started = self._timing.last_return
         while len(pending):
             if self._stop.is_set():
                 return False
@@ -366,25 +413,31 @@ class SinkEngine:
             if loop_started is not None:
                 work = time.perf_counter() - loop_started - self._waited
                 with self._lock:
-                    self._loop_seconds.append(max(0.0, work))
+                    self._timing.record_work(work, device.actual)
                 loop_started = None
+            self._waited = 0.0
             call_started = time.perf_counter()
             try:
                 written = device.write(pending)
             except UnderrunError:
+                if self._restart_expected:  # it ran dry while idle, as it should have
+                    with self._lock:
+                        self._restart_expected = False
+                        self._idle_restarts += 1
+                    continue
                 self._count_error("EPIPE")
                 with self._lock:
                     self._xruns += 1
-                self._log_underrun(call_started)
-                if self._metrics is not None:
-                    self._metrics.audio_sink_xruns_total.labels(self.name).inc()
+                    self._timing.xrun(call_started, device.actual, self.name, self._xruns)
+                self._metrics.xrun()
                 continue  # the failed period was not played: write it again
             except AudioError as exc:
                 self._count_error(errno_name(exc))
                 self._lose_device(exc)
                 continue
-            self._last_return = time.perf_counter()
-            self._last_call_seconds = self._last_return - call_started
+            with self._lock:
+                self._timing.returned(call_started, time.perf_counter())
+                self._restart_expected = False
             if written == 0:  # the device took nothing (non-blocking PCM): give it a moment
                 self._stop.wait(self.params.period_seconds / 4)
                 continue
@@ -392,32 +445,10 @@ class SinkEngine:
             with self._progress:
                 self._frames_written += written
                 self._progress.notify_all()
-            if self._metrics is not None:
-                self._metrics.audio_sink_frames_written_total.labels(self.name).inc(written)
+            self._metrics.written(written)
         with self._lock:
             self._started = True
         return True
-
-    def _log_underrun(self, call_started: float) -> None:
-        """Say who was late. A blocking write returns about a period after the device has
-        room, and a running device holds a buffer of audio. When the writer was away for
-        about a buffer and most of it inside the previous write call, the device had taken
-        that write's data long before (it went on to run dry): the thread was waiting to get
-        back into Python, for the GIL held by a long garbage collection or C call in another
-        thread. Most of it between calls is the writer's own loop being late; neither means
-        the device drained faster than real time."""
-        assert self._actual is not None
-        gap = call_started - self._last_return if self._last_return is not None else 0.0
-        previous, actual = self._last_call_seconds, self._actual
-        if previous + gap < actual.buffer_seconds - actual.period_seconds:
-            cause = "the device drained faster than real time"
-        elif previous >= gap:
-            cause = "the writer was held returning from the previous write (the GIL)"
-        else:
-            cause = "the writer was late between writes"
-        log.warning("sink %s: underrun (xrun %d): the previous write call took %.0f ms and the "
-                    "next began %.0f ms later, the device buffer holds %.0f ms: %s",
-                    self.name, self._xruns, previous * 1000, gap * 1000, actual.buffer_seconds * 1000, cause)
 
     def _maybe_stall(self) -> None:
         with self._lock:
@@ -444,8 +475,7 @@ class SinkEngine:
             self._install(device)
             with self._lock:
                 self._reopens += 1
-            if self._metrics is not None:
-                self._metrics.audio_sink_reopens_total.labels(self.name).inc()
+            self._metrics.reopened()
             self._set_state(SinkState.OPEN, "Reopened", _opened(device))
             return True
         return False
@@ -464,12 +494,10 @@ class SinkEngine:
     def _count_error(self, name: str) -> None:
         with self._lock:
             self._write_errors[name] = self._write_errors.get(name, 0) + 1
-        if self._metrics is not None:
-            self._metrics.audio_sink_write_errors_total.labels(self.name, name).inc()
+        self._metrics.write_error(name)
 
     def _publish_fill(self, ring: FrameRingBuffer) -> None:
-        if self._metrics is not None:
-            self._metrics.audio_sink_buffer_fill_ratio.labels(self.name).set(ring.fill_ratio)
+        self._metrics.fill(ring.fill_ratio)
 
     def _set_state(self, state: SinkState, reason: str, message: str) -> None:
         with self._progress:
@@ -477,24 +505,43 @@ class SinkEngine:
             self._state, self._reason, self._message = state, reason, message
             snapshot = self._snapshot()
             self._progress.notify_all()
-        if self._metrics is not None:
-            self._metrics.audio_sink_ready.labels(self.name).set(1 if state is SinkState.OPEN else 0)
+        self._metrics.ready(state is SinkState.OPEN)
         if changed and self._on_state is not None:
             try:
                 self._on_state(snapshot)
             except Exception:  # a broken observer must not take the audio down
                 log.exception("sink %s: state callback failed", self.name)
 
+    def _played_offset(self) -> int:
+        """The device frame playing now (frames written, less what a paced device holds)."""
+        device = self._device
+        if isinstance(device, PacedDevice):
+            return self._device_base + device.played()
+        return self._frames_written
+
     def _snapshot(self) -> SinkStatus:
         ring = self._ring
         actual = self._actual
+        device = self._device
+        paced = device if isinstance(device, PacedDevice) else None
+        delay = paced.delay() if paced is not None else 0
+        waiting = ring.fill if ring is not None else 0
+        timing, rate = self._timing, actual.rate if actual is not None else 1
         return SinkStatus(
             name=self.name, state=self._state, reason=self._reason, message=self._message,
             requested=self._requested, actual=actual, frames_written=self._frames_written,
             xruns=self._xruns, silence_frames=self._silence_frames,
             write_errors=dict(self._write_errors), reopens=self._reopens,
             buffer_fill=ring.fill_ratio if ring is not None else 0.0,
-            latency_seconds=actual.buffer_seconds if actual is not None else 0.0)
+            latency_seconds=((actual.buffer_frames if actual else 0) + waiting) / rate,
+            paced=paced is not None, idle=not self._started, idles=self._idles,
+            idle_restarts=self._idle_restarts, played_frames=self._frames_written - delay,
+            device_delay_frames=delay, playing_since=paced.first_played_at if paced else None,
+            at=time.monotonic(), xrun_causes=timing.causes(), deadline_misses=timing.deadline_misses,
+            worst_lateness_seconds=timing.worst_lateness_seconds,
+            worst_lateness_periods=timing.worst_lateness_periods,
+            period_seconds=actual.period_seconds if actual else 0.0,
+            device_latency_seconds=actual.buffer_seconds if actual else 0.0)
 
 
 def _opened(device: PcmDevice) -> str:

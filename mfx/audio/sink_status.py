@@ -36,7 +36,23 @@ class SinkStatus:
     write_errors: dict[str, int] = field(default_factory=dict)  # errno name -> count
     reopens: int = 0
     buffer_fill: float = 0.0  # of the ring buffer, 0..1
-    latency_seconds: float = 0.0  # the device buffer's length: how far output lags a write
+    latency_seconds: float = 0.0  # device buffer + what waits in the ring: how far output lags a write
+    # Pacing and idling.
+    paced: bool = False  # the sink paces a device that does not pace itself (null, file tap)
+    idle: bool = True  # the writer writes nothing: no audio since the open, or the producer stopped
+    idles: int = 0  # times the writer went idle after playing (pause, stop, end of the queue)
+    idle_restarts: int = 0  # device ran dry while idle and was restarted: expected, not an xrun
+    played_frames: int = 0  # frames the device has played (paced: by its clock; else as written)
+    device_delay_frames: int = 0  # frames the device holds, not played yet (paced devices)
+    playing_since: float | None = None  # time.monotonic() the first frame since the open played (paced)
+    at: float = 0.0  # time.monotonic() of this snapshot
+    # Timing, for a person tuning periods.
+    xrun_causes: dict[str, int] = field(default_factory=dict)  # XrunCause value -> count
+    deadline_misses: int = 0  # periods the writer took longer than a period to come back
+    worst_lateness_seconds: float = 0.0
+    worst_lateness_periods: float = 0.0  # the same as a share of a period
+    period_seconds: float = 0.0
+    device_latency_seconds: float = 0.0  # the device buffer's length
 
 
 StateCallback = Callable[[SinkStatus], None]

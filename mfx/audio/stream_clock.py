@@ -6,6 +6,12 @@ The writer thread credits a stream with the frames it takes for the device. The 
 lives in the sink, not in its ring buffer, so a reconfigure (which replaces the ring) does
 not reset it; frames the reconfigure drops count as passed, since the producer goes on
 after them. When the audio path moves into an engine process, this is what it reports.
+
+Frames taken are not yet heard: a device holds up to a buffer of them. When the writer says
+at which device frame (the count of frames written to the device, silence included) what it
+takes will be written, the clock keeps the stream's recent runs in those terms, and a
+position asked with the device frame playing now also says how much of the stream the
+device has actually played (``frames_at_device``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import enum
 import itertools
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +30,8 @@ from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
 # Streams kept after they were opened; older ones are forgotten (reported UNKNOWN). A player
 # asks about its current stream only, so this bounds memory without losing anything it needs.
 KEEP_STREAMS = 256
+# Runs of a stream kept in device frames: more than any device buffer holds periods.
+KEEP_RUNS = 256
 
 
 class StreamState(enum.StrEnum):
@@ -43,6 +51,7 @@ class StreamPosition:
     frames_played: int = 0  # frames (at the sink's rate) the writer took for the device
     seconds_played: float = 0.0  # the same in seconds, at the rate each frame played
     frames_buffered: int = 0  # in the sink's ring, not played yet
+    frames_at_device: int = 0  # of frames_played, those the device has played (as asked)
 
 
 @dataclass
@@ -50,6 +59,12 @@ class _Progress:
     frames: int = 0
     seconds: float = 0.0
     ended: bool = False
+    runs: collections.deque[tuple[int, int]] = field(  # (first device frame, frames), oldest first
+        default_factory=lambda: collections.deque(maxlen=KEEP_RUNS))
+
+    def not_heard(self, played: int) -> int:
+        """Frames of the recent runs at or after device frame ``played``."""
+        return sum(max(0, start + frames - max(start, played)) for start, frames in self.runs)
 
 
 class StreamClock:
@@ -76,11 +91,12 @@ class StreamClock:
             if progress is not None:
                 progress.ended = True
 
-    def take(self, ring: FrameRingBuffer, frames: int, rate: int) -> np.ndarray:
-        """Read up to ``frames`` from ``ring`` and credit them to their streams as played."""
+    def take(self, ring: FrameRingBuffer, frames: int, rate: int, at: int | None = None) -> np.ndarray:
+        """Read up to ``frames`` from ``ring`` and credit them to their streams as played;
+        ``at``: the device frame the first of them will be written as."""
         with self._lock:
             out, owners = ring.read_owned(frames)
-            self._credit(owners, rate)
+            self._credit(owners, rate, at)
             return out
 
     def pass_over(self, ring: FrameRingBuffer, rate: int) -> None:
@@ -90,7 +106,9 @@ class StreamClock:
             _, owners = ring.read_owned(ring.fill)
             self._credit(owners, rate)
 
-    def position(self, stream: StreamId, ring: FrameRingBuffer | None) -> StreamPosition:
+    def position(self, stream: StreamId, ring: FrameRingBuffer | None,
+                 played: int | None = None) -> StreamPosition:
+        """``played``: the device frame playing now (None: count frames taken as heard)."""
         with self._lock:
             progress = self._streams.get(stream)
             if progress is None:
@@ -104,11 +122,21 @@ class StreamClock:
                 state = StreamState.IDLE
             else:
                 state = StreamState.STARTING
-            return StreamPosition(stream, state, progress.frames, progress.seconds, buffered)
+            heard = progress.frames - (progress.not_heard(played) if played is not None else 0)
+            return StreamPosition(stream, state, progress.frames, progress.seconds, buffered, heard)
 
-    def _credit(self, owners: Iterable[tuple[StreamId | None, int]], rate: int) -> None:
+    def _credit(self, owners: Iterable[tuple[StreamId | None, int]], rate: int,
+                at: int | None = None) -> None:
         for stream, frames in owners:
             progress = self._streams.get(stream) if stream is not None else None
             if progress is not None:
                 progress.frames += frames
                 progress.seconds += frames / rate
+                if at is not None:
+                    last = progress.runs[-1] if progress.runs else None
+                    if last is not None and last[0] + last[1] == at:
+                        progress.runs[-1] = (last[0], last[1] + frames)
+                    else:
+                        progress.runs.append((at, frames))
+            if at is not None:
+                at += frames
