@@ -1,0 +1,39 @@
+"""Starting an engine process: ``python -m mfx.engine --home H`` in a session of its own, so
+that the daemon's end (SIGTERM, SIGKILL, a Ctrl-C to its process group) does not end it,
+with its output appended to ``engine.log``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import mfx
+from mfx.engine.paths import EnginePaths
+
+# Where the mfx package lives: put first on the engine's PYTHONPATH, so the engine runs the
+# daemon's own code even when mfx runs from a checkout that is not installed.
+_ROOT = str(Path(mfx.__file__).resolve().parent.parent)
+
+
+def spawn_engine(paths: EnginePaths, *, env: Mapping[str, str], python: str = sys.executable,
+                 idle_exit: float | None = None) -> subprocess.Popen[bytes]:
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    command = [python, "-m", "mfx.engine", "--home", str(paths.home)]
+    if idle_exit is not None:
+        command += ["--idle-exit", str(idle_exit)]
+    environment = dict(env)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, environment.get("PYTHONPATH")) if p)
+    with paths.log.open("ab") as log:
+        return subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+
+
+def log_tail(paths: EnginePaths, limit: int = 2000) -> str:
+    try:
+        data = paths.log.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode(errors="replace").strip()
