@@ -267,7 +267,7 @@ class Pipeline:
         with self._wake:
             if self._current is None:
                 return None
-            return self.seek_frame(round(seconds * self._current.stream.samplerate))
+            return self._seek_locked(round(seconds * self._current.stream.samplerate))
 
     def seek_frame(self, frame: int) -> StreamId | None:
         """Jump to ``frame`` of the current track (at its own rate): the device plays that
@@ -276,12 +276,16 @@ class Pipeline:
         with self._wake:
             if self._current is None:
                 return None
-            self._cut()
-            self._seek_to = max(0, int(frame))
-            if self._state is PipelineState.PAUSED:
-                self._paused_frame = self._seek_to
-            self._wake.notify_all()
-            return self._next_segment()
+            return self._seek_locked(frame)
+
+    def _seek_locked(self, frame: int) -> StreamId:
+        """``seek_frame`` with the lock held and a track current."""
+        self._cut()
+        self._seek_to = max(0, int(frame))
+        if self._state is PipelineState.PAUSED:
+            self._paused_frame = self._seek_to
+        self._wake.notify_all()
+        return self._next_segment()
 
     def stop(self) -> None:
         """Fade out, drop everything queued, and make ``run()`` return."""
