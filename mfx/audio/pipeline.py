@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import enum
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -87,6 +88,7 @@ class PlayedPosition:
     label: str
     frame: int
     rate: int
+    at: float = 0.0  # time.monotonic() when the device was there
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ class Pipeline:
             if current is not None and (self._seek_to is not None or self._state is PipelineState.PAUSED):
                 frame = self._paused_frame if self._state is PipelineState.PAUSED else self._seek_to
                 if frame is not None:
-                    return PlayedPosition(current.label, frame, current.stream.samplerate)
+                    return PlayedPosition(current.label, frame, current.stream.samplerate, time.monotonic())
             if not self._anchors or self._params is None:
                 return None
             sink_rate = self._params.rate
@@ -240,7 +242,7 @@ class Pipeline:
                     for _ in range(index):  # older segments are all played
                         self._anchors.popleft()
                     frames = heard if anchor.rate == sink_rate else round(heard * anchor.rate / sink_rate)
-                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate)
+                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate, time.monotonic())
             return None
 
     def set_fade_seconds(self, seconds: float) -> None:
