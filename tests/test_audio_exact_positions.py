@@ -158,9 +158,26 @@ def test_gapless_tracks_meet_sample_exactly_on_the_paced_tap(paced_tap: tuple[Si
     pipeline = Pipeline(engine, fade_seconds=0)
     pipeline.enqueue(ArrayStream(first, RATE), "a")
     pipeline.enqueue(ArrayStream(second, RATE), "b")
+    seen: list[tuple[str, int]] = []
+
+    def note_position(status: SinkStatus) -> bool:
+        position = pipeline.played_position()
+        if position is not None:
+            seen.append((position.label, position.frame))
+        return status.idles >= 1
+
     with producing(pipeline) as producer:
-        producer.join(WAIT)
-        wait(engine, lambda s: s.idles >= 1)
+        producer.join(WAIT)  # both tracks produced long before the device is through with "a"
+        wait(engine, note_position)
+        end = pipeline.played_position()
+    # The position names the track the device plays: "a" to its end, then "b".
+    labels = [label for label, _ in seen]
+    switch = labels.index("b")
+    assert set(labels[:switch]) == {"a"} and set(labels[switch:]) == {"b"}
+    assert all(0 <= frame <= len(first) for _, frame in seen[:switch])
+    assert [frame for _, frame in seen] == sorted(frame for _, frame in seen[:switch]) + \
+        sorted(frame for _, frame in seen[switch:])
+    assert end is not None and (end.label, end.frame) == ("b", len(second))
     played, status = finish(engine, tap)
     expected = to_s16(np.concatenate([first, second]))
     assert status.silence_frames == 0 and len(played) == len(expected)

@@ -193,3 +193,25 @@ def test_an_idle_paced_tap_writes_nothing(alsa_tap: TapDevice) -> None:
     played = alsa_tap.read(SampleFormat.S16_LE, 2)
     audio = played[np.any(played != 0, axis=1)]
     np.testing.assert_array_equal(audio, to_s16(track))
+
+
+def test_a_late_writer_is_a_writer_late_xrun_on_the_paced_tap(alsa_tap: TapDevice) -> None:
+    """A writer away for longer than the buffer lasts finds the paced device run dry: an xrun
+    blamed on the writer, a deadline miss, and no frame lost (the period is written again)."""
+    engine = SinkEngine("tap", DeviceParams(rate=RATE), pacing=Pacing.AUTO, ring_frames=RATE)
+    track = to_s16(tone(1000, 1.0))
+    engine.open()
+    assert engine.ring.write(track) == len(track)  # all of it: the writer never waits for data
+    engine.start()
+    wait(engine, lambda s: s.frames_written >= 8 * 1024)
+    engine.stall_for(0.3)  # the device holds 85 ms
+    late = wait(engine, lambda s: s.xruns >= 1)
+    assert late.xrun_causes == {"writerLate": 1, "deviceStall": 0}
+    assert late.write_errors == {"EPIPE": 1}
+    engine.set_feeding(False)
+    done = wait(engine, lambda s: s.idles >= 1)
+    assert done.deadline_misses >= 1 and done.worst_lateness_periods > 1.0
+    assert done.worst_lateness_seconds == pytest.approx(done.worst_lateness_periods * done.period_seconds)
+    status = engine.close(drain=True)
+    np.testing.assert_array_equal(alsa_tap.read(SampleFormat.S16_LE, 2), track)
+    assert status.xruns == 1 and status.idle_restarts == 0

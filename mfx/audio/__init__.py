@@ -16,7 +16,7 @@ from mfx.audio.dsp import (
 )
 from mfx.audio.formats import SampleFormat, TpdfDither, float_to_pcm, pcm_from_bytes, pcm_to_float
 from mfx.audio.paced_device import PacedDevice, Pacing
-from mfx.audio.pipeline import DecodedStream, Pipeline, PipelineState, Processor
+from mfx.audio.pipeline import DecodedStream, Pipeline, PipelineState, PlayedPosition, Processor
 from mfx.audio.ring_buffer import FrameRingBuffer, StreamId
 from mfx.audio.sink import SinkEngine
 from mfx.audio.sink_status import SinkState, SinkStatus
@@ -35,6 +35,7 @@ __all__ = [
     "PcmDevice",
     "Pipeline",
     "PipelineState",
+    "PlayedPosition",
     "Processor",
     "Resampler",
     "SampleFormat",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import enum
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -87,6 +88,7 @@ class PlayedPosition:
     label: str
     frame: int
     rate: int
+    at: float = 0.0  # time.monotonic() when the device was there
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ class Pipeline:
             if current is not None and (self._seek_to is not None or self._state is PipelineState.PAUSED):
                 frame = self._paused_frame if self._state is PipelineState.PAUSED else self._seek_to
                 if frame is not None:
-                    return PlayedPosition(current.label, frame, current.stream.samplerate)
+                    return PlayedPosition(current.label, frame, current.stream.samplerate, time.monotonic())
             if not self._anchors or self._params is None:
                 return None
             sink_rate = self._params.rate
@@ -240,7 +242,7 @@ class Pipeline:
                     for _ in range(index):  # older segments are all played
                         self._anchors.popleft()
                     frames = heard if anchor.rate == sink_rate else round(heard * anchor.rate / sink_rate)
-                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate)
+                    return PlayedPosition(anchor.label, anchor.start + frames, anchor.rate, time.monotonic())
             return None
 
     def set_fade_seconds(self, seconds: float) -> None:
@@ -267,7 +269,7 @@ class Pipeline:
         with self._wake:
             if self._current is None:
                 return None
-            return self.seek_frame(round(seconds * self._current.stream.samplerate))
+            return self._seek_locked(round(seconds * self._current.stream.samplerate))
 
     def seek_frame(self, frame: int) -> StreamId | None:
         """Jump to ``frame`` of the current track (at its own rate): the device plays that
@@ -276,12 +278,16 @@ class Pipeline:
         with self._wake:
             if self._current is None:
                 return None
-            self._cut()
-            self._seek_to = max(0, int(frame))
-            if self._state is PipelineState.PAUSED:
-                self._paused_frame = self._seek_to
-            self._wake.notify_all()
-            return self._next_segment()
+            return self._seek_locked(frame)
+
+    def _seek_locked(self, frame: int) -> StreamId:
+        """``seek_frame`` with the lock held and a track current."""
+        self._cut()
+        self._seek_to = max(0, int(frame))
+        if self._state is PipelineState.PAUSED:
+            self._paused_frame = self._seek_to
+        self._wake.notify_all()
+        return self._next_segment()
 
     def stop(self) -> None:
         """Fade out, drop everything queued, and make ``run()`` return."""

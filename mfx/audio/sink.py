@@ -206,11 +206,11 @@ class SinkEngine:
     def set_feeding(self, feeding: bool) -> None:
         """False (pause, stop, end of the queue): play what is buffered, then write nothing
         until audio comes again. True: short gaps are bridged with counted silence."""
-        with self._progress:
-            if self._feeding == bool(feeding):
-                return
-            self._feeding = bool(feeding)
-            self._progress.notify_all()
+        # No sink lock: a producer calls this under its own lock, and wait_until predicates
+        # (run under the sink lock) may ask that producer for its position.
+        if self._feeding == bool(feeding):
+            return
+        self._feeding = bool(feeding)
         ring = self._ring
         if ring is not None:
             ring.interrupt()
