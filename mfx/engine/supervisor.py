@@ -193,6 +193,9 @@ class EngineSupervisor(TaskGroupOwner):
     async def _restore(self, connection: EngineConnection, lost_at: float) -> None:
         """Bring a new engine to what the daemon had asked of the lost one."""
         mirror = self.client.mirror
+        # Taken first: the new engine's own reports (idle, nothing current) replace the
+        # mirrored one as soon as it is configured.
+        resume = mirror.resume_at(lost_at)
 
         async def call(method: str, params: object = None) -> Any:
             try:
@@ -210,7 +213,6 @@ class EngineSupervisor(TaskGroupOwner):
             await call("set_processors", protocol.ProcessorsParams(tuple(mirror.processors)))
         if mirror.fade_seconds is not None:
             await call("set_fade", protocol.FadeParams(mirror.fade_seconds))
-        resume = mirror.resume_at(lost_at)
         if resume is None:
             return
         for request in [resume.request, *resume.queued]:
