@@ -140,7 +140,8 @@ class EngineSupervisor(TaskGroupOwner):
                     self.client.detach()
                     if not self._stopping:
                         log.warning("engine %d went away; starting another", info.pid)
-            except (MfxError, OSError) as exc:
+            except (MfxError, OSError, BaseExceptionGroup) as raised:
+                exc = _sole_failure(raised)
                 self.client.detach()
                 failures += 1
                 if not started and time.monotonic() - first_try > self.start_timeout:
@@ -258,6 +259,25 @@ class EngineSupervisor(TaskGroupOwner):
             if lock_holder(self.paths.lock) is None:
                 return
             await anyio.sleep(POLL_SECONDS)
+
+
+def _sole_failure(raised: BaseException) -> MfxError | OSError:
+    """The failure to retry after: an mfx error or an OSError, also when a task group (the
+    connection's) wrapped it; anything else is raised again."""
+    leaves: list[BaseException] = []
+    pending = [raised]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if not isinstance(leaf, MfxError | OSError):
+            raise raised
+    first = leaves[0]
+    assert isinstance(first, MfxError | OSError)
+    return first
 
 
 def _listening(path: Path) -> bool:
