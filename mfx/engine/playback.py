@@ -27,6 +27,7 @@ from mfx.audio import dsp
 from mfx.audio.pipeline import Pipeline, PipelineState
 from mfx.audio.ring_buffer import StreamId
 from mfx.audio.sink import SinkEngine
+from mfx.audio.sink_status import SinkState, SinkStatus
 from mfx.audio.stream_clock import StreamState
 from mfx.engine.api import (
     EngineEvent,
@@ -295,8 +296,9 @@ class Playback:
         # A lost device may never play it: give up after what it holds, and then some.
         timeout = buffered / sink.params.rate + PLAY_OUT_MARGIN_SECONDS
 
-        def played(_: object) -> bool:
-            return sink.stream_position(segment).state is not StreamState.PLAYING
+        def played(status: SinkStatus) -> bool:
+            # A sink that closes or loses its device will not play the rest: stop waiting.
+            return status.state is not SinkState.OPEN or sink.stream_position(segment).state is not StreamState.PLAYING
 
         await anyio.to_thread.run_sync(partial(sink.wait_until, played, timeout))
 

@@ -49,6 +49,7 @@ log = logging.getLogger("mfx.engine.supervisor")
 EXIT_ALREADY_RUNNING = 3  # mfx.engine.__main__: another engine holds the home's lock
 POLL_SECONDS = 0.02  # while an engine starts or exits: how often its socket or lock is tried
 RESTART_BACKOFF = Backoff(initial=0.1, cap=5.0)  # between failed attempts to reach an engine
+STABLE_SECONDS = 10.0  # an engine that lived shorter failed: the next one waits a backoff
 
 
 class EngineSupervisor(TaskGroupOwner):
@@ -67,6 +68,7 @@ class EngineSupervisor(TaskGroupOwner):
         self.restarts = 0  # engines started after one was lost
         self.process: subprocess.Popen[bytes] | None = None  # the engine this supervisor started
         self._stopping = False
+        self._started: float | None = None  # when the first engine was attached
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -108,48 +110,57 @@ class EngineSupervisor(TaskGroupOwner):
     # --- engine lives -------------------------------------------------------------------------
 
     async def _lives(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Reach an engine, serve through it until it is lost, start the next; forever."""
+        """Reach an engine, serve through it until it is lost, start the next; forever.
+        An engine lost soon after it started counts as a failure, so a crash loop backs off."""
         lost_at: float | None = None  # when the last engine was lost
         failures = 0
-        started = False
         first_try = time.monotonic()
         while not self._stopping:
             try:
-                adopted = await self._reach()
-                async with EngineConnection(self.paths.socket, on_event=self.client.deliver) as connection:
-                    info = await self._greet(connection)
-                    if adopted:
-                        reason = "Adopted"
-                        if not started:
-                            self.client.mirror.adopt(await connection.request("snapshot"))
-                    elif lost_at is None:
-                        reason = "Started"
-                    else:
-                        reason = "Crashed"
-                        await self._restore(connection, lost_at)
-                        self.restarts += 1
-                    self.client.attach(connection, info)
-                    failures = 0
-                    self.client.deliver(EngineRestarted(info, reason, self._message(info, reason, lost_at)))
-                    log.info("engine %d (%s) %s", info.pid, self.paths.home, reason.lower())
-                    if not started:
-                        started = True
-                        task_status.started()
-                    await connection.closed.wait()
-                    lost_at = time.monotonic()
-                    self.client.detach()
-                    if not self._stopping:
-                        log.warning("engine %d went away; starting another", info.pid)
+                attached_at = await self._life(lost_at, task_status)
+                lost_at = time.monotonic()
+                failures = failures + 1 if lost_at - attached_at < STABLE_SECONDS else 0
             except (MfxError, OSError, BaseExceptionGroup) as raised:
                 exc = _sole_failure(raised)
                 self.client.detach()
                 failures += 1
-                if not started and time.monotonic() - first_try > self.start_timeout:
+                if self._started is None and time.monotonic() - first_try > self.start_timeout:
                     raise AudioError(f"cannot start the audio engine for {self.paths.home}: {exc}") from exc
-                delay = self.backoff.delay(failures)
-                log.warning("audio engine: %s; trying again in %.2g s", exc, delay)
-                await anyio.sleep(delay)
+                log.warning("audio engine: %s", exc)
             await self._reap()
+            if failures and not self._stopping:
+                delay = self.backoff.delay(failures)
+                log.info("reaching the audio engine again in %.2g s", delay)
+                await anyio.sleep(delay)
+
+    async def _life(self, lost_at: float | None, task_status: TaskStatus[None]) -> float:
+        """One engine's life as seen from here: reach it, greet it, restore it when it
+        replaces a lost one, serve until it is lost. Returns when it was attached."""
+        adopted = await self._reach()
+        async with EngineConnection(self.paths.socket, on_event=self.client.deliver) as connection:
+            info = await self._greet(connection)
+            if adopted:
+                reason = "Adopted"
+                if self._started is None:  # the daemon's first engine: take over what it holds
+                    self.client.mirror.adopt(await connection.request("snapshot"))
+            elif lost_at is None:
+                reason = "Started"
+            else:
+                reason = "Crashed"
+                await self._restore(connection, lost_at)
+                self.restarts += 1
+            self.client.attach(connection, info)
+            attached_at = time.monotonic()
+            self.client.deliver(EngineRestarted(info, reason, self._message(info, reason)))
+            log.info("engine %d (%s) %s", info.pid, self.paths.home, reason.lower())
+            if self._started is None:
+                self._started = attached_at
+                task_status.started()
+            await connection.closed.wait()
+            self.client.detach()
+            if not self._stopping:
+                log.warning("engine %d went away; starting another", info.pid)
+        return attached_at
 
     async def _reach(self) -> bool:
         """Make sure an engine listens on the socket: True when one already did (adopted),
@@ -228,7 +239,7 @@ class EngineSupervisor(TaskGroupOwner):
         log.info("engine restored: %s %s at frame %d", "paused" if resume.paused else "playing",
                  resume.request.label, resume.request.start_frame)
 
-    def _message(self, info: EngineInfo, reason: str, lost_at: float | None) -> str:
+    def _message(self, info: EngineInfo, reason: str) -> str:
         if reason == "Crashed":
             return f"the engine was lost; engine {info.pid} started and restored (restart {self.restarts})"
         if reason == "Adopted":
