@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mfx.audio import SampleFormat
-from mfx.engine.api import PlaybackChanged, PlaybackIdle, PlaybackState, TrackRequest, TrackStarted
+from mfx.engine.api import (
+    PlaybackChanged,
+    PlaybackIdle,
+    PlaybackState,
+    PluginLoad,
+    PluginRole,
+    TrackRequest,
+    TrackStarted,
+)
 from mfx.engine.core import Engine
 from mfx.errors import NotFoundError
-from tests.audio_env import TapDevice, alsa_tap
+from tests.audio_env import REPO, TapDevice, alsa_tap
 from tests.engine_env import CODEC, codec_load, next_event, tap_sink, wav_tone, without_silence
 
 __all__ = ["alsa_tap"]
@@ -76,3 +85,32 @@ async def test_a_track_needs_a_loaded_codec(alsa_tap: TapDevice, tmp_path: Path)
             await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC))
         with pytest.raises(NotFoundError, match="open_track it first"):
             await engine.play("t9")
+
+
+EFFECTS_DIR = REPO / "plugins" / "effects"
+
+
+@pytest.mark.skipif(not (EFFECTS_DIR / "libeffects.so").exists(), reason="libeffects.so not built (make plugins)")
+async def test_a_c_processor_loaded_into_the_engine_is_in_the_chain(alsa_tap: TapDevice, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    wav_tone(tmp_path / "a.wav", 0.25)
+    effects = PluginLoad(name="effects", role=PluginRole.AUDIO_PROCESSOR, directory=str(EFFECTS_DIR),
+                         entry_point="libeffects.so", config={"gainDb": -6.0, "eq": []}, generation=1)
+    async with Engine(tmp_path / "home") as engine:
+        with engine.subscribe() as events:
+            assert await engine.load_plugins([codec_load(), effects]) == {CODEC: None, "effects": None}
+            await engine.configure_sink(tap_sink())
+            await engine.set_processors(["effects", "not-loaded"])
+            assert (await engine.playback()).processors == ("effects",)  # what is missing is left out
+            await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC))
+            await engine.play("t1")
+            assert (await next_event(events, PlaybackIdle)).error is None
+            await engine.close_sink("speakers", drain=True)
+            # Unloaded with the set: the chain goes on without it.
+            assert await engine.load_plugins([codec_load()]) == {CODEC: None}
+            assert (await engine.playback()).processors == ()
+    decoded, _ = sf.read(str(tmp_path / "a.wav"), dtype="float32", always_2d=True)
+    gained = decoded * np.float32(10.0 ** (-6.0 / 20.0))  # the plugin multiplies by (float)pow(10, dB/20)
+    expected = np.clip(np.rint(gained.astype(np.float64) * 2.0**15), -2.0**15, 2.0**15 - 1).astype("<i2")
+    np.testing.assert_array_equal(without_silence(alsa_tap.read(SampleFormat.S16_LE, 2)), expected)

@@ -26,7 +26,7 @@ from mfx.engine.paths import EnginePaths
 from mfx.engine.supervisor import EngineSupervisor
 from mfx.errors import BadRequestError, DecodeError, DeviceNotFoundError, NotFoundError
 from tests.audio_env import REPO, TapDevice, alsa_tap
-from tests.engine_env import CODEC, WAIT, codec_load
+from tests.engine_env import CODEC, WAIT, codec_load, tap_sink
 
 __all__ = ["alsa_tap"]
 
@@ -121,3 +121,16 @@ def test_an_engine_nobody_drives_exits_when_idle(alsa_tap: TapDevice, home: Path
     assert engine.returncode == 0, stderr.decode()
     assert "no controller connected" in stderr.decode()
     assert not EnginePaths(home).socket.exists() and not EnginePaths(home).pid.exists()
+
+
+async def test_sigterm_closes_the_sinks_and_exits(alsa_tap: TapDevice, home: Path) -> None:
+    async with EngineSupervisor(home) as supervisor:
+        assert (await supervisor.client.configure_sink(tap_sink())).state == "Open"
+        await supervisor.stop(keep_running=True)
+    process = supervisor.process
+    assert process is not None and process.poll() is None  # left running
+    process.send_signal(signal.SIGTERM)
+    assert await anyio.to_thread.run_sync(lambda: process.wait(WAIT)) == 0
+    log = EnginePaths(home).log.read_text()
+    assert "SIGTERM: closing the sinks and exiting" in log
+    assert lock_holder(EnginePaths(home).lock) is None
