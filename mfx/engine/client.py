@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -196,7 +197,7 @@ class EngineClient:
         self.mirror.playback(report)
         return report
 
-    async def _call(self, method: str, params: object = None) -> object:
+    async def _call(self, method: str, params: object = None) -> Any:
         connection = await self._connection_for(method)
         return await connection.request(method, params)
 

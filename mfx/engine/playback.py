@@ -24,7 +24,7 @@ from functools import partial
 import anyio
 
 from mfx.audio import dsp
-from mfx.audio.pipeline import Pipeline, PipelineState
+from mfx.audio.pipeline import Pipeline, PipelineState, Processor
 from mfx.audio.ring_buffer import StreamId
 from mfx.audio.sink import SinkEngine
 from mfx.audio.sink_status import SinkState, SinkStatus
@@ -407,8 +407,9 @@ class Playback:
         self._pipeline = pipeline
         return pipeline
 
-    def _resolve_processors(self) -> list[object]:
-        objects, active = [], []
+    def _resolve_processors(self) -> list[Processor]:
+        objects: list[Processor] = []
+        active: list[str] = []
         for name in self._processors:
             try:
                 objects.append(self._plugins.processor(name))
