@@ -99,3 +99,28 @@ async def test_a_killed_engine_comes_back_paused_at_the_frame_it_had_reached(
     assert (np.diff(exact) == 1).all() and exact[-1] == TRACK_FRAMES - 1
     resumed_at = exact[0] - 2 * FADE_FRAMES  # the frame the restarted engine began with
     assert resumed_at == held.frame and len(after) == TRACK_FRAMES - held.frame
+
+
+async def test_a_hung_engine_is_killed_and_replaced(alsa_tap: TapDevice, tmp_path: Path, home: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from mfx.engine import supervisor as supervision
+
+    monkeypatch.setattr(supervision, "WATCH_SECONDS", 0.05)
+    monkeypatch.setattr(supervision, "WATCH_TIMEOUT_SECONDS", 0.5)
+    write_indexed(tmp_path / "long.wav", 10 * RATE)
+    supervisor = EngineSupervisor(home, idle_exit=30)
+    events = supervisor.client.events()
+    async with supervisor:
+        engine = supervisor.client
+        await engine.load_plugins([codec_load()])
+        await engine.configure_sink(tap_sink())
+        await engine.open_track(TrackRequest("t1", str(tmp_path / "long.wav"), CODEC, start_frame=RATE))
+        await engine.play("t1", paused=True)
+        hung = engine.info.pid
+        os.kill(hung, signal.SIGSTOP)  # alive, its socket open, answering nothing
+        restarted = await next_event(events, EngineRestarted, lambda e: e.reason != "Started")
+        assert restarted.reason == "Crashed" and restarted.info.pid != hung
+        assert lock_holder(EnginePaths(home).lock) == restarted.info.pid
+        back = await engine.playback()
+        assert (back.state, back.label, back.frame) == (PlaybackState.PAUSED, "t1", RATE)
+        await supervisor.stop(keep_running=False)

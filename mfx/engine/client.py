@@ -144,13 +144,16 @@ class EngineClient:
     async def play(self, label: str, *, sink: str | None = None, paused: bool = False) -> None:
         await self._call("play", protocol.PlayParams(label, sink, paused))
         self.mirror.handed_over(label)
+        await self._refresh()
 
     async def enqueue(self, label: str) -> None:
         await self._call("enqueue", protocol.LabelParams(label))
         self.mirror.handed_over(label)
+        await self._refresh()
 
     async def drop_queued(self) -> None:
         await self._call("drop_queued")
+        await self._refresh()
 
     async def pause(self) -> PlaybackReport:
         return self._reported(await self._call("pause"))
@@ -163,6 +166,7 @@ class EngineClient:
 
     async def stop(self) -> None:
         await self._call("stop")
+        await self._refresh()
 
     async def set_volume(self, volume: float, muted: bool) -> None:
         await self._call("set_volume", protocol.VolumeParams(float(volume), bool(muted)))
@@ -192,6 +196,14 @@ class EngineClient:
         await self._call("shutdown", protocol.ShutdownParams(drain, drain_seconds))
 
     # --- internals --------------------------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        """Mirror the playback a call without a report changed, at once: its event may still
+        be on the way when the engine is lost, and a restart resumes from the mirror."""
+        try:
+            self.mirror.playback(await self._call("playback"))
+        except AudioError as exc:  # lost right after the call: the restart sees what it can
+            log.warning("engine playback after a change: %s", exc)
 
     def _reported(self, report: PlaybackReport) -> PlaybackReport:
         self.mirror.playback(report)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +51,9 @@ EXIT_ALREADY_RUNNING = 3  # mfx.engine.__main__: another engine holds the home's
 POLL_SECONDS = 0.02  # while an engine starts or exits: how often its socket or lock is tried
 RESTART_BACKOFF = Backoff(initial=0.1, cap=5.0)  # between failed attempts to reach an engine
 STABLE_SECONDS = 10.0  # an engine that lived shorter failed: the next one waits a backoff
+WATCH_SECONDS = 2.0  # how often a connected engine is asked for its playback
+WATCH_TIMEOUT_SECONDS = 10.0
+WATCH_MISSES = 2  # unanswered in a row: the engine is hung
 
 
 class EngineSupervisor(TaskGroupOwner):
@@ -103,6 +107,10 @@ class EngineSupervisor(TaskGroupOwner):
             except MfxError as exc:
                 log.warning("engine %d: shutdown: %s", pid, exc)
             await self._wait_gone(pid)
+        elif not keep_running and self.process is not None and self.process.poll() is None:
+            # Being started, not attached yet: it is ours, and it goes too.
+            self.process.terminate()
+            await self._wait_gone(self.process.pid)
         self.client.detach()
         if self.running:
             self.task_group().cancel_scope.cancel()
@@ -156,11 +164,35 @@ class EngineSupervisor(TaskGroupOwner):
             if self._started is None:
                 self._started = attached_at
                 task_status.started()
-            await connection.closed.wait()
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch, connection, info)
+                await connection.closed.wait()
+                group.cancel_scope.cancel()
             self.client.detach()
             if not self._stopping:
                 log.warning("engine %d went away; starting another", info.pid)
         return attached_at
+
+    async def _watch(self, connection: EngineConnection, info: EngineInfo) -> None:
+        """Ask the engine for its playback now and then: the answer keeps the mirrored
+        position fresh (a restart extrapolates from it), and an engine that stops answering
+        (hung, not dead: its socket stays open) is killed, so that the next one is started."""
+        misses = 0
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            with anyio.move_on_after(WATCH_TIMEOUT_SECONDS):
+                try:
+                    self.client.mirror.playback(await connection.request("playback"))
+                except MfxError:
+                    return  # lost: the connection says so by itself
+                misses = 0
+                continue
+            misses += 1
+            log.error("engine %d did not answer within %g s (%d times)", info.pid, WATCH_TIMEOUT_SECONDS, misses)
+            if misses >= WATCH_MISSES and lock_holder(self.paths.lock) == info.pid:
+                log.error("engine %d is hung: killing it to start another", info.pid)
+                os.kill(info.pid, signal.SIGKILL)
+                return
 
     async def _reach(self) -> bool:
         """Make sure an engine listens on the socket: True when one already did (adopted),
