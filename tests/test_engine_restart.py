@@ -115,12 +115,17 @@ async def test_a_hung_engine_is_killed_and_replaced(alsa_tap: TapDevice, tmp_pat
         await engine.load_plugins([codec_load()])
         await engine.configure_sink(tap_sink())
         await engine.open_track(TrackRequest("t1", str(tmp_path / "long.wav"), CODEC, start_frame=RATE))
+        await engine.open_track(TrackRequest("t2", str(tmp_path / "long.wav"), CODEC, tag={"next": True}))
         await engine.play("t1", paused=True)
+        await engine.enqueue("t2")
         hung = engine.info.pid
         os.kill(hung, signal.SIGSTOP)  # alive, its socket open, answering nothing
         restarted = await next_event(events, EngineRestarted, lambda e: e.reason != "Started")
         assert restarted.reason == "Crashed" and restarted.info.pid != hung
         assert lock_holder(EnginePaths(home).lock) == restarted.info.pid
         back = await engine.playback()
-        assert (back.state, back.label, back.frame) == (PlaybackState.PAUSED, "t1", RATE)
+        assert (back.state, back.label, back.frame, back.queued) == (PlaybackState.PAUSED, "t1", RATE, ("t2",))
+        await engine.resume()
+        started = await next_event(events, TrackStarted, lambda e: e.label == "t2")  # the look-ahead
+        assert started.tag == {"next": True}
         await supervisor.stop(keep_running=False)
