@@ -123,6 +123,7 @@ class Playback:
             if label not in self._opened:
                 raise _not_opened(label)
         engine = self._sinks.get(sink or self._sinks.default_name())
+        engine.ring  # noqa: B018 - raises AudioError now for a sink whose device is not open
         with self._lock:
             track = self._take_opened(label)
             pipeline = self._pipeline_for(engine)

@@ -27,8 +27,11 @@ def spawn_engine(paths: EnginePaths, *, env: Mapping[str, str], python: str = sy
     environment = dict(env)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, environment.get("PYTHONPATH")) if p)
     with paths.log.open("ab") as log:
+        # Its own directory as working directory: the engine outlives the daemon, and should
+        # not keep wherever the daemon was started from in use.
         return subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                cwd=paths.directory)
 
 
 def log_tail(paths: EnginePaths, limit: int = 2000) -> str:
