@@ -6,8 +6,14 @@ while the music played), else it starts one. Then it watches it: when the engine
 for, as the client mirrored it: sinks, plugins, volume, processors, fade, and the current
 track reopened at the frame it had reached (its last report extrapolated to the moment the
 engine was lost), paused or playing, with its look-ahead. Each start is an
-``EngineRestarted`` event on the client ("Started", "Adopted", "Crashed"); ``restarts``
-counts the crashes recovered from.
+``EngineRestarted`` event on the client ("Started", "Adopted", "Crashed"), told once the new
+engine is restored and calls go to it (the restored engine's own events may still arrive
+after it); ``restarts`` counts the crashes recovered from. While no engine is attached,
+calls on the client wait for one (``EngineClient.connect_wait``).
+
+A connected engine is asked for its playback every ``WATCH_SECONDS``: that keeps the mirrored
+position fresh, and an engine that stops answering (hung, its socket still open) is killed
+and replaced like a crashed one.
 
 Use::
 
