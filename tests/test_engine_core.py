@@ -164,3 +164,22 @@ async def test_a_dropped_look_ahead_does_not_play(alsa_tap: TapDevice, tmp_path:
     played = without_silence(alsa_tap.read(SampleFormat.S16_LE, 2))
     fade = round(0.005 * 48000)  # the resume fades in
     assert played.shape == first.shape and (played[fade:] == first[fade:]).all()
+
+
+async def test_the_fade_set_when_idle_is_the_fade_of_the_next_play(alsa_tap: TapDevice, tmp_path: Path) -> None:
+    first = wav_tone(tmp_path / "a.wav", 0.25, 1000.0)
+    fade = round(0.02 * 48000)
+    async with Engine(tmp_path / "home") as engine:
+        with engine.subscribe() as events:
+            await engine.load_plugins([codec_load()])
+            await engine.configure_sink(tap_sink())
+            await engine.set_fade(0.02)
+            await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC))
+            await engine.play("t1", paused=True)
+            await engine.resume()
+            assert (await next_event(events, PlaybackIdle)).error is None
+            await engine.close_sink("speakers", drain=True)
+    played = without_silence(alsa_tap.read(SampleFormat.S16_LE, 2))
+    assert played.shape == first.shape
+    assert (played[fade // 2:fade] != first[fade // 2:fade]).any()  # still fading in after 10 ms
+    assert (played[fade:] == first[fade:]).all()

@@ -257,8 +257,12 @@ class Playback:
             raise BadRequestError(f"fade of {seconds} s is out of range: use 0..10 seconds")
         with self._lock:
             self._fade = float(seconds)
-            if self._pipeline is not None:
-                self._pipeline.fade_seconds = self._fade
+            if self._pipeline is not None and self._current is None:
+                # The pipeline makes its fader once: an idle one is replaced at the next play.
+                self._pipeline.stop()
+                self._pipeline = None
+            elif self._pipeline is not None:
+                self._pipeline.fade_seconds = self._fade  # cuts now, fade-ins on the next pipeline
         self._emit(PlaybackChanged(self.report()))
 
     def changed(self) -> None:
