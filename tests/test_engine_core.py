@@ -183,3 +183,17 @@ async def test_the_fade_set_when_idle_is_the_fade_of_the_next_play(alsa_tap: Tap
     assert played.shape == first.shape
     assert (played[fade // 2:fade] != first[fade // 2:fade]).any()  # still fading in after 10 ms
     assert (played[fade:] == first[fade:]).all()
+
+
+async def test_a_new_generation_reloads_a_plugin_and_tracks_open_with_it(alsa_tap: TapDevice,
+                                                                        tmp_path: Path) -> None:
+    wav_tone(tmp_path / "a.wav", 0.1)
+    async with Engine(tmp_path / "home") as engine:
+        assert await engine.load_plugins([codec_load(1)]) == {CODEC: None}
+        assert await engine.load_plugins([codec_load(1)]) == {CODEC: None}  # unchanged: kept
+        assert await engine.load_plugins([codec_load(2)]) == {CODEC: None}  # reloaded
+        info = await engine.open_track(TrackRequest("t1", str(tmp_path / "a.wav"), CODEC))
+        assert info.frames == 4800
+        assert await engine.load_plugins([]) == {}  # unloaded: no codec to open with
+        with pytest.raises(NotFoundError):
+            await engine.open_track(TrackRequest("t2", str(tmp_path / "a.wav"), CODEC))
