@@ -70,7 +70,9 @@ async def test_a_killed_engine_comes_back_paused_at_the_frame_it_had_reached(
         await engine.play("t1")
         await next_event(events, TrackStarted)
         held = await engine.pause()
-        assert held.state is PlaybackState.PAUSED and START < held.frame < TRACK_FRAMES
+        # Mid-track: opened half-way in, and how far past that it got before the pause cut
+        # in is the machine's speed (the report says; nothing of it may have played yet).
+        assert held.state is PlaybackState.PAUSED and START <= held.frame < TRACK_FRAMES
         first_pid = engine.info.pid
 
         second_tap = tmp_path / "tap-after-restart.raw"
@@ -92,7 +94,7 @@ async def test_a_killed_engine_comes_back_paused_at_the_frame_it_had_reached(
     # The first engine played the track from where it was opened (until it paused; the tap
     # writes a device buffer late, so the file may end before the pause) ...
     before = frame_index(tap_frames(alsa_tap.file))
-    assert len(before) and (before[:-FADE_FRAMES] == START + np.arange(len(before) - FADE_FRAMES)).all()
+    assert (before[:-FADE_FRAMES] == START + np.arange(max(0, len(before) - FADE_FRAMES))).all()
     # ... the second from where the first had got to, to the end, every frame once.
     after = frame_index(tap_frames(second_tap))
     exact = after[2 * FADE_FRAMES:]
