@@ -66,3 +66,22 @@ async def next_event(events: Any, kind: type[E], where: Callable[[E], bool] = la
 
 __all__ = ["RATE", "WAIT", "CODEC", "EngineEvent", "codec_load", "tap_sink", "wav_tone", "device_samples",
            "without_silence", "next_event"]
+
+
+def write_indexed(path: Path, frames: int) -> Path:
+    """A 16-bit stereo WAV whose every frame says its own index (``frame_index`` reads it
+    back from device samples); no frame is all zero."""
+    import soundfile as sf
+
+    index = np.arange(frames, dtype=np.int64)
+    data = np.empty((frames, 2), dtype=np.int16)
+    data[:, 0] = (index % 65536) - 32768
+    data[:, 1] = index // 65536 + 1
+    sf.write(str(path), data, RATE, subtype="PCM_16", format="WAV")
+    return path
+
+
+def frame_index(frames: np.ndarray) -> np.ndarray:
+    """The indices ``write_indexed`` wrote into S16 device frames (exact where no fade
+    scaled them)."""
+    return (frames[:, 0].astype(np.int64) + 32768) + 65536 * (frames[:, 1].astype(np.int64) - 1)

@@ -9,6 +9,7 @@ SIGTERM/SIGINT, or idleness (``--idle-exit``).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    # `kill -USR1 <pid>` writes every thread's stack to the log: how a hung engine is read.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     home = args.home.expanduser().resolve()
     paths = EnginePaths(home)
     lock = EngineLock(paths.lock)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -143,13 +144,16 @@ class EngineClient:
     async def play(self, label: str, *, sink: str | None = None, paused: bool = False) -> None:
         await self._call("play", protocol.PlayParams(label, sink, paused))
         self.mirror.handed_over(label)
+        await self._refresh()
 
     async def enqueue(self, label: str) -> None:
         await self._call("enqueue", protocol.LabelParams(label))
         self.mirror.handed_over(label)
+        await self._refresh()
 
     async def drop_queued(self) -> None:
         await self._call("drop_queued")
+        await self._refresh()
 
     async def pause(self) -> PlaybackReport:
         return self._reported(await self._call("pause"))
@@ -162,6 +166,7 @@ class EngineClient:
 
     async def stop(self) -> None:
         await self._call("stop")
+        await self._refresh()
 
     async def set_volume(self, volume: float, muted: bool) -> None:
         await self._call("set_volume", protocol.VolumeParams(float(volume), bool(muted)))
@@ -192,11 +197,19 @@ class EngineClient:
 
     # --- internals --------------------------------------------------------------------------
 
+    async def _refresh(self) -> None:
+        """Mirror the playback a call without a report changed, at once: its event may still
+        be on the way when the engine is lost, and a restart resumes from the mirror."""
+        try:
+            self.mirror.playback(await self._call("playback"))
+        except AudioError as exc:  # lost right after the call: the restart sees what it can
+            log.warning("engine playback after a change: %s", exc)
+
     def _reported(self, report: PlaybackReport) -> PlaybackReport:
         self.mirror.playback(report)
         return report
 
-    async def _call(self, method: str, params: object = None) -> object:
+    async def _call(self, method: str, params: object = None) -> Any:
         connection = await self._connection_for(method)
         return await connection.request(method, params)
 

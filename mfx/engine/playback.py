@@ -24,9 +24,10 @@ from functools import partial
 import anyio
 
 from mfx.audio import dsp
-from mfx.audio.pipeline import Pipeline, PipelineState
+from mfx.audio.pipeline import Pipeline, PipelineState, Processor
 from mfx.audio.ring_buffer import StreamId
 from mfx.audio.sink import SinkEngine
+from mfx.audio.sink_status import SinkState, SinkStatus
 from mfx.audio.stream_clock import StreamState
 from mfx.engine.api import (
     EngineEvent,
@@ -122,6 +123,7 @@ class Playback:
             if label not in self._opened:
                 raise _not_opened(label)
         engine = self._sinks.get(sink or self._sinks.default_name())
+        engine.ring  # noqa: B018 - raises AudioError now for a sink whose device is not open
         with self._lock:
             track = self._take_opened(label)
             pipeline = self._pipeline_for(engine)
@@ -255,8 +257,12 @@ class Playback:
             raise BadRequestError(f"fade of {seconds} s is out of range: use 0..10 seconds")
         with self._lock:
             self._fade = float(seconds)
-            if self._pipeline is not None:
-                self._pipeline.fade_seconds = self._fade
+            if self._pipeline is not None and self._current is None:
+                # The pipeline makes its fader once: an idle one is replaced at the next play.
+                self._pipeline.stop()
+                self._pipeline = None
+            elif self._pipeline is not None:
+                self._pipeline.fade_seconds = self._fade  # cuts now, fade-ins on the next pipeline
         self._emit(PlaybackChanged(self.report()))
 
     def changed(self) -> None:
@@ -295,8 +301,9 @@ class Playback:
         # A lost device may never play it: give up after what it holds, and then some.
         timeout = buffered / sink.params.rate + PLAY_OUT_MARGIN_SECONDS
 
-        def played(_: object) -> bool:
-            return sink.stream_position(segment).state is not StreamState.PLAYING
+        def played(status: SinkStatus) -> bool:
+            # A sink that closes or loses its device will not play the rest: stop waiting.
+            return status.state is not SinkState.OPEN or sink.stream_position(segment).state is not StreamState.PLAYING
 
         await anyio.to_thread.run_sync(partial(sink.wait_until, played, timeout))
 
@@ -405,8 +412,9 @@ class Playback:
         self._pipeline = pipeline
         return pipeline
 
-    def _resolve_processors(self) -> list[object]:
-        objects, active = [], []
+    def _resolve_processors(self) -> list[Processor]:
+        objects: list[Processor] = []
+        active: list[str] = []
         for name in self._processors:
             try:
                 objects.append(self._plugins.processor(name))

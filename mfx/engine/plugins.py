@@ -46,6 +46,7 @@ class EnginePlugins:
         self._state_dir = state_dir
         self._runtime = DynamicLibraryRuntime(state_dir / ".private")
         self._loaded: dict[str, LoadedPlugin] = {}
+        self._applying = anyio.Lock()  # one plugin set at a time
 
     async def __aenter__(self) -> Self:
         await self._runtime.__aenter__()
@@ -61,6 +62,10 @@ class EnginePlugins:
         return [plugin.load for plugin in self._loaded.values()]
 
     async def apply(self, wanted: Sequence[PluginLoad]) -> dict[str, ErrorReport | None]:
+        async with self._applying:
+            return await self._apply(wanted)
+
+    async def _apply(self, wanted: Sequence[PluginLoad]) -> dict[str, ErrorReport | None]:
         results: dict[str, ErrorReport | None] = {}
         names = {load.name for load in wanted}
         for name in [n for n in self._loaded if n not in names]:

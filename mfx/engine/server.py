@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -32,6 +32,7 @@ from mfx.errors import BadRequestError, MfxError
 log = logging.getLogger("mfx.engine.server")
 
 IDLE_CHECK_SECONDS = 0.5
+MAX_IN_FLIGHT = 32  # requests of one connection answered at once; more wait to be read
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -101,7 +102,15 @@ class EngineServer:
                     anyio.ClosedResourceError):
                 return
             if line.strip():
-                await self._answer(connection, line)
+                # Answered concurrently: a sink drained on close must not hold up a seek.
+                await connection.limiter.acquire()
+                connection.spawn(self._answer_released, connection, line)
+
+    async def _answer_released(self, connection: _Connection, line: bytes) -> None:
+        try:
+            await self._answer(connection, line)
+        finally:
+            connection.limiter.release()
 
     async def _answer(self, connection: _Connection, line: bytes) -> None:
         ident = None
@@ -187,8 +196,13 @@ class _Connection:
     def __init__(self, stream: SocketStream) -> None:
         self.stream = stream
         self.group: TaskGroup | None = None
+        self.limiter = anyio.Semaphore(MAX_IN_FLIGHT)
         self._send_lock = anyio.Lock()
         self._subscribed = False
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        assert self.group is not None
+        self.group.start_soon(fn, *args)
 
     async def send(self, line: bytes) -> None:
         async with self._send_lock:
@@ -208,6 +222,10 @@ class _Connection:
         try:
             async for event in events:
                 await self.send(protocol.event_line(event))
+            # The hub cut this subscriber off (too far behind): a controller that misses
+            # events must know, so the connection ends and it reconnects.
+            log.warning("closing a controller connection that fell behind on events")
+            await self.stream.aclose()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             return
         finally:

@@ -40,6 +40,8 @@ class EngineSinks:
         self._sinks: dict[str, SinkEngine] = {}
         self._configs: dict[str, SinkConfig] = {}
         self._default: str | None = None
+        # Sink changes wait for one another: two configures of one name must not both open it.
+        self._changing = anyio.Lock()
 
     def configs(self) -> list[SinkConfig]:
         return list(self._configs.values())
@@ -62,6 +64,10 @@ class EngineSinks:
 
     async def configure(self, config: SinkConfig) -> SinkReport:
         """Open the sink, reopen it when its parameters changed; unchanged, nothing happens."""
+        async with self._changing:
+            return await self._configure(config)
+
+    async def _configure(self, config: SinkConfig) -> SinkReport:
         sink = self._sinks.get(config.name)
         if config.default:
             self._default = config.name
@@ -83,6 +89,10 @@ class EngineSinks:
         return self.report(config.name)
 
     async def close(self, name: str, *, drain: bool, drain_seconds: float) -> None:
+        async with self._changing:
+            await self._close(name, drain=drain, drain_seconds=drain_seconds)
+
+    async def _close(self, name: str, *, drain: bool, drain_seconds: float) -> None:
         sink = self.get(name)
         self._sinks.pop(name)
         self._configs.pop(name, None)

@@ -16,6 +16,7 @@ from mfx.engine.paths import EnginePaths
 # Where the mfx package lives: put first on the engine's PYTHONPATH, so the engine runs the
 # daemon's own code even when mfx runs from a checkout that is not installed.
 _ROOT = str(Path(mfx.__file__).resolve().parent.parent)
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 
 def spawn_engine(paths: EnginePaths, *, env: Mapping[str, str], python: str = sys.executable,
@@ -24,11 +25,25 @@ def spawn_engine(paths: EnginePaths, *, env: Mapping[str, str], python: str = sy
     command = [python, "-m", "mfx.engine", "--home", str(paths.home)]
     if idle_exit is not None:
         command += ["--idle-exit", str(idle_exit)]
+    _rotate(paths.log)
     environment = dict(env)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, environment.get("PYTHONPATH")) if p)
     with paths.log.open("ab") as log:
+        # Its own directory as working directory: the engine outlives the daemon, and should
+        # not keep wherever the daemon was started from in use.
         return subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                cwd=paths.directory)
+
+
+def _rotate(log: Path) -> None:
+    """Keep one older log beside the current one, so a crash-looping engine cannot fill the
+    disk (each start appends to engine.log; a big one becomes engine.log.1)."""
+    try:
+        if log.stat().st_size > LOG_ROTATE_BYTES:
+            log.replace(log.with_name(log.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def log_tail(paths: EnginePaths, limit: int = 2000) -> str:

@@ -6,8 +6,14 @@ while the music played), else it starts one. Then it watches it: when the engine
 for, as the client mirrored it: sinks, plugins, volume, processors, fade, and the current
 track reopened at the frame it had reached (its last report extrapolated to the moment the
 engine was lost), paused or playing, with its look-ahead. Each start is an
-``EngineRestarted`` event on the client ("Started", "Adopted", "Crashed"); ``restarts``
-counts the crashes recovered from.
+``EngineRestarted`` event on the client ("Started", "Adopted", "Crashed"), told once the new
+engine is restored and calls go to it (the restored engine's own events may still arrive
+after it); ``restarts`` counts the crashes recovered from. While no engine is attached,
+calls on the client wait for one (``EngineClient.connect_wait``).
+
+A connected engine is asked for its playback every ``WATCH_SECONDS``: that keeps the mirrored
+position fresh, and an engine that stops answering (hung, its socket still open) is killed
+and replaced like a crashed one.
 
 Use::
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +56,10 @@ log = logging.getLogger("mfx.engine.supervisor")
 EXIT_ALREADY_RUNNING = 3  # mfx.engine.__main__: another engine holds the home's lock
 POLL_SECONDS = 0.02  # while an engine starts or exits: how often its socket or lock is tried
 RESTART_BACKOFF = Backoff(initial=0.1, cap=5.0)  # between failed attempts to reach an engine
+STABLE_SECONDS = 10.0  # an engine that lived shorter failed: the next one waits a backoff
+WATCH_SECONDS = 2.0  # how often a connected engine is asked for its playback
+WATCH_TIMEOUT_SECONDS = 10.0
+WATCH_MISSES = 2  # unanswered in a row: the engine is hung
 
 
 class EngineSupervisor(TaskGroupOwner):
@@ -67,6 +78,7 @@ class EngineSupervisor(TaskGroupOwner):
         self.restarts = 0  # engines started after one was lost
         self.process: subprocess.Popen[bytes] | None = None  # the engine this supervisor started
         self._stopping = False
+        self._started: float | None = None  # when the first engine was attached
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -101,6 +113,10 @@ class EngineSupervisor(TaskGroupOwner):
             except MfxError as exc:
                 log.warning("engine %d: shutdown: %s", pid, exc)
             await self._wait_gone(pid)
+        elif not keep_running and self.process is not None and self.process.poll() is None:
+            # Being started, not attached yet: it is ours, and it goes too.
+            self.process.terminate()
+            await self._wait_gone(self.process.pid)
         self.client.detach()
         if self.running:
             self.task_group().cancel_scope.cancel()
@@ -108,47 +124,81 @@ class EngineSupervisor(TaskGroupOwner):
     # --- engine lives -------------------------------------------------------------------------
 
     async def _lives(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Reach an engine, serve through it until it is lost, start the next; forever."""
+        """Reach an engine, serve through it until it is lost, start the next; forever.
+        An engine lost soon after it started counts as a failure, so a crash loop backs off."""
         lost_at: float | None = None  # when the last engine was lost
         failures = 0
-        started = False
         first_try = time.monotonic()
         while not self._stopping:
             try:
-                adopted = await self._reach()
-                async with EngineConnection(self.paths.socket, on_event=self.client.deliver) as connection:
-                    info = await self._greet(connection)
-                    if adopted:
-                        reason = "Adopted"
-                        if not started:
-                            self.client.mirror.adopt(await connection.request("snapshot"))
-                    elif lost_at is None:
-                        reason = "Started"
-                    else:
-                        reason = "Crashed"
-                        await self._restore(connection, lost_at)
-                        self.restarts += 1
-                    self.client.attach(connection, info)
-                    failures = 0
-                    self.client.deliver(EngineRestarted(info, reason, self._message(info, reason, lost_at)))
-                    log.info("engine %d (%s) %s", info.pid, self.paths.home, reason.lower())
-                    if not started:
-                        started = True
-                        task_status.started()
-                    await connection.closed.wait()
-                    lost_at = time.monotonic()
-                    self.client.detach()
-                    if not self._stopping:
-                        log.warning("engine %d went away; starting another", info.pid)
-            except (MfxError, OSError) as exc:
+                attached_at = await self._life(lost_at, task_status)
+                lost_at = time.monotonic()
+                failures = failures + 1 if lost_at - attached_at < STABLE_SECONDS else 0
+            except (MfxError, OSError, BaseExceptionGroup) as raised:
+                exc = _sole_failure(raised)
                 self.client.detach()
                 failures += 1
-                if not started and time.monotonic() - first_try > self.start_timeout:
+                if self._started is None and time.monotonic() - first_try > self.start_timeout:
                     raise AudioError(f"cannot start the audio engine for {self.paths.home}: {exc}") from exc
-                delay = self.backoff.delay(failures)
-                log.warning("audio engine: %s; trying again in %.2g s", exc, delay)
-                await anyio.sleep(delay)
+                log.warning("audio engine: %s", exc)
             await self._reap()
+            if failures and not self._stopping:
+                delay = self.backoff.delay(failures)
+                log.info("reaching the audio engine again in %.2g s", delay)
+                await anyio.sleep(delay)
+
+    async def _life(self, lost_at: float | None, task_status: TaskStatus[None]) -> float:
+        """One engine's life as seen from here: reach it, greet it, restore it when it
+        replaces a lost one, serve until it is lost. Returns when it was attached."""
+        adopted = await self._reach()
+        async with EngineConnection(self.paths.socket, on_event=self.client.deliver) as connection:
+            info = await self._greet(connection)
+            if adopted:
+                reason = "Adopted"
+                if self._started is None:  # the daemon's first engine: take over what it holds
+                    self.client.mirror.adopt(await connection.request("snapshot"))
+            elif lost_at is None:
+                reason = "Started"
+            else:
+                reason = "Crashed"
+                await self._restore(connection, lost_at)
+                self.restarts += 1
+            self.client.attach(connection, info)
+            attached_at = time.monotonic()
+            self.client.deliver(EngineRestarted(info, reason, self._message(info, reason)))
+            log.info("engine %d (%s) %s", info.pid, self.paths.home, reason.lower())
+            if self._started is None:
+                self._started = attached_at
+                task_status.started()
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch, connection, info)
+                await connection.closed.wait()
+                group.cancel_scope.cancel()
+            self.client.detach()
+            if not self._stopping:
+                log.warning("engine %d went away; starting another", info.pid)
+        return attached_at
+
+    async def _watch(self, connection: EngineConnection, info: EngineInfo) -> None:
+        """Ask the engine for its playback now and then: the answer keeps the mirrored
+        position fresh (a restart extrapolates from it), and an engine that stops answering
+        (hung, not dead: its socket stays open) is killed, so that the next one is started."""
+        misses = 0
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            with anyio.move_on_after(WATCH_TIMEOUT_SECONDS):
+                try:
+                    self.client.mirror.playback(await connection.request("playback"))
+                except MfxError:
+                    return  # lost: the connection says so by itself
+                misses = 0
+                continue
+            misses += 1
+            log.error("engine %d did not answer within %g s (%d times)", info.pid, WATCH_TIMEOUT_SECONDS, misses)
+            if misses >= WATCH_MISSES and lock_holder(self.paths.lock) == info.pid:
+                log.error("engine %d is hung: killing it to start another", info.pid)
+                os.kill(info.pid, signal.SIGKILL)
+                return
 
     async def _reach(self) -> bool:
         """Make sure an engine listens on the socket: True when one already did (adopted),
@@ -193,6 +243,9 @@ class EngineSupervisor(TaskGroupOwner):
     async def _restore(self, connection: EngineConnection, lost_at: float) -> None:
         """Bring a new engine to what the daemon had asked of the lost one."""
         mirror = self.client.mirror
+        # Taken first: the new engine's own reports (idle, nothing current) replace the
+        # mirrored one as soon as it is configured.
+        resume = mirror.resume_at(lost_at)
 
         async def call(method: str, params: object = None) -> Any:
             try:
@@ -210,7 +263,6 @@ class EngineSupervisor(TaskGroupOwner):
             await call("set_processors", protocol.ProcessorsParams(tuple(mirror.processors)))
         if mirror.fade_seconds is not None:
             await call("set_fade", protocol.FadeParams(mirror.fade_seconds))
-        resume = mirror.resume_at(lost_at)
         if resume is None:
             return
         for request in [resume.request, *resume.queued]:
@@ -225,7 +277,7 @@ class EngineSupervisor(TaskGroupOwner):
         log.info("engine restored: %s %s at frame %d", "paused" if resume.paused else "playing",
                  resume.request.label, resume.request.start_frame)
 
-    def _message(self, info: EngineInfo, reason: str, lost_at: float | None) -> str:
+    def _message(self, info: EngineInfo, reason: str) -> str:
         if reason == "Crashed":
             return f"the engine was lost; engine {info.pid} started and restored (restart {self.restarts})"
         if reason == "Adopted":
@@ -256,6 +308,25 @@ class EngineSupervisor(TaskGroupOwner):
             if lock_holder(self.paths.lock) is None:
                 return
             await anyio.sleep(POLL_SECONDS)
+
+
+def _sole_failure(raised: BaseException) -> MfxError | OSError:
+    """The failure to retry after: an mfx error or an OSError, also when a task group (the
+    connection's) wrapped it; anything else is raised again."""
+    leaves: list[BaseException] = []
+    pending = [raised]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if not isinstance(leaf, MfxError | OSError):
+            raise raised
+    first = leaves[0]
+    assert isinstance(first, MfxError | OSError)
+    return first
 
 
 def _listening(path: Path) -> bool:

@@ -93,9 +93,15 @@ class TrackSlot:
     def seek(self, frame: int) -> int:
         with self._lock:
             self.started = True
+            if self.dropped:
+                return 0
         return int(self._stream.seek(frame))
 
     def tell(self) -> int:
+        # A dropped slot's stream may be closed already: it is never read again.
+        with self._lock:
+            if self.dropped:
+                return 0
         return self._stream.tell()
 
 

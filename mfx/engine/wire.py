@@ -82,15 +82,15 @@ def decode(kind: Any, value: Any, where: str = "") -> Any:
     if origin in (Mapping, dict, typing.Mapping) or kind in (dict, Mapping):
         if not isinstance(value, dict):
             raise _wrong(where, "an object", value)
-        args = typing.get_args(kind)
-        item = args[1] if len(args) == 2 else Any
+        pair = typing.get_args(kind)
+        item = pair[1] if len(pair) == 2 else Any
         return {str(k): decode(item, v, f"{where}.{k}") for k, v in value.items()}
     if origin in (Sequence, list, tuple, typing.Sequence) or kind in (list, tuple):
         if not isinstance(value, list):
             raise _wrong(where, "an array", value)
-        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
-        item = args[0] if args else Any
-        items = [decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        element = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        item = element[0] if element else Any
+        items: list[Any] = [decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list or kind is list else tuple(items)
     raise TypeError(f"wire.decode cannot decode {kind!r}")
 
