@@ -21,7 +21,7 @@ import soundfile as sf
 
 from bench.common import Figure
 from mfx.audio import DeviceParams, Pipeline
-from mfx.music.decoded_streams import PrimedStream
+from mfx.engine.tracks import PrimedStream
 from mfx.runtimes.base import LoadRequest, PluginType
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from tests.audio_env import load_soundfile_codec, tone, write_audio

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mfx.audio.registry import SinkRegistry
+from mfx.engine.api import AudioEngine
+from mfx.engine.sink_registry import SinkRegistry
 from mfx.store.base import Store
 from observability.metrics import Metrics
 from reconciler import EventBus, Registry, ServiceRegistry
@@ -46,6 +47,8 @@ class ControllerEnv:
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     controllers: dict[str, Any] = field(default_factory=dict)  # kind -> controller object
     sinks: SinkRegistry = field(default_factory=SinkRegistry)  # open AudioSinks; the player plays to .default()
+    engine: AudioEngine | None = None  # the audio engine process the AudioSink controller drives
+    keep_audio_on_exit: bool = False  # the engine outlives the daemon: leave its sinks open
 
 
 def register_all(on: Registry, env: ControllerEnv) -> None:

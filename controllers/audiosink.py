@@ -1,22 +1,23 @@
-"""The AudioSink controller: the only code that opens ALSA devices.
+"""The AudioSink controller: the sinks of the audio engine process, one per AudioSink object.
 
-Each AudioSink object gets one long-lived ``SinkEngine`` (device + ring buffer + writer
-thread), kept here by name for as long as the object exists, and published in the
-``SinkRegistry`` where the player finds it. The pieces:
+The engine (``mfx.engine``, a process of its own) opens the devices; this controller tells it
+which, publishes the open ones in the ``SinkRegistry`` where the player finds the default,
+and writes what the engine reports into each object's status. The pieces:
 
 - ``reconcile``: validates the spec, elects the default sink, and starts the open (or the
-  reopen with new parameters) as a tracked task so no worker ever blocks on a device. When
-  the task ends the key comes back: success reports the parameters the device accepted;
-  a spec the device can never take (unknown device, refused rate or format) stalls with
+  reopen with new parameters) in the engine as a tracked task. When the task ends the key
+  comes back: success reports the parameters the device accepted; a spec the device can
+  never take (unknown device, refused rate or format) stalls with
   ``DeviceNotFound``/``UnsupportedFormat`` until the spec changes; a busy or vanished device
   (``DeviceBusy``/``DeviceLost``) is retried with backoff.
-- ``pump`` (a daemon per object): once the engine runs, the writer thread owns recovery
-  (it reopens a lost device by itself and resumes with the period in hand); the pump waits,
-  in a worker thread, for the engine's next state change or the refresh interval, and
-  patches ``Ready``/``DeviceOpen``, ``actual``, ``xruns`` and ``latencySeconds``. Waiting on
-  the engine's own condition variable means the writer thread never blocks on the event loop.
-- ``finalize``: withdraws the sink from the player, drains it, closes the device and drops
-  its metric series.
+- ``pump`` (a daemon per object): once the sink is open, the engine's writer owns recovery
+  (it reopens a lost device by itself); the pump waits for the engine's next report of the
+  sink (``SinkWatch``, fed by the engine's events) or the refresh interval, and patches
+  ``Ready``/``DeviceOpen``, ``actual``, ``xruns``, latency, buffer fill and the engine's pid.
+- ``finalize``: withdraws the sink from the player and closes it in the engine, drained.
+
+At daemon shutdown the sinks stay open when the engine outlives the daemon (``mfx serve``:
+the music goes on and the next daemon adopts it); otherwise they are closed.
 
 Default sink: the one with ``spec.default: true``; with none marked and exactly one sink,
 that one; with several marked, the oldest (``creationTimestamp``, then name) and the others
@@ -26,7 +27,6 @@ carry ``Default=False`` with reason ``DefaultConflict`` saying which sink won.
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -34,14 +34,16 @@ from typing import Any, Protocol
 
 import anyio
 
+from controllers.audiosink_metrics import SinkMetrics
 from mfx.api.models import AudioSinkSpec, parse_spec
 from mfx.api.objects import Obj, ObjectKey, is_deleting, name_of
 from mfx.audio.alsa_device import DeviceParams
 from mfx.audio.file_tap import explain_missing_device
 from mfx.audio.formats import SampleFormat
-from mfx.audio.registry import SinkRegistry
-from mfx.audio.sink import SinkEngine, SinkState, SinkStatus
+from mfx.audio.sink_status import SinkState
 from mfx.backoff import exponential_delay
+from mfx.engine.api import AudioEngine, EngineRestarted, Pacing, SinkChanged, SinkConfig, SinkReport
+from mfx.engine.sink_registry import SinkRegistry
 from mfx.errors import (
     AudioError,
     DeviceNotFoundError,
@@ -49,10 +51,12 @@ from mfx.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
+from mfx.task_group import TaskGroupOwner
 from observability.metrics import Metrics
 from reconciler import (
     ConditionType,
     Context,
+    EventType,
     PermanentError,
     Registry,
     StatusPatcher,
@@ -96,6 +100,7 @@ class AudioSinkEnv(Protocol):
     """What the controller needs from the composition root."""
 
     sinks: SinkRegistry
+    engine: AudioEngine | None
 
 
 @dataclass(frozen=True)
@@ -106,15 +111,81 @@ class AudioSinkOptions:
     reopen_max: float = 2.0
     retry_initial: float = 0.5  # the reconciler's retry backoff for a first open that fails
     retry_max: float = 10.0
-    ring_frames: int | None = None  # None: twice the device buffer
+    keep_open_on_exit: bool = False  # the engine outlives the daemon: leave its sinks playing
 
 
 @dataclass
 class _Slot:
-    engine: SinkEngine
-    params: DeviceParams  # what was last asked of the engine
-    started: bool = False  # the writer runs with these params
+    config: SinkConfig  # what was last asked of the engine
+    started: bool = False  # the engine's sink runs with this config
     failures: int = 0  # open attempts that failed in a row
+    report: SinkReport | None = None
+
+
+class SinkWatch(TaskGroupOwner):
+    """The engine's latest report of each sink, fed by its events, and a wake-up per change."""
+
+    def __init__(self, engine: AudioEngine, sinks: SinkRegistry, metrics: SinkMetrics | None = None) -> None:
+        self._engine = engine
+        self._sinks = sinks
+        self._metrics = metrics
+        self._reports: dict[str, SinkReport] = {}
+        self._open: set[str] = set()
+        self._changed: dict[str, anyio.Event] = {}
+        self.restarts = 0
+        self.last_restart: EngineRestarted | None = None
+
+    async def __aenter__(self) -> SinkWatch:
+        await super().__aenter__()
+        self.task_group().start_soon(self._follow)
+        return self
+
+    async def _follow(self) -> None:
+        async for event in self._engine.events():
+            if isinstance(event, SinkChanged):
+                self.record(event.report)
+            elif isinstance(event, EngineRestarted) and event.reason == "Crashed":
+                self.restarts += 1
+                self.last_restart = event
+                if self._metrics is not None:
+                    self._metrics.engine_restarted()
+                for name in list(self._changed):
+                    self._wake(name)
+
+    def opened(self, report: SinkReport) -> None:
+        """A sink the controller opened: its reports count from now on."""
+        self._open.add(report.name)
+        self.record(report)
+
+    def record(self, report: SinkReport) -> None:
+        if report.name not in self._open:
+            return  # closed (or not opened by this controller): its last words are no news
+        self._reports[report.name] = report
+        if self._metrics is not None:
+            self._metrics.publish(report)
+        if self._sinks.get(report.name) is not None:
+            self._sinks.publish(report)
+        self._wake(report.name)
+
+    def latest(self, name: str) -> SinkReport | None:
+        return self._reports.get(name)
+
+    def forget(self, name: str) -> None:
+        self._open.discard(name)
+        self._reports.pop(name, None)
+        if self._metrics is not None:
+            self._metrics.forget(name)
+        self._wake(name)
+
+    async def wait_changed(self, name: str, at_most: float) -> None:
+        event = self._changed.setdefault(name, anyio.Event())
+        with anyio.move_on_after(at_most):
+            await event.wait()
+
+    def _wake(self, name: str) -> None:
+        event = self._changed.pop(name, None)
+        if event is not None:
+            event.set()
 
 
 @dataclass(frozen=True)
@@ -167,83 +238,93 @@ def _age(obj: Obj) -> tuple[str, str]:
     return (str(obj.get("metadata", {}).get("creationTimestamp") or ""), name_of(obj))
 
 
-def desired_params(obj: Obj) -> DeviceParams:
-    """The device parameters an AudioSink asks for; PermanentError for a spec that cannot work."""
+def desired_config(obj: Obj) -> SinkConfig:
+    """The sink an AudioSink asks the engine for; PermanentError for a spec that cannot work."""
     try:
         spec = parse_spec(obj)
         assert isinstance(spec, AudioSinkSpec)
-        return DeviceParams(device=spec.device, rate=spec.rate, channels=spec.channels,
-                            format=SampleFormat.parse(str(spec.format.value)),
-                            period_frames=spec.period_frames, periods=spec.buffer_periods)
+        params = DeviceParams(device=spec.device, rate=spec.rate, channels=spec.channels,
+                              format=SampleFormat.parse(str(spec.format.value)),
+                              period_frames=spec.period_frames, periods=spec.buffer_periods)
+        return SinkConfig(name=name_of(obj), params=params, pacing=Pacing(spec.pacing.value))
     except UnsupportedFormatError as exc:
         raise PermanentError(SinkReason.UNSUPPORTED_FORMAT, str(exc)) from None
     except MfxError as exc:
         raise PermanentError(SinkReason.INVALID_SPEC, f"AudioSink '{name_of(obj)}': {exc}") from None
 
 
-def report(status: StatusPatcher, snap: SinkStatus) -> None:
-    """Write what an engine's snapshot means into an object's status."""
+def report(status: StatusPatcher, snap: SinkReport, engine: dict[str, Any] | None = None) -> None:
+    """Write what the engine's report of a sink means into an object's status."""
     actual = snap.actual
     if actual is not None:
         status.set("actual", {"rate": actual.rate, "channels": actual.channels, "format": actual.format.value,
                               "periodFrames": actual.period_frames, "bufferFrames": actual.buffer_frames})
     status.set("xruns", snap.xruns)
+    status.set("xrunCauses", dict(snap.xrun_causes))
     status.set("latencySeconds", round(snap.latency_seconds, 6))
-    if snap.state is SinkState.OPEN:
+    status.set("periodSeconds", round(snap.period_seconds, 6))
+    status.set("bufferFill", round(snap.buffer_fill, 2))
+    status.set("paced", snap.paced)
+    if engine is not None:
+        status.set("engine", engine)
+    if snap.state == SinkState.OPEN:
         message = f"device {snap.message}" if snap.message else "device open"
         status.condition(ConditionType.READY, True, snap.reason, message)
         status.condition(DEVICE_OPEN, True, snap.reason, message)
         status.remove_condition(ConditionType.RECONCILING)
         return
-    reason = snap.reason if snap.state is not SinkState.NEW else SinkReason.OPENING
-    message = snap.message or f"sink is {snap.state.value}"
+    reason = snap.reason if snap.state != SinkState.NEW else SinkReason.OPENING
+    message = snap.message or f"sink is {snap.state}"
     status.condition(ConditionType.READY, False, reason, message)
     status.condition(DEVICE_OPEN, False, reason, message)
     status.condition(ConditionType.RECONCILING, True, reason, message)
 
 
-def _wait_for_change(engine: SinkEngine, seen: SinkStatus, timeout: float) -> None:
-    """Block (in a worker thread) until the engine's state or reason moves on, or ``timeout``."""
-    engine.wait_until(lambda s: (s.state, s.reason) != (seen.state, seen.reason), timeout=timeout)
-
-
 class AudioSinkController:
-    """The handlers and the engines they keep; ``register`` wires them into a Registry."""
+    """The handlers and the sinks they keep; ``register`` wires them into a Registry."""
 
-    def __init__(self, sinks: SinkRegistry, options: AudioSinkOptions | None = None) -> None:
+    def __init__(self, sinks: SinkRegistry, engine: AudioEngine, options: AudioSinkOptions | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.sinks = sinks
+        self.engine = engine
         self.options = options or AudioSinkOptions()
+        self.watch = SinkWatch(engine, sinks, SinkMetrics(metrics) if metrics is not None else None)
         self._slots: dict[str, _Slot] = {}
         self._election_inputs: dict[str, tuple[Any, ...]] = {}
-        self._waits = anyio.CapacityLimiter(64)  # threads waiting on engines, apart from other to_thread users
 
-    def engine(self, name: str) -> SinkEngine | None:
-        slot = self._slots.get(name)
-        return slot.engine if slot is not None else None
+    def engine_status(self) -> dict[str, Any] | None:
+        """The engine process as the sinks' status shows it (None before it answered)."""
+        try:
+            info = self.engine.info
+        except MfxError:
+            return None
+        return {"pid": info.pid, "realtime": info.realtime, "restarts": self.watch.restarts}
 
     # --- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, obj: Obj, ctx: Context) -> None:
         name = name_of(obj)
-        params = desired_params(obj)
+        config = desired_config(obj)
         others = await self._elect(obj, ctx)
-        self._check_claims(obj, params, others)
+        self._check_claims(obj, config.params, others)
 
         task = ctx.supervisor.status(ctx.key, OPEN_TASK)
         slot = self._slots.get(name)
         if task is not None and not task.finished:
-            self._opening(ctx.status, params)
+            self._opening(ctx.status, config.params)
             return
         if task is not None:
             ctx.supervisor.forget(ctx.key, OPEN_TASK)
             error = task.error if task.state is TaskState.FAILED else task.result
-            if error is not None and slot is not None and slot.params == params:
+            if error is not None and slot is not None and slot.config == config:
                 await self._failed(name, slot, ctx, error)
-        if slot is None or slot.params != params or not slot.started:
-            ctx.supervisor.start(ctx.key, OPEN_TASK, lambda: self._open(name, params, ctx.metrics))
-            self._opening(ctx.status, params)
+        if slot is None or slot.config != config or not slot.started:
+            ctx.supervisor.start(ctx.key, OPEN_TASK, lambda: self._open(config))
+            self._opening(ctx.status, config.params)
             return
-        report(ctx.status, slot.engine.status())
+        snap = self.watch.latest(name) or slot.report
+        if snap is not None:
+            report(ctx.status, snap, self.engine_status())
 
     async def _elect(self, obj: Obj, ctx: Context) -> list[Obj]:
         """Set this sink's Default condition and the registry's default; returns the other sinks."""
@@ -276,32 +357,26 @@ class AudioSinkController:
         status.condition(ConditionType.READY, False, SinkReason.OPENING, message)
         status.condition(DEVICE_OPEN, False, SinkReason.OPENING, message)
 
-    async def _open(self, name: str, params: DeviceParams, metrics: Metrics) -> AudioError | None:
-        """The tracked task: create or reconfigure the engine and start its writer thread.
+    async def _open(self, config: SinkConfig) -> AudioError | None:
+        """The tracked task: open or reconfigure the sink in the engine.
 
         A device that cannot be opened is an expected outcome, returned for the reconcile to
         judge (not raised: it is no bug and needs no traceback)."""
+        name = config.name
         slot = self._slots.get(name)
         if slot is None:
-            engine = SinkEngine(name, params, metrics=metrics, ring_frames=self.options.ring_frames,
-                                reopen_initial=self.options.reopen_initial, reopen_max=self.options.reopen_max)
-            slot = self._slots[name] = _Slot(engine, params)
-        slot.params = params
+            slot = self._slots[name] = _Slot(config)
+        slot.config = config
         slot.started = False
-
-        def start() -> None:  # one thread call, so a cancellation cannot split start from publish
-            engine = slot.engine
-            if engine.status().requested != params:
-                engine.reconfigure(params)
-            engine.start()
-            slot.started = True
-            slot.failures = 0
-            self.sinks.publish(name, engine)
-
         try:
-            await anyio.to_thread.run_sync(start)
+            snap = await self.engine.configure_sink(config)
         except AudioError as exc:
             return exc
+        slot.started = True
+        slot.failures = 0
+        slot.report = snap
+        self.sinks.publish(snap)
+        self.watch.opened(snap)
         return None
 
     async def _failed(self, name: str, slot: _Slot, ctx: Context, error: BaseException | None) -> None:
@@ -310,12 +385,12 @@ class AudioSinkController:
         if isinstance(error, _PERMANENT):
             self.sinks.withdraw(name)
             self._slots.pop(name, None)
-            await anyio.to_thread.run_sync(lambda: slot.engine.close(drain=False))
+            await self._close(name, drain=False)
             message = str(error)
             if isinstance(error, DeviceNotFoundError):
                 # ALSA says only "No such file or directory": name what is missing (a sound
                 # card, a configuration, a PCM in it) and what to do, from this process's view.
-                message = explain_missing_device(slot.params.device, os.environ)
+                message = explain_missing_device(slot.config.params.device, os.environ)
             ctx.status.condition(DEVICE_OPEN, False, error.reason, message)
             raise PermanentError(error.reason, message)
         if isinstance(error, AudioError):
@@ -326,29 +401,46 @@ class AudioSinkController:
         if error is not None:
             raise error
 
+    async def _close(self, name: str, *, drain: bool) -> None:
+        try:
+            await self.engine.close_sink(name, drain=drain, drain_seconds=self.options.drain_timeout)
+        except NotFoundError:
+            pass
+        except AudioError as exc:
+            log.warning("could not close sink %s in the audio engine: %s", name, exc)
+        self.watch.forget(name)
+
     # --- status pump -------------------------------------------------------------------------
 
     async def pump(self, obj: Obj, ctx: Context) -> None:
-        """Keep the object's status in step with its engine until cancelled."""
+        """Keep the object's status in step with the engine's reports until cancelled."""
         name = name_of(obj)
         try:
-            params = desired_params(obj)
+            config = desired_config(obj)
         except PermanentError:
             return  # the reconcile reports it
         interval = self.options.status_interval
+        restarts_seen = self.watch.restarts
         while True:
             slot = self._slots.get(name)
-            if slot is None or not slot.started or slot.params != params:
+            if slot is None or not slot.started or slot.config != config:
                 await ctx.clock.sleep(interval)
                 continue
-            engine = slot.engine
-            snap = engine.status()
-            await self._publish_status(ctx, name, snap)
-            await anyio.to_thread.run_sync(functools.partial(_wait_for_change, engine, snap, interval),
-                                           abandon_on_cancel=True, limiter=self._waits)
+            snap = self.watch.latest(name) or slot.report
+            restarted = self.watch.last_restart if self.watch.restarts > restarts_seen else None
+            restarts_seen = self.watch.restarts
+            if snap is not None:
+                await self._publish_status(ctx, name, snap, self.engine_status(), restarted)
+            await self.watch.wait_changed(name, interval)
+            if self.watch.latest(name) is snap:  # nothing pushed: refresh the counters
+                try:
+                    self.watch.record(await self.engine.sink_report(name))
+                except MfxError as exc:
+                    log.debug("sink %s: no report from the engine: %s", name, exc)
 
     @staticmethod
-    async def _publish_status(ctx: Context, name: str, snap: SinkStatus) -> None:
+    async def _publish_status(ctx: Context, name: str, snap: SinkReport, engine: dict[str, Any] | None,
+                              restarted: EngineRestarted | None = None) -> None:
         # A fresh read each time: another writer (the reconcile) may have changed the status.
         try:
             obj = await ctx.store.get(KIND, name)
@@ -357,7 +449,11 @@ class AudioSinkController:
         if is_deleting(obj):
             return
         patcher = StatusPatcher(ctx.store, obj, ctx.events)
-        report(patcher, snap)
+        report(patcher, snap, engine)
+        if restarted is not None:
+            patcher.record_event(EventType.WARNING, "EngineRestarted",
+                                 f"the audio engine exited and was started again as pid {restarted.info.pid}: "
+                                 f"{restarted.message}")
         try:
             await patcher.flush()
         except NotFoundError:
@@ -372,19 +468,18 @@ class AudioSinkController:
         self.sinks.withdraw(name)
         items, _ = await list_all(ctx.store, KIND)
         self.sinks.set_default(elect_default(items).default)
-        slot = self._slots.pop(name, None)
-        if slot is not None:
-            timeout = self.options.drain_timeout
-            await anyio.to_thread.run_sync(lambda: slot.engine.close(drain=True, timeout=timeout))
-        ctx.metrics.forget("sink", name)
+        if self._slots.pop(name, None) is not None:
+            await self._close(name, drain=True)
 
     async def close_all(self) -> None:
-        """Close every device without draining (daemon shutdown); the objects stay as they are."""
-        slots = list(self._slots.items())
+        """Daemon shutdown: close every sink without draining, unless the engine outlives the
+        daemon (then the music goes on and the next daemon adopts the sinks)."""
+        slots = list(self._slots)
         self._slots.clear()
-        for name, slot in slots:
+        for name in slots:
             self.sinks.withdraw(name)
-            await anyio.to_thread.run_sync(functools.partial(slot.engine.close, drain=False))
+            if not self.options.keep_open_on_exit:
+                await self._close(name, drain=False)
 
     # --- related ---------------------------------------------------------------------------------
 
@@ -405,18 +500,25 @@ class AudioSinkController:
 
 
 def register(on: Registry, env: AudioSinkEnv, options: AudioSinkOptions | None = None) -> AudioSinkController:
-    """Register the AudioSink handlers on ``on``; engines are published in ``env.sinks``.
+    """Register the AudioSink handlers on ``on``; open sinks are published in ``env.sinks``.
 
     When the environment keeps ``controllers`` and ``shutdown_hooks`` (the daemon's
-    ``ControllerEnv``), the controller is listed there and closes every device at shutdown.
+    ``ControllerEnv``), the controller is listed there, closes its sinks at shutdown (unless
+    ``env.keep_audio_on_exit``) and its ``SinkWatch`` runs among ``env.resources``.
     """
-    controller = AudioSinkController(env.sinks, options)
+    if env.engine is None:
+        raise RuntimeError("the AudioSink controller needs the audio engine (ControllerEnv.engine)")
+    options = options or AudioSinkOptions(keep_open_on_exit=bool(getattr(env, "keep_audio_on_exit", False)))
+    controller = AudioSinkController(env.sinks, env.engine, options, getattr(env, "metrics", None))
     controllers = getattr(env, "controllers", None)
     if isinstance(controllers, dict):
         controllers[KIND] = controller
     hooks = getattr(env, "shutdown_hooks", None)
     if isinstance(hooks, list):
         hooks.append(controller.close_all)
+    resources = getattr(env, "resources", None)
+    if isinstance(resources, list):
+        resources.append(controller.watch)
     on.reconcile(KIND)(controller.reconcile)
     on.delete(KIND)(controller.finalize)
     on.daemon(KIND, name="status")(controller.pump)

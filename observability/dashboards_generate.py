@@ -228,6 +228,14 @@ def audio() -> Dashboard:
             width=8))
         .with_panel(state_timeline("Device open", [Query(f"max by (sink) (mfx_audio_sink_ready{{{sel}}})", "{{sink}}")],
                                    {"1": ("open", "green"), "0": ("closed", "red")}, width=8))
+        .with_panel(timeseries("Writer lateness", "percentunit", [Query(
+            f"max by (sink) (mfx_audio_sink_worst_lateness_ratio{{{sel}}})", "{{sink}}")],
+            description="The audio engine writer's worst lateness as a share of one period: "
+                        "at 1 (100 %) the device buffer is all that stood between it and an xrun.", width=12))
+        .with_panel(timeseries("Engine restarts", "short", [Query(
+            "sum(increase(mfx_audio_engine_restarts_total[$__rate_interval]))", "restarts")],
+            description="The audio engine process exited and was started again (it resumes the song).",
+            width=12))
         .with_row(Row("Player"))
         .with_panel(timeseries("Tracks started", "short", [Query(
             "sum(increase(mfx_player_tracks_played_total[$__rate_interval]))", "tracks")], width=12))

@@ -119,6 +119,22 @@ class Metrics:
             "mfx_audio_sink_latency_seconds", "Output latency of the device.", ["sink"], registry=r)
         self.audio_sink_ready = Gauge(
             "mfx_audio_sink_ready", "1 when the sink's device is open and playing.", ["sink"], registry=r)
+        self.audio_sink_xrun_causes_total = Counter(
+            "mfx_audio_sink_xrun_causes_total",
+            "Xruns by cause: writerLate (the writer came back after the buffer ran out) or device.",
+            ["sink", "cause"], registry=r)
+        self.audio_sink_period_seconds = Gauge(
+            "mfx_audio_sink_period_seconds", "Length of one period (one device write).", ["sink"], registry=r)
+        self.audio_sink_deadline_misses_total = Counter(
+            "mfx_audio_sink_deadline_misses_total", "Writer wake-ups later than one period.", ["sink"], registry=r)
+        self.audio_sink_worst_lateness_ratio = Gauge(
+            "mfx_audio_sink_worst_lateness_ratio", "The writer's worst lateness, as a share of one period.",
+            ["sink"], registry=r)
+
+        # The audio engine process
+        self.audio_engine_restarts_total = Counter(
+            "mfx_audio_engine_restarts_total", "Times the audio engine was started again after it exited.",
+            registry=r)
 
         # Player
         self.player_tracks_played_total = Counter(

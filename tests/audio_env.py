@@ -90,6 +90,25 @@ def _wait_until(check: object, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def _realtime_prefix() -> list[str]:
+    """Run a helper (the keepalive stream) in the real-time class, if this user may."""
+    if shutil.which("chrt") is None:
+        return []
+    probe = subprocess.run(["chrt", "--rr", "10", "true"], capture_output=True)
+    return ["chrt", "--rr", "10"] if probe.returncode == 0 else []
+
+
+def _make_realtime(pid: int) -> None:
+    """Put a sound server's main thread in the real-time class. It stands in for a sound card,
+    whose DMA no CPU load can delay: PulseAudio makes only its sink thread real-time, and its
+    main thread, which moves every client's data to the sink, would otherwise compete with a
+    test's CPU hogs, so the stand-in device would underrun where a card would not."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(10))
+    except OSError:
+        pass  # not permitted: the device stays as PulseAudio made it
+
+
 @dataclass
 class PrivatePulse:
     """A PulseAudio daemon with a 48 kHz stereo null sink, all state in ``root``."""
@@ -143,10 +162,11 @@ class PrivatePulse:
                  "--high-priority=yes", "--log-target=stderr"],
                 env=env, stdout=out, stderr=subprocess.STDOUT)
         _wait_until(self._ready, 15, "PulseAudio start")
+        _make_realtime(self.server.pid)
         # An idle null sink stalls the first blocking write for about a second; a running
         # stream keeps it awake.
         self.keepalive = subprocess.Popen(
-            ["pacat", "--playback", "--raw", "--format=s16le", "--channels=2", f"--rate={self.rate}",
+            [*_realtime_prefix(), "pacat", "--playback", "--raw", "--format=s16le", "--channels=2", f"--rate={self.rate}",
              "--latency-msec=20", "/dev/zero"],
             env=self._client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_until(self._keepalive_connected, 15, "keepalive stream")

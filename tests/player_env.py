@@ -3,8 +3,9 @@
 ``player_daemon`` starts ``mfx serve`` in a thread with the controllers and the player
 services and ``--plugin-path <repo>/plugins``, writes the test library (``music_fixtures``),
 applies local-music (configured with that folder) and codec-soundfile with ``mfx apply``,
-waits for them to be Ready and for the library's scan. The player plays to a ``SinkEngine``
-on the tap when the daemon has no AudioSink of its own.
+waits for them to be Ready and for the library's scan. The player plays through the
+daemon's audio engine process to an AudioSink ``tap`` on the file tap (unpaced unless the
+test asks for pacing).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import yaml
 
 from mfx.api.music import Song
-from mfx.audio import DeviceParams, PcmDevice, SinkEngine
+from mfx.engine.api import AudioEngine, SinkReport
 from mfx.music.player import Player, PlayerView
 from mfx.server.player_api import make_player_service
 from mfx.server.services import controllers_service
@@ -39,11 +40,20 @@ def local_music_manifest(folder: Path, *, name: str = "local-music") -> dict[str
     return doc
 
 
-def write_manifests(directory: Path, music: Path) -> Path:
+def tap_sink_manifest(*, pacing: str = "none", name: str = "tap", device: str = "default",
+                      rate: int = RATE) -> dict[str, Any]:
+    return {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "AudioSink", "metadata": {"name": name},
+            "spec": {"device": device, "rate": rate, "channels": 2, "format": "S16_LE",
+                     "periodFrames": 1024, "bufferPeriods": 4, "default": True, "pacing": pacing}}
+
+
+def write_manifests(directory: Path, music: Path, *, sink: dict[str, Any] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "local-music.yaml").write_text(yaml.safe_dump(local_music_manifest(music)))
     codec = (REPO / "plugins" / "codec-soundfile" / "plugin.yaml").read_text()
     (directory / "codec.yaml").write_text(codec)
+    if sink is not None:
+        (directory / "sink.yaml").write_text(yaml.safe_dump(sink))
     return directory
 
 
@@ -53,11 +63,25 @@ class PlayerRig:
     daemon: ThreadDaemon
     library: LibraryLayout
     tap: TapDevice
-    sink: SinkEngine
 
     @property
     def player(self) -> Player:
         return self.daemon.context.player  # type: ignore[attr-defined,union-attr]
+
+    @property
+    def engine(self) -> AudioEngine:
+        engine = self.daemon.context.audio_engine  # type: ignore[union-attr]
+        assert engine is not None
+        return engine
+
+    def sink_report(self, name: str = "tap") -> SinkReport:
+        return self.daemon.call(self.engine.sink_report, name)  # type: ignore[no-any-return]
+
+    def close_sink(self, name: str = "tap") -> None:
+        """Delete the AudioSink and wait until it is gone: the engine drains the device, so
+        everything played is in the tap file."""
+        result = self.cli("delete", "sink", name)
+        assert result.exit_code == 0, result.output
 
     def cli(self, *args: str) -> Any:
         return run_cli(self.home, *args)
@@ -91,29 +115,24 @@ def tap_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
 
 def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str, Any]] | None = None,
               library: LibraryLayout | None = None, player_yaml: str | None = None,
-              plugin_paths: list[Path] | None = None,
-              open_device: Callable[[DeviceParams], PcmDevice] | None = None) -> Iterator[PlayerRig]:
+              plugin_paths: list[Path] | None = None, pacing: str = "none",
+              device: str = "default", rate: int = RATE) -> Iterator[PlayerRig]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     if player_yaml is not None:
         (home / "player.yaml").write_text(textwrap.dedent(player_yaml))
     layout = library or build_library(tmp_path / "music")
-    manifests = write_manifests(tmp_path / "manifests", layout.root)
+    manifests = write_manifests(tmp_path / "manifests", layout.root, sink=tap_sink_manifest(pacing=pacing, device=device, rate=rate))
     for index, doc in enumerate(extra_manifests or []):
         (manifests / f"extra-{index}.yaml").write_text(yaml.safe_dump(doc))
-    sink = SinkEngine("tap", DeviceParams(rate=RATE, channels=2, period_frames=1024, periods=4),
-                      open_device=open_device)
-    sink.start()
-    daemon = ThreadDaemon(home, services=[controllers_service, make_player_service(lambda: sink)],
+    daemon = ThreadDaemon(home, services=[controllers_service, make_player_service()],
                           plugin_paths=[REPO / "plugins", *(plugin_paths or [])])
-    try:
-        with daemon.running():
-            rig = PlayerRig(home, daemon, layout, tap, sink)
-            result = rig.cli("apply", "-f", str(manifests))
+    with daemon.running():
+        rig = PlayerRig(home, daemon, layout, tap)
+        result = rig.cli("apply", "-f", str(manifests))
+        assert result.exit_code == 0, result.output
+        for kind in ("pm", "sink"):
+            result = rig.cli("wait", "--for=condition=Ready", kind, "--all", "--timeout=60s")
             assert result.exit_code == 0, result.output
-            result = rig.cli("wait", "--for=condition=Ready", "pm", "--all", "--timeout=60s")
-            assert result.exit_code == 0, result.output
-            rig.rescan()
-            yield rig
-    finally:
-        sink.close(drain=False)
+        rig.rescan()
+        yield rig

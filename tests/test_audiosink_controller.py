@@ -1,10 +1,10 @@
 """The AudioSink controller through a real daemon, a real SQLite store, the real CLI and real
-ALSA (a file-tap configuration, no sound card): Ready with the parameters the device
-accepted, bit-exact audio through the ring the player writes to, drain and close on delete,
-clear reasons for specs a device cannot take, reconfiguration, and the default sink.
+ALSA (a file-tap configuration, no sound card) in the audio engine process: Ready with the
+parameters the device accepted, bit-exact audio played through the engine, drain and close on
+delete, clear reasons for specs a device cannot take, reconfiguration, and the default sink.
 
-Every wait follows the store's watch (or the sink registry's condition variable); the
-timeouts only stop a broken build from hanging.
+Every wait follows the store's watch (or the engine's reports); the timeouts only stop a
+broken build from hanging.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ from typing import Any
 import anyio
 import numpy as np
 import pytest
+import soundfile as sf
 
 from mfx.api.objects import Obj, now_rfc3339
-from mfx.audio import SampleFormat, SinkEngine, float_to_pcm
-from mfx.audio.registry import SinkRegistry
+from mfx.audio import SampleFormat, float_to_pcm
+from mfx.engine.api import AudioEngine, PluginLoad, PluginRole, SinkReport, TrackRequest
+from mfx.engine.sink_registry import SinkRegistry
 from mfx.errors import NotFoundError
 from mfx.server.services import default_services
 from reconciler import get_condition
 from tests.audio_env import TAP_CONFIG, TapDevice, tone
-from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 
 WAIT = 30.0  # seconds; a safety net, never reached when things work
 
@@ -48,9 +50,9 @@ def tap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
 
 
 @contextmanager
-def serving(home: Path) -> Iterator[tuple[ThreadDaemon, SinkRegistry]]:
+def serving(home: Path, **config: object) -> Iterator[tuple[ThreadDaemon, SinkRegistry]]:
     """A real daemon with the services of `mfx serve`; yields it and its sink registry."""
-    with ThreadDaemon(home, services=default_services()).running() as running:
+    with ThreadDaemon(home, services=default_services(), **config).running() as running:
         assert running.context is not None and running.context.sink_registry is not None
         yield running, running.context.sink_registry
 
@@ -132,6 +134,35 @@ def nonzero_frames(frames: np.ndarray) -> np.ndarray:
     return frames[np.any(frames != 0, axis=1)]
 
 
+def engine_of(running: ThreadDaemon) -> AudioEngine:
+    assert running.context is not None and running.context.audio_engine is not None
+    return running.context.audio_engine
+
+
+CODEC = PluginLoad(name="codec-soundfile", role=PluginRole.CODEC, directory=str(REPO / "plugins" / "codec-soundfile"),
+                   entry_point="python:codec_soundfile.plugin:SoundfileCodec", config={}, generation=1)
+
+
+def play_file(running: ThreadDaemon, path: Path, sink: str) -> None:
+    """Play ``path`` through the engine on ``sink``, the way the player does, to its end."""
+    engine = engine_of(running)
+
+    async def play() -> None:
+        with anyio.fail_after(WAIT):
+            assert (await engine.load_plugins([CODEC]))["codec-soundfile"] is None
+            events = engine.events()
+            await engine.open_track(TrackRequest(label="tone", path=str(path), codec="codec-soundfile"))
+            await engine.play("tone", sink=sink)
+            async for event in events:
+                if type(event).__name__ == "PlaybackIdle":
+                    return
+    running.call(play)
+
+
+def sink_report(running: ThreadDaemon, name: str) -> SinkReport:
+    return running.call(engine_of(running).sink_report, name)  # type: ignore[no-any-return]
+
+
 # --- tests -----------------------------------------------------------------------------------------
 
 
@@ -151,26 +182,27 @@ def test_applied_sink_is_ready_plays_bit_exact_and_drains_on_delete(
     assert cond(obj, "Default")["reason"] == "OnlySink", "the only sink is the default one"
     assert get_condition(obj, "Reconciling") is None and get_condition(obj, "Stalled") is None
 
-    # The player's way in: the default sink from the registry, frames into its ring.
-    output = sinks.wait_for_default(timeout=WAIT)
-    assert output is not None and output.name == "speakers"
-    assert output.params.format is SampleFormat.S16_LE
-    audio = float_to_pcm(tone(1000, 1.5, rate=48000), output.params.format)
-    assert output.ring.write(audio, timeout=WAIT) == len(audio)
+    # The player's way in: the default sink, and a file the engine decodes and plays on it.
+    default = sinks.default()
+    assert default is not None and default.name == "speakers"
+    audio = float_to_pcm(tone(1000, 1.5, rate=48000), SampleFormat.S16_LE)
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, audio, 48000, subtype="PCM_16")
+    play_file(running, wav, "speakers")
     assert running.context is not None
     assert running.context.metrics.registry.get_sample_value("mfx_audio_sink_ready", {"sink": "speakers"}) == 1
+    before_delete = sink_report(running, "speakers")
 
     result = run_cli(running.config.home, "delete", "audiosink", "speakers")
     assert result.exit_code == 0, result.output
     wait_sink(running, "speakers", gone)
     assert sinks.get("speakers") is None and sinks.default() is None
+    with pytest.raises(NotFoundError):
+        sink_report(running, "speakers")
 
     played = tap.read(SampleFormat.S16_LE, 2)
-    silence = len(played) - len(nonzero_frames(played))
-    assert np.array_equal(nonzero_frames(played), audio), "every frame written arrived, in order, unchanged"
-    final = output.status()
-    assert final.state.value == "Closed"
-    assert silence == final.silence_frames, "the only other frames are the silence the sink counted"
+    assert np.array_equal(nonzero_frames(played), audio), "every frame played arrived, in order, unchanged"
+    assert before_delete.xruns == 0 and before_delete.paced, "the file tap is paced by the engine"
     samples = running.context.metrics.registry.get_sample_value
     assert samples("mfx_audio_sink_ready", {"sink": "speakers"}) is None, "series removed on delete"
     assert samples("mfx_audio_sink_frames_written_total", {"sink": "speakers"}) is None
@@ -215,16 +247,17 @@ def test_spec_change_reopens_the_device_with_the_new_parameters(
     running, sinks = daemon
     apply(running, tmp_path, sink_manifest("out", device="null", rate=48000, periodFrames=1024))
     wait_sink(running, "out", has("Ready", "True", generation=1))
-    engine = sinks.get("out")
-    assert engine is not None
+    assert sinks.get("out") is not None
+    pid = engine_of(running).info.pid
 
     apply(running, tmp_path, sink_manifest("out", device="null", rate=44100, format="S32_LE", periodFrames=256))
     obj = wait_sink(running, "out", has("Ready", "True", generation=2))
     assert obj is not None
     assert obj["status"]["actual"] == {"rate": 44100, "channels": 2, "format": "S32_LE", "periodFrames": 256,
                                        "bufferFrames": 1024}
-    assert sinks.get("out") is engine, "the same engine, reopened"
-    assert engine.params.rate == 44100 and engine.ring.dtype == np.dtype("<i4")
+    report = sink_report(running, "out")
+    assert report.actual is not None and report.actual.rate == 44100 and report.actual.format is SampleFormat.S32_LE
+    assert report.reopens == 0 and engine_of(running).info.pid == pid, "the same engine, the sink reopened"
 
 
 def test_default_sink_is_the_marked_one_and_the_oldest_wins_a_conflict(
@@ -244,13 +277,11 @@ def test_default_sink_is_the_marked_one_and_the_oldest_wins_a_conflict(
     assert cond(alpha, "Ready")["status"] == "True" or wait_sink(running, "alpha", has("Ready", "True"))
     plain = wait_sink(running, "plain", has("Default", "False", "NotDefault"))
     assert "'zeta'" in cond(plain, "Default")["message"]
-    output = sinks.wait_for_default(timeout=WAIT)
+    output = sinks.default()
     assert output is not None and output.name == "zeta"
 
-    version = sinks.version
     assert run_cli(running.config.home, "delete", "audiosink", "zeta").exit_code == 0
     wait_sink(running, "alpha", has("Default", "True", "DefaultSink"))
-    sinks.wait_for_change(version, timeout=WAIT)
-    output = sinks.wait_for_default(timeout=WAIT)
+    assert sinks.default_name == "alpha"
+    output = sinks.default()
     assert output is not None and output.name == "alpha"
-    assert isinstance(output, SinkEngine)

@@ -158,7 +158,9 @@ PRINTER_COLUMNS = {
     "AudioSink": [
         ("Device", ".spec.device", 0), ("Rate", ".spec.rate", 0), ("Format", ".spec.format", 0),
         ("Default", ".spec.default", 0), ("Ready", '.status.conditions[?(@.type=="Ready")].status', 0),
-        ("Age", ".metadata.creationTimestamp", 0),
+        ("Xruns", ".status.xruns", 0), ("Age", ".metadata.creationTimestamp", 0),
+        ("Latency", ".status.latencySeconds", 1), ("Period", ".status.periodSeconds", 1),
+        ("Fill", ".status.bufferFill", 1), ("Paced", ".status.paced", 1), ("Engine", ".status.engine.pid", 1),
     ],
     "GitSource": [
         ("URL", ".spec.url", 0), ("Revision", ".status.lastAppliedRevision", 0),

@@ -44,7 +44,7 @@ def test_plays_the_queue_in_order_into_the_tap(rig: PlayerRig) -> None:
     rig.call(rig.player.play, 0)
     view = rig.wait(lambda v: v.tracks_started == 1 and v.status is PlayerStatus.STOPPED)
     assert view.last_error is None
-    rig.sink.close(drain=True)
+    rig.close_sink()
     played = rig.tap.read(SampleFormat.S16_LE, 2).astype(np.float32) / 32768
     decoded, rate = sf.read(songs[0].path, dtype="float32", always_2d=True)
     assert rate == 44100 and len(played) >= len(decoded)

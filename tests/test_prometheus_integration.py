@@ -38,7 +38,7 @@ TRAFFIC_PANELS = {
     "Reconcile rate", "Reconcile errors", "Reconcile duration p99", "Work queue wait p99",
     "API requests", "Health check latency", "Call latency p99", "Call rate", "Call errors",
     "Memory (RPC process)", "CPU (RPC process)", "WebAssembly fuel", "Tracks started",
-    "Search latency p99", "Frames written", "Device open", "Output latency",
+    "Search latency p99", "Frames written", "Device open", "Output latency", "Writer lateness",
 }
 # Panels that get real samples here but cannot show more than zero, and why.
 ZERO_IS_THE_TRUTH = {
@@ -52,6 +52,7 @@ ZERO_IS_THE_TRUTH = {
     "Work queue depth": "the queues are drained when nothing changes",
     "Silence inserted": "the idle tap is fed silence only between tracks",
     "Buffer fill": "the file tap takes every period at once, so the ring buffer is empty at each scrape",
+    "Engine restarts": "nothing kills the audio engine in a healthy run",
 }
 SINK = "speakers"
 DASHBOARDS = REPO / "observability" / "dashboards"

@@ -90,7 +90,8 @@ def test_a_valid_manifest_of_each_kind_passes_and_gets_defaults(schemas: Schemas
     assert plugin["healthCheck"] == {"interval": "10s", "timeout": "2s", "failureThreshold": 3}
     assert plugin["restartPolicy"]["policy"] == "Always" and plugin["suspend"] is False
     assert sink == {"device": "default", "rate": 48000, "channels": 2, "format": "S16_LE",
-                    "periodFrames": 1024, "bufferPeriods": 4, "exclusive": False, "default": False}
+                    "periodFrames": 1024, "bufferPeriods": 4, "exclusive": False, "default": False,
+                    "pacing": "auto"}
     assert git["ref"] == {"branch": "main"} and git["path"] == "./" and git["interval"] == "1m"
 
 

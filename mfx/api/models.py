@@ -49,6 +49,11 @@ class RestartPolicy(StrEnum):
     NEVER = "Never"
 
 
+class SinkPacing(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+
+
 class SampleFormat(StrEnum):
     S16_LE = "S16_LE"
     S24_LE = "S24_LE"
@@ -204,6 +209,7 @@ class AudioSinkSpec(_Model):
     buffer_periods: int = 4
     exclusive: bool = False
     default: bool = False
+    pacing: SinkPacing = SinkPacing.AUTO
 
     @property
     def buffer_frames(self) -> int:

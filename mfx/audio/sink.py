@@ -13,9 +13,10 @@ What it does per period, and why:
   it waits at most one period for data and then writes what there is padded with silence:
   the device keeps running instead of underrunning, and the silence is counted.
 - When nothing more is coming (``set_feeding(False)``: pause, stop, end of the queue), it
-  writes what is left unpadded, lets a paced device play it out, and goes idle, writing
-  nothing until a whole period arrives. A real device runs dry meanwhile: the underrun its
-  next write reports is an expected idle restart, not an xrun.
+  writes what is left unpadded, lets a paced device play it out and drains it (the file
+  tap's last buffer reaches its file), and goes idle, writing nothing until a whole period
+  arrives. A real device runs dry meanwhile: the underrun its next write reports is an
+  expected idle restart, not an xrun.
 - An underrun (``-EPIPE``) is an xrun, counted by cause (``writer_timing``); pyalsaaudio has
   prepared the PCM again, and the period that failed was not played: it is written again.
 - With ``Pacing.AUTO`` a device that does not pace itself (``null``, the file tap) is
@@ -46,10 +47,7 @@ from mfx.audio.sink_status import SinkState, SinkStatus, StateCallback, state_fo
 from mfx.audio.stream_clock import StreamClock, StreamPosition
 from mfx.audio.writer_timing import WriterTiming
 from mfx.backoff import exponential_delay
-from mfx.errors import (
-    AudioError,
-    UnderrunError,
-)
+from mfx.errors import AudioError, UnderrunError
 from observability.metrics import Metrics
 
 log = logging.getLogger("mfx.audio.sink")
@@ -378,8 +376,8 @@ class SinkEngine:
         self._publish_fill(ring)
         if len(frames):
             return frames
-        if isinstance(self._device, PacedDevice):  # it plays out what it holds, as a card would
-            self._device.wait_played(actual.buffer_seconds * 2)
+        if isinstance(self._device, PacedDevice) and self._device.wait_played(actual.buffer_seconds * 2):
+            self._device.drain()
         with self._progress:
             self._started, self._restart_expected = False, True  # the device's next underrun is ours
             self._idles += 1

@@ -43,6 +43,10 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
           log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
+    The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log).
+    Stopping or killing the daemon leaves the music playing; the next 'mfx serve' on the same
+    home adopts the engine without a gap. Under systemd use KillMode=process for that.
+
     \b
     Examples:
       mfx serve
@@ -83,5 +87,6 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         resync_seconds=parse_duration(resync),
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the daemon
+        engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))

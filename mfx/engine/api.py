@@ -23,15 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mfx.audio.alsa_device import DeviceParams
+from mfx.audio.paced_device import Pacing
 
 PROTOCOL_VERSION = 1
 
+__all__ = ["Pacing"]  # re-exported: the daemon names pacing through this interface
 
-class Pacing(enum.StrEnum):
-    """Whether the engine paces a device against its monotonic clock."""
 
-    AUTO = "auto"  # pace devices that do not pace themselves (null, the file tap)
-    NONE = "none"  # write as fast as the device takes it (bit-exact, fast tests)
+class EngineMode(enum.StrEnum):
+    """Where a daemon runs its audio engine."""
+
+    PROCESS = "process"  # a process of its own, supervised, outliving the daemon if asked (mfx serve)
+    IN_PROCESS = "in-process"  # inside the daemon (tests that inject device faults, embedders)
 
 
 class PlaybackState(enum.StrEnum):
@@ -170,6 +173,7 @@ class PlaybackIdle:
     """The engine ran out of audio: the last track ended (error None) or playback failed."""
 
     error: ErrorReport | None
+    label: str | None = None  # the track that was playing
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,9 @@ class AudioEngine(Protocol):
         """Play an opened track right after the current one, gapless."""
         ...
 
-    async def drop_queued(self) -> None: ...
+    async def drop_queued(self) -> list[str]:
+        """Forget the look-ahead; the labels dropped (one that started meanwhile is not among them)."""
+        ...
 
     async def pause(self) -> PlaybackReport: ...
 

@@ -151,9 +151,10 @@ class EngineClient:
         self.mirror.handed_over(label)
         await self._refresh()
 
-    async def drop_queued(self) -> None:
-        await self._call("drop_queued")
+    async def drop_queued(self) -> list[str]:
+        dropped: list[str] = await self._call("drop_queued")
         await self._refresh()
+        return dropped
 
     async def pause(self) -> PlaybackReport:
         return self._reported(await self._call("pause"))

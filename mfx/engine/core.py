@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 import mfx
 from mfx.audio.realtime import WRITER_RT_PRIORITY, request_realtime
+from mfx.audio.sink import SinkEngine
 from mfx.engine.api import (
     PROTOCOL_VERSION,
     EngineEvent,
@@ -134,6 +135,10 @@ class Engine(TaskGroupOwner):
         self._playback.detach(name)
         await self._sinks.close(name, drain=drain, drain_seconds=drain_seconds)
 
+    def sink_engine(self, name: str) -> SinkEngine:
+        """The sink itself, for a caller in this process (a test injecting a device fault)."""
+        return self._sinks.get(name)
+
     async def sink_report(self, name: str) -> SinkReport:
         return self._sinks.report(name)
 
@@ -158,8 +163,8 @@ class Engine(TaskGroupOwner):
     async def enqueue(self, label: str) -> None:
         self._playback.enqueue(label)
 
-    async def drop_queued(self) -> None:
-        self._playback.drop_queued()
+    async def drop_queued(self) -> list[str]:
+        return self._playback.drop_queued()
 
     async def pause(self) -> PlaybackReport:
         return self._playback.pause()

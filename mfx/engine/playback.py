@@ -154,17 +154,21 @@ class Playback:
         self._kick.set()
         self._emit(PlaybackChanged(report))
 
-    def drop_queued(self) -> None:
+    def drop_queued(self) -> list[str]:
+        """Drop the look-ahead; the labels dropped (one the pipeline started is kept)."""
+        dropped: list[str] = []
         with self._lock:
             kept = []
             for track in self._queued:
                 if track.slot.drop():
                     self._retired.append((track, self._pipeline))
+                    dropped.append(track.label)
                 else:
                     kept.append(track)  # the pipeline started it: it is about to be current
             self._queued = kept
             report = self._report_locked()
         self._emit(PlaybackChanged(report))
+        return dropped
 
     # --- transport ------------------------------------------------------------------------
 
@@ -198,7 +202,7 @@ class Playback:
             frame = max(0, int(frame))
             if track.stream.frames is not None:
                 frame = min(frame, track.stream.frames)
-            segment = pipeline.seek(frame / track.rate) if self._segment is not None else None
+            segment = pipeline.seek_frame(frame) if self._segment is not None else None
             if segment is not None:
                 self._segment, self._segment_start = segment, frame
             elif track.slot.seek_unstarted(frame):
@@ -222,10 +226,14 @@ class Playback:
             pipeline = self._pipeline
             if pipeline is None or pipeline.sink.name != sink:
                 return
+            was_playing = self._state in (PlaybackState.PLAYING, PlaybackState.PAUSED)
+            label = self._current.label if self._current is not None else None
         self.stop()
         with self._lock:
             if self._pipeline is pipeline:
                 self._pipeline = None
+        if was_playing:  # the player goes on elsewhere or pauses, and says why
+            self._emit(PlaybackIdle(ErrorReport("NoSink", f"sink {sink} closed under the track"), label))
 
     def set_volume(self, volume: float, muted: bool) -> None:
         if volume < 0:
@@ -257,12 +265,8 @@ class Playback:
             raise BadRequestError(f"fade of {seconds} s is out of range: use 0..10 seconds")
         with self._lock:
             self._fade = float(seconds)
-            if self._pipeline is not None and self._current is None:
-                # The pipeline makes its fader once: an idle one is replaced at the next play.
-                self._pipeline.stop()
-                self._pipeline = None
-            elif self._pipeline is not None:
-                self._pipeline.fade_seconds = self._fade  # cuts now, fade-ins on the next pipeline
+            if self._pipeline is not None:
+                self._pipeline.set_fade_seconds(self._fade)  # the pipeline's fader follows at once
         self._emit(PlaybackChanged(self.report()))
 
     def changed(self) -> None:
@@ -327,17 +331,19 @@ class Playback:
                 self._failed(pipeline, error, events)
             elif pipeline.state in (PipelineState.PLAYING, PipelineState.PAUSED):
                 if _sink_closed(pipeline.sink):
+                    label = self._current.label if self._current is not None else None
                     pipeline.stop()
                     self._retire_playing()
                     self._state = PlaybackState.STOPPED
-                    events.append(PlaybackIdle(ErrorReport("NoSink", f"sink {pipeline.sink.name} closed")))
+                    events.append(PlaybackIdle(ErrorReport("NoSink", f"sink {pipeline.sink.name} closed"), label))
                 else:
                     self._kick.set()  # queued after the run ended: run again
             elif self._state in (PlaybackState.PLAYING, PlaybackState.PAUSED):
+                label = self._current.label if self._current is not None else None
                 self._retire_playing()
                 closing += self._take_retired(pipeline)
                 self._state = PlaybackState.IDLE
-                events.append(PlaybackIdle(None))
+                events.append(PlaybackIdle(None, label))
             report = self._report_locked()
         for track in closing:
             track.close()
@@ -359,11 +365,12 @@ class Playback:
             self._kick.set()
             return
         log.error("playback failed: %r", error, exc_info=error)
+        label = track.label if track is not None else None
         pipeline.stop()
         self._retire_playing()
         self._state = PlaybackState.IDLE
         reason = error.reason if isinstance(error, MfxError) else "InternalError"
-        events.append(PlaybackIdle(ErrorReport(reason, f"playback failed: {error!r}")))
+        events.append(PlaybackIdle(ErrorReport(reason, f"playback failed: {error!r}"), label))
 
     def _on_track_start(self, pipeline: Pipeline, label: str, segment: StreamId) -> None:
         """Pipeline callback, on its producer thread, before it reads the track."""
@@ -438,13 +445,10 @@ class Playback:
         track, pipeline = self._current, self._pipeline
         if track is None:
             return 0
-        if self._segment is None or pipeline is None:
-            return self._segment_start
-        position = pipeline.sink.stream_position(self._segment)
-        seconds = position.seconds_played
-        if self._state is PlaybackState.PAUSED:
-            seconds += position.frames_buffered / pipeline.sink.params.rate
-        frame = self._segment_start + round(seconds * track.rate)
+        played = pipeline.played_position() if pipeline is not None else None
+        if played is None or played.label != track.label:
+            return self._segment_start  # none of it has reached the device yet
+        frame = played.frame
         return min(frame, track.stream.frames) if track.stream.frames is not None else frame
 
     def _report_locked(self) -> PlaybackReport:

@@ -127,7 +127,7 @@ METHODS: dict[str, Method] = {
     "open_track": Method(OpenTrackParams, TrackInfo),
     "play": Method(PlayParams, None),
     "enqueue": Method(LabelParams, None),
-    "drop_queued": Method(NoParams, None),
+    "drop_queued": Method(NoParams, list[str]),  # the labels dropped
     "pause": Method(NoParams, PlaybackReport),
     "resume": Method(NoParams, PlaybackReport),
     "seek": Method(SeekParams, PlaybackReport),

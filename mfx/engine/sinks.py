@@ -19,16 +19,16 @@ from mfx.errors import NoSinkError, NotFoundError
 log = logging.getLogger("mfx.engine.sinks")
 
 
-def sink_report(status: SinkStatus, *, paced: bool = False) -> SinkReport:
+def sink_report(status: SinkStatus) -> SinkReport:
     actual = status.actual
     return SinkReport(
         name=status.name, state=status.state.value, reason=status.reason, message=status.message,
-        requested=status.requested, actual=actual, paced=paced,
+        requested=status.requested, actual=actual, paced=status.paced,
         frames_written=status.frames_written, silence_frames=status.silence_frames,
-        xruns=status.xruns, write_errors=dict(status.write_errors), reopens=status.reopens,
-        buffer_fill=status.buffer_fill,
-        period_seconds=actual.period_seconds if actual is not None else 0.0,
-        latency_seconds=status.latency_seconds)
+        xruns=status.xruns, xrun_causes=dict(status.xrun_causes), write_errors=dict(status.write_errors),
+        reopens=status.reopens, buffer_fill=status.buffer_fill, period_seconds=status.period_seconds,
+        latency_seconds=status.latency_seconds, deadline_misses=status.deadline_misses,
+        worst_lateness_seconds=status.worst_lateness_seconds)
 
 
 class EngineSinks:
@@ -75,8 +75,13 @@ class EngineSinks:
             self._default = None
         previous = self._configs.get(config.name)
         self._configs[config.name] = config
+        if sink is not None and previous is not None and previous.pacing != config.pacing:
+            # Pacing is how the device is opened: a sink of its own from here on.
+            retired = self._sinks.pop(config.name)
+            await anyio.to_thread.run_sync(lambda: retired.close(drain=False))
+            sink = None
         if sink is None:
-            sink = SinkEngine(config.name, config.params, on_state=self._report_state)
+            sink = SinkEngine(config.name, config.params, on_state=self._report_state, pacing=config.pacing)
             self._sinks[config.name] = sink
             try:
                 await anyio.to_thread.run_sync(sink.start)
@@ -105,7 +110,7 @@ class EngineSinks:
             await self.close(name, drain=drain, drain_seconds=drain_seconds)
 
     def report(self, name: str) -> SinkReport:
-        return sink_report(self.get(name).status(), paced=self._paced(name))
+        return sink_report(self.get(name).status())
 
     def reports(self) -> list[SinkReport]:
         return [self.report(name) for name in self._sinks]
@@ -113,10 +118,5 @@ class EngineSinks:
     def realtime(self) -> dict[str, bool]:
         return {name: sink.realtime for name, sink in self._sinks.items()}
 
-    def _paced(self, name: str) -> bool:
-        # Pacing against the clock belongs to the sink engine (mfx.audio); until it offers
-        # it, the engine paces no device, whatever the config's ``pacing`` asks.
-        return False
-
     def _report_state(self, status: SinkStatus) -> None:
-        self._on_report(sink_report(status, paced=self._paced(status.name)))
+        self._on_report(sink_report(status))

@@ -9,15 +9,17 @@ the work.
 - ``PlayerChanges`` (player_changes.py): versions, wake-ups and bus events.
 
 Playback path, per song: the song's MusicSource answers ``song_url`` (a local path); the
-Codec whose ``formats()`` holds the file's extension opens it, in process, and the first
-block is decoded ahead; the stream goes into a ``Pipeline`` with the AudioProcessors the
-configuration names, in that order, which writes into the default sink.
+audio engine (a process of its own, ``mfx.engine``) opens it with the Codec whose
+``formats()`` holds the file's extension and decodes the first block ahead; it plays it
+through the AudioProcessors the configuration names, in that order, into the default sink.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,9 +28,11 @@ from typing import Any
 import anyio
 
 from mfx.api.music import Lyrics, PlayerStatus, Playlist, PlayMode, SearchResult, SearchType, Song
+from mfx.engine.api import AudioEngine
 from mfx.errors import BadRequestError
 from mfx.music.autosave import AutoSave
 from mfx.music.catalogue import Catalogue
+from mfx.music.engine_plugins import EnginePlugins
 from mfx.music.player_changes import PLAYER_TOPIC, PlayerChanges
 from mfx.music.player_config import CONFIG_FILE, PlayerConfig
 from mfx.music.player_state import STATE_FILE, PlayerStateFile
@@ -55,15 +59,22 @@ def _check_volume(volume: Any) -> int:
 
 
 class Player:
-    def __init__(self, *, services: ServiceLookup, sink: SinkLookup, metrics: Metrics,
+    def __init__(self, *, services: ServiceLookup, sink: SinkLookup, engine: AudioEngine, metrics: Metrics,
                  config: PlayerConfig | None = None, bus: EventBus | None = None,
-                 state_file: PlayerStateFile | None = None, rng: random.Random | None = None) -> None:
+                 state_file: PlayerStateFile | None = None, rng: random.Random | None = None,
+                 keep_playing: bool = False) -> None:
         self.config = config or PlayerConfig()
         self._changes = PlayerChanges(bus)
         self._catalogue = Catalogue(services, metrics, search_timeout=self.config.search_timeout)
-        opener = TrackOpener(self._catalogue, services, block_frames=self.config.block_frames)
+        plugins = EnginePlugins(services, engine)
+        labels = itertools.count(1)
+        # Labels name one play of a track in the engine; the start time keeps them apart from
+        # those of an earlier daemon whose engine this one adopted.
+        prefix = f"{time.time_ns():x}-"
+        opener = TrackOpener(self._catalogue, services, engine, plugins, lambda: f"{prefix}{next(labels)}")
         self._transport = Transport(config=self.config, services=services, sink=sink, metrics=metrics,
-                                    changes=self._changes, opener=opener, rng=rng or random.Random())
+                                    changes=self._changes, opener=opener, engine=engine, plugins=plugins,
+                                    rng=rng or random.Random(), keep_playing=keep_playing)
         self._autosave = AutoSave(state_file, self._changes, snapshot=self._transport.saved, playing=self._playing,
                                   debounce=self.config.save_debounce, interval=self.config.position_save_interval)
 
@@ -112,6 +123,7 @@ class Player:
             volume=transport.volume, muted=transport.muted, current_index=queue.current_index,
             duration_seconds=current.duration_seconds if current else None,
             last_error=transport.last_error, processors=list(transport.active_processors),
+            engine_restarts=transport.engine_restarts,
             tracks_started=transport.tracks_started, version=self._changes.version)
 
     async def wait_for(self, predicate: Callable[[PlayerView], bool]) -> PlayerView:

@@ -25,6 +25,7 @@ class PlayerConfig:
         blockFrames: 4096
         saveDebounce: 0.2            # seconds between a change and its save
         positionSaveInterval: 5.0    # seconds between saves of the position while playing
+        fadeSeconds: 0.005           # fade of a pause, seek or skip (0: cut at the sample)
     """
 
     processors: list[str] = field(default_factory=list)
@@ -34,6 +35,7 @@ class PlayerConfig:
     block_frames: int = 4096
     save_debounce: float = 0.2
     position_save_interval: float = 5.0
+    fade_seconds: float = 0.005
 
     @classmethod
     def from_mapping(cls, data: Any, *, where: str = CONFIG_FILE) -> PlayerConfig:
@@ -42,7 +44,7 @@ class PlayerConfig:
         if not isinstance(data, dict):
             raise InvalidConfigError(f"{where}: expected a mapping of player settings")
         known = {"processors", "searchTimeout", "defaultMode", "defaultVolume", "blockFrames",
-                 "saveDebounce", "positionSaveInterval"}
+                 "saveDebounce", "positionSaveInterval", "fadeSeconds"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -52,7 +54,8 @@ class PlayerConfig:
             raise InvalidConfigError(f"{where}: processors: expected a list of AudioProcessor plugin names")
         config.processors = list(processors)
         for key, attr, low in (("searchTimeout", "search_timeout", 0.01), ("saveDebounce", "save_debounce", 0.0),
-                               ("positionSaveInterval", "position_save_interval", 0.1)):
+                               ("positionSaveInterval", "position_save_interval", 0.1),
+                               ("fadeSeconds", "fade_seconds", 0.0)):
             if key in data:
                 value = data[key]
                 if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
@@ -81,7 +84,7 @@ class PlayerConfig:
         return {"processors": list(self.processors), "searchTimeout": self.search_timeout,
                 "defaultMode": self.default_mode.value, "defaultVolume": self.default_volume,
                 "blockFrames": self.block_frames, "saveDebounce": self.save_debounce,
-                "positionSaveInterval": self.position_save_interval}
+                "positionSaveInterval": self.position_save_interval, "fadeSeconds": self.fade_seconds}
 
     @classmethod
     def load(cls, home: Path) -> PlayerConfig:

@@ -30,6 +30,7 @@ class PlayerView(PlayerState):
     last_error: TrackFailure | None = None
     processors: list[str] = []
     tracks_started: int = 0  # songs started since the player started
+    engine_restarts: int = 0  # times the audio engine was restarted under the player
     version: int = 0  # increases on every change (for waiting on the next one)
 
 

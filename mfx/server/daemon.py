@@ -21,7 +21,8 @@ from anyio.abc import TaskGroup
 
 import mfx
 from mfx.audio.file_tap import FileTap, plan
-from mfx.audio.registry import SinkRegistry
+from mfx.engine.api import AudioEngine, EngineMode
+from mfx.engine.sink_registry import SinkRegistry
 from mfx.home import default_home
 from mfx.server.admission import Admission
 from mfx.server.api import ApiServer
@@ -76,6 +77,11 @@ class DaemonConfig:
     # on exit. It changes the whole process, so only the owner of the process turns it on:
     # ``mfx serve``, or a test that plays real-time audio the way ``mfx serve`` would.
     freeze_startup_objects: bool = False
+    # The audio engine process keeps playing when this daemon stops (an upgrade, a crash) and
+    # the next daemon adopts it; otherwise the daemon shuts the engine down on its way out.
+    # ``mfx serve`` sets it; a daemon embedded in a test or a program cleans up after itself.
+    engine_outlives_daemon: bool = False
+    audio_engine: EngineMode = EngineMode.PROCESS
 
     @property
     def socket_path(self) -> Path:
@@ -118,6 +124,7 @@ class DaemonContext:
     event_bus: EventBus | None = None
     manager: Any = None  # the reconciler Manager (reconciler.Manager)
     sink_registry: SinkRegistry | None = None  # open AudioSinks; the player plays to .default()
+    audio_engine: AudioEngine | None = None  # the audio engine process (mfx.engine), supervised
     file_tap: FileTap | None = None  # where ALSA's default device writes, when there is no sound card
 
 

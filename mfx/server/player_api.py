@@ -39,7 +39,6 @@ from starlette.routing import Route
 from controllers.audiosink import elect_default
 from mfx.api.music import Song
 from mfx.api.objects import Obj, condition, is_deleting
-from mfx.audio.sink import SinkEngine
 from mfx.errors import BadRequestError, MfxError, NoSinkError
 from mfx.music.player import Player
 from mfx.music.transport import SinkLookup
@@ -253,15 +252,17 @@ def player_routes(player: Player) -> list[Route]:
 
 
 def make_player_service(sink: SinkLookup | None = None) -> Service:
-    """The player as a daemon service; ``sink`` overrides where it plays (default: the
-    default sink of the AudioSink controller's ``SinkRegistry``)."""
+    """The player as a daemon service, playing through the daemon's audio engine; ``sink``
+    overrides which engine sink it plays on (default: the default sink of the AudioSink
+    controller's ``SinkRegistry``)."""
 
     async def player_service(context: DaemonContext, group: TaskGroup) -> None:
-        if context.service_registry is None:
+        if context.service_registry is None or context.audio_engine is None:
             raise RuntimeError("the player service needs the controllers service to run first")
         player = Player.for_home(context.config.home, services=context.service_registry,
-                                 sink=sink or (lambda: default_sink(context)), metrics=context.metrics,
-                                 bus=context.event_bus)
+                                 sink=sink or (lambda: default_sink(context)), engine=context.audio_engine,
+                                 metrics=context.metrics, bus=context.event_bus,
+                                 keep_playing=context.config.engine_outlives_daemon)
         context.api.extra_routes.extend(player_routes(player))
         context.player = player
         await group.start(_run_player, player, context.shutdown)
@@ -276,13 +277,14 @@ async def _run_player(player: Player, shutdown: anyio.Event, *,
         await shutdown.wait()
 
 
-def default_sink(context: DaemonContext) -> SinkEngine:
-    registry = getattr(context, "sink_registry", None)
+def default_sink(context: DaemonContext) -> str:
+    """The name of the sink the player plays on; NoSinkError says why there is none."""
+    registry = context.sink_registry
     output = registry.default() if registry is not None else None
     if output is None:
         sinks = context.cache.snapshot().get("AudioSink", {})
         raise NoSinkError(why_no_sink(sinks, registry.default_name if registry is not None else None))
-    return output  # type: ignore[no-any-return]
+    return output.name
 
 
 def why_no_sink(sinks: dict[str, Obj], default: str | None) -> str:

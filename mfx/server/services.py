@@ -18,8 +18,11 @@ from anyio.abc import TaskGroup, TaskStatus
 from controllers import ControllerEnv, register_all
 from controllers.plugin import KIND as PLUGIN_KIND
 from controllers.plugin_runtime import PluginHandle, PluginRuntimes
-from mfx.audio.registry import SinkRegistry
-from mfx.server.daemon import DaemonContext, Service
+from mfx.engine.api import AudioEngine, EngineMode
+from mfx.engine.core import Engine
+from mfx.engine.sink_registry import SinkRegistry
+from mfx.engine.supervisor import EngineSupervisor
+from mfx.server.daemon import DaemonConfig, DaemonContext, Service
 from mfx.server.plugin_call_api import plugin_call_routes
 from mfx.store.plugin_logs import PluginLogStore
 from reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
@@ -45,12 +48,15 @@ async def _run_controllers(context: DaemonContext, *,
     assert context.service_registry is not None and context.event_bus is not None
     assert context.sink_registry is not None
     async with AsyncExitStack() as stack:
+        if context.audio_engine is None:
+            context.audio_engine = await _start_engine(config, stack)
         runtimes = await stack.enter_async_context(PluginRuntimes(config.home, metrics=context.metrics))
         env = ControllerEnv(
             store=context.store, metrics=context.metrics, home=config.home,
             plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,
             bus=context.event_bus, runtimes=runtimes, log_store=context.log_store,
             allow_unsigned_sources=tuple(config.allow_unsigned_sources or ()), sinks=context.sink_registry,
+            engine=context.audio_engine, keep_audio_on_exit=config.engine_outlives_daemon,
         )
         on = Registry()
         register_all(on, env)
@@ -73,6 +79,18 @@ async def _run_controllers(context: DaemonContext, *,
                         await hook()
                     except Exception:
                         log.exception("shutdown hook %s failed", hook)
+
+
+async def _start_engine(config: DaemonConfig, stack: AsyncExitStack) -> AudioEngine:
+    """The audio engine: a supervised process (adopted when one already serves this home),
+    or, when asked, one inside the daemon."""
+    if config.audio_engine is EngineMode.IN_PROCESS:
+        return await stack.enter_async_context(Engine(config.home))
+    supervisor = await stack.enter_async_context(EngineSupervisor(config.home))
+    # Left before the supervisor exits: `mfx serve` leaves the engine playing for the next
+    # daemon to adopt; a daemon embedded in a test or a program shuts it down.
+    stack.push_async_callback(supervisor.stop, keep_running=config.engine_outlives_daemon)
+    return supervisor.client
 
 
 def _handle_lookup(env: ControllerEnv) -> Callable[[str], PluginHandle | None]:
