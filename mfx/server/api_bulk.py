@@ -32,6 +32,7 @@ from mfx.api.apply import apply_patch, comparable, desired_state, field_changes,
 from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import EVENT, GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
+from mfx.collector import collection_paused
 from mfx.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -122,9 +123,10 @@ class BulkApply:
 
     async def handle(self, request: Request) -> Response:
         try:
-            options = _options(request)
-            items = _items(await read_object(request, what="a v1 List"))
-            return await self._apply(items, options)
+            with collection_paused():  # thousands of items alive at once, none of them cyclic
+                options = _options(request)
+                items = _items(await read_object(request, what="a v1 List"))
+                return await self._apply(items, options)
         except MfxError as error:
             return error_response(error)
 
