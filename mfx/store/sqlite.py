@@ -85,7 +85,7 @@ T = TypeVar("T")
 
 def _create(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
     kind, name = strategy.identity(obj)
-    new = tx.carry_out(kind, name, strategy.create(kind, name, obj, tx.load(kind, name), owned=owned))
+    new = tx.carry_out(kind, name, strategy.create(kind, name, obj, tx.load(kind, name), owned=owned, now=tx.now()))
     if kind == _EVENT_KIND:
         tx.trim_events()
     return new

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from mfx.api.objects import Obj
+from mfx.api.objects import Obj, now_rfc3339
 from mfx.api.selectors import Selector
 from mfx.errors import StoreError
 from mfx.store import events as event_rules
@@ -57,6 +57,14 @@ class Transaction:
         self._rv: int | None = None
         self._object_rows: list[tuple[str, str, int, str]] = []
         self._change_rows: list[tuple[int, str, str, str, str]] = []
+        self._now: str | None = None
+
+    def now(self) -> str:
+        """The transaction's time (RFC 3339, seconds): the creation time of what it creates,
+        formatted once per batch, not once per object."""
+        if self._now is None:
+            self._now = now_rfc3339()
+        return self._now
 
     def next_rv(self) -> int:
         self._rv = (self._start_rv if self._rv is None else self._rv) + 1
