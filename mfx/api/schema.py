@@ -109,13 +109,17 @@ class Schemas:
         too. Re-applying an object that already went through here changes nothing.
         """
         result = json_copy(obj)
-        kind = result.get("kind")
+        self.fill_defaults(result)
+        return result
+
+    def fill_defaults(self, obj: Obj) -> None:
+        """``apply_defaults`` in place, for an object the caller owns (no copy made)."""
+        kind = obj.get("kind")
         if isinstance(kind, str) and kind in self.crds:
             plan = self._defaults.get(kind)
             if plan is None:
                 plan = self._defaults[kind] = compile_defaults(self.openapi(kind))
-            fill_defaults(result, plan)
-        return result
+            fill_defaults(obj, plan)
 
     # --- explain --------------------------------------------------------------------------
 

@@ -186,7 +186,9 @@ class BulkApply:
         if live is None:
             for server_owned in SERVER_OWNED_METADATA:
                 desired["metadata"].pop(server_owned, None)
-            admitted = self.admission.admit(desired)
+            # ``desired`` is this plan's own copy, of an item the body's reading held to the
+            # rules of stored JSON values: admitted as it is.
+            admitted = self.admission.admit_owned(desired, values_checked=True)
             pending[key] = admitted
             return Planned(index, kind, name, "created", BatchWrite(BatchAction.CREATE, admitted), None)
         merged = merged_for_apply(live, desired)
