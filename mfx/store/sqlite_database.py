@@ -80,14 +80,15 @@ class Transaction:
         body = self._body(kind, name)
         return loads(body) if body is not None else None
 
-    def put(self, kind: str, name: str, obj: Obj, type_: WatchEventType) -> None:
+    def put(self, kind: str, name: str, obj: Obj, type_: WatchEventType, *, watched_as_is: bool = False) -> None:
+        """``watched_as_is``: watchers get ``obj`` itself, which nobody changes afterwards."""
         rv = self.next_rv()
         strategy.stamp_resource_version(obj, rv)
         body = dumps(obj)
         self.writes += 1
         self._written[(kind, name)] = body
         self._object_rows.append((kind, name, rv, body))
-        self._log(rv, type_, kind, name, body)
+        self._log(rv, type_, kind, name, body, obj if watched_as_is else None)
         if kind == _EVENT_KIND:
             self.flush()
             sqlite_events.index(self.conn, obj, rv)
@@ -103,9 +104,10 @@ class Transaction:
             sqlite_events.unindex(self.conn, name)
         self._log(rv, WatchEventType.DELETED, kind, name, dumps(obj))
 
-    def _log(self, rv: int, type_: WatchEventType, kind: str, name: str, body: str) -> None:
+    def _log(self, rv: int, type_: WatchEventType, kind: str, name: str, body: str,
+             decoded: Obj | None = None) -> None:
         self._change_rows.append((rv, kind, name, type_.value, body))
-        self.changes.append(Change(rv, type_.value, kind, name, body))
+        self.changes.append(Change(rv, type_.value, kind, name, body, decoded))
 
     def flush(self) -> None:
         """Insert the rows put so far (an op's end, or a statement of another kind next)."""
@@ -145,12 +147,13 @@ class Transaction:
             else:
                 self.remove(_EVENT_KIND, name, obj)
 
-    def carry_out(self, kind: str, name: str, write: Write) -> Obj:
-        """Store what the strategy decided; returns the object the caller is answered with."""
+    def carry_out(self, kind: str, name: str, write: Write, *, watched_as_is: bool = False) -> Obj:
+        """Store what the strategy decided; returns the object the caller is answered with.
+        ``watched_as_is``: as for ``put``, when the caller only reads the answer."""
         if write.action is WriteAction.ADD:
-            self.put(kind, name, write.obj, WatchEventType.ADDED)
+            self.put(kind, name, write.obj, WatchEventType.ADDED, watched_as_is=watched_as_is)
         elif write.action is WriteAction.MODIFY:
-            self.put(kind, name, write.obj, WatchEventType.MODIFIED)
+            self.put(kind, name, write.obj, WatchEventType.MODIFIED, watched_as_is=watched_as_is)
         elif write.action is WriteAction.REMOVE:
             self.remove(kind, name, write.obj)
         return write.obj
