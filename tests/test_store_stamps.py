@@ -1,5 +1,5 @@
-"""What the store stamps on a created object: a random version 4 UID, and the creation time of
-the transaction that created it."""
+"""What the store stamps on a created object (a random version 4 UID, and the creation time of
+the transaction that created it), and how often its WAL is copied into the file."""
 
 from __future__ import annotations
 
@@ -35,3 +35,11 @@ def test_objects_created_in_one_transaction_share_its_creation_time(tmp_path: Pa
     stamps = {obj["metadata"]["creationTimestamp"] for obj in created}  # type: ignore[index]
     assert len(stamps) == 1 and next(iter(stamps)).endswith("Z")
     assert len({obj["metadata"]["uid"] for obj in created}) == 50  # type: ignore[index]
+
+
+def test_the_wal_is_checkpointed_after_8192_pages(tmp_path: Path) -> None:
+    async def main() -> int:
+        async with SQLiteStore(tmp_path / "store.db") as store:
+            return int(store._database().conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    assert anyio.run(main) == 8192
