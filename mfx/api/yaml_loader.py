@@ -103,7 +103,7 @@ def _is_list(value: dict[str, Any]) -> bool:
     kind = value.get("kind")
     if kind == "List":
         return True
-    return any(kind == info.list_kind for info in USER_KINDS) and "items" in value
+    return "items" in value and any(kind == info.list_kind for info in USER_KINDS)
 
 
 def decode_manifest(name: str, data: bytes) -> str:
