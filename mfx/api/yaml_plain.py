@@ -37,6 +37,10 @@ _LINES = re.compile(r"^( *)(?:(- +)?([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(.*[^ \n
 # followed by a space begin an item, a key or a value.
 _INDICATORS = frozenset("[]{}#&*!|>%@`,?:")
 
+# First characters of a plain scalar that is not simply its text: an indicator, a quote, or
+# one a YAML type may claim (a number, a boolean, null ...).
+_NOT_TEXT = _INDICATORS | {'"', "'", "-"} | (MAY_RESOLVE or frozenset())
+
 _ITEM = 0  # "- ..."
 _KEY = 1  # "key: ..."
 
@@ -103,7 +107,13 @@ def _mapping(lines: list[_Line], start: int, indent: int, depth: int) -> tuple[d
             raise GiveUp
         index += 1
         if text is not None:
-            result[key] = _scalar(text)
+            # Most values are plain text that no YAML type claims: taken here, without a call.
+            first = text[0]
+            if MAY_RESOLVE is not None and first not in _NOT_TEXT and ": " not in text and " #" not in text \
+                    and text[-1] != ":":
+                result[key] = text
+            else:
+                result[key] = _scalar(text)
             continue
         if index < count and lines[index][0] > indent:
             result[key], index = _block(lines, index, depth + 1)
