@@ -29,12 +29,12 @@ def desired_state(obj: Obj) -> Obj:
         metadata.pop(key, None)
     annotations = dict(metadata.get("annotations") or {})
     annotations.pop(LAST_APPLIED_ANNOTATION, None)
-    recorded = json_copy(desired)
+    # The record is the document as it is at this point: encoded from it, not from a copy.
     if annotations:
-        recorded["metadata"]["annotations"] = annotations
+        metadata["annotations"] = annotations
     else:
-        recorded["metadata"].pop("annotations", None)
-    annotations[LAST_APPLIED_ANNOTATION] = orjson.dumps(recorded, option=orjson.OPT_SORT_KEYS).decode()
+        metadata.pop("annotations", None)
+    annotations[LAST_APPLIED_ANNOTATION] = orjson.dumps(desired, option=orjson.OPT_SORT_KEYS).decode()
     metadata["annotations"] = annotations
     return desired
 

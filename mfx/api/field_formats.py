@@ -16,7 +16,7 @@ from mfx.api.field_paths import join_index, join_key
 from mfx.api.field_problems import FieldProblems
 from mfx.api.names import dns1123_subdomain_problem, label_value_problem
 from mfx.api.objects import Obj
-from mfx.api.semver import Constraint, Version
+from mfx.api.semver import Constraint, version_problem
 from mfx.api.units import DURATION_EXAMPLES, parse_cpu_millis, parse_duration, parse_memory_bytes
 
 # Durations per kind, by path under spec.
@@ -126,7 +126,7 @@ def _network_format_problem(value: Any) -> str | None:
     return network_problem(value) if isinstance(value, str) else "must be a string"
 
 
-VERSION_FORMAT = Format(_parse_problem(Version.parse), "1.0.0", _version_readings)
+VERSION_FORMAT = Format(version_problem, "1.0.0", _version_readings)
 CONSTRAINT_FORMAT = Format(_parse_problem(Constraint.parse), "^1.0")
 DURATION_FORMAT = Format(duration_problem, "10s", lambda text: (text, text + "s"))
 MEMORY_FORMAT = Format(_quantity_problem(parse_memory_bytes, "256Mi"), "256Mi", integers=True)

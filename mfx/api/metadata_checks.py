@@ -26,7 +26,7 @@ def check_kind(obj: Obj, schemas: Schemas, errors: FieldProblems) -> str | None:
     """The kind of ``obj`` when it is one ``schemas`` serve (else None), reporting what is wrong."""
     kind = obj.get("kind")
     api_version = obj.get("apiVersion")
-    known = ", ".join(schemas.kinds)
+    known = ", ".join(schemas.kinds) if not isinstance(kind, str) or not schemas.has(kind) else ""
     if kind is None:
         errors.add("kind", f"required field is missing (known kinds: {known})")
     elif not isinstance(kind, str):
@@ -85,14 +85,13 @@ def _check_string_map(value: Any, path: str, errors: FieldProblems, *, label_val
         errors.add(path, f"must be a map of string keys to string values, got {json_type(value)}")
         return
     for key, item in value.items():
-        item_path = join_key(path, key)
         problem = qualified_key_problem(key)
         if problem:
-            errors.add(item_path, problem)
+            errors.add(join_key(path, key), problem)
         if not isinstance(item, str):
-            errors.add(item_path, f"value must be a string, got {json_type(item)} {show_value(item)}"
+            errors.add(join_key(path, key), f"value must be a string, got {json_type(item)} {show_value(item)}"
                        + scalar_hint(item, LABEL_VALUE_FORMAT if label_values else None))
         elif label_values:
             problem = label_value_problem(item)
             if problem is not None:
-                errors.add(item_path, problem)
+                errors.add(join_key(path, key), problem)

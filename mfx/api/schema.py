@@ -67,6 +67,9 @@ class Schemas:
     crds: dict[str, dict[str, Any]]
     # Compiled from ``crds`` on first use, per kind.
     _defaults: dict[str, DefaultsPlan] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The schema and apiVersion of each kind, found once: every write asks for them.
+    _openapi: dict[str, Schema] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _api_versions: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -89,15 +92,20 @@ class Schemas:
 
     def openapi(self, kind: str) -> Schema:
         """The ``openAPIV3Schema`` of the kind (the whole object: apiVersion ... status)."""
-        return self._version(kind)["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+        schema = self._openapi.get(kind)
+        if schema is None:
+            schema = self._openapi[kind] = self._version(kind)["schema"]["openAPIV3Schema"]
+        return schema
 
     def printer_columns(self, kind: str) -> list[dict[str, Any]]:
         """``additionalPrinterColumns`` as in the CRD (name, type, jsonPath, priority ...)."""
         return copy.deepcopy(self._version(kind).get("additionalPrinterColumns", []))
 
     def api_version(self, kind: str) -> str:
-        crd = self.crd(kind)
-        return f"{crd['spec']['group']}/{self._version(kind)['name']}"
+        text = self._api_versions.get(kind)
+        if text is None:
+            text = self._api_versions[kind] = f"{self.crd(kind)['spec']['group']}/{self._version(kind)['name']}"
+        return text
 
     # --- defaults -------------------------------------------------------------------------
 
@@ -109,13 +117,17 @@ class Schemas:
         too. Re-applying an object that already went through here changes nothing.
         """
         result = json_copy(obj)
-        kind = result.get("kind")
+        self.fill_defaults(result)
+        return result
+
+    def fill_defaults(self, obj: Obj) -> None:
+        """``apply_defaults`` in place, for an object the caller owns (no copy made)."""
+        kind = obj.get("kind")
         if isinstance(kind, str) and kind in self.crds:
             plan = self._defaults.get(kind)
             if plan is None:
                 plan = self._defaults[kind] = compile_defaults(self.openapi(kind))
-            fill_defaults(result, plan)
-        return result
+            fill_defaults(obj, plan)
 
     # --- explain --------------------------------------------------------------------------
 

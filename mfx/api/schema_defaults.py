@@ -26,6 +26,13 @@ class DefaultsPlan:
     nullable: frozenset[str]
     extra: DefaultsPlan | None  # additionalProperties
     items: DefaultsPlan | None
+    # The sub-plans of ``props`` that have anything to do (a default or a null to prune,
+    # somewhere below): a field without one is not walked at all.
+    active: dict[str, DefaultsPlan]
+
+    @property
+    def inert(self) -> bool:
+        return not self.defaults and not self.props and self.extra is None and self.items is None
 
 
 def compile_defaults(schema: Schema) -> DefaultsPlan:
@@ -39,6 +46,7 @@ def compile_defaults(schema: Schema) -> DefaultsPlan:
         nullable=frozenset(key for key, sub in props.items() if sub.get("nullable")),
         extra=compile_defaults(extra) if isinstance(extra, dict) else None,
         items=compile_defaults(items) if isinstance(items, dict) else None,
+        active={key: plan for key, plan in plans.items() if not plan.inert and not plan.preserve_only},
     )
 
 
@@ -66,8 +74,9 @@ def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
         props = plan.props
         filled: list[str] = []
         if props:
-            for key in [k for k, v in value.items() if v is None and k in props and k not in plan.nullable]:
-                del value[key]
+            if None in value.values():
+                for key in [k for k, v in value.items() if v is None and k in props and k not in plan.nullable]:
+                    del value[key]
             for key, default in plan.defaults:
                 if key not in value:
                     if type(default) is _Filled:
@@ -76,9 +85,15 @@ def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
                     else:
                         value[key] = default
         extra = plan.extra
+        if extra is None:  # only the named fields have plans: walk those present
+            for key, sub in plan.active.items():
+                item = value.get(key)
+                if isinstance(item, (dict, list)) and key not in filled:
+                    fill_defaults(item, sub)
+            return
         for key, item in value.items():
             sub = props.get(key, extra)
-            if sub is not None and isinstance(item, dict | list) and key not in filled:
+            if sub is not None and isinstance(item, (dict, list)) and key not in filled:
                 fill_defaults(item, sub)
     elif isinstance(value, list) and plan.items is not None:
         for item in value:

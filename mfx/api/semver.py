@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import total_ordering
+from typing import Any
 
 # ASCII digits only ("\d" would take any script's digits), and used with fullmatch ("$"
 # would accept a trailing newline): a version is stored and compared as the text it is.
@@ -367,3 +368,19 @@ def _partial(whole: str, text: str) -> Partial:
         return Partial.parse(text[1:] if text.startswith("v") else text)
     except ValueError:
         raise ConstraintError(whole, f"{text!r} is not a version") from None
+
+
+def version_problem(text: Any) -> str | None:
+    """Why ``text`` is not a semantic version (``Version.parse``'s message), or None.
+
+    A text the pattern takes whole, without a pre-release part, is one: the pre-release
+    identifiers have the only rules the pattern does not hold. That case, nearly every
+    version in a manifest, is answered without building a ``Version``."""
+    match = _VERSION_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is not None and not match["pre"]:
+        return None
+    try:
+        Version.parse(text)
+    except VersionError as error:
+        return str(error)
+    return None

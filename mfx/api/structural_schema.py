@@ -19,16 +19,16 @@ from mfx.api.schema import INT_OR_STRING, PRESERVE, Schema, did_you_mean
 
 def check_schema(value: Any, schema: Schema, path: str, errors: FieldProblems) -> None:
     """Check ``value`` at ``path`` against a structural schema; unknown fields are errors."""
-    fmt = format_of(errors.kind, path)
+    # The field's format only words the hints of a problem: looked up when there is one.
     if schema.get(INT_OR_STRING):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            hint = _text_hint(_yaml_text(value), {}, fmt) if isinstance(value, float) else ""
+            hint = _text_hint(_yaml_text(value), {}, format_of(errors.kind, path)) if isinstance(value, float) else ""
             errors.add(path, f"must be an integer or a string such as 256Mi or 500m, got {json_type(value)} "
                        f"{show_value(value)}{hint}")
         return
     expected = schema.get("type")
     if expected is not None and not _is_type(value, expected):
-        errors.add(path, _type_problem(value, expected, schema, fmt))
+        errors.add(path, _type_problem(value, expected, schema, format_of(errors.kind, path)))
         return
     if "enum" in schema and value not in schema["enum"]:
         choices = [str(c) for c in schema["enum"]]

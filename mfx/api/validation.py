@@ -40,13 +40,16 @@ TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 MAX_VALUE_PROBLEMS = 20
 
 
-def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None) -> None:
-    """Raise ``ValidationError`` listing every problem of ``obj``; return if it is valid."""
+def validate(obj: Obj, *, schemas: Schemas, source: Manifest | None = None, values_checked: bool = False) -> None:
+    """Raise ``ValidationError`` listing every problem of ``obj``; return if it is valid.
+
+    ``values_checked``: ``obj`` holds only what JSON text read by ``load_body`` can hold (its
+    reading refused the rest), so the values JSON cannot store need no second look."""
     errors = FieldProblems(source=source)
     if not isinstance(obj, dict):
         errors.add("", f"expected an object with apiVersion, kind, metadata and spec, got {json_type(obj)}")
         raise ValidationError(errors.items)
-    for path, problem in json_value_problems(obj, limit=MAX_VALUE_PROBLEMS):
+    for path, problem in () if values_checked else json_value_problems(obj, limit=MAX_VALUE_PROBLEMS):
         errors.add(path, problem)
     if errors.items:
         raise ValidationError(errors.items, kind=_text(obj.get("kind")), name=name_of(obj))

@@ -3,8 +3,9 @@
 The loader composes PyYAML nodes itself instead of calling ``safe_load`` so that every key
 and list item keeps its position, and so that the YAML features a manifest never needs are
 refused with a clear message instead of doing harm (``mfx.api.yaml_nodes``). A text first
-gets the quick reading of ``mfx.api.yaml_quick`` (values only); only one it cannot take, and
-the positions a later error asks for, cost the full reading:
+gets the line-by-line reading of ``mfx.api.yaml_plain``, then the quick reading of
+``mfx.api.yaml_quick`` (values only); only one neither can take, and the positions a later
+error asks for, cost the full reading:
 
 - files over ``MAX_FILE_BYTES`` (1 MiB) are refused before parsing;
 - aliases (``*name``) are allowed, but a document may expand collections through aliases at
@@ -52,6 +53,7 @@ from mfx.api.yaml_nodes import (
     position,
     syntax_error,
 )
+from mfx.api.yaml_plain import plain_documents
 from mfx.api.yaml_quick import quick_documents
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
@@ -101,7 +103,7 @@ def _is_list(value: dict[str, Any]) -> bool:
     kind = value.get("kind")
     if kind == "List":
         return True
-    return any(kind == info.list_kind for info in USER_KINDS) and "items" in value
+    return "items" in value and any(kind == info.list_kind for info in USER_KINDS)
 
 
 def decode_manifest(name: str, data: bytes) -> str:
@@ -133,7 +135,9 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             message=f"file is {size} bytes ({size / MAX_FILE_BYTES:.1f} MiB); the limit is "
             f"{MAX_FILE_BYTES} bytes (1 MiB): split it into several files",
         )])
-    documents = quick_documents(text)
+    documents = plain_documents(text)
+    if documents is None:
+        documents = quick_documents(text)
     quick = _quick_manifests(documents, text, filename) if documents is not None else None
     return quick if quick is not None else _read_fully(text, filename)
 

@@ -26,7 +26,7 @@ from yaml.resolver import BaseResolver, Resolver
 
 from mfx.api.json_values import MAX_DEPTH, text_problem
 
-_STR = BaseResolver.DEFAULT_SCALAR_TAG
+STR_TAG = _STR = BaseResolver.DEFAULT_SCALAR_TAG
 _SEQ = BaseResolver.DEFAULT_SEQUENCE_TAG
 _MAP = BaseResolver.DEFAULT_MAPPING_TAG
 _BOOL = "tag:yaml.org,2002:bool"
@@ -49,10 +49,27 @@ _RESOLVERS: dict[str, _Resolvers] = {  # by first character
     first: (*resolvers, *_WILDCARD)
     for first, resolvers in Resolver.yaml_implicit_resolvers.items() if first is not None
 }
+# A plain scalar starting with any other character is text (when no resolver takes any first
+# character, as in PyYAML's own table).
+MAY_RESOLVE = frozenset(_RESOLVERS) if not _WILDCARD else None
 
 
-class _GiveUp(Exception):
+class GiveUp(Exception):
     """The text holds something the full reading must handle."""
+
+
+def implicit_tag(value: str) -> str:
+    """The tag ``yaml.SafeLoader`` resolves a plain scalar of this text to."""
+    for tag, regexp in _RESOLVERS.get(value[:1], _WILDCARD):
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+def plain_scalar_value(text: str) -> Any:
+    """The value of a plain (unquoted, untagged) scalar; raises ``GiveUp`` for one the full
+    reading must judge."""
+    return _scalar(implicit_tag(text), text)
 
 
 def _composer_class() -> type[Any] | None:
@@ -70,11 +87,7 @@ def _composer_class() -> type[Any] | None:
 
         def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
             if kind is ScalarNode:
-                if implicit[0]:
-                    for tag, regexp in _RESOLVERS.get(value[:1], _WILDCARD):
-                        if regexp.match(value):
-                            return tag
-                return _STR
+                return implicit_tag(value) if implicit[0] else _STR
             return _SEQ if kind is SequenceNode else _MAP
 
     return Composer
@@ -93,7 +106,7 @@ def quick_documents(text: str) -> list[Any] | None:
         while composer.check_node():
             documents.append(_value(composer.get_node(), 0))
         return documents
-    except (yaml.YAMLError, _GiveUp):
+    except (yaml.YAMLError, GiveUp):
         return None
     finally:
         composer.dispose()
@@ -103,15 +116,15 @@ def _value(node: Node, depth: int) -> Any:
     if type(node) is ScalarNode:
         return _scalar(node.tag, node.value)
     if depth >= MAX_DEPTH:
-        raise _GiveUp
+        raise GiveUp
     if type(node) is MappingNode:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if type(key_node) is not ScalarNode or key_node.tag != _STR:
-                raise _GiveUp  # a merge key, or a key that is not a string
+                raise GiveUp  # a merge key, or a key that is not a string
             key = key_node.value
             if key in result or not (key.isascii() or text_problem(key) is None):
-                raise _GiveUp
+                raise GiveUp
             result[key] = _value(value_node, depth + 1)
         return result
     return [_value(child, depth + 1) for child in node.value]
@@ -134,4 +147,4 @@ def _scalar(tag: str, text: str) -> Any:
         number = float(text)
         if math.isfinite(number):
             return number
-    raise _GiveUp
+    raise GiveUp

@@ -7,6 +7,7 @@ import click
 from mfx.api.kinds import kind_for
 from mfx.cli import output
 from mfx.cli.context import CliContext, pass_cli
+from mfx.collector import collection_paused
 from mfx.errors import MfxError
 
 
@@ -39,6 +40,14 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
       cat pm.yaml | mfx apply -f -
       mfx apply -f manifests/ --dry-run=server
     """
+    # The manifests read, and their requests and answers, are thousands of objects alive at
+    # once and none of them cyclic: the collector would only walk them again and again.
+    with collection_paused():
+        _apply(ctx, filenames, recursive, dry_run, force_conflicts)
+
+
+def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str,
+           force_conflicts: bool) -> None:
     # Validation pulls in jsonschema: imported by the commands that read manifests only.
     from mfx.cli.apply_requests import apply_manifests
     from mfx.cli.manifests import check_manifests, load_objects

@@ -32,6 +32,7 @@ from mfx.api.apply import apply_patch, comparable, desired_state, field_changes,
 from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import EVENT, GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
+from mfx.collector import collection_paused
 from mfx.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -122,9 +123,10 @@ class BulkApply:
 
     async def handle(self, request: Request) -> Response:
         try:
-            options = _options(request)
-            items = _items(await read_object(request, what="a v1 List"))
-            return await self._apply(items, options)
+            with collection_paused():  # thousands of items alive at once, none of them cyclic
+                options = _options(request)
+                items = _items(await read_object(request, what="a v1 List"))
+                return await self._apply(items, options)
         except MfxError as error:
             return error_response(error)
 
@@ -184,7 +186,9 @@ class BulkApply:
         if live is None:
             for server_owned in SERVER_OWNED_METADATA:
                 desired["metadata"].pop(server_owned, None)
-            admitted = self.admission.admit(desired)
+            # ``desired`` is this plan's own copy, of an item the body's reading held to the
+            # rules of stored JSON values: admitted as it is.
+            admitted = self.admission.admit_owned(desired, values_checked=True)
             pending[key] = admitted
             return Planned(index, kind, name, "created", BatchWrite(BatchAction.CREATE, admitted), None)
         merged = merged_for_apply(live, desired)

@@ -79,7 +79,8 @@ class BatchWrite:
     """One write of ``Store.write_all``: a create or an update, with the same rules as alone.
 
     ``obj`` is handed over: the store may stamp it (uid, resourceVersion ...) and keep it,
-    so the caller passes one of its own and does not use it afterwards."""
+    so the caller passes one of its own and does not use it afterwards. The objects
+    ``write_all`` answers may be those very objects, which watchers get too: read them only."""
 
     action: BatchAction
     obj: Obj

@@ -84,16 +84,20 @@ T = TypeVar("T")
 
 
 def _create(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
+    """``owned``: ``obj`` is handed over (``BatchWrite``), and so is the answer: watchers get it as it is."""
     kind, name = strategy.identity(obj)
-    new = tx.carry_out(kind, name, strategy.create(kind, name, obj, tx.load(kind, name), owned=owned))
+    write = strategy.create(kind, name, obj, tx.load(kind, name), owned=owned, now=tx.now())
+    new = tx.carry_out(kind, name, write, watched_as_is=owned)
     if kind == _EVENT_KIND:
         tx.trim_events()
     return new
 
 
 def _update(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
+    """``owned``: as for ``_create``."""
     kind, name = strategy.identity(obj)
-    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name), owned=owned))
+    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name), owned=owned),
+                        watched_as_is=owned)
 
 
 def _update_status(tx: Transaction, obj: Obj) -> Obj:
@@ -395,7 +399,9 @@ class SQLiteStore:
         return await self._write(lambda tx: _write_status(tx, obj, records, with_metadata))
 
     async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
-        """Every create and update of ``writes``, in order, in one transaction: all or none."""
+        """Every create and update of ``writes``, in order, in one transaction: all or none.
+
+        The objects answered are the ones watchers get (``BatchWrite`` hands them over): read them only."""
         return await self._write(lambda tx: _write_all(tx, writes))
 
     async def delete(self, kind: str, name: str, *, resource_version: int | None = None) -> Obj:

@@ -21,7 +21,7 @@ reads the stored object inside its own transaction, asks the matching function w
 from __future__ import annotations
 
 import enum
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,11 +132,23 @@ def _stored_for_write(kind: str, name: str, obj: Obj, stored: Obj | None) -> Obj
 # --- the rules --------------------------------------------------------------------------------
 
 
-def stamp_new(obj: Obj) -> None:
-    """Server-owned metadata of an object about to be created (in place)."""
+def new_uid() -> str:
+    """A random (version 4) UUID as text, the same as ``str(uuid.uuid4())``: formatted from the
+    random bytes directly, at half the cost of making a ``UUID`` first (one per created object)."""
+    digits = os.urandom(16).hex()
+    variant = _VARIANTS[int(digits[16], 16) & 3]  # the RFC 4122 variant: 10xx in the top bits
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
+_VARIANTS = "89ab"
+
+
+def stamp_new(obj: Obj, now: str | None = None) -> None:
+    """Server-owned metadata of an object about to be created (in place); ``now``: the
+    creation time, when the caller has it already (one per transaction)."""
     metadata = obj["metadata"]
-    metadata["uid"] = str(uuid.uuid4())
-    metadata["creationTimestamp"] = now_rfc3339()
+    metadata["uid"] = new_uid()
+    metadata["creationTimestamp"] = now or now_rfc3339()
     metadata["generation"] = 1
     metadata.pop("deletionTimestamp", None)
     metadata.pop("resourceVersion", None)
@@ -153,12 +165,14 @@ def next_generation(metadata: dict[str, Any]) -> int:
     return int(metadata.get("generation", 1)) + 1
 
 
-def create(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False) -> Write:
-    """``owned``: ``obj`` is the store's to keep and stamp (else it works on a copy)."""
+def create(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False,
+           now: str | None = None) -> Write:
+    """``owned``: ``obj`` is the store's to keep and stamp (else it works on a copy); ``now``:
+    as for ``stamp_new``."""
     if stored is not None:
         raise AlreadyExistsError(f'{plural(kind)} "{name}" already exists')
     new = obj if owned else deep_copy(obj)
-    stamp_new(new)
+    stamp_new(new, now)
     return Write(WriteAction.ADD, new)
 
 

@@ -19,6 +19,7 @@ from typing import Self
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from mfx.api.objects import Obj
 from mfx.errors import GoneError
 from mfx.store.base import WatchEvent, WatchEventType
 from mfx.store.codec import loads
@@ -27,19 +28,25 @@ from mfx.store.codec import loads
 class Change:
     """One entry of the change log; its object is decoded once, on first use, for every watcher."""
 
-    __slots__ = ("resource_version", "type", "kind", "name", "body", "_event")
+    __slots__ = ("resource_version", "type", "kind", "name", "body", "_decoded", "_event")
 
-    def __init__(self, resource_version: int, type: str, kind: str, name: str, body: str) -> None:
+    def __init__(self, resource_version: int, type: str, kind: str, name: str, body: str,
+                 decoded: Obj | None = None) -> None:
         self.resource_version = resource_version
         self.type = type
         self.kind = kind
         self.name = name
         self.body = body  # JSON, as stored
+        # The object ``body`` encodes, when the writer hands it over (nobody changes it after):
+        # watchers get it without decoding the JSON again.
+        self._decoded = decoded
         self._event: WatchEvent | None = None
 
     def event(self) -> WatchEvent:
         if self._event is None:
-            self._event = WatchEvent(WatchEventType(self.type), loads(self.body), self.resource_version)
+            obj = loads(self.body) if self._decoded is None else self._decoded
+            self._event = WatchEvent(WatchEventType(self.type), obj, self.resource_version)
+            self._decoded = None
         return self._event
 
 

@@ -1,0 +1,168 @@
+"""The plainest manifests read line by line, without building YAML nodes at all.
+
+Most manifests are block mappings and lists of printable ASCII: ``key: value`` lines,
+``- item`` lines, comments and ``---`` between documents. For those, one regular expression
+call splits every line into its parts and one pass builds the values: about twice as fast
+as walking the C parser's nodes (``mfx.api.yaml_quick``), which was most of the cost of
+reading a directory of small manifests.
+
+Anything else (a flow collection, a block scalar, a tag, an anchor or alias, a quoted string
+with an escape, a multi-line scalar, a comment after a value, a key that is not a plain word,
+a duplicate key, odd indentation, a character outside printable ASCII ...) makes
+``plain_documents`` give up with ``None``, and the caller reads the text with the quick or the
+full reading. So, as the quick reading, this module never words an error: it only has to
+agree with the full reading on the texts it accepts. Scalars resolve with the quick reading's
+YAML 1.1 table (``yaml_quick.scalar_value``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mfx.api.json_values import MAX_DEPTH
+from mfx.api.yaml_quick import MAY_RESOLVE, STR_TAG, GiveUp, implicit_tag, plain_scalar_value
+
+# Anything but printable ASCII and newlines (tabs, carriage returns, other encodings) is the
+# other readings' to judge.
+_UNUSUAL = re.compile(r"[^\n -~]")
+# Every line (trailing spaces aside), read in one call: ``key:`` or ``key: value``, either
+# after ``- ``; ``- value``; a comment; ``---``; nothing; or anything else (``other``, such as
+# an item on lines of its own, which is the other readings'). A key is a plain word, which must resolve to text (checked after:
+# ``on``, ``1`` or ``null`` do not).
+_LINES = re.compile(r"^( *)(?:(- +)?([A-Za-z0-9_][A-Za-z0-9_./-]*):(?: +(.*[^ \n]))?|- +(.*[^ \n])|(#.*)|(---)|(.*[^ \n]))? *$",
+                    re.MULTILINE)
+# Characters that open something other than a plain scalar: a flow collection, a block
+# scalar, a tag, an anchor, an alias, a directive, a reserved character; "-", "?" and ":"
+# followed by a space begin an item, a key or a value.
+_INDICATORS = frozenset("[]{}#&*!|>%@`,?:")
+
+# First characters of a plain scalar that is not simply its text: an indicator, a quote, or
+# one a YAML type may claim (a number, a boolean, null ...).
+_NOT_TEXT = _INDICATORS | {'"', "'", "-"} | (MAY_RESOLVE or frozenset())
+
+_ITEM = 0  # "- ..."
+_KEY = 1  # "key: ..."
+
+# One line: (indentation, _ITEM or _KEY, key, the value's text or None when it has none).
+_Line = tuple[int, int, str, str | None]
+
+
+def plain_documents(text: str) -> list[Any] | None:
+    """The value of every document of ``text`` (None for an empty one), or None to read it otherwise."""
+    if _UNUSUAL.search(text):
+        return None
+    documents: list[list[_Line] | None] = []
+    current: list[_Line] | None = None
+    for indent, item, key, value, scalar, _comment, marker, other in _LINES.findall(text):
+        if other:
+            return None
+        if not key and not scalar:
+            if marker:
+                if indent:
+                    return None
+                current = []
+                documents.append(current)
+            continue  # a comment, or a blank line
+        if current is None:
+            current = []
+            documents.append(current)
+        at = len(indent)
+        if not key:  # "- value"
+            if scalar[0] == "-":
+                return None  # a list directly in a list
+            current.append((at, _ITEM, "", scalar))
+            continue
+        if item:  # "- key: ...": an item holding a mapping
+            current.append((at, _ITEM, "", None))
+            at += len(item)
+        current.append((at, _KEY, key, value or None))
+    try:
+        return [_document(lines) if lines else None for lines in documents if lines is not None]
+    except GiveUp:
+        return None
+
+
+def _document(lines: list[_Line]) -> Any:
+    if lines[0][0] != 0 or lines[0][1] != _KEY:
+        raise GiveUp  # a document that is not a mapping at the margin
+    value, end = _mapping(lines, 0, 0, 0)
+    if end != len(lines):
+        raise GiveUp
+    return value
+
+
+def _mapping(lines: list[_Line], start: int, indent: int, depth: int) -> tuple[dict[str, Any], int]:
+    if depth >= MAX_DEPTH:
+        raise GiveUp
+    result: dict[str, Any] = {}
+    index, count = start, len(lines)
+    while index < count:
+        at, kind, key, text = lines[index]
+        if at < indent:
+            break
+        if at > indent or kind != _KEY or key in result:
+            raise GiveUp
+        if MAY_RESOLVE is None or key[0] in MAY_RESOLVE and implicit_tag(key) != STR_TAG:
+            raise GiveUp
+        index += 1
+        if text is not None:
+            # Most values are plain text that no YAML type claims: taken here, without a call.
+            first = text[0]
+            if MAY_RESOLVE is not None and first not in _NOT_TEXT and ": " not in text and " #" not in text \
+                    and text[-1] != ":":
+                result[key] = text
+            else:
+                result[key] = _scalar(text)
+            continue
+        if index < count and lines[index][0] > indent:
+            result[key], index = _block(lines, index, depth + 1)
+        elif index < count and lines[index][0] == indent and lines[index][1] == _ITEM:
+            result[key], index = _sequence(lines, index, indent, depth + 1)  # "key:" then "- a" below it
+        else:
+            result[key] = None
+    return result, index
+
+
+def _sequence(lines: list[_Line], start: int, indent: int, depth: int) -> tuple[list[Any], int]:
+    if depth >= MAX_DEPTH:
+        raise GiveUp
+    result: list[Any] = []
+    index, count = start, len(lines)
+    while index < count:
+        at, kind, _, text = lines[index]
+        if at < indent or (at == indent and kind == _KEY):
+            break  # the mapping this list is the value of goes on, or an outer one does
+        if at > indent:
+            raise GiveUp
+        index += 1
+        if text is not None:
+            result.append(_scalar(text))
+        elif index < count and lines[index][0] > indent:
+            item, index = _block(lines, index, depth + 1)
+            result.append(item)
+        else:
+            raise GiveUp
+    return result, index
+
+
+def _block(lines: list[_Line], start: int, depth: int) -> tuple[Any, int]:
+    indent, kind = lines[start][0], lines[start][1]
+    if kind == _ITEM:
+        return _sequence(lines, start, indent, depth)
+    return _mapping(lines, start, indent, depth)
+
+
+def _scalar(text: str) -> Any:
+    first = text[0]
+    if first == '"' or first == "'":
+        inner = text[1:-1]
+        if len(text) < 2 or text[-1] != first or first in inner or "\\" in inner:
+            raise GiveUp  # an escape, a quote inside, or a string over several lines
+        return inner
+    if first in _INDICATORS or first == "-" and text[1:2] in ("", " ") or ": " in text or " #" in text \
+            or text[-1] == ":":
+        raise GiveUp
+    if MAY_RESOLVE is not None and first not in MAY_RESOLVE:
+        return text  # printable ASCII: text as it is
+    return plain_scalar_value(text)
