@@ -56,7 +56,7 @@ from .plugin_observed import (
 )
 from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
-from .plugin_spec import ParsedSpec, parse_manifest, validate_config
+from .plugin_spec import ParsedSpec, parse_manifest, required_dependencies, validate_config
 from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, RunState
 from .plugin_status import write_common
 
@@ -107,6 +107,7 @@ class PluginController:
         on.reconcile(KIND)(self.reconcile)
         on.delete(KIND)(self.finalize)
         on.related(KIND)(self.related)
+        on.relist_order(KIND)(self.relist_order)
 
     @staticmethod
     def key(name: str) -> ObjectKey:
@@ -153,6 +154,12 @@ class PluginController:
             self._reset(watcher)
         wake = dependents_to_wake(change, self.dependencies.dependents(name), self.dependencies.dependencies_up)
         return [self.key(d) for d in wake]
+
+    @staticmethod
+    def relist_order(obj: Obj) -> bool:
+        """Plugins without dependencies first: they can start at once, the others would
+        report that they wait."""
+        return bool(required_dependencies(obj))
 
     def is_running(self, name: str) -> bool:
         return self.states.is_running(name)

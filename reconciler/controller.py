@@ -109,7 +109,7 @@ class Controller:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         options: ControllerOptions | None = None,
-        enqueue_related: Callable[[ObjectKey], None] | None = None,
+        enqueue_related: Callable[[ObjectKey, bool], None] | None = None,
         resources: dict[str, Any] | None = None,
         bus: EventBus | None = None,
         logger: logging.Logger | None = None,
@@ -142,8 +142,8 @@ class Controller:
 
     # --- feeding the queue ------------------------------------------------------------------------
 
-    def enqueue(self, key: ObjectKey) -> None:
-        self.queue.add(key)
+    def enqueue(self, key: ObjectKey, low: bool = False) -> None:
+        self.queue.add(key, low=low)
 
     def enqueue_after(self, key: ObjectKey, delay: float) -> None:
         self.queue.add_after(key, delay)
@@ -174,20 +174,26 @@ class Controller:
         self._map_related(obj)
 
     def _on_relist(self, items: list[Obj]) -> None:
+        # A relist (the first list, a resync, a list after 410 Gone) queues every object at low
+        # priority: it heals missed events and reports, while what events and finished tasks
+        # queue is news that goes first. The kind may say which of the relist go first.
+        order = self.handlers.relist_order
+        if order is not None:
+            items = sorted(items, key=order)
         listed: set[ObjectKey] = set()
         for obj in items:
             key = key_of(obj)
             listed.add(key)
             self._seen[key] = _signature(obj)
-            self.queue.add(key)
+            self.queue.add(key, low=True)
             self.background.sync(key, obj)
-            self._map_related(obj)
+            self._map_related(obj, low=True)
         for key in [k for k in self._seen if k not in listed]:
             self._seen.pop(key, None)
             self.background.stop(key)
             self.queue.add(key)  # deleted while we were not watching
 
-    def _map_related(self, obj: Obj) -> None:
+    def _map_related(self, obj: Obj, *, low: bool = False) -> None:
         if self._enqueue_related is None:
             return
         for mapper in self.handlers.related:
@@ -197,7 +203,7 @@ class Controller:
                 self._log.exception("related-keys function %s failed on %s", mapper, key_of(obj))
                 continue
             for key in keys:
-                self._enqueue_related(key)
+                self._enqueue_related(key, low)
 
     async def resync(self) -> int:
         """Enqueue every object of the kind, read from the store (heals missed events)."""

@@ -41,6 +41,7 @@ DeleteFn = Callable[[Obj, "Context"], Awaitable[None]]
 TimerFn = Callable[[Obj, "Context"], Awaitable[None]]
 DaemonFn = Callable[[Obj, "Context"], Awaitable[None]]
 MapFn = Callable[[Obj], Iterable[ObjectKey]]
+OrderFn = Callable[[Obj], Any]
 Interval = float | int | timedelta | str
 IntervalFrom = Callable[[Obj], "Interval | None"]
 
@@ -74,6 +75,7 @@ class KindHandlers:
     timers: list[TimerSpec] = field(default_factory=list)
     daemons: list[DaemonSpec] = field(default_factory=list)
     related: list[MapFn] = field(default_factory=list)
+    relist_order: OrderFn | None = None
 
     @property
     def has_controller(self) -> bool:
@@ -146,6 +148,19 @@ class Registry:
 
         def register(fn: F) -> F:
             self._for(kind).related.append(fn)
+            return fn
+        return register
+
+    def relist_order(self, kind: str) -> Callable[[F], F]:
+        """``fn(obj) -> sort key``: the order a relist queues objects of ``kind`` in (lowest
+        first), e.g. those that can make progress before those that would report waiting."""
+        _check_kind(kind)
+
+        def register(fn: F) -> F:
+            handlers = self._for(kind)
+            if handlers.relist_order is not None:
+                raise ValueError(f"{kind} already has a relist order ({_name(handlers.relist_order)})")
+            handlers.relist_order = fn
             return fn
         return register
 
