@@ -58,7 +58,7 @@ from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
 from .plugin_spec import ParsedSpec, parse_manifest, required_dependencies, validate_config
 from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, RunState
-from .plugin_status import write_common
+from .plugin_status import record_events, write_common
 
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
@@ -279,10 +279,7 @@ class PluginController:
 
     @staticmethod
     def _record_events(ctx: Context, state: PluginState) -> None:
-        """The events noticed since the last reconcile, recorded with its status write."""
-        pending, state.events = state.events, []
-        for event in pending:
-            ctx.status.record_event(event.type, str(event.reason), event.message)
+        record_events(ctx.status, state)
 
     # --- what happens outside a reconcile ---------------------------------------------------------
 

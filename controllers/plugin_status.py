@@ -12,7 +12,7 @@ from reconciler import ConditionType, StatusPatcher
 
 from .plugin_reasons import PluginReason
 from .plugin_runtime import Running, breaker_state_name
-from .plugin_state import RunState
+from .plugin_state import PluginState, RunState
 
 HISTORY_LIMIT = 10
 
@@ -71,6 +71,13 @@ def write_common(status: StatusPatcher, run: RunState) -> None:
     if probe is not None:
         status.set("lastHealthProbe", {"time": rfc3339(probe.wall), "result": probe.result,
                                        "durationSeconds": round(probe.duration, 6)})
+
+
+def record_events(status: StatusPatcher, state: PluginState) -> None:
+    """The events noticed since the last reconcile, recorded with its (next) status write."""
+    pending, state.events = state.events, []
+    for event in pending:
+        status.record_event(event.type, str(event.reason), event.message)
 
 
 def push_history(run: RunState, version: str, result: str, message: str) -> None:

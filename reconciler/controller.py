@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -313,7 +314,7 @@ class Controller:
             store=self.store,
             events=self.events,
             logger=KeyLogger(self._log, {"key": str(key)}),
-            status=StatusPatcher(self.store, obj, self.events),
+            status=StatusPatcher(self.store, obj, self.events, settle=partial(_settle, generation(obj))),
             metrics=self.metrics,
             supervisor=self.supervisor,
             clock=self.clock,
@@ -483,6 +484,12 @@ class Controller:
                 self._gone(key)
             return
         raise ConflictError(f"could not remove the finalizer from {key}: the object keeps changing")
+
+def _settle(gen: int, status: StatusPatcher) -> None:
+    """What ``_switch`` writes after a handler that succeeded on generation ``gen``."""
+    apply_default_conditions(status, ReconcileResult.SUCCESS, "", "", deleting=False, gen=gen)
+    status.set("observedGeneration", gen)
+
 
 def _finalizers(obj: Obj) -> list[str]:
     return list(obj.get("metadata", {}).get("finalizers") or [])
