@@ -107,7 +107,7 @@ class PluginController:
         on.reconcile(KIND)(self.reconcile)
         on.delete(KIND)(self.finalize)
         on.related(KIND)(self.related)
-        on.relist_order(KIND)(self.relist_order)
+        on.urgent(KIND)(self.urgent)
 
     @staticmethod
     def key(name: str) -> ObjectKey:
@@ -156,10 +156,10 @@ class PluginController:
         return [self.key(d) for d in wake]
 
     @staticmethod
-    def relist_order(obj: Obj) -> bool:
-        """Plugins without dependencies first: they can start at once, the others would
-        report that they wait."""
-        return bool(required_dependencies(obj))
+    def urgent(obj: Obj) -> bool:
+        """A relisted plugin without dependencies can start at once; the others would report
+        that they wait, and are woken as their dependencies become Ready."""
+        return not required_dependencies(obj)
 
     def is_running(self, name: str) -> bool:
         return self.states.is_running(name)

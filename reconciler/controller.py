@@ -175,18 +175,16 @@ class Controller:
         self._map_related(obj)
 
     def _on_relist(self, items: list[Obj]) -> None:
-        # A relist (the first list, a resync, a list after 410 Gone) queues every object at low
+        # A relist (the first list, a resync, a list after 410 Gone) queues its objects at low
         # priority: it heals missed events and reports, while what events and finished tasks
-        # queue is news that goes first. The kind may say which of the relist go first.
-        order = self.handlers.relist_order
-        if order is not None:
-            items = sorted(items, key=order)
+        # queue is news that goes first. The kind may name objects of a relist that are urgent.
+        urgent = self.handlers.urgent
         listed: set[ObjectKey] = set()
         for obj in items:
             key = key_of(obj)
             listed.add(key)
             self._seen[key] = _signature(obj)
-            self.queue.add(key, low=True)
+            self.queue.add(key, low=urgent is None or not urgent(obj))
             self.background.sync(key, obj)
             self._map_related(obj, low=True)
         for key in [k for k in self._seen if k not in listed]:
