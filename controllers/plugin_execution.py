@@ -9,13 +9,13 @@ instance go through the reconcile's ``StatusPatcher``.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from mfx.api.models import PluginManifestSpec
 from mfx.api.objects import ObjectKey
@@ -83,7 +83,8 @@ class PluginRunner:
                     raise
                 plugin_dir = fallback
         parts = self._identity_parts(state, spec, plugin_dir)
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        text = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        digest = hashlib.sha256(text).hexdigest()[:16]
         return digest, plugin_dir
 
     @staticmethod

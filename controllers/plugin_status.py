@@ -3,10 +3,11 @@ reconcile context's ``StatusPatcher`` (the one path status takes)."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from reconciler import ConditionType, StatusPatcher
 
@@ -87,4 +88,4 @@ def push_history(run: RunState, version: str, result: str, message: str) -> None
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
