@@ -9,6 +9,10 @@ Three sets make the guarantees (as in client-go):
   no change is lost.
 - ``waiting``: keys added with a delay (backoff, ``requeue_after``), earliest deadline kept.
 
+Two lanes, as in controller-runtime's priority queue: keys added ``low`` (a relist's) are
+handed out only when no other key is queued, so a daemon's first list of hundreds of objects
+does not hold back the work events and finished tasks ask for meanwhile.
+
 There is no background task: a worker waiting in ``get`` moves due delayed keys itself.
 """
 
