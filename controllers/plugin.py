@@ -56,9 +56,9 @@ from .plugin_observed import (
 )
 from .plugin_reasons import WORLD_STALLS, PluginReason, serves
 from .plugin_runtime import PluginHandle, breaker_state_name
-from .plugin_spec import ParsedSpec, parse_manifest, validate_config
+from .plugin_spec import ParsedSpec, parse_manifest, required_dependencies, validate_config
 from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, RunState
-from .plugin_status import write_common
+from .plugin_status import record_events, write_common
 
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
@@ -107,6 +107,7 @@ class PluginController:
         on.reconcile(KIND)(self.reconcile)
         on.delete(KIND)(self.finalize)
         on.related(KIND)(self.related)
+        on.urgent(KIND)(self.urgent)
 
     @staticmethod
     def key(name: str) -> ObjectKey:
@@ -153,6 +154,12 @@ class PluginController:
             self._reset(watcher)
         wake = dependents_to_wake(change, self.dependencies.dependents(name), self.dependencies.dependencies_up)
         return [self.key(d) for d in wake]
+
+    @staticmethod
+    def urgent(obj: Obj) -> bool:
+        """A relisted plugin without dependencies can start at once; the others would report
+        that they wait, and are woken as their dependencies become Ready."""
+        return not required_dependencies(obj)
 
     def is_running(self, name: str) -> bool:
         return self.states.is_running(name)
@@ -272,10 +279,7 @@ class PluginController:
 
     @staticmethod
     def _record_events(ctx: Context, state: PluginState) -> None:
-        """The events noticed since the last reconcile, recorded with its status write."""
-        pending, state.events = state.events, []
-        for event in pending:
-            ctx.status.record_event(event.type, str(event.reason), event.message)
+        record_events(ctx.status, state)
 
     # --- what happens outside a reconcile ---------------------------------------------------------
 

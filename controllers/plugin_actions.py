@@ -54,7 +54,13 @@ from .plugin_reasons import PluginReason
 from .plugin_runtime import Running
 from .plugin_spec import IDENTITY_FIELDS, ParsedSpec
 from .plugin_state import PendingEvent, PluginState, RunState
-from .plugin_status import push_history, write_ready_running, write_rolled_back
+from .plugin_status import (
+    push_history,
+    record_events,
+    write_common,
+    write_ready_running,
+    write_rolled_back,
+)
 
 DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dependency changes
 
@@ -102,11 +108,17 @@ class ActionExecutor:
                 if stopped and status.condition_view(ConditionType.HEALTHY) is not None:
                     status.condition(ConditionType.HEALTHY, "Unknown", PluginReason.NOT_RUNNING, "not running")
                 return Result(requeue_after=DEPENDENCY_POLL_SECONDS)
-            case AwaitStart(version=version) | Start(version=version):
-                if isinstance(action, Start):
-                    if status.finalizer_pending:
-                        await status.flush()  # the finalizer is stored before the instance it guards starts
-                    self.runner.launch_start(ctx, state, run, spec, "start")
+            case Start(version=version):
+                begin = self.runner.prepare_start(ctx, state, run, spec, "start")
+                status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")
+                if status.finalizer_pending:
+                    # The finalizer is stored before the instance it guards starts, together with
+                    # the status this reconcile ends with: its one write, not two.
+                    write_common(status, run)
+                    record_events(status, state)
+                    await status.flush(settled=True)
+                ctx.supervisor.start(ctx.key, "start", begin)
+            case AwaitStart(version=version):
                 status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")
             case AdoptStart():
                 task = ctx.supervisor.status(ctx.key, "start")

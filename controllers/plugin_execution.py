@@ -9,13 +9,13 @@ instance go through the reconcile's ``StatusPatcher``.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from mfx.api.models import PluginManifestSpec
 from mfx.api.objects import ObjectKey
@@ -83,7 +83,8 @@ class PluginRunner:
                     raise
                 plugin_dir = fallback
         parts = self._identity_parts(state, spec, plugin_dir)
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        text = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        digest = hashlib.sha256(text).hexdigest()[:16]
         return digest, plugin_dir
 
     @staticmethod
@@ -97,6 +98,12 @@ class PluginRunner:
     def launch_start(self, ctx: Context, state: PluginState, run: RunState, spec: PluginManifestSpec,
                      task: str) -> None:
         """Start an instance of ``spec`` as tracked task ``task`` ("start" or "replace")."""
+        ctx.supervisor.start(ctx.key, task, self.prepare_start(ctx, state, run, spec, task))
+
+    def prepare_start(self, ctx: Context, state: PluginState, run: RunState, spec: PluginManifestSpec,
+                      task: str) -> Callable[[], Awaitable[Running]]:
+        """Everything of ``launch_start`` but the launch: the directory and identity looked up
+        (a missing entry point raises here), the start counted; returns what the task runs."""
         name = ctx.key.name
         # One look at the candidate directories: the first holding the entry point is used,
         # the others are told as shadowed copies.
@@ -138,7 +145,7 @@ class PluginRunner:
             holder["running"] = running
             return running
 
-        ctx.supervisor.start(ctx.key, task, start)
+        return start
 
     def _request(self, name: str, spec: PluginManifestSpec, plugin_dir: Path, holder: dict[str, Any]) -> LoadRequest:
         lim = spec.limits

@@ -3,16 +3,17 @@ reconcile context's ``StatusPatcher`` (the one path status takes)."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from reconciler import ConditionType, StatusPatcher
 
 from .plugin_reasons import PluginReason
 from .plugin_runtime import Running, breaker_state_name
-from .plugin_state import RunState
+from .plugin_state import PluginState, RunState
 
 HISTORY_LIMIT = 10
 
@@ -73,6 +74,13 @@ def write_common(status: StatusPatcher, run: RunState) -> None:
                                        "durationSeconds": round(probe.duration, 6)})
 
 
+def record_events(status: StatusPatcher, state: PluginState) -> None:
+    """The events noticed since the last reconcile, recorded with its (next) status write."""
+    pending, state.events = state.events, []
+    for event in pending:
+        status.record_event(event.type, str(event.reason), event.message)
+
+
 def push_history(run: RunState, version: str, result: str, message: str) -> None:
     run.history.insert(0, {"version": version, "result": result, "message": message,
                            "time": rfc3339(time.time())})
@@ -80,4 +88,4 @@ def push_history(run: RunState, version: str, result: str, message: str) -> None
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))

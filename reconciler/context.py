@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +42,11 @@ def _clone(value: Any) -> Any:
 class StatusPatcher:
     """A pending change to one object's status: top-level fields and conditions by type."""
 
-    def __init__(self, store: Store, obj: Obj, events: EventRecorder, *, max_attempts: int = 20) -> None:
+    def __init__(self, store: Store, obj: Obj, events: EventRecorder, *, max_attempts: int = 20,
+                 settle: Callable[[StatusPatcher], None] | None = None) -> None:
         self._store = store
         self._events = events
+        self._settle = settle  # the engine's part of a successful reconcile's status (see ``flush``)
         self._base: Obj = _clone(obj)
         self._observed_generation = generation(obj)
         self._fields: dict[str, Any] = {}
@@ -170,9 +172,17 @@ class StatusPatcher:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    async def flush(self) -> Obj:
+    async def flush(self, *, settled: bool = False) -> Obj:
         """Write the pending patch and events (nothing if they change nothing); returns the
-        stored object."""
+        stored object.
+
+        ``settled``: with what the engine adds once the handler returns successfully (its
+        default conditions, observedGeneration), for a handler that must write before it
+        acts, e.g. store the finalizer before it starts what the finalizer guards: unless
+        the handler changes more, that write is the reconcile's only one.
+        """
+        if settled and self._settle is not None:
+            self._settle(self)
         if not self.pending:
             return self._base
         base = self._base

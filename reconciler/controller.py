@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -109,7 +110,7 @@ class Controller:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         options: ControllerOptions | None = None,
-        enqueue_related: Callable[[ObjectKey], None] | None = None,
+        enqueue_related: Callable[[ObjectKey, bool], None] | None = None,
         resources: dict[str, Any] | None = None,
         bus: EventBus | None = None,
         logger: logging.Logger | None = None,
@@ -142,8 +143,8 @@ class Controller:
 
     # --- feeding the queue ------------------------------------------------------------------------
 
-    def enqueue(self, key: ObjectKey) -> None:
-        self.queue.add(key)
+    def enqueue(self, key: ObjectKey, low: bool = False) -> None:
+        self.queue.add(key, low=low)
 
     def enqueue_after(self, key: ObjectKey, delay: float) -> None:
         self.queue.add_after(key, delay)
@@ -174,20 +175,24 @@ class Controller:
         self._map_related(obj)
 
     def _on_relist(self, items: list[Obj]) -> None:
+        # A relist (the first list, a resync, a list after 410 Gone) queues its objects at low
+        # priority: it heals missed events and reports, while what events and finished tasks
+        # queue is news that goes first. The kind may name objects of a relist that are urgent.
+        urgent = self.handlers.urgent
         listed: set[ObjectKey] = set()
         for obj in items:
             key = key_of(obj)
             listed.add(key)
             self._seen[key] = _signature(obj)
-            self.queue.add(key)
+            self.queue.add(key, low=urgent is None or not urgent(obj))
             self.background.sync(key, obj)
-            self._map_related(obj)
+            self._map_related(obj, low=True)
         for key in [k for k in self._seen if k not in listed]:
             self._seen.pop(key, None)
             self.background.stop(key)
             self.queue.add(key)  # deleted while we were not watching
 
-    def _map_related(self, obj: Obj) -> None:
+    def _map_related(self, obj: Obj, *, low: bool = False) -> None:
         if self._enqueue_related is None:
             return
         for mapper in self.handlers.related:
@@ -197,7 +202,7 @@ class Controller:
                 self._log.exception("related-keys function %s failed on %s", mapper, key_of(obj))
                 continue
             for key in keys:
-                self._enqueue_related(key)
+                self._enqueue_related(key, low)
 
     async def resync(self) -> int:
         """Enqueue every object of the kind, read from the store (heals missed events)."""
@@ -307,7 +312,7 @@ class Controller:
             store=self.store,
             events=self.events,
             logger=KeyLogger(self._log, {"key": str(key)}),
-            status=StatusPatcher(self.store, obj, self.events),
+            status=StatusPatcher(self.store, obj, self.events, settle=partial(_settle, generation(obj))),
             metrics=self.metrics,
             supervisor=self.supervisor,
             clock=self.clock,
@@ -477,6 +482,12 @@ class Controller:
                 self._gone(key)
             return
         raise ConflictError(f"could not remove the finalizer from {key}: the object keeps changing")
+
+def _settle(gen: int, status: StatusPatcher) -> None:
+    """What ``_switch`` writes after a handler that succeeded on generation ``gen``."""
+    apply_default_conditions(status, ReconcileResult.SUCCESS, "", "", deleting=False, gen=gen)
+    status.set("observedGeneration", gen)
+
 
 def _finalizers(obj: Obj) -> list[str]:
     return list(obj.get("metadata", {}).get("finalizers") or [])

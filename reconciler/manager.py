@@ -76,11 +76,12 @@ class Manager:
             known = ", ".join(self.controllers) or "none"
             raise KeyError(f"no controller for kind {kind} (registered kinds: {known})") from None
 
-    def enqueue(self, key: ObjectKey) -> None:
-        """Reconcile ``key`` soon (unknown kinds are ignored: nothing reconciles them)."""
+    def enqueue(self, key: ObjectKey, low: bool = False) -> None:
+        """Reconcile ``key`` soon (unknown kinds are ignored: nothing reconciles them);
+        ``low``: after everything queued without it (see ``WorkQueue.add``)."""
         controller = self.controllers.get(key.kind)
         if controller is not None:
-            controller.enqueue(key)
+            controller.enqueue(key, low)
 
     def enqueue_after(self, key: ObjectKey, delay: float) -> None:
         controller = self.controllers.get(key.kind)

@@ -41,6 +41,7 @@ DeleteFn = Callable[[Obj, "Context"], Awaitable[None]]
 TimerFn = Callable[[Obj, "Context"], Awaitable[None]]
 DaemonFn = Callable[[Obj, "Context"], Awaitable[None]]
 MapFn = Callable[[Obj], Iterable[ObjectKey]]
+UrgentFn = Callable[[Obj], bool]
 Interval = float | int | timedelta | str
 IntervalFrom = Callable[[Obj], "Interval | None"]
 
@@ -74,6 +75,7 @@ class KindHandlers:
     timers: list[TimerSpec] = field(default_factory=list)
     daemons: list[DaemonSpec] = field(default_factory=list)
     related: list[MapFn] = field(default_factory=list)
+    urgent: UrgentFn | None = None
 
     @property
     def has_controller(self) -> bool:
@@ -146,6 +148,20 @@ class Registry:
 
         def register(fn: F) -> F:
             self._for(kind).related.append(fn)
+            return fn
+        return register
+
+    def urgent(self, kind: str) -> Callable[[F], F]:
+        """``fn(obj) -> bool``: whether a relisted object of ``kind`` is queued like an event's
+        (True) rather than behind the work events and finished tasks ask for (False, and the
+        default), e.g. one that can make progress at once, unlike one that would report it waits."""
+        _check_kind(kind)
+
+        def register(fn: F) -> F:
+            handlers = self._for(kind)
+            if handlers.urgent is not None:
+                raise ValueError(f"{kind} already has an urgency function ({_name(handlers.urgent)})")
+            handlers.urgent = fn
             return fn
         return register
 

@@ -9,6 +9,10 @@ Three sets make the guarantees (as in client-go):
   no change is lost.
 - ``waiting``: keys added with a delay (backoff, ``requeue_after``), earliest deadline kept.
 
+Two lanes, as in controller-runtime's priority queue: keys added ``low`` (a relist's) are
+handed out only when no other key is queued, so a daemon's first list of hundreds of objects
+does not hold back the work events and finished tasks ask for meanwhile.
+
 There is no background task: a worker waiting in ``get`` moves due delayed keys itself.
 """
 
@@ -54,6 +58,10 @@ class WorkQueue(Generic[K]):
             self._m_latency = metrics.workqueue_queue_duration_seconds.labels(name)
             self._m_work = metrics.workqueue_work_duration_seconds.labels(name)
         self._queue: deque[K] = deque()
+        # Low-priority keys (a relist's): taken only when ``_queue`` is empty. A key added
+        # again at normal priority moves to ``_queue``; its entry here goes stale.
+        self._low: deque[K] = deque()
+        self._low_keys: set[K] = set()  # the keys of ``_low`` (queued, not yet promoted)
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._waiting: list[tuple[float, int, K]] = []
@@ -66,9 +74,21 @@ class WorkQueue(Generic[K]):
 
     # --- adding ---------------------------------------------------------------------------
 
-    def add(self, key: K) -> None:
-        """Mark ``key`` as needing processing (a no-op if it already is)."""
-        if self._shutting_down or key in self._dirty:
+    def add(self, key: K, *, low: bool = False) -> None:
+        """Mark ``key`` as needing processing (a no-op if it already is, unless that was at
+        low priority and this is not: then it moves up).
+
+        ``low``: taken only once no other key is queued (client-go has one FIFO;
+        controller-runtime's priority queue puts the initial list's keys last the same way),
+        so the work events and finished tasks ask for is not queued behind a relist's.
+        """
+        if self._shutting_down:
+            return
+        if key in self._dirty:
+            if not low and key in self._low_keys:
+                self._low_keys.discard(key)
+                self._queue.append(key)
+                self._notify()
             return
         if self._metrics is not None:
             self._m_adds.inc()
@@ -76,7 +96,11 @@ class WorkQueue(Generic[K]):
         self._added_at[key] = self._clock.now()
         if key in self._processing:
             return  # ``done`` queues it again
-        self._queue.append(key)
+        if low:
+            self._low.append(key)
+            self._low_keys.add(key)
+        else:
+            self._queue.append(key)
         self._set_depth()
         self._notify()
 
@@ -120,8 +144,8 @@ class WorkQueue(Generic[K]):
         """Wait for a key and hold it until ``done(key)``; raises ``QueueShutDown``."""
         while True:
             self._promote_due()
-            if self._queue:
-                key = self._queue.popleft()
+            key = self._next()
+            if key is not None:
                 self._set_depth()
                 self._processing.add(key)
                 self._dirty.discard(key)
@@ -138,6 +162,16 @@ class WorkQueue(Generic[K]):
             deadline = self._next_deadline()
             await self._clock.wait_until(deadline, self._changed)
 
+    def _next(self) -> K | None:
+        if self._queue:
+            return self._queue.popleft()
+        while self._low:
+            key = self._low.popleft()
+            if key in self._low_keys:  # else promoted: taken from ``_queue`` already
+                self._low_keys.discard(key)
+                return key
+        return None
+
     def done(self, key: K) -> None:
         """Release ``key``; if it was re-added meanwhile, it is queued again now."""
         self._processing.discard(key)
@@ -145,7 +179,7 @@ class WorkQueue(Generic[K]):
         if started is not None and self._metrics is not None:
             self._m_work.observe(max(0.0, self._clock.now() - started))
         if key in self._dirty and not self._shutting_down:
-            self._queue.append(key)
+            self._queue.append(key)  # re-added while held: normal priority, whatever it was
             self._set_depth()
             self._notify()
 
@@ -153,6 +187,8 @@ class WorkQueue(Generic[K]):
         """Stop accepting keys; waiting ``get`` calls raise ``QueueShutDown``."""
         self._shutting_down = True
         self._queue.clear()
+        self._low.clear()
+        self._low_keys.clear()
         self._dirty.clear()
         self._waiting.clear()
         self._waiting_for.clear()
@@ -162,7 +198,7 @@ class WorkQueue(Generic[K]):
     # --- inspection -------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._low_keys)
 
     @property
     def shutting_down(self) -> bool:
@@ -180,7 +216,7 @@ class WorkQueue(Generic[K]):
 
     def is_idle(self) -> bool:
         """Nothing queued, held or delayed."""
-        return not self._queue and not self._processing and not self._waiting_for
+        return not len(self) and not self._processing and not self._waiting_for
 
     # --- internals --------------------------------------------------------------------------
 
@@ -204,4 +240,4 @@ class WorkQueue(Generic[K]):
 
     def _set_depth(self) -> None:
         if self._metrics is not None:
-            self._m_depth.set(len(self._queue))
+            self._m_depth.set(len(self))

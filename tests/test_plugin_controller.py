@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -37,6 +38,32 @@ def env(tmp_path: Path) -> Iterator[tuple[Path, Path, ThreadDaemon]]:
     root = plugin_root(tmp_path, "cfg", "up", "roll", "sus", "svc", "victim")
     with ThreadDaemon(home, services=default_services(), plugin_paths=[root], resync_seconds=0.5).running() as d:
         yield home, tmp_path / "records.jsonl", d
+
+
+def test_a_first_start_is_two_status_writes_the_first_with_the_finalizer(env: tuple[Path, Path, ThreadDaemon]) -> None:
+    home, rec, daemon = env
+    store = daemon.context.store  # type: ignore[union-attr]
+    since = daemon.call(store.current_resource_version)
+    apply(home, manifest("up", record=rec))
+    wait_ready(home, "up")
+
+    async def changes() -> list[Any]:
+        seen: list[Any] = []
+        async with store.watch("PluginManifest", since) as stream:
+            async for event in stream:
+                if event.object["metadata"]["name"] == "up":
+                    seen.append(event.object)
+                    if condition(event.object, "Ready").get("status") == "True":
+                        return seen
+        return seen
+
+    created, *writes = daemon.call(changes)
+    assert "status" not in created
+    assert len(writes) == 2, "the finalizer goes with Starting; Ready is the second write"
+    starting, ready = writes
+    assert starting["metadata"].get("finalizers") and condition(starting, "Ready")["reason"] == "Starting"
+    assert starting["status"]["observedGeneration"] == 1
+    assert condition(ready, "Ready")["status"] == "True"
 
 
 def test_a_config_change_is_applied_without_a_restart(env: tuple[Path, Path, ThreadDaemon]) -> None:

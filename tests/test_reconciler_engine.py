@@ -655,6 +655,28 @@ async def test_kinds_are_plugins_and_related_keys_are_enqueued(sqlite: SQLiteSto
         await calls.wait(lambda: len(calls.of("gs:uses-sink")) >= 2)
 
 
+async def test_a_relist_is_queued_behind_keys_asked_for_meanwhile_but_its_urgent_ones(sqlite: SQLiteStore) -> None:
+    on = Registry()
+
+    @on.reconcile(GS)
+    async def reconcile(obj: Obj, ctx: Context) -> None:
+        pass
+
+    @on.urgent(GS)
+    def odd(obj: Obj) -> bool:
+        return int(obj["spec"]["n"]) % 2 == 1
+
+    for n in range(4):
+        await sqlite.create(gs(f"k{n}", n=n))
+    manager = Manager(sqlite, on, options=ControllerOptions(workers=1))
+    controller = manager.controller(GS)
+    await controller.informer._relist()  # what the first list queues, before any worker runs
+    controller.enqueue(ObjectKey(GS, "k2"))  # asked for meanwhile: ahead of the rest of the list
+    assert [await controller.queue.get() for _ in range(4)] == [ObjectKey(GS, f"k{n}") for n in (1, 3, 2, 0)]
+    with pytest.raises(ValueError, match="already has an urgency function"):
+        on.urgent(GS)(odd)
+
+
 async def test_a_long_start_runs_on_the_supervisor_and_its_completion_reenqueues(sqlite: SQLiteStore) -> None:
     on = Registry()
     release = anyio.Event()

@@ -43,6 +43,19 @@ async def test_a_key_added_twice_is_handed_out_once() -> None:
     assert len(q) == 0
 
 
+async def test_low_priority_keys_wait_for_the_others_and_move_up_when_added_again() -> None:
+    q: WorkQueue[ObjectKey] = WorkQueue("t", clock=FakeClock())
+    c = ObjectKey("GitSource", "c")
+    q.add(A, low=True)
+    q.add(B, low=True)
+    q.add(c)
+    q.add(B)  # asked for again, not at low priority: no longer behind A
+    q.add(c, low=True)  # already queued: stays where it is
+    assert len(q) == 3
+    assert [await q.get() for _ in range(3)] == [c, B, A]
+    assert len(q) == 0
+
+
 async def test_a_key_readded_while_processing_waits_for_done_then_comes_back_once() -> None:
     q: WorkQueue[ObjectKey] = WorkQueue("t", clock=FakeClock())
     q.add(A)

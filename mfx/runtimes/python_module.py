@@ -99,12 +99,8 @@ class PythonModuleInstance:
         self._on_cleanup = on_cleanup
         limit = request.limits.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
-        cls = type(loaded.plugin)
-        reserved = LIFECYCLE_METHODS | frozenset(getattr(cls, "RESERVED", ()))
-        self._public = frozenset(
-            n for n in dir(cls)
-            if not n.startswith("_") and n not in reserved and callable(getattr(cls, n, None))
-        )
+        self._class = type(loaded.plugin)
+        self._public_names: frozenset[str] | None = None  # see ``_public``
 
     @property
     def name(self) -> str:
@@ -151,6 +147,19 @@ class PythonModuleInstance:
     def public_methods(self) -> list[str]:
         """What ``call`` dispatches to: public methods that are not lifecycle hooks."""
         return sorted(self._public)
+
+    @property
+    def _public(self) -> frozenset[str]:
+        # Looked up on the first call, not at load: most plugins are started many more times
+        # than they are called by name, and ``dir`` of a class walks all its bases.
+        if self._public_names is None:
+            cls = self._class
+            reserved = LIFECYCLE_METHODS | frozenset(getattr(cls, "RESERVED", ()))
+            self._public_names = frozenset(
+                n for n in dir(cls)
+                if not n.startswith("_") and n not in reserved and callable(getattr(cls, n, None))
+            )
+        return self._public_names
 
     async def call(self, method: str, params: Any = None) -> Any:
         if method not in self._public:
