@@ -36,7 +36,7 @@ import anyio
 
 from controllers.audiosink_metrics import SinkMetrics
 from mfx.api.models import AudioSinkSpec, parse_spec
-from mfx.api.objects import Obj, ObjectKey, is_deleting, name_of
+from mfx.api.objects import Obj, ObjectKey, condition, is_deleting, name_of
 from mfx.audio.alsa_device import DeviceParams
 from mfx.audio.file_tap import explain_missing_device
 from mfx.audio.formats import SampleFormat
@@ -234,6 +234,14 @@ def elect_default(sinks: list[Obj]) -> Election:
     return Election(None, verdicts)
 
 
+def _ready_as_is(obj: Obj) -> bool:
+    """Whether the object's status says Ready for its current generation."""
+    ready = condition(obj, ConditionType.READY)
+    status = obj.get("status") or {}
+    return (ready is not None and ready.get("status") == "True"
+            and status.get("observedGeneration") == obj.get("metadata", {}).get("generation"))
+
+
 def _age(obj: Obj) -> tuple[str, str]:
     return (str(obj.get("metadata", {}).get("creationTimestamp") or ""), name_of(obj))
 
@@ -290,6 +298,7 @@ class AudioSinkController:
         self.options = options or AudioSinkOptions()
         self.watch = SinkWatch(engine, sinks, SinkMetrics(metrics) if metrics is not None else None)
         self._slots: dict[str, _Slot] = {}
+        self._attaching: set[str] = set()  # first opens of sinks whose status already says Ready
         self._election_inputs: dict[str, tuple[Any, ...]] = {}
 
     def engine_status(self) -> dict[str, Any] | None:
@@ -311,7 +320,8 @@ class AudioSinkController:
         task = ctx.supervisor.status(ctx.key, OPEN_TASK)
         slot = self._slots.get(name)
         if task is not None and not task.finished:
-            self._opening(ctx.status, config.params)
+            if name not in self._attaching:
+                self._opening(ctx.status, config.params)
             return
         if task is not None:
             ctx.supervisor.forget(ctx.key, OPEN_TASK)
@@ -320,7 +330,15 @@ class AudioSinkController:
                 await self._failed(name, slot, ctx, error)
         if slot is None or slot.config != config or not slot.started:
             ctx.supervisor.start(ctx.key, OPEN_TASK, lambda: self._open(config))
-            self._opening(ctx.status, config.params)
+            if slot is None and _ready_as_is(obj):
+                # A daemon (re)starting beside an engine that has this sink open: the open
+                # finds it as it is, so Ready stays as it was instead of flapping to Opening.
+                self._attaching.add(name)
+                for kind in (ConditionType.READY, DEVICE_OPEN):
+                    kept = condition(obj, kind) or {}
+                    ctx.status.condition(kind, True, kept.get("reason", SinkReason.OPENED), kept.get("message", ""))
+            else:
+                self._opening(ctx.status, config.params)
             return
         snap = self.watch.latest(name) or slot.report
         if snap is not None:
@@ -371,7 +389,9 @@ class AudioSinkController:
         try:
             snap = await self.engine.configure_sink(config)
         except AudioError as exc:
+            self._attaching.discard(name)
             return exc
+        self._attaching.discard(name)
         slot.started = True
         slot.failures = 0
         slot.report = snap

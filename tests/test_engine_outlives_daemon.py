@@ -67,6 +67,14 @@ def player_state(home: Path) -> dict[str, Any]:
         return response.json()  # type: ignore[no-any-return]
 
 
+def ready_transition(home: Path) -> str:
+    """When the sink's Ready condition last changed."""
+    result = run_cli(home, "get", "sink", "tap", "-o",
+                     'jsonpath={.status.conditions[?(@.type=="Ready")].lastTransitionTime}')
+    assert result.exit_code == 0 and result.output.strip(), result.output
+    return result.output.strip()
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
@@ -95,6 +103,7 @@ def test_a_killed_daemon_leaves_the_music_playing_and_the_next_one_adopts_it(
         wait_for(lambda: player_state(home)["positionSeconds"] >= 2.0, "two seconds of the song")
         engines = engine_processes(home)
         assert len(engines) == 1
+        ready_since = ready_transition(home)
     finally:
         first.stop(signal.SIGKILL)
 
@@ -113,6 +122,9 @@ def test_a_killed_daemon_leaves_the_music_playing_and_the_next_one_adopts_it(
         result = run_cli(home, "now")
         assert "Outlives" in result.output, result.output
         assert engine_processes(home) == engines  # adopted: no second engine
+        wait_for(lambda: run_cli(home, "get", "sink", "tap", "-o", "yaml").output.count("observedGeneration"),
+                 "the sink to be reconciled by the new daemon")
+        assert ready_transition(home) == ready_since, "the sink's Ready did not flap: the device stayed open"
         wait_for(lambda: player_state(home)["status"] == "stopped", "the song to end", timeout=SECONDS * 3)
         assert run_cli(home, "delete", "sink", "tap").exit_code == 0  # drains the device into the tap
     finally:
