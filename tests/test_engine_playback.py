@@ -148,3 +148,15 @@ def test_a_track_takes_its_duration_on_the_paced_null_device(tmp_path: Path, tap
         assert rig.sink_report().paced
     finally:
         rigs.close()
+
+
+def test_a_song_played_after_a_pause_starts_at_its_first_frame(rig: PlayerRig) -> None:
+    rig.call(rig.player.add, [song(rig, "Long"), song(rig, "Alpha")])
+    rig.call(rig.player.play, 0)
+    wait_position(rig, 1.0)
+    rig.call(rig.player.pause)
+    rig.call(rig.player.play, 1)  # another song while paused: not where the paused one was
+    assert engine_report_when(rig, lambda r: r.tag.get("title") == "Alpha" and r.frame > 0).frame < RATE
+    rig.wait(lambda v: v.status is PlayerStatus.STOPPED and v.tracks_started == 2)
+    runs = runs_in_tap(rig)
+    assert runs[-1] == (1, 0, round(1.5 * RATE)), runs  # Alpha, whole, from its first sample

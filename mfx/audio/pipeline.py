@@ -177,6 +177,7 @@ class Pipeline:
             if playing:
                 self._cut()
                 self._current = None
+            self._seek_to = self._paused_frame = None  # a pause's or seek's target was the old track's
             self._state = PipelineState.PLAYING
             self._wake.notify_all()
 
@@ -187,6 +188,7 @@ class Pipeline:
                 return
             self._cut()
             self._current = None
+            self._seek_to = self._paused_frame = None
             self._wake.notify_all()
 
     @property
@@ -295,6 +297,7 @@ class Pipeline:
             self._cut()
             self._queue.clear()
             self._current = None
+            self._seek_to = self._paused_frame = None
             self._end_segment()
             self._anchors.clear()
             self._state = PipelineState.STOPPED
