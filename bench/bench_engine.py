@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess
@@ -31,14 +30,12 @@ from typing import Any
 import anyio
 import numpy as np
 import soundfile as sf
-import yaml
 
 from bench.common import Figure, percentile
 
 RATE = 48000
 PERIOD = 1024
 PHASE_SECONDS = 8.0
-OBJECTS = 1000
 STALLS = 5
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,26 +50,12 @@ def _write_flac(path: Path, seconds: float, rate: int) -> None:
     tag(path, Track(path.name, path.stem, ("Bench",), "Bench", 1))
 
 
-def _hold_the_gil(seconds: float) -> None:
-    ctypes.PyDLL("libc.so.6").usleep(int(seconds * 1_000_000))
-
-
-def _manifests(directory: Path, generation: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    docs = [{"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest",
-             "metadata": {"name": f"load-{i:04d}", "labels": {"round": str(generation)}},
-             "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python:none", "suspend": True,
-                      "interfaces": ["MusicSource"]}} for i in range(OBJECTS)]
-    path = directory / f"round-{generation}.yaml"
-    path.write_text(yaml.safe_dump_all(docs))
-    return path
-
-
 def _writer_timing(root: Path) -> list[Figure]:
     from tests.audio_env import PrivatePulse, TapDevice
     from tests.daemon_harness import mfx_command
     from tests.music_fixtures import LibraryLayout
     from tests.player_env import start_rig
+    from tests.test_audio_engine_under_load import hold_the_gil, manifests
 
     pulse = PrivatePulse(root / "pa")
     pulse.start()
@@ -105,11 +88,11 @@ def _writer_timing(root: Path) -> list[Figure]:
         def churn() -> None:
             for generation in (1, 2):
                 subprocess.run([*mfx_command(), "--home", str(rig.home), "apply", "-f",
-                                str(_manifests(root / "load", generation))], capture_output=True, check=True)
+                                str(manifests(root / "load", generation))], capture_output=True, check=True)
 
         def stalls() -> None:
             for _ in range(STALLS):
-                rig.call(_hold_the_gil, 0.5)
+                rig.call(hold_the_gil, 0.5)
 
         phase("idle", lambda: None)
         phase("churning", churn)

@@ -3,15 +3,20 @@ WAV, the device samples it must produce, and waiting for an event."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import numpy as np
+import pytest
 
 from mfx.audio import DeviceParams, SampleFormat
 from mfx.engine.api import EngineEvent, PluginLoad, PluginRole, SinkConfig
+from mfx.engine.lock import lock_holder
+from mfx.engine.paths import EnginePaths
 from tests.audio_env import REPO, tone, write_audio
 
 RATE = 48000
@@ -85,3 +90,14 @@ def frame_index(frames: np.ndarray) -> np.ndarray:
     """The indices ``write_indexed`` wrote into S16 device frames (exact where no fade
     scaled them)."""
     return (frames[:, 0].astype(np.int64) + 32768) + 65536 * (frames[:, 1].astype(np.int64) - 1)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A home whose engine, if a test leaves one behind, is killed at the end."""
+    home = tmp_path.resolve() / "home"
+    home.mkdir()
+    yield home
+    pid = lock_holder(EnginePaths(home).lock)
+    if pid:
+        os.kill(pid, signal.SIGKILL)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -19,21 +18,20 @@ from mfx.engine.lock import lock_holder
 from mfx.engine.paths import EnginePaths
 from mfx.engine.supervisor import EngineSupervisor
 from tests.audio_env import REPO, TapDevice, alsa_tap
-from tests.engine_env import CODEC, RATE, WAIT, codec_load, next_event, tap_sink, write_indexed
+from tests.engine_env import (
+    CODEC,
+    RATE,
+    WAIT,
+    codec_load,
+    home,
+    next_event,
+    tap_sink,
+    write_indexed,
+)
 
-__all__ = ["alsa_tap"]
+__all__ = ["alsa_tap", "home"]
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path.resolve() / "home"
-    home.mkdir()
-    yield home
-    pid = lock_holder(EnginePaths(home).lock)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_new_supervisor_adopts_the_running_engine(alsa_tap: TapDevice, tmp_path: Path,

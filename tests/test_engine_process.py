@@ -5,8 +5,6 @@ survives whatever a client sends."""
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,22 +22,19 @@ from mfx.engine.lock import lock_holder
 from mfx.engine.paths import EnginePaths
 from mfx.engine.supervisor import EngineSupervisor
 from tests.audio_env import TapDevice, alsa_tap
-from tests.engine_env import CODEC, codec_load, next_event, tap_sink, wav_tone, without_silence
+from tests.engine_env import (
+    CODEC,
+    codec_load,
+    home,
+    next_event,
+    tap_sink,
+    wav_tone,
+    without_silence,
+)
 
-__all__ = ["alsa_tap"]
+__all__ = ["alsa_tap", "home"]
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A home whose engine, if a test leaves one behind, is killed at the end."""
-    home = tmp_path.resolve() / "home"
-    home.mkdir()
-    yield home
-    pid = lock_holder(EnginePaths(home).lock)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 async def test_the_supervisor_starts_an_engine_that_plays_onto_the_tap(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -22,25 +21,22 @@ from mfx.engine.api import (
     TrackRequest,
     TrackStarted,
 )
-from mfx.engine.lock import lock_holder
-from mfx.engine.paths import EnginePaths
 from mfx.engine.supervisor import EngineSupervisor
 from tests.audio_env import PrivatePulse, pulse
-from tests.engine_env import CODEC, RATE, WAIT, codec_load, next_event, tap_sink, write_indexed
+from tests.engine_env import (
+    CODEC,
+    RATE,
+    WAIT,
+    codec_load,
+    home,
+    next_event,
+    tap_sink,
+    write_indexed,
+)
 
-__all__ = ["pulse"]
+__all__ = ["pulse", "home"]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path.resolve() / "home"
-    home.mkdir()
-    yield home
-    pid = lock_holder(EnginePaths(home).lock)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_track_playing_in_real_time_resumes_where_the_engine_died(

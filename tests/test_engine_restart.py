@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,29 +26,20 @@ from tests.engine_env import (
     RATE,
     codec_load,
     frame_index,
+    home,
     next_event,
     tap_sink,
     without_silence,
     write_indexed,
 )
 
-__all__ = ["alsa_tap"]
+__all__ = ["alsa_tap", "home"]
 
 pytestmark = pytest.mark.anyio
 
 TRACK_FRAMES = 60 * RATE
 START = 30 * RATE  # the track is opened half-way in
 FADE_FRAMES = round(0.005 * RATE)  # the fade-in of a resume: scaled, so not read back exactly
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path.resolve() / "home"
-    home.mkdir()
-    yield home
-    pid = lock_holder(EnginePaths(home).lock)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 def tap_frames(path: Path) -> np.ndarray:

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -26,21 +26,11 @@ from mfx.engine.paths import EnginePaths
 from mfx.engine.supervisor import EngineSupervisor
 from mfx.errors import BadRequestError, DecodeError, DeviceNotFoundError, NotFoundError
 from tests.audio_env import REPO, TapDevice, alsa_tap
-from tests.engine_env import CODEC, WAIT, codec_load, tap_sink
+from tests.engine_env import CODEC, WAIT, codec_load, home, tap_sink
 
-__all__ = ["alsa_tap"]
+__all__ = ["alsa_tap", "home"]
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path.resolve() / "home"
-    home.mkdir()
-    yield home
-    pid = lock_holder(EnginePaths(home).lock)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
