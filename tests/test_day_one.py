@@ -143,6 +143,8 @@ def test_make_run_refuses_a_home_another_daemon_serves(home: Path, serving: Subp
     sink["spec"]["periodFrames"] = 2048  # the user's own change, which the demo must not revert
     result = run_cli(home, "apply", "-f", "-", input=yaml.safe_dump(sink))
     assert result.exit_code == 0, result.output
+    # Open: the audio engine (started for the first sink) has its folder in the home by then.
+    _ok(home, "wait", "--for=condition=Ready", "sink/default", "--timeout=60s")
     before = yaml.safe_load(_ok(home, "get", "sink", "default", "-o", "yaml"))
     listing = sorted(p.name for p in home.iterdir())
 

@@ -127,15 +127,18 @@ def test_queue_edits_decide_what_plays(rig: PlayerRig) -> None:
 
 
 def test_state_survives_a_daemon_restart(tmp_path: Path, tap_env: TapDevice) -> None:
-    rigs = start_rig(tmp_path, tap_env)
+    rigs = start_rig(tmp_path, tap_env, pacing="auto")  # the 0.1 s song plays for 0.1 s
     rig = next(rigs)
     songs = ogg_songs(rig)
     rig.call(rig.player.add, songs)
     rig.call(rig.player.set_mode, PlayMode.LOOP_ALL)
     rig.call(rig.player.set_volume, 35)
     rig.call(rig.player.set_mute, True)
-    rig.call(rig.player.play, 1)
-    rig.call(rig.player.pause)
+
+    async def play_then_pause() -> None:  # back to back on the daemon's loop, inside the song
+        await rig.player.play(1)
+        await rig.player.pause()
+    rig.call(play_then_pause)
     rig.call(rig.player.seek, 0.05)
     before = rig.player.state()
     rigs.close()  # daemon stops; the player saves on the way out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from mfx.engine.api import (
     EngineInfo,
     ErrorReport,
     PlaybackReport,
+    PlaybackState,
     PluginLoad,
     SinkConfig,
     SinkReport,
@@ -55,6 +57,10 @@ class EngineClient:
         self._info: EngineInfo | None = None
         self._attached = anyio.Event()
         self._subscribers: set[MemoryObjectSendStream[EngineEvent]] = set()
+        # No engine runs, and the supervisor starts one on the first call that needs it
+        # (``EngineSupervisor(on_demand=True)``); until then nothing plays and no sink is open.
+        self.dormant = False
+        self.wanted = anyio.Event()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -182,6 +188,8 @@ class EngineClient:
         self.mirror.fade_seconds = float(seconds)
 
     async def playback(self) -> PlaybackReport:
+        if self.dormant:  # no engine: nothing plays, and asking does not start one
+            return PlaybackReport(PlaybackState.IDLE, None, {}, 0, 0, time.monotonic())
         return self._reported(await self._call("playback"))
 
     # --- beyond AudioEngine -------------------------------------------------------------------
@@ -215,6 +223,9 @@ class EngineClient:
         return await connection.request(method, params)
 
     async def _connection_for(self, method: str) -> EngineConnection:
+        if self.dormant:
+            self.dormant = False
+            self.wanted.set()  # the supervisor starts the engine now
         with anyio.move_on_after(self.connect_wait):
             while True:
                 connection = self._connection

@@ -66,7 +66,7 @@ class EngineSupervisor(TaskGroupOwner):
     def __init__(self, home: Path, *, client: EngineClient | None = None,
                  env: Mapping[str, str] | None = None, python: str = sys.executable,
                  idle_exit: float | None = None, start_timeout: float = 30.0,
-                 backoff: Backoff = RESTART_BACKOFF) -> None:
+                 backoff: Backoff = RESTART_BACKOFF, on_demand: bool = False) -> None:
         self.paths = EnginePaths(Path(home).expanduser().resolve())
         self.client = client or EngineClient()
         # The environment of the engines started from now on (ALSA_CONFIG_PATH and all).
@@ -79,6 +79,9 @@ class EngineSupervisor(TaskGroupOwner):
         self.process: subprocess.Popen[bytes] | None = None  # the engine this supervisor started
         self._stopping = False
         self._started: float | None = None  # when the first engine was attached
+        # Adopt an engine that runs already, but start none until a call needs one (the
+        # first AudioSink, the first song): a daemon without audio runs no engine.
+        self.on_demand = on_demand
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -128,6 +131,10 @@ class EngineSupervisor(TaskGroupOwner):
         An engine lost soon after it started counts as a failure, so a crash loop backs off."""
         lost_at: float | None = None  # when the last engine was lost
         failures = 0
+        if self.on_demand and not _listening(self.paths.socket):
+            self.client.dormant = True
+            task_status.started()
+            await self.client.wanted.wait()
         first_try = time.monotonic()
         while not self._stopping:
             try:
@@ -138,7 +145,7 @@ class EngineSupervisor(TaskGroupOwner):
                 exc = _sole_failure(raised)
                 self.client.detach()
                 failures += 1
-                if self._started is None and time.monotonic() - first_try > self.start_timeout:
+                if self._started is None and not self.on_demand and time.monotonic() - first_try > self.start_timeout:
                     raise AudioError(f"cannot start the audio engine for {self.paths.home}: {exc}") from exc
                 log.warning("audio engine: %s", exc)
             await self._reap()
@@ -169,7 +176,8 @@ class EngineSupervisor(TaskGroupOwner):
             log.info("engine %d (%s) %s", info.pid, self.paths.home, reason.lower())
             if self._started is None:
                 self._started = attached_at
-                task_status.started()
+                if not self.client.wanted.is_set():  # an on-demand start reported at once
+                    task_status.started()
             async with anyio.create_task_group() as group:
                 group.start_soon(self._watch, connection, info)
                 await connection.closed.wait()

@@ -127,9 +127,9 @@ class Transport:
             log.warning("could not read the audio engine's playback: %s", exc)
             return
         async with self.lock:
-            await self._push_settings()
             if report.state not in (PlaybackState.PLAYING, PlaybackState.PAUSED) or report.label is None:
                 return
+            await self._push_settings()
             index = self._index_of(report.tag.get("songId"))
             if index is None:
                 log.warning("the audio engine plays %r, which is not in the queue; stopping it",
@@ -361,7 +361,7 @@ class Transport:
             start_at = 0.0  # another song than the one asked for: from its start
         sink = self._sink_lookup()
         self._lookahead.forget()  # a play drops the engine's look-ahead
-        await self._sync_processors()
+        await self._push_settings()
         await self._start(track, sink, start_at)
 
     async def _start(self, track: OpenedTrack, sink: str, start_at: float) -> None:
@@ -505,7 +505,8 @@ class Transport:
         await self._advance(lambda: self.queue.current, start_at=position)
 
     async def _engine_restarted(self, event: EngineRestarted) -> None:
-        self.engine_restarts += 1
+        if event.reason == "Crashed":
+            self.engine_restarts += 1
         self._plugins.forget()
         self._changes.publish("EngineRestarted", {"reason": event.reason, "message": event.message,
                                                   "pid": event.info.pid})

@@ -86,7 +86,9 @@ async def _start_engine(config: DaemonConfig, stack: AsyncExitStack) -> AudioEng
     or, when asked, one inside the daemon."""
     if config.audio_engine is EngineMode.IN_PROCESS:
         return await stack.enter_async_context(Engine(config.home))
-    supervisor = await stack.enter_async_context(EngineSupervisor(config.home))
+    # Started by the first call that needs it (the first AudioSink, the first song), or
+    # adopted at once when one already plays for this home.
+    supervisor = await stack.enter_async_context(EngineSupervisor(config.home, on_demand=True))
     # Left before the supervisor exits: `mfx serve` leaves the engine playing for the next
     # daemon to adopt; a daemon embedded in a test or a program shuts it down.
     stack.push_async_callback(supervisor.stop, keep_running=config.engine_outlives_daemon)
