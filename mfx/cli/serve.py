@@ -43,7 +43,8 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
           log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
-    The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log).
+    The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
+    started for the first AudioSink or song.
     Stopping or killing the daemon leaves the music playing; the next 'mfx serve' on the same
     home adopts the engine without a gap. Under systemd use KillMode=process for that.
 
