@@ -16,10 +16,12 @@ import soundfile as sf
 from mfx.api.music import PlayerStatus, PlayMode, Song
 from mfx.audio import SampleFormat
 from tests.audio_env import TapDevice
-from tests.music_fixtures import write_corrupt
+from tests.music_fixtures import Track, build_library, write_corrupt, write_song
 from tests.player_env import PlayerRig, start_rig, tap_env
 
 __all__ = ["tap_env"]
+
+LONG = Track("Long/Long Tone.flac", "Long Tone", ("Test Band",), "Long", 1, seconds=3.0)
 
 
 @pytest.fixture
@@ -127,9 +129,12 @@ def test_queue_edits_decide_what_plays(rig: PlayerRig) -> None:
 
 
 def test_state_survives_a_daemon_restart(tmp_path: Path, tap_env: TapDevice) -> None:
-    rigs = start_rig(tmp_path, tap_env, pacing="auto")  # the 0.1 s song plays for 0.1 s
+    library = build_library(tmp_path / "music")
+    write_song(library.root, LONG)  # long enough to be paused while it plays
+    rigs = start_rig(tmp_path, tap_env, library=library, pacing="auto")
     rig = next(rigs)
-    songs = ogg_songs(rig)
+    short = ogg_songs(rig)
+    songs = [short[0], next(s for s in rig.songs("Long Tone") if s.title == "Long Tone"), short[2]]
     rig.call(rig.player.add, songs)
     rig.call(rig.player.set_mode, PlayMode.LOOP_ALL)
     rig.call(rig.player.set_volume, 35)

@@ -61,6 +61,7 @@ class EngineClient:
         # (``EngineSupervisor(on_demand=True)``); until then nothing plays and no sink is open.
         self.dormant = False
         self.wanted = anyio.Event()
+        self.closed = False  # the supervisor let go for good: calls fail at once
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -133,6 +134,8 @@ class EngineClient:
         return report
 
     async def sink_reports(self) -> list[SinkReport]:
+        if self.dormant:
+            return []
         reports: list[SinkReport] = await self._call("sink_reports")
         return reports
 
@@ -158,11 +161,15 @@ class EngineClient:
         await self._refresh()
 
     async def drop_queued(self) -> list[str]:
+        if self.dormant:
+            return []
         dropped: list[str] = await self._call("drop_queued")
         await self._refresh()
         return dropped
 
     async def pause(self) -> PlaybackReport:
+        if self.dormant:
+            return await self.playback()
         return self._reported(await self._call("pause"))
 
     async def resume(self) -> PlaybackReport:
@@ -172,6 +179,8 @@ class EngineClient:
         return self._reported(await self._call("seek", protocol.SeekParams(int(frame))))
 
     async def stop(self) -> None:
+        if self.dormant:  # nothing plays: nothing to stop, and no engine is started for it
+            return
         await self._call("stop")
         await self._refresh()
 
@@ -223,6 +232,8 @@ class EngineClient:
         return await connection.request(method, params)
 
     async def _connection_for(self, method: str) -> EngineConnection:
+        if self.closed:
+            raise AudioError(f"the audio engine was let go (calling {method}): the daemon is stopping")
         if self.dormant:
             self.dormant = False
             self.wanted.set()  # the supervisor starts the engine now

@@ -121,6 +121,7 @@ class EngineSupervisor(TaskGroupOwner):
             self.process.terminate()
             await self._wait_gone(self.process.pid)
         self.client.detach()
+        self.client.closed = True
         if self.running:
             self.task_group().cancel_scope.cancel()
 
