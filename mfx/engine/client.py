@@ -39,6 +39,7 @@ from mfx.engine.api import (
     TrackRequest,
 )
 from mfx.engine.connection import EngineConnection
+from mfx.engine.events import fan_out
 from mfx.engine.mirror import Mirror
 from mfx.engine.snapshot import EngineSnapshot
 from mfx.errors import AudioError
@@ -92,15 +93,7 @@ class EngineClient:
     def deliver(self, event: EngineEvent) -> None:
         """An event of the engine (or the supervisor): mirror it, hand it to every subscriber."""
         self.mirror.observe(event)
-        for send in list(self._subscribers):
-            try:
-                send.send_nowait(event)
-            except anyio.WouldBlock:
-                log.warning("an engine event subscriber fell %d events behind; dropping it", EVENT_BACKLOG)
-                self._subscribers.discard(send)
-                send.close()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.discard(send)
+        fan_out(event, self._subscribers, EVENT_BACKLOG)
 
     @property
     def attached(self) -> bool:

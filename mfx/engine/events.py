@@ -72,12 +72,18 @@ class EventHub:
                 event = self._pending.get_nowait()
             except queue.Empty:
                 return
-            for send in list(self._subscribers):
-                try:
-                    send.send_nowait(event)
-                except anyio.WouldBlock:
-                    log.warning("an event subscriber fell %d events behind; dropping it", SUBSCRIBER_BACKLOG)
-                    self._subscribers.discard(send)
-                    send.close()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self._subscribers.discard(send)
+            fan_out(event, self._subscribers, SUBSCRIBER_BACKLOG)
+
+
+def fan_out(event: EngineEvent, subscribers: set[MemoryObjectSendStream[EngineEvent]], backlog: int) -> None:
+    """Hand ``event`` to every subscriber without waiting: one that fell ``backlog`` events
+    behind is dropped (its stream closes, and it subscribes again), one that left is forgotten."""
+    for send in list(subscribers):
+        try:
+            send.send_nowait(event)
+        except anyio.WouldBlock:
+            log.warning("an engine event subscriber fell %d events behind; dropping it", backlog)
+            subscribers.discard(send)
+            send.close()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            subscribers.discard(send)
