@@ -3,15 +3,14 @@ every other write's watchers get objects of their own."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import anyio
 import orjson
 import pytest
 
-from mfx.store.base import BatchAction, BatchWrite, WatchEvent
+from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
+from tests.test_store import store, take
+
+__all__ = ["store"]  # the fixture, imported for pytest
 
 PM = "PluginManifest"
 
@@ -21,27 +20,11 @@ def _manifest(name: str) -> dict[str, object]:
             "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "x"}}
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "store.db") as opened:
-        yield opened
-
-
-async def _take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
-    taken: list[WatchEvent] = []
-    with anyio.fail_after(10):  # a hang guard, not a speed check
-        async for event in events:
-            taken.append(event)
-            if len(taken) == count:
-                break
-    return taken
-
-
 @pytest.mark.anyio
 async def test_write_all_hands_its_objects_to_watchers_as_stored(store: SQLiteStore) -> None:
     watch = store.watch(PM, 0)  # live from now: the changes as committed, not re-read from the log
     written = await store.write_all([BatchWrite(BatchAction.CREATE, _manifest(f"p{i}")) for i in range(3)])
-    events = await _take(watch, 3)
+    events = await take(watch, 3)
     assert [e.object for e in events] == written
     assert all(e.object is obj for e, obj in zip(events, written, strict=True))
     for event in events:  # what was handed over is exactly what the file holds
@@ -53,5 +36,5 @@ async def test_write_all_hands_its_objects_to_watchers_as_stored(store: SQLiteSt
 async def test_a_single_create_answers_with_an_object_watchers_do_not_share(store: SQLiteStore) -> None:
     watch = store.watch(PM, 0)
     created = await store.create(_manifest("solo"))
-    (event,) = await _take(watch, 1)
+    (event,) = await take(watch, 1)
     assert event.object == created and event.object is not created
