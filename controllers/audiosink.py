@@ -119,18 +119,16 @@ class _Slot:
     config: SinkConfig  # what was last asked of the engine
     started: bool = False  # the engine's sink runs with this config
     failures: int = 0  # open attempts that failed in a row
-    report: SinkReport | None = None
 
 
 class SinkWatch(TaskGroupOwner):
-    """The engine's latest report of each sink, fed by its events, and a wake-up per change."""
+    """Keeps the open sinks' reports in the registry up to date from the engine's events, and
+    wakes whoever waits for a sink's next report."""
 
     def __init__(self, engine: AudioEngine, sinks: SinkRegistry, metrics: SinkMetrics | None = None) -> None:
         self._engine = engine
         self._sinks = sinks
         self._metrics = metrics
-        self._reports: dict[str, SinkReport] = {}
-        self._open: set[str] = set()
         self._changed: dict[str, anyio.Event] = {}
         self.restarts = 0
         self.last_restart: EngineRestarted | None = None
@@ -153,26 +151,23 @@ class SinkWatch(TaskGroupOwner):
                     self._wake(name)
 
     def opened(self, report: SinkReport) -> None:
-        """A sink the controller opened: its reports count from now on."""
-        self._open.add(report.name)
+        """A sink the controller opened: published, and its reports count from now on."""
+        self._sinks.publish(report)
         self.record(report)
 
     def record(self, report: SinkReport) -> None:
-        if report.name not in self._open:
-            return  # closed (or not opened by this controller): its last words are no news
-        self._reports[report.name] = report
+        if self._sinks.get(report.name) is None:
+            return  # withdrawn (closing) or never opened by this controller: no news
+        self._sinks.publish(report)
         if self._metrics is not None:
             self._metrics.publish(report)
-        if self._sinks.get(report.name) is not None:
-            self._sinks.publish(report)
         self._wake(report.name)
 
     def latest(self, name: str) -> SinkReport | None:
-        return self._reports.get(name)
+        return self._sinks.get(name)
 
     def forget(self, name: str) -> None:
-        self._open.discard(name)
-        self._reports.pop(name, None)
+        """The sink is closed (the controller withdrew it first): drop its series."""
         if self._metrics is not None:
             self._metrics.forget(name)
         self._wake(name)
@@ -340,7 +335,7 @@ class AudioSinkController:
             else:
                 self._opening(ctx.status, config.params)
             return
-        snap = self.watch.latest(name) or slot.report
+        snap = self.watch.latest(name)
         if snap is not None:
             report(ctx.status, snap, self.engine_status())
 
@@ -394,8 +389,6 @@ class AudioSinkController:
         self._attaching.discard(name)
         slot.started = True
         slot.failures = 0
-        slot.report = snap
-        self.sinks.publish(snap)
         self.watch.opened(snap)
         return None
 
@@ -446,7 +439,7 @@ class AudioSinkController:
             if slot is None or not slot.started or slot.config != config:
                 await ctx.clock.sleep(interval)
                 continue
-            snap = self.watch.latest(name) or slot.report
+            snap = self.watch.latest(name)
             restarted = self.watch.last_restart if self.watch.restarts > restarts_seen else None
             restarts_seen = self.watch.restarts
             if snap is not None:
