@@ -76,6 +76,7 @@ class Transport:
         self.active_processors: list[str] = []
         self.tracks_started = 0  # songs started since the player started
         self.engine_restarts = 0
+        self._settings_sent = False  # volume, mute and fade given to the engine there is now
         self.lock = anyio.Lock()
         self._lookahead = Lookahead(opener)
         self._label: str | None = None  # the engine's current track, as far as the transport knows
@@ -315,9 +316,13 @@ class Transport:
         self._report = report
 
     async def _push_settings(self) -> None:
-        """What the engine must know before it plays: volume, mute and the processors."""
-        await self._engine.set_volume(self.volume / 100, self.muted)
-        await self._engine.set_fade(self.config.fade_seconds)
+        """What the engine must know before it plays: volume, mute and fade (once per engine:
+        later changes go to it as they are made) and the processors Ready now."""
+        if not self._settings_sent:
+            await self._engine.set_volume(self.volume / 100, self.muted)
+            await self._engine.set_fade(self.config.fade_seconds)
+            self.active_processors = []  # what this engine runs is unknown: tell it
+            self._settings_sent = True
         await self._sync_processors()
 
     async def _sync_processors(self) -> None:
@@ -507,6 +512,7 @@ class Transport:
     async def _engine_restarted(self, event: EngineRestarted) -> None:
         if event.reason == "Crashed":
             self.engine_restarts += 1
+        self._settings_sent = False
         self._plugins.forget()
         self._changes.publish("EngineRestarted", {"reason": event.reason, "message": event.message,
                                                   "pid": event.info.pid})
