@@ -287,3 +287,21 @@ def test_deleting_the_sink_while_playing_pauses_and_says_why(daemon: ThreadDaemo
     playing = wait_player(daemon, lambda v: v.status is PlayerStatus.PLAYING and v.tracks_started == 2)
     assert playing.current is not None and playing.current.title == "Café Del Mar"
     assert playing.position_seconds >= paused.position_seconds
+
+
+def test_the_state_watch_sends_the_state_now_then_each_change(rig: PlayerRig) -> None:
+    from mfx.cli.client import Client, Endpoint
+
+    with Client(Endpoint.from_env(home=rig.home)) as client:
+        lines = client.stream_lines("/apis/player.mfx.musicfox.io/v1/state", params={"watch": "true"})
+        first = next(lines)
+        assert first["type"] == "STATE"
+        assert first["object"]["version"] == rig.player.state().version
+        ok(rig, "volume", "37")
+        volumes = []
+        for event in lines:  # every change arrives, in order, without asking again
+            volumes.append(event["object"]["volume"])
+            if volumes[-1] == 37:
+                break
+        assert volumes[-1] == 37
+        assert event["object"]["version"] > first["object"]["version"]

@@ -4,6 +4,9 @@ An API group of its own, beside the kinds' group, because these are actions on a
 service, not stored objects. Every error is a Kubernetes ``Status`` object.
 
     GET    /state                       PlayerView (+ ``lyric``: the line showing now)
+    GET    /state?watch=true            the state now, then again at every change, one JSON
+                                        line each ({"type": "STATE", "object": ...}); the
+                                        position moves on between lines by the clock alone
     GET    /search?q=&type=&limit=&offset=&source=
     GET    /library?type=&limit=&offset=&source=
                                         every song | album | artist | playlist the sources hold
@@ -33,7 +36,7 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup, TaskStatus
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from controllers.audiosink import elect_default
@@ -45,6 +48,7 @@ from mfx.music.transport import SinkLookup
 from mfx.server.bodies import read_object
 from mfx.server.daemon import DaemonContext, Service
 from mfx.server.status import status_from_error, status_object
+from mfx.server.streams import until_shutdown
 
 log = logging.getLogger("mfx.server.player")
 
@@ -61,7 +65,8 @@ def _json(data: Any, code: int = 200) -> Response:
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            return _json(await handler(request))
+            answer = await handler(request)
+            return answer if isinstance(answer, Response) else _json(answer)
         except MfxError as error:
             return _json(status_from_error(error), error.code)
         except Exception as error:  # never a bare 500 page: a Status the CLI can print
@@ -109,8 +114,11 @@ def _songs(body: dict[str, Any]) -> list[Song]:
         raise BadRequestError(f"songs: {exc}") from None
 
 
-def player_routes(player: Player) -> list[Route]:
-    async def state(request: Request) -> Any:
+def player_routes(player: Player, shutdown: anyio.Event | None = None) -> list[Route]:
+    """``shutdown`` ends the state watches (a never-set event when the caller has none)."""
+    ending = shutdown if shutdown is not None else anyio.Event()
+
+    async def current_state() -> dict[str, Any]:
         view = player.state().wire()
         lyric = None
         if player.queue.current is not None:
@@ -122,6 +130,18 @@ def player_routes(player: Player) -> list[Route]:
             lyric = line.wire() if line is not None else None
         view["lyric"] = lyric
         return view
+
+    async def changes() -> Any:
+        while True:
+            version = player.state().version  # taken first: a change while answering is seen
+            yield orjson.dumps({"type": "STATE", "object": await current_state()}) + b"\n"
+            await player.wait_for(lambda view: view.version != version)
+
+    async def state(request: Request) -> Any:
+        if request.query_params.get("watch") in ("true", "1"):
+            return StreamingResponse(until_shutdown(changes(), ending, buffer=1),
+                                     media_type="application/json;stream=watch")
+        return await current_state()
 
     async def search(request: Request) -> Any:
         q = request.query_params
@@ -263,7 +283,7 @@ def make_player_service(sink: SinkLookup | None = None) -> Service:
                                  sink=sink or (lambda: default_sink(context)), engine=context.audio_engine,
                                  metrics=context.metrics, bus=context.event_bus,
                                  keep_playing=context.config.engine_outlives_daemon)
-        context.api.extra_routes.extend(player_routes(player))
+        context.api.extra_routes.extend(player_routes(player, context.shutdown))
         context.player = player
         await group.start(_run_player, player, context.shutdown)
 
