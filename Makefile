@@ -7,9 +7,10 @@ MFX_HOME ?= $(CURDIR)/.mfx-home
 APT := apt-get -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends
 # What running needs (build pyalsaaudio and the C plugins, decode, play), and what only the
 # tests add: Prometheus (promtool), PulseAudio with its ALSA plugin (a paced sound card) and
-# kubectl (kubernetes-client).
+# kubectl (kubernetes-client), Chromium for the web UI, tmux for the terminal UI, Graphviz
+# for `mfx graph -o svg|png` and etcd for the fleet store.
 RUN_PACKAGES := gcc make git libasound2-dev libsndfile1 alsa-utils
-TEST_PACKAGES := prometheus pulseaudio libasound2-plugins
+TEST_PACKAGES := prometheus pulseaudio libasound2-plugins chromium fonts-dejavu-core tmux graphviz etcd-server etcd-client
 STAMP := $(VENV)/.installed
 
 

@@ -259,6 +259,7 @@ def test_a_ui_extension_renders_player_state_and_maps_keys() -> None:
     ui = Line()
     assert ui.render(PlayerState(status=PlayerStatus.PAUSED, current=a_song()).wire()) == "paused: Café Del Mar"
     assert ui.handle_input("n") == "next" and ui.handle_input("x") is None
-    assert ui.themes() == ["default"]
+    assert ui.themes() == [] and ui.keys() == []
+    assert ui.layout() == {"regions": [{"name": "bottom", "rows": 1}]}
     with pytest.raises(UnsupportedOperationError, match="unknown theme"):
-        ui.apply_theme("neon")
+        ui.theme("neon")

@@ -174,12 +174,33 @@ class AudioProcessor(Plugin, abc.ABC):
 
 
 class UIExtension(Plugin, abc.ABC):
-    """A view of the player: renders a ``PlayerState`` (wire form) as text and maps keys
-    to actions the player performs (``"next"``, ``"pause"``, ``"volume:+5"``...)."""
+    """A panel in the player's user interfaces (``mfx tui`` and the web UI), hot-reloadable.
+
+    The hosts call these methods by name (``PluginInstance.call``), so they take and return
+    JSON values:
+
+    - ``render(state)``: the panel's text for a ``PlayerState`` (wire form, as
+      ``GET /apis/player.mfx.musicfox.io/v1/state`` answers it). Plain text; lines end with
+      ``\\n``. Called at every change of the player's state and after every reload.
+    - ``layout()``: where the panel goes: ``{"regions": [{"name": REGION, "rows": N,
+      "title": TEXT}]}``; the first region counts. ``name`` is one of ``REGIONS``; ``rows``
+      is the height of a top/bottom panel (or the width in columns of a left/right one).
+    - ``keys()`` and ``handle_input(key)``: the keys the panel binds (Textual key names:
+      ``"n"``, ``"ctrl+l"``, ``"f5"``; a host's own keys come first) and the action for one of
+      them: ``"name"`` or ``"name:argument"`` with a name from ``ACTIONS``
+      (``"next"``, ``"volume:+5"``, ``"seek:+10"``, ``"mode:shuffle"``), or None to ignore it.
+    - ``themes()`` and ``theme(name)``: theme names the user can pick (``t`` in the TUI, the
+      theme menu on the web) and each one's palette: colours as ``"#rrggbb"`` under
+      ``PALETTE_KEYS`` (``primary`` required) and ``"dark": bool``.
+    """
 
     ACTIONS: ClassVar[frozenset[str]] = frozenset(
         {"play", "pause", "toggle", "stop", "next", "previous", "seek", "volume", "mute", "mode", "quit"}
     )
+    REGIONS: ClassVar[tuple[str, ...]] = ("top", "bottom", "left", "right")
+    PALETTE_KEYS: ClassVar[tuple[str, ...]] = (
+        "primary", "secondary", "accent", "foreground", "background", "surface", "panel",
+        "success", "warning", "error")
 
     @abc.abstractmethod
     def render(self, state: Mapping[str, Any]) -> str: ...
@@ -189,12 +210,17 @@ class UIExtension(Plugin, abc.ABC):
         """The action for ``key`` (``"name"`` or ``"name:argument"``), or None to ignore it."""
 
     def layout(self) -> JSON:
-        """Regions and their sizes, e.g. {"regions": [{"name": "lyrics", "rows": 3}]}."""
-        return {"regions": []}
+        """Where the panel goes, e.g. {"regions": [{"name": "bottom", "rows": 1, "title": "Status"}]}."""
+        return {"regions": [{"name": "bottom", "rows": 1}]}
+
+    def keys(self) -> list[str]:
+        """The keys ``handle_input`` answers; the hosts send it no others."""
+        return []
 
     def themes(self) -> list[str]:
-        return ["default"]
+        return []
 
-    def apply_theme(self, name: str) -> None:
-        if name not in self.themes():
-            raise UnsupportedOperationError(f"unknown theme {name!r}; choose one of {self.themes()}")
+    def theme(self, name: str) -> JSON:
+        """The palette of theme ``name`` (one of ``themes()``)."""
+        raise UnsupportedOperationError(f"unknown theme {name!r}; choose one of {self.themes()}")
+

@@ -135,7 +135,7 @@ def player_routes(player: Player, shutdown: anyio.Event | None = None) -> list[R
         while True:
             version = player.state().version  # taken first: a change while answering is seen
             yield orjson.dumps({"type": "STATE", "object": await current_state()}) + b"\n"
-            await player.wait_for(lambda view: view.version != version)
+            await player.wait_for(lambda view, seen=version: view.version != seen)
 
     async def state(request: Request) -> Any:
         if request.query_params.get("watch") in ("true", "1"):
