@@ -8,6 +8,10 @@ count (the sink's format), so the writer hands them to the device without conver
 that passes the generation it saw to ``write`` gets its write refused (or cut short) once
 the ring has been cleared under it, so stale audio never lands after a fade-out.
 
+A blocked producer is woken once the rest of its block fits (or the whole ring is free),
+not after every period the reader takes: a reader notifies only the waiter whose condition
+now holds, so the producer costs one wake-up per block instead of one per period.
+
 A producer may tag what it writes with a ``StreamId``; the ring keeps, in order, which
 stream its frames belong to, so a reader learns whose frames it took (``read_owned``) and
 ``buffered_of`` says how much of a stream waits to be played.
@@ -50,6 +54,8 @@ class FrameRingBuffer:
         self._generation = 0
         self._closed = False
         self._owners: collections.deque[_Run] = collections.deque()
+        self._room_wanted = 0  # free frames a blocked producer waits for (0: none waits)
+        self._empty_waiters = 0  # threads in wait_until_empty
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
@@ -99,14 +105,18 @@ class FrameRingBuffer:
                 if self._closed or (generation is not None and generation != self._generation):
                     break
                 room = self.capacity - self._fill
-                if room == 0:
-                    if not self.blocking:
-                        break
+                wanted = min(total - done, self.capacity)
+                if room < wanted and self.blocking:
                     remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
-                    self._changed.wait(remaining)
-                    continue
+                    if remaining is None or remaining > 0:
+                        self._room_wanted = wanted
+                        try:
+                            self._changed.wait(remaining)
+                        finally:
+                            self._room_wanted = 0
+                        continue
+                if room == 0:
+                    break  # non-blocking, or the time is up: what fitted is stored
                 n = min(room, total - done)
                 self._put(frames[done:done + n])
                 self._own(stream, n)
@@ -126,7 +136,8 @@ class FrameRingBuffer:
             n = min(int(max_frames), self._fill)
             out = self._take(n)
             owners = self._disown_front(n)
-            if n:
+            if n and ((self._room_wanted and self.capacity - self._fill >= self._room_wanted)
+                      or (self._empty_waiters and not self._fill)):
                 self._changed.notify_all()
             return out, owners
 
@@ -152,11 +163,15 @@ class FrameRingBuffer:
         """Wait until a reader has taken every frame; False on timeout or close."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while self._fill and not self._closed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
+            self._empty_waiters += 1
+            try:
+                while self._fill and not self._closed:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._changed.wait(remaining)
+            finally:
+                self._empty_waiters -= 1
             return self._fill == 0
 
     # --- control -----------------------------------------------------------------------
