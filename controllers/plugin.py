@@ -38,7 +38,7 @@ from reconciler import (
 from reconciler.controller import brief_handler
 
 from .plugin_actions import ActionExecutor, write_dependencies_ready
-from .plugin_decide import Absorb, Action, Converge, Delete, StopStep, Suspend, decide
+from .plugin_decide import Absorb, Action, Converge, Delete, NoteRestart, StopStep, Suspend, decide
 from .plugin_dependencies import KIND, DependencyTracker, dependents_to_wake
 from .plugin_env import PluginEnv
 from .plugin_execution import PluginRunner
@@ -63,6 +63,9 @@ from .plugin_status import record_events, write_common
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
+# mfx rollout restart (and any client sending the same merge patch) sets it to the time now;
+# each new value restarts a running plugin once (status.restartedAt holds the value acted on).
+RESTARTED_AT_ANNOTATION = "mfx.musicfox.io/restartedAt"
 # Absorbing finished work is followed by another decision in the same reconcile; a handful
 # settle any situation (reset, a finished start, an ended instance, then a step).
 _MAX_DECISIONS = 8
@@ -145,6 +148,11 @@ class PluginController:
         run = self.states.run_of(name)
         if wanted and wanted != handled and (run is None or run.reset_handled != wanted):
             self._reset(name)
+        # mfx rollout restart: a stalled plugin is looked at once too, to record the request
+        restart = annotations_of(obj).get(RESTARTED_AT_ANNOTATION)
+        if (restart and restart != (obj.get("status") or {}).get("restartedAt")
+                and (run is None or run.restart_handled != restart)):
+            self.kick(name)
         # after a restart: a stall the world can heal is looked at again once (it may have changed)
         if change.old is None and change.stall_reason in WORLD_STALLS:
             self._reset(name)
@@ -176,6 +184,7 @@ class PluginController:
             run.restart_count = int(status.get("restartCount") or 0)
             run.history = list(status.get("history") or [])
             run.reset_handled = status.get("resetFailedAt")
+            run.restart_handled = status.get("restartedAt")
             state.run = run
             self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
         elif run.breaker_settings != settings:
@@ -201,6 +210,9 @@ class PluginController:
         desired = state.desired[1]
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
+            if isinstance(action, NoteRestart):
+                await self.actions.execute(action, obj, ctx, state, run, parsed)
+                action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
             assert isinstance(action, Suspend)
             try:
                 return await self.actions.execute(action, obj, ctx, state, run, parsed)
@@ -262,6 +274,7 @@ class PluginController:
                 if instance_done is current.instance:
                     config_result = done
         wanted = annotations_of(obj).get(RESET_FAILED_ANNOTATION)
+        restart = annotations_of(obj).get(RESTARTED_AT_ANNOTATION)
         history = History(
             failures=run.failures, ended=run.ended, clean_exit=run.clean_exit, last_failure=run.last_failure,
             last_failure_reason=run.last_failure_reason, start_times=tuple(run.start_times),
@@ -272,6 +285,7 @@ class PluginController:
         return Observed(
             generation=ctx.generation, now=now, deleting=deleting,
             reset_wanted=wanted if wanted and wanted != run.reset_handled else None,
+            restart_wanted=restart if restart and restart != run.restart_handled else None,
             dependencies=dependencies, instance=instance, probe=probe, wanted_identity=wanted_identity,
             tasks=tasks, config_result=config_result, history=history,
             dependents_running=tuple(d for d in self.dependencies.dependents(run.name) if self.is_running(d)),

@@ -48,6 +48,7 @@ TOP_HELP: dict[int, str] = {
         '  why            Explain why a plugin is not Ready: walk its dependency...\n'
         '  analyze        Analyze the plugin set (like systemd-analyze).\n'
         "  reset-failed   Clear a plugin's failed state (StartLimitHit, backoff)...\n"
+        '  rollout        Manage the rollout of plugins (like kubectl rollout).\n'
         "  call           Call a running plugin's method by hand and print its...\n"
         '  reconcile      Ask the controller to reconcile objects now, without...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they...\n'
@@ -113,6 +114,7 @@ TOP_HELP: dict[int, str] = {
         '  why            Explain why a plugin is not Ready: walk its dependency chain to the root cause.\n'
         '  analyze        Analyze the plugin set (like systemd-analyze).\n'
         "  reset-failed   Clear a plugin's failed state (StartLimitHit, backoff) so it is started again.\n"
+        '  rollout        Manage the rollout of plugins (like kubectl rollout).\n'
         "  call           Call a running plugin's method by hand and print its answer (for plugin...\n"
         '  reconcile      Ask the controller to reconcile objects now, without waiting for their...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they are resumed.\n'

@@ -37,6 +37,7 @@ from mfx.cli.plugin_group import plugin_group
 from mfx.cli.plugin_ops import analyze, call, reset_failed, why
 from mfx.cli.plugin_store import install, list_cmd
 from mfx.cli.rollback import rollback
+from mfx.cli.rollout import rollout
 from mfx.cli.serve import serve
 from mfx.cli.top import top
 from mfx.cli.trust import trust_group
@@ -47,7 +48,9 @@ from mfx.cli.wait import wait_cmd
 KUBECTL_VERBS: tuple[click.Command, ...] = (
     apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
-OPERATIONS: tuple[click.Command, ...] = (why, analyze, reset_failed, call, reconcile, suspend, resume, top)
+OPERATIONS: tuple[click.Command, ...] = (
+    why, analyze, reset_failed, rollout, call, reconcile, suspend, resume, top,
+)
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
     migrate,
