@@ -22,6 +22,7 @@ from mfx.cli.discovery import api_resources, explain, version
 from mfx.cli.events import events
 from mfx.cli.get import get
 from mfx.cli.gitops import reconcile, resume, suspend
+from mfx.cli.graph import graph
 from mfx.cli.group import MfxGroup
 from mfx.cli.kubeconfig import config_group
 from mfx.cli.logs import logs
@@ -49,7 +50,7 @@ KUBECTL_VERBS: tuple[click.Command, ...] = (
     apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
 OPERATIONS: tuple[click.Command, ...] = (
-    why, analyze, reset_failed, rollout, call, reconcile, suspend, resume, top,
+    why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, top,
 )
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
