@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj, annotations_of
 from mfx.server.services import default_services
-from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 from tests.plugin_fixtures import (
     apply,
     client,
@@ -29,6 +32,7 @@ from tests.plugin_fixtures import (
     plugin_root,
     wait_for,
     wait_ready,
+    wait_reason,
 )
 
 ANNOTATION = "mfx.musicfox.io/restartedAt"
@@ -96,7 +100,7 @@ def reconciled_again(home: Path, name: str) -> Obj:
 def env(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     home = tmp_path / "home"
     home.mkdir()
-    root = plugin_root(tmp_path, "one", "two", "three", "quiet")
+    root = plugin_root(tmp_path, "one", "two", "three", "quiet", "bad")
     (root / "svc").mkdir()
     (root / "svc" / "svc.py").write_text(SERVICE)
     with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running():
@@ -211,6 +215,14 @@ def test_a_plugin_not_running_only_records_the_request(env: tuple[Path, Path]) -
     again = reconciled_again(home, "quiet")
     assert condition(again, "Ready")["status"] == "True"
     assert len(events_of(rec, "quiet", "start_begin")) == 1
+    # A stalled plugin (its entry point is missing) is looked at once to record it, and stays stalled.
+    apply(home, manifest("bad", entryPoint="python:testkit.missing:Nope"))
+    wait_reason(home, "bad", "Stalled", "True", "EntryPointNotFound")
+    restart(home, "pm/bad")
+    stalled = wait_for(home, "bad", handled)
+    assert stalled is not None and condition(stalled, "Stalled")["reason"] == "EntryPointNotFound"
+    told = [e for e in plugin_events(home, "bad") if e["reason"] == "RestartRequested"]
+    assert told and "nothing to restart, not running" in told[0]["message"]
 
 
 def test_unknown_names_and_other_kinds_are_clear_errors(env: tuple[Path, Path]) -> None:
@@ -225,3 +237,30 @@ def test_unknown_names_and_other_kinds_are_clear_errors(env: tuple[Path, Path]) 
     assert result.exit_code == 1 and "-l SELECTOR or pm --all" in result.output
     result = run_cli(home, "rollout", "restart", "pm", "-l", "tier=none")
     assert result.exit_code == 1 and "no plugins match the selector 'tier=none'" in result.output
+
+
+def test_every_runtime_type_restarts_into_a_new_instance(tmp_path: Path) -> None:
+    subprocess.run(["make", "-s", "-C", str(REPO / "plugins")], check=True, capture_output=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    names = {"hello-rpc": "rpc", "hello-python": "dynamic_library", "effects": "dynamic_library",
+             "now-playing": "webassembly", "hello-hot": "hot_reload"}
+    plugins = tmp_path / "plugins"
+    for name in names:
+        shutil.copytree(REPO / "plugins" / name, plugins / name, symlinks=True)
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[plugins]).running():
+        docs = [yaml.safe_load((plugins / n / "plugin.yaml").read_text()) for n in names]
+        assert {d["metadata"]["name"]: d["spec"]["type"] for d in docs} == names
+        apply(home, *docs)
+        wait_ready(home, *names)
+        before = {n: get(home, n)["status"] for n in names}
+        assert len(restart(home, "pm", "--all").splitlines()) == len(names)
+        for name in names:
+            obj = wait_for(home, name, lambda o: handled(o) and condition(o, "Reconciling") == {})
+            assert obj is not None
+            status = obj["status"]
+            assert condition(obj, "Ready")["status"] == "True", (name, condition(obj, "Ready"))
+            assert status["history"][1]["result"] == "Restarted", (name, status["history"])
+            assert status["startedAt"] != before[name]["startedAt"], name
+            assert status["restartCount"] == 0
+        assert get(home, "hello-rpc")["status"]["runtime"]["pid"] != before["hello-rpc"]["runtime"]["pid"]
