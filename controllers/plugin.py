@@ -21,7 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from mfx.api.objects import Obj, ObjectKey, annotations_of
+from mfx.api.objects import (
+    RESTARTED_AT_ANNOTATION,
+    RESTARTED_AT_FIELD,
+    Obj,
+    ObjectKey,
+    annotations_of,
+)
 from reconciler import (
     BreakerState,
     CircuitBreaker,
@@ -63,9 +69,6 @@ from .plugin_status import record_events, write_common
 __all__ = ["KIND", "PluginController", "PluginReason", "serves", "validate_config"]
 
 RESET_FAILED_ANNOTATION = "mfx.musicfox.io/reset-failed-at"
-# mfx rollout restart (and any client sending the same merge patch) sets it to the time now;
-# each new value restarts a running plugin once (status.restartedAt holds the value acted on).
-RESTARTED_AT_ANNOTATION = "mfx.musicfox.io/restartedAt"
 # Absorbing finished work is followed by another decision in the same reconcile; a handful
 # settle any situation (reset, a finished start, an ended instance, then a step).
 _MAX_DECISIONS = 8
@@ -150,7 +153,7 @@ class PluginController:
             self._reset(name)
         # mfx rollout restart: a stalled plugin is looked at once too, to record the request
         restart = annotations_of(obj).get(RESTARTED_AT_ANNOTATION)
-        if (restart and restart != (obj.get("status") or {}).get("restartedAt")
+        if (restart and restart != (obj.get("status") or {}).get(RESTARTED_AT_FIELD)
                 and (run is None or run.restart_handled != restart)):
             self.kick(name)
         # after a restart: a stall the world can heal is looked at again once (it may have changed)
@@ -184,7 +187,7 @@ class PluginController:
             run.restart_count = int(status.get("restartCount") or 0)
             run.history = list(status.get("history") or [])
             run.reset_handled = status.get("resetFailedAt")
-            run.restart_handled = status.get("restartedAt")
+            run.restart_handled = status.get(RESTARTED_AT_FIELD)
             state.run = run
             self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
         elif run.breaker_settings != settings:

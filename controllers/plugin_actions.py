@@ -5,7 +5,7 @@ long work through ``PluginRunner``, and the outcome the engine sees (a ``Result`
 from __future__ import annotations
 
 from mfx.api.models import PluginManifestSpec
-from mfx.api.objects import Obj
+from mfx.api.objects import RESTARTED_AT_FIELD, Obj
 from reconciler import (
     ConditionType,
     Context,
@@ -99,7 +99,7 @@ class ActionExecutor:
                                                  "start history cleared by mfx reset-failed"))
             case NoteRestart(stamp=stamp, why=why):
                 run.restart_handled = stamp
-                status.set("restartedAt", stamp)
+                status.set(RESTARTED_AT_FIELD, stamp)
                 message = f"restart requested ({stamp}): nothing to restart, {why}"
                 say(name, "info", message)
                 state.events.append(PendingEvent("Normal", PluginReason.RESTART_REQUESTED, message))
@@ -107,7 +107,7 @@ class ActionExecutor:
                 # Recorded when the new instance is launched, not when it is Ready: a request
                 # is acted on once, and a daemon restarted meanwhile starts a fresh one anyway.
                 run.restart_handled = run.restarting = stamp
-                status.set("restartedAt", stamp)
+                status.set(RESTARTED_AT_FIELD, stamp)
                 message = (f"restart requested ({stamp}): starting a new {spec.version} instance; "
                            "the running one serves until it is Ready")
                 say(name, "info", message)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mfx.api.kinds import PLUGIN_MANIFEST
-from mfx.api.objects import Obj, annotations_of
+from mfx.api.objects import RESTARTED_AT_ANNOTATION, Obj, annotations_of
 from mfx.server.services import default_services
 from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 from tests.plugin_fixtures import (
@@ -35,7 +35,7 @@ from tests.plugin_fixtures import (
     wait_reason,
 )
 
-ANNOTATION = "mfx.musicfox.io/restartedAt"
+ANNOTATION = RESTARTED_AT_ANNOTATION
 
 SERVICE = '''
 from mfx.sdk import Plugin, PluginInfo, serve

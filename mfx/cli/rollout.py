@@ -13,14 +13,13 @@ import sys
 import click
 
 from mfx.api.kinds import PLUGIN_MANIFEST
+from mfx.api.objects import RESTARTED_AT_ANNOTATION
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
 from mfx.cli.refs import parse_refs
 from mfx.cli.stamps import request_stamp
 from mfx.errors import BadRequestError, NotFoundError
-
-RESTARTED_AT_ANNOTATION = "mfx.musicfox.io/restartedAt"
 
 
 def restart_patch(stamp: str) -> dict[str, object]:
