@@ -147,7 +147,7 @@ def to_dot(graph: PluginGraph) -> str:
     chain = graph.chain.nodes
     on_chain = set(chain)
     chain_edges = set(zip(chain[1:], chain, strict=False))  # (dependent, dependency): dependencies come first
-    out = ["digraph plugins {",
+    out = ["digraph plugins {", '  graph [fontname="sans-serif"];',
            '  node [shape=box, style="rounded,filled", fontname="sans-serif"];',
            '  edge [fontname="sans-serif", fontsize=10];']
     if chain:
