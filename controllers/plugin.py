@@ -21,7 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from mfx.api.objects import Obj, ObjectKey, annotations_of
+from mfx.api.objects import (
+    RESTARTED_AT_ANNOTATION,
+    RESTARTED_AT_FIELD,
+    Obj,
+    ObjectKey,
+    annotations_of,
+)
 from reconciler import (
     BreakerState,
     CircuitBreaker,
@@ -38,7 +44,7 @@ from reconciler import (
 from reconciler.controller import brief_handler
 
 from .plugin_actions import ActionExecutor, write_dependencies_ready
-from .plugin_decide import Absorb, Action, Converge, Delete, StopStep, Suspend, decide
+from .plugin_decide import Absorb, Action, Converge, Delete, NoteRestart, StopStep, Suspend, decide
 from .plugin_dependencies import KIND, DependencyTracker, dependents_to_wake
 from .plugin_env import PluginEnv
 from .plugin_execution import PluginRunner
@@ -145,6 +151,11 @@ class PluginController:
         run = self.states.run_of(name)
         if wanted and wanted != handled and (run is None or run.reset_handled != wanted):
             self._reset(name)
+        # mfx rollout restart: a stalled plugin is looked at once too, to record the request
+        restart = annotations_of(obj).get(RESTARTED_AT_ANNOTATION)
+        if (restart and restart != (obj.get("status") or {}).get(RESTARTED_AT_FIELD)
+                and (run is None or run.restart_handled != restart)):
+            self.kick(name)
         # after a restart: a stall the world can heal is looked at again once (it may have changed)
         if change.old is None and change.stall_reason in WORLD_STALLS:
             self._reset(name)
@@ -176,6 +187,7 @@ class PluginController:
             run.restart_count = int(status.get("restartCount") or 0)
             run.history = list(status.get("history") or [])
             run.reset_handled = status.get("resetFailedAt")
+            run.restart_handled = status.get(RESTARTED_AT_FIELD)
             state.run = run
             self.env.metrics.plugin_circuit_breaker_state.labels(name).set(0)
         elif run.breaker_settings != settings:
@@ -201,6 +213,9 @@ class PluginController:
         desired = state.desired[1]
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
+            if isinstance(action, NoteRestart):
+                await self.actions.execute(action, obj, ctx, state, run, parsed)
+                action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
             assert isinstance(action, Suspend)
             try:
                 return await self.actions.execute(action, obj, ctx, state, run, parsed)
@@ -262,6 +277,7 @@ class PluginController:
                 if instance_done is current.instance:
                     config_result = done
         wanted = annotations_of(obj).get(RESET_FAILED_ANNOTATION)
+        restart = annotations_of(obj).get(RESTARTED_AT_ANNOTATION)
         history = History(
             failures=run.failures, ended=run.ended, clean_exit=run.clean_exit, last_failure=run.last_failure,
             last_failure_reason=run.last_failure_reason, start_times=tuple(run.start_times),
@@ -272,6 +288,7 @@ class PluginController:
         return Observed(
             generation=ctx.generation, now=now, deleting=deleting,
             reset_wanted=wanted if wanted and wanted != run.reset_handled else None,
+            restart_wanted=restart if restart and restart != run.restart_handled else None,
             dependencies=dependencies, instance=instance, probe=probe, wanted_identity=wanted_identity,
             tasks=tasks, config_result=config_result, history=history,
             dependents_running=tuple(d for d in self.dependencies.dependents(run.name) if self.is_running(d)),

@@ -5,7 +5,7 @@ long work through ``PluginRunner``, and the outcome the engine sees (a ``Result`
 from __future__ import annotations
 
 from mfx.api.models import PluginManifestSpec
-from mfx.api.objects import Obj
+from mfx.api.objects import RESTARTED_AT_FIELD, Obj
 from reconciler import (
     ConditionType,
     Context,
@@ -23,6 +23,7 @@ from .plugin_decide import (
     ApplyConfig,
     AwaitConfig,
     AwaitReplacement,
+    AwaitRestart,
     AwaitStart,
     AwaitStop,
     BackOff,
@@ -31,10 +32,12 @@ from .plugin_decide import (
     DropCancelledStart,
     EndInstance,
     GiveUp,
+    NoteRestart,
     RecordStartFailure,
     RejectConfig,
     RejectSpec,
     ResetFailed,
+    RestartFailed,
     RetryConfig,
     RollBack,
     StallOnDependencies,
@@ -42,6 +45,7 @@ from .plugin_decide import (
     StallUpgradeFailed,
     Start,
     StartReplacement,
+    StartRestart,
     Steady,
     StopStep,
     Suspend,
@@ -63,6 +67,7 @@ from .plugin_status import (
 )
 
 DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dependency changes
+RESTARTING = "restarting on request: a new instance starts beside the running one"
 
 
 class ActionExecutor:
@@ -92,6 +97,30 @@ class ActionExecutor:
                 say(name, "info", f"reset-failed at {stamp}: start history and backoff cleared")
                 state.events.append(PendingEvent("Normal", PluginReason.RESET_FAILED,
                                                  "start history cleared by mfx reset-failed"))
+            case NoteRestart(stamp=stamp, why=why):
+                run.restart_handled = stamp
+                status.set(RESTARTED_AT_FIELD, stamp)
+                message = f"restart requested ({stamp}): nothing to restart, {why}"
+                say(name, "info", message)
+                state.events.append(PendingEvent("Normal", PluginReason.RESTART_REQUESTED, message))
+            case StartRestart(stamp=stamp):
+                # Recorded when the new instance is launched, not when it is Ready: a request
+                # is acted on once, and a daemon restarted meanwhile starts a fresh one anyway.
+                run.restart_handled = run.restarting = stamp
+                status.set(RESTARTED_AT_FIELD, stamp)
+                message = (f"restart requested ({stamp}): starting a new {spec.version} instance; "
+                           "the running one serves until it is Ready")
+                say(name, "info", message)
+                state.events.append(PendingEvent("Normal", PluginReason.RESTART_REQUESTED, message))
+                self.runner.launch_start(ctx, state, run, spec, "replace")
+                self._ready_running(ctx, run, reconciling=RESTARTING)
+            case AwaitRestart():
+                self._ready_running(ctx, run, reconciling=RESTARTING)
+            case RestartFailed(message=message):
+                ctx.supervisor.forget(ctx.key, "replace")
+                run.restarting = None
+                say(name, "error", message)
+                state.events.append(PendingEvent("Warning", PluginReason.RESTART_FAILED, message))
             case RejectSpec(message=message):
                 raise PermanentError(PluginReason.INVALID_SPEC, message)
             case StallOnDependencies():
@@ -244,11 +273,16 @@ class ActionExecutor:
         assert task is not None and task.state is TaskState.DONE
         new: Running = task.result
         old = self._current(run)
-        push_history(run, old.version, "Replaced", f"replaced by {new.version}")
+        restarted, run.restarting = run.restarting, None
+        why = "restarted on request" if restarted else f"replaced by {new.version}"
+        push_history(run, old.version, "Restarted" if restarted else "Replaced", why)
         run.current = None
-        self.runner.stop_replaced(key, old, f"replaced by {new.version}")
+        self.runner.stop_replaced(key, old, why)
         self.runner.adopt(ctx, run, new, spec)
         reason, message = replacement_change(old, new)
+        if restarted and old.identity == new.identity and old.config == new.config:  # the spec did not change
+            reason, message = PluginReason.RESTARTED, (f"restarted on request ({restarted}): a new {new.version} "
+                                                       "instance replaced the previous one")
         say(name, "info", message)
         state.events.append(PendingEvent("Normal", reason, message))
         self._steady(ctx, run, spec)

@@ -62,6 +62,15 @@ class ResetFailed(Absorb):
 
 
 @dataclass(frozen=True)
+class NoteRestart(Absorb):
+    """A restart was asked for (mfx rollout restart) while no instance can be restarted: the
+    request is recorded as handled, so a later start does not restart again."""
+
+    stamp: str
+    why: str
+
+
+@dataclass(frozen=True)
 class RejectSpec(Action):
     message: str
 
@@ -175,6 +184,24 @@ class AdoptReplacement(Converge):
 
 
 @dataclass(frozen=True)
+class StartRestart(Converge):
+    """A restart on request: a new instance of the same spec starts beside the running one,
+    which serves until the new one is Ready (a replacement, like kubectl rollout restart)."""
+
+    stamp: str
+
+
+@dataclass(frozen=True)
+class AwaitRestart(Converge):
+    pass
+
+
+@dataclass(frozen=True)
+class RestartFailed(Absorb, Converge):
+    message: str
+
+
+@dataclass(frozen=True)
 class RollBack(Converge):
     identity: str
     message: str
@@ -229,6 +256,16 @@ def plan_stop(observed: Observed) -> StopStep:
 def decide(observed: Observed, desired: Desired) -> Action:
     if observed.deleting:
         return Delete(plan_stop(observed))
+    action = _decide(observed, desired)
+    wanted = observed.restart_wanted
+    if wanted is not None and not isinstance(action, Absorb | StartRestart):
+        # Whatever else happens, a restart request is acted on once: when no running instance
+        # can be restarted now, it is only recorded (a later start is a fresh instance anyway).
+        return NoteRestart(wanted, _not_restarted(action))
+    return action
+
+
+def _decide(observed: Observed, desired: Desired) -> Action:
     if desired.suspend:
         return Suspend()
     if observed.reset_wanted is not None:
@@ -237,6 +274,25 @@ def decide(observed: Observed, desired: Desired) -> Action:
     if blocked is not None:
         return blocked
     return _converge(observed, desired)
+
+
+def _not_restarted(action: Action) -> str:
+    """Why a restart request finds nothing to restart, as the event tells it."""
+    match action:
+        case Suspend():
+            return "suspended (spec.suspend)"
+        case WaitForDependencies() | StallOnDependencies():
+            return "its dependencies are not Ready"
+        case AwaitStart():
+            return "a new instance is starting"
+        case StartReplacement() | AwaitReplacement() | AdoptReplacement() | AwaitRestart():
+            return "a new instance is already replacing the running one"
+        case StallUpgradeFailed() | RollBack():
+            return "its upgrade failed; the previous version keeps running"
+        case RejectSpec() | RejectConfig() | RetryConfig():
+            return "its spec or config is not accepted"
+        case _:
+            return "not running"
 
 
 def _dependencies(observed: Observed) -> Action | None:
@@ -286,6 +342,9 @@ def _converge(observed: Observed, desired: Desired) -> Action:
                            reason == PluginReason.COMPLETED)
     if observed.wanted_identity is not None and observed.wanted_identity != instance.identity:
         return _replace(observed, desired, instance, observed.wanted_identity)
+    restart = _restart(observed, desired)
+    if restart is not None:
+        return restart
     if dict(desired.config) != dict(instance.config):
         return _update_config(observed, desired, instance)
     return Steady()
@@ -351,6 +410,21 @@ def _replace(observed: Observed, desired: Desired, instance: InstanceView, ident
     message = (f"{desired.version} failed to start or pass its health check ({task.error}); "
                f"rolled back: {instance.version} keeps running")
     return RollBack(identity, message, str(task.error))
+
+
+def _restart(observed: Observed, desired: Desired) -> Action | None:
+    """A restart on request of the running instance: a replacement by one of the same spec."""
+    task = observed.tasks.replace
+    if task.phase is TaskPhase.RUNNING:
+        return AwaitRestart()
+    if task.phase is TaskPhase.DONE:
+        return AdoptReplacement()
+    if task.finished:
+        why = f"failed to start: {task.error}" if task.phase is TaskPhase.FAILED else "was cancelled"
+        return RestartFailed(f"restart: the new {desired.version} instance {why}; the running one keeps serving")
+    if observed.restart_wanted is not None and desired.config_problem is None:
+        return StartRestart(observed.restart_wanted)
+    return None
 
 
 def _update_config(observed: Observed, desired: Desired, instance: InstanceView) -> Action:

@@ -107,6 +107,7 @@ class Observed:
     now: float  # monotonic seconds
     deleting: bool = False
     reset_wanted: str | None = None  # an mfx reset-failed stamp not handled yet
+    restart_wanted: str | None = None  # an mfx rollout restart stamp not acted on yet
     dependencies: DependencyView = field(default_factory=DependencyView)
     instance: InstanceView | None = None
     probe: ProbeView | None = None

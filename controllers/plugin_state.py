@@ -86,6 +86,8 @@ class RunState:
     probe_written: str | None = None  # the probe result last handed to a reconcile to write
     interfaces: tuple[str, ...] = ()
     reset_handled: str | None = None
+    restart_handled: str | None = None  # the restartedAt annotation value last acted on
+    restarting: str | None = None  # the restartedAt value whose new instance is starting
     told_copies: tuple[str, ...] | None = None  # the directory used and the unused ones, as last evented
 
 

@@ -31,8 +31,9 @@ def write_ready_running(status: StatusPatcher, run: RunState, current: Running, 
     status.condition(ConditionType.READY, True, run.ready_reason, message)
     status.condition(ConditionType.HEALTHY, True, PluginReason.HEALTH_CHECK_PASSED, "health checks pass")
     if reconciling:
-        status.condition(ConditionType.RECONCILING, True, PluginReason.UPGRADING
-                         if "upgrading" in reconciling else PluginReason.RUNNING, reconciling)
+        reason = (PluginReason.UPGRADING if "upgrading" in reconciling
+                  else PluginReason.RESTARTING if reconciling.startswith("restarting") else PluginReason.RUNNING)
+        status.condition(ConditionType.RECONCILING, True, reason, reconciling)
     else:
         status.remove_condition(ConditionType.RECONCILING)
 

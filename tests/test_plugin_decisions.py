@@ -13,6 +13,7 @@ from controllers.plugin_decide import (
     ApplyConfig,
     AwaitConfig,
     AwaitReplacement,
+    AwaitRestart,
     AwaitStart,
     AwaitStop,
     BackOff,
@@ -23,10 +24,12 @@ from controllers.plugin_decide import (
     EndInstance,
     Failure,
     GiveUp,
+    NoteRestart,
     RecordStartFailure,
     RejectConfig,
     RejectSpec,
     ResetFailed,
+    RestartFailed,
     RetryConfig,
     RollBack,
     StallOnDependencies,
@@ -34,6 +37,7 @@ from controllers.plugin_decide import (
     StallUpgradeFailed,
     Start,
     StartReplacement,
+    StartRestart,
     Steady,
     StopStep,
     Suspend,
@@ -57,6 +61,7 @@ from mfx.api.models import RestartPolicy
 from mfx.errors import EntryPointNotFoundError, PluginCrashedError, PluginError, PluginTimeoutError
 
 NOW = 1000.0
+STAMP = "2026-12-06T02:00:00.000001Z"
 CONFIG = {"volume": 3}
 
 WANTED = Desired(name="eq", version="1.0.0", config=CONFIG, backoff_initial=1.0, backoff_max=60.0,
@@ -239,6 +244,27 @@ ROWS: list[tuple[str, Observed, Desired, object]] = [
      replace(STEADY, instance=replace(RUNNING, config={"volume": 1}), tasks=tasks(config=failed(REFUSED)),
              history=History(applying_config={"volume": 2})), WANTED, ApplyConfig(CONFIG, absorb=True)),
     ("nothing to do", STEADY, WANTED, Steady()),
+    # --- restart on request (mfx rollout restart) ---
+    ("restart requested while it runs", replace(STEADY, restart_wanted=STAMP), WANTED, StartRestart(STAMP)),
+    ("restart in flight", replace(STEADY, tasks=tasks(replace=running())), WANTED, AwaitRestart()),
+    ("restart started and healthy", replace(STEADY, tasks=tasks(replace=done())), WANTED, AdoptReplacement()),
+    ("restart failed: the running instance keeps serving", replace(STEADY, tasks=tasks(replace=failed(BOOM))),
+     WANTED, RestartFailed("restart: the new 1.0.0 instance failed to start: exit status 1; "
+                           "the running one keeps serving")),
+    ("restart requested, nothing runs: only recorded", replace(NEW, restart_wanted=STAMP), WANTED,
+     NoteRestart(STAMP, "not running")),
+    ("restart requested while suspended: only recorded", replace(STEADY, restart_wanted=STAMP),
+     replace(WANTED, suspend=True), NoteRestart(STAMP, "suspended (spec.suspend)")),
+    ("restart requested while the dependencies are not Ready: only recorded",
+     replace(STEADY, restart_wanted=STAMP, dependencies=DependencyView(waiting=("codec",))), WANTED,
+     NoteRestart(STAMP, "its dependencies are not Ready")),
+    ("restart requested during an upgrade: only recorded",
+     replace(STEADY, restart_wanted=STAMP, wanted_identity="id-2", tasks=tasks(replace=running())),
+     replace(WANTED, version="2.0.0"), NoteRestart(STAMP, "a new instance is already replacing the running one")),
+    ("restart requested with a config against the schema: only recorded",
+     replace(STEADY, restart_wanted=STAMP, instance=replace(RUNNING, config={"volume": 1})),
+     replace(WANTED, config_problem="volume: 3 is greater than 2"),
+     NoteRestart(STAMP, "its spec or config is not accepted")),
     # --- suspend and delete ---
     ("suspended", replace(STEADY, dependencies=DependencyView(missing=("codec",))),
      replace(WANTED, suspend=True), Suspend()),

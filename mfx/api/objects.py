@@ -21,6 +21,11 @@ LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 RECONCILE_REQUESTED_ANNOTATION = "reconcile.mfx.musicfox.io/requestedAt"
 # The status field where a controller records the last requestedAt it acted on.
 RECONCILE_HANDLED_FIELD = "lastHandledReconcileAt"
+# mfx rollout restart (and every UI) merge-patches it to the time now (RFC 3339, UTC); the
+# PluginManifest controller restarts a running plugin once per new value and records the value
+# it acted on in this status field.
+RESTARTED_AT_ANNOTATION = "mfx.musicfox.io/restartedAt"
+RESTARTED_AT_FIELD = "restartedAt"
 FINALIZER = "mfx.musicfox.io/finalizer"
 
 

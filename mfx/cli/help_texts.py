@@ -47,7 +47,9 @@ TOP_HELP: dict[int, str] = {
         '  completion     Print the shell completion script for bash, zsh or fish.\n'
         '  why            Explain why a plugin is not Ready: walk its dependency...\n'
         '  analyze        Analyze the plugin set (like systemd-analyze).\n'
+        '  graph          Print or render the plugin dependency graph, with states...\n'
         "  reset-failed   Clear a plugin's failed state (StartLimitHit, backoff)...\n"
+        '  rollout        Manage the rollout of plugins (like kubectl rollout).\n'
         "  call           Call a running plugin's method by hand and print its...\n"
         '  reconcile      Ask the controller to reconcile objects now, without...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they...\n'
@@ -112,7 +114,9 @@ TOP_HELP: dict[int, str] = {
         '  completion     Print the shell completion script for bash, zsh or fish.\n'
         '  why            Explain why a plugin is not Ready: walk its dependency chain to the root cause.\n'
         '  analyze        Analyze the plugin set (like systemd-analyze).\n'
+        '  graph          Print or render the plugin dependency graph, with states and the critical...\n'
         "  reset-failed   Clear a plugin's failed state (StartLimitHit, backoff) so it is started again.\n"
+        '  rollout        Manage the rollout of plugins (like kubectl rollout).\n'
         "  call           Call a running plugin's method by hand and print its answer (for plugin...\n"
         '  reconcile      Ask the controller to reconcile objects now, without waiting for their...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they are resumed.\n'

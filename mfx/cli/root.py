@@ -22,6 +22,7 @@ from mfx.cli.discovery import api_resources, explain, version
 from mfx.cli.events import events
 from mfx.cli.get import get
 from mfx.cli.gitops import reconcile, resume, suspend
+from mfx.cli.graph import graph
 from mfx.cli.group import MfxGroup
 from mfx.cli.kubeconfig import config_group
 from mfx.cli.logs import logs
@@ -37,6 +38,7 @@ from mfx.cli.plugin_group import plugin_group
 from mfx.cli.plugin_ops import analyze, call, reset_failed, why
 from mfx.cli.plugin_store import install, list_cmd
 from mfx.cli.rollback import rollback
+from mfx.cli.rollout import rollout
 from mfx.cli.serve import serve
 from mfx.cli.top import top
 from mfx.cli.trust import trust_group
@@ -47,7 +49,9 @@ from mfx.cli.wait import wait_cmd
 KUBECTL_VERBS: tuple[click.Command, ...] = (
     apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
-OPERATIONS: tuple[click.Command, ...] = (why, analyze, reset_failed, call, reconcile, suspend, resume, top)
+OPERATIONS: tuple[click.Command, ...] = (
+    why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, top,
+)
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
     migrate,
