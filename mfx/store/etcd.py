@@ -33,7 +33,7 @@ from aetcd import rpc
 
 from mfx.api.objects import Obj, now_rfc3339
 from mfx.api.selectors import parse_selector
-from mfx.errors import BadRequestError, StoreError
+from mfx.errors import BadRequestError, StoreError, StoreUnavailableError
 from mfx.store import events as event_rules
 from mfx.store import strategy
 from mfx.store.base import BatchAction, BatchWrite, EventRecord, ListOptions, ListResult
@@ -106,10 +106,11 @@ class EtcdStore:
             connection = EtcdConnection(self.target, timeout=self.timeout)
             try:
                 response = await connection.kv("Range", self._probe())
-            except StoreError as error:
+            except StoreUnavailableError as error:
                 await connection.close()
-                raise StoreError(
-                    f"cannot reach etcd at {connection.endpoints}: start it or check --store ({error})"
+                raise StoreUnavailableError(
+                    f"cannot reach etcd at {connection.endpoints}: start it or check --store ({error.detail})",
+                    detail=error.detail,
                 ) from None
             self._connection = connection
             self._seen(response.header.revision)

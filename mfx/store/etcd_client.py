@@ -22,7 +22,7 @@ import anyio
 import grpc
 from aetcd import rpc
 
-from mfx.errors import GoneError, StoreError
+from mfx.errors import GoneError, StoreError, StoreUnavailableError
 from mfx.store.etcd_keys import EtcdTarget
 
 T = TypeVar("T")
@@ -103,16 +103,17 @@ class EtcdConnection:
             except grpc.aio.AioRpcError as error:
                 if error.code() not in _RETRIED:
                     raise translate(error, self.endpoints) from None
-                failures[endpoint] = error.details() or error.code().name
+                failures[endpoint] = _reason(error)
             self._current = (self._current + 1) % len(endpoints)
             tried += 1
             if tried % len(endpoints) == 0:
                 await anyio.sleep(min(_ROUND_PAUSE, max(0.0, deadline - time.monotonic())))
         detail = "; ".join(f"{endpoint}: {why}" for endpoint, why in failures.items()) or "no answer"
-        raise StoreError(
+        raise StoreUnavailableError(
             f"etcd at {self.endpoints} did not answer {what} within {self.timeout:g} s ({detail}): "
-            "the cluster is down or has lost quorum; the write was not acknowledged, retry when "
-            "a majority of the etcd members is back"
+            "its members are down or have lost quorum; retry once a majority of them is back "
+            "(a write answered so was not acknowledged: it may or may not have been applied)",
+            detail=detail,
         )
 
     async def kv(self, method: str, request: Any) -> Any:
@@ -153,6 +154,13 @@ class EtcdConnection:
             return call, first
 
         return await self._call("a watch request", attempt)
+
+
+def _reason(error: grpc.aio.AioRpcError) -> str:
+    details = error.details() or error.code().name
+    if "Connection refused" in details:
+        return "connection refused"
+    return details
 
 
 def translate(error: grpc.aio.AioRpcError, endpoints: str) -> StoreError | GoneError:
