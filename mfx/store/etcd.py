@@ -49,7 +49,8 @@ __all__ = ["EtcdStore"]
 _EVENT_KIND = event_rules.EVENT_KIND
 # How often a write is decided again when another writer changed the object in between.
 _ATTEMPTS = 20
-# A granted event lease is reused this long: events expire between ttl - this and ttl.
+# A granted event lease is reused this long (at most a tenth of the TTL): events expire
+# between 0.9 ttl and ttl after their last write, and a lease is never used near its end.
 _LEASE_REUSE = 60.0
 # get_many reads a whole kind in one range when it wants more of it than this.
 _WHOLE_KIND = 32
@@ -194,7 +195,7 @@ class EtcdStore:
     async def _event_lease(self) -> int:
         async with self._lease_lock:
             now = time.monotonic()
-            if self._lease is None or now - self._lease[1] > _LEASE_REUSE:
+            if self._lease is None or now - self._lease[1] > min(_LEASE_REUSE, self.event_ttl / 10):
                 self._lease = (await self._conn().lease_grant(self.event_ttl), now)
             return self._lease[0]
 
