@@ -1,0 +1,100 @@
+"""``mfx serve --store etcd://...``: daemons on one etcd cluster serve the same objects, and a
+daemon whose etcd lost quorum answers 503 naming etcd, then carries on when it is back."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mfx.store.etcd_keys import EtcdTLS
+from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.etcd_env import EtcdCluster, etcd_cluster, etcd_prefix
+
+__all__ = ["etcd_cluster", "etcd_prefix"]  # fixtures
+
+PM = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
+
+
+def plugin(name: str) -> str:
+    return (f"apiVersion: mfx.musicfox.io/v1alpha1\nkind: PluginManifest\nmetadata:\n  name: {name}\n"
+            "spec:\n  version: 1.0.0\n  type: rpc\n  entryPoint: python -m hello\n  suspend: true\n")
+
+
+def local(home: Path) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(home / "mfx.sock")), base_url="http://mfx",
+                        timeout=60)
+
+
+def names(home: Path) -> list[str]:
+    result = run_cli(home, "get", "pluginmanifests", "-o", "name")
+    assert result.exit_code == 0, result.output
+    return sorted(line.rsplit("/", 1)[-1] for line in result.output.split())
+
+
+def test_two_daemons_on_one_etcd_serve_the_same_objects(
+    tmp_path: Path, etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    for i in range(5):
+        (manifests / f"p{i}.yaml").write_text(plugin(f"p{i}"))
+    url = etcd_cluster.url + etcd_prefix
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    with ThreadDaemon(home_a, store_url=url).running(), ThreadDaemon(home_b, store_url=url).running():
+        applied = run_cli(home_a, "apply", "-f", str(manifests))
+        assert applied.exit_code == 0, applied.output
+        assert names(home_a) == [f"p{i}" for i in range(5)]
+        assert names(home_b) == [f"p{i}" for i in range(5)], "the other daemon serves the same objects"
+        deleted = run_cli(home_b, "delete", "pluginmanifest", "p0")
+        assert deleted.exit_code == 0, deleted.output
+        assert names(home_a) == [f"p{i}" for i in range(1, 5)]
+    assert not (home_a / "state.db").exists(), "no SQLite file on etcd"
+    # A daemon started again on the same etcd finds everything there.
+    with ThreadDaemon(tmp_path / "c", store_url=url).running():
+        assert names(tmp_path / "c") == [f"p{i}" for i in range(1, 5)]
+
+
+@pytest.fixture
+def restore_members(etcd_cluster: EtcdCluster) -> object:
+    yield etcd_cluster
+    for member in etcd_cluster.members:
+        if member.process is None:
+            etcd_cluster.restart(member)
+    etcd_cluster.wait_healthy()
+
+
+def test_a_daemon_whose_etcd_lost_quorum_answers_503_then_recovers(
+    tmp_path: Path, restore_members: EtcdCluster, etcd_prefix: str
+) -> None:
+    cluster = restore_members
+    home = tmp_path / "home"
+    with ThreadDaemon(home, store_url=cluster.url + etcd_prefix).running(), local(home) as http:
+        body = {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest",
+                "metadata": {"name": "kept"},
+                "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m hello", "suspend": True}}
+        assert http.post(PM, json=body).status_code == 201
+        for member in cluster.members[1:]:
+            cluster.kill(member, signal.SIGKILL)
+        refused = http.post(PM, json={**body, "metadata": {"name": "during"}})
+        assert refused.status_code == 503, refused.text
+        status = refused.json()
+        assert status["kind"] == "Status" and status["reason"] == "ServiceUnavailable"
+        assert status["code"] == 503 and "etcd at" in status["message"] and "quorum" in status["message"], status
+        for member in cluster.members[1:]:
+            cluster.restart(member)
+        cluster.wait_healthy()
+        assert http.post(PM, json={**body, "metadata": {"name": "after"}}).status_code == 201
+        listed = {o["metadata"]["name"] for o in http.get(PM).json()["items"]}
+        assert {"kept", "after"} <= listed
+
+
+def test_serve_refuses_an_etcd_it_cannot_reach_with_a_clear_error(tmp_path: Path) -> None:
+    from mfx.errors import StoreUnavailableError
+
+    daemon = ThreadDaemon(tmp_path / "home", store_url="etcd://127.0.0.1:1", etcd_tls=EtcdTLS())
+    with pytest.raises(StoreUnavailableError, match=r"^cannot reach etcd at 127.0.0.1:1: start it or check --store"):
+        with daemon.running():
+            pass
