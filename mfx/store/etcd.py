@@ -40,6 +40,7 @@ from mfx.store.base import BatchAction, BatchWrite, EventRecord, ListOptions, Li
 from mfx.store.codec import dumps, loads
 from mfx.store.continue_token import decode_continue, encode_continue
 from mfx.store.etcd_client import EtcdConnection
+from mfx.store.etcd_events import EventWrites, compare, plan_events, put
 from mfx.store.etcd_keys import EtcdTarget, Keys, range_end
 from mfx.store.etcd_watch import EtcdWatch
 from mfx.store.strategy import Write, WriteAction
@@ -70,12 +71,6 @@ def _decode(kv: Any) -> Obj:
     return obj
 
 
-def _compare(key: bytes, mod_revision: int) -> Any:
-    return rpc.Compare(key=key, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=mod_revision)
-
-
-def _put(key: bytes, value: bytes, lease: int = 0) -> Any:
-    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value, lease=lease))
 
 
 class EtcdStore:
@@ -204,7 +199,7 @@ class EtcdStore:
         if write.action is WriteAction.REMOVE:
             return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
         lease = await self._event_lease() if kind == _EVENT_KIND else 0
-        return _put(key, dumps(write.obj).encode(), lease)
+        return put(key, dumps(write.obj).encode(), lease)
 
     async def _write_one(self, kind: str, name: str, decide: Callable[[Obj | None], Write]) -> Obj:
         """Read, decide, commit if unchanged since the read; decided again when it changed."""
@@ -215,7 +210,7 @@ class EtcdStore:
             if write.action is WriteAction.NOTHING:
                 return write.obj
             op = await self._op(kind, name, write)
-            response = await self._kv("Txn", rpc.TxnRequest(compare=[_compare(key, stored.mod_revision)],
+            response = await self._kv("Txn", rpc.TxnRequest(compare=[compare(key, stored.mod_revision)],
                                                             success=[op]))
             if response.succeeded:
                 strategy.stamp_resource_version(write.obj, response.header.revision)
@@ -229,7 +224,7 @@ class EtcdStore:
         items = list(writes.items())
         for start in range(0, len(items), self.max_txn_ops):
             chunk = items[start:start + self.max_txn_ops]
-            compares = [_compare(self.keys.object(*key), stored[key].mod_revision) for key, _ in chunk]
+            compares = [compare(self.keys.object(*key), stored[key].mod_revision) for key, _ in chunk]
             ops = [await self._op(key[0], key[1], write) for key, write in chunk]
             response = await self._kv("Txn", rpc.TxnRequest(compare=compares, success=ops))
             if not response.succeeded:
@@ -290,16 +285,27 @@ class EtcdStore:
 
     async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
                            with_metadata: bool = False) -> Obj:
-        """``update_status`` (``with_metadata``: an update taking the status too), then ``events``.
-
-        On etcd the events are written after the object, not in its transaction (each needs
-        its own read of the de-duplication index)."""
+        """``update_status`` (``with_metadata``: an update taking the status too) and ``events``
+        about the object, in one transaction; the answer is the object as written."""
         kind, name = strategy.identity(obj)
         decide = strategy.update_with_status if with_metadata else strategy.update_status
-        written = await self._write_one(kind, name, lambda stored: decide(kind, name, obj, stored))
-        for record in events:
-            await self.record_event(record)
-        return written
+        key = self.keys.object(kind, name)
+        records = tuple(events)
+        for _ in range(_ATTEMPTS):
+            stored = await self._load(key)
+            write = decide(kind, name, obj, stored.obj)
+            planned = await self._plan_events(records)
+            compares = [compare(key, stored.mod_revision), *planned.compares]
+            ops = planned.ops if write.action is WriteAction.NOTHING else [await self._op(kind, name, write),
+                                                                            *planned.ops]
+            if not ops:
+                return write.obj
+            response = await self._kv("Txn", rpc.TxnRequest(compare=compares, success=ops))
+            if response.succeeded:
+                if write.action is not WriteAction.NOTHING:
+                    strategy.stamp_resource_version(write.obj, response.header.revision)
+                return write.obj
+        raise strategy.conflict(kind, name)
 
     async def write_all(self, writes: Sequence[BatchWrite]) -> builtins.list[Obj]:
         """Every create and update of ``writes``, in order; see the module docstring for size."""
@@ -348,36 +354,21 @@ class EtcdStore:
         response = await self._kv("Range", self._probe())
         return int(response.header.revision)
 
+    async def _plan_events(self, records: Sequence[EventRecord]) -> EventWrites:
+        if not records:
+            return EventWrites()
+        lease = await self._event_lease()
+        return await plan_events(self.keys, lambda request: self._kv("Txn", request), records, lease,
+                                 now_rfc3339())
+
     async def record_event(self, event: EventRecord) -> Obj:
-        index_key = self.keys.event_index(event_rules.record_key(event))
         for _ in range(_ATTEMPTS):
-            lease = await self._event_lease()
-            timestamp = now_rfc3339()
-            index = await self._kv("Range", rpc.RangeRequest(key=index_key))
-            index_revision = int(index.kvs[0].mod_revision) if index.kvs else 0
-            if index.kvs:
-                name = bytes(index.kvs[0].value).decode()
-                key = self.keys.object(_EVENT_KIND, name)
-                stored = await self._load(key)
-                if stored.obj is not None:
-                    new = event_rules.repeat(stored.obj, event, timestamp)
-                    compares = [_compare(key, stored.mod_revision), _compare(index_key, index_revision)]
-                    ops = [_put(key, dumps(new).encode(), lease), _put(index_key, name.encode(), lease)]
-                    response = await self._kv("Txn", rpc.TxnRequest(compare=compares, success=ops))
-                    if response.succeeded:
-                        strategy.stamp_resource_version(new, response.header.revision)
-                        return new
-                    continue
-            new = event_rules.new_event(event, timestamp)
-            strategy.stamp_new(new, timestamp)
-            name = new["metadata"]["name"]
-            key = self.keys.object(_EVENT_KIND, name)
-            compares = [_compare(index_key, index_revision), _compare(key, 0)]
-            ops = [_put(key, dumps(new).encode(), lease), _put(index_key, name.encode(), lease)]
-            response = await self._kv("Txn", rpc.TxnRequest(compare=compares, success=ops))
+            planned = await self._plan_events((event,))
+            response = await self._kv("Txn", rpc.TxnRequest(compare=planned.compares, success=planned.ops))
             if response.succeeded:
-                strategy.stamp_resource_version(new, response.header.revision)
-                return new
+                (recorded,) = planned.events
+                strategy.stamp_resource_version(recorded, response.header.revision)
+                return recorded
         raise strategy.conflict(_EVENT_KIND, event.involved_name)
 
     async def list_events(self, involved_kind: str | None = None,
