@@ -117,7 +117,9 @@ class EtcdWatch:
         """End the watch from outside (the store is closing): the reader sees the end."""
         self._closed = True
         if self._scope is not None:
-            self._scope.cancel()
+            self._scope.cancel()  # the reader releases the stream on its way out
+        else:
+            self._drop_call()  # now, while the event loop that owns the stream runs
 
     def _release(self) -> None:
         self._closed = True
@@ -136,4 +138,7 @@ class EtcdWatch:
     def __del__(self) -> None:
         # A caller that breaks out of "async for" drops its last reference here.
         if not self._closed or self._call is not None:
-            self._release()
+            try:
+                self._release()
+            except RuntimeError:  # the event loop is gone, and the stream with it
+                pass
