@@ -11,9 +11,7 @@ import pytest
 
 from mfx.store.etcd_keys import EtcdTLS
 from tests.daemon_harness import ThreadDaemon, run_cli
-from tests.etcd_env import EtcdCluster, etcd_cluster, etcd_prefix
-
-__all__ = ["etcd_cluster", "etcd_prefix"]  # fixtures
+from tests.etcd_env import EtcdCluster
 
 PM = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
 

@@ -29,7 +29,7 @@ from mfx.errors import (
 from mfx.store import SCHEMA_VERSION, EventRecord, SQLiteStore, WatchEvent, WatchEventType
 from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_keys import parse_store_url
-from tests.etcd_env import EtcdCluster, etcd_cluster, etcd_prefix
+from tests.etcd_env import EtcdCluster
 
 PM = "PluginManifest"
 SINK = "AudioSink"
@@ -71,8 +71,6 @@ def rv(obj: dict[str, Any]) -> int:
 
 
 AnyStore = SQLiteStore | EtcdStore
-
-__all__ = ["etcd_cluster", "etcd_prefix"]  # fixtures
 
 
 @pytest.fixture(params=["sqlite", "etcd"])

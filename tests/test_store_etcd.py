@@ -17,9 +17,7 @@ from mfx.store import EventRecord, WatchEvent, WatchEventType
 from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_keys import parse_store_url
-from tests.etcd_env import EtcdCluster, etcd_cluster, etcd_prefix
-
-__all__ = ["etcd_cluster", "etcd_prefix"]  # fixtures
+from tests.etcd_env import EtcdCluster
 
 PM = "PluginManifest"
 SINK = "AudioSink"

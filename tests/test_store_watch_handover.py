@@ -12,9 +12,9 @@ import pytest
 
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
-from tests.test_store import AnyStore, etcd_cluster, etcd_prefix, store, take
+from tests.test_store import AnyStore, store, take
 
-__all__ = ["etcd_cluster", "etcd_prefix", "store"]  # fixtures, imported for pytest
+__all__ = ["store"]  # the fixture, imported for pytest
 
 PM = "PluginManifest"
 

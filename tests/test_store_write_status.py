@@ -10,9 +10,9 @@ import pytest
 from mfx.errors import ConflictError
 from mfx.store import EventRecord, WatchEventType
 from mfx.store.etcd import EtcdStore
-from tests.test_store import AnyStore, etcd_cluster, etcd_prefix, store
+from tests.test_store import AnyStore, store
 
-__all__ = ["etcd_cluster", "etcd_prefix", "store"]  # fixtures
+__all__ = ["store"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.anyio
 
