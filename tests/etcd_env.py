@@ -24,7 +24,7 @@ import pytest
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -33,6 +33,24 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def wait_healthy(endpoints: list[str], *logs: Path, tls: list[str] | None = None,
+                 timeout: float = 30.0) -> None:
+    """Until ``etcdctl endpoint health`` passes on ``endpoints`` (polled, under a safety deadline)."""
+    deadline = time.monotonic() + timeout
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    while True:
+        result = subprocess.run(
+            ["etcdctl", "--endpoints", ",".join(endpoints), *(tls or []), "--command-timeout", "1s",
+             "endpoint", "health"],
+            capture_output=True, env=env, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            text = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs if log.exists())
+            raise RuntimeError(f"etcd did not become healthy: {result.stderr.decode()}\n{text}")
+        time.sleep(0.05)  # polling a condition with a deadline
 
 
 @dataclass
@@ -100,7 +118,7 @@ class EtcdCluster:
         self.start_member(member, state="existing")
 
     def start(self) -> None:
-        ports = _free_ports(2 * 3)
+        ports = free_ports(2 * 3)
         for i in range(3):
             name = f"infra{i + 1}"
             self.members.append(Member(name, ports[2 * i], ports[2 * i + 1], self.root / name,
@@ -109,22 +127,10 @@ class EtcdCluster:
             self.start_member(member)
         self.wait_healthy()
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Until every running member answers that the cluster has a leader (a safety deadline)."""
-        deadline = time.monotonic() + timeout
-        env = {**os.environ, "ETCDCTL_API": "3"}
-        while True:
-            running = [m for m in self.members if m.process is not None]
-            result = subprocess.run(
-                ["etcdctl", "--endpoints", ",".join(m.endpoint for m in running),
-                 "--command-timeout", "1s", "endpoint", "health"],
-                capture_output=True, env=env, check=False)
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                logs = "\n".join(m.log_path.read_text(errors="replace")[-2000:] for m in self.members)
-                raise RuntimeError(f"etcd did not become healthy: {result.stderr.decode()}\n{logs}")
-            time.sleep(0.05)  # polling a condition with a deadline
+    def wait_healthy(self) -> None:
+        """Until every running member answers that the cluster has a leader."""
+        running = [m for m in self.members if m.process is not None]
+        wait_healthy([m.endpoint for m in running], *(m.log_path for m in self.members))
 
     def stop(self) -> None:
         for member in self.members:

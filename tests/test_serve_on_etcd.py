@@ -96,3 +96,23 @@ def test_serve_refuses_an_etcd_it_cannot_reach_with_a_clear_error(tmp_path: Path
     with pytest.raises(StoreUnavailableError, match=r"^cannot reach etcd at 127.0.0.1:1: start it or check --store"):
         with daemon.running():
             pass
+
+
+def test_serve_refuses_a_store_url_or_tls_options_it_cannot_use(tmp_path: Path) -> None:
+    cert = tmp_path / "client.crt"
+    cert.write_text("not used")
+    wrong_scheme = run_cli(tmp_path / "home", "serve", "--store", "mysql://db:3306")
+    assert wrong_scheme.exit_code == 2 and "expected etcd://HOST:PORT" in wrong_scheme.output
+    half_pair = run_cli(tmp_path / "home", "serve", "--store", "etcd://127.0.0.1:2379", "--etcd-cert", str(cert))
+    assert half_pair.exit_code == 2 and "--etcd-cert and --etcd-key go together" in half_pair.output
+
+
+def test_the_store_url_names_members_with_default_ports_and_an_optional_prefix() -> None:
+    from mfx.errors import BadRequestError
+    from mfx.store.etcd_keys import parse_store_url
+
+    target = parse_store_url("etcd://h1,h2:2380,h3.example:2379")
+    assert (target.endpoints, target.prefix) == (("h1:2379", "h2:2380", "h3.example:2379"), "/mfx")
+    assert parse_store_url("etcd://h1:2379/team-a/").prefix == "/team-a"
+    with pytest.raises(BadRequestError, match="is not HOST:PORT"):
+        parse_store_url("etcd://h1:port")

@@ -67,7 +67,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --listen 127.0.0.1:6443 --listen-http 127.0.0.1:8080   # and plain HTTP for curl
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
-      mfx serve --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379   # objects in etcd
+      mfx serve --store etcd://etcd1:2379,etcd2:2379,etcd3:2379   # objects in etcd
     """
     import anyio
 
