@@ -175,14 +175,20 @@ async def test_sigkill_of_one_member_keeps_writes_going_and_loses_nothing_acknow
     cluster = restore_members
     acknowledged: list[str] = []
     async with open_store(cluster, etcd_prefix) as store:
+        watch = store.watch(PM, await store.current_resource_version())
         for i in range(20):
             acknowledged.append((await store.create(plugin(f"before{i}")))["metadata"]["name"])
-        # The first member is the one this store talks to: its writes must move elsewhere.
+        watched = [e.object["metadata"]["name"] for e in await take(watch, 20)]
+        # The first member is the one this store talks to (its writes and its watch stream):
+        # both must move to another member.
         cluster.kill(cluster.members[0], signal.SIGKILL)
         for i in range(20):
             acknowledged.append((await store.create(plugin(f"after{i}")))["metadata"]["name"])
+        watched += [e.object["metadata"]["name"] for e in await take(watch, 20)]
+        await watch.aclose()
         listed = [o["metadata"]["name"] for o in (await store.list(PM)).items]
     assert sorted(listed) == sorted(acknowledged)
+    assert watched == acknowledged, "the watch resumed on another member with no gap and no repeat"
     cluster.restart(cluster.members[0])
     cluster.wait_healthy()
     # The restarted member caught up: a store that talks to it alone sees every object.
