@@ -1,19 +1,23 @@
-"""``mfx serve --store etcd://...``: daemons on one etcd cluster serve the same objects, and a
+"""``mfx serve --store etcd://...``: daemons on one etcd cluster serve the same objects (to the CLI
+and to kubectl), and a
 daemon whose etcd lost quorum answers 503 naming etcd, then carries on when it is back."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mfx.store.etcd_keys import EtcdTLS
-from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.daemon_harness import SubprocessDaemon, ThreadDaemon, run_cli
 from tests.etcd_env import EtcdCluster
 
 PM = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
+KUBECTL = shutil.which("kubectl")  # the test packages install it; without it the CLI checks remain
 
 
 def plugin(name: str) -> str:
@@ -41,15 +45,29 @@ def test_two_daemons_on_one_etcd_serve_the_same_objects(
         (manifests / f"p{i}.yaml").write_text(plugin(f"p{i}"))
     url = etcd_cluster.url + etcd_prefix
     home_a, home_b = tmp_path / "a", tmp_path / "b"
-    with ThreadDaemon(home_a, store_url=url).running(), ThreadDaemon(home_b, store_url=url).running():
-        applied = run_cli(home_a, "apply", "-f", str(manifests))
-        assert applied.exit_code == 0, applied.output
-        assert names(home_a) == [f"p{i}" for i in range(5)]
-        assert names(home_b) == [f"p{i}" for i in range(5)], "the other daemon serves the same objects"
-        deleted = run_cli(home_b, "delete", "pluginmanifest", "p0")
-        assert deleted.exit_code == 0, deleted.output
-        assert names(home_a) == [f"p{i}" for i in range(1, 5)]
-    assert not (home_a / "state.db").exists(), "no SQLite file on etcd"
+    # B is ``mfx serve --store etcd://...`` as a user starts it, with a TCP listener for kubectl.
+    serve_b = SubprocessDaemon(home_b, "--store", url, "--listen", "127.0.0.1:0", "--no-file-tap").start()
+    try:
+        with ThreadDaemon(home_a, store_url=url).running():
+            applied = run_cli(home_a, "apply", "-f", str(manifests))
+            assert applied.exit_code == 0, applied.output
+            assert names(home_a) == [f"p{i}" for i in range(5)]
+            assert names(home_b) == [f"p{i}" for i in range(5)], "the other daemon serves the same objects"
+            if KUBECTL is not None:
+                kubeconfig = tmp_path / "kubeconfig"
+                written = run_cli(home_b, "config", "kubeconfig", "--output", str(kubeconfig))
+                assert written.exit_code == 0, written.output
+                got = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "kc"),
+                                      "get", "pluginmanifests", "-o", "name"],
+                                     capture_output=True, text=True, timeout=60, check=False)
+                assert got.returncode == 0, got.stderr
+                assert sorted(got.stdout.split()) == [f"pluginmanifest.mfx.musicfox.io/p{i}" for i in range(5)]
+            deleted = run_cli(home_b, "delete", "pluginmanifest", "p0")
+            assert deleted.exit_code == 0, deleted.output
+            assert names(home_a) == [f"p{i}" for i in range(1, 5)]
+    finally:
+        assert serve_b.stop() == 0, serve_b.output()
+    assert not (home_a / "state.db").exists() and not (home_b / "state.db").exists(), "no SQLite file on etcd"
     # A daemon started again on the same etcd finds everything there.
     with ThreadDaemon(tmp_path / "c", store_url=url).running():
         assert names(tmp_path / "c") == [f"p{i}" for i in range(1, 5)]
