@@ -1,6 +1,6 @@
 """``mfx serve --store etcd://...``: daemons on one etcd cluster serve the same objects (to the CLI
-and to kubectl), and a
-daemon whose etcd lost quorum answers 503 naming etcd, then carries on when it is back."""
+and to kubectl), and a daemon whose etcd lost quorum answers 503 naming etcd, then carries on
+when it is back."""
 
 from __future__ import annotations
 
