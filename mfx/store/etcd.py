@@ -71,8 +71,6 @@ def _decode(kv: Any) -> Obj:
     return obj
 
 
-
-
 class EtcdStore:
     """The ``Store`` on etcd. Use ``async with EtcdStore(target) as store`` or open()/close()."""
 

@@ -92,7 +92,7 @@ class EtcdWatch:
         self._take(response)
 
     def _take(self, response: Any) -> None:
-        if response.compact_revision and response.compact_revision >= self._next:
+        if response.compact_revision:  # etcd cancels a watch that starts before its history
             raise GoneError(
                 f"too old resource version: {self._next - 1} ({response.compact_revision}); etcd has "
                 "compacted its history: list again and watch from the list's resourceVersion"
