@@ -134,3 +134,39 @@ def test_the_store_url_names_members_with_default_ports_and_an_optional_prefix()
     assert parse_store_url("etcd://h1:2379/team-a/").prefix == "/team-a"
     with pytest.raises(BadRequestError, match="is not HOST:PORT"):
         parse_store_url("etcd://h1:port")
+
+
+def test_a_watch_from_a_revision_etcd_compacted_answers_410_through_the_api(
+    tmp_path: Path, etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    import anyio
+    import orjson
+    from aetcd import rpc
+
+    from mfx.store.etcd_client import EtcdConnection
+    from mfx.store.etcd_keys import parse_store_url
+
+    home = tmp_path / "home"
+    body = {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": "a"},
+            "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m hello", "suspend": True}}
+    with ThreadDaemon(home, store_url=etcd_cluster.url + etcd_prefix).running(), local(home) as http:
+        first = http.post(PM, json=body).json()
+        old = int(first["metadata"]["resourceVersion"])
+        http.post(PM, json={**body, "metadata": {"name": "b"}})
+        newest = http.post(PM, json={**body, "metadata": {"name": "c"}}).json()
+
+        async def compact() -> None:
+            connection = EtcdConnection(parse_store_url(etcd_cluster.url))
+            try:
+                revision = int(newest["metadata"]["resourceVersion"])
+                await connection.kv("Compact", rpc.CompactionRequest(revision=revision, physical=True))
+            finally:
+                await connection.close()
+
+        anyio.run(compact)
+        params = {"watch": "true", "resourceVersion": str(old), "timeoutSeconds": "5"}
+        with http.stream("GET", PM, params=params) as stream:
+            line = next(stream.iter_lines())
+        event = orjson.loads(line)
+        assert event["type"] == "ERROR" and event["object"]["code"] == 410, event
+        assert "too old resource version" in event["object"]["message"]
