@@ -144,6 +144,16 @@ class StoreError(MfxError, reason="StoreUnavailable", code=503):
     """The store file cannot be opened, read or written (disk full, corrupt, newer schema)."""
 
 
+class StoreUnavailableError(StoreError):
+    """No member of the etcd cluster answered in time (all down, or quorum lost): HTTP 503.
+
+    ``detail`` says what each member answered, for a message of the caller's own."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 # --- Daemon and client ---------------------------------------------------------------
 
 

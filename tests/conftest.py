@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The etcd cluster fixture is session-wide: one cluster however many modules use it.
+pytest_plugins = ["tests.etcd_env"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

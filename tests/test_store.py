@@ -1,4 +1,8 @@
-"""The SQLite store keeps Kubernetes API-server semantics on a real file."""
+"""Both stores keep Kubernetes API-server semantics: SQLite on a real file, etcd on a real cluster.
+
+The ``store`` fixture runs each contract test on both backends. Tests that build a
+``SQLiteStore`` themselves are about SQLite's own knobs (history_limit, watch_buffer,
+event_limit, the file): the etcd equivalents are in tests/test_store_etcd.py."""
 
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ from mfx.errors import (
     ValidationError,
 )
 from mfx.store import SCHEMA_VERSION, EventRecord, SQLiteStore, WatchEvent, WatchEventType
+from mfx.store.etcd import EtcdStore
+from mfx.store.etcd_keys import parse_store_url
+from tests.etcd_env import EtcdCluster
 
 PM = "PluginManifest"
 SINK = "AudioSink"
@@ -63,10 +70,19 @@ def rv(obj: dict[str, Any]) -> int:
     return int(obj["metadata"]["resourceVersion"])
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "store.db") as opened:
-        yield opened
+AnyStore = SQLiteStore | EtcdStore
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    if request.param == "sqlite":
+        async with SQLiteStore(tmp_path / "store.db") as opened:
+            yield opened
+        return
+    cluster: EtcdCluster = request.getfixturevalue("etcd_cluster")
+    prefix: str = request.getfixturevalue("etcd_prefix")
+    async with EtcdStore(parse_store_url(cluster.url + prefix)) as etcd_store:
+        yield etcd_store
 
 
 async def take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
@@ -83,7 +99,7 @@ async def take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent
 
 
 @pytest.mark.anyio
-async def test_create_then_get_round_trips_the_object(store: SQLiteStore) -> None:
+async def test_create_then_get_round_trips_the_object(store: AnyStore) -> None:
     sent = plugin("hello", labels={"tier": "core"})
     created = await store.create(sent)
     fetched = await store.get(PM, "hello")
@@ -97,7 +113,7 @@ async def test_create_then_get_round_trips_the_object(store: SQLiteStore) -> Non
 
 @pytest.mark.anyio
 async def test_create_sets_uid_timestamp_generation_and_string_resource_version(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     created = await store.create(plugin("hello"))
     metadata = created["metadata"]
@@ -110,7 +126,7 @@ async def test_create_sets_uid_timestamp_generation_and_string_resource_version(
 
 
 @pytest.mark.anyio
-async def test_create_of_an_existing_name_is_already_exists(store: SQLiteStore) -> None:
+async def test_create_of_an_existing_name_is_already_exists(store: AnyStore) -> None:
     await store.create(plugin("hello"))
     with pytest.raises(
         AlreadyExistsError, match=r'^pluginmanifests "hello" already exists$'
@@ -121,14 +137,14 @@ async def test_create_of_an_existing_name_is_already_exists(store: SQLiteStore) 
 
 
 @pytest.mark.anyio
-async def test_get_of_a_missing_object_is_not_found(store: SQLiteStore) -> None:
+async def test_get_of_a_missing_object_is_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFoundError, match=r'^audiosinks "nope" not found$') as caught:
         await store.get(SINK, "nope")
     assert caught.value.code == 404
 
 
 @pytest.mark.anyio
-async def test_objects_without_kind_or_name_are_bad_requests(store: SQLiteStore) -> None:
+async def test_objects_without_kind_or_name_are_bad_requests(store: AnyStore) -> None:
     with pytest.raises(BadRequestError, match="metadata.name"):
         await store.create({"kind": PM, "metadata": {}})
     with pytest.raises(BadRequestError, match="kind"):
@@ -140,7 +156,7 @@ async def test_objects_without_kind_or_name_are_bad_requests(store: SQLiteStore)
 
 @pytest.mark.anyio
 async def test_resource_version_increases_strictly_across_kinds_and_operations(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     seen = [await store.current_resource_version()]
     a = await store.create(plugin("a"))
@@ -164,7 +180,7 @@ async def test_resource_version_increases_strictly_across_kinds_and_operations(
 
 
 @pytest.mark.anyio
-async def test_generation_bumps_only_when_spec_changes(store: SQLiteStore) -> None:
+async def test_generation_bumps_only_when_spec_changes(store: AnyStore) -> None:
     obj = await store.create(plugin("a"))
     obj["metadata"]["labels"] = {"team": "audio"}
     obj = await store.update(obj)
@@ -181,7 +197,7 @@ async def test_generation_bumps_only_when_spec_changes(store: SQLiteStore) -> No
 
 @pytest.mark.anyio
 async def test_an_update_that_changes_nothing_keeps_the_resource_version(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     obj = await store.create(plugin("a", labels={"x": "1"}))
     before = await store.current_resource_version()
@@ -202,7 +218,7 @@ async def test_an_update_that_changes_nothing_keeps_the_resource_version(
 
 @pytest.mark.anyio
 async def test_a_stale_resource_version_is_a_conflict_for_update_and_update_status(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     stale = await store.create(plugin("a"))
     fresh = {**stale, "spec": {**stale["spec"], "version": "2.0.0"}}
@@ -224,7 +240,7 @@ async def test_a_stale_resource_version_is_a_conflict_for_update_and_update_stat
 
 
 @pytest.mark.anyio
-async def test_update_never_touches_status_or_server_owned_metadata(store: SQLiteStore) -> None:
+async def test_update_never_touches_status_or_server_owned_metadata(store: AnyStore) -> None:
     created = await store.create(plugin("a", finalizers=[FINALIZER]))
     with_status = await store.update_status(
         {**created, "status": {"observedGeneration": 1, "restartCount": 2}}
@@ -254,7 +270,7 @@ async def test_update_never_touches_status_or_server_owned_metadata(store: SQLit
 
 
 @pytest.mark.anyio
-async def test_update_status_never_touches_spec_or_metadata(store: SQLiteStore) -> None:
+async def test_update_status_never_touches_spec_or_metadata(store: AnyStore) -> None:
     created = await store.create(plugin("a", labels={"x": "1"}))
     changed = {
         **created,
@@ -271,7 +287,7 @@ async def test_update_status_never_touches_spec_or_metadata(store: SQLiteStore) 
 
 
 @pytest.mark.anyio
-async def test_update_of_a_missing_object_is_not_found(store: SQLiteStore) -> None:
+async def test_update_of_a_missing_object_is_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFoundError):
         await store.update(plugin("ghost"))
     with pytest.raises(NotFoundError):
@@ -283,7 +299,7 @@ async def test_update_of_a_missing_object_is_not_found(store: SQLiteStore) -> No
 
 @pytest.mark.anyio
 async def test_delete_without_finalizers_removes_and_returns_the_last_state(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     created = await store.create(plugin("a"))
     deleted = await store.delete(PM, "a")
@@ -298,7 +314,7 @@ async def test_delete_without_finalizers_removes_and_returns_the_last_state(
 
 
 @pytest.mark.anyio
-async def test_delete_with_a_stale_precondition_is_a_conflict(store: SQLiteStore) -> None:
+async def test_delete_with_a_stale_precondition_is_a_conflict(store: AnyStore) -> None:
     created = await store.create(plugin("a"))
     await store.update({**created, "spec": {"version": "2.0.0"}})
     with pytest.raises(ConflictError, match="precondition"):
@@ -307,7 +323,7 @@ async def test_delete_with_a_stale_precondition_is_a_conflict(store: SQLiteStore
 
 
 @pytest.mark.anyio
-async def test_finalizers_hold_the_object_until_the_last_one_is_removed(store: SQLiteStore) -> None:
+async def test_finalizers_hold_the_object_until_the_last_one_is_removed(store: AnyStore) -> None:
     created = await store.create(plugin("a", finalizers=[FINALIZER, "example.com/other"]))
     marked = await store.delete(PM, "a")
     assert RFC3339.match(marked["metadata"]["deletionTimestamp"])
@@ -346,7 +362,7 @@ async def test_finalizers_hold_the_object_until_the_last_one_is_removed(store: S
 
 
 @pytest.mark.anyio
-async def test_list_filters_by_label_selector_and_sorts_by_name(store: SQLiteStore) -> None:
+async def test_list_filters_by_label_selector_and_sorts_by_name(store: AnyStore) -> None:
     await store.create(plugin("c", labels={"tier": "core", "env": "prod"}))
     await store.create(plugin("a", labels={"tier": "extra"}))
     await store.create(plugin("b", labels={"tier": "core"}))
@@ -373,7 +389,7 @@ async def test_list_filters_by_label_selector_and_sorts_by_name(store: SQLiteSto
 @pytest.mark.anyio
 @pytest.mark.parametrize("selector", [None, "keep=yes"])
 async def test_paging_with_limit_and_continue_returns_every_object_once(
-    store: SQLiteStore, selector: str | None
+    store: AnyStore, selector: str | None
 ) -> None:
     expected = []
     for i in range(23):
@@ -403,7 +419,7 @@ async def test_paging_with_limit_and_continue_returns_every_object_once(
 
 @pytest.mark.anyio
 async def test_watch_replays_from_a_resource_version_then_follows_live_writes(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     await store.create(plugin("before"))
     start = await store.current_resource_version()
@@ -447,7 +463,7 @@ async def test_watch_replays_from_a_resource_version_then_follows_live_writes(
 
 @pytest.mark.anyio
 async def test_a_watch_from_the_resource_version_of_a_list_misses_nothing(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     listed = await store.list(PM)  # an empty, fresh store too has a version to watch from
     assert listed.items == [] and listed.resource_version > 0
@@ -457,7 +473,7 @@ async def test_a_watch_from_the_resource_version_of_a_list_misses_nothing(
 
 
 @pytest.mark.anyio
-async def test_watch_of_all_kinds_from_zero_starts_now(store: SQLiteStore) -> None:
+async def test_watch_of_all_kinds_from_zero_starts_now(store: AnyStore) -> None:
     await store.create(plugin("old"))
     events = store.watch(None, 0)
     await store.create(sink("new-sink"))
@@ -470,7 +486,7 @@ async def test_watch_of_all_kinds_from_zero_starts_now(store: SQLiteStore) -> No
 
 
 @pytest.mark.anyio
-async def test_a_resumed_watch_has_no_gap_and_no_duplicate(store: SQLiteStore) -> None:
+async def test_a_resumed_watch_has_no_gap_and_no_duplicate(store: AnyStore) -> None:
     start = await store.current_resource_version()
     for i in range(5):
         await store.create(plugin(f"p{i}"))
@@ -558,7 +574,7 @@ async def test_closing_the_store_ends_its_watches(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_repeated_events_are_counted_on_one_event_object(store: SQLiteStore) -> None:
+async def test_repeated_events_are_counted_on_one_event_object(store: AnyStore) -> None:
     obj = await store.create(plugin("hello"))
     uid = obj["metadata"]["uid"]
     watch = store.watch("Event", 0)

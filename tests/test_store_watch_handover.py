@@ -1,14 +1,18 @@
-"""Watchers of a ``write_all`` get the objects it stored without their JSON being decoded again;
-every other write's watchers get objects of their own."""
+"""Watchers of a ``write_all`` get the objects it stored without their JSON being decoded again
+(SQLite: its watch fan-out is in-process; etcd's watchers decode what etcd sends them); every
+other write's watchers get objects of their own (both backends)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
 
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
-from tests.test_store import store, take
+from tests.test_store import AnyStore, store, take
 
 __all__ = ["store"]  # the fixture, imported for pytest
 
@@ -20,8 +24,15 @@ def _manifest(name: str) -> dict[str, object]:
             "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "x"}}
 
 
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore(tmp_path / "store.db") as opened:
+        yield opened
+
+
 @pytest.mark.anyio
-async def test_write_all_hands_its_objects_to_watchers_as_stored(store: SQLiteStore) -> None:
+async def test_write_all_hands_its_objects_to_watchers_as_stored(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     watch = store.watch(PM, 0)  # live from now: the changes as committed, not re-read from the log
     written = await store.write_all([BatchWrite(BatchAction.CREATE, _manifest(f"p{i}")) for i in range(3)])
     events = await take(watch, 3)
@@ -33,7 +44,7 @@ async def test_write_all_hands_its_objects_to_watchers_as_stored(store: SQLiteSt
 
 
 @pytest.mark.anyio
-async def test_a_single_create_answers_with_an_object_watchers_do_not_share(store: SQLiteStore) -> None:
+async def test_a_single_create_answers_with_an_object_watchers_do_not_share(store: AnyStore) -> None:
     watch = store.watch(PM, 0)
     created = await store.create(_manifest("solo"))
     (event,) = await take(watch, 1)

@@ -36,10 +36,21 @@ from mfx.logs import configure_logging
               help="Without a sound card, do not play into an ALSA file tap under HOME/audio (by "
                    "default the daemon sets one up when ALSA_CONFIG_PATH is not set; a set "
                    "ALSA_CONFIG_PATH always wins).")
+@click.option("--store", "store_url", metavar="URL",
+              help="Where objects live. Default: the SQLite file HOME/state.db. "
+                   "etcd://HOST:PORT[,HOST:PORT...][/PREFIX] keeps them in an etcd v3 cluster (keys under "
+                   "PREFIX, default /mfx), where several 'mfx serve' processes can serve the same objects.")
+@click.option("--etcd-cacert", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="CA certificate that signed the etcd members' certificates: talk to etcd over TLS.")
+@click.option("--etcd-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Client certificate for etcd (with --etcd-key), when etcd asks for one.")
+@click.option("--etcd-key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Private key of --etcd-cert.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
-          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, log_format: str,
+          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, store_url: str | None,
+          etcd_cacert: Path | None, etcd_cert: Path | None, etcd_key: Path | None, log_format: str,
           log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
@@ -56,6 +67,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --listen 127.0.0.1:6443 --listen-http 127.0.0.1:8080   # and plain HTTP for curl
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
+      mfx serve --store etcd://etcd1:2379,etcd2:2379,etcd3:2379   # objects in etcd
     """
     import anyio
 
@@ -63,8 +75,13 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
     from mfx.server.services import default_services
+    from mfx.store.etcd_keys import EtcdTLS
 
     configure_logging(log_format, log_level)
+    if (etcd_cert is None) != (etcd_key is None):
+        raise click.UsageError("--etcd-cert and --etcd-key go together: give both, or neither")
+    if store_url is not None and not store_url.startswith("etcd://"):
+        raise click.UsageError(f"--store {store_url!r}: expected etcd://HOST:PORT[,HOST:PORT...][/PREFIX]")
     home = (home or default_home()).resolve()
     # Plugins get MFX_HOME from this process (their configuration may name $MFX_HOME/music),
     # so it must be the home this daemon serves, however it was given.
@@ -89,5 +106,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the daemon
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
+        store_url=store_url,
+        etcd_tls=EtcdTLS(etcd_cacert, etcd_cert, etcd_key),
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))

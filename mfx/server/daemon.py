@@ -42,9 +42,11 @@ from mfx.server.logs_api import log_routes
 from mfx.server.packages_api import UnsignedPolicy, package_routes
 from mfx.server.plugin_log_routing import plugin_records_routed_to
 from mfx.server.tls_listener import serve_tls
+from mfx.store.backends import store_for
+from mfx.store.base import Store
 from mfx.store.cache import ObjectCache
+from mfx.store.etcd_keys import EtcdTLS
 from mfx.store.plugin_logs import PluginLogStore
-from mfx.store.sqlite import SQLiteStore
 from observability.metrics import Metrics
 from observability.process_metrics import pids_from_snapshot
 from observability.state_metrics import ObjectStateCollector
@@ -82,6 +84,10 @@ class DaemonConfig:
     # ``mfx serve`` sets it; a daemon embedded in a test or a program cleans up after itself.
     engine_outlives_daemon: bool = False
     audio_engine: EngineMode = EngineMode.PROCESS
+    # Where objects live: None is the SQLite file in HOME; "etcd://h1:2379,h2:2379[/prefix]" an
+    # etcd cluster that several daemons may share (``etcd_tls``: its CA and client certificate).
+    store_url: str | None = None
+    etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
 
     @property
     def socket_path(self) -> Path:
@@ -113,7 +119,7 @@ Service = Callable[["DaemonContext", TaskGroup], Awaitable[None]]
 @dataclass
 class DaemonContext:
     config: DaemonConfig
-    store: SQLiteStore
+    store: Store
     metrics: Metrics
     api: ApiServer
     shutdown: anyio.Event
@@ -143,7 +149,7 @@ async def run_daemon(
     tap: FileTap | None = None
     try:
         tap = _set_up_file_tap(config.home) if config.file_tap else None
-        async with SQLiteStore(config.database_path) as store:
+        async with store_for(config.store_url, config.database_path, config.etcd_tls) as store:
             metrics = Metrics()
             metrics.build_info.info({"version": mfx.__version__})
             shutdown = anyio.Event()

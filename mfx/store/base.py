@@ -3,7 +3,8 @@
 Semantics follow the Kubernetes API server:
 
 - ``metadata.resourceVersion`` is a global, strictly increasing counter (a string on the
-  wire, an int here); every write of any object takes the next value.
+  wire, an int here); every write of any object takes the next value (on etcd it is the
+  revision: the objects one transaction writes share it).
 - ``metadata.generation`` starts at 1 and bumps only when ``spec`` changes (or when
   ``deletionTimestamp`` is first set).
 - ``uid`` and ``creationTimestamp`` are set on create and never change.

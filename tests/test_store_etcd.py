@@ -1,0 +1,218 @@
+"""The etcd store on a real 3-member cluster: what only etcd has (several stores on one prefix,
+compaction, member failure, quorum loss, event leases). The shared contract is tests/test_store.py."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from aetcd import rpc
+
+from mfx.errors import ConflictError, GoneError, StoreError, StoreUnavailableError
+from mfx.store import EventRecord, WatchEvent, WatchEventType
+from mfx.store.etcd import EtcdStore
+from mfx.store.etcd_client import EtcdConnection
+from mfx.store.etcd_keys import parse_store_url
+from tests.etcd_env import EtcdCluster
+
+PM = "PluginManifest"
+SINK = "AudioSink"
+
+
+def plugin(name: str, version: str = "1.0.0") -> dict[str, Any]:
+    return {
+        "apiVersion": "mfx.musicfox.io/v1alpha1",
+        "kind": PM,
+        "metadata": {"name": name},
+        "spec": {"version": version, "type": "rpc", "entryPoint": "python -m hello"},
+    }
+
+
+def rv(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def open_store(cluster: EtcdCluster, prefix: str, **options: Any) -> EtcdStore:
+    return EtcdStore(parse_store_url(cluster.url + prefix), **options)
+
+
+async def take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
+    taken: list[WatchEvent] = []
+    with anyio.fail_after(20):  # a hang guard, not a speed check
+        async for event in events:
+            taken.append(event)
+            if len(taken) == count:
+                break
+    return taken
+
+
+@pytest.fixture
+async def store(etcd_cluster: EtcdCluster, etcd_prefix: str) -> AsyncIterator[EtcdStore]:
+    async with open_store(etcd_cluster, etcd_prefix) as opened:
+        yield opened
+
+
+@pytest.fixture
+def restore_members(etcd_cluster: EtcdCluster) -> Any:
+    """Whatever a test kills is running again (and the cluster healthy) for the next test."""
+    yield etcd_cluster
+    for member in etcd_cluster.members:
+        if member.process is None:
+            etcd_cluster.restart(member)
+    etcd_cluster.wait_healthy()
+
+
+@pytest.mark.anyio
+async def test_two_stores_on_one_prefix_see_each_others_writes_through_watch(
+    etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    async with open_store(etcd_cluster, etcd_prefix) as a, open_store(etcd_cluster, etcd_prefix) as b:
+        start = await b.current_resource_version()
+        on_b = b.watch(PM, start)
+        created = await a.create(plugin("shared"))
+        (event,) = await take(on_b, 1)
+        assert (event.type, event.object, event.resource_version) == (WatchEventType.ADDED, created, rv(created))
+        # A write through B with A's stale view is refused: both compare etcd's mod_revision.
+        await b.update({**created, "spec": {**created["spec"], "version": "2.0.0"}})
+        with pytest.raises(ConflictError) as caught:
+            await a.update({**created, "spec": {**created["spec"], "version": "3.0.0"}})
+        assert caught.value.code == 409
+        assert (await a.get(PM, "shared"))["spec"]["version"] == "2.0.0"
+        assert [o["metadata"]["name"] for o in (await b.list(PM)).items] == ["shared"]
+    async with open_store(etcd_cluster, etcd_prefix + "-other") as elsewhere:
+        assert (await elsewhere.list(PM)).items == [], "another prefix is another installation"
+
+
+@pytest.mark.anyio
+async def test_a_compacted_revision_is_gone_and_a_newer_one_still_watches(store: EtcdStore) -> None:
+    start = await store.current_resource_version()
+    for i in range(6):
+        await store.create(plugin(f"p{i}"))
+    keep_from = await store.current_resource_version() - 2
+    connection = EtcdConnection(store.target)
+    try:
+        await connection.kv("Compact", rpc.CompactionRequest(revision=keep_from, physical=True))
+    finally:
+        await connection.close()
+    with pytest.raises(GoneError, match="too old resource version") as caught:
+        await take(store.watch(PM, start + 1), 1)
+    assert caught.value.code == 410
+    got = await take(store.watch(PM, keep_from), 2)
+    assert [e.resource_version for e in got] == [keep_from + 1, keep_from + 2]
+    assert store.watchers == 0
+
+
+@pytest.mark.anyio
+async def test_a_watch_under_concurrent_writes_sees_every_change_once_in_order(store: EtcdStore) -> None:
+    start = await store.current_resource_version()
+    for i in range(50):
+        await store.create(plugin(f"early{i}"))
+    total = 100
+    last = start + 50 + total
+    received: list[int] = []
+
+    async def write() -> None:
+        for i in range(total):
+            await store.create({**plugin(f"s{i}"), "kind": SINK})
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg, store.watch(None, start + 10) as events:
+            tg.start_soon(write)
+            async for event in events:
+                received.append(event.resource_version)
+                if event.resource_version == last:
+                    break
+    assert received == list(range(start + 11, last + 1))
+    assert store.watchers == 0
+
+
+@pytest.mark.anyio
+async def test_closing_the_store_ends_its_watches(etcd_cluster: EtcdCluster, etcd_prefix: str) -> None:
+    store = await open_store(etcd_cluster, etcd_prefix).open()
+    events = store.watch(None, 0)
+    await store.create(plugin("a"))
+    got: list[WatchEvent] = []
+    first = anyio.Event()
+
+    async def consume() -> None:
+        async for event in events:
+            got.append(event)
+            first.set()
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await first.wait()
+            await store.close()
+    assert [e.object["metadata"]["name"] for e in got] == ["a"]
+    with pytest.raises(StoreError, match="not open"):
+        await store.get(PM, "a")
+
+
+@pytest.mark.anyio
+async def test_events_carry_a_lease_and_expire_with_it(etcd_cluster: EtcdCluster, etcd_prefix: str) -> None:
+    async with open_store(etcd_cluster, etcd_prefix, event_ttl=1) as store:
+        event = await store.record_event(EventRecord(PM, "hello", "u1", "Normal", "Started", "up"))
+        again = await store.record_event(EventRecord(PM, "hello", "u1", "Normal", "Started", "up"))
+        assert again["metadata"]["name"] == event["metadata"]["name"] and again["count"] == 2
+        assert len(await store.list_events(PM, "hello")) == 1
+        deadline = time.monotonic() + 20  # a safety net: etcd expires a 1 s lease within ~2 s
+        while await store.list_events(PM, "hello"):
+            assert time.monotonic() < deadline, "the event outlived its lease"
+            await anyio.sleep(0.1)
+        fresh = await store.record_event(EventRecord(PM, "hello", "u1", "Normal", "Started", "up"))
+        assert fresh["count"] == 1, "the de-duplication index expired with the event"
+
+
+@pytest.mark.anyio
+async def test_sigkill_of_one_member_keeps_writes_going_and_loses_nothing_acknowledged(
+    restore_members: EtcdCluster, etcd_prefix: str
+) -> None:
+    cluster = restore_members
+    acknowledged: list[str] = []
+    async with open_store(cluster, etcd_prefix) as store:
+        watch = store.watch(PM, await store.current_resource_version())
+        for i in range(20):
+            acknowledged.append((await store.create(plugin(f"before{i}")))["metadata"]["name"])
+        watched = [e.object["metadata"]["name"] for e in await take(watch, 20)]
+        # The first member is the one this store talks to (its writes and its watch stream):
+        # both must move to another member.
+        cluster.kill(cluster.members[0], signal.SIGKILL)
+        for i in range(20):
+            acknowledged.append((await store.create(plugin(f"after{i}")))["metadata"]["name"])
+        watched += [e.object["metadata"]["name"] for e in await take(watch, 20)]
+        await watch.aclose()
+        listed = [o["metadata"]["name"] for o in (await store.list(PM)).items]
+    assert sorted(listed) == sorted(acknowledged)
+    assert watched == acknowledged, "the watch resumed on another member with no gap and no repeat"
+    cluster.restart(cluster.members[0])
+    cluster.wait_healthy()
+    # The restarted member caught up: a store that talks to it alone sees every object.
+    only_first = f"etcd://{cluster.members[0].endpoint}{etcd_prefix}"
+    async with EtcdStore(parse_store_url(only_first)) as store:
+        assert sorted(o["metadata"]["name"] for o in (await store.list(PM)).items) == sorted(acknowledged)
+
+
+@pytest.mark.anyio
+async def test_losing_quorum_is_a_503_naming_etcd_and_nothing_acknowledged_is_lost(
+    restore_members: EtcdCluster, etcd_prefix: str
+) -> None:
+    cluster = restore_members
+    async with open_store(cluster, etcd_prefix, timeout=2.0) as store:
+        kept = [await store.create(plugin(f"kept{i}")) for i in range(5)]
+        for member in cluster.members[1:]:
+            cluster.kill(member, signal.SIGKILL)
+        with pytest.raises(StoreUnavailableError, match=r"^etcd at .* lost quorum") as caught:
+            await store.create(plugin("during"))
+        assert caught.value.code == 503
+        for member in cluster.members[1:]:
+            cluster.restart(member)
+        cluster.wait_healthy()
+        later = await store.create(plugin("later"))
+        assert rv(later) > max(rv(o) for o in kept)
+        names = {o["metadata"]["name"] for o in (await store.list(PM)).items}
+    assert {o["metadata"]["name"] for o in kept} | {"later"} <= names
