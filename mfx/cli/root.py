@@ -40,6 +40,7 @@ from mfx.cli.rollback import rollback
 from mfx.cli.serve import serve
 from mfx.cli.top import top
 from mfx.cli.trust import trust_group
+from mfx.cli.tui import tui
 from mfx.cli.wait import wait_cmd
 
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
@@ -50,7 +51,7 @@ KUBECTL_VERBS: tuple[click.Command, ...] = (
 OPERATIONS: tuple[click.Command, ...] = (why, analyze, reset_failed, call, reconcile, suspend, resume, top)
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
-    migrate,
+    migrate, tui,
 )
 TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, demo)
 PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd, install, list_cmd)
