@@ -54,7 +54,7 @@ def rig(tmp_path: Path, tap_env: TapDevice) -> Iterator[PlayerRig]:
 
 async def until(pilot: Pilot[Any], what: str, check: Callable[[], Any]) -> Any:
     """Let the app run until ``check()`` is truthy; its value."""
-    with anyio.fail_after(WAIT):
+    with anyio.fail_after(WAIT, reason=what):
         while True:
             value = check()
             if value:

@@ -174,18 +174,19 @@ class MfxTui(App[None]):
     @work(group="extensions", exclusive=True)
     async def sync_extensions(self) -> None:
         live = live_extensions(self.plugins.objects)
+        refused = reload_problems(self.plugins.objects)
         for name in [name for name in self.extensions if name not in live]:
-            self.drop_extension(name)
+            await self.drop_extension(name)
         for name, version in live.items():
             known = self.extensions.get(name)
-            if known is not None and known.version == version:
-                continue
+            if known is not None and (known.version == version or name in refused):
+                continue  # a refused reload: the version that answered before still does
             try:
                 extension = await describe(self.client, name, version)
             except MfxError as error:
                 self.say(f"{name}: {error}")
                 continue
-            self.drop_extension(name)
+            await self.drop_extension(name)
             self.extensions[name] = extension
             for theme in extension.themes.values():
                 self.register_theme(theme)
@@ -199,10 +200,10 @@ class MfxTui(App[None]):
             self.render_extension(name)
         self.show_status()
 
-    def drop_extension(self, name: str) -> None:
+    async def drop_extension(self, name: str) -> None:
         self.extensions.pop(name, None)
         for panel in self.query(f"#ext-{name}"):
-            panel.remove()
+            await panel.remove()
 
     @work(group="render", exclusive=False)
     async def render_extension(self, name: str) -> None:

@@ -25,11 +25,14 @@ REGIONS = ("top", "bottom", "left", "right")
 
 @dataclass(frozen=True)
 class Generation:
-    """What identifies one loaded version of an extension."""
+    """What identifies one loaded version of an extension: the object, its runtime's
+    generation and the note of its last reload (the Ready message names the generation
+    serving after a reload, also when ``status.runtime`` was written at start only)."""
 
     uid: str
     generation: int
     resource_generation: int
+    reload_note: str = ""
 
 
 @dataclass
@@ -50,12 +53,14 @@ def live_extensions(objects: Mapping[str, Mapping[str, Any]]) -> dict[str, Gener
         spec = obj.get("spec") or {}
         if "UIExtension" not in (spec.get("interfaces") or []):
             continue
-        if condition(obj, "Ready").get("status") != "True":
+        ready = condition(obj, "Ready")
+        if ready.get("status") != "True":
             continue
         runtime = (obj.get("status") or {}).get("runtime") or {}
         live[name] = Generation(uid=str(obj.get("metadata", {}).get("uid", "")),
                                 generation=int(runtime.get("generation") or 0),
-                                resource_generation=int(obj.get("metadata", {}).get("generation") or 0))
+                                resource_generation=int(obj.get("metadata", {}).get("generation") or 0),
+                                reload_note=str(ready.get("message", "")) if ready.get("reason") == "Reloaded" else "")
     return live
 
 
