@@ -74,6 +74,10 @@ async def test_an_edited_panel_changes_and_a_broken_edit_keeps_the_old_one(daemo
         assert app.query_one("#ext-hello-hot").parent.id == "region-bottom"  # type: ignore[union-attr]
         assert app.extensions["hello-hot"].keys == ["ctrl+n", "ctrl+b", "ctrl+s"]
 
+        # Its keys reach the player through its handle_input: ctrl+s is "mode:shuffle".
+        await pilot.press("ctrl+s")
+        await until(pilot, "shuffle from the plugin's key", lambda: app.clock.state.get("mode") == "shuffle")
+
         # Its themes are picked with t, after textual's own two.
         await pilot.press("t", "t")
         assert app.theme == "hello-dusk"

@@ -1,5 +1,6 @@
 """``mfx tui`` driven by textual's pilot against a real daemon: local-music over a generated
-tagged library (accented names, .lrc lyrics) playing in real time into an ALSA file tap.
+tagged library (accented names, .lrc lyrics) playing in real time into an ALSA file tap, and a
+MusicSource that never answers.
 
 Each key press is checked against what the daemon's player reports afterwards; the lyrics
 pane follows the position; the Plugins view follows the PluginManifest watch with no key
@@ -27,6 +28,7 @@ from tests.audio_env import TapDevice
 from tests.daemon_harness import REPO
 from tests.music_fixtures import TRACKS, build_library, write_song
 from tests.player_env import PlayerRig, start_rig, tap_env
+from tests.test_player_cli import hung_plugin
 
 __all__ = ["tap_env"]
 
@@ -49,7 +51,9 @@ def rig(tmp_path: Path, tap_env: TapDevice) -> Iterator[PlayerRig]:
 
     doc = yaml.safe_load(hello)
     doc["spec"]["restartPolicy"] = {"policy": "Never"}  # a killed plugin stays down for the view to show
-    yield from start_rig(tmp_path, tap_env, library=library, pacing="auto", extra_manifests=[doc])
+    plugins = tmp_path / "extra-plugins"
+    yield from start_rig(tmp_path, tap_env, library=library, pacing="auto", plugin_paths=[plugins],
+                         extra_manifests=[doc, hung_plugin(plugins)], player_yaml="searchTimeout: 3\n")
 
 
 async def until(pilot: Pilot[Any], what: str, check: Callable[[], Any]) -> Any:
@@ -80,6 +84,9 @@ async def test_search_play_pause_next_volume_and_lyrics_follow_the_player(rig: P
         rows = await until(pilot, "search results", lambda: [r for r in table_text(app, "#search-results")
                                                               if r[0] == "Café Del Mar"] and
                            table_text(app, "#search-results"))
+        # local-music's answer is shown while the source that never answers is marked slow.
+        await until(pilot, "the hung source marked slow", lambda: "hung-source: slow…" in str(
+            app.query_one("#search-sources").render()) and table_text(app, "#search-results"))
         await pilot.press("enter")  # from the input to the results
         row = [r[0] for r in rows].index("Café Del Mar")
         app.query_one("#search-results", Listing).move_cursor(row=row)
@@ -132,6 +139,8 @@ async def test_the_plugins_view_follows_the_watch_and_sends_the_cli_patches(rig:
         app.query_one("#plugin-list", Listing).move_cursor(row=names.index("hello-rpc"))
         await pilot.press("enter")
         await until(pilot, "conditions shown", lambda: "Ready" in str(app.query_one("#plugin-conditions").render()))
+        await until(pilot, "the crash among the recent events",
+                    lambda: "Warning" in str(app.query_one("#plugin-events").render()))
         await pilot.press("r")
         await until(pilot, "restart stamp on the object", lambda: "mfx.musicfox.io/restartedAt" in (
             app.plugins.objects["hello-rpc"]["metadata"].get("annotations") or {}))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from textual.widgets import RichLog, Static
 
 from mfx.errors import MfxError
@@ -34,6 +35,12 @@ def conditions_text(obj: dict[str, Any]) -> str:
         lines.append(f"  {item.get('type', ''):<18} {item.get('status', ''):<7} {item.get('reason', ''):<22} "
                      f"{item.get('message', '')}")
     return "\n".join(lines)
+
+
+def events_text(events: list[dict[str, Any]]) -> str:
+    lines = [f"  {e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', ''):<8} "
+             f"{e.get('reason', ''):<18} {e.get('message', '')}" for e in events[-EVENTS_SHOWN:]]
+    return "recent events:\n" + ("\n".join(lines) or "  none")
 
 
 class PluginPanel:
@@ -79,19 +86,32 @@ class PluginPanel:
         return True
 
     async def _follow(self, name: str) -> None:
-        client = self.app.client
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._events, name)
+            group.start_soon(self._log, name)
+
+    async def _events(self, name: str) -> None:
+        """The plugin's recent events: a list, then the watch's new ones."""
+        shown = self.app.query_one("#plugin-events", Static)
+        selector = f"involvedObject.name={name}"
         try:
-            answer = await client.get(EVENTS, fieldSelector=f"involvedObject.name={name}")
-            items = (answer or {}).get("items") or []
-            recent = items[-EVENTS_SHOWN:]
-            text = "\n".join(f"  {e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', ''):<8} "
-                             f"{e.get('reason', ''):<18} {e.get('message', '')}" for e in recent)
-            self.app.query_one("#plugin-events", Static).update("recent events:\n" + (text or "  none"))
+            answer = await self.app.client.get(EVENTS, fieldSelector=selector) or {}
+            recent = list(answer.get("items") or [])
+            shown.update(events_text(recent))
+            version = str((answer.get("metadata") or {}).get("resourceVersion", ""))
+            async for event in self.app.client.lines(EVENTS, {"watch": "true", "fieldSelector": selector,
+                                                             "resourceVersion": version}):
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    recent.append(event.get("object") or {})
+                    shown.update(events_text(recent))
         except MfxError as error:
-            self.app.query_one("#plugin-events", Static).update(f"events: {error}")
+            shown.update(f"events: {error}")
+
+    async def _log(self, name: str) -> None:
         log = self.app.query_one("#plugin-log", RichLog)
         try:
-            async for record in client.lines(f"{PLUGINS}/{name}/log", {"follow": "true", "tailLines": LOG_TAIL}):
+            async for record in self.app.client.lines(f"{PLUGINS}/{name}/log",
+                                                      {"follow": "true", "tailLines": LOG_TAIL}):
                 log.write(f"{record.get('time', '')} {str(record.get('level', '')).upper():<7} "
                           f"{record.get('message', '')}")
         except MfxError as error:
