@@ -89,8 +89,7 @@ async def test_search_play_pause_next_volume_and_lyrics_follow_the_player(rig: P
             app.query_one("#search-sources").render()) and table_text(app, "#search-results"))
         await pilot.press("enter")  # from the input to the results
         row = [r[0] for r in rows].index("Café Del Mar")
-        app.query_one("#search-results", Listing).move_cursor(row=row)
-        await pilot.press("enter")
+        await pilot.press(*["j"] * row, "l")  # vim keys: down to the song, open (play) it
         view = await until(pilot, "Café Del Mar playing", lambda: (v := player(rig)).status == "playing"
                            and v.current is not None and v.current.title == "Café Del Mar" and v)
         first_id = view.current.id  # type: ignore[union-attr]
@@ -112,6 +111,22 @@ async def test_search_play_pause_next_volume_and_lyrics_follow_the_player(rig: P
 
         await pilot.press("right_square_bracket")
         await until(pilot, "next song", lambda: (v := player(rig)).current is not None and v.current.id != first_id)
+
+        # The queue view, with the mouse: a click selects the first song, a second plays it.
+        await pilot.press("4")
+        await until(pilot, "the queue shown", lambda: len(table_text(app, "#queue-list")) >= 2)
+        await pilot.click("#queue-list", offset=(4, 1))
+        await pilot.click("#queue-list", offset=(4, 1))
+        await until(pilot, "back to the first song", lambda: (v := player(rig)).current is not None
+                    and v.current.id == first_id and v.status == "playing")
+        # Remove the second song with d, then move the (new) second one up with K.
+        queue = [song.id for song in player(rig).queue]
+        assert len(queue) >= 3, queue
+        await pilot.press("j", "d")
+        await until(pilot, "second song removed", lambda: [s.id for s in player(rig).queue] == queue[:1] + queue[2:])
+        await until(pilot, "the list follows", lambda: len(table_text(app, "#queue-list")) == len(queue) - 1)
+        await pilot.press("K")
+        await until(pilot, "moved up", lambda: [s.id for s in player(rig).queue][:2] == [queue[2], queue[0]])
 
         rig.call(rig.player.set_volume, 50)
         await until(pilot, "volume 50 on screen", lambda: app.clock.state.get("volume") == 50)

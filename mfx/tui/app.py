@@ -291,7 +291,7 @@ class MfxTui(App[None]):
             listing.focus()
             break
 
-    def action_back(self) -> None:
+    def action_go_back(self) -> None:
         focused = self.focused
         current = self.query_one(ContentSwitcher).current
         if isinstance(focused, Input):

@@ -76,7 +76,7 @@ def reload_problems(objects: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 
 def textual_theme(name: str, palette: Mapping[str, Any]) -> Theme:
     """A Textual theme from a UIExtension palette (``primary`` required)."""
-    colours = {key: str(palette[key]) for key in ("secondary", "accent", "foreground", "background", "surface",
+    colours: dict[str, Any] = {key: str(palette[key]) for key in ("secondary", "accent", "foreground", "background", "surface",
                                                   "panel", "success", "warning", "error") if palette.get(key)}
     if not palette.get("primary"):
         raise MfxError(f"theme {name!r} has no primary colour; a palette needs at least {{'primary': '#rrggbb'}}")

@@ -23,7 +23,7 @@ KEYMAP: tuple[tuple[str, str, str, bool], ...] = (
     ("comma", "act('seek:-5')", "Back 5s", False),
     ("full_stop", "act('seek:+5')", "Fwd 5s", False),
     ("t", "next_theme", "Theme", False),
-    ("escape,h", "back", "Back", False),
+    ("escape,h", "go_back", "Back", False),
     ("question_mark", "view('help')", "Keys", True),
     ("q", "quit", "Quit", True),
 )
