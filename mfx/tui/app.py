@@ -8,6 +8,7 @@ lines the position runs on a local clock, which moves the progress bar and the l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import anyio
@@ -74,6 +75,7 @@ class MfxTui(App[None]):
         self.menus = LibraryMenus(self)
         self.plugin_panel = PluginPanel(self)
         self.previous_view = "now"
+        self.rendered_second = -1
 
     # --- layout --------------------------------------------------------------------------
 
@@ -136,9 +138,15 @@ class MfxTui(App[None]):
             self.render_extension(name)
 
     def tick(self) -> None:
-        if self.clock.state.get("status") == "playing":
-            self.query_one(NowView).tick(self.clock)
-            self.query_one("#nowline", Static).update(now_line(self.clock.state, self.clock.position()))
+        if self.clock.state.get("status") != "playing":
+            return
+        position = self.clock.position()
+        self.query_one(NowView).tick(self.clock)
+        self.query_one("#nowline", Static).update(now_line(self.clock.state, position))
+        if int(position) != self.rendered_second:  # panels show m:ss: a new second is a change
+            self.rendered_second = int(position)
+            for name in self.extensions:
+                self.render_extension(name)
 
     def on_plugins(self) -> None:
         self.plugin_panel.refresh_rows()
@@ -205,10 +213,16 @@ class MfxTui(App[None]):
         for panel in self.query(f"#ext-{name}"):
             await panel.remove()
 
-    @work(group="render", exclusive=False)
-    async def render_extension(self, name: str) -> None:
+    def render_extension(self, name: str) -> None:
+        # One render in flight per panel: a newer state cancels the older one's call.
+        state = {**self.clock.state, "positionSeconds": round(self.clock.position(), 3)}
+
+        # A function, not a coroutine: a worker cancelled before it starts leaves nothing unawaited.
+        self.run_worker(partial(self._render, name, state), group=f"render-{name}", exclusive=True)  # type: ignore[arg-type]
+
+    async def _render(self, name: str, state: dict[str, Any]) -> None:
         try:
-            text = await self.client.call_plugin(name, "render", self.clock.state)
+            text = await self.client.call_plugin(name, "render", state)
         except MfxError as error:
             text = f"{name}: {error}"
         for panel in self.query(f"#ext-{name}").results(Static):
@@ -314,7 +328,7 @@ class MfxTui(App[None]):
 
     def on_navigator_chosen(self, message: Navigator.Chosen) -> None:
         if message.level.on_enter is not None:
-            self.run_worker(message.level.on_enter(message.index), group="menu", exclusive=True)
+            self.run_worker(partial(message.level.on_enter, message.index), group="menu", exclusive=True)
 
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         table_id = event.data_table.id

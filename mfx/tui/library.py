@@ -5,6 +5,7 @@ lands; a source still silent after ``SLOW_SECONDS`` is marked slow."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -31,7 +32,7 @@ class LibraryMenus:
                             on_enter=self._open_library))
         playlists = self.app.query_one("#playlists", Navigator)
         playlists.reset(Level("Playlists", ("",), [("(Enter to load the playlists)",)], on_enter=self._load_playlists))
-        self.app.run_worker(self._load_playlists(0), group="playlists")
+        self.app.run_worker(partial(self._load_playlists, 0), group="playlists")  # type: ignore[arg-type]
 
     async def _get(self, path: str, **params: str) -> Any:
         try:

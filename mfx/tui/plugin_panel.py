@@ -4,6 +4,7 @@ recent events, a followed log tail), and restart / suspend with the CLI's own pa
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -75,7 +76,7 @@ class PluginPanel:
         self.app.query_one("#plugin-events", Static).update("events: loading…")
         log = self.app.query_one("#plugin-log", RichLog)
         log.clear()
-        self.app.run_worker(self._follow(self.open_name), group="detail", exclusive=True)
+        self.app.run_worker(partial(self._follow, self.open_name), group="detail", exclusive=True)  # type: ignore[arg-type]
 
     def close_detail(self) -> bool:
         if self.open_name is None:

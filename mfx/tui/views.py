@@ -205,6 +205,7 @@ class NowView(Vertical):
     """Title, artist, album, the progress bar (m:ss), volume and mode, and the lyrics."""
 
     def compose(self) -> ComposeResult:
+        yield Static("Now playing", classes="title")
         yield Static("", id="now-title")
         yield Static("", id="now-progress")
         yield Static("", id="now-settings")
