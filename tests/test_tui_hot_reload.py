@@ -73,6 +73,10 @@ async def test_an_edited_panel_changes_and_a_broken_edit_keeps_the_old_one(daemo
         await until(pilot, "the hello-hot panel", lambda: "nothing playing" in panel())
         assert app.query_one("#ext-hello-hot").parent.id == "region-bottom"  # type: ignore[union-attr]
         assert app.extensions["hello-hot"].keys == ["ctrl+n", "ctrl+b", "ctrl+s"]
+        await pilot.press("question_mark")  # the key map lists the plugin's keys too
+        await until(pilot, "plugin keys in the key map",
+                    lambda: "ctrl+n, ctrl+b, ctrl+s  (hello-hot)" in str(app.query_one("#help").render()))
+        await pilot.press("escape")
 
         # Its keys reach the player through its handle_input: ctrl+s is "mode:shuffle".
         await pilot.press("ctrl+s")

@@ -134,6 +134,25 @@ async def test_search_play_pause_next_volume_and_lyrics_follow_the_player(rig: P
         await until(pilot, "volume up by 5", lambda: player(rig).volume == 55)
         await until(pilot, "the now line shows it", lambda: "vol 55" in str(app.query_one("#nowline").render()))
 
+        # Library: Artists, then one artist's songs.
+        await pilot.press("1", "enter")
+        artists = await until(pilot, "the artists", lambda: "Beyoncé" in (
+            n := [r[0] for r in table_text(app, "#library Listing")]) and n)
+        await pilot.press(*["j"] * artists.index("Beyoncé"), "enter")
+        await until(pilot, "Beyoncé's songs", lambda: sorted(r[0] for r in table_text(app, "#library Listing"))
+                    == ["Crazy in Love", "Naughty Girl"])
+
+        # Playlists: the list, Enter opens one, Esc comes back.
+        await pilot.press("2")
+        names = await until(pilot, "the playlists", lambda: "Mañana Mix" in (
+            n := [r[0] for r in table_text(app, "#playlists Listing")]) and n)
+        await pilot.press(*["j"] * names.index("Mañana Mix"), "enter")
+        await until(pilot, "its songs",
+                    lambda: [r[0] for r in table_text(app, "#playlists Listing")] == ["Mar", "Marbles"])
+        await pilot.press("escape")
+        await until(pilot, "back to the list",
+                    lambda: "Mañana Mix" in [r[0] for r in table_text(app, "#playlists Listing")])
+
 
 async def test_the_plugins_view_follows_the_watch_and_sends_the_cli_patches(rig: PlayerRig) -> None:
     app = MfxTui(Connection(socket=rig.home / "mfx.sock"))

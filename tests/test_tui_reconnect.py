@@ -1,5 +1,5 @@
-"""``mfx tui`` outlives its daemon: when the daemon stops the status line says it is
-reconnecting; when a daemon is back on the same socket the TUI reconnects, says so, and shows
+"""``mfx tui`` outlives its daemon: when the daemon stops the status line says it cannot
+reach it and is retrying; when a daemon is back on the same socket the TUI reconnects, says so, and shows
 the new daemon's state."""
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ async def test_the_tui_reconnects_after_a_daemon_restart(tmp_path: Path) -> None
 
             running.__exit__(None, None, None)
             running = None
-            await until(pilot, "reconnecting in the status line",
-                        lambda: "daemon unreachable" in status() and "reconnecting" in status())
+            await until(pilot, "retrying in the status line",
+                        lambda: "cannot reach the mfx daemon" in status() and "retrying" in status())
 
             second = daemon(home)
             with second.running():

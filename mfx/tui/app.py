@@ -154,7 +154,7 @@ class MfxTui(App[None]):
         self.show_status()
 
     def show_status(self) -> None:
-        parts = [f"daemon unreachable ({why}); reconnecting…" for why in sorted(set(self.links.values()))]
+        parts = [f"{why} (retrying…)" for why in sorted(set(self.links.values()))]
         parts += [f"{name}: ReloadFailed: {why}" for name, why in sorted(reload_problems(self.plugins.objects).items())
                   if name in self.extensions]
         if not parts:
@@ -206,6 +206,9 @@ class MfxTui(App[None]):
                 panel.styles.width = extension.rows + 4
             await self.query_one(f"#region-{extension.region}").mount(panel)
             self.render_extension(name)
+        plugin_keys = [f"{', '.join(e.keys)}  ({e.name})" for e in self.extensions.values() if e.keys]
+        self.query_one("#help", Static).update(
+            keymap_text() + ("\n\nUIExtension keys:\n" + "\n".join(plugin_keys) if plugin_keys else ""))
         self.show_status()
 
     async def drop_extension(self, name: str) -> None:
@@ -297,6 +300,8 @@ class MfxTui(App[None]):
         if switcher.current != name:
             self.previous_view = switcher.current or "now"
         switcher.current = name
+        if name == "playlists" and len(self.query_one("#playlists", Navigator).levels) <= 1:
+            self.menus.reload_playlists()  # sources may have come and gone since
         if name == "search":
             self.query_one("#search-input", Input).focus()
             return

@@ -31,8 +31,12 @@ class LibraryMenus:
         library.reset(Level("Library", ("",), [("Artists",), ("Albums",), ("Songs",)],
                             on_enter=self._open_library))
         playlists = self.app.query_one("#playlists", Navigator)
-        playlists.reset(Level("Playlists", ("",), [("(Enter to load the playlists)",)], on_enter=self._load_playlists))
-        self.app.run_worker(partial(self._load_playlists, 0), group="playlists")  # type: ignore[arg-type]
+        playlists.reset(Level("Playlists", ("",), [("loading…",)], on_enter=self._load_playlists))
+        self.reload_playlists()
+
+    def reload_playlists(self) -> None:
+        self.app.run_worker(partial(self._load_playlists, 0), group="playlists",  # type: ignore[arg-type]
+                            exclusive=True)
 
     async def _get(self, path: str, **params: str) -> Any:
         try:
@@ -75,14 +79,17 @@ class LibraryMenus:
 
     async def _load_playlists(self, _index: int) -> None:
         navigator = self.app.query_one("#playlists", Navigator)
-        found = await self._get("playlists")
-        if found is None:
+        try:
+            playlists = list(await self.app.client.get(f"{PLAYER}/playlists") or [])
+        except MfxError as error:  # said in the view (also loaded at start, when no one asked)
+            navigator.reset(Level("Playlists", ("",), [(str(error),), ("(Enter to try again)",)],
+                                  on_enter=self._load_playlists))
             return
-        playlists = list(found)
 
         async def open_one(row: int) -> None:
             chosen = playlists[row]
-            answer = await self._get(f"playlists/{chosen.get('name', '')}", source=str(chosen.get("source", "")))
+            # By name alone: a playlist's "source" is the songs' source id, not the plugin's name.
+            answer = await self._get(f"playlists/{chosen.get('name', '')}")
             if answer is not None:
                 navigator.push(self._songs_level(str(chosen.get("name", "")), answer.get("songs") or []))
 
