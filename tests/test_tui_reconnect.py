@@ -51,7 +51,8 @@ async def test_the_tui_reconnects_after_a_daemon_restart(tmp_path: Path) -> None
                 return str(app.query_one("#status").render())
 
             await until(pilot, "first state", lambda: "volume" in app.clock.state)
-            first.call(first.context.player.set_volume, 40)  # type: ignore[union-attr]
+            for volume in range(30, 41):  # many changes: the first daemon's state version runs ahead
+                first.call(first.context.player.set_volume, volume)  # type: ignore[union-attr]
             await until(pilot, "volume 40", lambda: app.clock.state.get("volume") == 40)
 
             running.__exit__(None, None, None)
@@ -62,7 +63,7 @@ async def test_the_tui_reconnects_after_a_daemon_restart(tmp_path: Path) -> None
             second = daemon(home)
             with second.running():
                 await until(pilot, "reconnected in the status line", lambda: "reconnected to" in status())
-                # A new daemon's player starts at its own volume: the screen follows it.
+                # A new daemon's player counts its versions from the start: the screen follows it.
                 second.call(second.context.player.set_volume, 70)  # type: ignore[union-attr]
                 await until(pilot, "the new daemon's state",
                             lambda: "vol 70" in str(app.query_one("#nowline").render()))

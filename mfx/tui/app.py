@@ -119,9 +119,14 @@ class MfxTui(App[None]):
             self.show_status()
         return report
 
+    def on_answer(self, answer: Any) -> None:
+        """The state a player call answered with: shown at once, unless the watch already
+        brought a newer one (the watch's lines come in order; answers may overtake them)."""
+        if isinstance(answer, dict) and "status" in answer \
+                and answer.get("version", 0) >= self.clock.state.get("version", -1):
+            self.on_state(answer)
+
     def on_state(self, state: dict[str, Any]) -> None:
-        if state.get("version", 0) < self.clock.state.get("version", -1):
-            return  # an answer older than what the watch already brought
         if "lyric" not in state and "lyric" in self.clock.state:
             state = {**state, "lyric": self.clock.state["lyric"]}
         self.clock.update(state)
@@ -260,8 +265,7 @@ class MfxTui(App[None]):
         except MfxError as error:
             self.say(f"{action}: {error}")
             return
-        if isinstance(answer, dict) and "status" in answer:
-            self.on_state(answer)
+        self.on_answer(answer)
 
     async def play(self, body: dict[str, Any]) -> None:
         try:
@@ -269,8 +273,7 @@ class MfxTui(App[None]):
         except MfxError as error:
             self.say(f"play: {error}")
             return
-        if isinstance(answer, dict) and "status" in answer:
-            self.on_state(answer)
+        self.on_answer(answer)
 
     async def action_queue_remove(self) -> None:
         row = self.query_one("#queue-list", Listing).cursor_row
