@@ -76,6 +76,7 @@ class MfxTui(App[None]):
         self.plugin_panel = PluginPanel(self)
         self.previous_view = "now"
         self.rendered_second = -1
+        self.extensions_lock = anyio.Lock()
 
     # --- layout --------------------------------------------------------------------------
 
@@ -127,10 +128,8 @@ class MfxTui(App[None]):
             self.on_state(answer)
 
     def on_state(self, state: dict[str, Any]) -> None:
-        if "lyric" not in state and "lyric" in self.clock.state:
-            state = {**state, "lyric": self.clock.state["lyric"]}
         self.clock.update(state)
-        if self.message.startswith("connecting") or not self.links:
+        if not self.links:
             self.show_status()
         self.query_one(NowView).show(self.clock)
         self.query_one(QueueView).show(state)
@@ -159,7 +158,7 @@ class MfxTui(App[None]):
         self.show_status()
 
     def show_status(self) -> None:
-        parts = [f"{why} (retrying…)" for why in sorted(set(self.links.values()))]
+        parts = [f"retrying: {why}" for why in sorted(set(self.links.values()))]
         parts += [f"{name}: ReloadFailed: {why}" for name, why in sorted(reload_problems(self.plugins.objects).items())
                   if name in self.extensions]
         if not parts:
@@ -184,8 +183,13 @@ class MfxTui(App[None]):
 
     # --- UIExtension panels ------------------------------------------------------------------
 
-    @work(group="extensions", exclusive=True)
+    @work(group="extensions")
     async def sync_extensions(self) -> None:
+        # One sync at a time, each to the end: a cancelled one could leave a panel half made.
+        async with self.extensions_lock:
+            await self._sync_extensions()
+
+    async def _sync_extensions(self) -> None:
         live = live_extensions(self.plugins.objects)
         refused = reload_problems(self.plugins.objects)
         for name in [name for name in self.extensions if name not in live]:
