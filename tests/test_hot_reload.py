@@ -164,7 +164,10 @@ async def test_hello_hot_renders_a_status_line_and_unloads_cleanly(tmp_path: Pat
         state = {"status": "playing", "positionSeconds": 83.0, "volume": 80,
                  "current": {"title": "Song", "artists": [{"name": "Band"}], "durationSeconds": 296}}
         assert await instance.call("render", [state]) == "▶ Band - Song  1:23/4:56  vol 80"
-        assert await instance.call("handle_input", [" "]) == "toggle"
+        assert await instance.call("handle_input", ["ctrl+n"]) == "next"
+        assert await instance.call("layout") == {"regions": [{"name": "bottom", "rows": 1, "title": "hello-hot"}]}
+        for theme in await instance.call("themes"):
+            assert (await instance.call("theme", [theme]))["primary"].startswith("#")
         await instance.stop()
         await instance.cleanup()
         with pytest.raises(PluginRuntimeError, match="unloaded"):

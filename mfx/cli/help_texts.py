@@ -71,6 +71,7 @@ TOP_HELP: dict[int, str] = {
         '  now            What is playing: song, progress bar, the lyric line...\n'
         '  lyrics         Lyrics of the current song; the line showing now is...\n'
         '  migrate        Import the settings of another player as mfx manifests.\n'
+        '  tui            Full-screen terminal player and plugin console.\n'
         '  plugin         Write, package, sign, verify and install plugins.\n'
         '  trust          Manage the public keys the daemon trusts to sign plugin...\n'
         '  rollback       Put a plugin back on its previous version (sets...\n'
@@ -138,6 +139,7 @@ TOP_HELP: dict[int, str] = {
         '  now            What is playing: song, progress bar, the lyric line showing now.\n'
         "  lyrics         Lyrics of the current song; the line showing now is marked with '>'.\n"
         '  migrate        Import the settings of another player as mfx manifests.\n'
+        '  tui            Full-screen terminal player and plugin console.\n'
         '  plugin         Write, package, sign, verify and install plugins.\n'
         '  trust          Manage the public keys the daemon trusts to sign plugin packages.\n'
         '  rollback       Put a plugin back on its previous version (sets spec.version).\n'

@@ -42,6 +42,7 @@ from mfx.cli.rollout import rollout
 from mfx.cli.serve import serve
 from mfx.cli.top import top
 from mfx.cli.trust import trust_group
+from mfx.cli.tui import tui
 from mfx.cli.wait import wait_cmd
 
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
@@ -54,7 +55,7 @@ OPERATIONS: tuple[click.Command, ...] = (
 )
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
-    migrate,
+    migrate, tui,
 )
 TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, demo)
 PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd, install, list_cmd)

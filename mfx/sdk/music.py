@@ -181,7 +181,8 @@ class UIExtension(Plugin, abc.ABC):
 
     - ``render(state)``: the panel's text for a ``PlayerState`` (wire form, as
       ``GET /apis/player.mfx.musicfox.io/v1/state`` answers it). Plain text; lines end with
-      ``\\n``. Called at every change of the player's state and after every reload.
+      ``\\n``. Called at every change of the player's state, after every reload, and once a
+      second while a song plays (``positionSeconds`` is then the host's running clock).
     - ``layout()``: where the panel goes: ``{"regions": [{"name": REGION, "rows": N,
       "title": TEXT}]}``; the first region counts. ``name`` is one of ``REGIONS``; ``rows``
       is the height of a top/bottom panel (or the width in columns of a left/right one).
@@ -192,6 +193,10 @@ class UIExtension(Plugin, abc.ABC):
     - ``themes()`` and ``theme(name)``: theme names the user can pick (``t`` in the TUI, the
       theme menu on the web) and each one's palette: colours as ``"#rrggbb"`` under
       ``PALETTE_KEYS`` (``primary`` required) and ``"dark": bool``.
+
+    A hot_reload UIExtension's edits show while the hosts run: they ask ``layout``, ``keys`` and
+    ``themes`` again after each reload, and keep the old panel when a reload is refused. The
+    example is ``plugins/hello-hot``.
     """
 
     ACTIONS: ClassVar[frozenset[str]] = frozenset(
