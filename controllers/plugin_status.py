@@ -30,6 +30,8 @@ def write_ready_running(status: StatusPatcher, run: RunState, current: Running, 
         message += f"; {run.note}"
     status.condition(ConditionType.READY, True, run.ready_reason, message)
     status.condition(ConditionType.HEALTHY, True, PluginReason.HEALTH_CHECK_PASSED, "health checks pass")
+    # Read again at every reconcile: a hot reload changes the generation and last error in place.
+    write_runtime(status, current)
     if reconciling:
         reason = (PluginReason.UPGRADING if "upgrading" in reconciling
                   else PluginReason.RESTARTING if reconciling.startswith("restarting") else PluginReason.RUNNING)
@@ -48,10 +50,14 @@ def write_rolled_back(status: StatusPatcher, run: RunState, current: Running) ->
 def write_adopted(status: StatusPatcher, running: Running) -> None:
     """The fields of a newly started instance."""
     status.set("resolvedVersion", running.version)
-    status.set("runtime", {**_jsonable(running.instance.details), "directory": str(running.request.plugin_dir)})
+    write_runtime(status, running)
     status.set("startedAt", rfc3339(running.started_at))
     status.set("readyAt", rfc3339(running.ready_at))
     status.set("lastStartDurationSeconds", round(running.start_seconds, 6))
+
+
+def write_runtime(status: StatusPatcher, running: Running) -> None:
+    status.set("runtime", {**_jsonable(running.instance.details), "directory": str(running.request.plugin_dir)})
 
 
 def write_common(status: StatusPatcher, run: RunState) -> None:

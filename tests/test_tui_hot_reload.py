@@ -90,6 +90,8 @@ async def test_an_edited_panel_changes_and_a_broken_edit_keeps_the_old_one(daemo
         text = source.read_text()
         save_like_an_editor(source, text.replace(RENDER_LINE, 'line = f"EDITED {symbol} {what}"'))
         await until(pilot, "the edited panel", lambda: "EDITED ■ nothing playing" in panel())
+        shown = run_cli(home, "get", "pm/hello-hot", "-o", "jsonpath={.status.runtime.generation}")
+        assert shown.output.strip() == "2", shown.output  # the object says which version serves
 
         broken = text.replace("def render(self, state: Mapping[str, Any]) -> str:", "def render(self, state")
         save_like_an_editor(source, broken)
