@@ -4,11 +4,12 @@ Routes (all behind ``auth.Guard``):
 
     GET  /                          the page (static/index.html)
     GET  /static/...                scripts, styles, vendored libraries
-    GET  /ui/stream/plugins         SSE: list, then changes of PluginManifests, + critical chain
-    GET  /ui/stream/sinks           SSE: list, then changes of AudioSinks
-    GET  /ui/stream/player          SSE: the player's state now and at every change
-    GET  /ui/stream/health          SSE: health samples per plugin, from /metrics
-    GET  /ui/stream/panels          SSE: UIExtension panels, re-rendered at every change
+    GET  /ui/stream?topics=...      SSE, one stream for the page's topics (``sse.merge``):
+         plugins   list, then changes of PluginManifests, and the critical chain
+         sinks     list, then changes of AudioSinks
+         player    the player's state now and at every change
+         health    health samples per plugin, from /metrics
+         panels    UIExtension panels, rendered again at every change
     GET  /ui/stream/plugin/{name}   SSE: one plugin's events and a live tail of its log
     GET  /ui/theme/{plugin}/{name}  a UIExtension theme's palette
     *    /apis/player.mfx.musicfox.io/v1/...   the player API, passed through
@@ -16,7 +17,8 @@ Routes (all behind ``auth.Guard``):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,35 +32,64 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mfx.errors import MfxError
+from mfx.server.streams import until_shutdown
 from mfx.webui import extensions
 from mfx.webui.auth import Guard
 from mfx.webui.daemon_client import DaemonClient
 from mfx.webui.graph_model import critical_chain
 from mfx.webui.health import HealthSampler
-from mfx.webui.sse import HEADERS, KEEPALIVE, MEDIA_TYPE, Mirror, frame, watch_stream
+from mfx.webui.sse import (
+    HEADERS,
+    MEDIA_TYPE,
+    Message,
+    Mirror,
+    merge,
+    parse_last_event_id,
+    watch_topic,
+)
+
+log = logging.getLogger("mfx.webui")
 
 GROUP = "/apis/mfx.musicfox.io/v1alpha1"
 PLAYER = "/apis/player.mfx.musicfox.io/v1"
 EVENTS = "/api/v1/events"
+TOPICS = ("plugins", "sinks", "player", "health", "panels")
 
 
 def static_dir() -> Path:
     return Path(str(resources.files("mfx.webui") / "static"))
 
 
-def _chain(mirror: Mirror) -> list[bytes]:
-    return [frame("chain", {"nodes": critical_chain(mirror.objects.values())})]
+def _chain(mirror: Mirror) -> list[Message]:
+    return [Message("chain", {"nodes": critical_chain(mirror.objects.values())})]
 
 
-async def _guarded(items: AsyncIterator[bytes], shutdown: anyio.Event) -> AsyncIterator[bytes]:
-    """End with the daemon, and turn a failure into a message the page shows."""
-    from mfx.server.streams import until_shutdown
+def _problem(topic: str, error: Exception) -> Message | None:
+    if isinstance(error, MfxError):
+        return Message("problem", {"message": f"{topic}: {error}"})
+    log.exception("web UI: the %s stream failed", topic, exc_info=error)
+    return Message("problem", {"message": f"{topic}: {type(error).__name__}: {error}"})
 
+
+async def _player(client: DaemonClient) -> AsyncIterator[Message]:
+    async for event in client.lines(f"{PLAYER}/state", {"watch": "true"}):
+        if event.get("type") == "STATE":
+            yield Message("state", event.get("object") or {})
+        elif event.get("type") == "ERROR":
+            message = (event.get("object") or {}).get("message") or "this daemon runs no player"
+            yield Message("problem", {"message": f"player: {message}"})
+            return
+
+
+async def _health(health: HealthSampler) -> AsyncIterator[Message]:
+    receive = health.subscribe()
     try:
-        async for item in until_shutdown(items, shutdown):
-            yield item
-    except MfxError as error:
-        yield frame("problem", {"message": str(error)})
+        yield Message("history", {"interval": health.interval, "rings": health.snapshot()})
+        async with receive:
+            async for points in receive:
+                yield Message("sample", points)
+    finally:
+        health.unsubscribe(receive)
 
 
 def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None,
@@ -67,55 +98,33 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
     static = static_dir()
 
     def sse(items: AsyncIterator[bytes]) -> StreamingResponse:
-        return StreamingResponse(_guarded(items, shutdown), media_type=MEDIA_TYPE, headers=HEADERS)
+        return StreamingResponse(until_shutdown(items, shutdown), media_type=MEDIA_TYPE, headers=HEADERS)
 
     async def index(request: Request) -> Response:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def plugins(request: Request) -> Response:
-        return sse(watch_stream(client, f"{GROUP}/pluginmanifests",
-                                last_event_id=request.headers.get("last-event-id"), extra=_chain))
-
-    async def sinks(request: Request) -> Response:
-        return sse(watch_stream(client, f"{GROUP}/audiosinks", last_event_id=request.headers.get("last-event-id")))
-
-    async def player(request: Request) -> Response:
-        async def states() -> AsyncIterator[bytes]:
-            yield KEEPALIVE
-            async for event in client.lines(f"{PLAYER}/state", {"watch": "true"}):
-                if event.get("type") == "STATE":
-                    yield frame("state", event.get("object") or {})
-                elif event.get("type") == "ERROR":
-                    yield frame("problem", {"message": (event.get("object") or {}).get("message")
-                                            or "this daemon runs no player"})
-                    return
-        return sse(states())
-
-    async def health_stream(request: Request) -> Response:
-        async def samples() -> AsyncIterator[bytes]:
-            receive = health.subscribe()
-            try:
-                yield frame("history", {"interval": health.interval, "rings": health.snapshot()})
-                async with receive:
-                    async for points in receive:
-                        yield frame("sample", points)
-            finally:
-                health.unsubscribe(receive)
-        return sse(samples())
-
-    async def panels(request: Request) -> Response:
-        return sse(extensions.panel_stream(client))
+    async def stream(request: Request) -> Response:
+        wanted = [t for t in request.query_params.get("topics", ",".join(TOPICS)).split(",") if t in TOPICS]
+        positions = parse_last_event_id(request.headers.get("last-event-id"))
+        makers: dict[str, Callable[[], AsyncIterator[Message]]] = {
+            "plugins": lambda: watch_topic(client, f"{GROUP}/pluginmanifests", resume=positions.get("plugins"),
+                                           derived=_chain),
+            "sinks": lambda: watch_topic(client, f"{GROUP}/audiosinks", resume=positions.get("sinks")),
+            "player": lambda: _player(client),
+            "health": lambda: _health(health),
+            "panels": lambda: extensions.panel_stream(client),
+        }
+        return sse(merge({t: makers[t]() for t in wanted}, positions, _problem))
 
     async def plugin_detail(request: Request) -> Response:
         name = request.path_params["name"]
-        return sse(_plugin_detail(client, name))
+        return sse(merge({"events": _events(client, name), "log": _log(client, name)}, {}, _problem))
 
     async def theme(request: Request) -> Response:
         try:
             palette = await extensions.theme(client, request.path_params["plugin"], request.path_params["name"])
         except MfxError as error:
-            return Response(orjson.dumps({"message": str(error)}), status_code=error.code if error.code >= 400 else 502,
-                            media_type="application/json")
+            return _error(str(error), error.code if error.code >= 400 else 502)
         return Response(orjson.dumps(palette), media_type="application/json")
 
     async def player_api(request: Request) -> Response:
@@ -124,16 +133,12 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
             answer = await client.request(request.method, f"{PLAYER}/{request.path_params['path']}",
                                           params=dict(request.query_params), body=body or None)
         except MfxError as error:
-            return Response(orjson.dumps({"message": str(error)}), status_code=503, media_type="application/json")
+            return _error(str(error), 503)
         return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
     app = Starlette(routes=[
         Route("/", index),
-        Route("/ui/stream/plugins", plugins),
-        Route("/ui/stream/sinks", sinks),
-        Route("/ui/stream/player", player),
-        Route("/ui/stream/health", health_stream),
-        Route("/ui/stream/panels", panels),
+        Route("/ui/stream", stream),
         Route("/ui/stream/plugin/{name}", plugin_detail),
         Route("/ui/theme/{plugin}/{name}", theme),
         Route(PLAYER + "/{path:path}", player_api, methods=["GET", "POST", "PUT", "DELETE"]),
@@ -142,34 +147,22 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
     return Guard(app, token=token)
 
 
-async def _plugin_detail(client: DaemonClient, name: str) -> AsyncIterator[bytes]:
-    """``event: events`` (the list, then each new one) and ``event: log`` (the last lines,
-    then each line as the plugin writes it), from two streams of the API at once."""
+def _error(message: str, code: int) -> Response:
+    return Response(orjson.dumps({"message": message}), status_code=code, media_type="application/json")
+
+
+async def _events(client: DaemonClient, name: str) -> AsyncIterator[Message]:
+    """The plugin's events: the list, then each new one."""
     selector = f"involvedObject.kind=PluginManifest,involvedObject.name={name}"
-    send, receive = anyio.create_memory_object_stream[bytes](32)
+    page = await client.get_json(EVENTS, {"fieldSelector": selector})
+    yield Message("items", {"items": page.get("items") or [], "replace": True})
+    watch = {"fieldSelector": selector, "watch": "true", "resourceVersion": str(page["metadata"]["resourceVersion"])}
+    async for event in client.lines(EVENTS, watch):
+        if event.get("type") in ("ADDED", "MODIFIED"):
+            yield Message("items", {"items": [event["object"]]})
 
-    async def events() -> None:
-        page = await client.get_json(EVENTS, {"fieldSelector": selector})
-        await send.send(frame("events", {"items": page.get("items") or [], "replace": True}))
-        watch = {"fieldSelector": selector, "watch": "true", "resourceVersion": str(page["metadata"]["resourceVersion"])}
-        async for event in client.lines(EVENTS, watch):
-            if event.get("type") in ("ADDED", "MODIFIED"):
-                await send.send(frame("events", {"items": [event["object"]]}))
 
-    async def log() -> None:
-        async for line in client.lines(f"{GROUP}/pluginmanifests/{name}/log", {"follow": "true", "tailLines": "50"}):
-            await send.send(frame("log", line))
-
-    async def guard(part: Any) -> None:
-        try:
-            await part()
-        except MfxError as error:
-            await send.send(frame("problem", {"message": str(error)}))
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(guard, events)
-        group.start_soon(guard, log)
-        yield KEEPALIVE
-        async with receive:
-            async for message in receive:
-                yield message
+async def _log(client: DaemonClient, name: str) -> AsyncIterator[Message]:
+    """The last lines of the plugin's log, then each line as the plugin writes it."""
+    async for line in client.lines(f"{GROUP}/pluginmanifests/{name}/log", {"follow": "true", "tailLines": "50"}):
+        yield Message("line", line)

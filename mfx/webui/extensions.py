@@ -18,7 +18,7 @@ import orjson
 
 from mfx.errors import MfxError
 from mfx.webui.daemon_client import DaemonClient
-from mfx.webui.sse import KEEPALIVE, Mirror, frame
+from mfx.webui.sse import Message, Mirror
 
 log = logging.getLogger("mfx.webui.extensions")
 
@@ -75,8 +75,8 @@ class Panels:
         return panels
 
 
-async def panel_stream(client: DaemonClient) -> AsyncIterator[bytes]:
-    """``event: panels`` now and at each change of the providers or of the player's state."""
+async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
+    """``panels`` now and at each change of the providers or of the player's state."""
     panels = Panels(client)
     changed = anyio.Event()
     mirror = Mirror()
@@ -103,7 +103,7 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[bytes]:
             elif event.get("type") == "ERROR":
                 return  # no player in this daemon: panels render the empty state
 
-    send, receive = anyio.create_memory_object_stream[bytes](4)
+    send, receive = anyio.create_memory_object_stream[Message](4)
 
     async def produce() -> None:
         nonlocal changed
@@ -111,13 +111,12 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[bytes]:
             while True:
                 await changed.wait()
                 changed = anyio.Event()
-                await send.send(frame("panels", {"panels": await panels.render()}))
+                await send.send(Message("panels", {"panels": await panels.render()}))
 
     async with anyio.create_task_group() as group:
         group.start_soon(follow_plugins)
         group.start_soon(follow_player)
         group.start_soon(produce)
-        yield KEEPALIVE
         async with receive:
             async for message in receive:
                 yield message
