@@ -76,7 +76,9 @@ async def _player(client: DaemonClient) -> AsyncIterator[Message]:
         if event.get("type") == "STATE":
             yield Message("state", event.get("object") or {})
         elif event.get("type") == "ERROR":
-            message = (event.get("object") or {}).get("message") or "this daemon runs no player"
+            status = event.get("object") or {}
+            message = ("this daemon runs no player" if status.get("code") == 404
+                       else status.get("message") or "the state watch failed")
             yield Message("problem", {"message": f"player: {message}"})
             return
 

@@ -67,7 +67,11 @@ class DaemonClient:
             async with self._http.stream("GET", path, params=params) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
-                    yield {"type": "ERROR", "object": orjson.loads(body) if body else {"code": response.status_code}}
+                    try:
+                        status = orjson.loads(body)
+                    except orjson.JSONDecodeError:  # a plain-text 404: no such API here
+                        status = {"code": response.status_code, "message": body.decode(errors="replace")}
+                    yield {"type": "ERROR", "object": status}
                     return
                 async for line in response.aiter_lines():
                     if line.strip():

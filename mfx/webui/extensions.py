@@ -27,7 +27,7 @@ PLAYER_STATE = "/apis/player.mfx.musicfox.io/v1/state"
 
 
 def providers(mirror: Mirror) -> dict[str, Any]:
-    """Ready UIExtension providers -> the generation of what runs (a reload changes it)."""
+    """Ready UIExtension providers -> what identifies the version that runs (a reload changes it)."""
     out: dict[str, Any] = {}
     for name, obj in mirror.objects.items():
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -35,7 +35,11 @@ def providers(mirror: Mirror) -> dict[str, Any]:
             continue
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         if ready:
-            out[name] = ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"))
+            # A reload is seen in the runtime's generation and in the Ready condition, whose
+            # message the controller rewrites at every reload ("reloaded: generation N ...").
+            cond = next(c for c in status.get("conditions") or [] if c.get("type") == "Ready")
+            out[name] = ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
+                         cond.get("reason"), cond.get("message"))
     return out
 
 
@@ -113,9 +117,16 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
                 changed = anyio.Event()
                 await send.send(Message("panels", {"panels": await panels.render()}))
 
+    async def quietly(part: Any) -> None:
+        # The player may be missing, or a watch end: the panels stay as they are.
+        try:
+            await part()
+        except MfxError as error:
+            log.info("web UI panels: %s", error)
+
     async with anyio.create_task_group() as group:
-        group.start_soon(follow_plugins)
-        group.start_soon(follow_player)
+        group.start_soon(quietly, follow_plugins)
+        group.start_soon(quietly, follow_player)
         group.start_soon(produce)
         async with receive:
             async for message in receive:

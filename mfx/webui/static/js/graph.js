@@ -174,6 +174,8 @@ export function startGraph() {
   cytoscape.use(cytoscapeDagre);
   cy = cytoscape({ container: document.getElementById("graph"), style: style(), minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3 });
   cy.on("tap", "node", (event) => select(event.target.id()));
+  // The graph's box changes with the window and when extension panels come or go: fit again.
+  new ResizeObserver(() => resizeGraph()).observe(document.getElementById("graph"));
   window.mfx = Object.assign(window.mfx || {}, { cy, plugins, renderedAt, chain: () => chain });
   on("plugins", {
     list: (data) => {

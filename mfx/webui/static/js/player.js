@@ -34,7 +34,7 @@ function renderState() {
   document.getElementById("now-status").textContent = state.status || "stopped";
   document.getElementById("now-title").textContent = song ? song.title : "Nothing playing";
   document.getElementById("now-artist").textContent = song ? [artists(song), song.album?.name].filter(Boolean).join(" — ") : "";
-  document.getElementById("btn-play").textContent = state.status === "playing" ? "⏸" : "▶";
+  document.getElementById("btn-play").textContent = state.status === "playing" ? "❚❚" : "▶";
   const volume = document.getElementById("volume");
   if (document.activeElement !== volume) volume.value = state.volume ?? 100;
   const queue = state.queue || [];
