@@ -54,8 +54,8 @@ function style() {
   const fg = cssVar("--foreground", "#e6e6e6");
   return [
     { selector: "node", style: {
-      "shape": "round-rectangle", "width": 150, "height": 46, "label": "data(label)",
-      "text-wrap": "wrap", "text-valign": "center", "text-halign": "center", "font-size": 12,
+      "shape": "round-rectangle", "width": "label", "height": "label", "padding": "12px", "label": "data(label)",
+      "text-wrap": "wrap", "text-valign": "center", "text-halign": "center", "font-size": 13,
       "color": "#111", "background-color": "#9aa0a6", "border-width": 2, "border-color": "#00000040" } },
     { selector: 'node[state = "Ready"]', style: { "background-color": cssVar("--success", "#3fb96b") } },
     { selector: 'node[state = "Unhealthy"]', style: { "background-color": cssVar("--warning", "#e8a33d") } },
@@ -73,7 +73,7 @@ function style() {
 }
 
 function layout() {
-  cy.layout({ name: "dagre", rankDir: "BT", nodeSep: 30, rankSep: 60, animate: false, fit: true, padding: 24 }).run();
+  cy.layout({ name: "dagre", rankDir: "BT", nodeSep: 24, rankSep: 50, animate: false, fit: true, padding: 24 }).run();
   if (cy.zoom() > 1.4) { cy.zoom(1.4); cy.center(); }
 }
 
@@ -131,6 +131,16 @@ function select(name) {
   renderDetail();
 }
 
+function unselect() {
+  selected = null;
+  if (detailStream) { detailStream.close(); detailStream = null; }
+  cy.elements().unselect();
+  document.getElementById("detail-title").textContent = "Plugins";
+  document.getElementById("detail-hint").hidden = false;
+  document.getElementById("plugin-list").hidden = false;
+  document.getElementById("detail-body").hidden = true;
+}
+
 function renderDetail() {
   const obj = plugins.get(selected);
   document.getElementById("detail-title").textContent = selected;
@@ -174,6 +184,7 @@ export function startGraph() {
   cytoscape.use(cytoscapeDagre);
   cy = cytoscape({ container: document.getElementById("graph"), style: style(), minZoom: 0.1, maxZoom: 3, wheelSensitivity: 0.3 });
   cy.on("tap", "node", (event) => select(event.target.id()));
+  cy.on("tap", (event) => { if (event.target === cy) unselect(); });
   // The graph's box changes with the window and when extension panels come or go: fit again.
   new ResizeObserver(() => resizeGraph()).observe(document.getElementById("graph"));
   window.mfx = Object.assign(window.mfx || {}, { cy, plugins, renderedAt, chain: () => chain });

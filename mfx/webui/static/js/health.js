@@ -6,7 +6,8 @@ const charts = new Map(); // name -> {plot, value}
 const RING = 60;
 
 function series(ring) {
-  return [ring.map((p) => p.t), ring.map((p) => p.probeMs), ring.map((p) => p.failures)];
+  // A failure count of 0 draws no bar at all.
+  return [ring.map((p) => p.t), ring.map((p) => p.probeMs), ring.map((p) => (p.failures ? p.failures : null))];
 }
 
 function card(name) {
@@ -14,8 +15,9 @@ function card(name) {
   const box = el("div", { class: "spark-plot" });
   const node = el("div", { class: "card spark", "data-plugin": name }, el("div", { class: "spark-head" }, el("b", {}, name), value), box);
   document.getElementById("sparklines").append(node);
+  new ResizeObserver(() => { const c = charts.get(name); if (c && box.clientWidth) c.plot.setSize({ width: box.clientWidth, height: 70 }); }).observe(box);
   const plot = new uPlot({
-    width: 300, height: 70, legend: { show: false }, cursor: { show: false },
+    width: Math.max(200, box.clientWidth || 300), height: 70, legend: { show: false }, cursor: { show: false },
     scales: { x: { time: true }, y: { auto: true, range: (u, min, max) => [0, Math.max(1, max)] }, f: { range: [0, 3] } },
     axes: [{ show: false }, { show: false }, { show: false, scale: "f" }],
     series: [{}, { label: "probe ms", stroke: "#8ab4f8", width: 2, fill: "#8ab4f822", spanGaps: true },
@@ -32,7 +34,7 @@ function update(name) {
   const last = ring[ring.length - 1] || {};
   const probe = [...ring].reverse().find((p) => p.probeMs !== null && p.probeMs !== undefined);
   const failed = ring.reduce((sum, p) => sum + (p.failures || 0), 0);
-  chart.value.textContent = `${probe ? `${probe.probeMs.toFixed(1)} ms` : "no probe yet"} · ${failed} failed`;
+  chart.value.textContent = probe ? `probe ${probe.probeMs.toFixed(1)} ms · ${failed} failed` : `no health probe${failed ? ` · ${failed} failed` : ""}`;
   chart.node.classList.toggle("unhealthy", last.healthy === 0);
 }
 
