@@ -74,7 +74,7 @@ function style() {
 
 function layout() {
   cy.layout({ name: "dagre", rankDir: "BT", nodeSep: 24, rankSep: 50, animate: false, fit: true, padding: 24 }).run();
-  if (cy.zoom() > 1.4) { cy.zoom(1.4); cy.center(); }
+  readableZoom();
 }
 
 function markChain() {
@@ -208,6 +208,20 @@ export function restyleGraph() {
   if (cy) cy.style(style());
 }
 
+// Fitted, a big graph's labels are too small to read: below that zoom, stay readable and
+// centre on the top of the graph (the plugins everything depends on); wheel and drag move on.
+const MIN_READABLE = 0.8;
+function readableZoom() {
+  if (cy.zoom() > 1.4) { cy.zoom(1.4); cy.center(); }
+  if (cy.nodes().length && cy.zoom() < MIN_READABLE) {
+    const top = cy.nodes().filter((n) => n.outgoers("edge").length === 0);
+    cy.zoom(MIN_READABLE);
+    cy.center(top.length ? top : undefined);
+    const box = cy.elements().renderedBoundingBox();
+    cy.panBy({ x: 0, y: 24 - box.y1 });  // the top row at the top of the box
+  }
+}
+
 export function resizeGraph() {
-  if (cy) { cy.resize(); cy.fit(undefined, 24); if (cy.zoom() > 1.4) { cy.zoom(1.4); cy.center(); } }
+  if (cy) { cy.resize(); cy.fit(undefined, 24); readableZoom(); }
 }
