@@ -26,7 +26,7 @@ CSP = (f"default-src 'self'; script-src 'self'; style-src 'self' {CYTOSCAPE_STYL
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make a form post say "Origin: null"
     (b"x-frame-options", b"DENY"),
 ]
 
@@ -91,6 +91,10 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
+        refusal = self._foreign(scope)
+        if refusal:
+            await _html(send_with_headers, 403, refusal.encode())
+            return
         path = scope["path"]
         if self.session is None or path == "/static/app.css" or self._signed_in(scope):
             await self.app(scope, receive, send_with_headers)
@@ -98,6 +102,22 @@ class Guard:
             await self._login(receive, send_with_headers)
         else:
             await _html(send_with_headers, 401, login_page())
+
+    def _foreign(self, scope: Scope) -> str | None:
+        """Why a request that another site made the browser send is refused, or None.
+
+        Without sign-in (loopback) any web page the user visits could reach this server
+        through the browser: a page on another site names its own host (DNS rebinding), and
+        a cross-site form or fetch that changes something carries a foreign Origin."""
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
+        host = _hostname(headers.get("host", ""))
+        if self.session is None and not is_loopback(host):
+            return f"This web UI answers only on a loopback address, not as {host!r}: open it with 'mfx ui'."
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD") and origin is not None:
+            if origin == "null" or _hostname(origin.split("://", 1)[-1]) != host:
+                return "Refused: this request came from another site (its Origin is not this server)."
+        return None
 
     def _signed_in(self, scope: Scope) -> bool:
         assert self.session is not None
@@ -132,6 +152,14 @@ class Guard:
                     "headers": [(b"location", b"/"), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _hostname(authority: str) -> str:
+    """``host:port`` or ``[v6]:port`` -> the host alone."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
 async def _html(send: Send, status: int, body: bytes) -> None:
