@@ -60,8 +60,26 @@ def static_dir() -> Path:
     return Path(str(resources.files("mfx.webui") / "static"))
 
 
-def _chain(mirror: Mirror) -> list[Message]:
-    return [Message("chain", {"nodes": critical_chain(mirror.objects.values())})]
+class ChainFeed:
+    """The critical chain, sent when it changes. Only dependencies and start/ready times go
+    into it, so most changes (a probe, a restart count) skip the graph work altogether."""
+
+    def __init__(self) -> None:
+        self._inputs: dict[str, Any] | None = None
+        self._sent: list[str] | None = None
+
+    def __call__(self, mirror: Mirror) -> list[Message]:
+        inputs = {name: (str((obj.get("spec") or {}).get("dependencies")),
+                         (obj.get("status") or {}).get("startedAt"), (obj.get("status") or {}).get("readyAt"))
+                  for name, obj in mirror.objects.items()}
+        if inputs == self._inputs:
+            return []
+        self._inputs = inputs
+        nodes = critical_chain(mirror.objects.values())
+        if nodes == self._sent:
+            return []
+        self._sent = nodes
+        return [Message("chain", {"nodes": nodes})]
 
 
 def _problem(topic: str, error: Exception) -> Message | None:
@@ -110,7 +128,7 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
         positions = parse_last_event_id(request.headers.get("last-event-id"))
         makers: dict[str, Callable[[], AsyncIterator[Message]]] = {
             "plugins": lambda: watch_topic(client, f"{GROUP}/pluginmanifests", resume=positions.get("plugins"),
-                                           derived=_chain),
+                                           derived=ChainFeed()),
             "sinks": lambda: watch_topic(client, f"{GROUP}/audiosinks", resume=positions.get("sinks")),
             "player": lambda: _player(client),
             "health": lambda: _health(health),

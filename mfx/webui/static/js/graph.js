@@ -108,13 +108,50 @@ function redraw() {
   document.body.dataset.graphNodes = String(plugins.size);
 }
 
+function listItem(name) {
+  const state = stateOf(plugins.get(name));
+  return el("li", { "data-plugin": name, "data-state": state, onclick: () => select(name) },
+    el("span", { class: `dot ${state.toLowerCase()}` }), name, el("span", { class: "muted" }, ` ${state === "NotReady" ? "Not Ready" : state}`));
+}
+
 function renderList() {
-  const list = document.getElementById("plugin-list");
-  list.replaceChildren(...[...plugins.keys()].sort().map((name) => {
-    const state = stateOf(plugins.get(name));
-    return el("li", { "data-plugin": name, "data-state": state, onclick: () => select(name) },
-      el("span", { class: `dot ${state.toLowerCase()}` }), name, el("span", { class: "muted" }, ` ${state === "NotReady" ? "Not Ready" : state}`));
-  }));
+  document.getElementById("plugin-list").replaceChildren(...[...plugins.keys()].sort().map(listItem));
+}
+
+// One object changed: touch only its node, its edges and its list row (a big graph is not
+// rebuilt at every change); lay out again only when nodes or edges came or went.
+function nodeData(name) {
+  const obj = plugins.get(name);
+  return obj ? { id: name, label: label(name, obj), state: stateOf(obj), rv: obj.metadata.resourceVersion }
+    : { id: name, label: `${name}\nmissing`, state: "Missing", rv: null };
+}
+
+function applyChange(type, obj) {
+  const name = obj.metadata.name;
+  const existed = plugins.has(name);
+  if (type === "DELETED") plugins.delete(name); else plugins.set(name, obj);
+  let topology = false;
+  cy.batch(() => {
+    const node = cy.getElementById(name);
+    const wanted = new Map(type === "DELETED" ? [] : dependencies(obj).map((d) => [`${name}->${d.name}`, d]));
+    node.outgoers("edge").forEach((edge) => { if (!wanted.has(edge.id())) { edge.remove(); topology = true; } });
+    if (type === "DELETED" && node.nonempty() && node.incomers("edge").length === 0) { node.remove(); topology = true; }
+    else if (node.empty()) { cy.add({ group: "nodes", data: nodeData(name) }); topology = true; }
+    else node.data(nodeData(name));
+    for (const [id, dep] of wanted) {
+      if (cy.getElementById(dep.name).empty()) { cy.add({ group: "nodes", data: nodeData(dep.name) }); topology = true; }
+      const edge = cy.getElementById(id);
+      const data = { id, source: name, target: dep.name, optional: dep.optional ? "yes" : "no" };
+      if (edge.empty()) { cy.add({ group: "edges", data }); topology = true; } else edge.data(data);
+    }
+    cy.nodes('[state = "Missing"]').forEach((n) => { if (n.incomers("edge").length === 0) { n.remove(); topology = true; } });
+  });
+  if (topology) { layout(); markChain(); }
+  renderedAt[name] = { rv: type === "DELETED" ? null : obj.metadata.resourceVersion, t: Date.now() };
+  const row = document.querySelector(`#plugin-list [data-plugin="${CSS.escape(name)}"]`);
+  if (type === "DELETED" || !existed || !row) renderList(); else row.replaceWith(listItem(name));
+  if (selected === name) renderDetail();
+  document.body.dataset.graphNodes = String(plugins.size);
 }
 
 function select(name) {
@@ -195,11 +232,7 @@ export function startGraph() {
       redraw();
       document.body.dataset.graphDrawn = String(performance.now());
     },
-    change: (event) => {
-      const name = event.object.metadata.name;
-      if (event.type === "DELETED") plugins.delete(name); else plugins.set(name, event.object);
-      redraw();
-    },
+    change: (event) => applyChange(event.type, event.object),
     chain: (data) => { chain = data.nodes; markChain(); },
   });
 }
