@@ -116,7 +116,8 @@ def tap_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TapDevice:
 def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str, Any]] | None = None,
               library: LibraryLayout | None = None, player_yaml: str | None = None,
               plugin_paths: list[Path] | None = None, pacing: str = "none",
-              device: str = "default", rate: int = RATE) -> Iterator[PlayerRig]:
+              device: str = "default", rate: int = RATE,
+              extra_listeners: list[Any] | None = None) -> Iterator[PlayerRig]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     if player_yaml is not None:
@@ -126,7 +127,8 @@ def start_rig(tmp_path: Path, tap: TapDevice, *, extra_manifests: list[dict[str,
     for index, doc in enumerate(extra_manifests or []):
         (manifests / f"extra-{index}.yaml").write_text(yaml.safe_dump(doc))
     daemon = ThreadDaemon(home, services=[controllers_service, make_player_service()],
-                          plugin_paths=[REPO / "plugins", *(plugin_paths or [])])
+                          plugin_paths=[REPO / "plugins", *(plugin_paths or [])],
+                          extra_listeners=extra_listeners or [])
     with daemon.running():
         rig = PlayerRig(home, daemon, layout, tap)
         result = rig.cli("apply", "-f", str(manifests))

@@ -44,6 +44,7 @@ from mfx.cli.top import top
 from mfx.cli.trust import trust_group
 from mfx.cli.tui import tui
 from mfx.cli.wait import wait_cmd
+from mfx.cli.webui_open import ui
 
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
 # and the tools.
@@ -57,7 +58,7 @@ PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
     migrate, tui,
 )
-TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, demo)
+TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, ui, demo)
 PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd, install, list_cmd)
 
 

@@ -23,6 +23,10 @@ from mfx.logs import configure_logging
                    "text: keep this on 127.0.0.1 or a network you trust. kubectl sends no token over "
                    "plain HTTP: point it at --listen.")
 @click.option("--metrics-address", metavar="HOST:PORT", help="Serve /metrics on TCP without a token, for Prometheus.")
+@click.option("--ui-address", "ui_address", metavar="HOST:PORT",
+              help="Serve the web UI on TCP (open it with 'mfx ui --open'). On a loopback address "
+                   "it needs no sign-in; on any other address the page asks for the API token "
+                   "(HOME/token) and keeps an HttpOnly session cookie.")
 @click.option("--plugin-path", "plugin_paths", multiple=True, type=click.Path(path_type=Path),
               help="Directory holding plugins as NAME/ subdirectories (repeatable).")
 @click.option("--allow-unsigned", "allow_unsigned", multiple=True,
@@ -48,10 +52,10 @@ from mfx.logs import configure_logging
               help="Private key of --etcd-cert.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
-          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, store_url: str | None,
-          etcd_cacert: Path | None, etcd_cert: Path | None, etcd_key: Path | None, log_format: str,
-          log_level: str) -> None:
+def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
+          ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
+          resync: str, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
+          etcd_key: Path | None, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -66,6 +70,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --listen 127.0.0.1:6443      # HTTPS, for kubectl; see 'mfx config kubeconfig'
       mfx serve --listen 127.0.0.1:6443 --listen-http 127.0.0.1:8080   # and plain HTTP for curl
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
+      mfx serve --ui-address 127.0.0.1:8765  # the web UI; 'mfx ui --open' opens it
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
       mfx serve --store etcd://etcd1:2379,etcd2:2379,etcd3:2379   # objects in etcd
     """
@@ -94,11 +99,17 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
                        f"  listen with: {tap.listen_command()}\n"
                        "  ('mfx describe sink default' shows it; 'mfx serve --no-file-tap' turns it off)")
 
+    extra_listeners = []
+    if ui_address:
+        from mfx.webui.listener import ui_listener
+
+        extra_listeners.append(ui_listener(ui_address))
     config = DaemonConfig(
         home=home,
         listen=listen,
         listen_http=listen_http,
         metrics_address=metrics_address,
+        extra_listeners=extra_listeners,
         plugin_paths=[p.resolve() for p in plugin_paths],
         allow_unsigned_sources=allow_unsigned or None,
         workers=workers,

@@ -55,6 +55,20 @@ from reconciler import EventBus, ServiceRegistry
 log = logging.getLogger("mfx.daemon")
 
 
+@dataclass(frozen=True)
+class ExtraListener:
+    """One more app on a TCP address: ``build(context, group)`` returns its ASGI app once the
+    services run (it may start its own tasks in ``group``, which end at shutdown); the real
+    address is written to HOME/``name``-address (``mfx ui`` reads it) and removed at exit."""
+
+    name: str
+    address: str
+    build: Callable[[DaemonContext, TaskGroup], Awaitable[Any]]
+
+    def address_path(self, home: Path) -> Path:
+        return home / f"{self.name}-address"
+
+
 @dataclass
 class DaemonConfig:
     home: Path = field(default_factory=default_home)
@@ -88,6 +102,9 @@ class DaemonConfig:
     # etcd cluster that several daemons may share (``etcd_tls``: its CA and client certificate).
     store_url: str | None = None
     etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
+    # Apps of their own on TCP addresses of their own, built from the running daemon (the web
+    # UI: ``mfx serve --ui-address``); the daemon needs to know nothing of what they serve.
+    extra_listeners: list[ExtraListener] = field(default_factory=list)
 
     @property
     def socket_path(self) -> Path:
@@ -206,6 +223,10 @@ async def _serve(context: DaemonContext, services: list[Service],
             if config.metrics_address:
                 servers.append((make_server(context.api.metrics_app(), limits=config.connection_limits),
                                 bind_tcp(config.metrics_address)))
+            for extra in config.extra_listeners:
+                sock = bind_tcp(extra.address)
+                servers.append((make_server(await extra.build(context, group), limits=config.connection_limits), sock))
+                write_listen_address(extra.address_path(config.home), sock)
             for server, sock in servers:
                 group.start_soon(server.serve, [sock])
             # uvicorn has no started event: poll its flag, at start-up only.
@@ -220,6 +241,8 @@ async def _serve(context: DaemonContext, services: list[Service],
                 where += f" (bearer token in {config.token_path})"
             if config.metrics_address:
                 where += f"; metrics on http://{config.metrics_address}/metrics"
+            for extra in config.extra_listeners:
+                where += f"; {extra.name} on http://{extra.address_path(config.home).read_text().strip()}/"
             log.info("mfx %s serving on %s", mfx.__version__, where)
             if config.freeze_startup_objects:
                 gc.freeze()
@@ -235,7 +258,8 @@ async def _serve(context: DaemonContext, services: list[Service],
                 server.should_exit = True
             # Services watch the shutdown event themselves; this group ends when all are done.
         daemon_group.cancel_scope.cancel()
-    for path in (config.socket_path, config.listen_address_path, config.listen_http_address_path):
+    for path in (config.socket_path, config.listen_address_path, config.listen_http_address_path,
+                 *(extra.address_path(config.home) for extra in config.extra_listeners)):
         path.unlink(missing_ok=True)
 
 

@@ -1,0 +1,141 @@
+"""UIExtension plugins on the web: each Ready provider's ``render(state)`` as a panel.
+
+A page's stream follows two watches: the PluginManifests (which UIExtensions are Ready, and
+``status.runtime.generation``, which a hot reload bumps) and the player's state. At a change
+of either, every provider's panel is rendered again through the plugin-call API and the
+panels go to the page in one message. Layout and theme names are asked once per generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+
+from mfx.errors import MfxError
+from mfx.webui.daemon_client import DaemonClient
+from mfx.webui.sse import Message, Mirror
+
+log = logging.getLogger("mfx.webui.extensions")
+
+PLUGINS = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
+PLAYER_STATE = "/apis/player.mfx.musicfox.io/v1/state"
+
+
+def providers(mirror: Mirror) -> dict[str, Any]:
+    """Ready UIExtension providers -> what identifies the version that runs (a reload changes it)."""
+    out: dict[str, Any] = {}
+    for name, obj in mirror.objects.items():
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if "UIExtension" not in (spec.get("interfaces") or []):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready:
+            # A reload is seen in the runtime's generation and in the Ready condition, whose
+            # message the controller rewrites at every reload ("reloaded: generation N ...").
+            cond = next(c for c in status.get("conditions") or [] if c.get("type") == "Ready")
+            out[name] = ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
+                         cond.get("reason"), cond.get("message"))
+    return out
+
+
+async def call(client: DaemonClient, plugin: str, method: str, *params: Any) -> Any:
+    answer = await client.request("POST", f"{PLUGINS}/{plugin}/call",
+                                  body=orjson.dumps({"method": method, "params": list(params)}))
+    data = orjson.loads(answer.body) if answer.body else None
+    if answer.status >= 400:
+        message = data.get("message") if isinstance(data, dict) else answer.status
+        raise MfxError(f"{plugin}.{method}: {message}")
+    return data.get("result") if isinstance(data, dict) and "result" in data else data
+
+
+@dataclass
+class Panels:
+    client: DaemonClient
+    state: dict[str, Any] = field(default_factory=dict)
+    running: dict[str, Any] = field(default_factory=dict)
+    _meta: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+
+    async def render(self) -> list[dict[str, Any]]:
+        panels = []
+        for name, generation in sorted(self.running.items()):
+            try:
+                meta = self._meta.get(name)
+                if meta is None or meta[0] != generation:
+                    layout = await call(self.client, name, "layout") or {}
+                    region = ((layout.get("regions") or [{}])[0]) if isinstance(layout, dict) else {}
+                    meta = (generation, {"title": region.get("title") or name, "region": region.get("name", "bottom"),
+                                         "themes": await call(self.client, name, "themes") or []})
+                    self._meta[name] = meta
+                text = await call(self.client, name, "render", self.state)
+                panels.append({"plugin": name, **meta[1], "text": str(text)})
+            except MfxError as error:
+                panels.append({"plugin": name, "title": name, "region": "bottom", "themes": [],
+                               "text": "", "problem": str(error)})
+        return panels
+
+
+async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
+    """``panels`` now and at each change of the providers or of the player's state."""
+    panels = Panels(client)
+    changed = anyio.Event()
+    mirror = Mirror()
+
+    async def follow_plugins() -> None:
+        page = await client.get_json(PLUGINS)
+        mirror.reset(page.get("items") or [])
+        panels.running = providers(mirror)
+        changed.set()
+        since = str(page["metadata"]["resourceVersion"])
+        async for event in client.lines(PLUGINS, {"watch": "true", "resourceVersion": since}):
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                mirror.apply(event["type"], event["object"])
+                now = providers(mirror)
+                if now != panels.running:
+                    panels.running = now
+                    changed.set()
+
+    async def follow_player() -> None:
+        async for event in client.lines(PLAYER_STATE, {"watch": "true"}):
+            if event.get("type") == "STATE":
+                panels.state = event.get("object") or {}
+                changed.set()
+            elif event.get("type") == "ERROR":
+                return  # no player in this daemon: panels render the empty state
+
+    send, receive = anyio.create_memory_object_stream[Message](4)
+
+    async def produce() -> None:
+        nonlocal changed
+        async with send:
+            while True:
+                await changed.wait()
+                changed = anyio.Event()
+                await send.send(Message("panels", {"panels": await panels.render()}))
+
+    async def quietly(part: Any) -> None:
+        # The player may be missing, or a watch end: the panels stay as they are.
+        try:
+            await part()
+        except MfxError as error:
+            log.info("web UI panels: %s", error)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(quietly, follow_plugins)
+        group.start_soon(quietly, follow_player)
+        group.start_soon(produce)
+        async with receive:
+            async for message in receive:
+                yield message
+        group.cancel_scope.cancel()
+
+
+async def theme(client: DaemonClient, plugin: str, name: str) -> dict[str, Any]:
+    palette = await call(client, plugin, "theme", name)
+    if not isinstance(palette, dict):
+        raise MfxError(f"{plugin}.theme({name!r}) returned no palette")
+    return palette

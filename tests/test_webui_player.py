@@ -1,0 +1,64 @@
+"""The web UI's player and sinks pages in a real Chromium, against a real daemon playing
+into an ALSA file tap: clicking play in the page changes what ``mfx now`` prints."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mfx.api.music import PlayerStatus
+from mfx.webui.listener import ui_listener
+from tests.audio_env import TapDevice
+from tests.music_fixtures import TRACKS, build_library, write_song
+from tests.player_env import PlayerRig, start_rig, tap_env  # noqa: F401 (fixture)
+from tests.webui_env import chromium, new_page, screenshot, ui_url
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 30_000  # ms; a guard against a hang, not a speed target
+
+
+@pytest.fixture
+def rig(tmp_path: Path, tap_env: TapDevice) -> Iterator[PlayerRig]:  # noqa: F811
+    library = build_library(tmp_path / "music")
+    # Long enough to be playing while the page is looked at; paced by the clock like a card.
+    write_song(library.root, dataclasses.replace(TRACKS[0], seconds=20.0))
+    yield from start_rig(tmp_path, tap_env, library=library, pacing="auto",
+                         extra_listeners=[ui_listener("127.0.0.1:0")])
+
+
+def test_clicking_play_in_the_page_changes_what_mfx_now_prints(rig: PlayerRig) -> None:
+    before = rig.cli("now").output
+    assert "Café Del Mar" not in before
+    with chromium() as browser:
+        page = new_page(browser, ui_url(rig.home) + "#player")
+        page.fill("#search-box", "Café Del Mar")
+        page.click("#search-form button[type=submit]")
+        song = page.locator("#search-results li", has_text="Café Del Mar").first
+        song.locator(".play-song").click()
+
+        page.wait_for_selector("#now-status:text('playing')", timeout=TIMEOUT)
+        assert page.text_content("#now-title") == "Café Del Mar"
+        now = rig.cli("now").output
+        assert "Café Del Mar - Energy 52" in now, now
+        assert rig.player.state().status is PlayerStatus.PLAYING
+        # Karaoke: the line sung now is highlighted, and it moves on with the clock.
+        page.wait_for_selector(".lyric.current:text('First line')", timeout=TIMEOUT)
+        assert "Café Del Mar" in page.text_content("#queue")
+        screenshot(page, "player")
+
+        page.click("#btn-play")  # playing: the button pauses
+        page.wait_for_selector("#now-status:text('paused')", timeout=TIMEOUT)
+        rig.wait(lambda view: view.status is PlayerStatus.PAUSED)
+        assert "paused" in rig.cli("now").output.lower()
+
+        page.goto(ui_url(rig.home) + "#sinks")
+        page.wait_for_selector('#sink-rows tr[data-sink="tap"]', timeout=TIMEOUT)
+        assert "True" in page.text_content('#sink-rows tr[data-sink="tap"]')
+        screenshot(page, "sinks")
+        assert page.console_errors == []
+        page.click("a[data-page=player]")
+        page.click("#btn-stop")
+        rig.wait(lambda view: view.status is PlayerStatus.STOPPED)
