@@ -36,11 +36,16 @@ from mfx.logs import configure_logging
               help="Without a sound card, do not play into an ALSA file tap under HOME/audio (by "
                    "default the daemon sets one up when ALSA_CONFIG_PATH is not set; a set "
                    "ALSA_CONFIG_PATH always wins).")
+@click.option("--node-name", "node_name", metavar="NAME",
+              help="Name of this machine's Node ('mfx get nodes'). Default: the host name.")
+@click.option("--node-labels", "node_labels", metavar="KEY=VALUE,...", default="",
+              help="Labels to put on this machine's Node, besides kubernetes.io/hostname, "
+                   "kubernetes.io/os and kubernetes.io/arch (e.g. room=kitchen,zone=ground).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None, plugin_paths: tuple[Path, ...],
-          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, log_format: str,
-          log_level: str) -> None:
+          allow_unsigned: tuple[str, ...], workers: int, resync: str, no_file_tap: bool, node_name: str | None,
+          node_labels: str, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -56,6 +61,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --listen 127.0.0.1:6443 --listen-http 127.0.0.1:8080   # and plain HTTP for curl
       mfx serve --allow-unsigned none        # every plugin package must be signed by a trusted key
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
+      mfx serve --node-name kitchen --node-labels room=kitchen,floor=ground   # see 'mfx get nodes'
     """
     import anyio
 
@@ -77,6 +83,8 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
                        f"  listen with: {tap.listen_command()}\n"
                        "  ('mfx describe sink default' shows it; 'mfx serve --no-file-tap' turns it off)")
 
+    from mfx.cli.node_labels import check_node_name, parse_node_labels
+
     config = DaemonConfig(
         home=home,
         listen=listen,
@@ -89,5 +97,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the daemon
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
+        node_name=check_node_name(node_name),
+        node_labels=parse_node_labels(node_labels),
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))
