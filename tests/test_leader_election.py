@@ -118,12 +118,14 @@ async def test_exactly_one_candidate_leads_and_release_hands_over_at_once(tmp_pa
             follower = second if leader is first else first
             assert leader.elector.is_leader and not follower.elector.is_leader
             assert metrics.registry.get_sample_value("mfx_leader_is_leader", {"lease": "election"}) == 1
-            held = (await store.get("Lease", "election"))["spec"]
+            stored = await store.get("Lease", "election")
+            held = stored["spec"]
             assert held["holderIdentity"] == leader.elector.identity and held["leaseTransitions"] == 0
             # The leader keeps renewing; the follower keeps out.
             with anyio.fail_after(DEADLINE):
-                while (await store.get("Lease", "election"))["spec"]["renewTime"] == held["renewTime"]:
-                    await anyio.sleep(0.05)
+                async for event in store.watch("Lease", int(stored["metadata"]["resourceVersion"])):
+                    if event.object["spec"]["renewTime"] != held["renewTime"]:
+                        break
             assert board.leaders == [leader] and not follower.elector.is_leader
 
             leader.scope.cancel()  # a clean shutdown: the lease is released
