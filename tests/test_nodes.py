@@ -26,12 +26,17 @@ FAST_ELECTION: dict[str, Any] = {"leader_lease_seconds": 3, "leader_renew_deadli
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadDaemon]:
     use_tap(tmp_path, monkeypatch)  # the sound devices this node finds: the tap config's null and tap
     daemon = ThreadDaemon(tmp_path / "home", services=[node_agent_service, leader_service], node_name="kitchen",
                           node_labels={"room": "kitchen"}, node_lease_seconds=LEASE_SECONDS, **FAST_ELECTION)
     with daemon.running():
-        yield daemon.config.home
+        yield daemon
+
+
+@pytest.fixture
+def home(daemon: ThreadDaemon) -> Path:
+    return daemon.config.home
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ def ready(node: Obj) -> dict[str, Any]:
     return next((c for c in (node.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), {})
 
 
-def test_serve_registers_its_node_and_renews_its_lease(home: Path, client: Client) -> None:
+def test_serve_registers_its_node_and_renews_its_lease(daemon: ThreadDaemon, home: Path, client: Client) -> None:
     node = client.get(NODE, "kitchen")
     labels = node["metadata"]["labels"]
     assert labels["room"] == "kitchen"
@@ -63,6 +68,10 @@ def test_serve_registers_its_node_and_renews_its_lease(home: Path, client: Clien
                        timeout=LEASE_SECONDS * 5, what="to be renewed")
     assert renewed["spec"]["renewTime"] > first
     assert renewed["spec"]["acquireTime"] == lease["spec"]["acquireTime"]
+    assert daemon.context is not None
+    registry = daemon.context.metrics.registry
+    assert (registry.get_sample_value("mfx_node_lease_renewals_total") or 0) >= 2
+    assert registry.get_sample_value("mfx_leader_is_leader", {"lease": LEADER_LEASE}) == 1
 
     wide = run_cli(home, "get", "nodes", "-o", "wide")
     assert wide.exit_code == 0, wide.output

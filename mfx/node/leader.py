@@ -102,8 +102,11 @@ class LeaderElector:
 
     async def _lead(self, on_started_leading: Callback) -> None:
         """Run ``on_started_leading`` while renewing; return once leadership is lost."""
+        async def leading() -> None:
+            await on_started_leading()
+
         async with anyio.create_task_group() as group:
-            group.start_soon(on_started_leading)
+            group.start_soon(leading)
             await self._renew_until_lost()
             group.cancel_scope.cancel()
         self._stop()
