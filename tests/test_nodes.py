@@ -146,3 +146,15 @@ def test_cordon_and_uncordon_patch_unschedulable_and_show_scheduling_disabled(ho
     missing = run_cli(home, "cordon", "cellar")
     assert missing.exit_code != 0
     assert 'nodes "cellar" not found' in missing.output
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--node-labels", "room"], '"room" is not KEY=VALUE'),
+    (["--node-labels", "room=living room"], "not a valid label value"),
+    (["--node-name", "Kitchen_1"], "not a valid name"),
+])
+def test_serve_refuses_bad_node_flags_before_starting(tmp_path: Path, flags: list[str], said: str) -> None:
+    result = run_cli(tmp_path / "home", "serve", *flags)
+    assert result.exit_code == 2
+    assert said in result.output
+    assert not (tmp_path / "home").exists()

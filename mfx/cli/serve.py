@@ -66,9 +66,13 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     import anyio
 
     from mfx.api.units import parse_duration
+    from mfx.cli.node_labels import check_node_name, parse_node_labels
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
     from mfx.server.services import default_services
+
+    # Checked before anything changes: a typo is a usage error, not a daemon that half started.
+    checked_name, labels = check_node_name(node_name), parse_node_labels(node_labels)
 
     configure_logging(log_format, log_level)
     home = (home or default_home()).resolve()
@@ -83,8 +87,6 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
                        f"  listen with: {tap.listen_command()}\n"
                        "  ('mfx describe sink default' shows it; 'mfx serve --no-file-tap' turns it off)")
 
-    from mfx.cli.node_labels import check_node_name, parse_node_labels
-
     config = DaemonConfig(
         home=home,
         listen=listen,
@@ -97,7 +99,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the daemon
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
-        node_name=check_node_name(node_name),
-        node_labels=parse_node_labels(node_labels),
+        node_name=checked_name,
+        node_labels=labels,
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))
