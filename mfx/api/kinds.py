@@ -74,7 +74,8 @@ def resolve_kind(name: str, *, kinds: tuple[KindInfo, ...] = ALL_KINDS) -> KindI
             bare = wanted
         if bare in info.names():
             return info
-    known = ", ".join(f"{k.kind} ({k.plural}, {'/'.join(k.short_names)})" for k in kinds)
+    known = ", ".join(f"{k.kind} ({', '.join((k.plural, '/'.join(k.short_names)) if k.short_names else (k.plural,))})"
+                      for k in kinds)
     raise BadRequestError(f'unknown kind "{name}"; known kinds: {known}', reason="UnknownKind")
 
 
