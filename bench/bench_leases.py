@@ -79,35 +79,38 @@ async def _heartbeats(root: Path) -> list[Figure]:
     ]
 
 
+async def _one_handover(client: StoreClient, lease: str) -> float:
+    """Seconds from cancelling the leader to the other candidate leading."""
+    leading = {"a": anyio.Event(), "b": anyio.Event()}
+    scopes = {"a": anyio.CancelScope(), "b": anyio.CancelScope()}
+
+    async def candidate(name: str) -> None:
+        elector = LeaderElector(client, lease, name, lease_duration=15, renew_deadline=10, retry_period=RETRY)
+
+        async def lead() -> None:
+            leading[name].set()
+            await anyio.sleep_forever()
+
+        with scopes[name]:
+            await elector.run(lead)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(candidate, "a")
+        await leading["a"].wait()
+        group.start_soon(candidate, "b")
+        await anyio.sleep(RETRY * 2)  # "b" campaigns and finds the lease held
+        started = time.perf_counter()
+        scopes["a"].cancel()
+        await leading["b"].wait()
+        elapsed = time.perf_counter() - started
+        group.cancel_scope.cancel()
+    return elapsed
+
+
 async def _handovers(root: Path) -> list[Figure]:
-    samples: list[float] = []
     async with SQLiteStore(root / "election.db") as store:
         client = StoreClient(store)
-        for i in range(HANDOVERS):
-            leading: dict[str, anyio.Event] = {"a": anyio.Event(), "b": anyio.Event()}
-            scopes = {"a": anyio.CancelScope(), "b": anyio.CancelScope()}
-
-            async def candidate(name: str) -> None:
-                elector = LeaderElector(client, f"bench-{i}", name, lease_duration=15, renew_deadline=10,
-                                        retry_period=RETRY)
-
-                async def lead() -> None:
-                    leading[name].set()
-                    await anyio.sleep_forever()
-
-                with scopes[name]:
-                    await elector.run(lead)
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(candidate, "a")
-                await leading["a"].wait()
-                group.start_soon(candidate, "b")
-                await anyio.sleep(RETRY * 2)  # "b" campaigns and finds the lease held
-                started = time.perf_counter()
-                scopes["a"].cancel()
-                await leading["b"].wait()
-                samples.append(time.perf_counter() - started)
-                group.cancel_scope.cancel()
+        samples = [await _one_handover(client, f"bench-{i}") for i in range(HANDOVERS)]
     return [
         Figure("handover after a clean release, p50", percentile(samples, 50) * 1000, "ms",
                "retry period", RETRY * 1000, baseline_computed=True, target="<= retry period x 1.2 (jitter)"),
