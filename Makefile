@@ -53,7 +53,7 @@ lint-imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 # Static types of the typed layers: the objects, the store and the engine.
-TYPED := mfx/api mfx/store reconciler mfx/audio mfx/engine
+TYPED := mfx/api mfx/store reconciler mfx/audio mfx/engine mfx/node
 lint-types: $(STAMP)
 	$(BIN)/mypy $(TYPED)
 

@@ -1,7 +1,9 @@
-"""Kind-specific controllers (plugin, audiosink, gitsource) on the reconciler engine.
+"""Kind-specific controllers (plugin, audiosink, gitsource, node) on the reconciler engine.
 
 The daemon builds one ``ControllerEnv`` and one ``Registry`` and calls ``register_all(on,
-env)``; each controller module registers its handlers on ``on`` with one line here.
+env)``; each controller module registers its handlers on ``on`` with one line here. The
+controllers that must run once per fleet are registered by ``register_leader_only`` on a
+registry of their own, which runs only while the daemon leads the election.
 Controllers that own async resources (task groups, probe schedulers) append them to
 ``env.resources`` (entered before the manager runs, left after it); work to do once the
 manager has stopped (stopping plugins in reverse dependency order) goes to
@@ -64,9 +66,24 @@ def register_all(on: Registry, env: ControllerEnv) -> None:
     from . import audiosink
 
     audiosink.register(on, env)
-    from . import gitsource
+
+
+@dataclass
+class LeaderEnv:
+    """What the controllers that run once per fleet, on the elected leader, share."""
+
+    store: Store
+    metrics: Metrics
+    home: Path  # the leader's $MFX_HOME (git caches under git/)
+
+
+def register_leader_only(on: Registry, env: LeaderEnv) -> None:
+    """Register the controllers that must run once per fleet (GitSource syncs, node
+    lifecycle): the daemon runs them only while it leads the election."""
+    from . import gitsource, node
 
     gitsource.register(on, env)
+    node.register(on, env)
 
 
-__all__ = ["ControllerEnv", "register_all"]
+__all__ = ["ControllerEnv", "LeaderEnv", "register_all", "register_leader_only"]

@@ -153,6 +153,12 @@ class Metrics:
         self.gitsource_sync_total = Counter(
             "mfx_gitsource_sync_total", "Syncs of a GitSource by result.", ["name", "result"], registry=r)
 
+        # Nodes and leader election
+        self.node_lease_renewals_total = Counter(
+            "mfx_node_lease_renewals_total", "Renewals of this node's Lease by its node agent.", registry=r)
+        self.leader_is_leader = Gauge(
+            "mfx_leader_is_leader", "1 while this process leads the election on the Lease.", ["lease"], registry=r)
+
         # API server
         self.api_requests_total = Counter(
             "mfx_api_requests_total", "API requests by verb and HTTP code.", ["verb", "code"], registry=r)

@@ -47,6 +47,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "metadata": {"name": "desired"},
         "spec": {"url": "https://example.com/music/desired.git", "ref": {"tag": "v1.0.0"}, "prune": True},
     },
+    "Node": {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Node",
+        "metadata": {"name": "player-1", "labels": {"kubernetes.io/hostname": "player-1", "room": "kitchen"}},
+        "spec": {"unschedulable": True},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady"}],
+                   "nodeInfo": {"agentVersion": "0.1.0", "os": "linux", "arch": "amd64"},
+                   "soundDevices": ["default", "hw:0,0"], "lastHeartbeatTime": "2026-12-06T02:00:00Z"},
+    },
+    "Lease": {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Lease",
+        "metadata": {"name": "player-1"},
+        "spec": {"holderIdentity": "player-1", "leaseDurationSeconds": 40,
+                 "acquireTime": "2026-12-06T02:00:00.000000Z", "renewTime": "2026-12-06T02:00:30.123456Z",
+                 "leaseTransitions": 0},
+    },
 }
 MINIMAL_SPECS: dict[str, dict[str, Any]] = {
     "PluginManifest": {"version": "1.0.0", "type": "rpc"},
@@ -105,8 +120,11 @@ def test_crd_identity_matches_kinds_py(info: KindInfo) -> None:
     assert names["listKind"] == info.list_kind
     assert names["plural"] == info.plural
     assert names["singular"] == info.singular
-    assert tuple(names["shortNames"]) == info.short_names
-    assert tuple(names["categories"]) == info.categories == ("all", "mfx")
+    assert tuple(names.get("shortNames", ())) == info.short_names
+    assert tuple(names["categories"]) == info.categories
+    # Like kubectl's nodes and leases, the fleet's bookkeeping stays out of `get all`.
+    fleet = info.kind in ("Node", "Lease")
+    assert info.categories == (("mfx",) if fleet else ("all", "mfx"))
     [version] = spec["versions"]
     assert version["name"] == info.version == VERSION
     assert version["served"] is True and version["storage"] is True
@@ -167,6 +185,17 @@ PRINTER_COLUMNS = {
         ("Ready", '.status.conditions[?(@.type=="Ready")].status', 0),
         ("Status", '.status.conditions[?(@.type=="Ready")].message', 0),
         ("Age", ".metadata.creationTimestamp", 0),
+    ],
+    "Node": [
+        ("Status", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Age", ".metadata.creationTimestamp", 0), ("Version", ".status.nodeInfo.agentVersion", 0),
+        ("Sound-Devices", ".status.soundDevices[*]", 1), ("Last-Heartbeat", ".status.lastHeartbeatTime", 1),
+        ("Agent-Version", ".status.nodeInfo.agentVersion", 1), ("OS", ".status.nodeInfo.os", 1),
+        ("Arch", ".status.nodeInfo.arch", 1),
+    ],
+    "Lease": [
+        ("Holder", ".spec.holderIdentity", 0), ("Duration", ".spec.leaseDurationSeconds", 0),
+        ("Renewed", ".spec.renewTime", 0), ("Age", ".metadata.creationTimestamp", 0),
     ],
 }
 

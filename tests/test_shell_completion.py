@@ -41,9 +41,10 @@ def complete(home: Path | None, line: str) -> list[str]:
 
 
 def test_kinds_complete(home: Path) -> None:
-    assert complete(home, "mfx get ") == ["all", "pluginmanifests", "audiosinks", "gitsources"]
+    kinds = ["pluginmanifests", "audiosinks", "gitsources", "nodes", "leases"]
+    assert complete(home, "mfx get ") == ["all", *kinds]
     assert complete(home, "mfx get plug") == ["pluginmanifests"]
-    assert complete(home, "mfx describe ") == ["pluginmanifests", "audiosinks", "gitsources"]
+    assert complete(home, "mfx describe ") == kinds
     assert complete(home, "mfx get si") == ["sink", "sinks"]  # short names complete to themselves
 
 

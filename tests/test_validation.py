@@ -213,7 +213,8 @@ def test_unknown_kind_lists_the_known_kinds(schemas: Schemas) -> None:
     error = the_error(PLUGIN.replace("kind: PluginManifest", "kind: Plugin"), schemas, "kind")
     assert error.line == 2
     assert error.message == (
-        'unknown kind "Plugin"; did you mean "PluginManifest"? (known kinds: PluginManifest, AudioSink, GitSource)'
+        'unknown kind "Plugin"; did you mean "PluginManifest"? (known kinds: PluginManifest, AudioSink, GitSource, Node, '
+        'Lease)'
     )
 
 

@@ -147,6 +147,8 @@ _FORMATS: dict[str, dict[str, Format]] = {
         "spec.security.allowedNetworks[]": NETWORK_FORMAT,
     },
     "AudioSink": {},
+    "Node": {},
+    "Lease": {},
     "GitSource": {
         **{"spec." + dotted: DURATION_FORMAT for dotted in DURATION_FIELDS["GitSource"]},
         "spec.dependsOn[].name": NAME_FORMAT,

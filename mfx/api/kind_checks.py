@@ -98,4 +98,6 @@ KIND_CHECKS: dict[str, Callable[[Obj, dict[str, Any], FieldProblems], None]] = {
     "PluginManifest": _check_plugin,
     "AudioSink": _check_sink,
     "GitSource": _check_gitsource,
+    "Node": lambda obj, spec, errors: None,
+    "Lease": lambda obj, spec, errors: None,
 }

@@ -43,12 +43,21 @@ class KindInfo:
 PLUGIN_MANIFEST = KindInfo("PluginManifest", "pluginmanifests", "pluginmanifest", ("pm", "plugin", "plugins"))
 AUDIO_SINK = KindInfo("AudioSink", "audiosinks", "audiosink", ("sink", "sinks"))
 GIT_SOURCE = KindInfo("GitSource", "gitsources", "gitsource", ("gs",))
+# The fleet's own bookkeeping: not in the "all" category, as kubectl leaves nodes and leases
+# out of ``get all``.
+NODE = KindInfo("Node", "nodes", "node", ("no",), categories=("mfx",))
+LEASE = KindInfo("Lease", "leases", "lease", (), categories=("mfx",))
 
 # Kubernetes-style Events live in the core group, as kubectl expects to find them.
 EVENT = KindInfo("Event", "events", "event", ("ev",), group="", version="v1", categories=())
 
-USER_KINDS: tuple[KindInfo, ...] = (PLUGIN_MANIFEST, AUDIO_SINK, GIT_SOURCE)
+USER_KINDS: tuple[KindInfo, ...] = (PLUGIN_MANIFEST, AUDIO_SINK, GIT_SOURCE, NODE, LEASE)
 ALL_KINDS: tuple[KindInfo, ...] = (*USER_KINDS, EVENT)
+
+
+def in_category(category: str) -> tuple[KindInfo, ...]:
+    """The user kinds in ``category`` (``all``: what ``mfx get all`` lists)."""
+    return tuple(info for info in USER_KINDS if category in info.categories)
 
 
 def resolve_kind(name: str, *, kinds: tuple[KindInfo, ...] = ALL_KINDS) -> KindInfo:
@@ -65,7 +74,8 @@ def resolve_kind(name: str, *, kinds: tuple[KindInfo, ...] = ALL_KINDS) -> KindI
             bare = wanted
         if bare in info.names():
             return info
-    known = ", ".join(f"{k.kind} ({k.plural}, {'/'.join(k.short_names)})" for k in kinds)
+    known = ", ".join(f"{k.kind} ({', '.join((k.plural, '/'.join(k.short_names)) if k.short_names else (k.plural,))})"
+                      for k in kinds)
     raise BadRequestError(f'unknown kind "{name}"; known kinds: {known}', reason="UnknownKind")
 
 

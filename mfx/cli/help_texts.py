@@ -54,6 +54,8 @@ TOP_HELP: dict[int, str] = {
         '  reconcile      Ask the controller to reconcile objects now, without...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they...\n'
         '  resume         Reconcile suspended objects again (spec.suspend=false);...\n'
+        '  cordon         Mark nodes unschedulable (spec.unschedulable=true):...\n'
+        '  uncordon       Mark nodes schedulable again (spec.unschedulable=false),...\n'
         '  top            Live table of plugins: readiness, restarts, health...\n'
         '  search         Search every Ready music source at once (a slow source...\n'
         '  library        List what the Ready music sources hold: songs, albums,...\n'
@@ -123,6 +125,8 @@ TOP_HELP: dict[int, str] = {
         '  reconcile      Ask the controller to reconcile objects now, without waiting for their...\n'
         '  suspend        Stop reconciling objects (spec.suspend=true) until they are resumed.\n'
         '  resume         Reconcile suspended objects again (spec.suspend=false); a GitSource syncs at...\n'
+        '  cordon         Mark nodes unschedulable (spec.unschedulable=true): nothing new is placed on...\n'
+        "  uncordon       Mark nodes schedulable again (spec.unschedulable=false), undoing 'mfx cordon'.\n"
         '  top            Live table of plugins: readiness, restarts, health latency, call and error...\n'
         '  search         Search every Ready music source at once (a slow source never holds up the...\n'
         '  library        List what the Ready music sources hold: songs, albums, artists or playlists.\n'

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from mfx.api.kinds import USER_KINDS, KindInfo, kind_for
+from mfx.api.kinds import KindInfo, in_category, kind_for
 from mfx.cli import output
 from mfx.cli.refs import parse_refs
 from mfx.cli.session import CliContext
@@ -24,8 +24,11 @@ TABLE_FORMATS = ("table", "wide")
 
 def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
     """``fmt`` is one of table, wide, yaml, json, name or ``jsonpath=TEMPLATE``, checked already."""
-    if resources and resources[0] == "all":
-        refs: list[tuple[KindInfo, str | None]] = [(kind, None) for kind in USER_KINDS]
+    # A category (kubectl's `get all`, `get mfx`): every kind in it.
+    category = in_category(resources[0].lower()) if resources and (
+        len(resources) == 1 or resources[0] == "all") else ()
+    if category:
+        refs: list[tuple[KindInfo, str | None]] = [(kind, None) for kind in category]
         show_kind = True
     else:
         refs = parse_refs(resources)

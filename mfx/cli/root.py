@@ -27,6 +27,7 @@ from mfx.cli.group import MfxGroup
 from mfx.cli.kubeconfig import config_group
 from mfx.cli.logs import logs
 from mfx.cli.migrate import migrate
+from mfx.cli.nodes import cordon, uncordon
 from mfx.cli.patch import patch
 from mfx.cli.player_library import library, playlists, search
 from mfx.cli.player_now import lyrics, now
@@ -52,7 +53,7 @@ KUBECTL_VERBS: tuple[click.Command, ...] = (
     apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
 OPERATIONS: tuple[click.Command, ...] = (
-    why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, top,
+    why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, cordon, uncordon, top,
 )
 PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,

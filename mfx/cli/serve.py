@@ -50,12 +50,17 @@ from mfx.logs import configure_logging
               help="Client certificate for etcd (with --etcd-key), when etcd asks for one.")
 @click.option("--etcd-key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Private key of --etcd-cert.")
+@click.option("--node-name", "node_name", metavar="NAME",
+              help="Name of this machine's Node ('mfx get nodes'). Default: the host name.")
+@click.option("--node-labels", "node_labels", metavar="KEY=VALUE,...", default="",
+              help="Labels to put on this machine's Node, besides kubernetes.io/hostname, "
+                   "kubernetes.io/os and kubernetes.io/arch (e.g. room=kitchen,zone=ground).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
           ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
           resync: str, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
-          etcd_key: Path | None, log_format: str, log_level: str) -> None:
+          etcd_key: Path | None, node_name: str | None, node_labels: str, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -73,14 +78,19 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --ui-address 127.0.0.1:8765  # the web UI; 'mfx ui --open' opens it
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
       mfx serve --store etcd://etcd1:2379,etcd2:2379,etcd3:2379   # objects in etcd
+      mfx serve --node-name kitchen --node-labels room=kitchen,floor=ground   # see 'mfx get nodes'
     """
     import anyio
 
     from mfx.api.units import parse_duration
+    from mfx.cli.node_labels import check_node_name, parse_node_labels
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
     from mfx.server.services import default_services
     from mfx.store.etcd_keys import EtcdTLS
+
+    # Checked before anything changes: a typo is a usage error, not a daemon that half started.
+    checked_name, labels = check_node_name(node_name), parse_node_labels(node_labels)
 
     configure_logging(log_format, log_level)
     if (etcd_cert is None) != (etcd_key is None):
@@ -119,5 +129,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
         store_url=store_url,
         etcd_tls=EtcdTLS(etcd_cacert, etcd_cert, etcd_key),
+        node_name=checked_name,
+        node_labels=labels,
     )
     anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))

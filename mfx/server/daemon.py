@@ -105,6 +105,16 @@ class DaemonConfig:
     # Apps of their own on TCP addresses of their own, built from the running daemon (the web
     # UI: ``mfx serve --ui-address``); the daemon needs to know nothing of what they serve.
     extra_listeners: list[ExtraListener] = field(default_factory=list)
+    # This machine's Node (mfx.server.fleet_services): its name (None: the host name), the
+    # labels its agent adds (--node-labels), the seconds its Lease holds after each renewal
+    # (renewed every quarter of it, as the kubelet), and the leader election's timing
+    # (client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry period).
+    node_name: str | None = None
+    node_labels: dict[str, str] = field(default_factory=dict)
+    node_lease_seconds: int = 40
+    leader_lease_seconds: float = 15.0
+    leader_renew_deadline: float = 10.0
+    leader_retry_period: float = 2.0
 
     @property
     def socket_path(self) -> Path:
@@ -149,6 +159,8 @@ class DaemonContext:
     sink_registry: SinkRegistry | None = None  # open AudioSinks; the player plays to .default()
     audio_engine: AudioEngine | None = None  # the audio engine process (mfx.engine), supervised
     file_tap: FileTap | None = None  # where ALSA's default device writes, when there is no sound card
+    node_agent: Any = None  # this machine's node agent (mfx.node.NodeAgent), once registered
+    leader: Any = None  # the leader election of the fleet-wide controllers (mfx.node.LeaderElector)
 
 
 async def run_daemon(

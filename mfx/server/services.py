@@ -106,6 +106,7 @@ def _handle_lookup(env: ControllerEnv) -> Callable[[str], PluginHandle | None]:
 
 
 def default_services() -> list[Service]:
+    from mfx.server.fleet_services import leader_service, node_agent_service
     from mfx.server.player_api import player_service
 
-    return [controllers_service, player_service]
+    return [node_agent_service, controllers_service, leader_service, player_service]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mfx.api.objects import Obj, human_age
@@ -10,7 +11,27 @@ from mfx.server.jsonpath import evaluate, value_text
 TABLE_API_VERSION = "meta.k8s.io/v1"
 
 
+def node_status(obj: Obj) -> str:
+    """kubectl's STATUS of a node: Ready, NotReady or Unknown, then ``,SchedulingDisabled``
+    when it is cordoned. A server-side printer, as Kubernetes has for its built-in nodes:
+    a JSONPath column cannot join a condition with the spec."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = next((c.get("status") for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    text = {"True": "Ready", "False": "NotReady"}.get(str(ready), "Unknown")
+    if (obj.get("spec") or {}).get("unschedulable") is True:
+        text += ",SchedulingDisabled"
+    return text
+
+
+# Columns whose cell the server computes, by (kind, column name); the CRD's JSONPath is what
+# a server without this printer (Kubernetes with mfx's CRDs) shows instead.
+_PRINTED: dict[tuple[str, str], Callable[[Obj], Any]] = {("Node", "Status"): node_status}
+
+
 def _cell(obj: Obj, column: dict[str, Any]) -> Any:
+    printer = _PRINTED.get((str(obj.get("kind", "")), column["name"]))
+    if printer is not None:
+        return printer(obj)
     values = evaluate(obj, column["jsonPath"])
     if column.get("type") == "date":
         return human_age(values[0]) if values else "<unknown>"
