@@ -31,55 +31,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.common import Figure, median, percentile
 from bench.daemon import BenchDaemon
-from mfx.api.objects import Obj
+from bench.rpc_plugin import (
+    HEALTHY_SECONDS,
+    HELLO,
+    KIND,
+    fresh_start,
+    until_ready,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-HELLO = REPO / "plugins" / "hello-rpc"
-KIND = "PluginManifest"
 KILLS = 20
 FRESH = 20
-RESET_SECONDS = 1.0  # backoff.max in the manifest: a run this long counts as healthy
-RESTART_POLICY = {"backoff": {"max": "1s"}, "startLimit": {"burst": 100}}
-
-
-def _manifest(name: str) -> Obj:
-    obj: Obj = yaml.safe_load((HELLO / "plugin.yaml").read_text())
-    obj["metadata"] = {"name": name}
-    obj["spec"]["restartPolicy"] = RESTART_POLICY
-    return obj
-
-
-def _ready_pid(obj: Obj) -> int | None:
-    """The plugin's pid when the object says Ready=True, else None."""
-    status = obj.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    pid = (status.get("runtime") or {}).get("pid")
-    return int(pid) if ready and pid is not None else None
-
-
-async def _until_ready(store: Any, name: str, rv: str | None, other_than: int | None) -> int:
-    """Follow the watch from ``rv`` until ``name`` is Ready with a pid other than ``other_than``."""
-    async for event in store.watch(KIND, rv):
-        obj = event.object
-        if obj["metadata"]["name"] != name:
-            continue
-        pid = _ready_pid(obj)
-        if pid is not None and pid != other_than:
-            return pid
-    raise RuntimeError("watch ended")
-
-
-async def _fresh_start(store: Any, name: str) -> tuple[float, int]:
-    """apply -> Ready of a plugin that never ran: (seconds, its pid)."""
-    rv = (await store.list(KIND, limit=1)).resource_version
-    started = time.perf_counter()
-    await store.create(_manifest(name))
-    pid = await _until_ready(store, name, rv, None)
-    return time.perf_counter() - started, pid
 
 
 async def _kill_and_recover(store: Any, name: str, pid: int) -> tuple[float, int]:
@@ -87,7 +50,7 @@ async def _kill_and_recover(store: Any, name: str, pid: int) -> tuple[float, int
     rv = (await store.list(KIND, limit=1)).resource_version
     started = time.perf_counter()
     os.kill(pid, signal.SIGKILL)
-    new_pid = await _until_ready(store, name, rv, pid)
+    new_pid = await until_ready(store, name, rv, pid)
     return time.perf_counter() - started, new_pid
 
 
@@ -108,12 +71,12 @@ def run() -> list[Figure]:
         home.mkdir()
         with BenchDaemon(home, root) as daemon:
             store = daemon.store
-            daemon.portal.call(_fresh_start, store, "warm")  # starts the zygote: not a figure
-            fresh = [daemon.portal.call(_fresh_start, store, f"fresh{i:02d}")[0] for i in range(FRESH)]
-            _, pid = daemon.portal.call(_fresh_start, store, "victim")
+            daemon.portal.call(fresh_start, store, "warm")  # starts the zygote: not a figure
+            fresh = [daemon.portal.call(fresh_start, store, f"fresh{i:02d}")[0] for i in range(FRESH)]
+            _, pid = daemon.portal.call(fresh_start, store, "victim")
             recoveries = []
             for _ in range(KILLS):
-                time.sleep(RESET_SECONDS * 1.2)  # a healthy run, longer than the backoff's reset period
+                time.sleep(HEALTHY_SECONDS * 1.2)  # a healthy run, longer than the backoff's reset period
                 seconds, pid = daemon.portal.call(_kill_and_recover, store, "victim", pid)
                 recoveries.append(seconds)
             restarts = daemon.portal.call(_restart_count, store, "victim")
