@@ -211,7 +211,8 @@ def run_with_control(tmp_path: Path, control: str) -> tuple[np.ndarray, int]:
     pipeline.enqueue(stream)
     producer = threading.Thread(target=pipeline.run)
     producer.start()
-    engine.ring.wait_for(8192, timeout=30)  # full: the producer now waits in a ring write
+    # Full as far as blocks of 2000 go: the producer now waits in a ring write for room for the next.
+    engine.ring.wait_for(8192 - 2000 + 1, timeout=30)
     if control == "seek":
         pipeline.seek(0.7301)
     elif control == "pause":
