@@ -60,21 +60,36 @@ def static_dir() -> Path:
     return Path(str(resources.files("mfx.webui") / "static"))
 
 
+def _chain_inputs(obj: dict[str, Any]) -> tuple[Any, ...]:
+    status = obj.get("status") or {}
+    deps = tuple((d.get("name"), bool(d.get("optional"))) for d in (obj.get("spec") or {}).get("dependencies") or [])
+    return deps, status.get("startedAt"), status.get("readyAt")
+
+
 class ChainFeed:
     """The critical chain, sent when it changes. Only dependencies and start/ready times go
-    into it, so most changes (a probe, a restart count) skip the graph work altogether."""
+    into it: a change is compared on those of the one object that changed, so most changes
+    (a probe, a restart count, a spec edit) cost no graph work, however many plugins there are."""
 
     def __init__(self) -> None:
-        self._inputs: dict[str, Any] | None = None
+        self._inputs: dict[str, tuple[Any, ...]] = {}
         self._sent: list[str] | None = None
 
-    def __call__(self, mirror: Mirror) -> list[Message]:
-        inputs = {name: (str((obj.get("spec") or {}).get("dependencies")),
-                         (obj.get("status") or {}).get("startedAt"), (obj.get("status") or {}).get("readyAt"))
-                  for name, obj in mirror.objects.items()}
-        if inputs == self._inputs:
-            return []
-        self._inputs = inputs
+    def __call__(self, mirror: Mirror, changed: str | None) -> list[Message]:
+        if changed is None:
+            inputs = {name: _chain_inputs(obj) for name, obj in mirror.objects.items()}
+            if inputs == self._inputs and self._sent is not None:
+                return []
+            self._inputs = inputs
+        else:
+            obj = mirror.objects.get(changed)
+            now = None if obj is None else _chain_inputs(obj)
+            if self._inputs.get(changed) == now:
+                return []
+            if now is None:
+                self._inputs.pop(changed, None)
+            else:
+                self._inputs[changed] = now
         nodes = critical_chain(mirror.objects.values())
         if nodes == self._sent:
             return []

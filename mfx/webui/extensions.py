@@ -18,7 +18,7 @@ import orjson
 
 from mfx.errors import MfxError
 from mfx.webui.daemon_client import DaemonClient
-from mfx.webui.sse import Message, Mirror
+from mfx.webui.sse import Message
 
 log = logging.getLogger("mfx.webui.extensions")
 
@@ -26,21 +26,24 @@ PLUGINS = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
 PLAYER_STATE = "/apis/player.mfx.musicfox.io/v1/state"
 
 
-def providers(mirror: Mirror) -> dict[str, Any]:
-    """Ready UIExtension providers -> what identifies the version that runs (a reload changes it)."""
-    out: dict[str, Any] = {}
-    for name, obj in mirror.objects.items():
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if "UIExtension" not in (spec.get("interfaces") or []):
-            continue
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if ready:
-            # A reload is seen in the runtime's generation and in the Ready condition, whose
-            # message the controller rewrites at every reload ("reloaded: generation N ...").
-            cond = next(c for c in status.get("conditions") or [] if c.get("type") == "Ready")
-            out[name] = ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
-                         cond.get("reason"), cond.get("message"))
-    return out
+def provider(obj: dict[str, Any]) -> Any:
+    """For a Ready UIExtension provider, what identifies the version that runs (a reload
+    changes it); None for any other plugin."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if "UIExtension" not in (spec.get("interfaces") or []):
+        return None
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if cond is None or cond.get("status") != "True":
+        return None
+    # A reload is seen in the runtime's generation and in the Ready condition, whose message
+    # the controller rewrites at every reload ("reloaded: generation N ...").
+    return ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
+            cond.get("reason"), cond.get("message"))
+
+
+def providers(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ready UIExtension providers -> what identifies the version that runs."""
+    return {name: key for name, obj in objects.items() if (key := provider(obj)) is not None}
 
 
 async def call(client: DaemonClient, plugin: str, method: str, *params: Any) -> Any:
@@ -83,21 +86,26 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
     """``panels`` now and at each change of the providers or of the player's state."""
     panels = Panels(client)
     changed = anyio.Event()
-    mirror = Mirror()
 
     async def follow_plugins() -> None:
         page = await client.get_json(PLUGINS)
-        mirror.reset(page.get("items") or [])
-        panels.running = providers(mirror)
+        panels.running = providers({o["metadata"]["name"]: o for o in page.get("items") or []})
         changed.set()
         since = str(page["metadata"]["resourceVersion"])
         async for event in client.lines(PLUGINS, {"watch": "true", "resourceVersion": since}):
-            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                mirror.apply(event["type"], event["object"])
-                now = providers(mirror)
-                if now != panels.running:
-                    panels.running = now
-                    changed.set()
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                continue
+            # Only the plugin that changed is looked at: with hundreds of plugins, a change
+            # of one costs the same as with five.
+            name = obj["metadata"]["name"]
+            now = None if kind == "DELETED" else provider(obj)
+            if panels.running.get(name) != now:
+                if now is None:
+                    panels.running.pop(name, None)
+                else:
+                    panels.running[name] = now
+                changed.set()
 
     async def follow_player() -> None:
         async for event in client.lines(PLAYER_STATE, {"watch": "true"}):

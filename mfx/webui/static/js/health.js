@@ -39,10 +39,24 @@ function update(name) {
 }
 
 function prune(names) {
+  for (const name of [...rings.keys()]) if (!names.has(name)) rings.delete(name);
   for (const [name, chart] of charts) {
-    if (!names.has(name)) { chart.plot.destroy(); chart.node.remove(); charts.delete(name); rings.delete(name); }
+    if (!names.has(name)) { chart.plot.destroy(); chart.node.remove(); charts.delete(name); }
   }
 }
+
+// Charts are drawn only while the Health page shows: with hundreds of plugins, drawing every
+// sparkline at every sample behind another page would stall the graph's live updates.
+let frame = 0;
+function visible() { return !document.getElementById("page-health").hidden; }
+function draw() {
+  frame = 0;
+  if (!visible()) return;
+  for (const name of [...rings.keys()].sort()) update(name);
+}
+function drawSoon() { if (!frame) frame = requestAnimationFrame(draw); }
+
+export function showHealth() { drawSoon(); }
 
 export function startHealth() {
   on("health", {
@@ -51,7 +65,7 @@ export function startHealth() {
       rings.clear();
       for (const [name, ring] of Object.entries(data.rings)) rings.set(name, ring);
       prune(new Set(rings.keys()));
-      for (const name of [...rings.keys()].sort()) update(name);
+      drawSoon();
     },
     sample: (points) => {
       for (const [name, p] of Object.entries(points)) {
@@ -59,9 +73,9 @@ export function startHealth() {
         ring.push(p);
         while (ring.length > RING) ring.shift();
         rings.set(name, ring);
-        update(name);
       }
       prune(new Set(Object.keys(points)));
+      drawSoon();
     },
   });
 }
