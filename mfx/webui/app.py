@@ -12,6 +12,7 @@ Routes (all behind ``auth.Guard``):
          panels    UIExtension panels, rendered again at every change
     GET  /ui/stream/plugin/{name}   SSE: one plugin's events and a live tail of its log
     GET  /ui/theme/{plugin}/{name}  a UIExtension theme's palette
+    POST /ui/keys/{plugin}          {"key": K}: the extension's action for key K, performed
     *    /apis/player.mfx.musicfox.io/v1/...   the player API, passed through
 """
 
@@ -33,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from mfx.errors import MfxError
 from mfx.server.streams import until_shutdown
-from mfx.webui import extensions
+from mfx.webui import extensions, keys
 from mfx.webui.auth import Guard
 from mfx.webui.daemon_client import DaemonClient
 from mfx.webui.graph_model import critical_chain
@@ -159,8 +160,21 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
         try:
             palette = await extensions.theme(client, request.path_params["plugin"], request.path_params["name"])
         except MfxError as error:
-            return _error(str(error), error.code if error.code >= 400 else 502)
+            return _error(str(error), error.code if 400 <= error.code < 500 else 502)
         return Response(orjson.dumps(palette), media_type="application/json")
+
+    async def key(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+            return _error('send {"key": NAME}, NAME one of the keys the extension binds', 400)
+        try:
+            done = await keys.press(client, request.path_params["plugin"], body["key"])
+        except MfxError as error:
+            return _error(str(error), error.code if 400 <= error.code < 500 else 502)
+        return Response(orjson.dumps(done), media_type="application/json")
 
     async def player_api(request: Request) -> Response:
         body = await request.body()
@@ -176,6 +190,7 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
         Route("/ui/stream", stream),
         Route("/ui/stream/plugin/{name}", plugin_detail),
         Route("/ui/theme/{plugin}/{name}", theme),
+        Route("/ui/keys/{plugin}", key, methods=["POST"]),
         Route(PLAYER + "/{path:path}", player_api, methods=["GET", "POST", "PUT", "DELETE"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ])

@@ -3,7 +3,9 @@
 A page's stream follows two watches: the PluginManifests (which UIExtensions are Ready, and
 ``status.runtime.generation``, which a hot reload bumps) and the player's state. At a change
 of either, every provider's panel is rendered again through the plugin-call API and the
-panels go to the page in one message. Layout and theme names are asked once per generation.
+panels go to the page in one message. Layout, keys and theme names are asked once per
+generation; the page places each panel in the region its layout names (top, bottom, left or
+right of the main area) and binds its keys (``mfx.webui.keys``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import anyio
 import orjson
 
+from mfx.api.ui_actions import panel_layout
 from mfx.errors import MfxError
 from mfx.webui.daemon_client import DaemonClient
 from mfx.webui.sse import Message
@@ -69,16 +72,16 @@ class Panels:
             try:
                 meta = self._meta.get(name)
                 if meta is None or meta[0] != generation:
-                    layout = await call(self.client, name, "layout") or {}
-                    region = ((layout.get("regions") or [{}])[0]) if isinstance(layout, dict) else {}
-                    meta = (generation, {"title": region.get("title") or name, "region": region.get("name", "bottom"),
+                    place = panel_layout(await call(self.client, name, "layout"), name)
+                    meta = (generation, {"title": place.title, "region": place.region, "rows": place.rows,
+                                         "keys": [str(k) for k in await call(self.client, name, "keys") or []],
                                          "themes": await call(self.client, name, "themes") or []})
                     self._meta[name] = meta
                 text = await call(self.client, name, "render", self.state)
                 panels.append({"plugin": name, **meta[1], "text": str(text)})
             except MfxError as error:
-                panels.append({"plugin": name, "title": name, "region": "bottom", "themes": [],
-                               "text": "", "problem": str(error)})
+                panels.append({"plugin": name, "title": name, "region": "bottom", "rows": 1, "keys": [],
+                               "themes": [], "text": "", "problem": str(error)})
         return panels
 
 

@@ -95,10 +95,12 @@ function redraw() {
   let topology = false;
   cy.batch(() => {
     cy.elements().forEach((e) => { if (!ids.has(e.id())) { e.remove(); topology = true; } });
+    const added = [];
     for (const item of wanted) {
       const have = cy.getElementById(item.data.id);
-      if (have.empty()) { cy.add(item); topology = true; } else have.data(item.data);
+      if (have.empty()) added.push(item); else have.data(item.data);
     }
+    if (added.length) { cy.add(added); topology = true; } // one call: hundreds of adds cost more one by one
   });
   if (topology) layout();
   markChain();
