@@ -4,7 +4,8 @@ Routes (all behind ``auth.Guard``):
 
     GET  /                          the page (static/index.html)
     GET  /static/...                scripts, styles, vendored libraries
-    GET  /ui/stream?topics=...      SSE, one stream for the page's topics (``sse.merge``):
+    GET  /ui/stream?topics=...      SSE, one stream for the page's topics (``sse.merge``); it
+                                    resumes from Last-Event-ID (header, or ``lastEventId=``):
          plugins   list, then changes of PluginManifests, and the critical chain
          sinks     list, then changes of AudioSinks
          player    the player's state now and at every change
@@ -141,7 +142,9 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
 
     async def stream(request: Request) -> Response:
         wanted = [t for t in request.query_params.get("topics", ",".join(TOPICS)).split(",") if t in TOPICS]
-        positions = parse_last_event_id(request.headers.get("last-event-id"))
+        # A browser's own reconnection sends the header; a page that had to open a new stream
+        # puts the same id in the query.
+        positions = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("lastEventId"))
         makers: dict[str, Callable[[], AsyncIterator[Message]]] = {
             "plugins": lambda: watch_topic(client, f"{GROUP}/pluginmanifests", resume=positions.get("plugins"),
                                            derived=ChainFeed()),

@@ -250,6 +250,9 @@ export function startGraph() {
   window.mfx = Object.assign(window.mfx || {}, { cy, plugins, renderedAt, chain: () => chain });
   on("plugins", {
     list: (data) => {
+      // A second list comes only when the watch could not resume (its resourceVersion was
+      // compacted away): the page is brought back in line without a reload.
+      document.body.dataset.graphLists = String(Number(document.body.dataset.graphLists || 0) + 1);
       plugins.clear();
       for (const obj of data.items) plugins.set(obj.metadata.name, obj);
       redraw();
