@@ -112,9 +112,11 @@ async def _player(client: DaemonClient) -> AsyncIterator[Message]:
             yield Message("state", event.get("object") or {})
         elif event.get("type") == "ERROR":
             status = event.get("object") or {}
-            message = ("this daemon runs no player" if status.get("code") == 404
-                       else status.get("message") or "the state watch failed")
-            yield Message("problem", {"message": f"player: {message}"})
+            if status.get("code") == 404:
+                # Not a problem: a daemon serving plugins only. The player page says so.
+                yield Message("absent", {"message": "This daemon runs no player: the other pages work as usual."})
+            else:
+                yield Message("problem", {"message": f"player: {status.get('message') or 'the state watch failed'}"})
             return
 
 

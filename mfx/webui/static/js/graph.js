@@ -216,9 +216,13 @@ function renderDetail() {
   document.getElementById("detail-summary").textContent =
     `${obj.spec.type} ${obj.spec.version} · restarts ${status.restartCount ?? 0}` +
     (status.runtime && status.runtime.generation !== undefined ? ` · runtime generation ${status.runtime.generation}` : "");
-  document.getElementById("detail-conditions").replaceChildren(...(status.conditions || []).map((c) =>
+  // The message on a row of its own under its condition: beside the others, a long one
+  // squeezed every column into words broken mid-way.
+  document.getElementById("detail-conditions").replaceChildren(...(status.conditions || []).flatMap((c) => [
     el("tr", { "data-condition": c.type, class: `status-${String(c.status).toLowerCase()}` },
-      el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || ""), el("td", {}, c.message || ""))));
+      el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || "")),
+    el("tr", { class: "condition-message" }, el("td", { colspan: "3" }, c.message || "")),
+  ]));
 }
 
 function addEvents(items, replace) {

@@ -34,8 +34,12 @@ function update(name) {
   const last = ring[ring.length - 1] || {};
   const probe = [...ring].reverse().find((p) => p.probeMs !== null && p.probeMs !== undefined);
   const failed = ring.reduce((sum, p) => sum + (p.failures || 0), 0);
-  chart.value.textContent = probe ? `probe ${probe.probeMs.toFixed(1)} ms · ${failed} failed` : `no health probe${failed ? ` · ${failed} failed` : ""}`;
+  chart.value.textContent = probe ? `probe ${probe.probeMs.toFixed(1)} ms · ${failed} failed`
+    : `no health probe (spec.healthCheck)${failed ? ` · ${failed} failed` : ""}`;
   chart.node.classList.toggle("unhealthy", last.healthy === 0);
+  // Without a probe there is nothing to draw: a one-line card, after those with a sparkline.
+  chart.node.classList.toggle("no-probe", !probe && !failed);
+  return Boolean(probe || failed);
 }
 
 function prune(names) {
@@ -52,7 +56,11 @@ function visible() { return !document.getElementById("page-health").hidden; }
 function draw() {
   frame = 0;
   if (!visible()) return;
-  for (const name of [...rings.keys()].sort()) update(name);
+  const drawn = [...rings.keys()].sort().map((name) => [name, update(name)]);
+  const box = document.getElementById("sparklines");
+  for (const [name] of [...drawn.filter(([, plotted]) => plotted), ...drawn.filter(([, plotted]) => !plotted)]) {
+    box.append(charts.get(name).node);
+  }
 }
 function drawSoon() { if (!frame) frame = requestAnimationFrame(draw); }
 

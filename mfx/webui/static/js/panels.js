@@ -27,6 +27,9 @@ async function applyTheme(value) {
     const [plugin, ...rest] = value.split("/");
     const palette = await api("GET", `/ui/theme/${encodeURIComponent(plugin)}/${encodeURIComponent(rest.join("/"))}`);
     for (const key of KEYS) if (palette[key]) root.style.setProperty(`--${key}`, palette[key]);
+    // Only primary is required: the dark theme's secondary and accent would be pale on a
+    // light background, so the theme's primary stands in for them.
+    for (const key of ["secondary", "accent"]) if (!palette[key]) root.style.setProperty(`--${key}`, palette.primary);
     root.classList.toggle("light", palette.dark === false);
   }
   localStorage.setItem("mfx-theme", value);

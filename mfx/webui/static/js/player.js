@@ -114,6 +114,12 @@ export function startPlayer() {
   document.getElementById("volume").addEventListener("change", (e) => api("PUT", `${P}/volume`, { volume: Number(e.target.value) }));
   document.getElementById("search-form").addEventListener("submit", search);
   on("player", {
+    absent: (data) => {
+      document.getElementById("now-status").textContent = "no player";
+      document.getElementById("now-title").textContent = "No player here";
+      document.getElementById("now-artist").textContent = data.message;
+      for (const control of document.querySelectorAll("#page-player button, #page-player input")) control.disabled = true;
+    },
     state: (data) => {
       state = data; receivedAt = performance.now();
       renderState();
