@@ -109,6 +109,14 @@ def test_the_graph_shows_every_plugin_and_follows_changes_without_a_reload(ui: t
     assert sorted(page.evaluate("window.mfx.cy.nodes('.chain').map(n => n.id())")) == sorted(expected)
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
 
+    # A change that adds or removes no dependency restyles its node and moves nothing.
+    where = "() => JSON.stringify(window.mfx.cy.nodes().map(n => [n.id(), n.position()]))"
+    before = page.evaluate(where)
+    apply(home, manifest("frontend", deps=["api"], version="1.0.1"))
+    page.wait_for_function("() => window.mfx.plugins.get('frontend').spec.version === '1.0.1'", timeout=TIMEOUT)
+    wait_state(page, "frontend", "Ready")
+    assert page.evaluate(where) == before
+
     apply(home, manifest("late", deps=["cache"]))
     page.wait_for_function("() => window.mfx.cy.getElementById('late').nonempty()", timeout=TIMEOUT)
     wait_state(page, "late", "Ready")
