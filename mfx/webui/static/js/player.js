@@ -121,6 +121,7 @@ export function startPlayer() {
       for (const control of document.querySelectorAll("#page-player button, #page-player input")) control.disabled = true;
     },
     state: (data) => {
+      for (const control of document.querySelectorAll("#page-player :disabled")) control.disabled = false;
       state = data; receivedAt = performance.now();
       renderState();
       for (const listener of listeners) listener(state);
