@@ -44,6 +44,7 @@ function renderState() {
     if (i === state.currentIndex) item.classList.add("current");
     return item;
   }));
+  if (!queue.length) document.getElementById("queue").replaceChildren(el("li", { class: "muted" }, "Empty: search for a song and play it or add it."));
   if (song && song.id !== lyrics.songId) loadLyrics(song.id);
   if (!song) lyrics = { songId: null, lines: [] };
   renderLyrics(true);
