@@ -91,11 +91,10 @@ WEBUI_VENDOR := mfx/webui/static/vendor
 webui-assets:
 	cd $(WEBUI_SRC) && npm ci --no-audit --no-fund
 	rm -rf $(WEBUI_VENDOR) && mkdir -p $(WEBUI_VENDOR)
-	@set -e; for pkg in cytoscape cytoscape-dagre dagre uplot; do \
+	@set -e; for pkg in cytoscape cytoscape-dagre uplot; do \
 	  mkdir -p $(WEBUI_VENDOR)/$${pkg/-/_}; cp $(WEBUI_SRC)/node_modules/$$pkg/LICENSE $(WEBUI_VENDOR)/$${pkg/-/_}/; done
 	cp $(WEBUI_SRC)/node_modules/cytoscape/dist/cytoscape.min.js $(WEBUI_VENDOR)/cytoscape/
 	cp $(WEBUI_SRC)/node_modules/cytoscape-dagre/dist/cytoscape-dagre.min.js $(WEBUI_VENDOR)/cytoscape_dagre/
-	cp $(WEBUI_SRC)/node_modules/dagre/dist/dagre.min.js $(WEBUI_VENDOR)/dagre/
 	cp $(WEBUI_SRC)/node_modules/uplot/dist/uPlot.iife.min.js $(WEBUI_SRC)/node_modules/uplot/dist/uPlot.min.css $(WEBUI_VENDOR)/uplot/
 	@cd $(WEBUI_SRC) && node -e 'const l=require("./package-lock.json").packages; for (const k of Object.keys(l)) if (k) console.log(k.replace("node_modules/",""), l[k].version)' > ../static/vendor/VERSIONS
 	rm -rf $(WEBUI_SRC)/node_modules  # only the built files are kept (and packaged)

@@ -37,7 +37,7 @@ PANEL = '''
             return None
 
         def layout(self):
-            return {{"regions": [{{"name": "right", "rows": 30, "title": "Web panel"}}]}}
+            return {{"regions": [{{"name": "{region}", "rows": 30, "title": "Web panel"}}]}}
 
         def themes(self):
             return ["paper"]
@@ -48,12 +48,12 @@ PANEL = '''
     '''
 
 
-def write_panel(directory: Path, word: str) -> None:
+def write_panel(directory: Path, word: str, region: str = "right") -> None:
     package = directory / "web_panel"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
     temp = package / ".plugin.py.swp"  # saved the way an editor does: a rename over the file
-    temp.write_text(textwrap.dedent(PANEL).format(word=word))
+    temp.write_text(textwrap.dedent(PANEL).format(word=word, region=region))
     os.replace(temp, package / "plugin.py")
 
 
@@ -109,6 +109,14 @@ def test_the_graph_shows_every_plugin_and_follows_changes_without_a_reload(ui: t
     assert sorted(page.evaluate("window.mfx.cy.nodes('.chain').map(n => n.id())")) == sorted(expected)
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
 
+    # A change that adds or removes no dependency restyles its node and moves nothing.
+    where = "() => JSON.stringify(window.mfx.cy.nodes().map(n => [n.id(), n.position()]))"
+    before = page.evaluate(where)
+    apply(home, manifest("frontend", deps=["api"], version="1.0.1"))
+    page.wait_for_function("() => window.mfx.plugins.get('frontend').spec.version === '1.0.1'", timeout=TIMEOUT)
+    wait_state(page, "frontend", "Ready")
+    assert page.evaluate(where) == before
+
     apply(home, manifest("late", deps=["cache"]))
     page.wait_for_function("() => window.mfx.cy.getElementById('late').nonempty()", timeout=TIMEOUT)
     wait_state(page, "late", "Ready")
@@ -154,19 +162,21 @@ def test_health_sparklines_come_from_the_scraped_metrics(ui: tuple[ThreadDaemon,
     page.close()
 
 
-def test_an_extension_panel_follows_its_hot_reload_and_offers_its_themes(ui: tuple[ThreadDaemon, Path], browser: Any) -> None:
+def test_an_extension_panel_sits_where_its_layout_says_follows_its_hot_reload_and_offers_its_themes(ui: tuple[ThreadDaemon, Path], browser: Any) -> None:
     daemon, root = ui
     page = new_page(browser, ui_url(daemon.config.home))
     panel = '[data-panel="web-panel"]'
-    page.wait_for_selector(f"{panel} .panel-text", timeout=TIMEOUT)
+    page.wait_for_selector(f"#panels-right {panel} .panel-text", timeout=TIMEOUT)  # where its layout() says
     assert page.text_content(f"{panel} h3") == "Web panel"
     before = page.text_content(f"{panel} .panel-text")
     assert before.split()[0] in ("first", "clicked")
     page.evaluate("window.loadedOnce = true")
 
-    write_panel(root / "web-panel", "second")  # the hot_reload runtime swaps it in
+    write_panel(root / "web-panel", "second", region="top")  # the hot_reload runtime swaps it in
     page.wait_for_function(f"() => document.querySelector('{panel} .panel-text').textContent.startsWith('second ')",
                            timeout=TIMEOUT)
+    page.wait_for_selector(f"#panels-top {panel}", timeout=TIMEOUT)  # the new layout() moved it
+    assert page.is_hidden("#panels-right")
     assert page.evaluate("window.loadedOnce") is True
 
     page.select_option("#theme-select", "web-panel/paper")

@@ -16,11 +16,10 @@ from typing import Any
 
 from textual.theme import Theme
 
+from mfx.api.ui_actions import panel_layout
 from mfx.errors import MfxError
 from mfx.tui.client import ApiClient
 from mfx.tui.text import condition
-
-REGIONS = ("top", "bottom", "left", "right")
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,11 @@ def textual_theme(name: str, palette: Mapping[str, Any]) -> Theme:
 
 async def describe(client: ApiClient, name: str, version: Generation) -> Extension:
     """Ask a UIExtension where its panel goes, the keys it binds and its themes."""
-    layout = await client.call_plugin(name, "layout") or {}
-    regions = layout.get("regions") or [{}]
-    first = regions[0] if isinstance(regions[0], dict) else {}
-    region = str(first.get("name") or "bottom")
+    place = panel_layout(await client.call_plugin(name, "layout"), name)
     keys = [str(key) for key in await client.call_plugin(name, "keys") or []]
     themes = {}
     for theme in await client.call_plugin(name, "themes") or []:
         palette = await client.call_plugin(name, "theme", theme)
         themes[str(theme)] = textual_theme(str(theme), palette or {})
-    return Extension(name=name, version=version, region=region if region in REGIONS else "bottom",
-                     rows=max(1, int(first.get("rows") or 1)), title=str(first.get("title") or name),
+    return Extension(name=name, version=version, region=place.region, rows=place.rows, title=place.title,
                      keys=keys, themes=themes)

@@ -8,10 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfx.api.music import PlayMode
-
 SYMBOLS = {"playing": "▶", "paused": "⏸", "stopped": "■"}
-MODES = [mode.value for mode in PlayMode]
 
 
 def clock(seconds: float | None) -> str:
@@ -28,12 +25,6 @@ def artists(song: Mapping[str, Any]) -> str:
 
 def album(song: Mapping[str, Any]) -> str:
     return str((song.get("album") or {}).get("name") or "")
-
-
-def next_mode(mode: str) -> str:
-    """The play mode after ``mode``, in the order ``p`` steps through them."""
-    index = MODES.index(mode) if mode in MODES else -1
-    return MODES[(index + 1) % len(MODES)]
 
 
 @dataclass

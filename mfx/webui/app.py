@@ -4,7 +4,8 @@ Routes (all behind ``auth.Guard``):
 
     GET  /                          the page (static/index.html)
     GET  /static/...                scripts, styles, vendored libraries
-    GET  /ui/stream?topics=...      SSE, one stream for the page's topics (``sse.merge``):
+    GET  /ui/stream?topics=...      SSE, one stream for the page's topics (``sse.merge``); it
+                                    resumes from Last-Event-ID (header, or ``lastEventId=``):
          plugins   list, then changes of PluginManifests, and the critical chain
          sinks     list, then changes of AudioSinks
          player    the player's state now and at every change
@@ -12,6 +13,7 @@ Routes (all behind ``auth.Guard``):
          panels    UIExtension panels, rendered again at every change
     GET  /ui/stream/plugin/{name}   SSE: one plugin's events and a live tail of its log
     GET  /ui/theme/{plugin}/{name}  a UIExtension theme's palette
+    POST /ui/keys/{plugin}          {"key": K}: the extension's action for key K, performed
     *    /apis/player.mfx.musicfox.io/v1/...   the player API, passed through
 """
 
@@ -33,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from mfx.errors import MfxError
 from mfx.server.streams import until_shutdown
-from mfx.webui import extensions
+from mfx.webui import extensions, keys
 from mfx.webui.auth import Guard
 from mfx.webui.daemon_client import DaemonClient
 from mfx.webui.graph_model import critical_chain
@@ -60,21 +62,36 @@ def static_dir() -> Path:
     return Path(str(resources.files("mfx.webui") / "static"))
 
 
+def _chain_inputs(obj: dict[str, Any]) -> tuple[Any, ...]:
+    status = obj.get("status") or {}
+    deps = tuple((d.get("name"), bool(d.get("optional"))) for d in (obj.get("spec") or {}).get("dependencies") or [])
+    return deps, status.get("startedAt"), status.get("readyAt")
+
+
 class ChainFeed:
     """The critical chain, sent when it changes. Only dependencies and start/ready times go
-    into it, so most changes (a probe, a restart count) skip the graph work altogether."""
+    into it: a change is compared on those of the one object that changed, so most changes
+    (a probe, a restart count, a spec edit) cost no graph work, however many plugins there are."""
 
     def __init__(self) -> None:
-        self._inputs: dict[str, Any] | None = None
+        self._inputs: dict[str, tuple[Any, ...]] = {}
         self._sent: list[str] | None = None
 
-    def __call__(self, mirror: Mirror) -> list[Message]:
-        inputs = {name: (str((obj.get("spec") or {}).get("dependencies")),
-                         (obj.get("status") or {}).get("startedAt"), (obj.get("status") or {}).get("readyAt"))
-                  for name, obj in mirror.objects.items()}
-        if inputs == self._inputs:
-            return []
-        self._inputs = inputs
+    def __call__(self, mirror: Mirror, changed: str | None) -> list[Message]:
+        if changed is None:
+            inputs = {name: _chain_inputs(obj) for name, obj in mirror.objects.items()}
+            if inputs == self._inputs and self._sent is not None:
+                return []
+            self._inputs = inputs
+        else:
+            obj = mirror.objects.get(changed)
+            now = None if obj is None else _chain_inputs(obj)
+            if self._inputs.get(changed) == now:
+                return []
+            if now is None:
+                self._inputs.pop(changed, None)
+            else:
+                self._inputs[changed] = now
         nodes = critical_chain(mirror.objects.values())
         if nodes == self._sent:
             return []
@@ -95,9 +112,11 @@ async def _player(client: DaemonClient) -> AsyncIterator[Message]:
             yield Message("state", event.get("object") or {})
         elif event.get("type") == "ERROR":
             status = event.get("object") or {}
-            message = ("this daemon runs no player" if status.get("code") == 404
-                       else status.get("message") or "the state watch failed")
-            yield Message("problem", {"message": f"player: {message}"})
+            if status.get("code") == 404:
+                # Not a problem: a daemon serving plugins only. The player page says so.
+                yield Message("absent", {"message": "This daemon runs no player: the other pages work as usual."})
+            else:
+                yield Message("problem", {"message": f"player: {status.get('message') or 'the state watch failed'}"})
             return
 
 
@@ -125,7 +144,9 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
 
     async def stream(request: Request) -> Response:
         wanted = [t for t in request.query_params.get("topics", ",".join(TOPICS)).split(",") if t in TOPICS]
-        positions = parse_last_event_id(request.headers.get("last-event-id"))
+        # A browser's own reconnection sends the header; a page that had to open a new stream
+        # puts the same id in the query.
+        positions = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("lastEventId"))
         makers: dict[str, Callable[[], AsyncIterator[Message]]] = {
             "plugins": lambda: watch_topic(client, f"{GROUP}/pluginmanifests", resume=positions.get("plugins"),
                                            derived=ChainFeed()),
@@ -144,8 +165,21 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
         try:
             palette = await extensions.theme(client, request.path_params["plugin"], request.path_params["name"])
         except MfxError as error:
-            return _error(str(error), error.code if error.code >= 400 else 502)
+            return _error(str(error), error.code if 400 <= error.code < 500 else 502)
         return Response(orjson.dumps(palette), media_type="application/json")
+
+    async def key(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+            return _error('send {"key": NAME}, NAME one of the keys the extension binds', 400)
+        try:
+            done = await keys.press(client, request.path_params["plugin"], body["key"])
+        except MfxError as error:
+            return _error(str(error), error.code if 400 <= error.code < 500 else 502)
+        return Response(orjson.dumps(done), media_type="application/json")
 
     async def player_api(request: Request) -> Response:
         body = await request.body()
@@ -161,6 +195,7 @@ def create_app(client: DaemonClient, *, shutdown: anyio.Event, token: str | None
         Route("/ui/stream", stream),
         Route("/ui/stream/plugin/{name}", plugin_detail),
         Route("/ui/theme/{plugin}/{name}", theme),
+        Route("/ui/keys/{plugin}", key, methods=["POST"]),
         Route(PLAYER + "/{path:path}", player_api, methods=["GET", "POST", "PUT", "DELETE"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ])

@@ -3,7 +3,9 @@
 A page's stream follows two watches: the PluginManifests (which UIExtensions are Ready, and
 ``status.runtime.generation``, which a hot reload bumps) and the player's state. At a change
 of either, every provider's panel is rendered again through the plugin-call API and the
-panels go to the page in one message. Layout and theme names are asked once per generation.
+panels go to the page in one message. Layout, keys and theme names are asked once per
+generation; the page places each panel in the region its layout names (top, bottom, left or
+right of the main area) and binds its keys (``mfx.webui.keys``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 import anyio
 import orjson
 
+from mfx.api.ui_actions import panel_layout
 from mfx.errors import MfxError
 from mfx.webui.daemon_client import DaemonClient
-from mfx.webui.sse import Message, Mirror
+from mfx.webui.sse import Message
 
 log = logging.getLogger("mfx.webui.extensions")
 
@@ -26,21 +29,24 @@ PLUGINS = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
 PLAYER_STATE = "/apis/player.mfx.musicfox.io/v1/state"
 
 
-def providers(mirror: Mirror) -> dict[str, Any]:
-    """Ready UIExtension providers -> what identifies the version that runs (a reload changes it)."""
-    out: dict[str, Any] = {}
-    for name, obj in mirror.objects.items():
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if "UIExtension" not in (spec.get("interfaces") or []):
-            continue
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if ready:
-            # A reload is seen in the runtime's generation and in the Ready condition, whose
-            # message the controller rewrites at every reload ("reloaded: generation N ...").
-            cond = next(c for c in status.get("conditions") or [] if c.get("type") == "Ready")
-            out[name] = ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
-                         cond.get("reason"), cond.get("message"))
-    return out
+def provider(obj: dict[str, Any]) -> Any:
+    """For a Ready UIExtension provider, what identifies the version that runs (a reload
+    changes it); None for any other plugin."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if "UIExtension" not in (spec.get("interfaces") or []):
+        return None
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if cond is None or cond.get("status") != "True":
+        return None
+    # A reload is seen in the runtime's generation and in the Ready condition, whose message
+    # the controller rewrites at every reload ("reloaded: generation N ...").
+    return ((status.get("runtime") or {}).get("generation"), obj["metadata"].get("generation"),
+            cond.get("reason"), cond.get("message"))
+
+
+def providers(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ready UIExtension providers -> what identifies the version that runs."""
+    return {name: key for name, obj in objects.items() if (key := provider(obj)) is not None}
 
 
 async def call(client: DaemonClient, plugin: str, method: str, *params: Any) -> Any:
@@ -66,16 +72,16 @@ class Panels:
             try:
                 meta = self._meta.get(name)
                 if meta is None or meta[0] != generation:
-                    layout = await call(self.client, name, "layout") or {}
-                    region = ((layout.get("regions") or [{}])[0]) if isinstance(layout, dict) else {}
-                    meta = (generation, {"title": region.get("title") or name, "region": region.get("name", "bottom"),
+                    place = panel_layout(await call(self.client, name, "layout"), name)
+                    meta = (generation, {"title": place.title, "region": place.region, "rows": place.rows,
+                                         "keys": [str(k) for k in await call(self.client, name, "keys") or []],
                                          "themes": await call(self.client, name, "themes") or []})
                     self._meta[name] = meta
                 text = await call(self.client, name, "render", self.state)
                 panels.append({"plugin": name, **meta[1], "text": str(text)})
             except MfxError as error:
-                panels.append({"plugin": name, "title": name, "region": "bottom", "themes": [],
-                               "text": "", "problem": str(error)})
+                panels.append({"plugin": name, "title": name, "region": "bottom", "rows": 1, "keys": [],
+                               "themes": [], "text": "", "problem": str(error)})
         return panels
 
 
@@ -83,21 +89,26 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
     """``panels`` now and at each change of the providers or of the player's state."""
     panels = Panels(client)
     changed = anyio.Event()
-    mirror = Mirror()
 
     async def follow_plugins() -> None:
         page = await client.get_json(PLUGINS)
-        mirror.reset(page.get("items") or [])
-        panels.running = providers(mirror)
+        panels.running = providers({o["metadata"]["name"]: o for o in page.get("items") or []})
         changed.set()
         since = str(page["metadata"]["resourceVersion"])
         async for event in client.lines(PLUGINS, {"watch": "true", "resourceVersion": since}):
-            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                mirror.apply(event["type"], event["object"])
-                now = providers(mirror)
-                if now != panels.running:
-                    panels.running = now
-                    changed.set()
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                continue
+            # Only the plugin that changed is looked at: with hundreds of plugins, a change
+            # of one costs the same as with five.
+            name = obj["metadata"]["name"]
+            now = None if kind == "DELETED" else provider(obj)
+            if panels.running.get(name) != now:
+                if now is None:
+                    panels.running.pop(name, None)
+                else:
+                    panels.running[name] = now
+                changed.set()
 
     async def follow_player() -> None:
         async for event in client.lines(PLAYER_STATE, {"watch": "true"}):

@@ -79,13 +79,15 @@ class Mirror:
         return True
 
 
-Derived = Callable[[Mirror], list[Message]]
+# Messages computed from the whole set after a change: ``changed`` names the object that
+# changed, or is None after a (re)list, when everything may have.
+Derived = Callable[[Mirror, str | None], list[Message]]
 
 
 async def watch_topic(client: DaemonClient, path: str, *, resume: str | None,
                       derived: Derived | None = None) -> AsyncIterator[Message]:
     """``list`` then ``change`` messages of ``path``, or resume the watch at ``resume``;
-    ``derived(mirror)`` adds messages computed from the whole set (the critical chain)."""
+    ``derived(mirror, changed)`` adds messages computed from the whole set (the critical chain)."""
     mirror = Mirror()
     while True:
         page = await client.get_json(path)
@@ -96,7 +98,7 @@ async def watch_topic(client: DaemonClient, path: str, *, resume: str | None,
             since, resume = resume, None
         else:
             yield Message("list", {"items": list(mirror.objects.values())}, rv=since)
-        for message in derived(mirror) if derived else []:
+        for message in derived(mirror, None) if derived else []:
             yield message
         gone = False
         params = {"watch": "true", "resourceVersion": since, "allowWatchBookmarks": "true"}
@@ -108,7 +110,7 @@ async def watch_topic(client: DaemonClient, path: str, *, resume: str | None,
             if kind == "BOOKMARK" or not mirror.apply(str(kind), obj):
                 continue
             yield Message("change", {"type": kind, "object": obj}, rv=str(resource_version(obj)))
-            for message in derived(mirror) if derived else []:
+            for message in derived(mirror, obj["metadata"]["name"]) if derived else []:
                 yield message
         if not gone:
             return

@@ -34,15 +34,37 @@ function update(name) {
   const last = ring[ring.length - 1] || {};
   const probe = [...ring].reverse().find((p) => p.probeMs !== null && p.probeMs !== undefined);
   const failed = ring.reduce((sum, p) => sum + (p.failures || 0), 0);
-  chart.value.textContent = probe ? `probe ${probe.probeMs.toFixed(1)} ms · ${failed} failed` : `no health probe${failed ? ` · ${failed} failed` : ""}`;
+  chart.value.textContent = probe ? `probe ${probe.probeMs.toFixed(1)} ms · ${failed} failed`
+    : `no health probe (spec.healthCheck)${failed ? ` · ${failed} failed` : ""}`;
   chart.node.classList.toggle("unhealthy", last.healthy === 0);
+  // Without a probe there is nothing to draw: a one-line card, after those with a sparkline.
+  chart.node.classList.toggle("no-probe", !probe && !failed);
+  return Boolean(probe || failed);
 }
 
 function prune(names) {
+  for (const name of [...rings.keys()]) if (!names.has(name)) rings.delete(name);
   for (const [name, chart] of charts) {
-    if (!names.has(name)) { chart.plot.destroy(); chart.node.remove(); charts.delete(name); rings.delete(name); }
+    if (!names.has(name)) { chart.plot.destroy(); chart.node.remove(); charts.delete(name); }
   }
 }
+
+// Charts are drawn only while the Health page shows: with hundreds of plugins, drawing every
+// sparkline at every sample behind another page would stall the graph's live updates.
+let frame = 0;
+function visible() { return !document.getElementById("page-health").hidden; }
+function draw() {
+  frame = 0;
+  if (!visible()) return;
+  const drawn = [...rings.keys()].sort().map((name) => [name, update(name)]);
+  const box = document.getElementById("sparklines");
+  for (const [name] of [...drawn.filter(([, plotted]) => plotted), ...drawn.filter(([, plotted]) => !plotted)]) {
+    box.append(charts.get(name).node);
+  }
+}
+function drawSoon() { if (!frame) frame = requestAnimationFrame(draw); }
+
+export function showHealth() { drawSoon(); }
 
 export function startHealth() {
   on("health", {
@@ -51,7 +73,7 @@ export function startHealth() {
       rings.clear();
       for (const [name, ring] of Object.entries(data.rings)) rings.set(name, ring);
       prune(new Set(rings.keys()));
-      for (const name of [...rings.keys()].sort()) update(name);
+      drawSoon();
     },
     sample: (points) => {
       for (const [name, p] of Object.entries(points)) {
@@ -59,9 +81,9 @@ export function startHealth() {
         ring.push(p);
         while (ring.length > RING) ring.shift();
         rings.set(name, ring);
-        update(name);
       }
       prune(new Set(Object.keys(points)));
+      drawSoon();
     },
   });
 }

@@ -2,7 +2,7 @@
 import { startGraph, resizeGraph } from "./graph.js";
 import { startPlayer } from "./player.js";
 import { startSinks } from "./sinks.js";
-import { startHealth } from "./health.js";
+import { startHealth, showHealth } from "./health.js";
 import { startPanels } from "./panels.js";
 import { connect } from "./stream.js";
 
@@ -11,6 +11,7 @@ function show() {
   for (const section of document.querySelectorAll(".page")) section.hidden = section.id !== `page-${page}`;
   for (const tab of document.querySelectorAll(".tabs a")) tab.classList.toggle("active", tab.dataset.page === page);
   if (page === "graph") resizeGraph();
+  if (page === "health") showHealth();
 }
 
 window.addEventListener("hashchange", show);

@@ -44,6 +44,7 @@ function renderState() {
     if (i === state.currentIndex) item.classList.add("current");
     return item;
   }));
+  if (!queue.length) document.getElementById("queue").replaceChildren(el("li", { class: "muted" }, "Empty: search for a song and play it or add it."));
   if (song && song.id !== lyrics.songId) loadLyrics(song.id);
   if (!song) lyrics = { songId: null, lines: [] };
   renderLyrics(true);
@@ -114,7 +115,14 @@ export function startPlayer() {
   document.getElementById("volume").addEventListener("change", (e) => api("PUT", `${P}/volume`, { volume: Number(e.target.value) }));
   document.getElementById("search-form").addEventListener("submit", search);
   on("player", {
+    absent: (data) => {
+      document.getElementById("now-status").textContent = "no player";
+      document.getElementById("now-title").textContent = "No player here";
+      document.getElementById("now-artist").textContent = data.message;
+      for (const control of document.querySelectorAll("#page-player button, #page-player input")) control.disabled = true;
+    },
     state: (data) => {
+      for (const control of document.querySelectorAll("#page-player :disabled")) control.disabled = false;
       state = data; receivedAt = performance.now();
       renderState();
       for (const listener of listeners) listener(state);

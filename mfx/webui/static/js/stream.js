@@ -1,11 +1,14 @@
 // A live stream from the UI server (Server-Sent Events). EventSource reconnects by itself and
-// sends Last-Event-ID, so a watch resumes from its resourceVersion; "relist" (410 Gone) means
-// that version is gone: open a fresh stream, which starts with a full list.
+// sends Last-Event-ID, so a watch resumes from its resourceVersion; a watch whose version is
+// gone (410: compacted away) lists again, and the page gets a fresh "list". When the browser
+// gives up (an answer that is not a stream, e.g. while the daemon restarts), a new
+// EventSource is opened with the last id in the URL, which a new one cannot send as a header.
 const live = new Set();
+const RETRY_MS = 1000;
 
 function showConnection() {
   const el = document.getElementById("connection");
-  const down = [...live].some((s) => s.source && s.source.readyState !== EventSource.OPEN);
+  const down = [...live].some((s) => s.source.readyState !== EventSource.OPEN);
   el.textContent = down ? "reconnecting" : "live";
   el.classList.toggle("down", down);
 }
@@ -18,19 +21,32 @@ export function problem(message) {
 
 // handlers: {"TOPIC.EVENT": fn(data)}; "TOPIC.problem" messages go to the problem bar.
 export function openStream(url, handlers) {
-  const source = new EventSource(url);
-  const stream = { source };
-  for (const [name, handler] of Object.entries(handlers)) {
-    source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
-  }
+  const stream = { source: null, lastId: "", timer: 0, closed: false };
   const topics = new Set(Object.keys(handlers).map((name) => name.split(".")[0]));
-  for (const topic of topics) {
-    source.addEventListener(`${topic}.problem`, (event) => problem(JSON.parse(event.data).message));
-  }
-  source.onopen = () => { problem(""); showConnection(); };
-  source.onerror = () => { showConnection(); };
+  const open = () => {
+    const resume = stream.lastId ? `${url.includes("?") ? "&" : "?"}lastEventId=${encodeURIComponent(stream.lastId)}` : "";
+    const source = new EventSource(url + resume);
+    stream.source = source;
+    for (const [name, handler] of Object.entries(handlers)) {
+      source.addEventListener(name, (event) => {
+        if (event.lastEventId) stream.lastId = event.lastEventId;
+        handler(JSON.parse(event.data));
+      });
+    }
+    for (const topic of topics) {
+      source.addEventListener(`${topic}.problem`, (event) => problem(JSON.parse(event.data).message));
+    }
+    source.onopen = () => { problem(""); showConnection(); };
+    source.onerror = () => {
+      showConnection();
+      if (source.readyState === EventSource.CLOSED && !stream.closed) {
+        stream.timer = setTimeout(open, RETRY_MS);
+      }
+    };
+  };
+  open();
   live.add(stream);
-  stream.close = () => { source.close(); live.delete(stream); };
+  stream.close = () => { stream.closed = true; clearTimeout(stream.timer); stream.source.close(); live.delete(stream); };
   return stream;
 }
 
