@@ -10,7 +10,7 @@ import click
 from mfx.logs import configure_logging
 
 
-@click.command()
+@click.command(short_help="Run this node's plugins and player against an API server.")
 @click.option("--server", "servers", metavar="URL[,URL...]",
               help="The API server(s): https://HOST:PORT ('mfx serve --listen'), http://HOST:PORT "
                    "('--listen-http') or unix:///PATH/mfx.sock. Several are tried in turn: when one "
