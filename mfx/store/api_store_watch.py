@@ -12,6 +12,7 @@ was compacted past that point, and only a new list can catch up.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
@@ -29,8 +30,11 @@ from mfx.store.base import WatchEvent, WatchEventType
 log = logging.getLogger("mfx.store.api")
 
 RECONNECT_BACKOFF = Backoff(initial=0.05, cap=5.0)
-# No read timeout: a watch waits for changes as long as there are none.
-STREAM_TIMEOUT = httpx.Timeout(None, connect=3.0, write=10.0, pool=10.0)
+# As client-go: the server is asked to end each watch after 5 to 10 minutes, and the client
+# reconnects. A watch that hears nothing, not even that end, for longer than it asked for is
+# on a connection that died silently (a cut network sends no reset): it is dropped.
+WATCH_SECONDS = (300, 600)
+SILENCE_GRACE = 30.0
 
 
 class ApiWatch:
@@ -132,10 +136,13 @@ class ApiWatch:
             await anyio.sleep(jittered(RECONNECT_BACKOFF.delay(self._failures)))
 
     async def _open(self) -> None:
-        params = {"watch": "true", "resourceVersion": str(self._cursor), "allowWatchBookmarks": "true"}
+        seconds = random.randint(*WATCH_SECONDS)
+        params = {"watch": "true", "resourceVersion": str(self._cursor), "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(seconds)}
+        timeout = httpx.Timeout(seconds + SILENCE_GRACE, connect=3.0)
         for _url, client in self._servers.clients():
             server = self._servers.server_for(client)
-            request = client.build_request("GET", self._path, params=params, timeout=STREAM_TIMEOUT)
+            request = client.build_request("GET", self._path, params=params, timeout=timeout)
             try:
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
