@@ -200,3 +200,26 @@ def test_agent_refuses_bad_flags_before_starting(tmp_path: Path, flags: list[str
     result = run_cli(tmp_path, "agent", "--home", str(tmp_path / "a"), *flags)
     assert result.exit_code == 2 and said in result.output
     assert not (tmp_path / "a" / "mfx.sock").exists()
+
+
+def test_an_agent_started_before_its_server_registers_once_the_server_answers(tmp_path: Path) -> None:
+    cp_home = tmp_path / "cp"
+    with socket.socket() as probe:  # the port the server will listen on; nothing does yet
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    cp_home.mkdir()
+    token = cp_home / "token"
+    token.write_text("shared-token\n")  # the daemon keeps a token it finds in its home
+    token.chmod(0o600)
+    with agent(tmp_path / "node-d", "--server", f"http://{address}", "--token-file", str(token),
+               "--node-name", "node-d", "--node-lease-seconds", "4") as node:
+        poll("the agent to find no server", lambda: node.said("cannot register with the API server yet"))
+        server = control_plane(cp_home, "--listen-http", address)
+        try:
+            poll("node-d Ready once the server answers", lambda: node_ready(cp_home, "node-d"))
+            poll("the agent to say it registered", lambda: node.said("node node-d registered"))
+            log = node.log.read_text()
+            assert log.count("what runs keeps running") == 1, log
+            assert log.count("cannot register with the API server yet") == 1, log
+        finally:
+            server.stop()
