@@ -223,3 +223,13 @@ def test_an_agent_started_before_its_server_registers_once_the_server_answers(tm
             assert log.count("cannot register with the API server yet") == 1, log
         finally:
             server.stop()
+
+
+def test_an_agent_whose_server_never_answers_stops_at_sigterm(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with agent(tmp_path / "node-e", "--server", dead, "--node-name", "node-e") as node:
+        poll("the agent to find no server", lambda: node.said("no API server reachable"))
+        node.process.send_signal(signal.SIGTERM)
+        assert node.process.wait(timeout=30) == 0, node.log.read_text()

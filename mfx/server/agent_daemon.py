@@ -57,7 +57,27 @@ def agent_services() -> list[Service]:
     """The node's part of ``mfx serve``'s services: its Node and Lease, controllers, player."""
     from mfx.server.player_api import player_service
 
-    return [remote_node_agent_service, controllers_service, player_service]
+    return [_until_shutdown([remote_node_agent_service, controllers_service, player_service])]
+
+
+def _until_shutdown(services: list[Service]) -> Service:
+    """``services`` started in order, unless a stop comes first: the controllers start once
+    their informers have listed, which waits for an API server; SIGTERM must not."""
+
+    async def start(context: DaemonContext, group: TaskGroup) -> None:
+        with anyio.CancelScope() as starting:
+            async with anyio.create_task_group() as watcher:
+                async def stop_starting() -> None:
+                    await context.shutdown.wait()
+                    log.info("stopped before the API server answered")
+                    starting.cancel()
+
+                watcher.start_soon(stop_starting)
+                for service in services:
+                    await service(context, group)
+                watcher.cancel_scope.cancel()
+
+    return start
 
 
 async def remote_node_agent_service(context: DaemonContext, group: TaskGroup) -> None:
