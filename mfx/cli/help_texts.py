@@ -79,6 +79,7 @@ TOP_HELP: dict[int, str] = {
         '  rollback       Put a plugin back on its previous version (sets...\n'
         '  config         Configuration for other clients of the daemon.\n'
         '  serve          Run the mfx daemon in the foreground (SIGTERM or Ctrl-C...\n'
+        "  agent          Run this node's plugins and player against an API server.\n"
         "  ui             Print the URL of the web UI of the running daemon ('mfx...\n"
         "  demo           Run the whole player on embedded defaults (what 'make...\n"
     ),
@@ -150,6 +151,7 @@ TOP_HELP: dict[int, str] = {
         '  rollback       Put a plugin back on its previous version (sets spec.version).\n'
         '  config         Configuration for other clients of the daemon.\n'
         '  serve          Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).\n'
+        "  agent          Run this node's plugins and player against an API server.\n"
         "  ui             Print the URL of the web UI of the running daemon ('mfx serve --ui-address').\n"
         "  demo           Run the whole player on embedded defaults (what 'make run' does).\n"
     ),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from mfx.cli.agent import agent
 from mfx.cli.apply import apply
 from mfx.cli.completion import completion
 from mfx.cli.context import CliContext
@@ -59,7 +60,7 @@ PLAYER: tuple[click.Command, ...] = (
     search, library, playlists, play, pause, stop, next_cmd, prev, seek, queue, mode, volume, mute, now, lyrics,
     migrate, tui,
 )
-TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, ui, demo)
+TOOLS: tuple[click.Command, ...] = (plugin_group, trust_group, rollback, config_group, serve, agent, ui, demo)
 PLUGIN_COMMANDS: tuple[click.Command, ...] = (init, keygen, pack_cmd, verify_cmd, install, list_cmd)
 
 

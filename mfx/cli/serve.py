@@ -55,12 +55,16 @@ from mfx.logs import configure_logging
 @click.option("--node-labels", "node_labels", metavar="KEY=VALUE,...", default="",
               help="Labels to put on this machine's Node, besides kubernetes.io/hostname, "
                    "kubernetes.io/os and kubernetes.io/arch (e.g. room=kitchen,zone=ground).")
+@click.option("--no-local-agent", "no_local_agent", is_flag=True,
+              help="Serve only the control plane (API, store, fleet-wide controllers): run no plugins, "
+                   "audio sinks, player or node agent here; each node runs 'mfx agent --server' instead.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
           ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
           resync: str, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
-          etcd_key: Path | None, node_name: str | None, node_labels: str, log_format: str, log_level: str) -> None:
+          etcd_key: Path | None, node_name: str | None, node_labels: str, no_local_agent: bool, log_format: str,
+          log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -79,6 +83,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
       mfx serve --no-file-tap                # no sound card: fail to open rather than write a file
       mfx serve --store etcd://etcd1:2379,etcd2:2379,etcd3:2379   # objects in etcd
       mfx serve --node-name kitchen --node-labels room=kitchen,floor=ground   # see 'mfx get nodes'
+      mfx serve --no-local-agent --listen 0.0.0.0:6443   # control plane only; nodes run 'mfx agent'
     """
     import anyio
 
@@ -86,7 +91,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     from mfx.cli.node_labels import check_node_name, parse_node_labels
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
-    from mfx.server.services import default_services
+    from mfx.server.services import control_plane_services, default_services
     from mfx.store.etcd_keys import EtcdTLS
 
     # Checked before anything changes: a typo is a usage error, not a daemon that half started.
@@ -124,7 +129,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         allow_unsigned_sources=allow_unsigned or None,
         workers=workers,
         resync_seconds=parse_duration(resync),
-        file_tap=not no_file_tap,
+        file_tap=not no_file_tap and not no_local_agent,
         freeze_startup_objects=True,  # this process is only the daemon
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
         store_url=store_url,
@@ -132,4 +137,5 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         node_name=checked_name,
         node_labels=labels,
     )
-    anyio.run(lambda: run_daemon(config, services=default_services(), on_ready=on_ready))
+    services = control_plane_services() if no_local_agent else default_services()
+    anyio.run(lambda: run_daemon(config, services=services, on_ready=on_ready))

@@ -74,14 +74,22 @@ class NodeAgent:
         await self.register(facts)
         await self.heartbeat(facts)
         task_status.started()
+        failing = False
         while True:
             await anyio.sleep(self.settings.renew_interval)
             try:
                 await self.heartbeat(await self._facts())
             except MfxError as error:
                 # The kubelet way: a failed renewal is tried again at the next period; the
-                # lease has four of them before it runs out.
-                log.warning("node %s: could not renew its lease: %s", self.name, error)
+                # lease has four of them before it runs out. Said once, not every period.
+                if not failing:
+                    log.warning("node %s: could not renew its lease: %s; trying again every %.0f s",
+                                self.name, error, self.settings.renew_interval)
+                failing = True
+                continue
+            if failing:
+                log.info("node %s: lease renewed again", self.name)
+                failing = False
 
     async def register(self, facts: NodeFacts) -> Obj:
         """Create this machine's Node, or put this agent's labels on the one there."""

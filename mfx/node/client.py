@@ -3,7 +3,8 @@
 Both reach the control plane only through ``ObjectClient``: four calls with the API server's
 semantics (``NotFoundError``, ``AlreadyExistsError``, ``ConflictError`` when an update carries
 a stale ``metadata.resourceVersion``). ``mfx serve`` backs it with its own store
-(``StoreClient``); a remote agent backs it with HTTP requests to the same paths.
+(``StoreClient``); a remote agent (``mfx agent``) with a ``StoreClient`` over
+``mfx.store.api_store.ApiStore``: the same calls as HTTP requests to an API server.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,12 @@ async def run_daemon(
     services: list[Service] | None = None,
     on_ready: Callable[[DaemonContext], None] | None = None,
     handle_signals: bool = True,
+    open_store: Callable[[DaemonConfig], AbstractAsyncContextManager[Store]] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or until ``shutdown`` is set, for embedding and tests)."""
+    """Run until SIGTERM/SIGINT (or until ``shutdown`` is set, for embedding and tests).
+
+    ``open_store``: where objects live instead of ``config.store_url`` (``mfx agent`` passes
+    an ``ApiStore``: the same daemon, its objects behind a remote API server)."""
     config.home.mkdir(parents=True, exist_ok=True)
     os.chmod(config.home, 0o700)
     lock = HomeLock(config.home / "mfx.lock")
@@ -178,7 +183,9 @@ async def run_daemon(
     tap: FileTap | None = None
     try:
         tap = _set_up_file_tap(config.home) if config.file_tap else None
-        async with store_for(config.store_url, config.database_path, config.etcd_tls) as store:
+        opened = (open_store(config) if open_store is not None
+                  else store_for(config.store_url, config.database_path, config.etcd_tls))
+        async with opened as store:
             metrics = Metrics()
             metrics.build_info.info({"version": mfx.__version__})
             shutdown = anyio.Event()

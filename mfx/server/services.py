@@ -110,3 +110,11 @@ def default_services() -> list[Service]:
     from mfx.server.player_api import player_service
 
     return [node_agent_service, controllers_service, leader_service, player_service]
+
+
+def control_plane_services() -> list[Service]:
+    """``mfx serve --no-local-agent``: only the fleet-wide controllers beside the API; the
+    nodes' plugins, sinks and player run under ``mfx agent`` (mfx.server.agent_daemon)."""
+    from mfx.server.fleet_services import leader_service
+
+    return [leader_service]

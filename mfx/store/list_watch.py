@@ -72,6 +72,7 @@ class ListWatch:
         self.relists = 0  # how many lists were taken (1 at start, +1 per GoneError)
         self.resumes = 0  # how many times the watch was re-opened from resource_version
         self._advanced: anyio.Event | None = None
+        self._failing = False  # in a streak of failures (logged once)
 
     async def wait_for(self, resource_version: int) -> None:
         """Until every change up to ``resource_version`` has been handed to the callbacks."""
@@ -121,6 +122,7 @@ class ListWatch:
 
     async def _relist(self) -> None:
         items, rv = await list_all(self._store, self.kind, page_size=self._page_size)
+        self._recovered()
         self.relists += 1
         self._on_relist(items)
         self.resource_version = rv
@@ -131,6 +133,8 @@ class ListWatch:
         delivered = 0
         try:
             async for event in stream:
+                if not delivered:
+                    self._recovered()
                 delivered += 1
                 if event.type is not WatchEventType.BOOKMARK:
                     self._on_event(event)
@@ -146,5 +150,14 @@ class ListWatch:
 
     async def _backoff(self, failures: int, why: str) -> None:
         delay = self._backoff_policy.delay(failures)
-        self._log.warning("%s; retrying in %.2f s", why, delay)
+        # Said once per outage (then at debug level), and its end once: a store that stays
+        # away for an hour must not fill the log with a line per retry.
+        self._log.log(logging.DEBUG if self._failing else logging.WARNING,
+                      "%s; retrying in %.2f s (with backoff, until it answers)", why, delay)
+        self._failing = True
         await anyio.sleep(delay)  # real time: this waits for the store, not for a reconcile
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            self._log.info("list and watch of %s work again", self.kind)
