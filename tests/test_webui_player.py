@@ -31,7 +31,7 @@ KEYS_PANEL = '''
                           interfaces=("UIExtension",))
 
         def render(self, state):
-            return f"volume {state.get('volume')}"
+            return f"volume {state.get('volume')} at {int(state.get('positionSeconds') or 0)}s"
 
         def layout(self):
             return {"regions": [{"name": "top", "rows": 1, "title": "Volume keys"}]}
@@ -77,6 +77,11 @@ def test_clicking_play_in_the_page_changes_what_mfx_now_prints(rig: PlayerRig) -
         assert rig.player.state().status is PlayerStatus.PLAYING
         # Karaoke: the line sung now is highlighted, and it moves on with the clock.
         page.wait_for_selector(".lyric.current:text('First line')", timeout=TIMEOUT)
+        # A panel that shows the position is rendered again as the song plays on, with no
+        # change of the player's state to prompt it.
+        version = rig.player.state().version
+        page.wait_for_selector('[data-panel="keys-panel"] .panel-text:text("at 2s")', timeout=TIMEOUT)
+        assert rig.player.state().version == version
         assert "Café Del Mar" in page.text_content("#queue")
         screenshot(page, "player")
 

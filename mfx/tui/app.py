@@ -316,6 +316,8 @@ class MfxTui(App[None]):
         for listing in view.query(Listing):
             listing.focus()
             break
+        else:  # nothing to focus here: keep none, so the footer shows the app's keys, not a hidden view's
+            self.set_focus(None)
 
     def action_go_back(self) -> None:
         focused = self.focused

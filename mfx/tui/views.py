@@ -119,11 +119,20 @@ class SourceAnswer:
     error: str = ""
 
 
+class SearchInput(Input):
+    """The query; Down (like Enter) goes on to the results."""
+
+    BINDINGS = [Binding("down", "results", "Results", show=False)]
+
+    def action_results(self) -> None:
+        self.screen.query_one("#search-results").focus()
+
+
 class SearchView(Vertical):
     """Type-ahead search: one line per source says whether it answered, is slow or failed."""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search songs (accents do not matter)", id="search-input")
+        yield SearchInput(placeholder="search songs (accents do not matter)", id="search-input")
         yield Static("", id="search-sources")
         yield Listing(id="search-results")
 

@@ -2,8 +2,9 @@
 
 A page's stream follows two watches: the PluginManifests (which UIExtensions are Ready, and
 ``status.runtime.generation``, which a hot reload bumps) and the player's state. At a change
-of either, every provider's panel is rendered again through the plugin-call API and the
-panels go to the page in one message. Layout, keys and theme names are asked once per
+of either, and at each new second of a playing song (a panel may show the position), every
+provider's panel is rendered again through the plugin-call API and the panels go to the page
+in one message. Layout, keys and theme names are asked once per
 generation; the page places each panel in the region its layout names (top, bottom, left or
 right of the main area) and binds its keys (``mfx.webui.keys``).
 """
@@ -11,6 +12,8 @@ right of the main area) and binds its keys (``mfx.webui.keys``).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +67,26 @@ class Panels:
     client: DaemonClient
     state: dict[str, Any] = field(default_factory=dict)
     running: dict[str, Any] = field(default_factory=dict)
+    received: float = 0.0  # time.monotonic() when ``state`` arrived
     _meta: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.state, self.received = state, time.monotonic()
+
+    def _position(self) -> float | None:
+        """Where the song is now while it plays (the state's position moved on by the clock)."""
+        if self.state.get("status") != "playing":
+            return None
+        return float(self.state.get("positionSeconds") or 0.0) + time.monotonic() - self.received
+
+    def state_now(self) -> dict[str, Any]:
+        position = self._position()
+        return self.state if position is None else {**self.state, "positionSeconds": position}
+
+    def until_next_second(self) -> float | None:
+        """Seconds until the position shows a new second (panels show m:ss); None when not playing."""
+        position = self._position()
+        return None if position is None else math.floor(position) + 1 - position + 0.005
 
     async def render(self) -> list[dict[str, Any]]:
         panels = []
@@ -77,7 +99,7 @@ class Panels:
                                          "keys": [str(k) for k in await call(self.client, name, "keys") or []],
                                          "themes": await call(self.client, name, "themes") or []})
                     self._meta[name] = meta
-                text = await call(self.client, name, "render", self.state)
+                text = await call(self.client, name, "render", self.state_now())
                 panels.append({"plugin": name, **meta[1], "text": str(text)})
             except MfxError as error:
                 panels.append({"plugin": name, "title": name, "region": "bottom", "rows": 1, "keys": [],
@@ -113,7 +135,7 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
     async def follow_player() -> None:
         async for event in client.lines(PLAYER_STATE, {"watch": "true"}):
             if event.get("type") == "STATE":
-                panels.state = event.get("object") or {}
+                panels.set_state(event.get("object") or {})
                 changed.set()
             elif event.get("type") == "ERROR":
                 return  # no player in this daemon: panels render the empty state
@@ -124,7 +146,9 @@ async def panel_stream(client: DaemonClient) -> AsyncIterator[Message]:
         nonlocal changed
         async with send:
             while True:
-                await changed.wait()
+                # While a song plays, panels are rendered again at each new second of it too.
+                with anyio.move_on_after(panels.until_next_second()):
+                    await changed.wait()
                 changed = anyio.Event()
                 await send.send(Message("panels", {"panels": await panels.render()}))
 
