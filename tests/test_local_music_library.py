@@ -287,3 +287,20 @@ async def test_the_plugin_answers_over_json_rpc_from_its_own_process(layout: Lib
     # The index lives in the plugin's state directory (its working directory).
     assert (state / INDEX_FILE).is_file()
     assert any("corrupt.flac" in record.message for record in logs)  # stderr logging forwarded
+
+
+def test_a_folder_made_after_the_start_is_watched_once_it_appears(tmp_path: Path) -> None:
+    music = tmp_path / "home" / "music"  # neither exists yet, as in a new MFX_HOME
+    lib = Library(LibraryConfig.from_mapping(
+        {"folders": [str(music)], "stateDir": str(tmp_path / "state"), "debounceSeconds": 0.05}))
+    lib.scan()
+    lib.start_watching()
+    try:
+        (tmp_path / "home").mkdir()
+        staging = tmp_path / "staging"
+        source = write_song(staging, Track("Arrival.flac", "Arrival", ("Watcher",), "Live", 1))
+        music.mkdir()
+        os.replace(source, music / "Arrival.flac")
+        assert lib.wait_for(lambda lb: any(s.title == "Arrival" for s in lb.songs()), timeout=30)
+    finally:
+        lib.close()
