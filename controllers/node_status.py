@@ -5,7 +5,8 @@ Controllers keep writing status as they always did (``StatusPatcher`` -> ``write
 what this store does with it depends on whether the objects are shared with other nodes:
 
 - **alone** (``mfx serve`` with its in-process agent): the status is written as before, and
-  this node's entry in ``status.nodes`` goes with it, in the same write.
+  this node's entry in ``status.nodes`` and the counts (as the leader would find them, so
+  it finds nothing to change) go with it, in the same write.
 - **shared** (``mfx agent`` against a remote API): only the node's entry is written, by a
   JSON merge patch on the status subresource without a resourceVersion, so N agents never
   conflict; the top level belongs to the leader (``placement_status``). The full status the
@@ -28,7 +29,8 @@ from mfx.api.objects import Obj
 from mfx.errors import MfxError
 from mfx.store.base import EventRecord, ListResult, Store, WatchEvent, WatchEventType
 
-from .placement import PLACED_KINDS
+from .placement import PLACED_KINDS, NodePlacement
+from .placement_status import figures
 
 NOT_SCHEDULED = "NotScheduled"  # the Ready reason of an object this node does not run
 # Status fields that are the fleet's, not one node's: shown to a node as stored.
@@ -59,9 +61,10 @@ def node_entry(status: dict[str, Any]) -> dict[str, Any] | None:
 class NodeStatusStore:
     """The store of one node's controllers; see the module docstring."""
 
-    def __init__(self, inner: Store, node_name: str, *, shared: bool) -> None:
+    def __init__(self, inner: Store, placement: NodePlacement, *, shared: bool) -> None:
         self._inner = inner
-        self.node_name = node_name
+        self.placement = placement
+        self.node_name = placement.node_name
         self.shared = shared
         self._own: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, name, uid) -> status written
 
@@ -119,6 +122,10 @@ class NodeStatusStore:
             status["nodes"] = nodes
             if not nodes:
                 status.pop("nodes")
+            # The counts as the leader would write them, in this write: no second write follows.
+            found = figures({**obj, "status": status}, self.placement.nodes, write_ready=False)
+            status.update(desiredNumberScheduled=found.desired, numberReady=found.ready,
+                          updatedNumberScheduled=found.updated)
             return await self._inner.write_status({**obj, "status": status}, events, with_metadata=with_metadata)
         if with_metadata:  # the finalizer, stored before anything it guards
             updated = await self._inner.update(obj)

@@ -81,6 +81,7 @@ class NodePlacement:
     node_name: str
     labels: dict[str, str] = field(default_factory=dict)  # until the Node is read: the agent's --node-labels
     unschedulable: bool = False
+    nodes: dict[str, Obj] = field(default_factory=dict)  # every Node, as the watch last showed it
 
     def selects(self, obj: Obj) -> bool:
         return selector_matches(node_selector_of(obj), self.labels)
@@ -107,17 +108,21 @@ class NodePlacement:
         listed = anyio.Event()
 
         def note(node: Obj) -> None:
-            nonlocal changed
-            if node.get("metadata", {}).get("name") == self.node_name and self._take(node):
+            name = node.get("metadata", {}).get("name")
+            self.nodes[name] = node
+            if name == self.node_name and self._take(node):
                 changed.set()
 
         def on_relist(items: list[Obj]) -> None:
+            self.nodes.clear()
             for item in items:
                 note(item)
             listed.set()
 
         def on_event(event: WatchEvent) -> None:
-            if event.type is not WatchEventType.DELETED:
+            if event.type is WatchEventType.DELETED:
+                self.nodes.pop(event.object.get("metadata", {}).get("name"), None)
+            else:
                 note(event.object)
 
         watch = ListWatch(store, NODE_KIND, on_event=on_event, on_relist=on_relist, logger=log)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from mfx.api.objects import Obj, generation, now_rfc3339
 from mfx.errors import ConflictError, MfxError, NotFoundError
@@ -102,11 +103,17 @@ def with_figures(obj: Obj, found: Figures) -> Obj | None:
 
 
 class PlacementStatus:
-    """``await PlacementStatus(store, write_ready=...).run()`` on the leader."""
+    """``await PlacementStatus(store, local_node=...).run()`` on the leader.
 
-    def __init__(self, store: Store, *, write_ready: bool) -> None:
+    ``local_node``: the node of an agent in this process (``mfx serve``), which writes the
+    top level and the counts with its own status; the leader then recounts an object only
+    when a Node changes or another node reports on it, so one machine sees no second write.
+    """
+
+    def __init__(self, store: Store, *, local_node: str | None) -> None:
         self.store = store
-        self.write_ready = write_ready
+        self.local_node = local_node
+        self.write_ready = local_node is None
         self.nodes: dict[str, Obj] = {}
         self.objects: dict[tuple[str, str], Obj] = {}
         self._dirty: set[tuple[str, str]] = set()
@@ -134,12 +141,14 @@ class PlacementStatus:
             self._dirty.discard(key)
             return
         self.objects[key] = obj
-        self._mark([key])
+        entries = (obj.get("status") or {}).get("nodes") or {}
+        if self.local_node is None or any(name != self.local_node for name in entries):
+            self._mark([key])
 
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
-            for kind in (NODE_KIND, *PLACED_KINDS):
-                group.start_soon(self._follow, kind)
+            for kind in (NODE_KIND, *PLACED_KINDS):  # all listed before any count is taken
+                await group.start(self._follow, kind)
             while True:
                 await self._wake.wait()
                 self._wake = anyio.Event()
@@ -149,7 +158,7 @@ class PlacementStatus:
                     if obj is not None:
                         await self._write(obj)
 
-    async def _follow(self, kind: str) -> None:
+    async def _follow(self, kind: str, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         def on_event(event: WatchEvent) -> None:
             deleted = event.type is WatchEventType.DELETED
             (self._on_node if kind == NODE_KIND else self._on_object)(event.object, deleted)
@@ -158,7 +167,8 @@ class PlacementStatus:
             for item in items:
                 (self._on_node if kind == NODE_KIND else self._on_object)(item, False)
 
-        await ListWatch(self.store, kind, on_event=on_event, on_relist=on_relist, logger=log).run()
+        await ListWatch(self.store, kind, on_event=on_event, on_relist=on_relist, logger=log).run(
+            task_status=task_status)
 
     async def _write(self, obj: Obj) -> None:
         for _ in range(CONFLICT_RETRIES):

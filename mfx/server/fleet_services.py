@@ -78,7 +78,8 @@ async def leader_service(context: DaemonContext, group: TaskGroup) -> None:
         options = ControllerOptions(workers=config.workers, resync_period=config.resync_seconds)
         # Without an agent in this process, the top-level Ready of plugins and sinks is the
         # fleet's: the leader sums up the nodes' entries.
-        counts = PlacementStatus(context.store, write_ready=context.node_agent is None)
+        counts = PlacementStatus(context.store,
+                                 local_node=None if context.node_agent is None else context.node_agent.name)
         async with Manager(context.store, on, metrics=context.metrics, options=options), \
                 anyio.create_task_group() as group:
             group.start_soon(counts.run)

@@ -58,8 +58,8 @@ async def _run_controllers(context: DaemonContext, *,
         from mfx.server.fleet_services import node_name
 
         # Behind a remote API other nodes share the objects: this node writes only its entry.
-        store = NodeStatusStore(context.store, node_name(config), shared=isinstance(context.store, ApiStore))
-        placement = NodePlacement(store.node_name, labels=dict(config.node_labels))
+        placement = NodePlacement(node_name(config), labels=dict(config.node_labels))
+        store = NodeStatusStore(context.store, placement, shared=isinstance(context.store, ApiStore))
         env = ControllerEnv(
             store=store, placement=placement, metrics=context.metrics, home=config.home,
             plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,
