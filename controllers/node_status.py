@@ -107,6 +107,15 @@ class NodeStatusStore:
 
     # --- writes ------------------------------------------------------------------------------
 
+    async def update(self, obj: Obj) -> Obj:
+        """The engine updates a placed object only for its finalizer. Shared, that is a merge
+        patch of the list: every node adds (or removes) the same finalizer, so the nodes'
+        writes are the same write and none of them conflicts."""
+        if not self.shared or obj.get("kind") not in PLACED_KINDS:
+            return await self._inner.update(obj)
+        patch = {"metadata": {"finalizers": obj["metadata"].get("finalizers") or None}}
+        return self.view(await self._inner.patch(obj["kind"], obj["metadata"]["name"], patch))  # type: ignore[attr-defined]
+
     async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
                            with_metadata: bool = False) -> Obj:
         if obj.get("kind") not in PLACED_KINDS:
@@ -128,7 +137,7 @@ class NodeStatusStore:
                           updatedNumberScheduled=found.updated)
             return await self._inner.write_status({**obj, "status": status}, events, with_metadata=with_metadata)
         if with_metadata:  # the finalizer, stored before anything it guards
-            updated = await self._inner.update(obj)
+            updated = await self.update(obj)
             obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": updated["metadata"]["resourceVersion"]}}
         self._own[_key(obj)] = {k: v for k, v in status.items() if k not in SHARED_FIELDS}
         written = obj

@@ -209,6 +209,12 @@ class ApiStore:
         info = _kind_info(kind)
         return _shape(info, await self._request("PUT", f"{_collection(info)}/{name}/status", body=obj))
 
+    async def patch(self, kind: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386) on the object, without a resourceVersion."""
+        info = _kind_info(kind)
+        return _shape(info, await self._request("PATCH", f"{_collection(info)}/{name}", body=patch,
+                                                content_type="application/merge-patch+json"))
+
     async def patch_status(self, kind: str, name: str, patch: Obj) -> Obj:
         """A JSON merge patch (RFC 7386) on the status subresource, without a resourceVersion:
         the server applies it to what it has, so writers of different fields never conflict."""
