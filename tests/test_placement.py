@@ -144,6 +144,16 @@ def test_a_dependency_placed_elsewhere_is_not_ready_on_this_node(tmp_path: Path)
             entry = entries(cp_home, "pm", "hello-rpc")["node-a"]
             assert entry["ready"] is False and entry["reason"] == "DependencyNotOnNode"
             assert "base not placed on node node-a" in entry["message"]
+
+            # The entry of a node that is gone (Node deleted) is removed by the leader.
+            ghost = {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "Node", "metadata": {"name": "ghost"}}
+            assert run_cli(cp_home, "apply", "-f", "-", input=yaml.safe_dump(ghost)).exit_code == 0
+            stale = json.dumps({"status": {"nodes": {"ghost": {"ready": True}}}})
+            patched = run_cli(cp_home, "patch", "pm", "hello-rpc", "--subresource", "status", "-p", stale)
+            assert patched.exit_code == 0, patched.output
+            assert "ghost" in entries(cp_home, "pm", "hello-rpc")
+            assert run_cli(cp_home, "delete", "node", "ghost").exit_code == 0
+            poll("the ghost's entry collected", lambda: sorted(entries(cp_home, "pm", "hello-rpc")) == ["node-a"])
     finally:
         server.stop()
 
