@@ -33,7 +33,13 @@ from mfx.store.base import Store, WatchEvent, WatchEventType
 from mfx.store.list_watch import ListWatch
 from reconciler.conditions import set_condition
 
-from .placement import NODE_KIND, PLACED_KINDS, describe_selector, node_selector_of, node_selects
+from .placement import (
+    NODE_KIND,
+    PLACED_KINDS,
+    describe_selector,
+    node_selector_of,
+    selector_matches,
+)
 
 log = logging.getLogger("mfx.controllers.placement_status")
 
@@ -51,28 +57,44 @@ class Figures:
 
 def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
     entries: dict[str, Any] = (obj.get("status") or {}).get("nodes") or {}
-    selected = [name for name, node in sorted(nodes.items()) if node_selects(node, obj)]
-    schedulable = [name for name in selected if not (nodes[name].get("spec") or {}).get("unschedulable")]
-    ready = [name for name in selected if (entries.get(name) or {}).get("ready") is True]
-    gen = generation(obj)
-    updated = [name for name in selected if (entries.get(name) or {}).get("observedGeneration") == gen]
+    selector, gen = node_selector_of(obj), generation(obj)
+    schedulable: list[str] = []
+    ready: list[str] = []
+    updated = 0
+    for name, node in nodes.items():  # one pass: a fleet's label change recounts every object
+        if not selector_matches(selector, (node.get("metadata") or {}).get("labels") or {}):
+            continue
+        if not (node.get("spec") or {}).get("unschedulable"):
+            schedulable.append(name)
+        entry = entries.get(name) or {}
+        if entry.get("ready") is True:
+            ready.append(name)
+        updated += entry.get("observedGeneration") == gen
+    schedulable.sort()
     gone = tuple(sorted(name for name in entries if name not in nodes))
     condition = None
     if write_ready:
-        not_ready = [name for name in schedulable if name not in ready]
+        ready_set = set(ready)
+        not_ready = [name for name in schedulable if name not in ready_set]
         if not schedulable:
             condition = (False, "NoNodesSelected",
                          f"no schedulable node matches spec.nodeSelector ({describe_selector(node_selector_of(obj))}); "
                          "label a node (mfx label node NAME key=value) or uncordon one")
         elif not not_ready:
             condition = (True, "AllNodesReady", f"Ready on {len(ready)} of {len(schedulable)} nodes: "
-                         + ", ".join(schedulable))
+                         + _some(schedulable))
         else:
             why = [f"{name} ({entries[name].get('reason') or 'not Ready'})" if name in entries
                    else f"{name} (no report yet)" for name in not_ready]
             condition = (False, "NodesNotReady", f"not Ready on {len(not_ready)} of {len(schedulable)} nodes: "
-                         + ", ".join(why))
-    return Figures(len(schedulable), len(ready), len(updated), gone, condition)
+                         + _some(why))
+    return Figures(len(schedulable), len(ready), updated, gone, condition)
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """The first few of ``names``: a fleet's condition message stays one line."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def with_figures(obj: Obj, found: Figures) -> Obj | None:
