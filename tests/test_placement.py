@@ -114,6 +114,16 @@ def test_two_agents_place_plugins_and_sinks_by_node_selector_without_conflicts(t
             # The plugin kept running on both, through every write of both agents.
             assert alive(pid_a) and alive(pid_b)
             assert sorted(entries(cp_home, "pm", "hello-rpc")) == ["node-a", "node-b"]
+            # A cordoned node keeps what runs there, as a DaemonSet does; it is no longer desired.
+            assert run_cli(cp_home, "cordon", "node-b").exit_code == 0
+            poll("DESIRED 1 after the cordon", lambda: counts(cp_home, "pm", "hello-rpc")[0] == 1)
+            assert alive(pid_b) and entries(cp_home, "pm", "hello-rpc")["node-b"]["pid"] == pid_b
+            # A plugin no longer selected stops on that node (node-a is in the hall now).
+            selector = json.dumps({"spec": {"nodeSelector": {"matchLabels": {"room": "kitchen"}}}})
+            assert run_cli(cp_home, "patch", "pm", "hello-rpc", "-p", selector).exit_code == 0
+            poll("hello-rpc stopped on node-a", lambda: not alive(pid_a)
+                 and list(entries(cp_home, "pm", "hello-rpc")) == ["node-b"])
+            assert alive(pid_b), "node-b keeps it (cordoned, selected)"
             assert "PATCH" not in conflicts(cp_home)
     finally:
         server.stop()
