@@ -22,6 +22,7 @@ observedGeneration, when Ready last changed. A Ready condition whose reason is `
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from mfx.store.base import EventRecord, ListResult, Store, WatchEvent, WatchEven
 
 from .placement import PLACED_KINDS, NodePlacement
 from .placement_status import figures
+
+log = logging.getLogger("mfx.controllers.node_status")
 
 NOT_SCHEDULED = "NotScheduled"  # the Ready reason of an object this node does not run
 # Status fields that are the fleet's, not one node's: shown to a node as stored.
@@ -147,8 +150,9 @@ class NodeStatusStore:
         for record in events:
             try:
                 await self._inner.record_event(record)
-            except MfxError:
-                pass  # as ApiStore.write_status: the status is written; the event is not worth a retry
+            except MfxError as error:  # as ApiStore.write_status: the status is written, raising would write it again
+                log.warning("could not report event %s about %s %s: %s", record.reason, record.involved_kind,
+                            record.involved_name, error)
         return self.view(written)
 
 

@@ -17,8 +17,10 @@ import httpx
 import pytest
 import yaml
 
+from mfx.server.services import default_services
 from tests.audio_env import write_tap_config
-from tests.daemon_harness import run_cli
+from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.plugin_fixtures import apply, condition, get, manifest, plugin_root, wait_for, wait_ready
 from tests.test_agent import (
     agent,
     alive,
@@ -179,3 +181,22 @@ def test_a_bad_node_selector_names_the_field(tmp_path: Path) -> None:
         assert "spec.nodeSelector.matchExpressions[0].operator" in applied.output
     finally:
         server.stop()
+
+
+def test_one_machine_keeps_its_conditions_adds_its_entry_and_skips_what_is_placed_elsewhere(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    root = plugin_root(tmp_path, "here", "away")
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[root], node_name="solo",
+                      node_labels={"room": "kitchen"}).running():
+        away = manifest("away")
+        away["spec"]["nodeSelector"] = {"matchLabels": {"room": "hall"}}
+        apply(home, manifest("here"), away)
+        wait_ready(home, "here")
+        here = get(home, "here")
+        assert condition(here, "Ready")["reason"] != "AllNodesReady", "the in-process agent's conditions stay"
+        assert here["status"]["nodes"]["solo"]["ready"] is True
+        assert counts(home, "pm", "here") == (1, 1, 1)
+        obj = wait_for(home, "away", lambda o: o is not None and condition(o, "Ready").get("reason") == "NotScheduled")
+        assert obj is not None and "room=hall" in condition(obj, "Ready")["message"]
+        assert "nodes" not in obj["status"] and counts(home, "pm", "away") == (0, 0, 0)
