@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mfx.store.plugin_logs import PluginLogStore
     from reconciler import Manager
 
+    from .placement import NodePlacement
     from .plugin_runtime import PluginRuntimes
 
 
@@ -51,6 +52,7 @@ class ControllerEnv:
     sinks: SinkRegistry = field(default_factory=SinkRegistry)  # open AudioSinks; the player plays to .default()
     engine: AudioEngine | None = None  # the audio engine process the AudioSink controller drives
     keep_audio_on_exit: bool = False  # the engine outlives the daemon: leave its sinks open
+    placement: NodePlacement | None = None  # this node's labels: which plugins and sinks run here (None: all)
 
 
 def register_all(on: Registry, env: ControllerEnv) -> None:

@@ -14,14 +14,13 @@ and writes what the engine reports into each object's status. The pieces:
   (it reopens a lost device by itself); the pump waits for the engine's next report of the
   sink (``SinkWatch``, fed by the engine's events) or the refresh interval, and patches
   ``Ready``/``DeviceOpen``, ``actual``, ``xruns``, latency, buffer fill and the engine's pid.
-- ``finalize``: withdraws the sink from the player and closes it in the engine, drained.
+- ``finalize``: withdraws the sink from the player and closes it in the engine, drained, as
+  for a sink whose ``spec.nodeSelector`` does not select this node (``NotScheduled``). At
+  shutdown sinks stay open when the engine outlives the daemon (the next adopts them).
 
-At daemon shutdown the sinks stay open when the engine outlives the daemon (``mfx serve``:
-the music goes on and the next daemon adopts it); otherwise they are closed.
-
-Default sink: the one with ``spec.default: true``; with none marked and exactly one sink,
-that one; with several marked, the oldest (``creationTimestamp``, then name) and the others
-carry ``Default=False`` with reason ``DefaultConflict`` saying which sink won.
+Default sink (among this node's): the one with ``spec.default: true``; with none marked and
+exactly one sink, that one; with several marked, the oldest (``creationTimestamp``, then
+name) and the others carry ``Default=False`` with reason ``DefaultConflict``.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from typing import Any, Protocol
 import anyio
 
 from controllers.audiosink_metrics import SinkMetrics
+from controllers.placement import NodePlacement
 from mfx.api.models import AudioSinkSpec, parse_spec
 from mfx.api.objects import Obj, ObjectKey, condition, is_deleting, name_of
 from mfx.audio.alsa_device import DeviceParams
@@ -90,6 +90,7 @@ class SinkReason(enum.StrEnum):
     NOT_DEFAULT = "NotDefault"
     DEFAULT_CONFLICT = "DefaultConflict"
     NO_DEFAULT = "NoDefaultSink"
+    NOT_SCHEDULED = "NotScheduled"  # spec.nodeSelector does not select this node
 
 
 # Open failures that no retry can fix: the spec must change.
@@ -295,6 +296,7 @@ class AudioSinkController:
         self._slots: dict[str, _Slot] = {}
         self._attaching: set[str] = set()  # first opens of sinks whose status already says Ready
         self._election_inputs: dict[str, tuple[Any, ...]] = {}
+        self.placement: NodePlacement | None = None  # which sinks this node opens (None: every one)
 
     def engine_status(self) -> dict[str, Any] | None:
         """The engine process as the sinks' status shows it (None before it answered)."""
@@ -309,6 +311,11 @@ class AudioSinkController:
     async def reconcile(self, obj: Obj, ctx: Context) -> None:
         name = name_of(obj)
         config = desired_config(obj)
+        if self.placement is not None and not self.placement.selects(obj):
+            await self.finalize(obj, ctx)  # closed here, as if deleted, and said so
+            for kind in (ConditionType.READY, DEVICE_OPEN):
+                ctx.status.condition(kind, False, SinkReason.NOT_SCHEDULED, self.placement.not_placed_message(obj))
+            return ctx.status.remove_condition(ConditionType.RECONCILING)
         others = await self._elect(obj, ctx)
         self._check_claims(obj, config.params, others)
 
@@ -341,14 +348,17 @@ class AudioSinkController:
 
     async def _elect(self, obj: Obj, ctx: Context) -> list[Obj]:
         """Set this sink's Default condition and the registry's default; returns the other sinks."""
-        items, _ = await list_all(ctx.store, KIND)
         name = name_of(obj)
+        items = await self._placed_sinks(ctx)  # the default is elected among the sinks of this node
         election = elect_default(items)
         self.sinks.set_default(election.default)
         verdict = election.verdicts.get(name)
         if verdict is not None:
             ctx.status.condition(DEFAULT, verdict.is_default, verdict.reason, verdict.message)
         return [o for o in items if name_of(o) != name and not is_deleting(o)]
+
+    async def _placed_sinks(self, ctx: Context) -> list[Obj]:
+        return [o for o in (await list_all(ctx.store, KIND))[0] if self.placement is None or self.placement.selects(o)]
 
     @staticmethod
     def _check_claims(obj: Obj, params: DeviceParams, others: list[Obj]) -> None:
@@ -479,7 +489,7 @@ class AudioSinkController:
         await ctx.supervisor.wait(ctx.key, OPEN_TASK)  # an open in flight finishes first
         ctx.supervisor.forget(ctx.key, OPEN_TASK)
         self.sinks.withdraw(name)
-        items, _ = await list_all(ctx.store, KIND)
+        items = [item for item in await self._placed_sinks(ctx) if name_of(item) != name]
         self.sinks.set_default(elect_default(items).default)
         if self._slots.pop(name, None) is not None:
             await self._close(name, drain=True)
@@ -523,6 +533,7 @@ def register(on: Registry, env: AudioSinkEnv, options: AudioSinkOptions | None =
         raise RuntimeError("the AudioSink controller needs the audio engine (ControllerEnv.engine)")
     options = options or AudioSinkOptions(keep_open_on_exit=bool(getattr(env, "keep_audio_on_exit", False)))
     controller = AudioSinkController(env.sinks, env.engine, options, getattr(env, "metrics", None))
+    controller.placement = getattr(env, "placement", None)
     controllers = getattr(env, "controllers", None)
     if isinstance(controllers, dict):
         controllers[KIND] = controller

@@ -18,6 +18,7 @@ stops go in reverse order (dependents first).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 
@@ -28,6 +29,7 @@ from mfx.api.objects import (
     ObjectKey,
     annotations_of,
 )
+from mfx.errors import NotFoundError
 from reconciler import (
     BreakerState,
     CircuitBreaker,
@@ -211,6 +213,9 @@ class PluginController:
             # per parse of the spec, not per reconcile: its durations are parsed from text
             state.desired = (parsed, desired_of(name, parsed))
         desired = state.desired[1]
+        placement = self.env.placement
+        if placement is not None and not placement.selects(obj):
+            return await self._not_placed(obj, ctx, state, run)
         if spec.suspend:
             action = decide(self._observe(obj, ctx, state, run, DependencyView()), desired)
             if isinstance(action, NoteRestart):
@@ -223,6 +228,8 @@ class PluginController:
                 self._record_events(ctx, state)
         try:
             dependencies = await self.dependencies.observe(name, parsed.requirements, ctx.store)
+            if dependencies.waiting and placement is not None:
+                dependencies = await self._placed_dependencies(dependencies, ctx)
             result = await self._step(obj, ctx, state, run, parsed, desired, dependencies)
         finally:
             write_common(ctx.status, run)
@@ -250,6 +257,44 @@ class PluginController:
             if not isinstance(action, Absorb):
                 return result
         raise RuntimeError(f"{ctx.key.name}: no decision settled after {_MAX_DECISIONS} steps")
+
+    async def _not_placed(self, obj: Obj, ctx: Context, state: PluginState, run: RunState) -> Result | None:
+        """Not for this node (spec.nodeSelector): stopped here, dependents first, and said so."""
+        placement = self.env.placement
+        assert placement is not None
+        name = ctx.key.name
+        message = placement.not_placed_message(obj)
+        action = decide(self._observe(obj, ctx, state, run, DependencyView(), deleting=True), Desired(name))
+        assert isinstance(action, Delete)
+        self.runner.advance_stop(ctx, run, action.stop, f"not placed on node {placement.node_name}")
+        self.dependencies.record_serving(name, False)
+        stopped = action.stop is StopStep.STOPPED
+        ctx.status.condition(ConditionType.READY, False, PluginReason.NOT_SCHEDULED,
+                             message if stopped else f"{message}; stopping (dependents first)")
+        ctx.status.remove_condition(ConditionType.RECONCILING)
+        ctx.status.remove_condition(ConditionType.HEALTHY)
+        write_common(ctx.status, run)
+        self._record_events(ctx, state)
+        if stopped:
+            return None
+        await ctx.status.flush()  # dependents see it and stop first
+        for dependent in self.dependencies.dependents(name):
+            self.kick(dependent)
+        return Result(requeue_after=5.0)
+
+    async def _placed_dependencies(self, view: DependencyView, ctx: Context) -> DependencyView:
+        """Which of the dependencies waited for are not placed on this node at all."""
+        placement = self.env.placement
+        assert placement is not None
+        elsewhere: list[str] = []
+        for dependency in view.waiting:
+            try:
+                other = await ctx.store.get(KIND, dependency)
+            except NotFoundError:
+                continue
+            if not placement.selects(other):
+                elsewhere.append(dependency)
+        return dataclasses.replace(view, not_placed=tuple(elsewhere), node=placement.node_name)
 
     def _observe(self, obj: Obj, ctx: Context, state: PluginState, run: RunState,
                  dependencies: DependencyView, *, deleting: bool = False) -> Observed:

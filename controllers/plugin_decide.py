@@ -309,6 +309,11 @@ def _dependencies(observed: Observed) -> Action | None:
     if deps.missing:
         return WaitForDependencies(PluginReason.DEPENDENCY_MISSING,
                                    "dependency not found: " + ", ".join(deps.missing), plan_stop(observed))
+    if deps.not_placed:
+        names = ", ".join(deps.not_placed)
+        return WaitForDependencies(PluginReason.DEPENDENCY_NOT_ON_NODE,
+                                   f"{names} not placed on node {deps.node}: its spec.nodeSelector does not "
+                                   "select this node; label the node or widen the selector", plan_stop(observed))
     if deps.waiting:
         return WaitForDependencies(PluginReason.DEPENDENCY_NOT_READY,
                                    "waiting for " + ", ".join(deps.waiting) + " to become Ready", plan_stop(observed))

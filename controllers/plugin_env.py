@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mfx.store.plugin_logs import PluginLogStore
     from reconciler import Manager
 
+    from .placement import NodePlacement
     from .plugin_runtime import PluginRuntimes
 
 
@@ -29,3 +30,4 @@ class PluginEnv(Protocol):
     runtimes: PluginRuntimes
     log_store: PluginLogStore | None
     manager: Manager | None  # set once the Manager is built, before it runs
+    placement: NodePlacement | None  # which plugins run on this node (None: every one)

@@ -62,6 +62,8 @@ class DependencyView:
     deleting: str | None = None  # a dependency being deleted
     watch: tuple[str, ...] = ()  # whose change may heal a cycle or conflict
     required: tuple[str, ...] = ()  # every required dependency
+    not_placed: tuple[str, ...] = ()  # waiting ones whose nodeSelector does not select this node
+    node: str = ""  # this node's name, for the message about ``not_placed``
 
 
 @dataclass(frozen=True)

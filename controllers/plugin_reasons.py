@@ -47,6 +47,8 @@ class PluginReason(enum.StrEnum):
     CIRCUIT_CLOSED = "CircuitClosed"
     SHADOWED_COPY = "ShadowedCopy"
     STARTED = "Started"
+    NOT_SCHEDULED = "NotScheduled"  # spec.nodeSelector does not select this node
+    DEPENDENCY_NOT_ON_NODE = "DependencyNotOnNode"  # a dependency is not placed on this node
 
 
 # Stalls that a change of *another* object can heal: re-checked when that object changes.

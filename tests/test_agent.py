@@ -131,11 +131,12 @@ def test_an_agent_runs_plugins_for_a_remote_control_plane_and_keeps_them_through
             waited = run_cli(cp_home, "wait", "--for=condition=Ready", "pm/hello-rpc", "--timeout=60s")
             assert waited.exit_code == 0, waited.output
             plugin = get_json(cp_home, "pm", "hello-rpc")
-            pid = plugin["status"]["runtime"]["pid"]
+            # Each node reports in its own entry (tests/test_placement.py has two of them).
+            pid = plugin["status"]["nodes"]["node-a"]["pid"]
             assert parent_of(pid) == node.process.pid, "the plugin runs under the agent"
             # The agent's own socket serves the player (and passes object requests on).
             assert run_cli(agent_home, "now").exit_code == 0
-            assert get_json(agent_home, "pm", "hello-rpc")["status"]["runtime"]["pid"] == pid
+            assert get_json(agent_home, "pm", "hello-rpc")["status"]["nodes"]["node-a"]["pid"] == pid
 
             server.stop(signal.SIGKILL)
             poll("the agent to notice the outage", lambda: node.said("no API server reachable"))
@@ -148,9 +149,9 @@ def test_an_agent_runs_plugins_for_a_remote_control_plane_and_keeps_them_through
             first = poll("the lease as stored", lambda: lease_renewed(cp_home, "node-a"))
             poll("a lease renewal after the outage", lambda: lease_renewed(cp_home, "node-a") > first)
             poll("node-a Ready again", lambda: node_ready(cp_home, "node-a"))
-            plugin = get_json(cp_home, "pm", "hello-rpc")
-            assert plugin["status"]["runtime"]["pid"] == pid and alive(pid), "the plugin was not restarted"
-            assert plugin["status"].get("restartCount", 0) == 0
+            entry = get_json(cp_home, "pm", "hello-rpc")["status"]["nodes"]["node-a"]
+            assert entry["pid"] == pid and alive(pid), "the plugin was not restarted"
+            assert entry.get("restartCount", 0) == 0
             log = node.log.read_text()
             assert log.count("what runs keeps running") == 1, "the outage is logged once, not per retry"
             assert log.count("could not renew its lease") == 1

@@ -168,7 +168,8 @@ def test_apply_creates_then_patches_with_a_merge_patch(kube: KubeDaemon, tmp_pat
 def test_get_prints_the_crd_printer_columns(kube: KubeDaemon) -> None:
     kube.ok("apply", "-f", "-", input=plugin_yaml("columns"))
     table = kube.ok("get", "pm", "columns").splitlines()
-    assert table[0].split() == ["NAME", "VERSION", "TYPE", "READY", "REASON", "AGE"]
+    assert table[0].split() == ["NAME", "VERSION", "TYPE", "READY", "REASON", "DESIRED", "NODES-READY", "UP-TO-DATE",
+                                "AGE"]
     # VERSION is the version that runs; kubectl leaves it empty while none does.
     assert table[1].split()[:2] == ["columns", "rpc"]
     wide = kube.ok("get", "pluginmanifests", "columns", "-o", "wide").splitlines()[0].split()

@@ -170,6 +170,26 @@ class CircuitBreakerSpec(_Model):
         return parse_duration(self.open_duration)
 
 
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class SelectorRequirement(_Model):
+    key: str
+    operator: SelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+
+class NodeSelector(_Model):
+    """A Kubernetes LabelSelector on Node labels (``controllers.placement`` matches it)."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+
+
 class PluginManifestSpec(_Model):
     version: str
     type: PluginType
@@ -187,6 +207,7 @@ class PluginManifestSpec(_Model):
     restart_policy: RestartPolicySpec = Field(default_factory=RestartPolicySpec)
     circuit_breaker: CircuitBreakerSpec = Field(default_factory=CircuitBreakerSpec)
     suspend: bool = False
+    node_selector: NodeSelector | None = None
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -210,6 +231,7 @@ class AudioSinkSpec(_Model):
     exclusive: bool = False
     default: bool = False
     pacing: SinkPacing = SinkPacing.AUTO
+    node_selector: NodeSelector | None = None
 
     @property
     def buffer_frames(self) -> int:

@@ -3,7 +3,8 @@
 ``node_agent_service`` registers this machine's Node and renews its Lease until shutdown.
 ``leader_service`` campaigns for the ``mfx-controllers`` Lease (identity: ``leader_identity``)
 and, while it leads, runs the controllers that must run once per fleet (GitSource syncs, node
-lifecycle) on a manager of their own; losing the lease stops them, and a clean shutdown
+lifecycle) on a manager of their own, and the per-node counts of plugins and sinks
+(``controllers.placement_status``); losing the lease stops them, and a clean shutdown
 releases it so another daemon takes over at once. On one machine the daemon leads at once.
 """
 
@@ -17,6 +18,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from controllers import LeaderEnv, register_leader_only
+from controllers.placement_status import PlacementStatus
 from mfx.node.agent import AgentSettings, NodeAgent
 from mfx.node.client import StoreClient
 from mfx.node.leader import LeaderElector
@@ -74,7 +76,13 @@ async def leader_service(context: DaemonContext, group: TaskGroup) -> None:
         on = Registry()
         register_leader_only(on, LeaderEnv(store=context.store, metrics=context.metrics, home=config.home))
         options = ControllerOptions(workers=config.workers, resync_period=config.resync_seconds)
-        async with Manager(context.store, on, metrics=context.metrics, options=options):
+        # Without an agent in this process, the top-level Ready of plugins and sinks is the
+        # fleet's: the leader sums up the nodes' entries.
+        counts = PlacementStatus(context.store,
+                                 local_node=None if context.node_agent is None else context.node_agent.name)
+        async with Manager(context.store, on, metrics=context.metrics, options=options), \
+                anyio.create_task_group() as group:
+            group.start_soon(counts.run)
             leading.set()
             await anyio.sleep_forever()
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from controllers import ControllerEnv, register_all
+from controllers.node_status import NodeStatusStore
+from controllers.placement import PLACED_KINDS, NodePlacement
 from controllers.plugin import KIND as PLUGIN_KIND
 from controllers.plugin_runtime import PluginHandle, PluginRuntimes
 from mfx.engine.api import AudioEngine, EngineMode
@@ -24,6 +27,7 @@ from mfx.engine.sink_registry import SinkRegistry
 from mfx.engine.supervisor import EngineSupervisor
 from mfx.server.daemon import DaemonConfig, DaemonContext, Service
 from mfx.server.plugin_call_api import plugin_call_routes
+from mfx.store.api_store import ApiStore
 from mfx.store.plugin_logs import PluginLogStore
 from reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
 
@@ -51,8 +55,13 @@ async def _run_controllers(context: DaemonContext, *,
         if context.audio_engine is None:
             context.audio_engine = await _start_engine(config, stack)
         runtimes = await stack.enter_async_context(PluginRuntimes(config.home, metrics=context.metrics))
+        from mfx.server.fleet_services import node_name
+
+        # Behind a remote API other nodes share the objects: this node writes only its entry.
+        placement = NodePlacement(node_name(config), labels=dict(config.node_labels))
+        store = NodeStatusStore(context.store, placement, shared=isinstance(context.store, ApiStore))
         env = ControllerEnv(
-            store=context.store, metrics=context.metrics, home=config.home,
+            store=store, placement=placement, metrics=context.metrics, home=config.home,
             plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,
             bus=context.event_bus, runtimes=runtimes, log_store=context.log_store,
             allow_unsigned_sources=tuple(config.allow_unsigned_sources or ()), sinks=context.sink_registry,
@@ -61,17 +70,21 @@ async def _run_controllers(context: DaemonContext, *,
         on = Registry()
         register_all(on, env)
         context.api.extra_routes.extend(plugin_call_routes(_handle_lookup(env)))
-        manager = Manager(context.store, on, metrics=context.metrics,
+        manager = Manager(store, on, metrics=context.metrics,
                           options=ControllerOptions(workers=config.workers, resync_period=config.resync_seconds))
         env.manager = manager
         context.manager = manager
         for resource in env.resources:
             await stack.enter_async_context(resource)
         try:
-            async with manager:
-                task_status.started()
-                await context.shutdown.wait()
-                log.info("stopping controllers")
+            # The node's labels are read before anything is placed, and watched while it runs.
+            async with anyio.create_task_group() as placing:
+                await placing.start(placement.run, context.store, partial(_place_again, manager))
+                async with manager:
+                    task_status.started()
+                    await context.shutdown.wait()
+                    log.info("stopping controllers")
+                placing.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 for hook in env.shutdown_hooks:
@@ -93,6 +106,13 @@ async def _start_engine(config: DaemonConfig, stack: AsyncExitStack) -> AudioEng
     # daemon to adopt; a daemon embedded in a test or a program shuts it down.
     stack.push_async_callback(supervisor.stop, keep_running=config.engine_outlives_daemon)
     return supervisor.client
+
+
+async def _place_again(manager: Manager) -> None:
+    """The node's labels changed: every plugin and sink is looked at again (started or stopped here)."""
+    for kind in PLACED_KINDS:
+        if kind in manager.controllers:
+            await manager.controllers[kind].resync()
 
 
 def _handle_lookup(env: ControllerEnv) -> Callable[[str], PluginHandle | None]:

@@ -146,14 +146,14 @@ class ApiServers:
             "names its address and port, and that the network between them is up", detail=detail)
 
     async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                      body: Any = None) -> Any:
+                      body: Any = None, content_type: str = "application/json") -> Any:
         """The decoded JSON answer of the first server that takes the request.
 
         Only a request that never reached a server moves on to the next: one cut off after
         it was sent (a reset while waiting for the answer) may have been carried out, so
         repeating it elsewhere could do it twice; it fails with ``StoreUnavailableError``."""
         content = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if content is not None else None
+        headers = {"Content-Type": content_type} if content is not None else None
         for server in self.order():
             try:
                 response = await server.client.request(method, path, params=params, content=content,

@@ -126,8 +126,8 @@ class ApiStore:
         return self._servers
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       body: Any = None) -> Any:
-        answer = await self._api().request(method, path, params=params, body=body)
+                       body: Any = None, content_type: str = "application/json") -> Any:
+        answer = await self._api().request(method, path, params=params, body=body, content_type=content_type)
         self._saw(_rv(answer))
         return answer
 
@@ -208,6 +208,19 @@ class ApiStore:
         kind, name = strategy.identity(obj)
         info = _kind_info(kind)
         return _shape(info, await self._request("PUT", f"{_collection(info)}/{name}/status", body=obj))
+
+    async def patch(self, kind: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386) on the object, without a resourceVersion."""
+        info = _kind_info(kind)
+        return _shape(info, await self._request("PATCH", f"{_collection(info)}/{name}", body=patch,
+                                                content_type="application/merge-patch+json"))
+
+    async def patch_status(self, kind: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386) on the status subresource, without a resourceVersion:
+        the server applies it to what it has, so writers of different fields never conflict."""
+        info = _kind_info(kind)
+        return _shape(info, await self._request("PATCH", f"{_collection(info)}/{name}/status", body=patch,
+                                                content_type="application/merge-patch+json"))
 
     async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
                            with_metadata: bool = False) -> Obj:

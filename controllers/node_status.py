@@ -1,0 +1,190 @@
+"""Per-node status: each node writes only ``status.nodes.<node>`` of the objects it places.
+
+``NodeStatusStore`` wraps the store a node's controllers use; every other call passes through.
+Controllers keep writing status as they always did (``StatusPatcher`` -> ``write_status``);
+what this store does with it depends on whether the objects are shared with other nodes:
+
+- **alone** (``mfx serve`` with its in-process agent): the status is written as before, and
+  this node's entry in ``status.nodes`` and the counts (as the leader would find them, so
+  it finds nothing to change) go with it, in the same write.
+- **shared** (``mfx agent`` against a remote API): only the node's entry is written, by a
+  JSON merge patch on the status subresource without a resourceVersion, so N agents never
+  conflict; the top level belongs to the leader (``placement_status``). The full status the
+  controllers wrote stays with this store, in memory, and is what they read back (get, list,
+  watch) with the shared fields (``nodes`` and the counts) of the stored object: a node sees
+  its own conditions, so a dependency is Ready for it only when it is Ready on this node.
+
+The entry is small (``NodeEntry``): Ready and its reason and message, restarts, version, pid,
+observedGeneration, when Ready last changed. A Ready condition whose reason is ``NotScheduled``
+(the node's controllers do not run the object) removes the entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from mfx.api.objects import Obj
+from mfx.errors import MfxError
+from mfx.store.base import EventRecord, ListResult, Store, WatchEvent, WatchEventType
+
+from .placement import PLACED_KINDS, NodePlacement
+from .placement_status import figures
+
+log = logging.getLogger("mfx.controllers.node_status")
+
+NOT_SCHEDULED = "NotScheduled"  # the Ready reason of an object this node does not run
+# Status fields that are the fleet's, not one node's: shown to a node as stored.
+SHARED_FIELDS = ("nodes", "desiredNumberScheduled", "numberReady", "updatedNumberScheduled")
+
+
+def node_entry(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The node's part of ``status`` as ``status.nodes.<node>`` holds it (None: no entry)."""
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is not None and ready.get("reason") == NOT_SCHEDULED:
+        return None
+    entry: dict[str, Any] = {"ready": ready is not None and ready.get("status") == "True"}
+    if ready is not None:
+        entry["reason"] = str(ready.get("reason", ""))
+        entry["message"] = str(ready.get("message", ""))[:300]
+        if ready.get("lastTransitionTime"):
+            entry["lastTransitionTime"] = ready["lastTransitionTime"]
+    for source, target in (("restartCount", "restartCount"), ("resolvedVersion", "version"),
+                           ("observedGeneration", "observedGeneration")):
+        if status.get(source) is not None:
+            entry[target] = status[source]
+    pid = (status.get("runtime") or {}).get("pid") or (status.get("engine") or {}).get("pid")
+    if isinstance(pid, int):
+        entry["pid"] = pid
+    return entry
+
+
+class NodeStatusStore:
+    """The store of one node's controllers; see the module docstring."""
+
+    def __init__(self, inner: Store, placement: NodePlacement, *, shared: bool) -> None:
+        self._inner = inner
+        self.placement = placement
+        self.node_name = placement.node_name
+        self.shared = shared
+        self._own: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, name, uid) -> status written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    # --- reads: a shared object shows this node's own status ---------------------------------
+
+    def view(self, obj: Obj) -> Obj:
+        if not self.shared or obj.get("kind") not in PLACED_KINDS:
+            return obj
+        stored = obj.get("status") or {}
+        own = self._own.get(_key(obj))
+        if own is None:
+            entry = (stored.get("nodes") or {}).get(self.node_name) or {}
+            own = {"restartCount": entry["restartCount"]} if "restartCount" in entry else {}
+        status = {**own, **{k: stored[k] for k in SHARED_FIELDS if k in stored}}
+        return {**obj, "status": status}
+
+    async def get(self, kind: str, name: str) -> Obj:
+        return self.view(await self._inner.get(kind, name))
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Obj]:
+        return {key: self.view(obj) for key, obj in (await self._inner.get_many(keys)).items()}
+
+    async def list(self, kind: str, **options: Any) -> ListResult:
+        result = await self._inner.list(kind, **options)
+        if not self.shared or kind not in PLACED_KINDS:
+            return result
+        return dataclasses.replace(result, items=[self.view(obj) for obj in result.items])
+
+    def watch(self, kind: str | None, since: int) -> AsyncIterator[WatchEvent]:
+        stream = self._inner.watch(kind, since)
+        if not self.shared or kind not in PLACED_KINDS:
+            return stream
+        return _ViewedWatch(stream, self)
+
+    def forget(self, obj: Obj) -> None:
+        self._own.pop(_key(obj), None)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def update(self, obj: Obj) -> Obj:
+        """The engine updates a placed object only for its finalizer. Shared, that is a merge
+        patch of the list: every node adds (or removes) the same finalizer, so the nodes'
+        writes are the same write and none of them conflicts."""
+        if not self.shared or obj.get("kind") not in PLACED_KINDS:
+            return await self._inner.update(obj)
+        patch = {"metadata": {"finalizers": obj["metadata"].get("finalizers") or None}}
+        return self.view(await self._inner.patch(obj["kind"], obj["metadata"]["name"], patch))  # type: ignore[attr-defined]
+
+    async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
+                           with_metadata: bool = False) -> Obj:
+        if obj.get("kind") not in PLACED_KINDS:
+            return await self._inner.write_status(obj, events, with_metadata=with_metadata)
+        status = dict(obj.get("status") or {})
+        entry = node_entry(status)
+        nodes = dict(status.get("nodes") or {})
+        if not self.shared:
+            if entry is None:
+                nodes.pop(self.node_name, None)
+            else:
+                nodes[self.node_name] = entry
+            status["nodes"] = nodes
+            if not nodes:
+                status.pop("nodes")
+            # The counts as the leader would write them, in this write: no second write follows.
+            found = figures({**obj, "status": status}, self.placement.nodes, write_ready=False)
+            status.update(desiredNumberScheduled=found.desired, numberReady=found.ready,
+                          updatedNumberScheduled=found.updated)
+            return await self._inner.write_status({**obj, "status": status}, events, with_metadata=with_metadata)
+        if with_metadata:  # the finalizer, stored before anything it guards
+            updated = await self.update(obj)
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": updated["metadata"]["resourceVersion"]}}
+        self._own[_key(obj)] = {k: v for k, v in status.items() if k not in SHARED_FIELDS}
+        written = obj
+        if nodes.get(self.node_name) != entry:
+            patch = {"status": {"nodes": {self.node_name: entry}}}
+            written = await self._inner.patch_status(obj["kind"], obj["metadata"]["name"], patch)  # type: ignore[attr-defined]
+        for record in events:
+            try:
+                await self._inner.record_event(record)
+            except MfxError as error:  # as ApiStore.write_status: the status is written, raising would write it again
+                log.warning("could not report event %s about %s %s: %s", record.reason, record.involved_kind,
+                            record.involved_name, error)
+        return self.view(written)
+
+
+class _ViewedWatch:
+    """A watch whose objects are seen through ``NodeStatusStore.view``."""
+
+    def __init__(self, stream: AsyncIterator[WatchEvent], store: NodeStatusStore) -> None:
+        self._stream = stream
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __aiter__(self) -> _ViewedWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        event = await self._stream.__anext__()
+        if event.type is WatchEventType.BOOKMARK:
+            return event
+        if event.type is WatchEventType.DELETED:
+            view = self._store.view(event.object)
+            self._store.forget(event.object)
+            return dataclasses.replace(event, object=view)
+        return dataclasses.replace(event, object=self._store.view(event.object))
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _key(obj: Obj) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind")), str(meta.get("name")), str(meta.get("uid", "")))
