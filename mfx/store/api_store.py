@@ -226,13 +226,17 @@ class ApiStore:
                            with_metadata: bool = False) -> Obj:
         """The status, then each event: separate requests, not one transaction.
 
-        ``with_metadata`` (a controller adding its finalizer with its first status) updates
-        the object first, then writes the status on the version that update made: the
-        finalizer is stored before anything it guards. An event that cannot be reported is
+        ``with_metadata`` (a controller adding its finalizer with its first status) patches
+        the finalizers first, on the version the caller read (a merge patch that carries the
+        resourceVersion, so a stale one is a conflict, and the spec is never written through
+        a status write), then writes the status on the version that made: the finalizer is
+        stored before anything it guards. An event that cannot be reported is
         logged, not raised: the status it goes with is written, and raising would write it
         again."""
         if with_metadata:
-            updated = await self.update(obj)
+            meta = obj["metadata"]
+            updated = await self.patch(obj["kind"], meta["name"], {"metadata": {
+                "finalizers": meta.get("finalizers") or [], "resourceVersion": meta.get("resourceVersion")}})
             obj = {**obj, "metadata": {**obj["metadata"],
                                        "resourceVersion": updated["metadata"]["resourceVersion"]}}
         written = await self.update_status(obj)
