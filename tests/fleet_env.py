@@ -241,10 +241,20 @@ class AgentNode:
     home: Path
     process: Process | None = None
 
-    def plugin_pids(self, module: str) -> set[int]:
-        """Pids of this agent's child processes running the Python module ``module``."""
+    def plugins(self) -> dict[str, int]:
+        """Plugin name -> pid of the plugin processes this agent runs: its children working in
+        HOME/state/NAME (where the runtime starts each plugin)."""
         assert self.process is not None
-        return {pid for pid in children(self.process.pid) if module in cmdline(pid)}
+        state = self.home / "state"
+        found: dict[str, int] = {}
+        for pid in children(self.process.pid):
+            try:
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            except OSError:
+                continue
+            if cwd.parent == state:
+                found[cwd.name] = pid
+        return found
 
 
 def children(pid: int) -> list[int]:
@@ -303,9 +313,10 @@ class Fleet:
         env.pop("MFX_HOME", None)
         return env
 
-    def mfx(self, server: ApiServer, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    def mfx(self, server: ApiServer, *args: str, timeout: float = 30.0,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``mfx --home SERVER_HOME ARGS``: the CLI on a server's unix socket, from the root namespace."""
-        return subprocess.run([*mfx_command(), "--home", str(server.home), *args], env=self.env(),
+        return subprocess.run([*mfx_command(), "--home", str(server.home), *args], env=self.env(), input=stdin,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def get_json(self, server: ApiServer, *args: str) -> Any:
