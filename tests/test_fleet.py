@@ -236,6 +236,8 @@ def test_a_killed_leader_is_replaced_and_the_gitsource_keeps_syncing(fleet: Flee
             new = wait_for("another daemon to take the lease", lambda: (fleet.leader(survivor) or holder) != holder
                            and fleet.leader(survivor))
             assert fleet.server_of(new) is survivor
+            lease = fleet.get_json(survivor, "leases", "mfx-controllers")
+            assert lease["spec"]["leaseDurationSeconds"] == 2, "mfx serve --leader-lease-seconds 2"
             second = repo.commit("two", {"fleet/b.yaml": yaml.safe_dump(_lease("git-b"))})
             wait_for("the second revision applied by the new leader", lambda: _applied(fleet, second))
             assert fleet.get_json(survivor, "leases", "git-b") is not None
