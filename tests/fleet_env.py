@@ -428,6 +428,11 @@ class Fleet:
     def server_of(self, identity: str) -> ApiServer:
         return next(s for s in self.servers if identity.startswith(f"{s.name}_"))
 
+    def print_logs(self, lines: int = 30) -> None:
+        for log in sorted(self.root.glob("*.log")):
+            print(f"--- {log.name} (last {lines} lines)")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+
     def close(self) -> None:
         for process in [*(a.process for a in self.agents), *(s.process for s in self.servers),
                         *(m.process for m in self.etcd)]:
@@ -481,6 +486,9 @@ def start_fleet(root: Path, *, agents: Sequence[str] = ("node-a", "node-b", "nod
         for agent in fleet.agents:
             wait_for(f"node {agent.name} Ready", lambda a=agent: fleet.node_ready(a.name))
         yield fleet
+    except BaseException:
+        fleet.print_logs()  # pytest shows them beside the failure
+        raise
     finally:
         fleet.close()
 
