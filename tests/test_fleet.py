@@ -63,6 +63,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, plugin_path: Path) -> Iterat
         pytest.skip(f"no network namespaces here: {why}")
 
 
+@pytest.fixture(autouse=True)
+def logs_on_failure(request: pytest.FixtureRequest, fleet: Fleet) -> Iterator[None]:
+    """Every host's log tail beside a failed test (pytest shows a teardown's output)."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:
+        fleet.print_logs()
+
+
 @pytest.fixture(scope="module")
 def plugin_set(fleet: Fleet) -> dict[str, dict[str, int]]:
     """The plugin set applied once through one API server; per node, plugin -> pid."""
@@ -183,7 +192,7 @@ def test_an_agent_whose_api_server_is_killed_fails_over_to_the_other(
         first = _renewed(fleet, other, agent.name)
         wait_for(f"{agent.name}'s lease renewed through {other.name}",
                  lambda: _renewed(fleet, other, agent.name) > first)
-        assert fleet.node_ready(agent.name, server=other)
+        wait_for(f"{agent.name} Ready through {other.name}", lambda: fleet.node_ready(agent.name, server=other))
         assert agent.plugins() == plugin_set[agent.name], "the plugins kept running"
     finally:
         fleet.start_server(used)
