@@ -9,9 +9,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
+from mfx.store.api_connection import ApiConnection
+from mfx.store.api_store import ApiStore
 from mfx.store.etcd_keys import EtcdTLS
 from tests.daemon_harness import SubprocessDaemon, ThreadDaemon, run_cli
 from tests.etcd_env import EtcdCluster
@@ -170,3 +173,35 @@ def test_a_watch_from_a_revision_etcd_compacted_answers_410_through_the_api(
         event = orjson.loads(line)
         assert event["type"] == "ERROR" and event["object"]["code"] == 410, event
         assert "too old resource version" in event["object"]["message"]
+
+
+def test_a_watch_through_the_api_delivers_every_object_one_transaction_wrote(
+    tmp_path: Path, etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    """One apply is one etcd transaction: its objects share a revision, hence a resourceVersion.
+    A watch over the API (what ``mfx agent`` runs on) must deliver each of them, not the first."""
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    for i in range(3):
+        (manifests / f"p{i}.yaml").write_text(plugin(f"p{i}"))
+    home = tmp_path / "a"
+
+    async def watched() -> list[tuple[str, int]]:
+        async with ApiStore(ApiConnection(servers=(f"unix://{home / 'mfx.sock'}",))) as store:
+            since = (await store.list("PluginManifest")).resource_version
+            seen: list[tuple[str, int]] = []
+            async with store.watch("PluginManifest", since) as watch:
+                applied = await anyio.to_thread.run_sync(lambda: run_cli(home, "apply", "-f", str(manifests)))
+                assert applied.exit_code == 0, applied.output
+                # A hang guard: a lost event shows as this deadline.
+                with anyio.move_on_after(10):
+                    async for event in watch:
+                        seen.append((event.object["metadata"]["name"], event.resource_version))
+                        if len(seen) == 3:
+                            break
+            return seen
+
+    with ThreadDaemon(home, store_url=etcd_cluster.url + etcd_prefix).running():
+        seen = anyio.run(watched)
+    assert sorted(name for name, _ in seen) == ["p0", "p1", "p2"], seen
+    assert len({rv for _, rv in seen}) == 1, "written in one transaction"

@@ -55,6 +55,12 @@ from mfx.logs import configure_logging
 @click.option("--node-labels", "node_labels", metavar="KEY=VALUE,...", default="",
               help="Labels to put on this machine's Node, besides kubernetes.io/hostname, "
                    "kubernetes.io/os and kubernetes.io/arch (e.g. room=kitchen,zone=ground).")
+@click.option("--node-lease-seconds", default=40, show_default=True, type=click.IntRange(min=1),
+              help="How long this machine's Node Lease holds after each renewal (renewed every quarter of it).")
+@click.option("--leader-lease-seconds", default=15.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="How long the 'mfx-controllers' leader Lease holds after each renewal: another "
+                   "daemon on the same store takes over this long after the leader dies. The leader "
+                   "renews every 2/15 of it and gives up after 2/3 of it without a renewal.")
 @click.option("--no-local-agent", "no_local_agent", is_flag=True,
               help="Serve only the control plane (API, store, fleet-wide controllers): run no plugins, "
                    "audio sinks, player or node agent here; each node runs 'mfx agent --server' instead.")
@@ -63,8 +69,8 @@ from mfx.logs import configure_logging
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
           ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
           resync: str, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
-          etcd_key: Path | None, node_name: str | None, node_labels: str, no_local_agent: bool, log_format: str,
-          log_level: str) -> None:
+          etcd_key: Path | None, node_name: str | None, node_labels: str, node_lease_seconds: int,
+          leader_lease_seconds: float, no_local_agent: bool, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -136,6 +142,11 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         etcd_tls=EtcdTLS(etcd_cacert, etcd_cert, etcd_key),
         node_name=checked_name,
         node_labels=labels,
+        node_lease_seconds=node_lease_seconds,
+        # client-go's proportions (15 s lease, 10 s renew deadline, 2 s retry period), scaled.
+        leader_lease_seconds=leader_lease_seconds,
+        leader_renew_deadline=leader_lease_seconds * 2 / 3,
+        leader_retry_period=leader_lease_seconds * 2 / 15,
     )
     services = control_plane_services() if no_local_agent else default_services()
     anyio.run(lambda: run_daemon(config, services=services, on_ready=on_ready))

@@ -3,7 +3,13 @@
 The API streams one JSON event per line. This iterator yields them as ``WatchEvent``s and
 keeps the resourceVersion of the last one; when the connection drops (the server restarted,
 the network failed over) it connects again, to the same server or the next one, and asks for
-the changes after that resourceVersion: the caller sees no gap and no repeat. Reconnecting
+the changes after that resourceVersion: the caller sees no gap and no repeat.
+
+Several objects may share a resourceVersion: on etcd, the objects one transaction wrote (one
+``mfx apply``) all carry its revision. So an event is a repeat only when its resourceVersion
+is older than the cursor, or equal to it for an object already delivered at that version; and
+a connection dropped in the middle of such a group resumes from the version before it, the
+group's delivered objects skipped. Reconnecting
 waits with a backoff while no server answers (the outage is logged once, by ``ApiServers``).
 An ``ERROR`` event with code 410, or a 410 answer, ends it with ``GoneError``: the history
 was compacted past that point, and only a new list can catch up.
@@ -56,6 +62,8 @@ class ApiWatch:
         self._closed = False
         self._failures = 0
         self._delivered = 0  # events since the current connection opened
+        # The objects (kind, name) delivered at resourceVersion == cursor: its group may go on.
+        self._at_cursor: set[tuple[str, str]] = set()
 
     @property
     def resource_version(self) -> int:
@@ -105,10 +113,18 @@ class ApiWatch:
             error = error_from_status(code, obj, server=self._servers.current_url)
             self._closed = True
             raise error
-        rv = int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-        if rv <= self._cursor and type_ != "BOOKMARK":
-            return None  # already delivered before a reconnect
-        self._cursor = max(self._cursor, rv)
+        metadata = obj.get("metadata") or {}
+        rv = int(metadata.get("resourceVersion") or 0)
+        if type_ == "BOOKMARK":
+            if rv >= self._cursor:  # everything up to rv was delivered
+                self._cursor, self._at_cursor = rv, set()
+        else:
+            key = (str(obj.get("kind") or ""), str(metadata.get("name") or ""))
+            if rv < self._cursor or (rv == self._cursor and key in self._at_cursor):
+                return None  # already delivered before a reconnect
+            if rv > self._cursor:
+                self._cursor, self._at_cursor = rv, set()
+            self._at_cursor.add(key)
         self._seen(rv)
         self._delivered += 1
         if type_ == "BOOKMARK":
@@ -137,7 +153,9 @@ class ApiWatch:
 
     async def _open(self) -> None:
         seconds = random.randint(*WATCH_SECONDS)
-        params = {"watch": "true", "resourceVersion": str(self._cursor), "allowWatchBookmarks": "true",
+        # Mid-group (objects delivered at the cursor, more may share it): from the version before.
+        start = self._cursor - 1 if self._at_cursor else self._cursor
+        params = {"watch": "true", "resourceVersion": str(start), "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(seconds)}
         timeout = httpx.Timeout(seconds + SILENCE_GRACE, connect=3.0)
         for _url, client in self._servers.clients():
