@@ -107,13 +107,33 @@ def test_a_plugin_set_applied_once_runs_on_every_node(fleet: Fleet, plugin_set: 
         assert any(line.split()[:2] == [agent.name, "Ready"] for line in listed.stdout.splitlines()), listed.stdout
 
 
-@pytest.mark.skip(reason="needs placement (spec.nodeSelector, status.nodes): an AudioSink whose "
-                         "nodeSelector names host=node-b opens on node-b only, and 'mfx get sinks' shows "
-                         "DESIRED 1 / READY 1")
+def _engine_runs(agent: AgentNode) -> bool:
+    """Whether ``agent`` has started an audio engine (it does for its first AudioSink)."""
+    try:
+        pid = int((agent.home / "engine" / "engine.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return alive(pid)
+
+
 def test_a_node_selector_places_an_audio_sink_on_one_node_only(fleet: Fleet) -> None:
-    # PLACEMENT: apply an AudioSink with spec.nodeSelector {host: node-b}; assert that
-    # status.nodes names node-b only and that only node-b's agent holds the device open.
-    raise AssertionError("placement is not there yet")
+    sink = {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "AudioSink", "metadata": {"name": "hall"},
+            "spec": {"device": "null", "rate": 48000, "channels": 2, "format": "S16_LE",
+                     "nodeSelector": {"matchLabels": {"host": "node-b"}}}}
+    applied = fleet.mfx(fleet.servers[0], "apply", "-f", "-", stdin=yaml.safe_dump(sink))
+    assert applied.returncode == 0, applied.stderr
+    try:
+        placed = wait_for("the sink Ready on node-b, and counted", lambda: (
+            (obj := fleet.get_json(fleet.servers[1], "audiosink", "hall")) is not None
+            and ((obj.get("status") or {}).get("nodes") or {}).get("node-b", {}).get("ready") is True
+            and obj["status"].get("desiredNumberScheduled") == 1 and obj["status"].get("numberReady") == 1
+            and obj))
+        assert set(placed["status"]["nodes"]) == {"node-b"}, placed["status"]["nodes"]
+        by_name = {agent.name: agent for agent in fleet.agents}
+        assert _engine_runs(by_name["node-b"])  # the device is opened there ...
+        assert not _engine_runs(by_name["node-a"]) and not _engine_runs(by_name["node-c"])  # ... only
+    finally:
+        fleet.mfx(fleet.servers[0], "delete", "audiosink", "hall")
 
 
 def test_kubectl_sees_the_same_objects_through_either_api_server(
@@ -130,7 +150,14 @@ def test_kubectl_sees_the_same_objects_through_either_api_server(
         assert got.returncode == 0, got.stderr
         seen.append(sorted((item["kind"], item["metadata"]["name"], item["metadata"]["uid"])
                            for item in json.loads(got.stdout)["items"]))
-        # PLACEMENT: the per-node DESIRED/READY columns of 'kubectl get pm' belong here.
+        # The per-node counts are printer columns: kubectl shows them as mfx get does.
+        table = fleet.on(fleet.ops, "kubectl", "--kubeconfig", str(kubeconfig), "get", "pm", *PLUGINS)
+        assert table.returncode == 0, table.stderr
+        header, *rows = table.stdout.splitlines()
+        start, end = header.index("DESIRED"), header.index("AGE")  # columns are fixed-width
+        assert header[start:end].split() == ["DESIRED", "NODES-READY", "UP-TO-DATE"], header
+        assert [row[start:end].split() for row in rows if row.strip()] == [["3", "3", "3"]] * len(PLUGINS), \
+            table.stdout
     assert seen[0] == seen[1]
     names = {name for _, name, _ in seen[0]}
     assert names >= {*PLUGINS, *(a.name for a in fleet.agents)}
