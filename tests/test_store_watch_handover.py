@@ -45,7 +45,7 @@ async def test_write_all_hands_its_objects_to_watchers_as_stored(sqlite_store: S
 
 @pytest.mark.anyio
 async def test_a_single_create_answers_with_an_object_watchers_do_not_share(store: AnyStore) -> None:
-    watch = store.watch(PM, 0)
+    watch = store.watch(PM, await store.current_resource_version())
     created = await store.create(_manifest("solo"))
     (event,) = await take(watch, 1)
     assert event.object == created and event.object is not created
