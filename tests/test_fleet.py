@@ -34,6 +34,7 @@ from tests.gitops_fixtures import Repo
 
 PLUGINS = ("hello-rpc", "greeter-b")  # the plugin set: two copies of the RPC example
 LATE_PLUGIN = "greeter-c"  # applied while a node is cut off
+DELETED_PLUGIN = "greeter-d"  # applied, then deleted
 LEASES = "/apis/mfx.musicfox.io/v1alpha1/leases"
 
 
@@ -47,7 +48,7 @@ def _plugin(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("plugins")
-    for name in (*PLUGINS, LATE_PLUGIN):
+    for name in (*PLUGINS, LATE_PLUGIN, DELETED_PLUGIN):
         shutil.copytree(REPO / "plugins" / "hello-rpc", root / name)
         (root / name / "plugin.yaml").write_text(yaml.safe_dump(_plugin(name)))
     return root
@@ -114,6 +115,21 @@ def _engine_runs(agent: AgentNode) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return alive(pid)
+
+
+def test_a_deleted_plugin_stops_on_every_node_before_it_is_gone(
+        fleet: Fleet, plugin_set: dict[str, dict[str, int]]) -> None:
+    applied = fleet.mfx(fleet.servers[0], "apply", "-f", "-", stdin=yaml.safe_dump(_plugin(DELETED_PLUGIN)))
+    assert applied.returncode == 0, applied.stderr
+    pids = [wait_for(f"{DELETED_PLUGIN} under {agent.name}", lambda a=agent: _running(a, (DELETED_PLUGIN,)))
+            for agent in fleet.agents]
+    deleted = fleet.mfx(fleet.servers[1], "delete", "pm", DELETED_PLUGIN)
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for("the object gone", lambda: fleet.get_json(fleet.servers[0], "pm", DELETED_PLUGIN) is None)
+    for agent, running in zip(fleet.agents, pids, strict=True):
+        wait_for(f"{DELETED_PLUGIN} stopped under {agent.name}",
+                 lambda pid=running[DELETED_PLUGIN]: not alive(pid))
+        assert set(agent.plugins()) >= set(PLUGINS)  # the others run on
 
 
 def test_a_node_selector_places_an_audio_sink_on_one_node_only(fleet: Fleet) -> None:
