@@ -53,6 +53,7 @@ class Figures:
     updated: int
     gone: tuple[str, ...]  # entries of nodes that no longer exist
     condition: tuple[bool, str, str] | None  # (status, reason, message) of Ready, when the leader writes it
+    version: str | None = None  # the version every selected node runs, when they agree
 
 
 def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
@@ -61,6 +62,7 @@ def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
     schedulable: list[str] = []
     ready: list[str] = []
     updated = 0
+    versions: set[str] = set()
     for name, node in nodes.items():  # one pass: a fleet's label change recounts every object
         if not selector_matches(selector, (node.get("metadata") or {}).get("labels") or {}):
             continue
@@ -69,6 +71,8 @@ def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
         entry = entries.get(name) or {}
         if entry.get("ready") is True:
             ready.append(name)
+        if entry.get("version"):
+            versions.add(str(entry["version"]))
         updated += entry.get("observedGeneration") == gen
     schedulable.sort()
     gone = tuple(sorted(name for name in entries if name not in nodes))
@@ -79,7 +83,8 @@ def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
         if not schedulable:
             condition = (False, "NoNodesSelected",
                          f"no schedulable node matches spec.nodeSelector ({describe_selector(node_selector_of(obj))}); "
-                         "label a node (mfx label node NAME key=value) or uncordon one")
+                         "label a node (kubectl label node NAME key=value, or mfx patch node NAME "
+                         "-p '{\"metadata\":{\"labels\":{\"key\":\"value\"}}}') or uncordon one")
         elif not not_ready:
             condition = (True, "AllNodesReady", f"Ready on {len(ready)} of {len(schedulable)} nodes: "
                          + _some(schedulable))
@@ -88,7 +93,8 @@ def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
                    else f"{name} (no report yet)" for name in not_ready]
             condition = (False, "NodesNotReady", f"not Ready on {len(not_ready)} of {len(schedulable)} nodes: "
                          + _some(why))
-    return Figures(len(schedulable), len(ready), updated, gone, condition)
+    return Figures(len(schedulable), len(ready), updated, gone, condition,
+                   next(iter(versions)) if len(versions) == 1 else None)
 
 
 def _some(names: list[str], shown: int = 10) -> str:
@@ -117,6 +123,13 @@ def with_figures(obj: Obj, found: Figures) -> Obj | None:
         if current.get("message") != found.condition[2] or current.get("observedGeneration") != generation(obj):
             current["message"] = found.condition[2]
             current["observedGeneration"] = generation(obj)
+            changed = True
+        # The VERSION column: what the nodes run, when they all run the same one.
+        if status.get("resolvedVersion") != found.version:
+            if found.version is None:
+                status.pop("resolvedVersion", None)
+            else:
+                status["resolvedVersion"] = found.version
             changed = True
         if found.updated == found.desired and status.get("observedGeneration") != generation(obj):
             status["observedGeneration"] = generation(obj)

@@ -170,6 +170,8 @@ def test_kubectl_sees_the_same_objects_through_either_api_server(
         table = fleet.on(fleet.ops, "kubectl", "--kubeconfig", str(kubeconfig), "get", "pm", *PLUGINS)
         assert table.returncode == 0, table.stderr
         header, *rows = table.stdout.splitlines()
+        version = header.index("VERSION")
+        assert [row[version:].split()[0] for row in rows if row.strip()] == ["0.1.0"] * len(PLUGINS), table.stdout
         start, end = header.index("DESIRED"), header.index("AGE")  # columns are fixed-width
         assert header[start:end].split() == ["DESIRED", "NODES-READY", "UP-TO-DATE"], header
         assert [row[start:end].split() for row in rows if row.strip()] == [["3", "3", "3"]] * len(PLUGINS), \
