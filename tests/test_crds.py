@@ -195,7 +195,7 @@ PRINTER_COLUMNS = {
         ("Age", ".metadata.creationTimestamp", 0), ("Version", ".status.nodeInfo.agentVersion", 0),
         ("Sound-Devices", ".status.soundDevices[*]", 1), ("Last-Heartbeat", ".status.lastHeartbeatTime", 1),
         ("Agent-Version", ".status.nodeInfo.agentVersion", 1), ("OS", ".status.nodeInfo.os", 1),
-        ("Arch", ".status.nodeInfo.arch", 1),
+        ("Arch", ".status.nodeInfo.arch", 1), ("Labels", ".metadata.labels", 1),
     ],
     "Lease": [
         ("Holder", ".spec.holderIdentity", 0), ("Duration", ".spec.leaseDurationSeconds", 0),

@@ -77,10 +77,12 @@ def test_serve_registers_its_node_and_renews_its_lease(daemon: ThreadDaemon, hom
     assert wide.exit_code == 0, wide.output
     header, row = wide.output.splitlines()
     assert header.split() == ["NAME", "STATUS", "AGE", "VERSION", "SOUND-DEVICES", "LAST-HEARTBEAT",
-                              "AGENT-VERSION", "OS", "ARCH"]
+                              "AGENT-VERSION", "OS", "ARCH", "LABELS"]
     cells = row.split()
     assert cells[:2] == ["kitchen", "Ready"] and cells[3] == mfx.__version__
     assert cells[4] == "null,tap"
+    labels = dict(pair.split("=", 1) for pair in cells[9].split(","))  # as kubectl --show-labels
+    assert labels["room"] == "kitchen" and labels["kubernetes.io/os"] == "linux"
     leases = run_cli(home, "get", "leases").output.splitlines()
     assert leases[0].split() == ["NAME", "HOLDER", "DURATION", "RENEWED", "AGE"]
     assert any(line.split()[:3] == ["kitchen", "kitchen", str(LEASE_SECONDS)] for line in leases[1:])

@@ -23,9 +23,16 @@ def node_status(obj: Obj) -> str:
     return text
 
 
+def labels_text(obj: Obj) -> str:
+    """``k=v,k=v`` as kubectl's ``--show-labels`` prints them (``<none>`` for none)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "<none>"
+
+
 # Columns whose cell the server computes, by (kind, column name); the CRD's JSONPath is what
 # a server without this printer (Kubernetes with mfx's CRDs) shows instead.
-_PRINTED: dict[tuple[str, str], Callable[[Obj], Any]] = {("Node", "Status"): node_status}
+_PRINTED: dict[tuple[str, str], Callable[[Obj], Any]] = {("Node", "Status"): node_status,
+                                                         ("Node", "Labels"): labels_text}
 
 
 def _cell(obj: Obj, column: dict[str, Any]) -> Any:
