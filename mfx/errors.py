@@ -256,6 +256,32 @@ class AbiMismatchError(PluginLoadError, reason="AbiMismatch", retryable=False):
     runtime."""
 
 
+def error_from_status(code: int, status: Any, message: str) -> MfxError:
+    """The error a Kubernetes ``Status`` answer (or any failed answer) with HTTP ``code``
+    stands for, with ``message`` as its text: what every client of the API raises, so a
+    caller cannot tell a remote failure from the same failure in process."""
+    status = status if isinstance(status, dict) else {}
+    reason = status.get("reason") if isinstance(status.get("reason"), str) else ""
+    if code == 404:
+        return NotFoundError(message)
+    if code == 409:
+        return AlreadyExistsError(message) if reason == "AlreadyExists" else ConflictError(message)
+    if code == 410:
+        return GoneError(message)
+    if code == 401:
+        return UnauthorizedError(message)
+    if code == 422:
+        causes = (status.get("details") or {}).get("causes") or []
+        errors = [FieldError(path=str(c.get("field", "")), message=str(c.get("message", "")))
+                  for c in causes if isinstance(c, dict)]
+        return ValidationError(errors or [FieldError(path="", message=message)])
+    if code == 400:
+        return BadRequestError(message)
+    error = MfxError(message, reason=reason or "InternalError")
+    error.code = code
+    return error
+
+
 # --- Audio -----------------------------------------------------------------------------
 
 

@@ -107,17 +107,7 @@ def tls_ca_file(home: Path) -> Path:
 
 
 def _error_from_status(reply: Reply) -> MfxError:
-    from mfx.errors import (
-        AlreadyExistsError,
-        BadRequestError,
-        ConflictError,
-        FieldError,
-        GoneError,
-        MfxError,
-        NotFoundError,
-        UnauthorizedError,
-        ValidationError,
-    )
+    from mfx.errors import error_from_status
 
     try:
         body = json.loads(reply.content)
@@ -125,28 +115,7 @@ def _error_from_status(reply: Reply) -> MfxError:
         body = {}
     message = body.get("message") if isinstance(body, dict) else None
     message = message or reply.content.decode(errors="replace") or f"HTTP {reply.status}"
-    if not isinstance(body, dict):
-        body = {}
-    code = reply.status
-    if code == 404:
-        return NotFoundError(message)
-    if code == 409:
-        if body.get("reason") == "AlreadyExists":
-            return AlreadyExistsError(message)
-        return ConflictError(message)
-    if code == 410:
-        return GoneError(message)
-    if code == 401:
-        return UnauthorizedError(message)
-    if code == 422:
-        causes = (body.get("details") or {}).get("causes") or []
-        errors = [FieldError(path=c.get("field", ""), message=c.get("message", "")) for c in causes]
-        return ValidationError(errors or [FieldError(path="", message=message)])
-    if code == 400:
-        return BadRequestError(message)
-    error = MfxError(message, reason=body.get("reason") or "InternalError")
-    error.code = code
-    return error
+    return error_from_status(reply.status, body, message)
 
 
 def _query_value(value: Any) -> str:

@@ -10,18 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfx.errors import (
-    AlreadyExistsError,
-    BadRequestError,
-    ConflictError,
-    FieldError,
-    GoneError,
-    MfxError,
-    NotFoundError,
-    StoreUnavailableError,
-    UnauthorizedError,
-    ValidationError,
-)
+from mfx.errors import BadRequestError, MfxError, StoreUnavailableError, UnauthorizedError
+from mfx.errors import error_from_status as status_error
 
 
 def error_from_status(code: int, body: Any, *, server: str) -> MfxError:
@@ -30,13 +20,6 @@ def error_from_status(code: int, body: Any, *, server: str) -> MfxError:
     message = status.get("message")
     if not isinstance(message, str) or not message:
         message = f"HTTP {code} from {server}"
-    reason = status.get("reason") if isinstance(status.get("reason"), str) else ""
-    if code == 404:
-        return NotFoundError(message)
-    if code == 409:
-        return AlreadyExistsError(message) if reason == "AlreadyExists" else ConflictError(message)
-    if code == 410:
-        return GoneError(message)
     if code == 401:
         return UnauthorizedError(f"the API server {server} refused the credentials ({message}): "
                                  "check --token-file (or the user of --kubeconfig)")
@@ -45,15 +28,10 @@ def error_from_status(code: int, body: Any, *, server: str) -> MfxError:
                          "credentials access to mfx's kinds, events and leases", reason="Forbidden")
         error.code = 403
         return error
-    if code == 422:
-        causes = (status.get("details") or {}).get("causes") or []
-        errors = [FieldError(path=str(c.get("field", "")), message=str(c.get("message", "")))
-                  for c in causes if isinstance(c, dict)]
-        return ValidationError(errors or [FieldError(path="", message=message)])
-    if code in (400, 413, 415):
-        return BadRequestError(message)
     if code == 503:
         return StoreUnavailableError(f"the API server {server} is unavailable: {message}")
-    error = MfxError(f"the API server {server} answered {code}: {message}", reason=reason or "InternalError")
-    error.code = code
-    return error
+    if code in (413, 415):  # a body too large or of a type the server does not take: the caller's
+        return BadRequestError(message)
+    if code in (400, 404, 409, 410, 422):
+        return status_error(code, status, message)
+    return status_error(code, status, f"the API server {server} answered {code}: {message}")
