@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, median, percentile
-from bench.daemon import BenchDaemon
 from bench.rpc_plugin import (
     HEALTHY_SECONDS,
-    HELLO,
     KIND,
     fresh_start,
+    fresh_starts,
+    hello_rpc_daemon,
     until_ready,
 )
 
@@ -61,25 +59,16 @@ async def _restart_count(store: Any, name: str) -> int:
 
 def run() -> list[Figure]:
     names = ["warm", "victim", *(f"fresh{i:02d}" for i in range(FRESH))]
-    with tempfile.TemporaryDirectory(prefix="mfx-bench-recovery-") as tmp:
-        base = Path(tmp)
-        root = base / "plugins"
-        root.mkdir()
-        for name in names:
-            os.symlink(HELLO, root / name)
-        home = base / "home"
-        home.mkdir()
-        with BenchDaemon(home, root) as daemon:
-            store = daemon.store
-            daemon.portal.call(fresh_start, store, "warm")  # starts the zygote: not a figure
-            fresh = [daemon.portal.call(fresh_start, store, f"fresh{i:02d}")[0] for i in range(FRESH)]
-            _, pid = daemon.portal.call(fresh_start, store, "victim")
-            recoveries = []
-            for _ in range(KILLS):
-                time.sleep(HEALTHY_SECONDS * 1.2)  # a healthy run, longer than the backoff's reset period
-                seconds, pid = daemon.portal.call(_kill_and_recover, store, "victim", pid)
-                recoveries.append(seconds)
-            restarts = daemon.portal.call(_restart_count, store, "victim")
+    with hello_rpc_daemon("mfx-bench-recovery-", names) as daemon:
+        store = daemon.store
+        fresh = fresh_starts(daemon, FRESH)
+        _, pid = daemon.portal.call(fresh_start, store, "victim")
+        recoveries = []
+        for _ in range(KILLS):
+            time.sleep(HEALTHY_SECONDS * 1.2)  # a healthy run, longer than the backoff's reset period
+            seconds, pid = daemon.portal.call(_kill_and_recover, store, "victim", pid)
+            recoveries.append(seconds)
+        restarts = daemon.portal.call(_restart_count, store, "victim")
     if restarts != KILLS:
         raise RuntimeError(f"expected {KILLS} restarts, the status says {restarts}")
     return [

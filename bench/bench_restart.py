@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,9 +29,10 @@ from bench.common import Figure, median
 from bench.daemon import BenchDaemon
 from bench.rpc_plugin import (
     HEALTHY_SECONDS,
-    HELLO,
     KIND,
     fresh_start,
+    fresh_starts,
+    hello_rpc_daemon,
     until_ready,
 )
 from mfx.errors import ConflictError
@@ -111,23 +110,14 @@ async def _under_calls(daemon: BenchDaemon, name: str, pid: int, how: str) -> tu
 
 def run() -> list[Figure]:
     names = ["warm", "restarted", "killed", *(f"fresh{i:02d}" for i in range(FRESH))]
-    with tempfile.TemporaryDirectory(prefix="mfx-bench-restart-") as tmp:
-        base = Path(tmp)
-        root = base / "plugins"
-        root.mkdir()
-        for name in names:
-            os.symlink(HELLO, root / name)
-        home = base / "home"
-        home.mkdir()
-        with BenchDaemon(home, root) as daemon:
-            store = daemon.store
-            daemon.portal.call(fresh_start, store, "warm")  # starts the zygote: not a figure
-            fresh = [daemon.portal.call(fresh_start, store, f"fresh{i:02d}")[0] for i in range(FRESH)]
-            _, pid = daemon.portal.call(fresh_start, store, "restarted")
-            restarts, restart_down, restart_failed = daemon.portal.call(_under_calls, daemon, "restarted", pid,
-                                                                        "restart")
-            _, pid = daemon.portal.call(fresh_start, store, "killed")
-            _, kill_down, kill_failed = daemon.portal.call(_under_calls, daemon, "killed", pid, "kill")
+    with hello_rpc_daemon("mfx-bench-restart-", names) as daemon:
+        store = daemon.store
+        fresh = fresh_starts(daemon, FRESH)
+        _, pid = daemon.portal.call(fresh_start, store, "restarted")
+        restarts, restart_down, restart_failed = daemon.portal.call(_under_calls, daemon, "restarted", pid,
+                                                                    "restart")
+        _, pid = daemon.portal.call(fresh_start, store, "killed")
+        _, kill_down, kill_failed = daemon.portal.call(_under_calls, daemon, "killed", pid, "kill")
     return [
         Figure(f"rpc plugin rollout restart -> new pid Ready, median of {RESTARTS}", median(restarts) * 1e3, "ms",
                baseline_name=f"fresh start of the same plugin, apply -> Ready, median of {FRESH}",

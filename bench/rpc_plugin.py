@@ -3,12 +3,17 @@ fresh, and waited for until Ready with a new pid (what the recovery and restart 
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.daemon import BenchDaemon
 from mfx.api.objects import Obj
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +59,25 @@ async def fresh_start(store: Any, name: str) -> tuple[float, int]:
     await store.create(manifest(name))
     pid = await until_ready(store, name, rv, None)
     return time.perf_counter() - started, pid
+
+
+@contextmanager
+def hello_rpc_daemon(prefix: str, names: list[str]) -> Iterator[BenchDaemon]:
+    """A bench daemon whose plugin path holds a copy of hello-rpc under each of ``names``."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        base = Path(tmp)
+        root = base / "plugins"
+        root.mkdir()
+        for name in names:
+            os.symlink(HELLO, root / name)
+        home = base / "home"
+        home.mkdir()
+        with BenchDaemon(home, root) as daemon:
+            yield daemon
+
+
+def fresh_starts(daemon: BenchDaemon, count: int) -> list[float]:
+    """Seconds from apply to Ready of ``count`` copies ``fresh00``... that never ran, after one
+    unmeasured start (``warm``) that starts the rpc runtime's zygote."""
+    daemon.portal.call(fresh_start, daemon.store, "warm")
+    return [daemon.portal.call(fresh_start, daemon.store, f"fresh{i:02d}")[0] for i in range(count)]
