@@ -25,10 +25,9 @@ from anyio.abc import TaskGroup
 
 from mfx.backoff import Backoff, jittered
 from mfx.errors import MfxError
-from mfx.node.agent import AgentSettings, NodeAgent
-from mfx.node.client import StoreClient
+from mfx.node.agent import NodeAgent
 from mfx.server.daemon import DaemonConfig, DaemonContext, Service, run_daemon
-from mfx.server.fleet_services import node_name
+from mfx.server.fleet_services import make_node_agent, node_name
 from mfx.server.services import controllers_service
 from mfx.store.api_connection import ApiConnection
 from mfx.store.api_store import ApiStore
@@ -83,13 +82,7 @@ def _until_shutdown(services: list[Service]) -> Service:
 async def remote_node_agent_service(context: DaemonContext, group: TaskGroup) -> None:
     """Register the Node and renew its Lease through the API, waiting for the API server if
     it cannot be reached yet (the rest of the agent does not wait for it)."""
-    config = context.config
-    agent = NodeAgent(StoreClient(context.store),
-                      AgentSettings(node_name(config), labels=dict(config.node_labels),
-                                    lease_seconds=config.node_lease_seconds),
-                      metrics=context.metrics)
-    context.node_agent = agent
-    group.start_soon(_keep_registered, agent, context.shutdown)
+    group.start_soon(_keep_registered, make_node_agent(context), context.shutdown)
 
 
 async def _keep_registered(agent: NodeAgent, shutdown: anyio.Event) -> None:

@@ -35,13 +35,20 @@ def node_name(config: DaemonConfig) -> str:
     return config.node_name or socket.gethostname().lower()
 
 
-async def node_agent_service(context: DaemonContext, group: TaskGroup) -> None:
+def make_node_agent(context: DaemonContext) -> NodeAgent:
+    """This machine's node agent, over the daemon's store (in process, or the API through
+    ``ApiStore`` in ``mfx agent``), kept in ``context.node_agent``."""
     config = context.config
     agent = NodeAgent(StoreClient(context.store),
                       AgentSettings(node_name(config), labels=dict(config.node_labels),
                                     lease_seconds=config.node_lease_seconds),
                       metrics=context.metrics)
     context.node_agent = agent
+    return agent
+
+
+async def node_agent_service(context: DaemonContext, group: TaskGroup) -> None:
+    agent = make_node_agent(context)
 
     async def run(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with anyio.create_task_group() as inner:
