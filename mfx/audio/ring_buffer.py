@@ -8,7 +8,7 @@ count (the sink's format), so the writer hands them to the device without conver
 that passes the generation it saw to ``write`` gets its write refused (or cut short) once
 the ring has been cleared under it, so stale audio never lands after a fade-out.
 
-A blocked producer is woken once the rest of its block fits (or the whole ring is free),
+A blocked producer is woken once the rest of its block fits (or half the ring is free),
 not after every period the reader takes: a reader notifies only the waiter whose condition
 now holds, so the producer costs one wake-up per block instead of one per period.
 
@@ -105,7 +105,9 @@ class FrameRingBuffer:
                 if self._closed or (generation is not None and generation != self._generation):
                     break
                 room = self.capacity - self._fill
-                wanted = min(total - done, self.capacity)
+                # Room for the rest of the block, but never more than half the ring: a block
+                # as large as the ring would otherwise wait for it to run dry before refilling.
+                wanted = min(total - done, max(1, self.capacity // 2))
                 if room < wanted and self.blocking:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is None or remaining > 0:
