@@ -13,11 +13,11 @@ they finish; ``related`` functions enqueue keys of other kinds when an object ch
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from mfx.api.objects import ObjectKey
 from mfx.store.base import Store
@@ -67,7 +67,7 @@ class Manager:
             )
             for kind in registry.kinds()
         }
-        self._stack: AsyncExitStack | None = None
+        self._group: TaskGroup | None = None
 
     def controller(self, kind: str) -> Controller:
         try:
@@ -92,28 +92,46 @@ class Manager:
         """Clear a stall (``mfx reset-failed``): reconcile ``key`` again at once."""
         self.controller(key.kind).reset(key)
 
+    # The supervisor and the workers' task group are entered and left by hand, nested, not
+    # through an AsyncExitStack: when a cancellation ends them, ExitStack's rewriting of
+    # exception contexts can link a CancelledError's __context__ chain into a cycle, which
+    # anyio then walks forever as the task finishes (seen when a leader stops leading).
     async def __aenter__(self) -> Manager:
-        stack = AsyncExitStack()
-        await stack.__aenter__()
+        # The supervisor outlives the workers that start its tasks: entered first, left last.
+        await self.supervisor.__aenter__()
+        group = anyio.create_task_group()
         try:
-            # The supervisor outlives the workers that start its tasks: entered first, left last.
-            await stack.enter_async_context(self.supervisor)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)
-            for controller in self.controllers.values():
-                await tg.start(controller.run)
-        except BaseException:
-            await stack.__aexit__(None, None, None)
+            await group.__aenter__()
+        except BaseException as exc:
+            await self.supervisor.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        self._stack = stack
+        try:
+            for controller in self.controllers.values():
+                await group.start(controller.run)
+        except BaseException as exc:
+            group.cancel_scope.cancel()
+            try:
+                await group.__aexit__(type(exc), exc, exc.__traceback__)
+            finally:
+                await self.supervisor.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._group = group
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        stack, self._stack = self._stack, None
-        assert stack is not None
-        return await stack.__aexit__(exc_type, exc, tb)
+        group, self._group = self._group, None
+        assert group is not None
+        group.cancel_scope.cancel()
+        try:
+            handled = bool(await group.__aexit__(exc_type, exc, tb))
+        except BaseException as raised:
+            await self.supervisor.__aexit__(type(raised), raised, raised.__traceback__)
+            raise
+        if handled:
+            exc_type, exc, tb = None, None, None
+        return bool(await self.supervisor.__aexit__(exc_type, exc, tb)) or handled
 
     async def run(self) -> None:
         """Run until cancelled."""
