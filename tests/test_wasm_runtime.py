@@ -454,7 +454,7 @@ async def test_the_epoch_ticker_runs_only_once_a_module_is_loaded(tmp_path: Path
     import threading
 
     def tickers() -> int:
-        return sum(1 for thread in threading.enumerate() if "epoch" in thread.name.lower())
+        return sum(1 for thread in threading.enumerate() if thread.name == "mfx-wasm-epoch")
 
     async with WasmRuntime() as rt:
         assert tickers() == 0
