@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import grpc
 import pytest
 from aetcd import rpc
 
@@ -216,3 +217,51 @@ async def test_losing_quorum_is_a_503_naming_etcd_and_nothing_acknowledged_is_lo
         assert rv(later) > max(rv(o) for o in kept)
         names = {o["metadata"]["name"] for o in (await store.list(PM)).items}
     assert {o["metadata"]["name"] for o in kept} | {"later"} <= names
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("code", "details"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+        # A member that cannot reach quorum ends a linearizable read on its own deadline.
+        (grpc.StatusCode.UNKNOWN, "context deadline exceeded"),
+    ],
+)
+async def test_a_member_without_quorum_is_retried_until_the_deadline_then_a_503(
+    code: grpc.StatusCode, details: str
+) -> None:
+    connection = EtcdConnection(parse_store_url("etcd://127.0.0.1:1,127.0.0.1:2"), timeout=0.2)
+    tried: list[str] = []
+
+    async def attempt(channel: Any, seconds: float) -> Any:
+        tried.append(str(channel))
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"lost quorum"):
+            await connection._call("a Range request", attempt)
+    finally:
+        await connection.close()
+    assert len(tried) > 2
+
+
+@pytest.mark.anyio
+async def test_an_error_no_member_can_fix_is_refused_at_once() -> None:
+    connection = EtcdConnection(parse_store_url("etcd://127.0.0.1:1"), timeout=5.0)
+    tried = 0
+
+    async def attempt(channel: Any, seconds: float) -> Any:
+        nonlocal tried
+        tried += 1
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "etcdserver: key is not provided"
+        )
+
+    try:
+        with pytest.raises(StoreError, match=r"refused the request: etcdserver: key is not provided"):
+            await connection._call("a Range request", attempt)
+    finally:
+        await connection.close()
+    assert tried == 1

@@ -40,6 +40,15 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+def _retried(error: grpc.aio.AioRpcError) -> bool:
+    """Whether another member (or the same one, later) may answer. A member without quorum
+    can also end a linearizable read with its own server-side deadline, which gRPC carries as
+    UNKNOWN "context deadline exceeded" rather than DEADLINE_EXCEEDED."""
+    if error.code() in _RETRIED:
+        return True
+    return error.code() == grpc.StatusCode.UNKNOWN and "deadline exceeded" in (error.details() or "")
+
+
 def _read(path: Any) -> bytes | None:
     if path is None:
         return None
@@ -101,7 +110,7 @@ class EtcdConnection:
             try:
                 return await attempt(self._channel(endpoint), remaining)
             except grpc.aio.AioRpcError as error:
-                if error.code() not in _RETRIED:
+                if not _retried(error):
                     raise translate(error, self.endpoints) from None
                 failures[endpoint] = _reason(error)
             self._current = (self._current + 1) % len(endpoints)
