@@ -13,6 +13,7 @@ from typing import Any
 import wasmtime
 
 from mfx.errors import AbiMismatchError
+from mfx.runtimes.wasm_calls import LinearMemory, TypedFunc
 
 WASI_MODULE = "wasi_snapshot_preview1"
 HOST_MODULE = "mfx"
@@ -149,13 +150,19 @@ def check_wasi_imports(module: wasmtime.Module, linker: wasmtime.Linker, engine:
 
 
 class LiveStore:
-    """One live wasmtime store with its instance's ABI exports."""
+    """One live wasmtime store with its instance's ABI exports, ready to call
+    (``wasm_calls``: each export's type checked once here, not at every call)."""
 
     def __init__(self, store: wasmtime.Store, exports: Mapping[str, Any]) -> None:
         self.store = store
-        self.memory: wasmtime.Memory = exports["memory"]
-        self.alloc: wasmtime.Func = exports["alloc"]
-        self.dealloc: wasmtime.Func = exports["dealloc"]
-        self.call: wasmtime.Func = exports["call"]
-        self.health: wasmtime.Func | None = exports.get("health")
-        self.init: wasmtime.Func | None = exports.get("init")
+        self.memory = LinearMemory(store, exports["memory"])
+        self.alloc = TypedFunc(store, exports["alloc"], "alloc")
+        self.dealloc = TypedFunc(store, exports["dealloc"], "dealloc")
+        self.call = TypedFunc(store, exports["call"], "call")
+        self.health = _optional(store, exports, "health")
+        self.init = _optional(store, exports, "init")
+
+
+def _optional(store: wasmtime.Store, exports: Mapping[str, Any], name: str) -> TypedFunc | None:
+    func = exports.get(name)
+    return TypedFunc(store, func, name) if func is not None else None

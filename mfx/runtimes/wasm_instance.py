@@ -331,7 +331,7 @@ class WasmPluginInstance:
             self._account(store, given, exhausted=is_out_of_fuel(exc), is_call=False)
             raise self._translate(exc, store, None, "instantiate") from exc
         self._account(store, given, is_call=False)
-        self.memory_bytes = live.memory.data_len(store)
+        self.memory_bytes = live.memory.size()
         return live
 
     def _instantiate_first(self) -> None:
@@ -374,7 +374,7 @@ class WasmPluginInstance:
             result = fn(live)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             self._account(store, given, exhausted=is_out_of_fuel(exc))
-            error = self._translate(exc, store, live.memory, what)
+            error = self._translate(exc, store, live.memory.exported, what)
             self._poison(error)
             raise error from exc
         except (MemoryLimitExceededError, ProtocolError, PluginTimeoutError) as error:
@@ -398,8 +398,8 @@ class WasmPluginInstance:
         def probe(live: LiveStore) -> None:
             if live.health is None:
                 return  # a store that instantiated and is not poisoned is as healthy as it gets
-            status = live.health(live.store)
-            self.memory_bytes = live.memory.data_len(live.store)
+            status = live.health()
+            self.memory_bytes = live.memory.size()
             if status != 0:
                 raise PluginRuntimeError(
                     f"{self.name}: health() returned {status} (0 means healthy)",

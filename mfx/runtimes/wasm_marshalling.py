@@ -17,8 +17,8 @@ def put(live: LiveStore, data: bytes, *, plugin: str, memory_limit: int) -> int:
     """Copy ``data`` into a buffer from the guest's ``alloc``; 0 for no data."""
     if not data:
         return 0
-    ptr = live.alloc(live.store, len(data))
-    size = live.memory.data_len(live.store)
+    ptr = live.alloc(len(data))
+    size = live.memory.size()
     if ptr == 0 or ptr < 0 or ptr + len(data) > size:
         if ptr == 0 and size + WASM_PAGE > memory_limit:
             raise MemoryLimitExceededError(
@@ -27,7 +27,7 @@ def put(live: LiveStore, data: bytes, *, plugin: str, memory_limit: int) -> int:
         raise ProtocolError(
             f"{plugin}: alloc({len(data)}) returned {ptr}, outside linear memory "
             f"({size} bytes)")
-    live.memory.write(live.store, data, ptr)
+    live.memory.write(ptr, data)
     return ptr
 
 
@@ -35,9 +35,9 @@ def call_init(live: LiveStore, config: bytes, *, plugin: str, memory_limit: int)
     """``init(config)``; ``PluginInitError`` when the guest rejects the config."""
     assert live.init is not None
     ptr = put(live, config, plugin=plugin, memory_limit=memory_limit)
-    status = live.init(live.store, ptr, len(config))
+    status = live.init(ptr, len(config))
     if ptr:
-        live.dealloc(live.store, ptr, len(config))
+        live.dealloc(ptr, len(config))
     if status != 0:
         raise PluginInitError(
             f"{plugin}: init returned {status} (non-zero: config rejected); see the "
@@ -47,14 +47,13 @@ def call_init(live: LiveStore, config: bytes, *, plugin: str, memory_limit: int)
 def call_method(live: LiveStore, method: bytes, payload: bytes, *, plugin: str, memory_limit: int,
                 max_message_bytes: int) -> tuple[bytes, int]:
     """``call(method, payload)``: the response and the linear memory's size after it."""
-    store = live.store
     # One buffer for method and params: one alloc, one write, one dealloc.
     request = method + payload
     ptr = put(live, request, plugin=plugin, memory_limit=memory_limit)
-    packed = live.call(store, ptr, len(method), ptr + len(method), len(payload))
+    packed = live.call(ptr, len(method), ptr + len(method), len(payload))
     packed &= 0xFFFF_FFFF_FFFF_FFFF
     out_ptr, out_len = packed >> 32, packed & 0xFFFF_FFFF
-    size = live.memory.data_len(store)
+    size = live.memory.size()
     if out_ptr + out_len > size:
         raise ProtocolError(
             f"{plugin}.{method.decode(errors='replace')}: call returned a response at "
@@ -63,8 +62,8 @@ def call_method(live: LiveStore, method: bytes, payload: bytes, *, plugin: str, 
         raise ProtocolError(
             f"{plugin}.{method.decode(errors='replace')}: response of {out_len} bytes "
             f"exceeds maxMessageSize ({max_message_bytes} bytes)")
-    out = bytes(live.memory.read(store, out_ptr, out_ptr + out_len))
+    out = live.memory.read(out_ptr, out_len)
     if out_len:
-        live.dealloc(store, out_ptr, out_len)
-    live.dealloc(store, ptr, len(request))
+        live.dealloc(out_ptr, out_len)
+    live.dealloc(ptr, len(request))
     return out, size
