@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import anyio
 import orjson
@@ -39,8 +40,8 @@ CALLS = 200
 ROUNDS = 15
 
 
-def _raw_store(module_bytes: bytes) -> tuple[Callable[[], bytes], Callable[[], object]]:
-    """(full ABI round trip, bare ``call`` invocation) straight on wasmtime."""
+def _instantiate(module_bytes: bytes) -> tuple[wasmtime.Store, Any]:
+    """A store (fuel and epochs on, as the runtime's engine has them) and the module's exports."""
     config = wasmtime.Config()
     config.consume_fuel = True
     config.epoch_interruption = True
@@ -51,7 +52,12 @@ def _raw_store(module_bytes: bytes) -> tuple[Callable[[], bytes], Callable[[], o
     linker = wasmtime.Linker(engine)
     linker.define_func("mfx", "log", wasmtime.FuncType([wasmtime.ValType.i32()] * 3, []),
                        lambda *args: None)
-    ex = linker.instantiate(store, wasmtime.Module(engine, module_bytes)).exports(store)
+    return store, linker.instantiate(store, wasmtime.Module(engine, module_bytes)).exports(store)
+
+
+def _raw_store(module_bytes: bytes) -> tuple[Callable[[], bytes], Callable[[], object]]:
+    """(full ABI round trip, bare ``call`` invocation) straight on wasmtime."""
+    store, ex = _instantiate(module_bytes)
     memory, alloc, dealloc, call = ex["memory"], ex["alloc"], ex["dealloc"], ex["call"]
     payload = orjson.dumps(TRACK)
     request = METHOD + payload
@@ -74,17 +80,7 @@ def _raw_store(module_bytes: bytes) -> tuple[Callable[[], bytes], Callable[[], o
 
 def _typed_round_trip(module_bytes: bytes) -> Callable[[], bytes]:
     """The same round trip through the typed C calls mfx uses (no fuel or deadline upkeep)."""
-    config = wasmtime.Config()
-    config.consume_fuel = True
-    config.epoch_interruption = True
-    engine = wasmtime.Engine(config)
-    store = wasmtime.Store(engine)
-    store.set_fuel(2**62)
-    store.set_epoch_deadline(2**40)
-    linker = wasmtime.Linker(engine)
-    linker.define_func("mfx", "log", wasmtime.FuncType([wasmtime.ValType.i32()] * 3, []),
-                       lambda *args: None)
-    live = LiveStore(store, linker.instantiate(store, wasmtime.Module(engine, module_bytes)).exports(store))
+    live = LiveStore(*_instantiate(module_bytes))
     payload = orjson.dumps(TRACK)
     request = METHOD + payload
 
