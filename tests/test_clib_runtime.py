@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from mfx.errors import (
     PluginInitError,
     PluginLoadError,
     PluginRuntimeError,
+    PluginTimeoutError,
 )
-from mfx.runtimes.base import LoadRequest, PluginType
+from mfx.runtimes.base import Limits, LoadRequest, PluginType
 from mfx.runtimes.clib import CLibraryInstance, CLibraryRuntime
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.python_module import PythonModuleInstance
@@ -292,3 +294,26 @@ def test_the_effects_source_builds_warning_free_with_werror(tmp_path: Path) -> N
         assert flag in command.split()
     subprocess.run(["make", "-s", "-B", "-C", str(EFFECTS_SRC), f"OUTDIR={tmp_path}"], check=True)
     assert (tmp_path / "libeffects.so").is_file()
+
+
+async def test_a_call_stuck_past_its_deadline_times_out_and_the_next_call_gets_a_fresh_thread(
+    effects_dir: Path, tmp_path: Path
+) -> None:
+    # The audio thread holds the instance while process() runs; a health check queued behind
+    # a process() that never ends must come back at its deadline, not hang the probe.
+    async with CLibraryRuntime(tmp_path / "private") as runtime:
+        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=0.2)))
+        await instance.initialize({"gainDb": 0.0})
+        await instance.start()
+        await instance.health()
+        with instance._lock:  # a process() call that does not return
+            with pytest.raises(PluginTimeoutError, match=r"effects: health did not return within 0.2s"):
+                await instance.health()
+        # The stuck call returns once the lock is free; the next call runs on a fresh thread.
+        await instance.health()
+        threads = [t for t in threading.enumerate() if t.name == "mfx-clib:effects"]
+        assert threads  # the plugin's calls run on a thread of its own, not anyio's pool
+        await instance.cleanup()
+    for thread in threads:  # cleanup ends the plugin's thread
+        thread.join(timeout=10)
+        assert not thread.is_alive()

@@ -21,9 +21,10 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
+import anyio.from_thread
 import numpy as np
 
 from mfx.errors import (
@@ -36,7 +37,10 @@ from mfx.errors import (
     PluginTimeoutError,
 )
 from mfx.runtimes.base import LoadRequest, PluginType
+from mfx.runtimes.call_thread import HOLD_LOOP_SECONDS, PluginThread
 from mfx.runtimes.verified_files import stage_verified
+
+T = TypeVar("T")
 
 ABI_VERSION = 1  # MFX_PLUGIN_ABI_VERSION in plugins/include/mfx_plugin.h
 _ERR_LEN = 512
@@ -109,8 +113,11 @@ class CLibraryInstance:
     """One instance (``mfx_plugin_init`` handle) of a C-ABI plugin."""
 
     def __init__(self, request: LoadRequest, library: _Library, info: dict[str, Any],
-                 on_cleanup: Callable[[CLibraryInstance], None]) -> None:
+                 on_cleanup: Callable[[CLibraryInstance], None],
+                 portal: anyio.from_thread.BlockingPortal) -> None:
         self._request = request
+        self._portal = portal
+        self._thread: PluginThread | None = None  # started with the first call
         self._lib = library
         self._info = info
         self._on_cleanup = on_cleanup
@@ -251,6 +258,7 @@ class CLibraryInstance:
                 self._process = None
                 self._lib.close()
             self._lib.path.unlink(missing_ok=True)
+            self._end_thread()
             self._on_cleanup(self)
 
     def _require_handle(self) -> int:
@@ -258,13 +266,24 @@ class CLibraryInstance:
             raise PluginRuntimeError(f"{self.name}: not initialized (or already stopped)", reason="NotInitialized")
         return self._handle
 
-    async def _blocking(self, method: str, fn: Callable[[], Any], seconds: float | None = None) -> Any:
-        # C code cannot be interrupted: on timeout the worker thread is abandoned and still
-        # holds the instance lock until the plugin returns.
+    async def _blocking(self, method: str, fn: Callable[[], T], seconds: float | None = None) -> T:
+        """``fn()`` on this plugin's own thread, within ``seconds`` (the call timeout)."""
         seconds = self._request.limits.timeout_seconds if seconds is None else seconds
-        with anyio.move_on_after(seconds):
-            return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        if self._thread is None:
+            self._thread = PluginThread(self.name, "clib")
+        finished, value = await self._thread.run(self._portal, seconds, HOLD_LOOP_SECONDS, fn)
+        if finished:
+            return value  # type: ignore[return-value]
+        # C code cannot be interrupted: the thread is left to the call (it ends when the call
+        # returns, still holding the instance lock until then); later calls get a fresh one.
+        self._thread.close()
+        self._thread = None
         raise PluginTimeoutError(f"{self.name}: {method} did not return within {seconds:g}s")
+
+    def _end_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
 
 
 def _describe(code: int) -> str:
@@ -280,8 +299,13 @@ class CLibraryRuntime:
         self._private_dir = private_dir
         self._owns_dir = False
         self._instances: set[CLibraryInstance] = set()
+        # Hands the results of calls that outlast HOLD_LOOP_SECONDS back to the event loop.
+        self._portal: anyio.from_thread.BlockingPortal | None = None
 
     async def __aenter__(self) -> Self:
+        portal = anyio.from_thread.BlockingPortal()
+        await portal.__aenter__()
+        self._portal = portal
         if self._private_dir is None:
             self._private_dir = Path(tempfile.mkdtemp(prefix="mfx-clib-"))
             self._owns_dir = True
@@ -294,9 +318,12 @@ class CLibraryRuntime:
         if self._owns_dir and self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
             self._private_dir = None
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            await portal.__aexit__(None, None, None)
 
     async def load(self, request: LoadRequest) -> CLibraryInstance:
-        if self._private_dir is None:
+        if self._private_dir is None or self._portal is None:
             raise RuntimeError("CLibraryRuntime.load() outside 'async with CLibraryRuntime()'")
         source = (request.plugin_dir / request.entry_point).resolve()
         if not source.is_file():
@@ -304,10 +331,11 @@ class CLibraryRuntime:
                 f"{request.name}: spec.entryPoint {request.entry_point!r}: {source} does not exist; "
                 "build the plugin (make plugins) or fix the path"
             )
-        private_dir = self._private_dir
-        return await anyio.to_thread.run_sync(self._load_blocking, request, source, private_dir)
+        private_dir, portal = self._private_dir, self._portal
+        return await anyio.to_thread.run_sync(self._load_blocking, request, source, private_dir, portal)
 
-    def _load_blocking(self, request: LoadRequest, source: Path, private_dir: Path) -> CLibraryInstance:
+    def _load_blocking(self, request: LoadRequest, source: Path, private_dir: Path,
+                       portal: anyio.from_thread.BlockingPortal) -> CLibraryInstance:
         staged = stage_verified(source, request.checksum, private_dir)
         try:
             library = _Library(request.name, staged)
@@ -335,6 +363,6 @@ class CLibraryRuntime:
             library.close()
             staged.unlink(missing_ok=True)
             raise
-        instance = CLibraryInstance(request, library, info, self._instances.discard)
+        instance = CLibraryInstance(request, library, info, self._instances.discard, portal)
         self._instances.add(instance)
         return instance

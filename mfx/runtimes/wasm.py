@@ -23,7 +23,7 @@ Structure (each part in a module of its own):
   (a daemon thread, not anyio's shared worker pool, whose default limiter ``/metrics`` and
   the API need too): wasmtime calls block, so they run there, one at a time per store (an
   ``anyio.Lock``). A slow or stuck plugin therefore only ever holds its own thread
-  (``wasm_threads``).
+  (``call_thread``; the epoch ticker is in ``wasm_threads``).
 - The default call path: the call runs on the plugin's thread while the caller waits for
   it on the event-loop thread for at most ``hold_loop_seconds`` (2 ms). A call that ends
   by then (nearly all of them) is answered without a round trip through the event loop,

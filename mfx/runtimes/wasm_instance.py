@@ -29,6 +29,7 @@ from mfx.errors import (
     ProtocolError,
 )
 from mfx.runtimes.base import LoadRequest
+from mfx.runtimes.call_thread import PluginThread
 from mfx.runtimes.wasm_abi import (
     REQUIRED_EXPORTS,
     LiveStore,
@@ -39,7 +40,6 @@ from mfx.runtimes.wasm_abi import (
 from mfx.runtimes.wasm_host import HostFunctions
 from mfx.runtimes.wasm_logs import CallLog
 from mfx.runtimes.wasm_marshalling import call_init, call_method
-from mfx.runtimes.wasm_threads import PluginThread
 from mfx.runtimes.wasm_traps import is_out_of_fuel, translate_trap
 
 if TYPE_CHECKING:
