@@ -37,11 +37,6 @@ RATE = 48000
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def effects_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """libeffects.so built by its own Makefile with the system compiler, into a private dir."""

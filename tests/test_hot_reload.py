@@ -24,11 +24,6 @@ HANG_GUARD = 30  # seconds; only against a hang, never a speed target
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 PLUGIN = """
     from mfx.sdk.plugin import Plugin
     from .helper import SUFFIX

@@ -13,9 +13,10 @@ import pytest
 import mfx
 from mfx.api.kinds import LEASE, NODE
 from mfx.api.objects import Obj
-from mfx.cli.client import Client, Endpoint
+from mfx.cli.client import Client
 from mfx.node.lease import micro_time
 from mfx.server.fleet_services import LEADER_LEASE, leader_service, node_agent_service
+from tests import gitops_fixtures
 from tests.audio_env import use_tap
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.gitops_fixtures import wait_for
@@ -34,16 +35,7 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadDa
         yield daemon
 
 
-@pytest.fixture
-def home(daemon: ThreadDaemon) -> Path:
-    return daemon.config.home
-
-
-@pytest.fixture
-def client(home: Path) -> Iterator[Client]:
-    with Client(Endpoint(socket=home / "mfx.sock")) as c:
-        yield c
-
+home, client = gitops_fixtures.home, gitops_fixtures.client  # over this module's daemon
 
 def ready(node: Obj) -> dict[str, Any]:
     return next((c for c in (node.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), {})

@@ -34,11 +34,6 @@ TESTKIT_DIR = Path(__file__).resolve().parent / "plugins"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def request(plugin_dir: Path, entry: str, tmp_path: Path, **kw: Any) -> LoadRequest:
     return LoadRequest(name=kw.pop("name", "p"), version="1.0.0", type=PluginType.DYNAMIC_LIBRARY,
                        entry_point=entry, plugin_dir=plugin_dir, state_dir=tmp_path, **kw)

@@ -28,11 +28,6 @@ RENDER_LINE = 'line = f"{symbol} {what}  {times}  {volume}"'
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     home = tmp_path / "home"
     home.mkdir()

@@ -37,11 +37,6 @@ WAIT = 30.0  # seconds; a safety net, never reached when things work
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def rig(tmp_path: Path, tap_env: TapDevice) -> Iterator[PlayerRig]:
     library = build_library(tmp_path / "music")
     for track in TRACKS[:2]:  # Café Del Mar (with lyrics) and the song after it: long enough to pause in

@@ -22,11 +22,6 @@ pytestmark = pytest.mark.anyio
 WAIT = 30.0  # seconds; a safety net, never reached when things work
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def until(pilot: Pilot[Any], what: str, check: Callable[[], Any]) -> Any:
     with anyio.fail_after(WAIT, reason=what):
         while not (value := check()):

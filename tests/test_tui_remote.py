@@ -25,11 +25,6 @@ WAIT = 30.0  # seconds; a safety net, never reached when things work
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
     home.mkdir()
