@@ -19,6 +19,7 @@ from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_keys import parse_store_url
 from tests.etcd_env import EtcdCluster
+from tests.test_store import take
 
 PM = "PluginManifest"
 SINK = "AudioSink"
@@ -39,16 +40,6 @@ def rv(obj: dict[str, Any]) -> int:
 
 def open_store(cluster: EtcdCluster, prefix: str, **options: Any) -> EtcdStore:
     return EtcdStore(parse_store_url(cluster.url + prefix), **options)
-
-
-async def take(events: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
-    taken: list[WatchEvent] = []
-    with anyio.fail_after(20):  # a hang guard, not a speed check
-        async for event in events:
-            taken.append(event)
-            if len(taken) == count:
-                break
-    return taken
 
 
 @pytest.fixture
