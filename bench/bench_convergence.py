@@ -96,6 +96,7 @@ def run() -> list[Figure]:
         cpu_before = time.process_time()  # the daemon runs in this process: its CPU is ours
         with BenchDaemon(home, root) as daemon:
             assert daemon.context is not None
+            stored_rv = daemon.portal.call(daemon.context.store.current_resource_version)
             done = daemon.portal.call(_wait_ready, daemon.context.store, set(names))
             converged = done - daemon.started
             cpu = time.process_time() - cpu_before
@@ -106,6 +107,12 @@ def run() -> list[Figure]:
             def total() -> float:
                 return sum(s.value for m in metrics.reconcile_total.collect() for s in m.samples
                            if s.name.endswith("_total") and s.labels.get("controller") == "pluginmanifest")
+
+            # What each plugin's convergence cost in units of work: the store's revisions (one
+            # per object or event written) and reconciles, counted right after it.
+            writes = daemon.portal.call(daemon.context.store.current_resource_version) - stored_rv
+            events = len(daemon.portal.call(daemon.context.store.list_events, KIND))
+            reconciles = total()
 
             async def noop_rounds(rounds: int) -> float:
                 before = total()
@@ -137,6 +144,10 @@ def run() -> list[Figure]:
         figures.append(Figure("CPU time of the daemon process during that convergence", cpu, "s",
                               "its wall time", converged))
         figures.append(Figure("CPU time per plugin", cpu / N * 1000, "ms"))
+        figures.append(Figure("per plugin: reconciles", reconciles / N, "reconciles"))
+        figures.append(Figure("per plugin: store writes (status and events; node objects included)",
+                              writes / N, "writes"))
+        figures.append(Figure("per plugin: events recorded", events / N, "events"))
         figures.append(Figure(f"no-op reconciles, {N} Ready plugins", noop, "reconciles/s",
                               higher_is_better=True))
         figures.append(Figure("apply -> Ready, trivial plugin, p50", percentile(latencies, 50) * 1000, "ms"))
