@@ -550,3 +550,21 @@ def test_validate_object_returns_a_defaulted_copy(schemas: Schemas) -> None:
     assert admitted["spec"]["rate"] == 48000 and "spec" not in obj
     with pytest.raises(ValidationError, match="metadata.name: required field is missing"):
         validate_object({**obj, "metadata": {}}, schemas=schemas)
+
+
+@pytest.mark.parametrize(("operator", "values", "says"), [
+    ("In", None, "must list at least one value when operator is In"),
+    ("NotIn", "[]", "must list at least one value when operator is NotIn"),
+    ("Exists", '["kitchen"]', "must be empty when operator is Exists"),
+])
+def test_a_node_selector_requirement_with_values_its_operator_cannot_take_is_refused(
+    schemas: Schemas, operator: str, values: str | None, says: str
+) -> None:
+    given = f"\n            values: {values}" if values is not None else ""
+    error = the_error(plugin_with(f"""\
+        nodeSelector:
+          matchExpressions:
+          - key: room
+            operator: {operator}{given}
+        """), schemas, "spec.nodeSelector.matchExpressions[0].values")
+    assert says in error.message

@@ -60,6 +60,27 @@ def _check_plugin(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None
 
     for error in config_problems(spec.get("configSchema"), spec.get("config")):
         errors.add(error.path, error.message)
+    _check_node_selector(spec, errors)
+
+
+def _check_node_selector(spec: dict[str, Any], errors: FieldProblems) -> None:
+    """The rules of a Kubernetes LabelSelector requirement the schema cannot say: In and
+    NotIn need values (an empty set would select nothing, or every node, silently), Exists
+    and DoesNotExist take none."""
+    expressions = _get(spec, "nodeSelector.matchExpressions")
+    if not isinstance(expressions, list):
+        return
+    for i, entry in enumerate(expressions):
+        if not isinstance(entry, dict):
+            continue
+        operator, values = entry.get("operator"), entry.get("values")
+        path = join_index("spec.nodeSelector.matchExpressions", i) + ".values"
+        if operator in ("In", "NotIn") and isinstance(values, list | None) and not values:
+            errors.add(path, f"must list at least one value when operator is {operator} "
+                             '(e.g. values: ["kitchen"]); to test only that the key is there use Exists')
+        elif operator in ("Exists", "DoesNotExist") and isinstance(values, list) and values:
+            errors.add(path, f"must be empty when operator is {operator}: it tests the key alone; "
+                             "to match values use In or NotIn")
 
 
 def _seconds(value: Any) -> float | None:
@@ -73,6 +94,7 @@ def _check_sink(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None:
     device = spec.get("device")
     if isinstance(device, str) and not device.strip():
         errors.add("spec.device", 'must not be empty (e.g. "default" or "hw:0,0")')
+    _check_node_selector(spec, errors)
 
 
 def _check_gitsource(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None:
