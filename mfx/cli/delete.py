@@ -11,6 +11,7 @@ from mfx.api.kinds import KindInfo, kind_for
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.durations import DURATION
 from mfx.cli.refs import parse_refs
 from mfx.cli.waiting import wait_deleted
 from mfx.errors import BadRequestError, NotFoundError
@@ -23,11 +24,11 @@ from mfx.errors import BadRequestError, NotFoundError
 @click.option("-l", "--selector", help="Delete every object of the kind matching this label selector.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the objects are gone (their finalizers have run).")
-@click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
+@click.option("--timeout", type=DURATION, default="60s", show_default=True, help="How long --wait waits.")
 @click.option("--dry-run", type=click.Choice(["none", "server"]), default="none")
 @pass_cli
 def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...], recursive: bool,
-           selector: str | None, wait: bool, timeout: str, dry_run: str) -> None:
+           selector: str | None, wait: bool, timeout: float, dry_run: str) -> None:
     """Delete objects by name, by manifest or by label selector.
 
     \b
@@ -36,7 +37,6 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
       mfx delete -f manifests/hello.yaml
       mfx delete pm -l tier=experimental
     """
-    from mfx.api.units import parse_duration
     from mfx.cli.manifests import load_objects
 
     client = ctx.client
@@ -64,7 +64,7 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
             continue
         click.echo(f'{output.qualified(kind)} "{name}" deleted{suffix}')
     if wait and dry_run == "none":
-        deadline = time.monotonic() + parse_duration(timeout)
+        deadline = time.monotonic() + timeout
         for kind, name in targets:
             wait_deleted(client, kind, name, deadline)
     if failed:

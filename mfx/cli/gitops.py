@@ -15,10 +15,10 @@ import click
 
 from mfx.api.kinds import KindInfo
 from mfx.api.objects import RECONCILE_HANDLED_FIELD, RECONCILE_REQUESTED_ANNOTATION, Obj, condition
-from mfx.api.units import parse_duration
 from mfx.cli import output
 from mfx.cli.client import Client
 from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.durations import DURATION
 from mfx.cli.refs import named_refs
 from mfx.cli.stamps import request_stamp
 from mfx.cli.waiting import watch_until
@@ -29,9 +29,9 @@ from mfx.errors import BadRequestError, MfxError, NotFoundError
 @click.argument("resources", nargs=-1, required=True)
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="For a GitSource: wait until the sync ran and report its outcome.")
-@click.option("--timeout", default="2m", show_default=True, help="How long --wait waits.")
+@click.option("--timeout", type=DURATION, default="2m", show_default=True, help="How long --wait waits.")
 @pass_cli
-def reconcile(ctx: CliContext, resources: tuple[str, ...], wait: bool, timeout: str) -> None:
+def reconcile(ctx: CliContext, resources: tuple[str, ...], wait: bool, timeout: float) -> None:
     """Ask the controller to reconcile objects now, without waiting for their interval.
 
     \b
@@ -40,7 +40,7 @@ def reconcile(ctx: CliContext, resources: tuple[str, ...], wait: bool, timeout: 
       mfx reconcile gs plugins --no-wait
     """
     client = ctx.client
-    deadline = time.monotonic() + parse_duration(timeout)
+    deadline = time.monotonic() + timeout
     failed = False
     for kind, name in named_refs(resources):
         stamp = request_stamp()

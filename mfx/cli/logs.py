@@ -11,6 +11,7 @@ import orjson
 from mfx.api.kinds import PLUGIN_MANIFEST, resolve_kind
 from mfx.cli.completers import complete_plugin
 from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.durations import DURATION
 from mfx.errors import BadRequestError
 
 
@@ -40,11 +41,11 @@ def format_record(record: dict[str, Any]) -> str:
 @click.command()
 @click.argument("plugin", shell_complete=complete_plugin)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as the plugin writes them.")
-@click.option("--since", metavar="DURATION", help="Only lines newer than this, e.g. 10m, 1h.")
+@click.option("--since", type=DURATION, metavar="DURATION", help="Only lines newer than this, e.g. 10m, 1h.")
 @click.option("--tail", type=int, default=-1, show_default=True, help="Lines to show from the end; -1 for all.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_cli
-def logs(ctx: CliContext, plugin: str, follow: bool, since: str | None, tail: int, fmt: str) -> None:
+def logs(ctx: CliContext, plugin: str, follow: bool, since: float | None, tail: int, fmt: str) -> None:
     """Print a plugin's log: its stdout/stderr and the daemon's messages about it.
 
     \b
@@ -53,14 +54,12 @@ def logs(ctx: CliContext, plugin: str, follow: bool, since: str | None, tail: in
       mfx logs pm/local-music -f --since 10m
       mfx logs pm/hello-rpc --tail 20 -o json
     """
-    from mfx.api.units import parse_duration
-
     name = plugin_name(plugin)
     params: dict[str, Any] = {}
     if follow:
         params["follow"] = "true"
     if since:
-        params["sinceSeconds"] = str(max(1, int(parse_duration(since))))
+        params["sinceSeconds"] = str(max(1, int(since)))
     if tail >= 0:
         params["tailLines"] = str(tail)
     path = f"{PLUGIN_MANIFEST.resource_path}/{name}/log"

@@ -16,7 +16,7 @@ import click
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj, condition
 from mfx.cli.context import CliContext, pass_cli
-from mfx.errors import BadRequestError
+from mfx.cli.durations import POSITIVE_DURATION
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -163,11 +163,11 @@ def frames(ctx: CliContext, selector: str | None, sort: str, interval: float) ->
 @click.command()
 @click.option("-l", "--selector", help="Only plugins matching this label selector.")
 @click.option("--sort", type=click.Choice(sorted(SORT_KEYS)), default="name", show_default=True)
-@click.option("--interval", default="2s", show_default=True, help="Refresh interval.")
+@click.option("--interval", type=POSITIVE_DURATION, default="2s", show_default=True, help="Refresh interval.")
 @click.option("--once", is_flag=True,
               help="Print one table and exit (also when stdout is not a terminal); rates need two refreshes.")
 @pass_cli
-def top(ctx: CliContext, selector: str | None, sort: str, interval: str, once: bool) -> None:
+def top(ctx: CliContext, selector: str | None, sort: str, interval: float, once: bool) -> None:
     """Live table of plugins: readiness, restarts, health latency, call and error rates, memory.
 
     \b
@@ -179,20 +179,15 @@ def top(ctx: CliContext, selector: str | None, sort: str, interval: str, once: b
     from rich.console import Console
     from rich.live import Live
 
-    from mfx.api.units import parse_duration
-
-    seconds = parse_duration(interval)
-    if seconds <= 0:
-        raise BadRequestError(f'--interval: invalid value "{interval}", expected a positive duration such as 2s')
     console = Console()
-    stream = frames(ctx, selector, sort, seconds)
+    stream = frames(ctx, selector, sort, interval)
     if once or not console.is_terminal:
         console.print(next(stream))
         return
     try:
         with Live(next(stream), console=console, auto_refresh=False, screen=False) as live:
             while True:
-                time.sleep(seconds)  # the refresh period of a terminal view, nothing waits on it
+                time.sleep(interval)  # the refresh period of a terminal view, nothing waits on it
                 live.update(next(stream), refresh=True)
     except KeyboardInterrupt:
         return

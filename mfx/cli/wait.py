@@ -10,6 +10,7 @@ from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.durations import DURATION
 from mfx.cli.refs import parse_refs
 from mfx.cli.waiting import wait_condition, wait_deleted
 from mfx.errors import BadRequestError, NotFoundError
@@ -21,10 +22,10 @@ from mfx.errors import BadRequestError, NotFoundError
               help="What to wait for, e.g. condition=Ready, condition=Stalled=False, delete.")
 @click.option("--all", "all_", is_flag=True, help="Wait for every object of the kind.")
 @click.option("-l", "--selector")
-@click.option("--timeout", default="30s", show_default=True)
+@click.option("--timeout", type=DURATION, default="30s", show_default=True, help="How long to wait, e.g. 30s, 2m.")
 @pass_cli
 def wait_cmd(ctx: CliContext, resources: tuple[str, ...], condition_spec: str, all_: bool,
-             selector: str | None, timeout: str) -> None:
+             selector: str | None, timeout: float) -> None:
     """Wait until objects meet a condition (exit 1 on timeout).
 
     \b
@@ -33,9 +34,7 @@ def wait_cmd(ctx: CliContext, resources: tuple[str, ...], condition_spec: str, a
       mfx wait --for=condition=Ready pm --all --timeout=2m
       mfx wait --for=delete pm/hello
     """
-    from mfx.api.units import parse_duration
-
-    deadline = time.monotonic() + parse_duration(timeout)
+    deadline = time.monotonic() + timeout
     client = ctx.client
     targets: list[tuple[KindInfo, str]] = []
     for kind, name in parse_refs(resources):
