@@ -17,6 +17,7 @@ from mfx.errors import ConflictError, GoneError, StoreError, StoreUnavailableErr
 from mfx.store import EventRecord, WatchEvent, WatchEventType
 from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_client import EtcdConnection
+from mfx.store.etcd_compaction import CompactionState, compaction_round
 from mfx.store.etcd_keys import parse_store_url
 from tests.etcd_env import EtcdCluster
 from tests.test_store import take
@@ -256,3 +257,53 @@ async def test_an_error_no_member_can_fix_is_refused_at_once() -> None:
     finally:
         await connection.close()
     assert tried == 1
+
+
+@pytest.mark.anyio
+async def test_a_serving_store_compacts_history_older_than_one_interval(
+    etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    async with open_store(etcd_cluster, etcd_prefix, compaction_interval=0.3) as store:
+        first = await store.create(plugin("old"))
+        async with anyio.create_task_group() as group:
+            group.start_soon(store.maintain)
+            # Keep writing: each round compacts to the revision the round before saw.
+            deadline = time.monotonic() + 30  # a hang guard, not a speed check
+            while True:
+                await store.create(plugin(f"new{await store.current_resource_version()}"))
+                try:
+                    await take(store.watch(PM, rv(first)), 1)
+                except GoneError:
+                    break
+                assert time.monotonic() < deadline, "history was never compacted"
+                await anyio.sleep(0.1)
+            group.cancel_scope.cancel()
+        # What is recent still resumes: compaction keeps at least one interval of history.
+        now = await store.current_resource_version()
+        latest = await store.create(plugin("latest"))
+        (event,) = await take(store.watch(PM, now), 1)
+        assert event.object["metadata"]["name"] == "latest" and event.resource_version == rv(latest)
+
+
+@pytest.mark.anyio
+async def test_daemons_sharing_etcd_compact_once_per_round_between_them(
+    etcd_cluster: EtcdCluster, etcd_prefix: str
+) -> None:
+    key = f"{etcd_prefix}/compact_rev_key".encode()
+    a = EtcdConnection(parse_store_url(etcd_cluster.url + etcd_prefix))
+    b = EtcdConnection(parse_store_url(etcd_cluster.url + etcd_prefix))
+    try:
+        state_a, state_b = CompactionState(), CompactionState()
+        state_a, compacted = await compaction_round(a.kv, key, state_a)
+        assert compacted is None  # the first round only records where history starts
+        state_b, compacted = await compaction_round(b.kv, key, state_b)
+        assert compacted is None and state_b.version == state_a.version == 1  # b lost: a had the turn
+        rounds: list[tuple[int | None, int | None]] = []
+        for _ in range(3):
+            state_a, by_a = await compaction_round(a.kv, key, state_a)
+            state_b, by_b = await compaction_round(b.kv, key, state_b)
+            rounds.append((by_a, by_b))
+        assert all((by_a is None) != (by_b is None) for by_a, by_b in rounds[1:]), rounds
+    finally:
+        await a.close()
+        await b.close()

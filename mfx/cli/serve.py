@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mfx.cli.durations import DURATION, POSITIVE_DURATION
 from mfx.logs import configure_logging
 
 
@@ -35,7 +36,8 @@ from mfx.logs import configure_logging
                    "the unix socket; first-party: identical to the plugin's folder in --plugin-path. "
                    "Default: first-party, plus local while no key is trusted (mfx trust add).")
 @click.option("--workers", default=4, show_default=True, help="Reconcile workers per controller.")
-@click.option("--resync", default="10m", show_default=True, help="Periodic resync of every object.")
+@click.option("--resync", type=POSITIVE_DURATION, default="10m", show_default=True,
+              help="Periodic resync of every object.")
 @click.option("--no-file-tap", "no_file_tap", is_flag=True,
               help="Without a sound card, do not play into an ALSA file tap under HOME/audio (by "
                    "default the daemon sets one up when ALSA_CONFIG_PATH is not set; a set "
@@ -50,6 +52,10 @@ from mfx.logs import configure_logging
               help="Client certificate for etcd (with --etcd-key), when etcd asks for one.")
 @click.option("--etcd-key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Private key of --etcd-cert.")
+@click.option("--etcd-compaction-interval", "etcd_compaction", type=DURATION, default="5m", show_default=True,
+              help="With --store etcd://: how often to compact etcd's history, up to the revision of one "
+                   "interval before (as kube-apiserver does), so etcd's database does not fill its quota. "
+                   "Several daemons on one etcd compact once per interval between them; 0 never compacts.")
 @click.option("--node-name", "node_name", metavar="NAME",
               help="Name of this machine's Node ('mfx get nodes'). Default: the host name.")
 @click.option("--node-labels", "node_labels", metavar="KEY=VALUE,...", default="",
@@ -68,8 +74,8 @@ from mfx.logs import configure_logging
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
           ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
-          resync: str, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
-          etcd_key: Path | None, node_name: str | None, node_labels: str, node_lease_seconds: int,
+          resync: float, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
+          etcd_key: Path | None, etcd_compaction: float, node_name: str | None, node_labels: str, node_lease_seconds: int,
           leader_lease_seconds: float, no_local_agent: bool, log_format: str, log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
@@ -93,7 +99,6 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     """
     import anyio
 
-    from mfx.api.units import parse_duration
     from mfx.cli.node_labels import check_node_name, parse_node_labels
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
@@ -134,12 +139,13 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         plugin_paths=[p.resolve() for p in plugin_paths],
         allow_unsigned_sources=allow_unsigned or None,
         workers=workers,
-        resync_seconds=parse_duration(resync),
+        resync_seconds=resync,
         file_tap=not no_file_tap and not no_local_agent,
         freeze_startup_objects=True,  # this process is only the daemon
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
         store_url=store_url,
         etcd_tls=EtcdTLS(etcd_cacert, etcd_cert, etcd_key),
+        etcd_compaction_seconds=etcd_compaction,
         node_name=checked_name,
         node_labels=labels,
         node_lease_seconds=node_lease_seconds,

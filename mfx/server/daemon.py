@@ -44,7 +44,7 @@ from mfx.server.packages_api import UnsignedPolicy, package_routes
 from mfx.server.plugin_log_routing import plugin_records_routed_to
 from mfx.server.tls_listener import serve_tls
 from mfx.store.backends import store_for
-from mfx.store.base import Store
+from mfx.store.base import MaintainedStore, Store
 from mfx.store.cache import ObjectCache
 from mfx.store.etcd_keys import EtcdTLS
 from mfx.store.plugin_logs import PluginLogStore
@@ -103,6 +103,9 @@ class DaemonConfig:
     # etcd cluster that several daemons may share (``etcd_tls``: its CA and client certificate).
     store_url: str | None = None
     etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
+    # How often etcd's history is compacted (to the revision of one interval before, as
+    # kube-apiserver does); 0: never (another API server or an operator does it).
+    etcd_compaction_seconds: float = 300.0
     # Apps of their own on TCP addresses of their own, built from the running daemon (the web
     # UI: ``mfx serve --ui-address``); the daemon needs to know nothing of what they serve.
     extra_listeners: list[ExtraListener] = field(default_factory=list)
@@ -184,7 +187,8 @@ async def run_daemon(
     try:
         tap = _set_up_file_tap(config.home) if config.file_tap else None
         opened = (open_store(config) if open_store is not None
-                  else store_for(config.store_url, config.database_path, config.etcd_tls))
+                  else store_for(config.store_url, config.database_path, config.etcd_tls,
+                                compaction_seconds=config.etcd_compaction_seconds))
         async with opened as store:
             metrics = Metrics()
             metrics.build_info.info({"version": mfx.__version__})
@@ -234,6 +238,8 @@ async def _serve(context: DaemonContext, services: list[Service],
         if handle_signals:
             daemon_group.start_soon(_watch_signals, context.shutdown)
         daemon_group.start_soon(context.cache.run)
+        if isinstance(context.store, MaintainedStore):
+            daemon_group.start_soon(context.store.maintain)  # etcd: compaction
         async with anyio.create_task_group() as group:
             for service in services:
                 await service(context, group)

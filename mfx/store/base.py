@@ -30,7 +30,7 @@ import builtins
 import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypedDict, Unpack
+from typing import Protocol, TypedDict, Unpack, runtime_checkable
 
 from mfx.api.objects import Obj
 
@@ -124,3 +124,12 @@ class Store(Protocol):
     async def record_event(self, event: EventRecord) -> Obj: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class MaintainedStore(Protocol):
+    """A store with upkeep to run while a daemon serves it (etcd: compacting its history)."""
+
+    async def maintain(self) -> None:
+        """Run the upkeep until cancelled."""
+        ...

@@ -14,6 +14,9 @@ through one daemon is seen by all. Layout: ``mfx.store.etcd_keys``.
   128 by default); a larger batch commits in transactions of that size, each all or nothing.
 - Events are stored like any object, with a lease of ``event_ttl`` seconds (an hour, as
   Kubernetes keeps them): etcd removes them when it runs out, and so trims them.
+- History is compacted every ``compaction_interval`` seconds (five minutes, as kube-apiserver
+  does; 0 turns it off) while a daemon serves the store (``maintain``), up to the revision of
+  one interval before: ``mfx.store.etcd_compaction``.
 - A lost quorum (or no member answering) is a ``StoreError`` (503) naming etcd; etcd itself
   keeps what it acknowledged (see ``mfx.store.etcd_client`` for failover between members).
 """
@@ -40,6 +43,7 @@ from mfx.store.base import BatchAction, BatchWrite, EventRecord, ListOptions, Li
 from mfx.store.codec import dumps, loads
 from mfx.store.continue_token import decode_continue, encode_continue
 from mfx.store.etcd_client import EtcdConnection
+from mfx.store.etcd_compaction import run_compaction
 from mfx.store.etcd_events import EventWrites, compare, plan_events, put
 from mfx.store.etcd_keys import EtcdTarget, Keys, range_end
 from mfx.store.etcd_watch import EtcdWatch
@@ -75,9 +79,10 @@ class EtcdStore:
     """The ``Store`` on etcd. Use ``async with EtcdStore(target) as store`` or open()/close()."""
 
     def __init__(self, target: EtcdTarget, *, timeout: float = 5.0, event_ttl: int = 3600,
-                 max_txn_ops: int = 128) -> None:
-        if timeout <= 0 or event_ttl < 1 or max_txn_ops < 1:
-            raise ValueError("timeout, event_ttl and max_txn_ops must be positive")
+                 max_txn_ops: int = 128, compaction_interval: float = 300.0) -> None:
+        if timeout <= 0 or event_ttl < 1 or max_txn_ops < 1 or compaction_interval < 0:
+            raise ValueError("timeout, event_ttl and max_txn_ops must be positive, compaction_interval not negative")
+        self.compaction_interval = compaction_interval
         self.target = target
         self.keys = Keys(target.prefix)
         self.timeout = timeout
@@ -121,6 +126,12 @@ class EtcdStore:
 
     async def __aenter__(self) -> Self:
         return await self.open()
+
+    async def maintain(self) -> None:
+        """Compact etcd's history every ``compaction_interval`` seconds, until cancelled."""
+        if self.compaction_interval > 0:
+            await run_compaction(self._kv, self.keys.compaction, self.compaction_interval,
+                                 f"etcd at {self._conn().endpoints}")
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

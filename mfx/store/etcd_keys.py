@@ -87,6 +87,11 @@ class Keys:
     def object(self, kind: str, name: str) -> bytes:
         return f"{self.prefix}/o/{kind}/{name}".encode()
 
+    @property
+    def compaction(self) -> bytes:
+        """Whose turn it is to compact (``mfx.store.etcd_compaction``)."""
+        return f"{self.prefix}/compact_rev_key".encode()
+
     def event_index(self, dedup_key: str) -> bytes:
         return f"{self.prefix}/e/{dedup_key}".encode()
 
