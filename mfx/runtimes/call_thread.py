@@ -5,7 +5,7 @@ anyio's shared worker pool, whose default limiter ``/metrics`` and the API need 
 or stuck plugin only ever holds its own thread. And most calls (a health check, a wasm call,
 a C ``configure``) end within microseconds: the caller waits for them on its own thread for
 a couple of milliseconds at most and takes the result there, skipping the event loop's round
-trip (worker queue, ``call_soon_threadsafe``, the self-pipe wake-up), which costs more than
+trip (worker queue, the loop's wake-up), which costs more than
 such a call. A call still running then is waited for on the loop, so no plugin holds the
 loop longer than that.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-import anyio.from_thread
+import anyio.lowlevel
 
 T = TypeVar("T")
 
@@ -31,10 +31,10 @@ class PluginThread:
     A daemon thread, so one stuck in a host call for an hour never holds up the daemon's
     exit. The caller first waits for a job on its own thread, for at most ``hold_seconds``:
     most calls end well within that, and their result is then taken without a round trip
-    through the event loop (a portal task and an event cost about as much again as a small
-    call). A job still running then is waited for on the event loop, its result coming back
-    through the runtime's portal: the loop is never held longer than ``hold_seconds``,
-    whatever the guest does."""
+    through the event loop (a wake-up of the loop and an event cost about as much again as a
+    small call). A job still running then is waited for on the event loop, the thread waking
+    it when the job ends: the loop is never held longer than ``hold_seconds``, whatever the
+    plugin does."""
 
     def __init__(self, name: str, kind: str = "wasm") -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -49,8 +49,8 @@ class PluginThread:
         """The thread ends after the job it runs now, if any."""
         self._jobs.put(None)
 
-    async def run(self, portal: anyio.from_thread.BlockingPortal, budget: float,
-                  hold_seconds: float, fn: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+    async def run(self, budget: float, hold_seconds: float, fn: Callable[..., T],
+                  *args: Any) -> tuple[bool, T | None]:
         """``(True, fn(*args))`` run on this thread, or ``(False, None)`` when it has not
         returned within ``budget`` seconds. ``fn``'s exceptions are raised here. The caller's
         own cancellation waits for the job (at most ``budget``): a store must never be left
@@ -62,12 +62,15 @@ class PluginThread:
         self._jobs.put(job)
         if not job.finished.acquire(timeout=hold):
             done = anyio.Event()
+            # The loop's token rather than a portal: a portal is a task group, which must be
+            # left by the task that entered it, and runtimes are entered and left by others.
+            token = anyio.lowlevel.current_token()
 
             def notify() -> None:
                 try:
-                    portal.start_task_soon(done.set)
+                    token.backend_class.run_sync_soon(done.set, (), token.native_token)
                 except RuntimeError:
-                    pass  # the runtime has ended: nobody waits any more
+                    pass  # the event loop has ended: nobody waits any more
 
             if job.on_finish(notify):
                 with anyio.CancelScope(shield=True), anyio.move_on_after(budget - hold):

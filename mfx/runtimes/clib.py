@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import anyio
-import anyio.from_thread
 import numpy as np
 
 from mfx.errors import (
@@ -113,10 +112,8 @@ class CLibraryInstance:
     """One instance (``mfx_plugin_init`` handle) of a C-ABI plugin."""
 
     def __init__(self, request: LoadRequest, library: _Library, info: dict[str, Any],
-                 on_cleanup: Callable[[CLibraryInstance], None],
-                 portal: anyio.from_thread.BlockingPortal) -> None:
+                 on_cleanup: Callable[[CLibraryInstance], None]) -> None:
         self._request = request
-        self._portal = portal
         self._thread: PluginThread | None = None  # started with the first call
         self._lib = library
         self._info = info
@@ -271,7 +268,7 @@ class CLibraryInstance:
         seconds = self._request.limits.timeout_seconds if seconds is None else seconds
         if self._thread is None:
             self._thread = PluginThread(self.name, "clib")
-        finished, value = await self._thread.run(self._portal, seconds, HOLD_LOOP_SECONDS, fn)
+        finished, value = await self._thread.run(seconds, HOLD_LOOP_SECONDS, fn)
         if finished:
             return value  # type: ignore[return-value]
         # C code cannot be interrupted: the thread is left to the call (it ends when the call
@@ -299,13 +296,8 @@ class CLibraryRuntime:
         self._private_dir = private_dir
         self._owns_dir = False
         self._instances: set[CLibraryInstance] = set()
-        # Hands the results of calls that outlast HOLD_LOOP_SECONDS back to the event loop.
-        self._portal: anyio.from_thread.BlockingPortal | None = None
 
     async def __aenter__(self) -> Self:
-        portal = anyio.from_thread.BlockingPortal()
-        await portal.__aenter__()
-        self._portal = portal
         if self._private_dir is None:
             self._private_dir = Path(tempfile.mkdtemp(prefix="mfx-clib-"))
             self._owns_dir = True
@@ -318,12 +310,9 @@ class CLibraryRuntime:
         if self._owns_dir and self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
             self._private_dir = None
-        portal, self._portal = self._portal, None
-        if portal is not None:
-            await portal.__aexit__(None, None, None)
 
     async def load(self, request: LoadRequest) -> CLibraryInstance:
-        if self._private_dir is None or self._portal is None:
+        if self._private_dir is None:
             raise RuntimeError("CLibraryRuntime.load() outside 'async with CLibraryRuntime()'")
         source = (request.plugin_dir / request.entry_point).resolve()
         if not source.is_file():
@@ -331,11 +320,10 @@ class CLibraryRuntime:
                 f"{request.name}: spec.entryPoint {request.entry_point!r}: {source} does not exist; "
                 "build the plugin (make plugins) or fix the path"
             )
-        private_dir, portal = self._private_dir, self._portal
-        return await anyio.to_thread.run_sync(self._load_blocking, request, source, private_dir, portal)
+        private_dir = self._private_dir
+        return await anyio.to_thread.run_sync(self._load_blocking, request, source, private_dir)
 
-    def _load_blocking(self, request: LoadRequest, source: Path, private_dir: Path,
-                       portal: anyio.from_thread.BlockingPortal) -> CLibraryInstance:
+    def _load_blocking(self, request: LoadRequest, source: Path, private_dir: Path) -> CLibraryInstance:
         staged = stage_verified(source, request.checksum, private_dir)
         try:
             library = _Library(request.name, staged)
@@ -363,6 +351,6 @@ class CLibraryRuntime:
             library.close()
             staged.unlink(missing_ok=True)
             raise
-        instance = CLibraryInstance(request, library, info, self._instances.discard, portal)
+        instance = CLibraryInstance(request, library, info, self._instances.discard)
         self._instances.add(instance)
         return instance

@@ -65,10 +65,9 @@ from pathlib import Path
 from typing import Self
 
 import anyio
-import anyio.from_thread
 import wasmtime
 
-from mfx.errors import EntryPointNotFoundError, PluginLoadError, PluginRuntimeError, SecurityError
+from mfx.errors import EntryPointNotFoundError, PluginLoadError, SecurityError
 from mfx.runtimes.base import LoadRequest, PluginType
 from mfx.runtimes.verified_files import verify_bytes
 from mfx.runtimes.wasm_abi import check_module_abi
@@ -122,8 +121,7 @@ class WasmRuntime:
         self._modules: dict[str, wasmtime.Module] = {}
         self._modules_lock = threading.Lock()
         self._ticker: EpochTicker | None = None
-        # Hands results from the plugins' threads back to the event loop.
-        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._running = False
         self._instances: weakref.WeakSet[WasmPluginInstance] = weakref.WeakSet()
         self.metrics = metrics
         self.tick_seconds = tick_seconds
@@ -137,12 +135,10 @@ class WasmRuntime:
 
     @property
     def running(self) -> bool:
-        return self._portal is not None
+        return self._running
 
     async def __aenter__(self) -> Self:
-        portal = anyio.from_thread.BlockingPortal()
-        await portal.__aenter__()
-        self._portal = portal
+        self._running = True
         return self
 
     def _ensure_ticker(self) -> None:
@@ -158,15 +154,7 @@ class WasmRuntime:
             await anyio.to_thread.run_sync(ticker.stop)
         for instance in list(self._instances):
             instance.close_thread()
-        portal, self._portal = self._portal, None
-        if portal is not None:
-            await portal.__aexit__(None, None, None)
-
-    @property
-    def portal(self) -> anyio.from_thread.BlockingPortal:
-        if self._portal is None:
-            raise PluginRuntimeError("the webassembly runtime has stopped", reason="NotRunning")
-        return self._portal
+        self._running = False
 
     def deadline_ticks(self, timeout_seconds: float) -> int:
         # +1: the tick in progress may be almost over when the call starts.

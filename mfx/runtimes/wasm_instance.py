@@ -205,8 +205,7 @@ class WasmPluginInstance:
         grace) whatever the guest is doing, and then the store is given up."""
         timeout = self._request.limits.timeout_seconds
         finished, value = await self._thread.run(
-            self._runtime.portal, timeout + self._runtime.deadline_grace_seconds,
-            self._runtime.hold_loop_seconds, fn, *args)
+            timeout + self._runtime.deadline_grace_seconds, self._runtime.hold_loop_seconds, fn, *args)
         if finished:
             return value  # type: ignore[return-value]
         error = PluginTimeoutError(
