@@ -59,4 +59,4 @@ def test_mfx_top_once_prints_every_plugin_from_a_real_daemon(tmp_path: Path) -> 
         assert lines[1].split()[:4] == ["NAME", "TYPE", "VERSION", "READY"]
         assert [line.split()[0] for line in lines[2:]] == ["alpha", "beta"]
         bad = run_cli(home, "top", "--once", "--interval", "0s")
-        assert bad.exit_code == 1 and "--interval" in bad.output
+        assert bad.exit_code == 2 and "Invalid value for '--interval'" in bad.output  # a usage error
