@@ -53,7 +53,7 @@ from mfx.api.yaml_nodes import (
     position,
     syntax_error,
 )
-from mfx.api.yaml_plain import plain_documents
+from mfx.api.yaml_plain import PlainReader
 from mfx.api.yaml_quick import quick_documents
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
 
@@ -123,10 +123,11 @@ def decode_manifest(name: str, data: bytes) -> str:
         )]) from None
 
 
-def load_manifests(text: str, filename: str) -> list[Manifest]:
+def load_manifests(text: str, filename: str, *, reader: PlainReader | None = None) -> list[Manifest]:
     """Every object in a YAML or JSON text, in order; raises ``ValidationError`` on bad input.
 
-    ``filename`` is only used in messages and in ``Manifest.file``.
+    ``filename`` is only used in messages and in ``Manifest.file``. ``reader``: the line reader
+    of a caller that reads many texts (it remembers the lines they share).
     """
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_FILE_BYTES:
@@ -135,7 +136,7 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             message=f"file is {size} bytes ({size / MAX_FILE_BYTES:.1f} MiB); the limit is "
             f"{MAX_FILE_BYTES} bytes (1 MiB): split it into several files",
         )])
-    documents = plain_documents(text)
+    documents = (reader or PlainReader()).documents(text)
     if documents is None:
         documents = quick_documents(text)
     quick = _quick_manifests(documents, text, filename) if documents is not None else None

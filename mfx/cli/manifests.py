@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mfx.api import yaml_loader
 from mfx.api.yaml_loader import Manifest
+from mfx.api.yaml_plain import PlainReader
 from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
 
 if TYPE_CHECKING:
@@ -86,9 +87,10 @@ def load_and_validate(sources: list[Source], schemas: Schemas | None, *,
     read makes the documents be validated here, so that every error is listed together."""
     manifests: list[Manifest] = []
     errors: list[FieldError] = []
+    reader = PlainReader()  # the files of a directory share most of their lines: each is read once
     for source in sources:
         try:
-            manifests.extend(yaml_loader.load_manifests(source.text, source.name))
+            manifests.extend(yaml_loader.load_manifests(source.text, source.name, reader=reader))
         except ValidationError as error:
             errors.extend(error.errors)
     if validate or errors:
