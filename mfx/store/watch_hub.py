@@ -45,9 +45,14 @@ class Change:
     def event(self) -> WatchEvent:
         if self._event is None:
             obj = loads(self.body) if self._decoded is None else self._decoded
-            self._event = WatchEvent(WatchEventType(self.type), obj, self.resource_version)
+            self._event = WatchEvent(_EVENT_TYPES[self.type], obj, self.resource_version)
             self._decoded = None
         return self._event
+
+
+# The member for each stored type: a look-up, where calling the enum costs several (one event
+# per change, for every watcher).
+_EVENT_TYPES = {member.value: member for member in WatchEventType}
 
 
 @dataclass(eq=False)
