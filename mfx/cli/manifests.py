@@ -53,8 +53,10 @@ def _manifest_files(directory: Path, *, recursive: bool) -> list[str]:
     # sort as their paths would (``str(directory / name)`` is the same text, made faster).
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIXES) and e.is_file())
-    base = str(directory)
-    return [os.path.join(base, name) for name in names if os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
+    base = os.path.join(str(directory), "")
+    # A name ending in a suffix has it as its extension, unless it starts with a dot (".yaml"
+    # is a hidden file without one, as ``os.path.splitext`` reads it).
+    return [base + name for name in names if name[0] != "." or os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
 
 
 def _read(path: str) -> Source:
