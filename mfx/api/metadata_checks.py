@@ -22,6 +22,8 @@ SERVER_METADATA_FIELDS = (
     "finalizers", "deletionTimestamp",
 )
 
+_KNOWN_FIELDS = frozenset((*METADATA_FIELDS, *SERVER_METADATA_FIELDS))
+
 
 def check_kind(obj: Obj, schemas: Schemas, errors: FieldProblems) -> str | None:
     """The kind of ``obj`` when it is one ``schemas`` serve (else None), reporting what is wrong."""
@@ -52,15 +54,16 @@ def check_metadata(metadata: Any, errors: FieldProblems) -> None:
     if not isinstance(metadata, dict):
         errors.add("metadata", f"must be an object with name, labels and annotations, got {json_type(metadata)}")
         return
-    for key in metadata:
-        if key in METADATA_FIELDS or key in SERVER_METADATA_FIELDS:
-            continue
-        path = join_key("metadata", key)
-        if key == "namespace":
-            errors.add(path, "mfx kinds are cluster-scoped: remove metadata.namespace")
-        else:
-            errors.add(path, f'unknown field "{key}"{did_you_mean(key, list(METADATA_FIELDS))} '
-                       f"(fields: {', '.join(METADATA_FIELDS)})")
+    if not _KNOWN_FIELDS.issuperset(metadata):  # only known fields, as usual: nothing to report
+        for key in metadata:
+            if key in _KNOWN_FIELDS:
+                continue
+            path = join_key("metadata", key)
+            if key == "namespace":
+                errors.add(path, "mfx kinds are cluster-scoped: remove metadata.namespace")
+            else:
+                errors.add(path, f'unknown field "{key}"{did_you_mean(key, list(METADATA_FIELDS))} '
+                           f"(fields: {', '.join(METADATA_FIELDS)})")
     name = metadata.get("name")
     if name is None:
         errors.add("metadata.name", "required field is missing: every object needs a name")
