@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 
 from mfx.api.field_paths import join_index, join_key, parent_path
 from mfx.api.json_values import (
@@ -41,21 +40,18 @@ from mfx.api.json_values import (
     depth_problem,
     json_type,
     json_value_problems,
+    number_problem,
     text_problem,
 )
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
-from mfx.api.yaml_nodes import (
-    NodeProblem,
-    ValueBuilder,
-    compose,
-    number_problem,
-    position,
-    syntax_error,
-)
 from mfx.api.yaml_plain import PlainReader
-from mfx.api.yaml_quick import quick_documents
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
+
+# PyYAML (and the readings built on it) is imported by the readings that need it: a directory
+# of plain manifests never does, and a new ``mfx apply`` process would pay for it first.
+if TYPE_CHECKING:
+    import yaml
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -138,6 +134,8 @@ def load_manifests(text: str, filename: str, *, reader: PlainReader | None = Non
         )])
     documents = (reader or PlainReader()).documents(text)
     if documents is None:
+        from mfx.api.yaml_quick import quick_documents
+
         documents = quick_documents(text)
     quick = _quick_manifests(documents, text, filename) if documents is not None else None
     return quick if quick is not None else _read_fully(text, filename)
@@ -162,6 +160,10 @@ def _quick_manifests(documents: list[Any], text: str, filename: str) -> list[Man
 
 
 def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
+    import yaml
+
+    from mfx.api.yaml_nodes import compose, syntax_error
+
     try:
         return compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -179,6 +181,10 @@ def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
 
 def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple[int, int]]:
     """The positions of the fields of one document (or one item of a List document) of ``text``."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder
+
     positions: dict[str, tuple[int, int]] = {}
     node = _compose_text(text, "")[document]
     if node is not None:
@@ -194,6 +200,10 @@ def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple
 
 def _read_fully(text: str, filename: str) -> list[Manifest]:
     """``load_manifests`` with every position recorded, and every problem named with its line."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder, position
+
     nodes = _compose_text(text, filename)
     constructor = yaml.SafeLoader("")
     manifests: list[Manifest] = []
@@ -337,6 +347,10 @@ def _parse_json(text: str) -> Any:
 
 def _parse_yaml(text: str) -> Any:
     """One YAML document, built under the rules of ``load_manifests`` (``None`` when empty)."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder, compose, position, syntax_error
+
     try:
         nodes = [node for node in compose(text) if node is not None]
     except yaml.MarkedYAMLError as exc:

@@ -14,7 +14,7 @@ a duplicate key, odd indentation, a character outside printable ASCII ...) makes
 ``plain_documents`` give up with ``None``, and the caller reads the text with the quick or the
 full reading. So, as the quick reading, this module never words an error: it only has to
 agree with the full reading on the texts it accepts. Scalars resolve with the quick reading's
-YAML 1.1 table (``yaml_quick.scalar_value``).
+YAML 1.1 table (``yaml_scalars``), which loads no part of PyYAML.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from mfx.api.json_values import MAX_DEPTH
-from mfx.api.yaml_quick import MAY_RESOLVE, STR_TAG, GiveUp, implicit_tag, plain_scalar_value
+from mfx.api.yaml_scalars import MAY_RESOLVE, STR_TAG, GiveUp, implicit_tag, plain_scalar_value
 
 # Anything but printable ASCII and newlines (tabs, carriage returns, other encodings) is the
 # other readings' to judge.
@@ -120,7 +120,7 @@ def _entries(line: str) -> Any:
             if scalar[0] == "-":
                 return _OTHER  # a list directly in a list
             return ((at, _ITEM, "", _scalar(scalar)),)
-        if MAY_RESOLVE is None or key[0] in MAY_RESOLVE and implicit_tag(key) != STR_TAG:
+        if key[0] in MAY_RESOLVE and implicit_tag(key) != STR_TAG:
             return _OTHER  # a key that is not text (``on``, ``1``, ``null`` ...)
         entry = (at + len(item) if item else at, _KEY, key, _BLOCK if value is None else _scalar(value))
     except GiveUp:
@@ -199,6 +199,6 @@ def _scalar(text: str) -> Any:
     if first in _INDICATORS or first == "-" and text[1:2] in ("", " ") or ": " in text or " #" in text \
             or text[-1] == ":":
         raise GiveUp
-    if MAY_RESOLVE is not None and first not in MAY_RESOLVE:
+    if first not in MAY_RESOLVE:
         return text  # printable ASCII: text as it is
     return plain_scalar_value(text)
