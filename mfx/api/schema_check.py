@@ -35,10 +35,8 @@ def compile_check(schema: Schema) -> Check:
     """A function telling whether a value passes ``check_schema`` against ``schema`` unrefused."""
     if schema.get(INT_OR_STRING):
         return _int_or_string
-    expected = schema.get("type")
-    types = _TYPES.get(expected) if expected is not None else None
-    if expected is not None and types is None:
-        expected = None  # a type check_schema does not know is no check at all
+    # No type, or one ``check_schema`` does not know, is no check of the type at all.
+    types = _TYPES.get(schema.get("type") or "")
     enum = schema["enum"] if "enum" in schema else None
     string, number = _string_check(schema), _number_check(schema)
     array, obj = _array_check(schema), _object_check(schema)
