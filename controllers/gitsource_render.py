@@ -18,6 +18,7 @@ from mfx.api.apply import desired_state
 from mfx.api.models import GitSourceSpec
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, Obj, ObjectKey, key_of
 from mfx.api.schema import Schemas
+from mfx.api.yaml_plain import PlainReader
 from mfx.errors import FieldError, ValidationError
 
 MANAGED_BY = "mfx-gitsource"
@@ -46,9 +47,11 @@ def desired_objects(files: list[ManifestFile], source: str, schemas: Schemas) ->
     """Validate every file as ``mfx apply`` does (all or nothing); the objects to apply."""
     manifests: list[validation.Manifest] = []
     errors: list[FieldError] = []
+    reader = PlainReader()  # the files of a repository share most of their lines: each is read once
     for file in files:
         try:
-            manifests.extend(validation.load_manifests(validation.decode_manifest(file.name, file.data), file.name))
+            manifests.extend(validation.load_manifests(validation.decode_manifest(file.name, file.data), file.name,
+                                                       reader=reader))
         except ValidationError as error:
             errors.extend(error.errors)
     try:

@@ -3,19 +3,21 @@ per-object requests against a daemon without that path (an older one), still in 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from anyio.abc import TaskGroup
+from starlette.applications import Starlette
 
-from mfx.api.objects import Obj
+from mfx.api.objects import LAST_APPLIED_ANNOTATION, Obj
 from mfx.cli import bulk_client
 from mfx.errors import ConflictError, FieldError, ValidationError
 from mfx.server import bodies
 from mfx.server.admission import Admission
-from mfx.server.api_bulk import BULK_APPLY_PATH
+from mfx.server.api_bulk import BULK_APPLY_PATH, bulk_apply_routes
 from mfx.server.daemon import DaemonContext
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
@@ -253,3 +255,49 @@ async def test_the_stores_write_all_is_all_or_nothing(tmp_path: Path) -> None:
         stored = await store.write_all(writes)
         assert [o["metadata"]["name"] for o in stored] == [f"new-{i}" for i in range(100)]
         assert len(await store.get_many([("PluginManifest", f"new-{i}") for i in range(150)])) == 100
+
+
+class RacingStore:
+    """A store in which another writer changes one object just before the first bulk write."""
+
+    def __init__(self, store: SQLiteStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.raced = False
+
+    def __getattr__(self, attribute: str) -> object:
+        return getattr(self.store, attribute)
+
+    async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
+        if not self.raced:
+            self.raced = True
+            live = await self.store.get("PluginManifest", self.name)
+            live["metadata"].setdefault("labels", {})["touched"] = "meanwhile"
+            await self.store.update(live)
+        return await self.store.write_all(writes)
+
+
+@pytest.mark.anyio
+async def test_a_bulk_apply_that_loses_a_race_is_planned_again_from_the_items_as_sent(tmp_path: Path) -> None:
+    def item(name: str, version: str) -> Obj:
+        return {"apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": name},
+                "spec": {"version": version, "type": "rpc", "entryPoint": "python -m x"}}
+
+    async with SQLiteStore(tmp_path / "store.db") as store:
+        await store.create(Admission().admit(item("existing", "1.0.0")))
+        racing = RacingStore(store, "existing")
+        app = Starlette(routes=bulk_apply_routes(racing, Admission()))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mfx") as http:
+            answer = await http.post(BULK_APPLY_PATH, json={"apiVersion": "v1", "kind": "List", "items": [
+                item("existing", "2.0.0"), item("new-0", "1.0.0"), item("new-1", "1.0.0")]})
+        assert answer.status_code == 200, answer.text
+        assert racing.raced
+        assert [i["outcome"] for i in answer.json()["items"]] == ["configured", "created", "created"]
+        existing = await store.get("PluginManifest", "existing")
+        assert existing["spec"]["version"] == "2.0.0" and existing["metadata"]["labels"]["touched"] == "meanwhile"
+        for name in ("new-0", "new-1"):
+            created = await store.get("PluginManifest", name)
+            # What the second plan recorded as applied is the document as sent, not what the first made of it.
+            applied = json.loads(created["metadata"]["annotations"][LAST_APPLIED_ANNOTATION])
+            assert applied == item(name, "1.0.0")
+            assert created["spec"]["healthCheck"]  # defaulted, as ever

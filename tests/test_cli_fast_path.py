@@ -119,3 +119,65 @@ def test_a_help_width_not_kept_is_left_to_click(capsys: pytest.CaptureFixture[st
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "90")
     assert fast(capsys, "--help")[0] is False
+
+
+def manifests(directory: Path, *names: str, version: str = "1.0.0") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / f"{name}.yaml").write_text(
+            f"apiVersion: mfx.musicfox.io/v1alpha1\nkind: PluginManifest\nmetadata:\n  name: {name}\n"
+            f"spec:\n  version: {version}\n  type: rpc\n  entryPoint: python -m quiet\n  suspend: true\n")
+    return directory
+
+
+def test_apply_through_the_fast_path_prints_what_click_prints(home: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    folder = manifests(tmp_path / "applied", "fast-one", "fast-two")
+    answered, out, err, code = fast(capsys, "--home", str(home), "apply", "-f", str(folder))
+    assert answered and code == 0 and err == ""
+    assert out == ("pluginmanifest.mfx.musicfox.io/fast-one created\n"
+                   "pluginmanifest.mfx.musicfox.io/fast-two created\n")
+    manifests(folder, "fast-two", version="2.0.0")
+    assert fast(capsys, "--home", str(home), "apply", "-f", str(folder))[1].endswith("/fast-two configured\n")
+    manifests(folder, "fast-two", version="3.0.0")
+    for args in (("apply", f"--filename={folder}", "--dry-run=server"), ("apply", f"-f{folder}", "--dry-run", "client"),
+                 ("apply", "-f", str(folder)), ("apply", "--filename", str(folder), "-R"),
+                 ("apply", "-f", str(folder / "fast-one.yaml"), "--force-conflicts")):
+        line = ("--home", str(home), *args)
+        if "--dry-run" not in " ".join(args):
+            through_click(*line)  # what changes, changes once: both runs below find it applied
+        answered, out, err, code = fast(capsys, *line)
+        assert answered and (out, err, code) == through_click(*line), args
+
+
+def test_apply_errors_through_the_fast_path_are_the_same(home: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    bad = manifests(tmp_path / "bad", "BAD_NAME")
+    for line in (("--home", str(home), "apply", "-f", str(tmp_path / "nowhere")),
+                 ("--home", str(home), "apply", "-f", str(tmp_path / "empty")),
+                 ("--home", str(home), "apply", "-f", str(bad)), ("--home", str(home), "apply"),
+                 ("--home", str(tmp_path / "nobody"), "apply", "-f", str(bad)),
+                 ("--home", str(tmp_path / "nobody"), "apply", "-f", str(manifests(tmp_path / "good", "fine")))):
+        answered, out, err, code = fast(capsys, *line)
+        assert answered and code == 1 and (out, err, code) == through_click(*line), line
+
+
+@pytest.mark.parametrize("args", [
+    ("apply", "--help"), ("apply", "-f"), ("apply", "-f", "x", "--dry-run=maybe"), ("apply", "-f", "x", "extra"),
+    ("apply", "-Rf", "x"), ("apply", "-f", "x", "--dry-run"), ("apply", "-f", "--recursive"), ("apply", "-l", "a=b"),
+])
+def test_apply_lines_the_fast_path_does_not_know_are_left_to_click(capsys: pytest.CaptureFixture[str],
+                                                                  args: tuple[str, ...]) -> None:
+    answered, out, err, _ = fast(capsys, *args)
+    assert not answered and out == err == ""
+
+
+def test_apply_reads_stdin_through_the_fast_path(home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (manifests(tmp_path / "piped", "from-stdin") / "from-stdin.yaml").read_bytes()
+    # A new process, as a pipe into mfx runs it: the fast path reads the real stdin.
+    done = subprocess.run([sys.executable, "-m", "mfx.cli", "--home", str(home), "apply", "-f", "-", "--dry-run=server"],
+                          input=text, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"pluginmanifest.mfx.musicfox.io/from-stdin created (server dry run)\n"

@@ -79,3 +79,18 @@ def test_the_check_sees_what_the_click_path_loads(home: Path, tmp_path: Path) ->
     modules, done = loaded_modules(home, tmp_path, "get", "pm", "-o", "yaml")
     assert done.returncode == 0, done.stderr
     assert {"click", "yaml"} <= modules
+
+
+def test_apply_of_a_directory_loads_nothing_heavy_but_its_json_codec(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for name in ("one", "two"):
+        (folder / f"{name}.yaml").write_text(
+            f"apiVersion: mfx.musicfox.io/v1alpha1\nkind: PluginManifest\nmetadata:\n  name: {name}\n"
+            "spec:\n  version: 1.0.0\n  type: rpc\n  entryPoint: python -m quiet\n  suspend: true\n")
+    modules, done = loaded_modules(home, tmp_path, "apply", "-f", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(" created\n") == 2
+    # orjson encodes the request; plain manifests are read without PyYAML, and the daemon
+    # validates them, so no validation library is loaded here either.
+    assert [m for m in heavy(modules) if m.split(".")[0] != "orjson"] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
 from mfx.api.schema import load_schemas
@@ -60,3 +61,18 @@ def test_an_empty_object_of_every_kind_fills_as_the_walk_fills(kind: str) -> Non
     expected = copy.deepcopy(obj)
     _walk(expected, SCHEMAS.openapi(kind))
     assert SCHEMAS.apply_defaults(obj) == expected
+
+
+def test_maps_of_a_shape_met_before_fill_in_the_same_order_with_defaults_of_their_own() -> None:
+    # The plan remembers what filling a map of each set of fields takes; the second object of
+    # a shape must come out as the first did, field order included, sharing nothing with it.
+    objects = [_manifest(), _manifest(), _manifest(suspend=None, healthCheck={}), _manifest(suspend=None, healthCheck={})]
+    filled = [SCHEMAS.apply_defaults(obj) for obj in objects]
+    for obj, result in zip(objects, filled, strict=True):
+        expected = copy.deepcopy(obj)
+        _walk(expected, SCHEMAS.openapi("PluginManifest"))
+        assert orjson.dumps(result) == orjson.dumps(expected)  # the same fields in the same order
+    filled[0]["spec"]["resources"]["limits"]["timeout"] = "1h"
+    filled[2]["spec"]["healthCheck"]["interval"] = "1h"
+    assert filled[1]["spec"]["resources"]["limits"]["timeout"] == "5s"
+    assert filled[3]["spec"]["healthCheck"]["interval"] == "10s"

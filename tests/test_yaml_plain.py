@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfx.api.yaml_loader import _read_fully, load_manifests
-from mfx.api.yaml_plain import plain_documents
+from mfx.api.yaml_plain import PlainReader, plain_documents
 from mfx.errors import ValidationError
 from tests.test_yaml_quick import SCALARS, same_reading
 
@@ -130,3 +130,16 @@ def test_generated_block_texts_read_as_the_safe_loader_reads_them(lines: list[tu
     documents = plain_documents(text)
     if documents is not None:
         assert repr(documents) == repr(expected), text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["", "- "]), _WORDS,
+                                   st.sampled_from([": ", ":", ""]), _WORDS), min_size=1, max_size=6),
+                min_size=2, max_size=5))
+def test_a_reader_that_remembers_lines_reads_every_text_as_a_fresh_one(texts: list[list[tuple[int, str, str, str, str]]]) -> None:
+    """The files of one apply share a reader, which reads a line it has met from memory."""
+    reader = PlainReader()
+    for lines in texts:
+        text = "".join(" " * indent + item + key + colon + value + "\n" for indent, item, key, colon, value in lines)
+        assert repr(reader.documents(text)) == repr(plain_documents(text)), text
+        assert repr(reader.documents(text)) == repr(plain_documents(text)), text  # read again, all from memory

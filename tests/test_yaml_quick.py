@@ -133,3 +133,19 @@ def test_a_compact_json_body_is_held_to_the_same_rules(body: bytes) -> None:
 def test_a_compact_json_body_reads_as_the_strict_reading_reads_it() -> None:
     body = b'{"apiVersion":"v1","kind":"List","items":[{"a":[1,2.5,true,null,"\xc3\xa9"]}]}'
     assert load_body(body) == load_body(body.replace(b",", b", ")) == json.loads(body)
+
+
+def test_the_implicit_types_written_out_are_pyyamls() -> None:
+    # The plain reading resolves scalars without importing PyYAML; what it resolves them with
+    # must be the safe loader's own table, first characters, order and flags included.
+    from yaml.resolver import Resolver
+
+    from mfx.api.yaml_scalars import RESOLVERS
+
+    theirs = {first: [(tag, regexp.pattern, regexp.flags) for tag, regexp in resolvers]
+              for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    ours = {first: [(tag, regexp.pattern, regexp.flags) for tag, regexp in resolvers]
+            for first, resolvers in RESOLVERS.items()}
+    assert None not in theirs  # no resolver for every first character: the rest is text
+    assert ours == theirs
+    assert Resolver.yaml_implicit_resolvers.keys() == theirs.keys()

@@ -19,10 +19,13 @@ SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", 
                    "managedFields", "selfLink", "finalizers")
 
 
-def desired_state(obj: Obj) -> Obj:
+def desired_state(obj: Obj, *, owned: bool = False) -> Obj:
     """What apply sends: the document without status and server-owned metadata,
-    annotated with itself as the last applied configuration (kubectl's convention)."""
-    desired = json_copy(obj)
+    annotated with itself as the last applied configuration (kubectl's convention).
+
+    ``owned``: ``obj`` is the caller's to give up (a document just read, used for nothing
+    else): it becomes the result, changed in place, instead of being copied first."""
+    desired = obj if owned else json_copy(obj)
     desired.pop("status", None)
     metadata = desired.setdefault("metadata", {})
     for key in SERVER_METADATA:

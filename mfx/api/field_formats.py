@@ -6,6 +6,7 @@ runs the formats of one kind's fields over an object.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -170,6 +171,9 @@ class _Node:
 
     formats: tuple[tuple[int, Format], ...]  # (pattern order, format) of the value reached here
     children: dict[tuple[str, bool], _Node]  # (key, whether every item of a list goes on)
+    # ``children`` by key: a map with fewer fields than the node has children is walked by its
+    # own fields (a spec sets few of the many fields that have formats).
+    by_key: dict[str, tuple[tuple[bool, _Node], ...]]
 
 
 def _trie(patterns: list[tuple[tuple[tuple[str, bool], ...], int, Format]]) -> _Node:
@@ -178,7 +182,11 @@ def _trie(patterns: list[tuple[tuple[tuple[str, bool], ...], int, Format]]) -> _
     for steps, order, fmt in patterns:
         if steps:
             below.setdefault(steps[0], []).append((steps[1:], order, fmt))
-    return _Node(here, {step: _trie(rest) for step, rest in below.items()})
+    children = {step: _trie(rest) for step, rest in below.items()}
+    by_key: dict[str, tuple[tuple[bool, _Node], ...]] = {}
+    for (key, listed), child in children.items():
+        by_key[key] = (*by_key.get(key, ()), (listed, child))
+    return _Node(here, children, by_key)
 
 
 def _steps(pattern: str) -> tuple[tuple[str, bool], ...]:
@@ -197,17 +205,29 @@ def _values_at(value: Any, node: _Node, at: tuple[str | int, ...],
     """Every value a pattern of the trie names, with its pattern's order, its steps and format."""
     for order, fmt in node.formats:
         found.append((order, at, value, fmt))
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not node.children:
+        return
+    if len(value) < len(node.children):
+        by_key = node.by_key
+        for key, child in value.items():
+            steps = by_key.get(key)
+            if steps is not None and child is not None:
+                for listed, child_node in steps:
+                    _visit(child, key, listed, child_node, at, found)
         return
     for (key, listed), child_node in node.children.items():
         child = value.get(key)
-        if child is None:
-            continue
-        if not listed:
-            _values_at(child, child_node, (*at, key), found)
-        elif isinstance(child, list):
-            for i, item in enumerate(child):
-                _values_at(item, child_node, (*at, key, i), found)
+        if child is not None:
+            _visit(child, key, listed, child_node, at, found)
+
+
+def _visit(child: Any, key: str, listed: bool, node: _Node, at: tuple[str | int, ...],
+           found: list[tuple[int, tuple[str | int, ...], Any, Format]]) -> None:
+    if not listed:
+        _values_at(child, node, (*at, key), found)
+    elif isinstance(child, list):
+        for i, item in enumerate(child):
+            _values_at(item, node, (*at, key, i), found)
 
 
 def _spelled(at: tuple[str | int, ...]) -> str:
@@ -223,8 +243,17 @@ def check_formats(kind: str, obj: Obj, errors: FieldProblems) -> None:
     _values_at(obj, _TRIES[kind], (), found)
     found.sort(key=lambda hit: hit[0])  # reported in the order the patterns are listed
     for _, at, value, fmt in found:
-        if not (isinstance(value, str) or (fmt.integers and type(value) is int)):
+        if type(value) is str:
+            problem = _text_problem(fmt.check, value)
+        elif isinstance(value, str) or (fmt.integers and type(value) is int):
+            problem = fmt.check(value)
+        else:
             continue
-        problem = fmt.check(value)
         if problem is not None:
             errors.add(_spelled(at), problem)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_problem(check: Callable[[Any], str | None], value: str) -> str | None:
+    """``check(value)``, once per text: the same versions and durations come with object after object."""
+    return check(value)

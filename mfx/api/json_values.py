@@ -59,6 +59,15 @@ def depth_problem() -> str:
     return f"nested more than {MAX_DEPTH} levels deep: flatten the structure"
 
 
+def number_problem(value: int | float) -> str | None:
+    """Why a number cannot be stored as JSON, or None when it can."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a JSON number: use a finite number or quote it"
+    if isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+        return "integer outside the 64-bit range: quote it to keep it as text"
+    return None
+
+
 def text_problem(text: str) -> str | None:
     """Why a string cannot be stored as JSON text (a lone UTF-16 surrogate), or None."""
     try:

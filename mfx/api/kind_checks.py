@@ -20,13 +20,18 @@ from mfx.api.units import parse_duration
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _get(spec: dict[str, Any], dotted: str) -> Any:
+def _get(spec: dict[str, Any], steps: tuple[str, ...]) -> Any:
     value: Any = spec
-    for part in dotted.split("."):
+    for part in steps:
         if not isinstance(value, dict):
             return None
         value = value.get(part)
     return value
+
+
+_BACKOFF_INITIAL = ("restartPolicy", "backoff", "initial")
+_BACKOFF_MAX = ("restartPolicy", "backoff", "max")
+_ALLOWED_PATHS = ("security", "allowedPaths")
 
 
 def _check_plugin(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None:
@@ -38,11 +43,11 @@ def _check_plugin(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None
                 errors.add(join_index("spec.dependencies", i) + ".name",
                            f'plugin "{name}" lists itself as a dependency: remove this entry')
 
-    initial = _seconds(_get(spec, "restartPolicy.backoff.initial"))
-    longest = _seconds(_get(spec, "restartPolicy.backoff.max"))
+    initial = _seconds(_get(spec, _BACKOFF_INITIAL))
+    longest = _seconds(_get(spec, _BACKOFF_MAX))
     if initial is not None and longest is not None and longest < initial:
         errors.add("spec.restartPolicy.backoff.max",
-                   f"must not be shorter than backoff.initial ({_get(spec, 'restartPolicy.backoff.initial')})")
+                   f"must not be shorter than backoff.initial ({_get(spec, _BACKOFF_INITIAL)})")
 
     env = spec.get("env")
     if isinstance(env, dict):
@@ -51,7 +56,7 @@ def _check_plugin(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None
                 errors.add(join_key("spec.env", key), f'"{key}" is not an environment variable name '
                            "(letters, digits and _, not starting with a digit)")
 
-    paths = _get(spec, "security.allowedPaths")
+    paths = _get(spec, _ALLOWED_PATHS)
     if isinstance(paths, list):
         for i, entry in enumerate(paths):
             if isinstance(entry, dict) and isinstance(entry.get("path"), str) and not entry["path"].startswith("/"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mfx.api.field_formats import LABEL_VALUE_FORMAT, NAME_FORMAT
@@ -20,6 +21,8 @@ SERVER_METADATA_FIELDS = (
     "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
     "finalizers", "deletionTimestamp",
 )
+
+_KNOWN_FIELDS = frozenset((*METADATA_FIELDS, *SERVER_METADATA_FIELDS))
 
 
 def check_kind(obj: Obj, schemas: Schemas, errors: FieldProblems) -> str | None:
@@ -51,15 +54,16 @@ def check_metadata(metadata: Any, errors: FieldProblems) -> None:
     if not isinstance(metadata, dict):
         errors.add("metadata", f"must be an object with name, labels and annotations, got {json_type(metadata)}")
         return
-    for key in metadata:
-        if key in METADATA_FIELDS or key in SERVER_METADATA_FIELDS:
-            continue
-        path = join_key("metadata", key)
-        if key == "namespace":
-            errors.add(path, "mfx kinds are cluster-scoped: remove metadata.namespace")
-        else:
-            errors.add(path, f'unknown field "{key}"{did_you_mean(key, list(METADATA_FIELDS))} '
-                       f"(fields: {', '.join(METADATA_FIELDS)})")
+    if not _KNOWN_FIELDS.issuperset(metadata):  # only known fields, as usual: nothing to report
+        for key in metadata:
+            if key in _KNOWN_FIELDS:
+                continue
+            path = join_key("metadata", key)
+            if key == "namespace":
+                errors.add(path, "mfx kinds are cluster-scoped: remove metadata.namespace")
+            else:
+                errors.add(path, f'unknown field "{key}"{did_you_mean(key, list(METADATA_FIELDS))} '
+                           f"(fields: {', '.join(METADATA_FIELDS)})")
     name = metadata.get("name")
     if name is None:
         errors.add("metadata.name", "required field is missing: every object needs a name")
@@ -73,7 +77,7 @@ def check_metadata(metadata: Any, errors: FieldProblems) -> None:
     annotations = metadata.get("annotations")
     _check_string_map(annotations, "metadata.annotations", errors, label_values=False)
     if isinstance(annotations, dict):
-        size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+        size = sum(map(len, map(str, annotations))) + sum(map(len, map(str, annotations.values())))
         if size > MAX_ANNOTATIONS_BYTES:
             errors.add("metadata.annotations", f"annotations total {size} bytes; the limit is {MAX_ANNOTATIONS_BYTES}")
 
@@ -85,13 +89,19 @@ def _check_string_map(value: Any, path: str, errors: FieldProblems, *, label_val
         errors.add(path, f"must be a map of string keys to string values, got {json_type(value)}")
         return
     for key, item in value.items():
-        problem = qualified_key_problem(key)
+        problem = _key_problem(key)
         if problem:
             errors.add(join_key(path, key), problem)
         if not isinstance(item, str):
             errors.add(join_key(path, key), f"value must be a string, got {json_type(item)} {show_value(item)}"
                        + scalar_hint(item, LABEL_VALUE_FORMAT if label_values else None))
         elif label_values:
-            problem = label_value_problem(item)
+            problem = _label_value_problem(item)
             if problem is not None:
                 errors.add(join_key(path, key), problem)
+
+
+# The same few keys and label values come with object after object (``app.kubernetes.io/name``,
+# the last-applied annotation ...): each is checked once, not once per object.
+_key_problem = functools.lru_cache(maxsize=1024)(qualified_key_problem)
+_label_value_problem = functools.lru_cache(maxsize=1024)(label_value_problem)

@@ -21,6 +21,7 @@ import yaml
 from mfx.api.json_copy import json_copy
 from mfx.api.kinds import USER_KINDS, KindInfo, resolve_kind
 from mfx.api.objects import Obj
+from mfx.api.schema_check import Check, compile_check
 from mfx.api.schema_defaults import DefaultsPlan, compile_defaults, fill_defaults
 from mfx.errors import BadRequestError, NotFoundError
 
@@ -67,6 +68,7 @@ class Schemas:
     crds: dict[str, dict[str, Any]]
     # Compiled from ``crds`` on first use, per kind.
     _defaults: dict[str, DefaultsPlan] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _spec_checks: dict[str, Check] = field(default_factory=dict, init=False, repr=False, compare=False)
     # The schema and apiVersion of each kind, found once: every write asks for them.
     _openapi: dict[str, Schema] = field(default_factory=dict, init=False, repr=False, compare=False)
     _api_versions: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -106,6 +108,14 @@ class Schemas:
         if text is None:
             text = self._api_versions[kind] = f"{self.crd(kind)['spec']['group']}/{self._version(kind)['name']}"
         return text
+
+    def spec_check(self, kind: str) -> Check:
+        """Whether a spec passes the kind's spec schema (``schema_check``): when it says no,
+        ``structural_schema.check_schema`` names the problems."""
+        check = self._spec_checks.get(kind)
+        if check is None:
+            check = self._spec_checks[kind] = compile_check(self.openapi(kind)["properties"]["spec"])
+        return check
 
     # --- defaults -------------------------------------------------------------------------
 

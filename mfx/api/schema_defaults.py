@@ -5,11 +5,16 @@ level, on every write; the plan keeps, per level, only the defaults, the nullabl
 and the sub-plans, so filling an object costs what the object holds. A default that is a map
 or a list is kept already filled with the defaults inside it (as JSON, copied by decoding),
 so a field the object leaves out costs one copy, not a walk of its subtree.
+
+Objects written together mostly have the same fields at each level (a directory of
+manifests written from one template). What filling does to a map depends only on which
+fields it has, so a plan remembers it per set of fields met (a ``Shape``): every default
+the map lacks, as one JSON map to decode and add, and the fields to walk below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,10 +34,24 @@ class DefaultsPlan:
     # The sub-plans of ``props`` that have anything to do (a default or a null to prune,
     # somewhere below): a field without one is not walked at all.
     active: dict[str, DefaultsPlan]
+    # What filling does to a map with these fields, in this order (``_shape``); at most
+    # ``MAX_SHAPES`` are kept, a map of any other shape is filled as the first of its kind is.
+    shapes: dict[tuple[str, ...], Shape] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def inert(self) -> bool:
         return not self.defaults and not self.props and self.extra is None and self.items is None
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Filling a map with a given set of fields: the defaults it lacks, and where to go on."""
+
+    defaults: bytes | None  # the missing defaults as one JSON map, in the plan's order (None: none)
+    below: tuple[tuple[str, DefaultsPlan], ...]  # fields it has whose sub-plan has work to do
+
+
+MAX_SHAPES = 256
 
 
 def compile_defaults(schema: Schema) -> DefaultsPlan:
@@ -65,6 +84,16 @@ def _filled(default: Any, plan: DefaultsPlan) -> Any:
     return _Filled(orjson.dumps(value))
 
 
+def _shape(plan: DefaultsPlan, keys: tuple[str, ...]) -> Shape:
+    """What filling does to a map of ``keys`` (nulls pruned already): see ``Shape``."""
+    missing = [(key, default) for key, default in plan.defaults if key not in keys]
+    parts = [orjson.dumps(key) + b":" + (default.json if type(default) is _Filled else orjson.dumps(default))
+             for key, default in missing]
+    # A default map or list arrives filled already: only the fields the map had go on.
+    below = tuple((key, sub) for key, sub in plan.active.items() if key in keys)
+    return Shape(b"{" + b",".join(parts) + b"}" if parts else None, below)
+
+
 def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
     """Defaults where a field is missing (a null counts as missing and is pruned), in place,
     then the same inside every field, so a defaulted ``{}`` gets its own defaults too."""
@@ -72,11 +101,28 @@ def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
         if plan.preserve_only:
             return
         props = plan.props
+        extra = plan.extra
+        if props and None in value.values():
+            for key in [k for k, v in value.items() if v is None and k in props and k not in plan.nullable]:
+                del value[key]
+        if extra is None:  # only the named fields have plans: the map's fields decide it all
+            if not props:
+                return
+            keys = tuple(value)
+            shape = plan.shapes.get(keys)
+            if shape is None:
+                shape = _shape(plan, keys)
+                if len(plan.shapes) < MAX_SHAPES:
+                    plan.shapes[keys] = shape
+            if shape.defaults is not None:
+                value.update(orjson.loads(shape.defaults))
+            for key, sub in shape.below:
+                item = value[key]
+                if isinstance(item, (dict, list)):
+                    fill_defaults(item, sub)
+            return
         filled: list[str] = []
         if props:
-            if None in value.values():
-                for key in [k for k, v in value.items() if v is None and k in props and k not in plan.nullable]:
-                    del value[key]
             for key, default in plan.defaults:
                 if key not in value:
                     if type(default) is _Filled:
@@ -84,13 +130,6 @@ def fill_defaults(value: Any, plan: DefaultsPlan) -> None:
                         filled.append(key)
                     else:
                         value[key] = default
-        extra = plan.extra
-        if extra is None:  # only the named fields have plans: walk those present
-            for key, sub in plan.active.items():
-                item = value.get(key)
-                if isinstance(item, (dict, list)) and key not in filled:
-                    fill_defaults(item, sub)
-            return
         for key, item in value.items():
             sub = props.get(key, extra)
             if sub is not None and isinstance(item, (dict, list)) and key not in filled:

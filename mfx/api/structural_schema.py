@@ -6,7 +6,6 @@ Unknown fields are errors, named with the fields that exist. A message that sugg
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -15,6 +14,7 @@ from mfx.api.field_paths import join_index, join_key
 from mfx.api.field_problems import FieldProblems
 from mfx.api.json_values import json_type, json_value_problems, show_value
 from mfx.api.schema import INT_OR_STRING, PRESERVE, Schema, did_you_mean
+from mfx.api.schema_check import ecma_pattern
 
 
 def check_schema(value: Any, schema: Schema, path: str, errors: FieldProblems) -> None:
@@ -50,34 +50,8 @@ def _check_string(value: str, schema: Schema, path: str, errors: FieldProblems) 
         errors.add(path, f"must be at least {schema['minLength']} characters long")
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.add(path, f"must be at most {schema['maxLength']} characters long (it has {len(value)})")
-    if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
+    if "pattern" in schema and not ecma_pattern(schema["pattern"]).search(value):
         errors.add(path, f'"{value}" does not match {schema["pattern"]}: ' + first_sentence(schema))
-
-
-@functools.lru_cache(maxsize=64)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    r"""A CRD ``pattern`` (ECMA 262 flavour) as a Python regex.
-
-    In ECMA 262 (and Go's RE2, which Kubernetes uses) ``$`` matches only at the end of the
-    text; in Python it also matches before a final newline, which would let "sha256:...\n"
-    through. Unescaped ``$`` outside character classes becomes ``\Z``.
-    """
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "$" and not in_class:
-            out.append(r"\Z")
-            continue
-        out.append(char)
-    return re.compile("".join(out))
 
 
 def _check_number(value: float, schema: Schema, path: str, errors: FieldProblems) -> None:

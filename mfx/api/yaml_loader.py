@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 
 from mfx.api.field_paths import join_index, join_key, parent_path
 from mfx.api.json_values import (
@@ -41,21 +40,18 @@ from mfx.api.json_values import (
     depth_problem,
     json_type,
     json_value_problems,
+    number_problem,
     text_problem,
 )
 from mfx.api.kinds import USER_KINDS
 from mfx.api.objects import Obj
-from mfx.api.yaml_nodes import (
-    NodeProblem,
-    ValueBuilder,
-    compose,
-    number_problem,
-    position,
-    syntax_error,
-)
-from mfx.api.yaml_plain import plain_documents
-from mfx.api.yaml_quick import quick_documents
+from mfx.api.yaml_plain import PlainReader
 from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, ValidationError
+
+# PyYAML (and the readings built on it) is imported by the readings that need it: a directory
+# of plain manifests never does, and a new ``mfx apply`` process would pay for it first.
+if TYPE_CHECKING:
+    import yaml
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -123,10 +119,11 @@ def decode_manifest(name: str, data: bytes) -> str:
         )]) from None
 
 
-def load_manifests(text: str, filename: str) -> list[Manifest]:
+def load_manifests(text: str, filename: str, *, reader: PlainReader | None = None) -> list[Manifest]:
     """Every object in a YAML or JSON text, in order; raises ``ValidationError`` on bad input.
 
-    ``filename`` is only used in messages and in ``Manifest.file``.
+    ``filename`` is only used in messages and in ``Manifest.file``. ``reader``: the line reader
+    of a caller that reads many texts (it remembers the lines they share).
     """
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_FILE_BYTES:
@@ -135,8 +132,10 @@ def load_manifests(text: str, filename: str) -> list[Manifest]:
             message=f"file is {size} bytes ({size / MAX_FILE_BYTES:.1f} MiB); the limit is "
             f"{MAX_FILE_BYTES} bytes (1 MiB): split it into several files",
         )])
-    documents = plain_documents(text)
+    documents = (reader or PlainReader()).documents(text)
     if documents is None:
+        from mfx.api.yaml_quick import quick_documents
+
         documents = quick_documents(text)
     quick = _quick_manifests(documents, text, filename) if documents is not None else None
     return quick if quick is not None else _read_fully(text, filename)
@@ -161,6 +160,10 @@ def _quick_manifests(documents: list[Any], text: str, filename: str) -> list[Man
 
 
 def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
+    import yaml
+
+    from mfx.api.yaml_nodes import compose, syntax_error
+
     try:
         return compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -178,6 +181,10 @@ def _compose_text(text: str, filename: str) -> list[yaml.Node | None]:
 
 def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple[int, int]]:
     """The positions of the fields of one document (or one item of a List document) of ``text``."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder
+
     positions: dict[str, tuple[int, int]] = {}
     node = _compose_text(text, "")[document]
     if node is not None:
@@ -193,6 +200,10 @@ def _positions_in(text: str, document: int, item: int | None) -> dict[str, tuple
 
 def _read_fully(text: str, filename: str) -> list[Manifest]:
     """``load_manifests`` with every position recorded, and every problem named with its line."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder, position
+
     nodes = _compose_text(text, filename)
     constructor = yaml.SafeLoader("")
     manifests: list[Manifest] = []
@@ -336,6 +347,10 @@ def _parse_json(text: str) -> Any:
 
 def _parse_yaml(text: str) -> Any:
     """One YAML document, built under the rules of ``load_manifests`` (``None`` when empty)."""
+    import yaml
+
+    from mfx.api.yaml_nodes import NodeProblem, ValueBuilder, compose, position, syntax_error
+
     try:
         nodes = [node for node in compose(text) if node is not None]
     except yaml.MarkedYAMLError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from mfx.api.field_paths import join_index, join_key
-from mfx.api.json_values import INT64_RANGE, MAX_DEPTH, depth_problem, text_problem
+from mfx.api.json_values import MAX_DEPTH, depth_problem, number_problem, text_problem
 from mfx.errors import FieldError, ValidationError
 
 MAX_ALIAS_EXPANSIONS = 100
@@ -40,15 +40,6 @@ class NodeProblem(Exception):
         self.node = node
         self.message = message
         self.path = path
-
-
-def number_problem(value: int | float) -> str | None:
-    """Why a number cannot be stored as JSON, or None when it can."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{value} is not a JSON number: use a finite number or quote it"
-    if isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
-        return "integer outside the 64-bit range: quote it to keep it as text"
-    return None
 
 
 class ValueBuilder:

@@ -10,66 +10,24 @@ or names the problem with its line. So this module never words an error; it only
 agree with the full reading on the texts it accepts.
 
 Tags are resolved from PyYAML's own table of implicit resolvers (YAML 1.1, as
-``yaml.SafeLoader`` resolves them), looked up by the scalar's first character: the generic
-resolver walks that table through several Python calls per scalar.
+``yaml.SafeLoader`` resolves them, in ``mfx.api.yaml_scalars``), looked up by the scalar's first
+character: the generic resolver walks that table through several Python calls per scalar.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.resolver import BaseResolver, Resolver
+from yaml.resolver import BaseResolver
 
 from mfx.api.json_values import MAX_DEPTH, text_problem
+from mfx.api.yaml_scalars import STR_TAG, GiveUp, implicit_tag, scalar_value
 
-STR_TAG = _STR = BaseResolver.DEFAULT_SCALAR_TAG
+_STR = STR_TAG
 _SEQ = BaseResolver.DEFAULT_SEQUENCE_TAG
 _MAP = BaseResolver.DEFAULT_MAPPING_TAG
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
-# What ``SafeConstructor`` makes of a bool scalar (``construct_yaml_bool`` lowers it first).
-_BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
-# Decimal integers that int() reads as YAML 1.1 does (no sign "+", no leading zero, which
-# would be octal, no "_" or ":") and that fit in 64 bits by their length alone.
-_PLAIN_INT = re.compile(r"-?[1-9][0-9]{0,17}|0")
-# Floats that float() reads as ``construct_yaml_float`` does (no "_", ":", ".inf", ".nan").
-_PLAIN_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?")
-
-_Resolvers = tuple[tuple[str, re.Pattern[str]], ...]
-_WILDCARD: _Resolvers = tuple(Resolver.yaml_implicit_resolvers.get(None, ()))
-_RESOLVERS: dict[str, _Resolvers] = {  # by first character
-    first: (*resolvers, *_WILDCARD)
-    for first, resolvers in Resolver.yaml_implicit_resolvers.items() if first is not None
-}
-# A plain scalar starting with any other character is text (when no resolver takes any first
-# character, as in PyYAML's own table).
-MAY_RESOLVE = frozenset(_RESOLVERS) if not _WILDCARD else None
-
-
-class GiveUp(Exception):
-    """The text holds something the full reading must handle."""
-
-
-def implicit_tag(value: str) -> str:
-    """The tag ``yaml.SafeLoader`` resolves a plain scalar of this text to."""
-    for tag, regexp in _RESOLVERS.get(value[:1], _WILDCARD):
-        if regexp.match(value):
-            return tag
-    return _STR
-
-
-def plain_scalar_value(text: str) -> Any:
-    """The value of a plain (unquoted, untagged) scalar; raises ``GiveUp`` for one the full
-    reading must judge."""
-    return _scalar(implicit_tag(text), text)
 
 
 def _composer_class() -> type[Any] | None:
@@ -114,7 +72,7 @@ def quick_documents(text: str) -> list[Any] | None:
 
 def _value(node: Node, depth: int) -> Any:
     if type(node) is ScalarNode:
-        return _scalar(node.tag, node.value)
+        return scalar_value(node.tag, node.value)
     if depth >= MAX_DEPTH:
         raise GiveUp
     if type(node) is MappingNode:
@@ -128,23 +86,3 @@ def _value(node: Node, depth: int) -> Any:
             result[key] = _value(value_node, depth + 1)
         return result
     return [_value(child, depth + 1) for child in node.value]
-
-
-def _scalar(tag: str, text: str) -> Any:
-    if tag == _STR or tag == _TIMESTAMP:  # timestamps stay text, as in JSON
-        if text.isascii() or text_problem(text) is None:
-            return text
-    elif tag == _BOOL:
-        value = _BOOLS.get(text.lower())
-        if value is not None:  # else an explicit !!bool on other text
-            return value
-    elif tag == _NULL:
-        return None
-    elif tag == _INT:
-        if _PLAIN_INT.fullmatch(text):
-            return int(text)
-    elif tag == _FLOAT and _PLAIN_FLOAT.fullmatch(text):
-        number = float(text)
-        if math.isfinite(number):
-            return number
-    raise GiveUp

@@ -9,7 +9,7 @@ socket's round trip), reported in input order and stopping at the first refusal.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -28,6 +28,9 @@ from mfx.errors import (
     NotFoundError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # Per-object requests in flight at once against a daemon without the bulk path.
 PIPELINE_DEPTH = 8
@@ -145,6 +148,9 @@ def pipelined(client: Client, manifests: list[Manifest], *, dry_run: bool,
 
     Documents naming the same object more than once are applied one at a time, in order,
     as each must see the one before it."""
+    # Threads (and the logging they bring) only for a daemon without the bulk path.
+    from concurrent.futures import ThreadPoolExecutor
+
     keys = [(m.obj["apiVersion"], m.obj["kind"], m.obj["metadata"]["name"]) for m in manifests]
     depth = PIPELINE_DEPTH if len(set(keys)) == len(keys) else 1
     with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="mfx-apply") as pool:

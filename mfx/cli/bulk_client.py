@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
+
 from mfx.api.kinds import GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import Obj
 from mfx.cli.client import Client
@@ -74,7 +76,8 @@ def apply_chunk(client: Client, objs: list[Obj], encoded: list[bytes], *, dry_ru
     if force_conflicts:
         params["force"] = "true"
     try:
-        answer = client.request("POST", BULK_APPLY_PATH, params=params, body=body)
+        # The answer is a line per object of names and outcomes: read in C.
+        answer = client.request("POST", BULK_APPLY_PATH, params=params, body=body, loads=orjson.loads)
     except NotFoundError as error:
         if "items[" not in error.message:  # the path itself is unknown, not one of the items
             raise BulkUnsupportedError(error.message) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -172,7 +172,9 @@ class Client:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                accept: str = "application/json") -> Any:
+                accept: str = "application/json", loads: Callable[[bytes], Any] = json.loads) -> Any:
+        """The decoded answer (``loads`` reads a JSON one: a caller expecting a large answer
+        of plain values may pass orjson's, several times faster)."""
         headers = {"Accept": accept}
         content = None
         if body is not None:
@@ -193,7 +195,7 @@ class Client:
         if not reply.content:
             return None
         if reply.content_type.startswith("application/json"):
-            return json.loads(reply.content)
+            return loads(reply.content)
         return reply.content.decode()
 
     def _unreachable(self) -> DaemonUnavailableError:

@@ -1,9 +1,9 @@
-"""The commands ``mfx`` answers before importing click: ``--help``, ``version``, ``now``, ``get``.
+"""The commands ``mfx`` answers before importing click: ``--help``, ``version``, ``now``, ``get``, ``apply``.
 
 Importing click and every command costs several times an interpreter's start, which these
 commands (typed most, or run from scripts in loops) should not pay. This module recognises
 only the plain forms of them and runs the very functions their click commands call
-(``versions``, ``now_playing``, ``listing``); anything else, such as an unknown option, a
+(``versions``, ``now_playing``, ``listing``, ``apply_run``); anything else, such as an unknown option, a
 ``--help`` of a command or a JSONPath, returns False and click parses the line as always, with
 its own messages.
 """
@@ -16,6 +16,8 @@ from pathlib import Path
 
 GLOBAL_OPTIONS = {"--home": "MFX_HOME", "--server": "MFX_SERVER", "--token": "MFX_TOKEN"}
 GET_OPTIONS = {"-o": "output", "--output": "output", "-l": "selector", "--selector": "selector"}
+APPLY_OPTIONS = {"-f": "filename", "--filename": "filename", "--dry-run": "dry_run"}
+DRY_RUNS = ("none", "client", "server")
 
 
 def _option(args: list[str], index: int, names: dict[str, str]) -> tuple[str, str, int] | None:
@@ -70,6 +72,47 @@ def _get_line(args: list[str]) -> tuple[tuple[str, ...], str, str | None] | None
     return tuple(resources), fmt, options.get("selector")
 
 
+class ApplyLine:
+    """``apply``'s options, as its click command gets them."""
+
+    def __init__(self) -> None:
+        self.filenames: list[str] = []
+        self.recursive = False
+        self.dry_run = "none"
+        self.force_conflicts = False
+
+
+def _apply_line(args: list[str]) -> ApplyLine | None:
+    """``apply``'s options, or None unless it is the plain form (``-f``, ``-R``, ``--dry-run``,
+    ``--force-conflicts``; ``-f -`` reads stdin)."""
+    line = ApplyLine()
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in ("-R", "--recursive", "--force-conflicts"):
+            if arg == "--force-conflicts":
+                line.force_conflicts = True
+            else:
+                line.recursive = True
+            index += 1
+            continue
+        if arg in ("-f", "--filename") and args[index + 1:index + 2] == ["-"]:
+            line.filenames.append("-")
+            index += 2
+            continue
+        found = _option(args, index, APPLY_OPTIONS)
+        if found is None:
+            return None
+        key, value, index = found
+        if key == "filename":
+            line.filenames.append(value)
+        elif value in DRY_RUNS:
+            line.dry_run = value
+        else:
+            return None  # click words the choices
+    return line
+
+
 def help_columns() -> int:
     """The terminal's width as ``shutil.get_terminal_size`` (which click asks) finds it."""
     try:
@@ -94,8 +137,9 @@ def run(args: list[str]) -> bool:
     if command in (["--help"], ["-h"]) and not rest:
         return _print_top_help()
     get_line = _get_line(rest) if command == ["get"] else None
+    apply_line = _apply_line(rest) if command == ["apply"] else None
     if not (command == ["version"] and rest in ([], ["--client"]) or command == ["now"] and not rest
-            or get_line is not None):
+            or get_line is not None or apply_line is not None):
         return False
     from mfx.cli.session import CliContext
 
@@ -118,6 +162,11 @@ def run(args: list[str]) -> bool:
                 from mfx.cli import listing
 
                 listing.show(ctx, *get_line, watch=False)
+            elif apply_line is not None:
+                from mfx.cli import apply_run
+
+                apply_run.run(ctx, tuple(apply_line.filenames), recursive=apply_line.recursive,
+                              dry_run=apply_line.dry_run, force_conflicts=apply_line.force_conflicts)
     except BrokenPipeError:
         # As click does: a reader that went away (``mfx get pm | head``) ends the command
         # with exit code 1, and the interpreter's last flush must not fail again.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mfx.api import yaml_loader
 from mfx.api.yaml_loader import Manifest
+from mfx.api.yaml_plain import PlainReader
 from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ def _manifest_files(directory: Path, *, recursive: bool) -> list[str]:
     # sort as their paths would (``str(directory / name)`` is the same text, made faster).
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIXES) and e.is_file())
-    base = str(directory)
-    return [os.path.join(base, name) for name in names if os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
+    base = os.path.join(str(directory), "")
+    # A name ending in a suffix has it as its extension, unless it starts with a dot (".yaml"
+    # is a hidden file without one, as ``os.path.splitext`` reads it).
+    return [base + name for name in names if name[0] != "." or os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
 
 
 def _read(path: str) -> Source:
@@ -86,9 +89,10 @@ def load_and_validate(sources: list[Source], schemas: Schemas | None, *,
     read makes the documents be validated here, so that every error is listed together."""
     manifests: list[Manifest] = []
     errors: list[FieldError] = []
+    reader = PlainReader()  # the files of a directory share most of their lines: each is read once
     for source in sources:
         try:
-            manifests.extend(yaml_loader.load_manifests(source.text, source.name))
+            manifests.extend(yaml_loader.load_manifests(source.text, source.name, reader=reader))
         except ValidationError as error:
             errors.extend(error.errors)
     if validate or errors:

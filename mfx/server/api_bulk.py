@@ -47,7 +47,7 @@ from mfx.server.api_patch import merge_patch
 from mfx.server.api_request import SERVER_OWNED_METADATA
 from mfx.server.api_responses import error_response, json_response
 from mfx.server.api_retry import PATCH_ATTEMPTS
-from mfx.server.bodies import read_object
+from mfx.server.bodies import body_object, read_bytes
 from mfx.store.base import BatchAction, BatchWrite, Store
 
 BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
@@ -125,16 +125,18 @@ class BulkApply:
         try:
             with collection_paused():  # thousands of items alive at once, none of them cyclic
                 options = _options(request)
-                items = _items(await read_object(request, what="a v1 List"))
-                return await self._apply(items, options)
+                data = await read_bytes(request)
+                return await self._apply(data, options)
         except MfxError as error:
             return error_response(error)
 
-    async def _apply(self, items: list[Any], options: BulkOptions) -> Response:
+    async def _apply(self, data: bytes, options: BulkOptions) -> Response:
         # The writes are pinned to the objects they were computed from: when a controller
         # writes one of them meanwhile, the whole transaction is refused and planned again.
         for attempt in range(1, PATCH_ATTEMPTS + 1):
-            plan = await self._plan(items, options)
+            # A plan makes its items into the objects it writes, in place: each attempt plans
+            # the items as the body has them, read again.
+            plan = await self._plan(_items(body_object(data, what="a v1 List")), options)
             if plan.problems:
                 raise ValidationError(plan.problems)
             writes = [p.write for p in plan.items if p.write is not None]
@@ -180,7 +182,7 @@ class BulkApply:
             raise ValidationError([FieldError(path="metadata.name", message="required: a non-empty string")])
         if isinstance(metadata, dict) and not isinstance(metadata.get("annotations") or {}, dict):
             self.admission.admit(item)  # refused, naming the field as it was sent (apply reads it as a map)
-        desired = desired_state(item)
+        desired = desired_state(item, owned=True)  # the plan's own item (read for this attempt)
         key = (kind.kind, name)
         live = pending.get(key) or stored.get(key)
         if live is None:

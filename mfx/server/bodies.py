@@ -42,7 +42,11 @@ async def read_body(request: Request, *, yaml_allowed: bool = False, default: An
 
     ``default`` None means a body is required; ``limit`` may be lower for small documents.
     """
-    data = await read_bytes(request, limit=limit)
+    return body_value(await read_bytes(request, limit=limit), yaml_allowed=yaml_allowed, default=default)
+
+
+def body_value(data: bytes, *, yaml_allowed: bool = False, default: Any = None) -> Any:
+    """``read_body`` of a body already read."""
     if not data.strip():
         if default is not None:
             return default
@@ -53,7 +57,13 @@ async def read_body(request: Request, *, yaml_allowed: bool = False, default: An
 async def read_object(request: Request, *, what: str = "the request body", yaml_allowed: bool = False,
                       default: dict[str, Any] | None = None, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """As ``read_body``, for endpoints that take a JSON object and nothing else."""
-    value = await read_body(request, yaml_allowed=yaml_allowed, default=default, limit=limit)
+    return body_object(await read_bytes(request, limit=limit), what=what, yaml_allowed=yaml_allowed, default=default)
+
+
+def body_object(data: bytes, *, what: str = "the request body", yaml_allowed: bool = False,
+                default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``read_object`` of a body already read."""
+    value = body_value(data, yaml_allowed=yaml_allowed, default=default)
     if not isinstance(value, dict):
         raise BadRequestError(f"{what} must be a JSON object, not {json_type_phrase(value)}")
     return value

@@ -107,8 +107,9 @@ class Transaction:
 
     def _log(self, rv: int, type_: WatchEventType, kind: str, name: str, body: str,
              decoded: Obj | None = None) -> None:
-        self._change_rows.append((rv, kind, name, type_.value, body))
-        self.changes.append(Change(rv, type_.value, kind, name, body, decoded))
+        value = type_.value  # an enum property: read once, not once per list
+        self._change_rows.append((rv, kind, name, value, body))
+        self.changes.append(Change(rv, value, kind, name, body, decoded))
 
     def flush(self) -> None:
         """Insert the rows put so far (an op's end, or a statement of another kind next)."""

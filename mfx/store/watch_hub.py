@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 
 from mfx.api.objects import Obj
 from mfx.errors import GoneError
 from mfx.store.base import WatchEvent, WatchEventType
 from mfx.store.codec import loads
+
+# Buffered events a watch hands out before it lets other tasks run.
+YIELD_EVERY = 64
 
 
 class Change:
@@ -45,9 +49,14 @@ class Change:
     def event(self) -> WatchEvent:
         if self._event is None:
             obj = loads(self.body) if self._decoded is None else self._decoded
-            self._event = WatchEvent(WatchEventType(self.type), obj, self.resource_version)
+            self._event = WatchEvent(_EVENT_TYPES[self.type], obj, self.resource_version)
             self._decoded = None
         return self._event
+
+
+# The member for each stored type: a look-up, where calling the enum costs several (one event
+# per change, for every watcher).
+_EVENT_TYPES = {member.value: member for member in WatchEventType}
 
 
 @dataclass(eq=False)
@@ -115,6 +124,7 @@ class Watch:
         # since=0 starts from now, as a Kubernetes watch without a resourceVersion does (minus
         # the synthetic ADDED events: list first, then watch from the list's resourceVersion).
         self._cursor = since if since else current
+        self._without_yield = 0  # events handed out since this watch last let other tasks run
         self._sub = Subscription(kind, send, lagged=bool(since))
         self._closed = False
         hub.subscribe(self._sub)
@@ -129,9 +139,17 @@ class Watch:
             elif self._closed:
                 raise StopAsyncIteration
             else:
+                if self._without_yield >= YIELD_EVERY:
+                    # A watcher with a thousand changes buffered (one bulk apply) would hand
+                    # them all out without the event loop running anything else: the answer
+                    # to that very apply would wait for it.
+                    self._without_yield = 0
+                    await anyio.lowlevel.checkpoint()
                 try:
                     change = self._receive.receive_nowait()
+                    self._without_yield += 1
                 except anyio.WouldBlock:
+                    self._without_yield = 0
                     if self._sub.lagged:
                         if not await self._catch_up():
                             self._release()

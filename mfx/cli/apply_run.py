@@ -1,0 +1,67 @@
+"""What ``mfx apply`` does once its line is read, without click: the click command and the
+fast path (``mfx.cli.fast_path``, for a new ``mfx`` process) both run it."""
+
+from __future__ import annotations
+
+import sys
+
+from mfx.api.kinds import kind_for
+from mfx.cli import output
+from mfx.cli.session import CliContext
+from mfx.collector import collection_paused
+from mfx.errors import MfxError
+
+DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
+
+
+def run(ctx: CliContext, filenames: tuple[str, ...], *, recursive: bool, dry_run: str,
+        force_conflicts: bool) -> None:
+    """Apply the manifests of ``filenames`` and print one line per object, in input order."""
+    # The manifests read, and their requests and answers, are thousands of objects alive at
+    # once and none of them cyclic: the collector would only walk them again and again.
+    with collection_paused():
+        _apply(ctx, filenames, recursive, dry_run, force_conflicts)
+
+
+def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str,
+           force_conflicts: bool) -> None:
+    # Validation pulls in jsonschema: imported by the commands that read manifests only.
+    from mfx.cli.apply_requests import apply_manifests
+    from mfx.cli.manifests import check_manifests, load_objects
+
+    # The daemon validates what it is sent: only a client dry run validates here first.
+    manifests = load_objects(filenames, recursive=recursive, validate=dry_run == "client")
+    suffix = DRY_RUN_SUFFIX.get(dry_run, "")
+    lines: list[str] = []
+    if dry_run == "client":
+        for manifest in manifests:
+            obj = manifest.obj
+            lines.append(f"{output.object_ref(kind_for(obj['apiVersion'], obj['kind']), obj['metadata']['name'])} "
+                         f"configured{suffix}")
+        _echo(lines)
+        return
+    try:
+        client = ctx.client
+    except MfxError:
+        check_manifests(manifests)  # an invalid file is named before a wrong daemon address
+        raise
+    # The outcome lines go out in one write (each line a write of its own costs milliseconds
+    # for a thousand); a warning goes out in its place, after the lines before it, and after a
+    # refusal the lines of what was applied come before the error.
+    try:
+        for outcome in apply_manifests(client, manifests, dry_run=dry_run == "server",
+                                       force_conflicts=force_conflicts, validated=False):
+            if outcome.warning:
+                _echo(lines)
+                output.warn(outcome.warning)
+            lines.append(f"{output.object_ref(outcome.kind, outcome.name)} {outcome.verb}{suffix}")
+    finally:
+        _echo(lines)
+
+
+def _echo(lines: list[str]) -> None:
+    """The lines on stdout, flushed, as ``click.echo`` writes them."""
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        lines.clear()
