@@ -32,6 +32,7 @@ def _get(spec: dict[str, Any], steps: tuple[str, ...]) -> Any:
 _BACKOFF_INITIAL = ("restartPolicy", "backoff", "initial")
 _BACKOFF_MAX = ("restartPolicy", "backoff", "max")
 _ALLOWED_PATHS = ("security", "allowedPaths")
+_SELECTOR_EXPRESSIONS = ("nodeSelector", "matchExpressions")
 
 
 def _check_plugin(obj: Obj, spec: dict[str, Any], errors: FieldProblems) -> None:
@@ -72,7 +73,7 @@ def _check_node_selector(spec: dict[str, Any], errors: FieldProblems) -> None:
     """The rules of a Kubernetes LabelSelector requirement the schema cannot say: In and
     NotIn need values (an empty set would select nothing, or every node, silently), Exists
     and DoesNotExist take none."""
-    expressions = _get(spec, "nodeSelector.matchExpressions")
+    expressions = _get(spec, _SELECTOR_EXPRESSIONS)
     if not isinstance(expressions, list):
         return
     for i, entry in enumerate(expressions):
