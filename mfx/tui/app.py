@@ -18,6 +18,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
+from mfx.api.object_mirror import ObjectMirror
 from mfx.errors import MfxError
 from mfx.tui.actions import perform
 from mfx.tui.client import PLAYER, ApiClient, Connection
@@ -27,7 +28,7 @@ from mfx.tui.library import LibraryMenus
 from mfx.tui.plugin_panel import PluginPanel
 from mfx.tui.text import PlayerClock, now_line
 from mfx.tui.views import Listing, Navigator, NowView, PluginsView, QueueView, SearchView
-from mfx.tui.watches import PluginSet, watch_plugins, watch_state
+from mfx.tui.watches import watch_plugins, watch_state
 
 CSS = """
 .title { color: $accent; text-style: bold; height: 1; }
@@ -66,7 +67,7 @@ class MfxTui(App[None]):
         self.connection = connection
         self.client = ApiClient(connection)
         self.clock = PlayerClock()
-        self.plugins = PluginSet()
+        self.plugins = ObjectMirror()
         self.extensions: dict[str, Extension] = {}
         self.links: dict[str, str] = {}
         self.message = ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from mfx.api.object_mirror import ObjectMirror
 from mfx.backoff import Backoff
 from mfx.errors import GoneError, MfxError
 from mfx.tui.client import PLAYER, PLUGINS, ApiClient
@@ -40,33 +41,15 @@ async def watch_state(client: ApiClient, on_state: Callable[[dict[str, Any]], No
         await anyio.sleep(RECONNECT.delay(failures))
 
 
-class PluginSet:
-    """The PluginManifests by name, kept by a list then a watch (relisting on 410 Gone)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-
-    def replace(self, items: list[dict[str, Any]]) -> None:
-        self.objects = {item["metadata"]["name"]: item for item in items}
-
-    def apply(self, kind: str, obj: dict[str, Any]) -> None:
-        name = obj.get("metadata", {}).get("name")
-        if not name:
-            return
-        if kind == "DELETED":
-            self.objects.pop(name, None)
-        else:
-            self.objects[name] = obj
-
-
-async def watch_plugins(client: ApiClient, plugins: PluginSet, on_change: Callable[[], None],
+async def watch_plugins(client: ApiClient, plugins: ObjectMirror, on_change: Callable[[], None],
                         on_link: LinkReport) -> None:
-    """Keep ``plugins`` current; ``on_change`` after the list and after every event."""
+    """Keep ``plugins`` (the PluginManifests) current by a list then a watch, relisting on 410
+    Gone; ``on_change`` after the list and after every event."""
     failures = 0
     while True:
         try:
             listing = await client.get(PLUGINS)
-            plugins.replace(listing.get("items") or [])
+            plugins.reset(listing.get("items") or [])
             if failures:
                 failures = 0
                 on_link(True, "")

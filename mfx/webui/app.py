@@ -33,6 +33,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from mfx.api.object_mirror import ObjectMirror
 from mfx.errors import MfxError
 from mfx.server.streams import until_shutdown
 from mfx.webui import extensions, keys
@@ -44,7 +45,6 @@ from mfx.webui.sse import (
     HEADERS,
     MEDIA_TYPE,
     Message,
-    Mirror,
     merge,
     parse_last_event_id,
     watch_topic,
@@ -77,7 +77,7 @@ class ChainFeed:
         self._inputs: dict[str, tuple[Any, ...]] = {}
         self._sent: list[str] | None = None
 
-    def __call__(self, mirror: Mirror, changed: str | None) -> list[Message]:
+    def __call__(self, mirror: ObjectMirror, changed: str | None) -> list[Message]:
         if changed is None:
             inputs = {name: _chain_inputs(obj) for name, obj in mirror.objects.items()}
             if inputs == self._inputs and self._sent is not None:

@@ -18,6 +18,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
+from mfx.api.object_mirror import ObjectMirror, resource_version
 from mfx.webui.daemon_client import DaemonClient
 
 # A comment line that keeps proxies and the browser from timing an idle stream out.
@@ -49,46 +50,16 @@ def parse_last_event_id(text: str | None) -> dict[str, str]:
     return out
 
 
-def resource_version(obj: dict[str, Any]) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
-class Mirror:
-    """The objects of one kind as a stream has seen them (what a change is applied to)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-
-    def reset(self, items: list[dict[str, Any]]) -> None:
-        self.objects = {o["metadata"]["name"]: o for o in items}
-
-    def apply(self, kind: str, obj: dict[str, Any]) -> bool:
-        """Apply one watch event; False when the mirror already holds a newer version (a
-        resumed watch replays what the list at reconnection already had)."""
-        name = obj["metadata"]["name"]
-        held = self.objects.get(name)
-        if held is not None and resource_version(held) > resource_version(obj):
-            return False
-        if kind == "DELETED":
-            self.objects.pop(name, None)
-        else:
-            self.objects[name] = obj
-        return True
-
-
 # Messages computed from the whole set after a change: ``changed`` names the object that
 # changed, or is None after a (re)list, when everything may have.
-Derived = Callable[[Mirror, str | None], list[Message]]
+Derived = Callable[[ObjectMirror, str | None], list[Message]]
 
 
 async def watch_topic(client: DaemonClient, path: str, *, resume: str | None,
                       derived: Derived | None = None) -> AsyncIterator[Message]:
     """``list`` then ``change`` messages of ``path``, or resume the watch at ``resume``;
     ``derived(mirror, changed)`` adds messages computed from the whole set (the critical chain)."""
-    mirror = Mirror()
+    mirror = ObjectMirror()
     while True:
         page = await client.get_json(path)
         mirror.reset(page.get("items") or [])
