@@ -150,6 +150,17 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
 
 
 @pytest.fixture
+def restore_members(etcd_cluster: EtcdCluster) -> Iterator[EtcdCluster]:
+    """The cluster, for a test that kills members: whatever it killed is running again (and
+    the cluster healthy) for the next test."""
+    yield etcd_cluster
+    for member in etcd_cluster.members:
+        if member.process is None:
+            etcd_cluster.restart(member)
+    etcd_cluster.wait_healthy()
+
+
+@pytest.fixture
 def etcd_prefix() -> str:
     """A key prefix of this test's own."""
     return f"/mfx-test-{uuid.uuid4().hex[:12]}"

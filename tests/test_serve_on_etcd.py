@@ -76,15 +76,6 @@ def test_two_daemons_on_one_etcd_serve_the_same_objects(
         assert names(tmp_path / "c") == [f"p{i}" for i in range(1, 5)]
 
 
-@pytest.fixture
-def restore_members(etcd_cluster: EtcdCluster) -> object:
-    yield etcd_cluster
-    for member in etcd_cluster.members:
-        if member.process is None:
-            etcd_cluster.restart(member)
-    etcd_cluster.wait_healthy()
-
-
 def test_a_daemon_whose_etcd_lost_quorum_answers_503_then_recovers(
     tmp_path: Path, restore_members: EtcdCluster, etcd_prefix: str
 ) -> None:

@@ -525,27 +525,31 @@ async def test_a_watch_under_concurrent_writes_sees_every_change_once_in_order(
 ) -> None:
     """Replay, the switch to live changes, and buffer overflows lose and repeat nothing."""
     async with SQLiteStore(tmp_path / "store.db", watch_buffer=buffer) as store:
-        start = await store.current_resource_version()
-        backlog = 600  # more than one page of the log
-        for i in range(backlog):
-            await store.create(plugin(f"early{i}"))
-        total = 200
-        last = start + backlog + total
-        received: list[int] = []
+        await watch_sees_concurrent_writes_once_in_order(store, backlog=600, total=200)  # 600: over a log page
 
-        async def write() -> None:
-            for i in range(total):
-                await store.create(sink(f"s{i}"))
 
-        with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg, store.watch(None, start + 10) as events:
-                tg.start_soon(write)
-                async for event in events:
-                    received.append(event.resource_version)
-                    if event.resource_version == last:
-                        break
-        assert received == list(range(start + 11, last + 1))
-        assert store.watchers == 0
+async def watch_sees_concurrent_writes_once_in_order(store: AnyStore, *, backlog: int, total: int) -> None:
+    """``backlog`` writes, then a watch from just after the 10th of them while ``total`` more
+    are written: it sees every change after its start once, in order, and is released."""
+    start = await store.current_resource_version()
+    for i in range(backlog):
+        await store.create(plugin(f"early{i}"))
+    last = start + backlog + total
+    received: list[int] = []
+
+    async def write() -> None:
+        for i in range(total):
+            await store.create(sink(f"s{i}"))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg, store.watch(None, start + 10) as events:
+            tg.start_soon(write)
+            async for event in events:
+                received.append(event.resource_version)
+                if event.resource_version == last:
+                    break
+    assert received == list(range(start + 11, last + 1))
+    assert store.watchers == 0
 
 
 @pytest.mark.anyio

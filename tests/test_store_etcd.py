@@ -20,23 +20,7 @@ from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_compaction import CompactionState, compaction_round
 from mfx.store.etcd_keys import parse_store_url
 from tests.etcd_env import EtcdCluster
-from tests.test_store import take
-
-PM = "PluginManifest"
-SINK = "AudioSink"
-
-
-def plugin(name: str, version: str = "1.0.0") -> dict[str, Any]:
-    return {
-        "apiVersion": "mfx.musicfox.io/v1alpha1",
-        "kind": PM,
-        "metadata": {"name": name},
-        "spec": {"version": version, "type": "rpc", "entryPoint": "python -m hello"},
-    }
-
-
-def rv(obj: dict[str, Any]) -> int:
-    return int(obj["metadata"]["resourceVersion"])
+from tests.test_store import PM, plugin, rv, take, watch_sees_concurrent_writes_once_in_order
 
 
 def open_store(cluster: EtcdCluster, prefix: str, **options: Any) -> EtcdStore:
@@ -47,16 +31,6 @@ def open_store(cluster: EtcdCluster, prefix: str, **options: Any) -> EtcdStore:
 async def store(etcd_cluster: EtcdCluster, etcd_prefix: str) -> AsyncIterator[EtcdStore]:
     async with open_store(etcd_cluster, etcd_prefix) as opened:
         yield opened
-
-
-@pytest.fixture
-def restore_members(etcd_cluster: EtcdCluster) -> Any:
-    """Whatever a test kills is running again (and the cluster healthy) for the next test."""
-    yield etcd_cluster
-    for member in etcd_cluster.members:
-        if member.process is None:
-            etcd_cluster.restart(member)
-    etcd_cluster.wait_healthy()
 
 
 @pytest.mark.anyio
@@ -101,26 +75,7 @@ async def test_a_compacted_revision_is_gone_and_a_newer_one_still_watches(store:
 
 @pytest.mark.anyio
 async def test_a_watch_under_concurrent_writes_sees_every_change_once_in_order(store: EtcdStore) -> None:
-    start = await store.current_resource_version()
-    for i in range(50):
-        await store.create(plugin(f"early{i}"))
-    total = 100
-    last = start + 50 + total
-    received: list[int] = []
-
-    async def write() -> None:
-        for i in range(total):
-            await store.create({**plugin(f"s{i}"), "kind": SINK})
-
-    with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg, store.watch(None, start + 10) as events:
-            tg.start_soon(write)
-            async for event in events:
-                received.append(event.resource_version)
-                if event.resource_version == last:
-                    break
-    assert received == list(range(start + 11, last + 1))
-    assert store.watchers == 0
+    await watch_sees_concurrent_writes_once_in_order(store, backlog=50, total=100)
 
 
 @pytest.mark.anyio

@@ -13,19 +13,9 @@ import pytest
 
 from mfx.errors import AlreadyExistsError, ConflictError, NotFoundError, StoreError
 from mfx.store import SQLiteStore, WatchEventType, sqlite_database
+from tests.test_store import PM, plugin
 
 pytestmark = pytest.mark.anyio
-
-PM = "PluginManifest"
-
-
-def plugin(name: str, version: str = "1.0.0") -> dict[str, Any]:
-    return {
-        "apiVersion": "mfx.musicfox.io/v1alpha1",
-        "kind": PM,
-        "metadata": {"name": name},
-        "spec": {"version": version, "type": "rpc", "entryPoint": "python -m hello"},
-    }
 
 
 @pytest.fixture
