@@ -30,7 +30,7 @@ import builtins
 import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypedDict, Unpack, runtime_checkable
+from typing import Protocol, Self, TypedDict, Unpack, runtime_checkable
 
 from mfx.api.objects import Obj
 
@@ -133,3 +133,23 @@ class MaintainedStore(Protocol):
     async def maintain(self) -> None:
         """Run the upkeep until cancelled."""
         ...
+
+
+class ReleasedWatch:
+    """The iterator and context-manager side of a store's watch: ``aclose()``, or leaving
+    ``async with``, releases it at once (``_release``, each store's own)."""
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def aclose(self) -> None:
+        self._release()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()

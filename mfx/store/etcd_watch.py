@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import grpc
@@ -20,7 +20,7 @@ from aetcd import rpc
 
 from mfx.errors import GoneError
 from mfx.store import strategy
-from mfx.store.base import WatchEvent, WatchEventType
+from mfx.store.base import ReleasedWatch, WatchEvent, WatchEventType
 from mfx.store.codec import loads
 from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_keys import range_end
@@ -42,7 +42,7 @@ def event_from(event: Any) -> WatchEvent:
     return WatchEvent(kind, obj, revision)
 
 
-class EtcdWatch:
+class EtcdWatch(ReleasedWatch):
     """An async iterator of ``WatchEvent``; ``aclose()`` (or leaving ``async with``) ends it."""
 
     def __init__(self, connection: EtcdConnection, prefix: bytes, since: int,
@@ -55,9 +55,6 @@ class EtcdWatch:
         self._pending: collections.deque[WatchEvent] = collections.deque()
         self._closed = False
         self._scope: anyio.CancelScope | None = None
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> WatchEvent:
         while not self._pending:
@@ -125,15 +122,6 @@ class EtcdWatch:
         self._closed = True
         self._drop_call()
         self._release_from_store(self)
-
-    async def aclose(self) -> None:
-        self._release()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
 
     def __del__(self) -> None:
         # A caller that breaks out of "async for" drops its last reference here.

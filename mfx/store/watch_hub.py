@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Self
 
 import anyio
 import anyio.lowlevel
@@ -22,7 +21,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from mfx.api.objects import Obj
 from mfx.errors import GoneError
-from mfx.store.base import WatchEvent, WatchEventType
+from mfx.store.base import ReleasedWatch, WatchEvent, WatchEventType
 from mfx.store.codec import loads
 
 # Buffered events a watch hands out before it lets other tasks run.
@@ -114,7 +113,7 @@ class WatchHub:
         self._subscriptions.discard(sub)
 
 
-class Watch:
+class Watch(ReleasedWatch):
     """An async iterator of ``WatchEvent``; ``aclose()`` (or leaving ``async with``) ends it."""
 
     def __init__(self, hub: WatchHub, kind: str | None, since: int, current: int) -> None:
@@ -128,9 +127,6 @@ class Watch:
         self._sub = Subscription(kind, send, lagged=bool(since))
         self._closed = False
         hub.subscribe(self._sub)
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> WatchEvent:
         while True:
@@ -178,15 +174,6 @@ class Watch:
             return False
         self._sub.pending.extend(rows)
         return True
-
-    async def aclose(self) -> None:
-        self._release()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
 
     def _release(self) -> None:
         if self._closed:
