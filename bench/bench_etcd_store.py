@@ -25,7 +25,7 @@ import anyio
 import orjson
 from click.testing import CliRunner
 
-from bench.bench_apply import MANIFEST, OBJECTS, manifest
+from bench.bench_apply import OBJECTS, manifest, manifest_directory
 from bench.common import Figure, median
 from mfx.cli.main import build_cli
 from tests.daemon_harness import ThreadDaemon
@@ -56,14 +56,6 @@ async def raw_batched_puts(cluster: EtcdCluster) -> float:
                     for i in range(start, min(OBJECTS, start + BATCH))]
             await client.transaction(compare=[], success=puts, failure=[])
         return OBJECTS / (time.perf_counter() - started)
-
-
-def manifest_directory(root: Path, prefix: str) -> Path:
-    directory = root / prefix
-    directory.mkdir()
-    for i in range(OBJECTS):
-        (directory / f"{prefix}-{i:04d}.yaml").write_text(MANIFEST.format(name=f"{prefix}-{i:04d}"))
-    return directory
 
 
 def run() -> list[Figure]:

@@ -66,13 +66,20 @@ def change_offline(home: Path) -> None:
         assert result.exit_code == 0, result.output
 
 
-def test_a_page_cut_off_catches_up_from_its_resource_version_without_a_reload(browser: Any, tmp_path: Path) -> None:
-    home, address = tmp_path / "home", free_address()
+def page_cut_off(browser: Any, home: Path, address: str) -> Any:
+    """A page showing a, b and c whose daemon stops: it says it is reconnecting, and the
+    store changes meanwhile (``change_offline``)."""
     with serve(home, address).running():
         apply(home, manifest("a"), manifest("b"), manifest("c"))
         page = open_page(browser, home)
     page.wait_for_selector("#connection:text('reconnecting')", timeout=TIMEOUT)
     change_offline(home)
+    return page
+
+
+def test_a_page_cut_off_catches_up_from_its_resource_version_without_a_reload(browser: Any, tmp_path: Path) -> None:
+    home, address = tmp_path / "home", free_address()
+    page = page_cut_off(browser, home, address)
 
     with serve(home, address).running():
         wait_nodes(page, ["a", "b", "d"])
@@ -99,11 +106,7 @@ def compact(home: Path) -> None:
 def test_a_page_whose_resource_version_was_compacted_lists_again_and_shows_the_state_now(
         browser: Any, tmp_path: Path) -> None:
     home, address = tmp_path / "home", free_address()
-    with serve(home, address).running():
-        apply(home, manifest("a"), manifest("b"), manifest("c"))
-        page = open_page(browser, home)
-    page.wait_for_selector("#connection:text('reconnecting')", timeout=TIMEOUT)
-    change_offline(home)
+    page = page_cut_off(browser, home, address)
     compact(home)
 
     with serve(home, address).running():
