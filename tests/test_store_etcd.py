@@ -18,7 +18,7 @@ from mfx.store import EventRecord, WatchEvent, WatchEventType
 from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_compaction import CompactionState, compaction_round
-from mfx.store.etcd_keys import parse_store_url
+from mfx.store.etcd_keys import Keys, parse_store_url
 from tests.etcd_env import EtcdCluster
 from tests.test_store import PM, plugin, rv, take, watch_sees_concurrent_writes_once_in_order
 
@@ -244,7 +244,7 @@ async def test_a_serving_store_compacts_history_older_than_one_interval(
 async def test_daemons_sharing_etcd_compact_once_per_round_between_them(
     etcd_cluster: EtcdCluster, etcd_prefix: str
 ) -> None:
-    key = f"{etcd_prefix}/compact_rev_key".encode()
+    key = Keys(etcd_prefix).compaction
     a = EtcdConnection(parse_store_url(etcd_cluster.url + etcd_prefix))
     b = EtcdConnection(parse_store_url(etcd_cluster.url + etcd_prefix))
     try:

@@ -5,9 +5,8 @@ anyio's shared worker pool, whose default limiter ``/metrics`` and the API need 
 or stuck plugin only ever holds its own thread. And most calls (a health check, a wasm call,
 a C ``configure``) end within microseconds: the caller waits for them on its own thread for
 a couple of milliseconds at most and takes the result there, skipping the event loop's round
-trip (worker queue, the loop's wake-up), which costs more than
-such a call. A call still running then is waited for on the loop, so no plugin holds the
-loop longer than that.
+trip (worker queue, the loop's wake-up), which costs more than such a call. A call still
+running then is waited for on the loop, so no plugin holds the loop longer than that.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ class PluginThread:
     it when the job ends: the loop is never held longer than ``hold_seconds``, whatever the
     plugin does."""
 
-    def __init__(self, name: str, kind: str = "wasm") -> None:
+    def __init__(self, name: str, kind: str) -> None:
+        """``kind`` (the runtime: wasm, clib) and ``name`` name the thread: mfx-KIND:NAME."""
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"mfx-{kind}:{name}", daemon=True)
         self._thread.start()

@@ -273,8 +273,7 @@ class CLibraryInstance:
             return value  # type: ignore[return-value]
         # C code cannot be interrupted: the thread is left to the call (it ends when the call
         # returns, still holding the instance lock until then); later calls get a fresh one.
-        self._thread.close()
-        self._thread = None
+        self._end_thread()
         raise PluginTimeoutError(f"{self.name}: {method} did not return within {seconds:g}s")
 
     def _end_thread(self) -> None:

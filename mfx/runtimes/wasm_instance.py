@@ -83,7 +83,7 @@ class WasmPluginInstance:
         self._state = InstanceState.LOADED
         self._broken: PluginError | None = None
         self._exit_told = False
-        self._thread = PluginThread(request.name)
+        self._thread = PluginThread(request.name, "wasm")
         # Inline only where epoch interruption bounds everything the guest can do.
         self._inline = runtime.inline_calls and not can_wait_in_host(module)
         self.calls = 0

@@ -127,15 +127,15 @@ class EtcdStore:
     async def __aenter__(self) -> Self:
         return await self.open()
 
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
     async def maintain(self) -> None:
         """Compact etcd's history every ``compaction_interval`` seconds, until cancelled."""
         if self.compaction_interval > 0:
             await run_compaction(self._kv, self.keys.compaction, self.compaction_interval,
                                  f"etcd at {self._conn().endpoints}")
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
 
     # --- plumbing ---
 
