@@ -191,7 +191,7 @@ async def test_a_member_without_quorum_is_retried_until_the_deadline_then_a_503(
             await connection._call("a Range request", attempt)
     finally:
         await connection.close()
-    assert len(tried) > 2
+    assert len(tried) >= 2  # the other member too, not only the first
 
 
 @pytest.mark.anyio
