@@ -131,8 +131,9 @@ class BulkApply:
             return error_response(error)
 
     async def _apply(self, data: bytes, options: BulkOptions) -> Response:
-        # The writes are pinned to the objects they were computed from: when a controller
-        # writes one of them meanwhile, the whole transaction is refused and planned again.
+        # The writes are pinned to the objects they were computed from: a controller's status
+        # write meanwhile is let through (``BatchWrite.base``), any other change refuses the
+        # whole transaction, which is planned again.
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             # A plan makes its items into the objects it writes, in place: each attempt plans
             # the items as the body has them, read again.
@@ -205,13 +206,16 @@ class BulkApply:
         updated = merge_patch(live, patch)
         updated.pop("status", None)
         admitted = self.admission.admit(updated)
-        if key not in pending:  # pinned to what was read; a later item of the batch follows it
+        pinned = key not in pending
+        if pinned:  # to what was read; a later item of the batch follows it
             admitted["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
         else:
             admitted["metadata"].pop("resourceVersion", None)
         pending[key] = admitted
         outcome = "configured" if comparable(admitted) != comparable(live) else "unchanged"
-        return Planned(index, kind, name, outcome, BatchWrite(BatchAction.UPDATE, admitted), live, warning)
+        # A controller's status write meanwhile leaves this write right: the store lets it through.
+        write = BatchWrite(BatchAction.UPDATE, admitted, live if pinned else None)
+        return Planned(index, kind, name, outcome, write, live, warning)
 
     def _answer(self, planned: list[Planned], stored: list[Obj] | None) -> Response:
         results = iter(stored or ())

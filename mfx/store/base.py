@@ -81,10 +81,18 @@ class BatchWrite:
 
     ``obj`` is handed over: the store may stamp it (uid, resourceVersion ...) and keep it,
     so the caller passes one of its own and does not use it afterwards. The objects
-    ``write_all`` answers may be those very objects, which watchers get too: read them only."""
+    ``write_all`` answers may be those very objects, which watchers get too: read them only.
+
+    ``base``: for an update pinned to a resourceVersion, the stored object it was computed
+    from. The update then conflicts only if the object changed since in more than a
+    controller changes it: its status, and its finalizers when the update leaves them as they
+    were (it then carries the new ones). What was computed is still right after such a write,
+    and kube-apiserver's apply retries such a conflict by itself too. A remote store
+    (``ApiStore``) may ignore it and answer the conflict."""
 
     action: BatchAction
     obj: Obj
+    base: Obj | None = None
 
 
 class ListOptions(TypedDict, total=False):

@@ -327,8 +327,11 @@ class EtcdStore:
             last: dict[Key, Write] = {}
             answers: builtins.list[tuple[Key, Obj]] = []
             for write_request, key in zip(writes, keys, strict=True):
-                decide = strategy.create if write_request.action is BatchAction.CREATE else strategy.update
-                write = decide(key[0], key[1], write_request.obj, state[key], owned=True)
+                if write_request.action is BatchAction.CREATE:
+                    write = strategy.create(key[0], key[1], write_request.obj, state[key], owned=True)
+                else:
+                    write = strategy.update(key[0], key[1], write_request.obj, state[key], owned=True,
+                                            base=write_request.base)
                 if write.action is not WriteAction.NOTHING:
                     state[key] = None if write.action is WriteAction.REMOVE else write.obj
                     last[key] = write

@@ -93,10 +93,10 @@ def _create(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
     return new
 
 
-def _update(tx: Transaction, obj: Obj, *, owned: bool = False) -> Obj:
-    """``owned``: as for ``_create``."""
+def _update(tx: Transaction, obj: Obj, *, owned: bool = False, base: Obj | None = None) -> Obj:
+    """``owned``: as for ``_create``; ``base``: as for ``BatchWrite``."""
     kind, name = strategy.identity(obj)
-    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name), owned=owned),
+    return tx.carry_out(kind, name, strategy.update(kind, name, obj, tx.load(kind, name), owned=owned, base=base),
                         watched_as_is=owned)
 
 
@@ -119,7 +119,8 @@ def _write_all(tx: Transaction, writes: Sequence[BatchWrite]) -> builtins.list[O
     # with a savepoint around this op, so it leaves no trace (see ``Database.write_batch``).
     # The objects are the store's (``BatchWrite``): stamped as they are, not copied first. A
     # second run stamps them again, the same way.
-    return [(_create if w.action is BatchAction.CREATE else _update)(tx, w.obj, owned=True) for w in writes]
+    return [_create(tx, w.obj, owned=True) if w.action is BatchAction.CREATE else _update(tx, w.obj, owned=True, base=w.base)
+            for w in writes]
 
 
 def _delete(tx: Transaction, kind: str, name: str, wanted: int | None) -> Obj:

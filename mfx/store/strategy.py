@@ -119,14 +119,44 @@ def requested_version(value: Any, field_path: str) -> int | None:
         ) from None
 
 
-def _stored_for_write(kind: str, name: str, obj: Obj, stored: Obj | None) -> Obj:
-    """The stored object a conditional or unconditional write of ``obj`` applies to."""
+def _stored_for_write(kind: str, name: str, obj: Obj, stored: Obj | None, base: Obj | None = None) -> Obj:
+    """The stored object a conditional or unconditional write of ``obj`` applies to; ``base``:
+    as for ``update`` (``obj`` is then rebased onto ``stored``, in place)."""
     wanted = requested_version(obj["metadata"].get("resourceVersion"), "metadata.resourceVersion")
     if stored is None:
         raise not_found(kind, name)
     if wanted is not None and wanted != int(stored["metadata"]["resourceVersion"]):
-        raise conflict(kind, name)
+        if base is None or str(wanted) != base["metadata"].get("resourceVersion") or not _rebased(obj, base, stored):
+            raise conflict(kind, name)
     return stored
+
+
+# What a controller writes besides spec and labels: a write computed before such a change is
+# still right once it carries the new finalizers.
+_CONTROLLER_METADATA = frozenset({"resourceVersion", "finalizers"})
+
+
+def _rebased(obj: Obj, base: Obj, stored: Obj) -> bool:
+    """Whether ``stored`` differs from ``base`` only as a controller changes it (its status, its
+    finalizers), so that ``obj``, computed from ``base``, may be written onto it. Then ``obj``
+    takes the stored finalizers, unless it changes them itself (then it may not be rebased)."""
+    if base.keys() - {"status"} != stored.keys() - {"status"}:
+        return False
+    for key, value in base.items():
+        if key == "metadata":
+            base_meta, stored_meta = value, stored["metadata"]
+            if base_meta.keys() - _CONTROLLER_METADATA != stored_meta.keys() - _CONTROLLER_METADATA or any(
+                    v != stored_meta[k] for k, v in base_meta.items() if k not in _CONTROLLER_METADATA):
+                return False
+        elif key != "status" and value != stored[key]:
+            return False
+    # (An ``obj`` with the stored finalizers already was rebased by an earlier try of this write.)
+    finalizers, stored_finalizers = obj["metadata"].get("finalizers"), stored["metadata"].get("finalizers")
+    if finalizers != stored_finalizers:
+        if finalizers != base["metadata"].get("finalizers"):
+            return False
+        obj["metadata"]["finalizers"] = stored_finalizers
+    return True
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -176,10 +206,13 @@ def create(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = 
     return Write(WriteAction.ADD, new)
 
 
-def update(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False) -> Write:
-    """``owned``: as for ``create``."""
-    stored = _stored_for_write(kind, name, obj, stored)
+def update(kind: str, name: str, obj: Obj, stored: Obj | None, *, owned: bool = False,
+           base: Obj | None = None) -> Write:
+    """``owned``: as for ``create``; ``base``: the stored object ``obj`` was computed from, as
+    ``BatchWrite.base`` (a stale resourceVersion is then no conflict if only a controller's
+    status or finalizers moved; an ``obj`` not ``owned`` is copied before it is rebased)."""
     new = obj if owned else deep_copy(obj)
+    stored = _stored_for_write(kind, name, new, stored, base)
     metadata = new["metadata"]
     old_metadata = stored["metadata"]
     for key in SERVER_METADATA:
