@@ -316,9 +316,11 @@ async def _ownership_conflicts(store: Store, name: str, desired: list[Obj], prev
 async def _apply_all(store: Store, desired: list[Obj], previous: set[ObjectKey]) -> SyncReport:
     """Apply every desired object in one store transaction: a sync lands whole or not at all.
 
-    The plan is made from one read of the live objects; a write that lost a race with another
-    writer (a stale resourceVersion, an object created or deleted meanwhile) fails the whole
-    transaction, and the plan is made again from fresh reads."""
+    The plan is made from one read of the live objects. A controller's status write meanwhile
+    leaves the plan right (each update names the object it was computed from:
+    ``BatchWrite.base``); a write that lost a race with another writer (any other change, an
+    object created or deleted meanwhile) fails the whole transaction, and the plan is made
+    again from fresh reads."""
     keys = [key_of(obj) for obj in desired]
     for _ in range(5):
         live_by_key = await store.get_many([(key.kind, key.name) for key in keys])
@@ -356,7 +358,7 @@ def _plan_one(obj: Obj, key: ObjectKey, live: Obj | None, in_inventory: bool,
         changes = field_changes(merged, live)
         if changes:
             report.drift.append(f"{_ref(key)} {', '.join(changes)}; reverted")
-    return BatchWrite(BatchAction.UPDATE, merged)
+    return BatchWrite(BatchAction.UPDATE, merged, live)
 
 
 async def _prune(store: Store, name: str, keys: list[ObjectKey]) -> list[ObjectKey]:

@@ -22,6 +22,7 @@ from mfx.server.daemon import DaemonContext
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
 from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.store_faults import StatusWritingStore
 
 COUNT = 1000
 PM = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
@@ -303,19 +304,6 @@ async def test_a_bulk_apply_that_loses_a_race_is_planned_again_from_the_items_as
             assert created["spec"]["healthCheck"]  # defaulted, as ever
 
 
-class ReportingStore(RacingStore):
-    """A store in which a controller writes every object's status just before each bulk write,
-    as the reconciler does while it works through objects the previous apply changed."""
-
-    async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
-        self.raced = True
-        for write in writes:
-            live = await self.store.get("PluginManifest", write.obj["metadata"]["name"])
-            count = (live.get("status") or {}).get("restartCount", 0)
-            await self.store.update_status({**live, "status": {"restartCount": count + 1}})
-        return await self.store.write_all(writes)
-
-
 @pytest.mark.anyio
 async def test_status_writes_racing_every_bulk_apply_do_not_refuse_it(tmp_path: Path) -> None:
     def item(name: str, version: str) -> Obj:
@@ -326,13 +314,13 @@ async def test_status_writes_racing_every_bulk_apply_do_not_refuse_it(tmp_path: 
     async with SQLiteStore(tmp_path / "store.db") as store:
         for name in names:
             await store.create(Admission().admit(item(name, "1.0.0")))
-        reporting = ReportingStore(store, "")
+        reporting = StatusWritingStore(store)
         app = Starlette(routes=bulk_apply_routes(reporting, Admission()))  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mfx") as http:
             answer = await http.post(BULK_APPLY_PATH, json={"apiVersion": "v1", "kind": "List",
                                                              "items": [item(name, "2.0.0") for name in names]})
         assert answer.status_code == 200, answer.text
-        assert reporting.raced
+        assert reporting.rounds
         assert {i["outcome"] for i in answer.json()["items"]} == {"configured"}
         for name in names:
             stored = await store.get("PluginManifest", name)

@@ -18,11 +18,14 @@ from controllers.git_fetch import (
     normalize_path,
     summarize_stderr,
 )
-from controllers.gitsource import _deletion_order
+from controllers.gitsource import _apply_all, _deletion_order
+from controllers.gitsource_render import DIGEST_ANNOTATION
 from mfx.api.models import GitCredentials, GitRef
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, ObjectKey
 from mfx.cli.client import Client
 from mfx.errors import NotFoundError
+from mfx.server.admission import Admission
+from mfx.store.sqlite import SQLiteStore
 from tests import gitops_fixtures
 from tests.daemon_harness import run_cli
 from tests.gitops_fixtures import (
@@ -38,6 +41,7 @@ from tests.gitops_fixtures import (
     wait_for,
     wait_gone,
 )
+from tests.store_faults import StatusWritingStore
 
 # the fixtures this module uses
 daemon, home, client, repo = gitops_fixtures.daemon, gitops_fixtures.home, gitops_fixtures.client, gitops_fixtures.repo
@@ -336,3 +340,27 @@ def test_source_paths_stay_inside_the_repository() -> None:
     for bad in ("/etc", "../up", "a/../../b"):
         with pytest.raises(SourcePathError):
             normalize_path(bad)
+
+
+@pytest.mark.anyio
+async def test_a_sync_is_not_refused_by_status_writes_racing_every_attempt(tmp_path: Path) -> None:
+    def plugin(name: str, version: str) -> dict[str, object]:
+        return {"apiVersion": PM.api_version, "kind": PM.kind, "metadata": {
+                    "name": name, "labels": {GITSOURCE_OWNER_LABEL: "plugins"},
+                    "annotations": {DIGEST_ANNOTATION: version}},
+                "spec": {"version": version, "type": "rpc", "entryPoint": "python -m x"}}
+
+    names = [f"pm-{i}" for i in range(20)]
+    async with SQLiteStore(tmp_path / "store.db") as store:
+        for name in names:
+            await store.create(Admission().admit(plugin(name, "1.0.0")))
+        racing = StatusWritingStore(store)
+        keys = {ObjectKey(PM.kind, name) for name in names}
+        # Without the base of each update, every attempt loses to the status writes: the sync
+        # would give up ("keep changing while they are applied").
+        report = await _apply_all(racing, [plugin(name, "2.0.0") for name in names], keys)  # type: ignore[arg-type]
+        assert racing.rounds == 1
+        assert sorted(key.name for key in report.configured) == sorted(names)
+        for name in names:
+            stored = await store.get(PM.kind, name)
+            assert stored["spec"]["version"] == "2.0.0" and stored["status"] == {"restartCount": 1}

@@ -1,0 +1,28 @@
+"""Stores that inject a fault behind the ``Store`` interface, for the tests that need one."""
+
+from __future__ import annotations
+
+from mfx.api.objects import Obj
+from mfx.store.base import BatchWrite
+from mfx.store.sqlite import SQLiteStore
+
+
+class StatusWritingStore:
+    """A store in which a controller writes the status of every object of a batch just before
+    the batch is written, each time: as the reconciler does while it works through objects an
+    earlier apply or sync changed."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.rounds = 0
+
+    def __getattr__(self, attribute: str) -> object:
+        return getattr(self.store, attribute)
+
+    async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
+        self.rounds += 1
+        for write in writes:
+            live = await self.store.get(write.obj["kind"], write.obj["metadata"]["name"])
+            count = (live.get("status") or {}).get("restartCount", 0)
+            await self.store.update_status({**live, "status": {"restartCount": count + 1}})
+        return await self.store.write_all(writes)
