@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from mfx.api.objects import Obj
+from mfx.server.admission import Admission
 from mfx.store.base import BatchWrite
 from mfx.store.sqlite import SQLiteStore
 
@@ -26,3 +29,15 @@ class StatusWritingStore:
             count = (live.get("status") or {}).get("restartCount", 0)
             await self.store.update_status({**live, "status": {"restartCount": count + 1}})
         return await self.store.write_all(writes)
+
+
+async def create_admitted(store: SQLiteStore, objs: Iterable[Obj]) -> None:
+    for obj in objs:
+        await store.create(Admission().admit(obj))
+
+
+async def assert_written_over_one_status_write(store: SQLiteStore, names: Iterable[str], version: str) -> None:
+    """Each PluginManifest has the new spec, and the status the controller wrote once is kept."""
+    for name in names:
+        stored = await store.get("PluginManifest", name)
+        assert stored["spec"]["version"] == version and stored["status"] == {"restartCount": 1}, stored

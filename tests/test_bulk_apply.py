@@ -22,7 +22,11 @@ from mfx.server.daemon import DaemonContext
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
 from tests.daemon_harness import ThreadDaemon, run_cli
-from tests.store_faults import StatusWritingStore
+from tests.store_faults import (
+    StatusWritingStore,
+    assert_written_over_one_status_write,
+    create_admitted,
+)
 
 COUNT = 1000
 PM = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
@@ -312,8 +316,7 @@ async def test_status_writes_racing_every_bulk_apply_do_not_refuse_it(tmp_path: 
 
     names = [f"pm-{i}" for i in range(20)]
     async with SQLiteStore(tmp_path / "store.db") as store:
-        for name in names:
-            await store.create(Admission().admit(item(name, "1.0.0")))
+        await create_admitted(store, (item(name, "1.0.0") for name in names))
         reporting = StatusWritingStore(store)
         app = Starlette(routes=bulk_apply_routes(reporting, Admission()))  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mfx") as http:
@@ -322,7 +325,4 @@ async def test_status_writes_racing_every_bulk_apply_do_not_refuse_it(tmp_path: 
         assert answer.status_code == 200, answer.text
         assert reporting.rounds
         assert {i["outcome"] for i in answer.json()["items"]} == {"configured"}
-        for name in names:
-            stored = await store.get("PluginManifest", name)
-            # The new spec is stored and the controller's status is kept, not overwritten.
-            assert stored["spec"]["version"] == "2.0.0" and stored["status"] == {"restartCount": 1}
+        await assert_written_over_one_status_write(store, names, "2.0.0")

@@ -24,7 +24,6 @@ from mfx.api.models import GitCredentials, GitRef
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, MANAGED_BY_LABEL, ObjectKey
 from mfx.cli.client import Client
 from mfx.errors import NotFoundError
-from mfx.server.admission import Admission
 from mfx.store.sqlite import SQLiteStore
 from tests import gitops_fixtures
 from tests.daemon_harness import run_cli
@@ -41,7 +40,11 @@ from tests.gitops_fixtures import (
     wait_for,
     wait_gone,
 )
-from tests.store_faults import StatusWritingStore
+from tests.store_faults import (
+    StatusWritingStore,
+    assert_written_over_one_status_write,
+    create_admitted,
+)
 
 # the fixtures this module uses
 daemon, home, client, repo = gitops_fixtures.daemon, gitops_fixtures.home, gitops_fixtures.client, gitops_fixtures.repo
@@ -352,8 +355,7 @@ async def test_a_sync_is_not_refused_by_status_writes_racing_every_attempt(tmp_p
 
     names = [f"pm-{i}" for i in range(20)]
     async with SQLiteStore(tmp_path / "store.db") as store:
-        for name in names:
-            await store.create(Admission().admit(plugin(name, "1.0.0")))
+        await create_admitted(store, (plugin(name, "1.0.0") for name in names))
         racing = StatusWritingStore(store)
         keys = {ObjectKey(PM.kind, name) for name in names}
         # Without the base of each update, every attempt loses to the status writes: the sync
@@ -361,6 +363,4 @@ async def test_a_sync_is_not_refused_by_status_writes_racing_every_attempt(tmp_p
         report = await _apply_all(racing, [plugin(name, "2.0.0") for name in names], keys)  # type: ignore[arg-type]
         assert racing.rounds == 1
         assert sorted(key.name for key in report.configured) == sorted(names)
-        for name in names:
-            stored = await store.get(PM.kind, name)
-            assert stored["spec"]["version"] == "2.0.0" and stored["status"] == {"restartCount": 1}
+        await assert_written_over_one_status_write(store, names, "2.0.0")
