@@ -83,6 +83,29 @@ def test_a_write_with_a_stale_resource_version_conflicts() -> None:
         strategy.update_status(PM, "a", sent(), None)
 
 
+def test_an_update_from_a_base_is_rebased_again_when_its_store_retries_it() -> None:
+    base = stored(7, spec={"x": 1})
+    obj = copy.deepcopy(base)
+    obj["spec"] = {"x": 2}
+
+    def status_written(rv: int, count: int) -> dict[str, Any]:
+        moved = copy.deepcopy(base)
+        moved["status"] = {"restartCount": count}
+        strategy.stamp_resource_version(moved, rv)
+        return moved
+
+    # A store retries a write (etcd's transaction lost a race) with the same object, which
+    # the first try stamped: each try meets a newer status write, and each is rebased.
+    first = strategy.update(PM, "a", obj, status_written(8, 1), owned=True, base=base)
+    second = strategy.update(PM, "a", first.obj, status_written(9, 2), owned=True, base=base)
+    assert second.action is WriteAction.MODIFY
+    assert second.obj["spec"] == {"x": 2} and second.obj["status"] == {"restartCount": 2}
+    relabelled = status_written(10, 2)
+    relabelled["metadata"]["labels"] = {"by": "someone else"}
+    with pytest.raises(ConflictError):
+        strategy.update(PM, "a", second.obj, relabelled, owned=True, base=base)
+
+
 def test_a_status_update_changes_only_the_status() -> None:
     current = stored(spec={"x": 1})
     write = strategy.update_status(PM, "a", sent(spec={"x": 9}, status={"phase": "Ready"}), current)

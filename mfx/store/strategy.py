@@ -126,7 +126,8 @@ def _stored_for_write(kind: str, name: str, obj: Obj, stored: Obj | None, base: 
     if stored is None:
         raise not_found(kind, name)
     if wanted is not None and wanted != int(stored["metadata"]["resourceVersion"]):
-        if base is None or str(wanted) != base["metadata"].get("resourceVersion") or not _rebased(obj, base, stored):
+        # (Not ``wanted`` against the base's: a retried write carries the version it last met.)
+        if base is None or not _rebased(obj, base, stored):
             raise conflict(kind, name)
     return stored
 
