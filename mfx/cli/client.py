@@ -9,7 +9,6 @@ with a message a user can act on.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,6 +106,8 @@ def tls_ca_file(home: Path) -> Path:
 
 
 def _error_from_status(reply: Reply) -> MfxError:
+    import json
+
     from mfx.errors import error_from_status
 
     try:
@@ -172,9 +173,10 @@ class Client:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                accept: str = "application/json", loads: Callable[[bytes], Any] = json.loads) -> Any:
-        """The decoded answer (``loads`` reads a JSON one: a caller expecting a large answer
-        of plain values may pass orjson's, several times faster)."""
+                accept: str = "application/json", loads: Callable[[bytes], Any] | None = None) -> Any:
+        """The decoded answer (``loads`` reads a JSON one, ``json.loads`` unless given: a caller
+        expecting a large answer of plain values may pass orjson's, several times faster, and
+        then need not load ``json`` at all)."""
         headers = {"Accept": accept}
         content = None
         if body is not None:
@@ -195,6 +197,10 @@ class Client:
         if not reply.content:
             return None
         if reply.content_type.startswith("application/json"):
+            if loads is None:
+                import json
+
+                loads = json.loads
             return loads(reply.content)
         return reply.content.decode()
 
@@ -214,6 +220,8 @@ class Client:
             raise self._unreachable() from None
         if reply.status >= 400:
             raise _error_from_status(reply)
+        import json
+
         try:
             for line in lines:
                 if line.strip():

@@ -7,6 +7,7 @@ module is imported; whatever it does not recognise, click (``root``) parses as a
 
 from __future__ import annotations
 
+import gc
 import sys
 
 # Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
@@ -18,11 +19,17 @@ if TYPE_CHECKING:
 def main() -> None:
     from mfx.cli import fast_path
 
-    if fast_path.run(sys.argv[1:]):
-        return
-    from mfx.cli.root import build_cli
+    try:
+        if fast_path.run(sys.argv[1:]):
+            return
+        from mfx.cli.root import build_cli
 
-    build_cli()(prog_name="mfx")
+        build_cli()(prog_name="mfx")
+    finally:
+        # The process ends here. At exit the interpreter's collector would walk once more
+        # everything the command made (after an apply of 1000 manifests, 6 ms: more than a
+        # tenth of it); frozen, it is left to go with the process, freed as a whole.
+        gc.freeze()
 
 
 def __getattr__(name: str) -> Any:
