@@ -93,7 +93,8 @@ class LinearMemory:
         return ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
 
     def read(self, start: int, length: int) -> bytes:
-        """``length`` bytes at ``start``; the caller has checked they lie within ``size()``."""
+        """``length`` bytes at ``start``. Checked here even where the caller checked already: a
+        copy outside the memory would read the daemon's own memory, or end it."""
         if start < 0 or start + length > self.size():
             raise IndexError(f"{start}+{length} is outside linear memory ({self.size()} bytes)")
         return ctypes.string_at(self._base() + start, length) if length else b""
