@@ -36,7 +36,8 @@ LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("K J", "queue: move the song up / down"),
     ("r", "plugins: restart (the same patch as `mfx rollout restart pm/NAME`)"),
     ("s", "plugins: suspend / resume (`mfx suspend|resume pm NAME`)"),
-    ("mouse", "click a row to select it, a footer key to press it"),
+    ("mouse", "click a row to move to it, click it again (or double-click) to open it as Enter does; "
+              "click a footer key to press it"),
 )
 
 _NAMES = {"slash": "/", "left_square_bracket": "[", "right_square_bracket": "]", "minus": "-",
