@@ -1,6 +1,7 @@
 """``mfx tui`` outlives its daemon: when the daemon stops the status line says it cannot
 reach it and is retrying; when a daemon is back on the same socket the TUI reconnects, says so, and shows
-the new daemon's state."""
+the new daemon's state. While it shuts down, the answers its watches still bring in are
+dropped, not shown on screens already gone."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ async def test_the_tui_reconnects_after_a_daemon_restart(tmp_path: Path) -> None
     finally:
         if running is not None:
             running.__exit__(None, None, None)
+
+
+async def test_answers_that_arrive_while_the_tui_shuts_down_are_dropped(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with daemon(home).running():
+        app = MfxTui(Connection(socket=home / "mfx.sock"))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, "first state", lambda: "volume" in app.clock.state)
+            state = {**app.clock.state, "status": "playing"}
+        # The screens went first; a watch still running then brings in its last answers (a
+        # refused request under a wrong token, a state, a plugin change) before it is
+        # cancelled. Each is dropped: none may end the TUI with "No nodes match '#status'".
+        assert app.closing
+        app._link("player")(False, "cannot reach the mfx daemon")
+        app._link("player")(True, "")
+        app.on_state(state)
+        app.on_plugins()
+        app.say("lyrics: the daemon went away")
+        app.tick()

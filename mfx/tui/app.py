@@ -109,10 +109,18 @@ class MfxTui(App[None]):
     async def on_unmount(self) -> None:
         await self.client.aclose()
 
+    @property
+    def closing(self) -> bool:
+        """The app is shutting down: its screens may be gone already, while workers still bring
+        in answers. Those are dropped from then on (a query would find no widget to show them)."""
+        return not self.is_running
+
     # --- what the watches bring ------------------------------------------------------------
 
     def _link(self, what: str) -> Any:
         def report(up: bool, why: str) -> None:
+            if self.closing:
+                return
             if up:
                 self.links.pop(what, None)
                 self.message = f"reconnected to {self.connection.describe()}"
@@ -129,6 +137,8 @@ class MfxTui(App[None]):
             self.on_state(answer)
 
     def on_state(self, state: dict[str, Any]) -> None:
+        if self.closing:
+            return
         self.clock.update(state)
         if not self.links:
             self.show_status()
@@ -143,7 +153,7 @@ class MfxTui(App[None]):
             self.render_extension(name)
 
     def tick(self) -> None:
-        if self.clock.state.get("status") != "playing":
+        if self.closing or self.clock.state.get("status") != "playing":
             return
         position = self.clock.position()
         self.query_one(NowView).tick(self.clock)
@@ -154,11 +164,15 @@ class MfxTui(App[None]):
                 self.render_extension(name)
 
     def on_plugins(self) -> None:
+        if self.closing:
+            return
         self.plugin_panel.refresh_rows()
         self.sync_extensions()
         self.show_status()
 
     def show_status(self) -> None:
+        if self.closing:
+            return
         parts = [f"retrying: {why}" for why in sorted(set(self.links.values()))]
         parts += [f"{name}: ReloadFailed: {why}" for name, why in sorted(reload_problems(self.plugins.objects).items())
                   if name in self.extensions]
@@ -178,6 +192,8 @@ class MfxTui(App[None]):
                 lyrics = await self.client.get(f"{PLAYER}/lyrics")
             except MfxError as error:
                 self.say(f"lyrics: {error}")
+        if self.closing:
+            return
         pane = self.query_one("#lyrics")
         pane.set_lines((lyrics or {}).get("lines") or [], (lyrics or {}).get("plain"))  # type: ignore[attr-defined]
         self.query_one(NowView).tick(self.clock)
@@ -204,6 +220,8 @@ class MfxTui(App[None]):
             except MfxError as error:
                 self.say(f"{name}: {error}")
                 continue
+            if self.closing:
+                return
             await self.drop_extension(name)
             self.extensions[name] = extension
             for theme in extension.themes.values():
@@ -216,6 +234,8 @@ class MfxTui(App[None]):
                 panel.styles.width = extension.rows + 4
             await self.query_one(f"#region-{extension.region}").mount(panel)
             self.render_extension(name)
+        if self.closing:
+            return
         plugin_keys = [f"{', '.join(e.keys)}  ({e.name})" for e in self.extensions.values() if e.keys]
         self.query_one("#help", Static).update(
             keymap_text() + ("\n\nUIExtension keys:\n" + "\n".join(plugin_keys) if plugin_keys else ""))
@@ -363,7 +383,8 @@ class MfxTui(App[None]):
     @work(group="search", exclusive=True)
     async def search(self, query: str) -> None:
         await anyio.sleep(0.15)  # type-ahead: wait for a pause in typing before asking
-        self.search_songs = await self.menus.search(query, self.query_one(SearchView))
+        if not self.closing:
+            self.search_songs = await self.menus.search(query, self.query_one(SearchView))
 
     def on_resize(self, event: events.Resize) -> None:
         self.query_one(NowView).tick(self.clock)

@@ -39,11 +39,13 @@ class LibraryMenus:
                             exclusive=True)
 
     async def _get(self, path: str, **params: str) -> Any:
+        """The answer, or None after saying why (or when the app closed meanwhile: nothing to show it in)."""
         try:
-            return await self.app.client.get(f"{PLAYER}/{path}", **params)
+            answer = await self.app.client.get(f"{PLAYER}/{path}", **params)
         except MfxError as error:
             self.app.say(f"{path}: {error}")
             return None
+        return None if self.app.closing else answer
 
     def _songs_level(self, title: str, songs: list[dict[str, Any]]) -> Level:
         async def play(index: int) -> None:
@@ -81,6 +83,8 @@ class LibraryMenus:
         navigator = self.app.query_one("#playlists", Navigator)
         try:
             playlists = list(await self.app.client.get(f"{PLAYER}/playlists") or [])
+            if self.app.closing:
+                return
         except MfxError as error:  # said in the view (also loaded at start, when no one asked)
             navigator.reset(Level("Playlists", ("",), [(str(error),), ("(Enter to try again)",)],
                                   on_enter=self._load_playlists))
@@ -117,11 +121,15 @@ class LibraryMenus:
             except MfxError as error:
                 answers[name].error = str(error)
             answers[name].done = True
+            if self.app.closing:
+                return
             shown = view.show(answers)
             self.app.search_songs = shown
 
         async def mark_slow() -> None:
             await anyio.sleep(SLOW_SECONDS)
+            if self.app.closing:
+                return
             for answer in answers.values():
                 answer.slow = not answer.done
             view.show(answers)
