@@ -138,19 +138,11 @@ _CONTROLLER_METADATA = frozenset({"resourceVersion", "finalizers"})
 
 
 def _rebased(obj: Obj, base: Obj, stored: Obj) -> bool:
-    """Whether ``stored`` differs from ``base`` only as a controller changes it (its status, its
-    finalizers), so that ``obj``, computed from ``base``, may be written onto it. Then ``obj``
-    takes the stored finalizers, unless it changes them itself (then it may not be rebased)."""
-    if base.keys() - {"status"} != stored.keys() - {"status"}:
+    """Whether ``obj``, computed from ``base``, may be written onto ``stored``: the object changed
+    since only as a controller changes it. Then ``obj`` takes the stored finalizers, unless it
+    changes them itself (then it may not be rebased)."""
+    if not _changed_only_by_controllers(base, stored):
         return False
-    for key, value in base.items():
-        if key == "metadata":
-            base_meta, stored_meta = value, stored["metadata"]
-            if base_meta.keys() - _CONTROLLER_METADATA != stored_meta.keys() - _CONTROLLER_METADATA or any(
-                    v != stored_meta[k] for k, v in base_meta.items() if k not in _CONTROLLER_METADATA):
-                return False
-        elif key != "status" and value != stored[key]:
-            return False
     # (An ``obj`` with the stored finalizers already was rebased by an earlier try of this write.)
     finalizers, stored_finalizers = obj["metadata"].get("finalizers"), stored["metadata"].get("finalizers")
     if finalizers != stored_finalizers:
@@ -158,6 +150,18 @@ def _rebased(obj: Obj, base: Obj, stored: Obj) -> bool:
             return False
         obj["metadata"]["finalizers"] = stored_finalizers
     return True
+
+
+def _changed_only_by_controllers(base: Obj, stored: Obj) -> bool:
+    """Whether ``stored`` differs from ``base`` in nothing but its status and the metadata a
+    controller writes (compared field by field: no copy of either)."""
+    if base.keys() - {"status"} != stored.keys() - {"status"}:
+        return False
+    if any(base[key] != stored[key] for key in base.keys() - {"status", "metadata"}):
+        return False
+    base_meta, stored_meta = base["metadata"], stored["metadata"]
+    kept = base_meta.keys() - _CONTROLLER_METADATA
+    return kept == stored_meta.keys() - _CONTROLLER_METADATA and all(base_meta[k] == stored_meta[k] for k in kept)
 
 
 # --- the rules --------------------------------------------------------------------------------
