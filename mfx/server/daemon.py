@@ -46,7 +46,7 @@ from mfx.server.tls_listener import serve_tls
 from mfx.store.backends import store_for
 from mfx.store.base import MaintainedStore, Store
 from mfx.store.cache import ObjectCache
-from mfx.store.etcd_keys import EtcdTLS
+from mfx.store.etcd_keys import DEFAULT_COMPACTION_SECONDS, EtcdTLS
 from mfx.store.plugin_logs import PluginLogStore
 from observability.metrics import Metrics
 from observability.process_metrics import pids_from_snapshot
@@ -105,7 +105,7 @@ class DaemonConfig:
     etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
     # How often etcd's history is compacted (to the revision of one interval before, as
     # kube-apiserver does); 0: never (another API server or an operator does it).
-    etcd_compaction_seconds: float = 300.0
+    etcd_compaction_seconds: float = DEFAULT_COMPACTION_SECONDS
     # Apps of their own on TCP addresses of their own, built from the running daemon (the web
     # UI: ``mfx serve --ui-address``); the daemon needs to know nothing of what they serve.
     extra_listeners: list[ExtraListener] = field(default_factory=list)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mfx.errors import BadRequestError
-from mfx.store.etcd_keys import EtcdTLS, parse_store_url
+from mfx.store.etcd_keys import DEFAULT_COMPACTION_SECONDS, EtcdTLS, parse_store_url
 from mfx.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def store_for(url: str | None, database_path: Path, tls: EtcdTLS | None = None, *,
-              compaction_seconds: float = 300.0) -> SQLiteStore | EtcdStore:
+              compaction_seconds: float = DEFAULT_COMPACTION_SECONDS) -> SQLiteStore | EtcdStore:
     """The (unopened) store ``url`` names; None or ``sqlite``: the SQLite file ``database_path``.
     ``compaction_seconds``: how often an etcd store compacts etcd's history (0: never)."""
     if url is None or url in ("", "sqlite"):

@@ -45,7 +45,7 @@ from mfx.store.continue_token import decode_continue, encode_continue
 from mfx.store.etcd_client import EtcdConnection
 from mfx.store.etcd_compaction import run_compaction
 from mfx.store.etcd_events import EventWrites, compare, plan_events, put
-from mfx.store.etcd_keys import EtcdTarget, Keys, range_end
+from mfx.store.etcd_keys import DEFAULT_COMPACTION_SECONDS, EtcdTarget, Keys, range_end
 from mfx.store.etcd_watch import EtcdWatch
 from mfx.store.strategy import Write, WriteAction
 
@@ -79,7 +79,7 @@ class EtcdStore:
     """The ``Store`` on etcd. Use ``async with EtcdStore(target) as store`` or open()/close()."""
 
     def __init__(self, target: EtcdTarget, *, timeout: float = 5.0, event_ttl: int = 3600,
-                 max_txn_ops: int = 128, compaction_interval: float = 300.0) -> None:
+                 max_txn_ops: int = 128, compaction_interval: float = DEFAULT_COMPACTION_SECONDS) -> None:
         if timeout <= 0 or event_ttl < 1 or max_txn_ops < 1 or compaction_interval < 0:
             raise ValueError("timeout, event_ttl and max_txn_ops must be positive, compaction_interval not negative")
         self.compaction_interval = compaction_interval

@@ -4,7 +4,8 @@ Every key lives under one prefix (``/mfx`` unless the URL names another), so sev
 installations can share an etcd cluster and one installation's daemons share its objects:
 
 - ``PREFIX/o/KIND/NAME``: an object's JSON (its resourceVersion is the key's mod_revision);
-- ``PREFIX/e/DEDUP_KEY``: the name of the Event that reports those repeats (same lease as it).
+- ``PREFIX/e/DEDUP_KEY``: the name of the Event that reports those repeats (same lease as it);
+- ``PREFIX/compact_rev_key``: whose turn it is to compact etcd's history.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from mfx.errors import BadRequestError
 
 DEFAULT_PREFIX = "/mfx"
 DEFAULT_PORT = 2379
+# How often a daemon compacts etcd's history (``mfx.store.etcd_compaction``): kube-apiserver's
+# five minutes.
+DEFAULT_COMPACTION_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
