@@ -119,8 +119,6 @@ class MfxTui(App[None]):
 
     def _link(self, what: str) -> Any:
         def report(up: bool, why: str) -> None:
-            if self.closing:
-                return
             if up:
                 self.links.pop(what, None)
                 self.message = f"reconnected to {self.connection.describe()}"
