@@ -10,17 +10,41 @@ from mfx.store.base import BatchWrite
 from mfx.store.sqlite import SQLiteStore
 
 
-class StatusWritingStore:
+class FaultyStore:
+    """A real store, every call passed through but those a subclass puts a fault into."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __getattr__(self, attribute: str) -> object:
+        return getattr(self.store, attribute)
+
+
+class RacingStore(FaultyStore):
+    """A store in which another writer changes one object just before the first bulk write."""
+
+    def __init__(self, store: SQLiteStore, name: str) -> None:
+        super().__init__(store)
+        self.name = name
+        self.raced = False
+
+    async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
+        if not self.raced:
+            self.raced = True
+            live = await self.store.get("PluginManifest", self.name)
+            live["metadata"].setdefault("labels", {})["touched"] = "meanwhile"
+            await self.store.update(live)
+        return await self.store.write_all(writes)
+
+
+class StatusWritingStore(FaultyStore):
     """A store in which a controller writes the status of every object of a batch just before
     the batch is written, each time: as the reconciler does while it works through objects an
     earlier apply or sync changed."""
 
     def __init__(self, store: SQLiteStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.rounds = 0
-
-    def __getattr__(self, attribute: str) -> object:
-        return getattr(self.store, attribute)
 
     async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
         self.rounds += 1

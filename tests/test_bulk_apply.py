@@ -23,6 +23,7 @@ from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.sqlite import SQLiteStore
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.store_faults import (
+    RacingStore,
     StatusWritingStore,
     assert_written_over_one_status_write,
     create_admitted,
@@ -260,26 +261,6 @@ async def test_the_stores_write_all_is_all_or_nothing(tmp_path: Path) -> None:
         stored = await store.write_all(writes)
         assert [o["metadata"]["name"] for o in stored] == [f"new-{i}" for i in range(100)]
         assert len(await store.get_many([("PluginManifest", f"new-{i}") for i in range(150)])) == 100
-
-
-class RacingStore:
-    """A store in which another writer changes one object just before the first bulk write."""
-
-    def __init__(self, store: SQLiteStore, name: str) -> None:
-        self.store = store
-        self.name = name
-        self.raced = False
-
-    def __getattr__(self, attribute: str) -> object:
-        return getattr(self.store, attribute)
-
-    async def write_all(self, writes: list[BatchWrite]) -> list[Obj]:
-        if not self.raced:
-            self.raced = True
-            live = await self.store.get("PluginManifest", self.name)
-            live["metadata"].setdefault("labels", {})["touched"] = "meanwhile"
-            await self.store.update(live)
-        return await self.store.write_all(writes)
 
 
 @pytest.mark.anyio
