@@ -27,12 +27,13 @@ from mfx.errors import (
     PluginTimeoutError,
 )
 from mfx.runtimes.base import (
-    InitializingRuntime,
+    EagerRuntime,
     Loaded,
     LoadRequest,
     PluginInstance,
     PluginType,
     Runtime,
+    StartStep,
 )
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.hot_reload import HotReloadRuntime
@@ -136,20 +137,24 @@ async def start_instance(runtime: Runtime, request: LoadRequest, *,
     Returns the instance and how long its first health check took.
     """
     start_timeout = request.start_timeout_seconds
-    if isinstance(runtime, InitializingRuntime):
-        loaded = await bounded(f"loading {request.name}", start_timeout, runtime.load_initialized(request))
+    if isinstance(runtime, EagerRuntime):
+        loaded = await runtime.load_started(request, until=StartStep.CHECKED, health_seconds=call_timeout)
     else:
-        loaded = Loaded(await bounded(f"loading {request.name}", start_timeout, runtime.load(request)), False)
+        loaded = Loaded(await bounded(f"loading {request.name}", start_timeout, runtime.load(request)),
+                        StartStep.LOADED)
     instance = loaded.instance
+    health_seconds = loaded.health_seconds
     try:
         if loaded.error is not None:
             raise loaded.error
-        if not loaded.initialized:
+        if loaded.reached < StartStep.INITIALIZED:
             await bounded(f"{request.name}.initialize", start_timeout, instance.initialize(request.config))
-        await bounded(f"{request.name}.start", start_timeout, instance.start())
-        probe_started = time.perf_counter()
-        await bounded(f"{request.name}.health", call_timeout, instance.health())
-        health_seconds = time.perf_counter() - probe_started
+        if loaded.reached < StartStep.STARTED:
+            await bounded(f"{request.name}.start", start_timeout, instance.start())
+        if loaded.reached < StartStep.CHECKED:
+            probe_started = time.perf_counter()
+            await bounded(f"{request.name}.health", call_timeout, instance.health())
+            health_seconds = time.perf_counter() - probe_started
     except BaseException:
         with anyio.CancelScope(shield=True):
             await stop_instance(request.name, instance, call_seconds=call_timeout, stop=True)

@@ -24,7 +24,7 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.runtimes.base import Limits, LoadRequest, PluginLogRecord, PluginType
+from mfx.runtimes.base import Limits, LoadRequest, PluginLogRecord, PluginType, StartStep
 from mfx.runtimes.python_module import PythonModuleInstance, PythonModuleRuntime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,41 +179,107 @@ async def test_an_exception_in_initialize_is_an_init_error(tmp_path: Path) -> No
             await instance.initialize({"x": "this"})
 
 
-async def test_load_initialized_imports_and_initializes_in_one_step(tmp_path: Path) -> None:
-    write_package(tmp_path, {"two/__init__.py": "", "two/plugin.py": """
-        import threading
+START_STEPS = {"steps/__init__.py": "", "steps/plugin.py": """
+    import threading
+    import time
 
-        class Sync:
-            def initialize(self, config):
-                if config.get("refuse"):
-                    raise RuntimeError("refusing " + config["refuse"])
-                self.where = threading.get_ident()
-                self.config = config
+    class Sync:
+        def initialize(self, config):
+            if config.get("refuse"):
+                raise RuntimeError("refusing " + config["refuse"])
+            self.config = config
+            self.threads = [threading.get_ident()]
 
-            def health(self):
-                return True
+        def start(self):
+            self.threads.append(threading.get_ident())
+            time.sleep(self.config.get("startFor", 0))
 
-        class Async:
-            async def initialize(self, config):
-                self.config = config
-        """})
+        def health(self):
+            self.threads.append(threading.get_ident())
+            return self.config.get("healthy", True)
+
+    class AsyncStart(Sync):
+        async def start(self):
+            self.threads.append(threading.get_ident())
+
+    class Hangs(Sync):
+        def start(self):
+            self.threads.append(threading.get_ident())
+            self.release = threading.Event()
+            self.release.wait(30)
+
+    class NoHooks:
+        pass
+    """}
+
+
+async def test_load_started_runs_every_synchronous_step_on_one_worker_thread(tmp_path: Path) -> None:
+    write_package(tmp_path, START_STEPS)
     async with PythonModuleRuntime() as runtime:
-        done = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Sync", tmp_path,
-                                                      config={"a": 1}))
-        assert done.initialized and done.error is None
+        done = await runtime.load_started(request(tmp_path, "python:steps.plugin:Sync", tmp_path, config={"a": 1}),
+                                          until=StartStep.CHECKED, health_seconds=5.0)
+        assert done.reached is StartStep.CHECKED and done.error is None
         assert isinstance(done.instance, PythonModuleInstance)
-        assert done.instance.plugin.config == {"a": 1}
-        assert done.instance.plugin.where != threading.get_ident(), "a sync initialize runs off the event loop"
+        plugin = done.instance.plugin
+        assert plugin.config == {"a": 1}
+        assert len(set(plugin.threads)) == 1, "initialize, start and health share one hop"
+        assert plugin.threads[0] != threading.get_ident(), "and it is not the event loop's thread"
+        assert done.health_seconds >= 0
         await done.instance.cleanup()
 
-        failed = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Sync", tmp_path,
-                                                        config={"refuse": "this"}, name="q"))
-        assert isinstance(failed.error, PluginInitError) and "refusing this" in str(failed.error)
-        await failed.instance.cleanup()
+        partly = await runtime.load_started(request(tmp_path, "python:steps.plugin:Sync", tmp_path, name="q"),
+                                            until=StartStep.INITIALIZED, health_seconds=5.0)
+        assert partly.reached is StartStep.INITIALIZED and len(partly.instance.plugin.threads) == 1
+        await partly.instance.cleanup()
 
-        later = await runtime.load_initialized(request(tmp_path, "python:two.plugin:Async", tmp_path, name="r"))
-        assert not later.initialized and later.error is None, "an async initialize is the caller's to await"
-        await later.instance.cleanup()
+        bare = await runtime.load_started(request(tmp_path, "python:steps.plugin:NoHooks", tmp_path, name="r"),
+                                          until=StartStep.CHECKED, health_seconds=5.0)
+        assert bare.reached is StartStep.CHECKED and bare.error is None, "hooks are optional"
+        await bare.instance.cleanup()
+
+
+async def test_load_started_leaves_an_async_hook_to_the_caller(tmp_path: Path) -> None:
+    write_package(tmp_path, START_STEPS)
+    async with PythonModuleRuntime() as runtime:
+        done = await runtime.load_started(request(tmp_path, "python:steps.plugin:AsyncStart", tmp_path),
+                                          until=StartStep.CHECKED, health_seconds=5.0)
+        assert done.reached is StartStep.INITIALIZED and done.error is None
+        assert len(done.instance.plugin.threads) == 1, "start() was not called"
+        await done.instance.cleanup()
+
+
+@pytest.mark.parametrize(("config", "error", "reached", "says"), [
+    ({"refuse": "this"}, PluginInitError, StartStep.LOADED, "refusing this"),
+    ({"healthy": False}, PluginRuntimeError, StartStep.STARTED, "unhealthy"),
+    ({"startFor": 0.3}, PluginTimeoutError, StartStep.INITIALIZED, "start() did not return within 0.2s"),
+])
+async def test_load_started_reports_a_failing_step_as_its_own_call_would(
+        tmp_path: Path, config: dict[str, Any], error: type[Exception], reached: StartStep, says: str) -> None:
+    write_package(tmp_path, START_STEPS)
+    async with PythonModuleRuntime() as runtime:
+        done = await runtime.load_started(request(tmp_path, "python:steps.plugin:Sync", tmp_path, config=config,
+                                                  start_timeout_seconds=0.2),
+                                          until=StartStep.CHECKED, health_seconds=5.0)
+        assert type(done.error) is error and says in str(done.error)
+        assert done.reached is reached, "the step after it is the one that failed"
+        if reached is StartStep.STARTED:
+            assert len(done.instance.plugin.threads) == 3, "the health check was made"
+        await done.instance.cleanup()
+
+
+async def test_load_started_gives_up_on_a_step_that_hangs_and_runs_nothing_after_it(tmp_path: Path) -> None:
+    write_package(tmp_path, START_STEPS)
+    async with PythonModuleRuntime() as runtime:
+        done = await runtime.load_started(request(tmp_path, "python:steps.plugin:Hangs", tmp_path,
+                                                  start_timeout_seconds=0.2),
+                                          until=StartStep.CHECKED, health_seconds=0.1)
+        assert isinstance(done.error, PluginTimeoutError) and "start() did not return" in str(done.error)
+        assert done.reached is StartStep.INITIALIZED
+        plugin = done.instance.plugin
+        threads_before = list(plugin.threads)
+        plugin.release.set()  # start() now returns, late: its chain was abandoned
+        await done.instance.cleanup()
+    assert plugin.threads == threads_before, "no health() after a start that was given up on"
 
 
 @pytest.mark.parametrize("method", ["_secret", "stop", "initialize", "config", "info", "nothing"])

@@ -18,7 +18,14 @@ import anyio
 
 from mfx.engine.api import ErrorReport, PluginLoad, PluginRole
 from mfx.errors import MfxError, NotFoundError, PluginLoadError
-from mfx.runtimes.base import LoadRequest, LogLevel, PluginInstance, PluginLogRecord, PluginType
+from mfx.runtimes.base import (
+    LoadRequest,
+    LogLevel,
+    PluginInstance,
+    PluginLogRecord,
+    PluginType,
+    StartStep,
+)
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 
 log = logging.getLogger("mfx.engine.plugins")
@@ -109,14 +116,15 @@ class EnginePlugins:
             entry_point=load.entry_point, plugin_dir=Path(load.directory), state_dir=state_dir,
             config=dict(load.config), log=_log_record, start_timeout_seconds=LOAD_SECONDS)
         with anyio.fail_after(LOAD_SECONDS):
-            loaded = await self._runtime.load_initialized(request)
+            loaded = await self._runtime.load_started(request, until=StartStep.STARTED)
             instance = loaded.instance
             try:
                 if loaded.error is not None:
                     raise loaded.error
-                if not loaded.initialized:
+                if loaded.reached < StartStep.INITIALIZED:
                     await instance.initialize(request.config)
-                await instance.start()
+                if loaded.reached < StartStep.STARTED:
+                    await instance.start()
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await instance.cleanup()

@@ -124,19 +124,36 @@ class Runtime(Protocol):
     async def load(self, request: LoadRequest) -> PluginInstance: ...
 
 
+class StartStep(enum.IntEnum):
+    """How far ``EagerRuntime.load_started`` took a plugin; each step includes those before."""
+
+    LOADED = 1
+    INITIALIZED = 2  # initialize(config) returned
+    STARTED = 3  # start() returned
+    CHECKED = 4  # its first health() said healthy
+
+
 @dataclass(frozen=True)
 class Loaded:
-    """What ``InitializingRuntime.load_initialized`` gives back."""
+    """What ``EagerRuntime.load_started`` gives back."""
 
     instance: PluginInstance
-    initialized: bool  # False: ``initialize`` is still to be called (say, an async one)
-    error: PluginError | None = None  # how ``initialize`` failed; the instance is still to be cleaned up
+    reached: StartStep  # the steps after it are still the caller's to run
+    error: PluginError | None = None  # how the step after ``reached`` failed; the instance is still to be cleaned up
+    health_seconds: float = 0.0  # how long the first health check took, once ``reached`` is CHECKED
 
 
 @runtime_checkable
-class InitializingRuntime(Protocol):
-    """A runtime that can load a plugin and run its ``initialize(request.config)`` in one step:
-    for an in-process plugin with a synchronous ``initialize``, one worker-thread hop
-    instead of two (a start is a chain of short calls, and each hop costs the event loop)."""
+class EagerRuntime(Protocol):
+    """A runtime that can run the first steps of a plugin's life together: for an in-process
+    plugin whose hooks are synchronous, load, ``initialize``, ``start`` and the first
+    ``health`` in one worker-thread hop instead of four (a start is a chain of short calls,
+    and each hop costs the event loop more than such a call).
 
-    async def load_initialized(self, request: LoadRequest) -> Loaded: ...
+    It runs the steps up to ``until`` (stopping early at a hook it cannot run there, say an
+    async one), each within its own deadline: load and ``initialize`` together, and ``start``,
+    within ``request.start_timeout_seconds`` each; ``health`` within ``health_seconds``.
+    """
+
+    async def load_started(self, request: LoadRequest, *, until: StartStep,
+                           health_seconds: float) -> Loaded: ...

@@ -13,8 +13,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Self
 
-from mfx.errors import EntryPointNotFoundError
-from mfx.runtimes.base import Loaded, LoadRequest, PluginInstance, PluginType
+import anyio
+
+from mfx.errors import EntryPointNotFoundError, PluginTimeoutError
+from mfx.runtimes.base import Loaded, LoadRequest, PluginInstance, PluginType, StartStep
 from mfx.runtimes.clib import CLibraryRuntime
 from mfx.runtimes.python_module import PYTHON_PREFIX, PythonModuleRuntime
 
@@ -45,10 +47,14 @@ class DynamicLibraryRuntime:
         if stack is not None:
             await stack.aclose()
 
-    async def load_initialized(self, request: LoadRequest) -> Loaded:
+    async def load_started(self, request: LoadRequest, *, until: StartStep = StartStep.CHECKED,
+                           health_seconds: float = 5.0) -> Loaded:
         if request.entry_point.strip().startswith(PYTHON_PREFIX):
-            return await self.python.load_initialized(request)
-        return Loaded(await self.load(request), initialized=False)
+            return await self.python.load_started(request, until=until, health_seconds=health_seconds)
+        with anyio.move_on_after(request.start_timeout_seconds) as scope:
+            return Loaded(await self.load(request), StartStep.LOADED)
+        assert scope.cancelled_caught
+        raise PluginTimeoutError(f"loading {request.name} did not finish within {request.start_timeout_seconds:g} s")
 
     async def load(self, request: LoadRequest) -> PluginInstance:
         entry = request.entry_point.strip()

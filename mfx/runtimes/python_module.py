@@ -1,7 +1,8 @@
 """In-process Python plugins: ``entryPoint: "python:pkg.module:Class"``.
 
 How a plugin's package is found, imported under a unique name, compiled and checksummed is
-``python_import``; here are the runtime and the loaded instance.
+``python_import``; how a start runs its first steps on one worker thread is ``python_start``;
+here are the runtime and the loaded instance.
 
 Calls into the plugin: async methods run on the event loop; sync ones in a worker thread
 (``anyio.to_thread``), so a slow plugin cannot stall the loop. Every call is bounded by
@@ -20,14 +21,13 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Self
 
 import anyio
 
 from mfx.errors import PluginError, PluginInitError, PluginRuntimeError, PluginTimeoutError
-from mfx.runtimes.base import Loaded, LoadRequest, LogLevel, PluginLogRecord, PluginType
+from mfx.runtimes.base import Loaded, LoadRequest, LogLevel, PluginLogRecord, PluginType, StartStep
 from mfx.runtimes.python_import import (
     PYTHON_PREFIX,
     ROOT_PREFIX,
@@ -38,6 +38,7 @@ from mfx.runtimes.python_import import (
     import_plugin,
     locate_module,
 )
+from mfx.runtimes.python_start import STEP_METHODS, Late, Raised, StartChain
 
 __all__ = [
     "LIFECYCLE_METHODS",
@@ -88,6 +89,13 @@ def health_verdict(result: Any) -> tuple[bool, str]:
     return bool(ok), message or ("" if ok else "health() reported not ok")
 
 
+def _healthy(name: str, result: Any) -> None:
+    """Raise the plugin error for a health answer that says unhealthy."""
+    ok, message = health_verdict(result)
+    if not ok:
+        raise PluginRuntimeError(f"{name}: unhealthy: {message}", reason="Unhealthy")
+
+
 class PythonModuleInstance:
     """One loaded Python plugin (see the module docstring for how calls are run)."""
 
@@ -130,10 +138,7 @@ class PythonModuleInstance:
         await self._invoke("start", (), {}, seconds=self._request.start_timeout_seconds)
 
     async def health(self) -> None:
-        result = await self._invoke("health", (), {})
-        ok, message = health_verdict(result)
-        if not ok:
-            raise PluginRuntimeError(f"{self.name}: unhealthy: {message}", reason="Unhealthy")
+        _healthy(self.name, await self._invoke("health", (), {}))
 
     async def update_config(self, config: Mapping[str, Any]) -> None:
         await self._invoke("update_config", (copy.deepcopy(dict(config)),), {})
@@ -204,8 +209,12 @@ class PythonModuleInstance:
         except Exception as exc:
             raise self.failure(method, exc, error) from exc
         assert scope.cancelled_caught
-        raise PluginTimeoutError(
-            f"{self.name}: {method}() did not return within {timeout:g}s; raise "
+        raise self.timeout(method, timeout)
+
+    def timeout(self, method: str, seconds: float) -> PluginTimeoutError:
+        """What a call of ``method`` that did not return within ``seconds`` is raised as."""
+        return PluginTimeoutError(
+            f"{self.name}: {method}() did not return within {seconds:g}s; raise "
             "spec.resources.limits.timeout or make the plugin answer sooner"
         )
 
@@ -277,45 +286,48 @@ class PythonModuleRuntime:
         self._instances.add(instance)
         return instance
 
-    async def load_initialized(self, request: LoadRequest) -> Loaded:
-        """``load`` and a synchronous ``initialize(request.config)`` in one worker-thread call.
+    async def load_started(self, request: LoadRequest, *, until: StartStep = StartStep.CHECKED,
+                           health_seconds: float = 5.0) -> Loaded:
+        """Load, ``initialize``, ``start`` and the first ``health`` check in one worker-thread
+        call, as far as ``until`` and as long as the hooks are synchronous (``python_start``).
 
-        Both run under the caller's load deadline; an async ``initialize`` is left to the
-        caller. A failing ``initialize`` is reported in ``Loaded.error`` as ``initialize``
-        reports it (the instance is returned, for the caller to stop and clean up).
+        A failing or late step is reported in ``Loaded.error`` as that hook's own call reports
+        it; the instance is returned, for the caller to stop and clean up. A failed import raises.
         """
         if self._finder is None:
             raise RuntimeError("PythonModuleRuntime.load() outside 'async with PythonModuleRuntime()'")
         entry = PythonEntryPoint.parse(request.entry_point)
-        finder = self._finder
-        config = copy.deepcopy(dict(request.config))
-
-        def load_and_initialize() -> tuple[LoadedModule, bool, Any]:
-            loaded = import_plugin(request, entry, finder)
-            fn = getattr(loaded.plugin, "initialize", None)
-            if fn is None:
-                return loaded, True, None
-            if inspect.iscoroutinefunction(fn):
-                return loaded, False, None
-            try:
-                return loaded, True, fn(config)
-            except Exception as exc:  # reported on the instance, below
-                return loaded, True, _Raised(exc)
-
-        loaded, initialized, outcome = await anyio.to_thread.run_sync(load_and_initialize)
+        chain = StartChain(request, entry, self._finder, until=until, config=copy.deepcopy(dict(request.config)),
+                           health_seconds=health_seconds)
+        with anyio.move_on_after(chain.budget()) as scope:
+            await anyio.to_thread.run_sync(chain.run, abandon_on_cancel=True)
+        loaded = chain.give_up() if scope.cancelled_caught else chain.loaded
+        if loaded is None:
+            raise PluginTimeoutError(f"loading {request.name} did not finish within "
+                                     f"{chain.deadline(StartStep.LOADED):g} s")
         instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
         self._instances.add(instance)
         error: PluginError | None = None
+        step = chain.step
+        method = STEP_METHODS.get(step, "load")
         try:
-            if inspect.isawaitable(outcome):
-                await outcome
-            elif isinstance(outcome, _Raised):
-                raise outcome.exc
+            if scope.cancelled_caught or isinstance(chain.outcome, Late):
+                raise instance.timeout(method, chain.deadline(step))
+            if isinstance(chain.outcome, Raised):
+                raise chain.outcome.exc
+            if chain.pending is not None:
+                with anyio.fail_after(chain.deadline(step)):
+                    result = await chain.pending
+                if step is StartStep.CHECKED:
+                    _healthy(request.name, result)
+                return Loaded(instance, step)
+            if step is StartStep.CHECKED:
+                _healthy(request.name, chain.health)
+                return Loaded(instance, StartStep.CHECKED, health_seconds=chain.health_seconds)
+        except TimeoutError:
+            error = instance.timeout(method, chain.deadline(step))
+        except PluginError as exc:
+            error = exc
         except Exception as exc:
-            error = instance.failure("initialize", exc, PluginInitError)
-        return Loaded(instance, initialized, error)
-
-
-@dataclass(frozen=True)
-class _Raised:
-    exc: Exception
+            error = instance.failure(method, exc, PluginInitError if step is StartStep.INITIALIZED else PluginRuntimeError)
+        return Loaded(instance, chain.reached, error)
