@@ -169,7 +169,7 @@ class FastGauge(FastCounter):
 
 
 class _HistogramChild:
-    __slots__ = ("label_text", "bounds", "counts", "sum", "_lock", "_bucket_labels", "_prefixes", "rendered")
+    __slots__ = ("label_text", "bounds", "counts", "sum", "_lock", "_prefixes", "rendered")
 
     def __init__(self, label_text: str, bounds: tuple[float, ...], bucket_texts: tuple[str, ...]) -> None:
         self.label_text = label_text
@@ -177,7 +177,6 @@ class _HistogramChild:
         self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; last is +Inf
         self.sum = 0.0
         self._lock = threading.Lock()
-        self._bucket_labels: tuple[str, ...] = ()  # set by the family: "le" sorted among the labels
         self._prefixes: tuple[str, ...] = ()
         # Most plugins are idle between scrapes: their text is kept until the next observe.
         self.rendered: bytes | None = None
@@ -210,13 +209,10 @@ class FastHistogram(_Family):
     def _new_child(self, label_text: str) -> _HistogramChild:
         return _HistogramChild(label_text, self.bounds, self._bucket_text)
 
-    def labels(self, *values: str, **by_name: str) -> Any:
-        child = super().labels(*values, **by_name)
-        if not child._bucket_labels:
-            key = tuple(str(v) for v in (values or tuple(by_name[n] for n in self._labelnames)))
-            pairs = list(zip(self._labelnames, key, strict=True))
-            child._bucket_labels = tuple(_label_text(sorted([*pairs, ("le", b)])) for b in self._bucket_text)
-        return child
+    def _bucket_prefixes(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """``NAME_bucket{labels} `` per bucket, with "le" sorted among the labels."""
+        pairs = list(zip(self._labelnames, key, strict=True))
+        return tuple(f"{self.name}_bucket{{{_label_text(sorted([*pairs, ('le', b)]))}}} " for b in self._bucket_text)
 
     def _empty_family(self) -> Metric:
         return HistogramMetricFamily(self.name, self.documentation, labels=self._labelnames)
@@ -235,11 +231,11 @@ class FastHistogram(_Family):
     def render(self, out: list[bytes]) -> None:
         name = self.name
         out.append(f"# HELP {name} {self.documentation}\n# TYPE {name} histogram\n".encode())
-        for _, child in self._children():
+        for key, child in self._children():
             text = child.rendered
             if text is None:
-                if not child._prefixes:
-                    child._prefixes = tuple(f"{name}_bucket{{{label}}} " for label in child._bucket_labels)
+                if not child._prefixes:  # on its first scrape: most series are made long before one
+                    child._prefixes = self._bucket_prefixes(key)
                 counts, total = child.snapshot()
                 running = 0
                 cumulative = []

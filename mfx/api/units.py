@@ -6,6 +6,7 @@ functions turn them into seconds, bytes and millicores, and back.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -39,6 +40,13 @@ def parse_duration(text: str) -> float:
     """
     if not isinstance(text, str):
         raise ValueError(_duration_problem(text, "it is not a string; quote it"))
+    return _duration_seconds(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_seconds(text: str) -> float:
+    """``parse_duration`` of a string, cached: every plugin's spec carries the same few
+    durations ("10s", "1h"), and each parse builds Decimals."""
     s = text
     if s != s.strip():
         parse_duration(s.strip())  # if the rest is wrong too, say what is wrong with it
