@@ -50,6 +50,7 @@ class BenchDaemon:
         self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers)
         self.context: DaemonContext | None = None
         self.started = 0.0
+        self.stopped_in = 0.0
 
     def __enter__(self) -> BenchDaemon:
         ready = threading.Event()
@@ -75,8 +76,10 @@ class BenchDaemon:
 
     def __exit__(self, *exc: object) -> None:
         assert self.context is not None
+        began = time.perf_counter()
         self.portal.call(self.context.shutdown.set)
         self._future.result(timeout=120)
+        self.stopped_in = time.perf_counter() - began  # a graceful stop: every plugin stopped
         self._portal_cm.__exit__(None, None, None)
 
 

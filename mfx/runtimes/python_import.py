@@ -149,6 +149,9 @@ class _SourceLoader(importlib.abc.Loader):
 class _Root:
     directory: Path  # for "pkg.module": <plugin_dir>/pkg (or <plugin_dir>/pkg.py)
     overrides: Mapping[Path, bytes]  # verified source bytes to compile instead of the file
+    # Every module name the finder has resolved under this root: what unloading forgets,
+    # without a scan of sys.modules per unload (a daemon stopping N plugins would make N).
+    modules: list[str] = field(default_factory=list)
 
 
 class PluginFinder(importlib.abc.MetaPathFinder):
@@ -174,6 +177,7 @@ class PluginFinder(importlib.abc.MetaPathFinder):
         root = self.roots.get(root_name)
         if root is None:
             return None
+        root.modules.append(fullname)
         rest = rest_text.split(".") if rest_text else []
         base = root.directory.joinpath(*rest)
         init = base / "__init__.py"
@@ -210,9 +214,8 @@ class LoadedModule:
         if self.unloaded:
             return
         self.unloaded = True
-        self.finder.roots.pop(self.root_name, None)
-        prefix = self.root_name + "."
-        for key in [k for k in list(sys.modules) if k == self.root_name or k.startswith(prefix)]:
+        root = self.finder.roots.pop(self.root_name, None)
+        for key in root.modules if root is not None else ():
             sys.modules.pop(key, None)
         self.plugin = None
 
