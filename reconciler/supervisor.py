@@ -129,9 +129,15 @@ class TaskSupervisor(TaskGroupOwner):
 
     def cancel(self, key: ObjectKey, name: str | None = None) -> int:
         """Cancel the running task(s) of ``key`` and forget their statuses; returns how many ran."""
+        if name is not None:  # one entry: looked up, not searched for among every task
+            entry = self._entries.pop((key, name), None)
+            if entry is None or entry.status.finished:
+                return 0
+            entry.scope.cancel()
+            return 1
         count = 0
         for (k, n), entry in list(self._entries.items()):
-            if k != key or (name is not None and n != name):
+            if k != key:
                 continue
             if not entry.status.finished:
                 entry.scope.cancel()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 from typing import Any
 
 # ASCII digits only ("\d" would take any script's digits), and used with fullmatch ("$"
@@ -306,10 +306,7 @@ class Constraint:
     def parse(cls, text: str) -> Constraint:
         if not isinstance(text, str) or not text.strip():
             raise ConstraintError(str(text), "empty")
-        sets: list[AndSet] = []
-        for alternative in text.split("||"):
-            sets.append(AndSet.of(_parse_and(text, alternative)))
-        return cls(tuple(sets))
+        return _parse_constraint(text)
 
     def satisfied_by(self, version: Version | str) -> bool:
         v = Version.parse(version) if isinstance(version, str) else version
@@ -384,3 +381,10 @@ def version_problem(text: Any) -> str | None:
     except VersionError as error:
         return str(error)
     return None
+
+
+@lru_cache(maxsize=4096)
+def _parse_constraint(text: str) -> Constraint:
+    """``Constraint.parse`` of a non-empty string, cached (a constraint is immutable): every
+    plugin's dependencies are parsed with its spec, and most name the same few ranges."""
+    return Constraint(tuple(AndSet.of(_parse_and(text, alternative)) for alternative in text.split("||")))
