@@ -4,8 +4,8 @@ How a plugin's package is found, imported under a unique name, compiled and chec
 ``python_import``; how a start runs its first steps on one worker thread is ``python_start``;
 here are the runtime and the loaded instance.
 
-Calls into the plugin: async methods run on the event loop; sync ones in a worker thread
-(``anyio.to_thread``), so a slow plugin cannot stall the loop. Every call is bounded by
+Calls into the plugin: async methods run on the event loop; sync ones on the runtime's worker
+threads (``mfx.thread_calls``), so a slow plugin cannot stall the loop. Every call is bounded by
 ``limits.timeout_seconds`` (``initialize`` and ``start`` by ``start_timeout_seconds``),
 raising ``PluginTimeoutError`` (a sync call that overruns keeps its worker thread until it
 returns: Python threads cannot be killed), and, when set, by
@@ -39,6 +39,7 @@ from mfx.runtimes.python_import import (
     locate_module,
 )
 from mfx.runtimes.python_start import STEP_METHODS, Late, Raised, StartChain
+from mfx.thread_calls import ThreadCalls
 
 __all__ = [
     "LIFECYCLE_METHODS",
@@ -99,11 +100,12 @@ def _healthy(name: str, result: Any) -> None:
 class PythonModuleInstance:
     """One loaded Python plugin (see the module docstring for how calls are run)."""
 
-    def __init__(self, request: LoadRequest, entry: PythonEntryPoint, loaded: LoadedModule,
+    def __init__(self, request: LoadRequest, entry: PythonEntryPoint, loaded: LoadedModule, calls: ThreadCalls,
                  on_cleanup: Callable[[PythonModuleInstance], None]) -> None:
         self._request = request
         self._entry = entry
         self._loaded = loaded
+        self._calls = calls
         self._on_cleanup = on_cleanup
         limit = request.limits.max_concurrency
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
@@ -224,9 +226,12 @@ class PythonModuleInstance:
                 return await fn(*args, **kwargs)
             async with self._limiter:
                 return await fn(*args, **kwargs)
-        result = await anyio.to_thread.run_sync(
-            partial(fn, *args, **kwargs), abandon_on_cancel=True, limiter=self._limiter
-        )
+        if self._limiter is None:
+            result = await self._calls.run(partial(fn, *args, **kwargs))
+        else:  # the limiter's token is held until the call ends, even one its caller has left
+            result = await anyio.to_thread.run_sync(
+                partial(fn, *args, **kwargs), abandon_on_cancel=True, limiter=self._limiter
+            )
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -261,7 +266,13 @@ class PythonModuleRuntime:
     def __init__(self) -> None:
         self._instances: set[PythonModuleInstance] = set()
         self._finder: PluginFinder | None = None
+        self._calls: ThreadCalls | None = None  # the threads of the plugins' synchronous calls
         self.codes = CodeCache()
+
+    def _threads(self) -> ThreadCalls:
+        if self._calls is None:
+            self._calls = ThreadCalls("python-plugins")
+        return self._calls
 
     async def __aenter__(self) -> Self:
         self._finder = PluginFinder(self.codes)
@@ -276,13 +287,17 @@ class PythonModuleRuntime:
         if finder is not None and finder in sys.meta_path:
             sys.meta_path.remove(finder)
         self.codes.clear()
+        calls, self._calls = self._calls, None
+        if calls is not None:
+            calls.close()
 
     async def load(self, request: LoadRequest) -> PythonModuleInstance:
         if self._finder is None:
             raise RuntimeError("PythonModuleRuntime.load() outside 'async with PythonModuleRuntime()'")
         entry = PythonEntryPoint.parse(request.entry_point)
-        loaded = await anyio.to_thread.run_sync(import_plugin, request, entry, self._finder)
-        instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
+        with anyio.CancelScope(shield=True):  # a module imported for nobody would never be unloaded
+            loaded = await self._threads().run(import_plugin, request, entry, self._finder)
+        instance = PythonModuleInstance(request, entry, loaded, self._threads(), self._instances.discard)
         self._instances.add(instance)
         return instance
 
@@ -300,12 +315,12 @@ class PythonModuleRuntime:
         chain = StartChain(request, entry, self._finder, until=until, config=copy.deepcopy(dict(request.config)),
                            health_seconds=health_seconds)
         with anyio.move_on_after(chain.budget()) as scope:
-            await anyio.to_thread.run_sync(chain.run, abandon_on_cancel=True)
+            await self._threads().run(chain.run)
         loaded = chain.give_up() if scope.cancelled_caught else chain.loaded
         if loaded is None:
             raise PluginTimeoutError(f"loading {request.name} did not finish within "
                                      f"{chain.deadline(StartStep.LOADED):g} s")
-        instance = PythonModuleInstance(request, entry, loaded, self._instances.discard)
+        instance = PythonModuleInstance(request, entry, loaded, self._threads(), self._instances.discard)
         self._instances.add(instance)
         error: PluginError | None = None
         step = chain.step

@@ -13,8 +13,8 @@ Layout (see ``mfx.store.sqlite_schema``):
 One process owns the file (the daemon): reads of single objects are served from an in-memory
 copy of every object's JSON that follows each commit, and the watch fan-out is in-process.
 
-Concurrency: one connection, used from worker threads (``anyio.to_thread``) one call at a time
-under an ``anyio.Lock``; the event loop never waits on SQLite. Writes are group-committed:
+Concurrency: one connection, used from the store's own worker thread (``mfx.thread_calls``) one
+call at a time under an ``anyio.Lock``; the event loop never waits on SQLite. Writes are group-committed:
 every write queued while a batch runs goes into the next batch, each in its own SAVEPOINT (one
 op's conflict does not touch the others), the batch in one transaction. Callers are answered
 after that commit; the batch's watch fan-out happens under the lock right after it, so watchers
@@ -45,7 +45,6 @@ from typing import Any, Self, TypeVar, Unpack
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 
 from mfx.api.objects import Obj, now_rfc3339
 from mfx.api.selectors import parse_selector
@@ -71,6 +70,7 @@ from mfx.store.sqlite_database import (
 )
 from mfx.store.sqlite_schema import SCHEMA_VERSION
 from mfx.store.watch_hub import Change, Subscription, Watch, WatchHub
+from mfx.thread_calls import ThreadCalls
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -168,9 +168,10 @@ class SQLiteStore:
         self.event_limit = event_limit
         self.watch_buffer = watch_buffer
         self._db: Database | None = None
-        # Its own worker thread token: the store's calls never queue behind other users of
-        # anyio's shared thread pool (plugins blocked in slow calls can fill all 40 tokens).
-        self._threads: anyio.CapacityLimiter | None = None
+        # Its own worker thread: the store's calls never queue behind other users of a shared
+        # pool (plugins blocked in slow calls can fill one), and the one connection is used by
+        # one thread, a call at a time, in the order the calls were made.
+        self._calls: ThreadCalls | None = None
         self._lock = anyio.Lock(fast_acquire=True)
         # Group commit: writes wait here; the caller flagged leader runs the next batch.
         self._queued: list[PendingWrite] = []
@@ -187,17 +188,15 @@ class SQLiteStore:
         """How many watches are open (each holds a buffer of at most ``watch_buffer`` changes)."""
         return self._hub.watchers
 
-    def _limiter(self) -> anyio.CapacityLimiter:
-        if self._threads is None:
-            self._threads = anyio.CapacityLimiter(1)  # one connection, used one call at a time
-        return self._threads
+    def _thread(self) -> ThreadCalls:
+        if self._calls is None:
+            self._calls = ThreadCalls(f"store:{self.path.name}", max_threads=1)
+        return self._calls
 
     async def open(self) -> Self:
         if self._db is None:
-            opened = await anyio.to_thread.run_sync(
-                Database.open, self.path, self.history_limit, self.event_limit,
-                limiter=self._limiter(),
-            )
+            with anyio.CancelScope(shield=True):  # an open left running would never be closed
+                opened = await self._thread().run(Database.open, self.path, self.history_limit, self.event_limit)
             self._db, self._rv, self._compacted = (
                 opened.db,
                 opened.resource_version,
@@ -213,7 +212,10 @@ class SQLiteStore:
             self._bodies = {}
             if db is not None:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(db.close, limiter=self._limiter())
+                    await self._thread().run(db.close)
+            calls, self._calls = self._calls, None
+            if calls is not None:
+                calls.close()
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -236,9 +238,7 @@ class SQLiteStore:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             self._database()
-            return await anyio.to_thread.run_sync(
-                translated, self.path, fn, *args, limiter=self._limiter()
-            )
+            return await self._thread().run(translated, self.path, fn, *args)
 
     async def _write(self, fn: Callable[[Transaction], T]) -> T:
         """Group commit: queue the op; one caller at a time (the leader) commits the queue.
@@ -285,10 +285,8 @@ class SQLiteStore:
                     )
                 else:
                     try:
-                        result = await anyio.to_thread.run_sync(
-                            translated, self.path, db.write_batch, batch, self._bodies, self._rv,
-                            limiter=self._limiter(),
-                        )
+                        result = await self._thread().run(
+                            translated, self.path, db.write_batch, batch, self._bodies, self._rv)
                     except Exception as error:  # the commit failed: nothing in the batch happened
                         failure = error
                 if result is not None:
@@ -334,10 +332,8 @@ class SQLiteStore:
                 return None
             if after < self._compacted:
                 raise self._gone(after)
-            rows = await anyio.to_thread.run_sync(
-                translated, self.path, self._db.changes_after, sub.kind, after, _CATCH_UP_PAGE,
-                limiter=self._limiter(),
-            )
+            rows = await self._thread().run(translated, self.path, self._db.changes_after, sub.kind, after,
+                                            _CATCH_UP_PAGE)
             if len(rows) < _CATCH_UP_PAGE:
                 # Caught up: under the lock no write can slip between this read and going live.
                 sub.lagged = False
