@@ -6,7 +6,10 @@ A plugin is a class with lifecycle methods the daemon calls in this order::
 
 plus the methods of the interfaces it implements (``search``, ``decode``, ...), which the
 player calls by name. Any method may be written ``def`` or ``async def``; the runtime awaits
-what needs awaiting. Public methods (names not starting with ``_``) are callable from the
+what needs awaiting. A ``def`` method runs on one of the daemon's worker threads, never on its
+event loop (at start, synchronous ``initialize``, ``start`` and the first ``health`` run one
+after another on the same thread); an ``async def`` one runs on the event loop and must not
+block it. Public methods (names not starting with ``_``) are callable from the
 daemon; keep helpers private with a leading underscore.
 
 ``export_state()`` / ``import_state(state)`` carry state across a hot reload: the old
