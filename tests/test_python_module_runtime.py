@@ -25,7 +25,13 @@ from mfx.errors import (
     PluginTimeoutError,
 )
 from mfx.runtimes.base import Limits, LoadRequest, PluginLogRecord, PluginType, StartStep
-from mfx.runtimes.python_module import PythonModuleInstance, PythonModuleRuntime
+from mfx.runtimes.python_module import (
+    PluginFinder,
+    PythonEntryPoint,
+    PythonModuleInstance,
+    PythonModuleRuntime,
+)
+from mfx.runtimes.python_start import StartChain
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO_DIR = REPO / "plugins" / "hello-python"
@@ -208,6 +214,9 @@ START_STEPS = {"steps/__init__.py": "", "steps/plugin.py": """
             self.release = threading.Event()
             self.release.wait(30)
 
+        def stop(self):
+            self.threads.append("stopped")
+
     class NoHooks:
         pass
     """}
@@ -275,11 +284,32 @@ async def test_load_started_gives_up_on_a_step_that_hangs_and_runs_nothing_after
                                           until=StartStep.CHECKED, health_seconds=0.1)
         assert isinstance(done.error, PluginTimeoutError) and "start() did not return" in str(done.error)
         assert done.reached is StartStep.INITIALIZED
-        plugin = done.instance.plugin
-        threads_before = list(plugin.threads)
-        plugin.release.set()  # start() now returns, late: its chain was abandoned
+        done.instance.plugin.release.set()
         await done.instance.cleanup()
-    assert plugin.threads == threads_before, "no health() after a start that was given up on"
+
+
+def test_a_chain_given_up_runs_nothing_after_the_step_it_was_in(tmp_path: Path) -> None:
+    write_package(tmp_path, START_STEPS)
+    finder = PluginFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        chain = StartChain(request(tmp_path, "python:steps.plugin:Hangs", tmp_path),
+                           PythonEntryPoint.parse("python:steps.plugin:Hangs"), finder,
+                           until=StartStep.CHECKED, config={}, health_seconds=5.0)
+        worker = threading.Thread(target=chain.run)
+        worker.start()
+        while chain.loaded is None or not hasattr(chain.loaded.plugin, "release"):
+            worker.join(0.01)  # until start() waits on its event (the thread never ends before)
+        loaded = chain.give_up()
+        assert loaded is chain.loaded, "the import had returned: the module is the giver-up's"
+        plugin = loaded.plugin
+        plugin.release.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert len(plugin.threads) == 2, "initialize and start ran, and no health() after them"
+        loaded.unload()
+    finally:
+        sys.meta_path.remove(finder)
 
 
 @pytest.mark.parametrize("method", ["_secret", "stop", "initialize", "config", "info", "nothing"])
@@ -418,3 +448,17 @@ async def test_load_unload_cycles_do_not_leak(tmp_path: Path) -> None:
     assert growth < 10 * 1024 * 1024, f"RSS grew {growth / 2**20:.1f} MiB over 1000 load/unload cycles"
     assert not [m for m in sys.modules if m.startswith("_mfx_p_")], "modules of unloaded plugins remain"
     assert len(sys.meta_path) == meta_path_before
+
+
+async def test_a_start_cancelled_from_outside_is_stopped_and_unloaded(tmp_path: Path) -> None:
+    write_package(tmp_path, START_STEPS)
+    async with PythonModuleRuntime() as runtime:
+        with anyio.move_on_after(0.5):  # the caller gives up (say, the plugin was deleted) while start() hangs
+            await runtime.load_started(request(tmp_path, "python:steps.plugin:Hangs", tmp_path,
+                                               start_timeout_seconds=30),
+                                       until=StartStep.CHECKED, health_seconds=5.0)
+        hung = [m for name, m in sys.modules.items() if name.startswith("_mfx_p_") and name.endswith(".plugin")]
+        assert not hung, "its modules were unloaded"
+        plugin = next(o for o in gc.get_objects() if type(o).__name__ == "Hangs")
+        assert plugin.threads[-1] == "stopped", "stop() was called"
+        plugin.release.set()

@@ -301,6 +301,15 @@ class PythonModuleRuntime:
         self._instances.add(instance)
         return instance
 
+    @staticmethod
+    async def _let_go(instance: PythonModuleInstance) -> None:
+        """Stop and unload an instance nobody will own; its errors are logged, not raised."""
+        try:
+            await instance.stop()
+        except PluginError:
+            pass  # logged with the plugin's traceback by the call itself
+        await instance.cleanup()
+
     async def load_started(self, request: LoadRequest, *, until: StartStep = StartStep.CHECKED,
                            health_seconds: float = 5.0) -> Loaded:
         """Load, ``initialize``, ``start`` and the first ``health`` check in one worker-thread
@@ -314,8 +323,19 @@ class PythonModuleRuntime:
         entry = PythonEntryPoint.parse(request.entry_point)
         chain = StartChain(request, entry, self._finder, until=until, config=copy.deepcopy(dict(request.config)),
                            health_seconds=health_seconds)
-        with anyio.move_on_after(chain.budget()) as scope:
-            await self._threads().run(chain.run)
+        try:
+            with anyio.move_on_after(chain.budget()) as scope:
+                await self._threads().run(chain.run)
+        except BaseException:
+            # Cancelled from outside (say, the plugin deleted while it starts): nothing more
+            # runs, and what the chain got to is stopped and unloaded, as a start cancelled
+            # between its hops always was.
+            abandoned = chain.give_up()
+            if abandoned is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._let_go(PythonModuleInstance(request, entry, abandoned, self._threads(),
+                                                            self._instances.discard))
+            raise
         loaded = chain.give_up() if scope.cancelled_caught else chain.loaded
         if loaded is None:
             raise PluginTimeoutError(f"loading {request.name} did not finish within "
