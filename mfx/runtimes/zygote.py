@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import orjson
 
 from mfx.errors import PluginLoadError
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SERVER_MODULE = "mfx.runtimes.zygote_server"
 START_TIMEOUT_SECONDS = 30.0
 FORK_TIMEOUT_SECONDS = 10.0
+LATE_ANSWER_SECONDS = 2.0  # how long closing waits for the answer to a fork request given up on
 # Where the zygote knows the clone() system call number; other machines exec every plugin.
 SUPPORTED_MACHINES = tuple(zygote_server.CLONE_SYSCALL_NUMBERS)
 # Read by the interpreter or the C library once, at process start: a fork inherits the
@@ -193,6 +195,10 @@ class Zygote:
         self.env = env
         self._lock = anyio.Lock()
         self._broken: str | None = None
+        # A fork request given up on (timed out, interrupted): the zygote may still fork the
+        # plugin and answer. That plugin is the daemon's child (CLONE_PARENT) whose pid nobody
+        # knows: unreaped, it would end as a zombie of the daemon. ``aclose`` reaps it.
+        self._late_answer = False
 
     @property
     def pid(self) -> int:
@@ -282,8 +288,10 @@ class Zygote:
                     raise
                 if isinstance(exc, (OSError, TimeoutError, orjson.JSONDecodeError)):
                     self._broken = f"{type(exc).__name__}: {exc}"
+                    self._late_answer = isinstance(exc, TimeoutError)
                     raise ZygoteError(f"the zygote failed: {self._broken}") from None
-                self._broken = "a fork request was interrupted"  # its answer may still come
+                self._broken = "a fork request was interrupted"
+                self._late_answer = True
                 raise
         process = ForkedProcess(int(reply["pid"]), stdin_fd)
         try:
@@ -296,6 +304,9 @@ class Zygote:
     async def aclose(self) -> None:
         """End the zygote (end-of-file on its control socket; SIGKILL if it lingers) and reap it."""
         self._broken = self._broken or "closed"
+        if self._late_answer:
+            with anyio.CancelScope(shield=True):
+                await self._reap_late_fork()
         self._control.close()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(2.0):
@@ -304,6 +315,22 @@ class Zygote:
                 with contextlib.suppress(ProcessLookupError):
                     self._process.kill()
                 await self._process.wait()
+
+
+    async def _reap_late_fork(self) -> None:
+        """Kill and reap the plugin of a fork request given up on, if the zygote answers now."""
+        self._late_answer = False
+        with anyio.move_on_after(LATE_ANSWER_SECONDS):
+            answer = await asyncio.get_running_loop().sock_recv(self._control, 65536)
+            try:
+                pid = int(orjson.loads(answer)["pid"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return  # no plugin was forked (or the zygote closed the socket)
+            log.warning("the zygote forked plugin process %d after its request was given up on: killed", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                await anyio.to_thread.run_sync(os.waitpid, pid, 0)
 
 
 def describe(process: Any) -> str:
