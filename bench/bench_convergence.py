@@ -9,14 +9,22 @@
 3. No-op reconciles per second once everything is Ready (resync of all 500).
 4. apply -> Ready latency, p50 and p99, for a trivial plugin (no start delay).
 5. The daemon's graceful stop with all of them Ready (every plugin stopped, dependents first).
+6. Convergence 1 again with the daemon logging as ``mfx serve`` sets it up (INFO): what a
+   user's daemon pays for its log and each plugin's log file on top of the figures above,
+   taken with logging at the embedder's default (WARNING: the controllers' INFO messages
+   are dropped before they are formatted).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,7 @@ import anyio
 from bench.common import Figure, percentile
 from bench.daemon import BenchDaemon, store_offline, wait_ready
 from mfx.api.objects import Obj
+from mfx.logs import configure_logging
 from reconciler import DependencyGraph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +83,23 @@ def _plugin_path(base: Path, names: list[str]) -> Path:
 
 async def _wait_ready(store: Any, names: set[str]) -> float:
     return await wait_ready(store, KIND, names)
+
+
+@contextlib.contextmanager
+def _logging_as_served() -> Iterator[None]:
+    """The process's logging as ``mfx serve`` sets it up (text, INFO), written to /dev/null;
+    put back as it was afterwards."""
+    root = logging.getLogger()
+    handlers, level, stderr = root.handlers[:], root.level, sys.stderr
+    with open(os.devnull, "w") as sink:
+        sys.stderr = sink
+        try:
+            configure_logging("text", "info")
+            yield
+        finally:
+            sys.stderr = stderr
+            root.handlers[:] = handlers
+            root.setLevel(level)
 
 
 def run() -> list[Figure]:
@@ -159,6 +185,18 @@ def run() -> list[Figure]:
         figures.append(Figure("apply -> Ready, trivial plugin, p99", percentile(latencies, 99) * 1000, "ms"))
         # Each plugin stopped (dependents first) and its modules unloaded, then the daemon's own end.
         figures.append(Figure(f"daemon stop with {stopped} Ready Python plugins", daemon.stopped_in, "s"))
+
+        # 6. the same stored set, the daemon logging as `mfx serve` does: INFO records to the
+        #    daemon's log (here /dev/null) and each plugin's own messages to its log file
+        home = base / "home3"
+        home.mkdir()
+        store_offline(home / "state.db", [_manifest(n, deps[n], DELAY) for n in names])
+        with _logging_as_served():
+            with BenchDaemon(home, root) as daemon:
+                assert daemon.context is not None
+                logged = daemon.portal.call(_wait_ready, daemon.context.store, set(names)) - daemon.started
+        figures.append(Figure("same, logging as mfx serve does (INFO, each plugin's log file)", logged, "s",
+                              "critical-path lower bound", lower_bound, "ratio <= 1.2", baseline_computed=True))
 
         # 2. applied through the API while the daemon runs
         home = base / "home2"
