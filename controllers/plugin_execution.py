@@ -20,7 +20,7 @@ import orjson
 from mfx.api.models import PluginManifestSpec
 from mfx.api.objects import ObjectKey
 from mfx.errors import EntryPointNotFoundError, MfxError, PluginError
-from mfx.runtimes.base import AllowedPath, Limits, LoadRequest, PluginLogRecord, PluginType
+from mfx.runtimes.base import AllowedPath, Limits, LoadRequest, PluginLogRecord, PluginType, bounded
 from reconciler import Context, ProbeScheduler, ProbeSpec
 
 from .plugin_decide import Failure, StopStep
@@ -29,7 +29,7 @@ from .plugin_env import PluginEnv
 from .plugin_logging import append_plugin_log, say
 from .plugin_reasons import PluginReason
 from .plugin_resolve import copies, resolve_plugin_dir
-from .plugin_runtime import Running, bounded, start_instance, stop_instance
+from .plugin_runtime import Running, start_instance, stop_instance
 from .plugin_spec import identity_base
 from .plugin_state import PendingEvent, PluginState, PluginStates, ProbeRecord, Resolved, RunState
 from .plugin_status import push_history, write_adopted

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import anyio
 
@@ -24,7 +24,6 @@ from mfx.errors import (
     PluginError,
     PluginExitedError,
     PluginRuntimeError,
-    PluginTimeoutError,
 )
 from mfx.runtimes.base import (
     EagerRuntime,
@@ -34,6 +33,7 @@ from mfx.runtimes.base import (
     PluginType,
     Runtime,
     StartStep,
+    bounded,
 )
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.hot_reload import HotReloadRuntime
@@ -43,7 +43,6 @@ from observability.metrics import Metrics
 from reconciler import BreakerState, CircuitBreaker
 
 log = logging.getLogger("mfx.controllers.plugin")
-T = TypeVar("T")
 
 ReloadListener = Callable[[str, bool, str], None]
 
@@ -91,15 +90,6 @@ class PluginRuntimes:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.__aexit__(*exc_info)  # type: ignore[arg-type]
-
-
-async def bounded(what: str, seconds: float, call: Awaitable[T]) -> T:
-    """``await call`` within ``seconds`` (an anyio cancel scope); a timeout is a PluginTimeoutError."""
-    with anyio.move_on_after(seconds) as scope:
-        return await call
-    if scope.cancelled_caught:
-        raise PluginTimeoutError(f"{what} did not finish within {seconds:g} s")
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass

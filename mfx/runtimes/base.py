@@ -17,12 +17,16 @@ fire-and-forget and everything ends when the runtime's context ends.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
-from mfx.errors import PluginError
+import anyio
+
+from mfx.errors import PluginError, PluginTimeoutError
+
+T = TypeVar("T")
 
 
 class PluginType(enum.StrEnum):
@@ -157,3 +161,12 @@ class EagerRuntime(Protocol):
 
     async def load_started(self, request: LoadRequest, *, until: StartStep,
                            health_seconds: float) -> Loaded: ...
+
+
+async def bounded(what: str, seconds: float, call: Awaitable[T]) -> T:
+    """``await call`` within ``seconds`` (an anyio cancel scope); a timeout is a PluginTimeoutError."""
+    with anyio.move_on_after(seconds) as scope:
+        return await call
+    if scope.cancelled_caught:
+        raise PluginTimeoutError(f"{what} did not finish within {seconds:g} s")
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -13,10 +13,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Self
 
-import anyio
-
-from mfx.errors import EntryPointNotFoundError, PluginTimeoutError
-from mfx.runtimes.base import Loaded, LoadRequest, PluginInstance, PluginType, StartStep
+from mfx.errors import EntryPointNotFoundError
+from mfx.runtimes.base import Loaded, LoadRequest, PluginInstance, PluginType, StartStep, bounded
 from mfx.runtimes.clib import CLibraryRuntime
 from mfx.runtimes.python_module import PYTHON_PREFIX, PythonModuleRuntime
 
@@ -51,10 +49,8 @@ class DynamicLibraryRuntime:
                            health_seconds: float = 5.0) -> Loaded:
         if request.entry_point.strip().startswith(PYTHON_PREFIX):
             return await self.python.load_started(request, until=until, health_seconds=health_seconds)
-        with anyio.move_on_after(request.start_timeout_seconds) as scope:
-            return Loaded(await self.load(request), StartStep.LOADED)
-        assert scope.cancelled_caught
-        raise PluginTimeoutError(f"loading {request.name} did not finish within {request.start_timeout_seconds:g} s")
+        return Loaded(await bounded(f"loading {request.name}", request.start_timeout_seconds, self.load(request)),
+                      StartStep.LOADED)
 
     async def load(self, request: LoadRequest) -> PluginInstance:
         entry = request.entry_point.strip()
