@@ -93,8 +93,9 @@ class StartChain:
         if abandoned:  # the loop gave up before the import returned: nobody else will unload it
             loaded.unload()
             return
-        if time.perf_counter() - began > self.deadline(StartStep.LOADED):
-            self.outcome = Late(time.perf_counter() - began)
+        took = time.perf_counter() - began
+        if took > self.deadline(StartStep.LOADED):
+            self.outcome = Late(took)
             return
         plugin = loaded.plugin
         for step in (StartStep.INITIALIZED, StartStep.STARTED, StartStep.CHECKED):
