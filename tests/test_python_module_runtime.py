@@ -8,7 +8,9 @@ import json
 import sys
 import textwrap
 import threading
+import types
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +214,12 @@ START_STEPS = {"steps/__init__.py": "", "steps/plugin.py": """
         def start(self):
             self.threads.append(threading.get_ident())
             self.release = threading.Event()
+            try:
+                import steps_signal  # a test that must know when start() waits puts it in sys.modules
+            except ImportError:
+                pass
+            else:
+                steps_signal.started.set()
             self.release.wait(30)
 
         def stop(self):
@@ -288,8 +296,11 @@ async def test_load_started_gives_up_on_a_step_that_hangs_and_runs_nothing_after
         await done.instance.cleanup()
 
 
-def test_a_chain_given_up_runs_nothing_after_the_step_it_was_in(tmp_path: Path) -> None:
+def test_a_chain_given_up_runs_nothing_after_the_step_it_was_in(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     write_package(tmp_path, START_STEPS)
+    signal = types.SimpleNamespace(started=threading.Event())
+    monkeypatch.setitem(sys.modules, "steps_signal", signal)
     finder = PluginFinder()
     sys.meta_path.insert(0, finder)
     try:
@@ -298,8 +309,7 @@ def test_a_chain_given_up_runs_nothing_after_the_step_it_was_in(tmp_path: Path) 
                            until=StartStep.CHECKED, config={}, health_seconds=5.0)
         worker = threading.Thread(target=chain.run)
         worker.start()
-        while chain.loaded is None or not hasattr(chain.loaded.plugin, "release"):
-            worker.join(0.01)  # until start() waits on its event (the thread never ends before)
+        assert signal.started.wait(30), "start() runs and waits"
         loaded = chain.give_up()
         assert loaded is chain.loaded, "the import had returned: the module is the giver-up's"
         plugin = loaded.plugin
@@ -450,13 +460,18 @@ async def test_load_unload_cycles_do_not_leak(tmp_path: Path) -> None:
     assert len(sys.meta_path) == meta_path_before
 
 
-async def test_a_start_cancelled_from_outside_is_stopped_and_unloaded(tmp_path: Path) -> None:
+async def test_a_start_cancelled_from_outside_is_stopped_and_unloaded(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     write_package(tmp_path, START_STEPS)
+    signal = types.SimpleNamespace(started=threading.Event())
+    monkeypatch.setitem(sys.modules, "steps_signal", signal)
     async with PythonModuleRuntime() as runtime:
-        with anyio.move_on_after(0.5):  # the caller gives up (say, the plugin was deleted) while start() hangs
-            await runtime.load_started(request(tmp_path, "python:steps.plugin:Hangs", tmp_path,
-                                               start_timeout_seconds=30),
-                                       until=StartStep.CHECKED, health_seconds=5.0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(runtime.load_started, request(tmp_path, "python:steps.plugin:Hangs", tmp_path,
+                                                                start_timeout_seconds=30),
+                                  until=StartStep.CHECKED, health_seconds=5.0))
+            assert await anyio.to_thread.run_sync(signal.started.wait, 30), "start() runs and waits"
+            tg.cancel_scope.cancel()  # the caller gives up (say, the plugin was deleted) while start() hangs
         hung = [m for name, m in sys.modules.items() if name.startswith("_mfx_p_") and name.endswith(".plugin")]
         assert not hung, "its modules were unloaded"
         plugin = next(o for o in gc.get_objects() if type(o).__name__ == "Hangs")
