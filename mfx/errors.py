@@ -11,8 +11,7 @@ Status objects) and, where it maps onto HTTP, the status ``code`` the API answer
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 
 class MfxError(Exception):
@@ -85,9 +84,11 @@ class BadRequestError(MfxError, reason="BadRequest", code=400):
     """The request itself is malformed: a body, a query, a selector (HTTP 400)."""
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """One problem in one document: where it is and what was expected."""
+class FieldError(NamedTuple):
+    """One problem in one document: where it is and what was expected.
+
+    A NamedTuple, as the other records every CLI command loads: building a dataclass, and
+    importing ``dataclasses``, would cost each ``mfx`` start milliseconds."""
 
     path: str  # field path, e.g. "spec.dependencies[0].version"
     message: str  # what is wrong and what was expected
@@ -119,11 +120,14 @@ class ValidationError(MfxError, reason="Invalid", code=422):
         super().__init__("\n".join(str(e) for e in self.errors) or "invalid")
 
 
-@dataclass
 class ErrorList:
     """Collects field errors so every problem is reported at once."""
 
-    items: list[FieldError] = field(default_factory=list)
+    def __init__(self, items: list[FieldError] | None = None) -> None:
+        self.items: list[FieldError] = [] if items is None else items
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.items!r})"
 
     def add(self, path: str, message: str, **where: object) -> None:
         self.items.append(FieldError(path=path, message=message, **where))  # type: ignore[arg-type]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from mfx.api.yaml_loader import Manifest
 from mfx.errors import ErrorList, FieldError
 
@@ -18,14 +15,15 @@ _ESCAPES: dict[int, str] = {
 }
 
 
-@dataclass
 class FieldProblems(ErrorList):
     """Field errors of one object, placed in its file when the object came from one."""
 
-    source: Manifest | None = None
-    kind: str | None = None  # once known: the formats of fields depend on it
+    def __init__(self, *, source: Manifest | None = None, kind: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.kind = kind  # once known: the formats of fields depend on it
 
     def add(self, path: str, message: str, **where: object) -> None:
         error = self.source.field_error(path, message) if self.source is not None else FieldError(path, message)
-        self.items.append(dataclasses.replace(
-            error, path=path.translate(_ESCAPES), message=message.translate(_ESCAPES), **where))  # type: ignore[arg-type]
+        self.items.append(error._replace(
+            path=path.translate(_ESCAPES), message=message.translate(_ESCAPES), **where))  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mfx.errors import BadRequestError
 
@@ -11,8 +11,7 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
-@dataclass(frozen=True)
-class KindInfo:
+class KindInfo(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError
     kind: str  # PluginManifest
     plural: str  # pluginmanifests
     singular: str  # pluginmanifest

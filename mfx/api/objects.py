@@ -8,9 +8,8 @@ The store, the server and the CLI pass objects as ``Obj`` (``apiVersion``, ``kin
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 Obj = dict[str, Any]
 
@@ -29,8 +28,7 @@ RESTARTED_AT_FIELD = "restartedAt"
 FINALIZER = "mfx.musicfox.io/finalizer"
 
 
-@dataclass(frozen=True, order=True)
-class ObjectKey:
+class ObjectKey(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError
     """Identifies one object: kinds are cluster-scoped, so kind + name is enough."""
 
     kind: str

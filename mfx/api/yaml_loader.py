@@ -29,10 +29,7 @@ does, are accepted in JSON input.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from mfx.api.field_paths import join_index, join_key, parent_path
 from mfx.api.json_values import (
@@ -56,17 +53,32 @@ if TYPE_CHECKING:
 MAX_FILE_BYTES = 1024 * 1024
 
 
-@dataclass
 class Manifest:
-    """One object read from a file, with the position of each of its fields."""
+    """One object read from a file, with the position of each of its fields.
 
-    obj: Obj
-    file: str
-    document: int  # 0-based index of the YAML document in the file
-    item: int | None = None  # index in the items of a List document
-    _positions: dict[str, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
-    # The file's text, to find the positions in when first asked (only an error needs them).
-    _text: str | None = field(default=None, repr=False, compare=False)
+    A plain class, not a dataclass: ``mfx apply`` loads it at every start (see
+    ``mfx.errors.FieldError``)."""
+
+    __slots__ = ("obj", "file", "document", "item", "_positions", "_text")
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and changes (its positions are cached)
+
+    def __init__(self, obj: Obj, file: str, document: int, item: int | None = None,
+                 positions: dict[str, tuple[int, int]] | None = None, text: str | None = None) -> None:
+        self.obj = obj
+        self.file = file
+        self.document = document  # 0-based index of the YAML document in the file
+        self.item = item  # index in the items of a List document
+        self._positions = positions
+        # The file's text, to find the positions in when first asked (only an error needs them).
+        self._text = text
+
+    def __repr__(self) -> str:
+        return f"Manifest(obj={self.obj!r}, file={self.file!r}, document={self.document!r}, item={self.item!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return (self.obj, self.file, self.document, self.item) == (other.obj, other.file, other.document, other.item)
 
     @property
     def positions(self) -> dict[str, tuple[int, int]]:
@@ -379,12 +391,14 @@ _NOT_CANONICAL = object()
 
 
 def _canonical_json(data: bytes) -> Any:
-    """The value of a body in orjson's own compact form (as ``mfx`` sends), read in C; or
+    """The value of a body in compact form (as ``mfx`` sends it), read by orjson in C; or
     ``_NOT_CANONICAL`` for any other body, which the strict reading then parses.
 
     That the value encodes back to the very same bytes proves no key was repeated (the
     parser keeps the last of two) and nothing was read loosely; what JSON can hold but a
     manifest may not (deep nesting, integers beyond 64 bits) is checked after."""
+    import orjson  # the daemon's: the CLI, which reads no bodies, does not load it
+
     try:
         value = orjson.loads(data)
         same = orjson.dumps(value) == data

@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import orjson
-
-from mfx.api.apply import apply_patch, comparable, desired_state, field_changes, merged_for_apply
 from mfx.api.kinds import kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
 from mfx.api.yaml_loader import Manifest
 from mfx.cli.bulk_client import BulkUnsupportedError, ItemError, Outcome, apply_chunk, chunks
-from mfx.cli.client import Client
+from mfx.cli.client import Client, encode_json
 from mfx.cli.manifests import check_manifests, located
 from mfx.errors import (
     AlreadyExistsError,
@@ -51,7 +48,15 @@ def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflict
 
     An object a GitSource manages is changed only with ``force_conflicts`` (and the next
     sync reverts it): its desired state lives in git."""
-    # The schemas are read by the per-object path only, which a daemon with the bulk one never needs.
+    # The apply rules and the schemas are read by the per-object path only, which a daemon
+    # with the bulk one never needs.
+    from mfx.api.apply import (
+        apply_patch,
+        comparable,
+        desired_state,
+        field_changes,
+        merged_for_apply,
+    )
     from mfx.api.schema import load_schemas
 
     kind = kind_for(obj["apiVersion"], obj["kind"])
@@ -96,7 +101,7 @@ def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,
     as a local validation does. They are validated here first whenever what is sent is not
     all or nothing: several requests, or one request per object."""
     objs = [m.obj for m in manifests]
-    encoded = [orjson.dumps(obj) for obj in objs]
+    encoded = [encode_json(obj) for obj in objs]
     groups = list(chunks(encoded))
     if not validated and (len(groups) > 1 or _names_repeat(objs)):
         check_manifests(manifests)  # a document naming an object again is an error here

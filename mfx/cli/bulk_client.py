@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-
-import orjson
+from typing import NamedTuple
 
 from mfx.api.kinds import GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import Obj
@@ -33,8 +31,7 @@ class BulkUnsupportedError(MfxError):
     """The daemon has no bulk apply path (an older one): apply one object per request."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
     kind: KindInfo
     name: str
     verb: str  # created, configured, unchanged
@@ -76,8 +73,7 @@ def apply_chunk(client: Client, objs: list[Obj], encoded: list[bytes], *, dry_ru
     if force_conflicts:
         params["force"] = "true"
     try:
-        # The answer is a line per object of names and outcomes: read in C.
-        answer = client.request("POST", BULK_APPLY_PATH, params=params, body=body, loads=orjson.loads)
+        answer = client.request("POST", BULK_APPLY_PATH, params=params, body=body)
     except NotFoundError as error:
         if "items[" not in error.message:  # the path itself is unknown, not one of the items
             raise BulkUnsupportedError(error.message) from None

@@ -10,7 +10,7 @@ with a message a user can act on.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -137,10 +137,13 @@ def _target(path: str, params: dict[str, Any] | None) -> str:
     return f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}"
 
 
-def _encode(body: Any) -> bytes:
-    import orjson  # only for requests with a body: its import costs more than a small GET
+def encode_json(body: Any) -> bytes:
+    """A request body as compact JSON: the standard library's C encoder, as orjson's import
+    (which loads dataclasses, uuid and datetime) costs an ``mfx`` start more than it saves.
+    Non-ASCII text goes as UTF-8, and NaN or infinity, which JSON cannot carry, are refused."""
+    import json
 
-    return orjson.dumps(body)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 class Client:
@@ -173,14 +176,12 @@ class Client:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                accept: str = "application/json", loads: Callable[[bytes], Any] | None = None) -> Any:
-        """The decoded answer (``loads`` reads a JSON one, ``json.loads`` unless given: a caller
-        expecting a large answer of plain values may pass orjson's, several times faster, and
-        then need not load ``json`` at all)."""
+                accept: str = "application/json") -> Any:
+        """The decoded answer: a JSON one as its value, any other as text."""
         headers = {"Accept": accept}
         content = None
         if body is not None:
-            content = body if isinstance(body, bytes) else _encode(body)
+            content = body if isinstance(body, bytes) else encode_json(body)
             headers["Content-Type"] = content_type
         try:
             reply = self._transport.send(method, _target(path, params), headers, content)
@@ -197,11 +198,9 @@ class Client:
         if not reply.content:
             return None
         if reply.content_type.startswith("application/json"):
-            if loads is None:
-                import json
+            import json
 
-                loads = json.loads
-            return loads(reply.content)
+            return json.loads(reply.content)
         return reply.content.decode()
 
     def _unreachable(self) -> DaemonUnavailableError:

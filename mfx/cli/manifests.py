@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mfx.api import yaml_loader
 from mfx.api.yaml_loader import Manifest
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
     name: str  # as the user wrote it, so messages point at their file
     text: str
 

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mfx.cli import output
 
 
-@dataclass
-class RowSeen:
-    """One row as printed, and the resourceVersion of the object it showed."""
+class RowSeen(NamedTuple):
+    """One row as printed, and the resourceVersion of the object it showed.
+
+    Records of ``get``, the command typed most, are NamedTuples and plain classes: see
+    ``mfx.errors.FieldError``."""
 
     resource_version: int
     texts: list[str]
 
 
-@dataclass
 class WatchedRows:
     """What ``get`` printed for one kind, so ``-w`` prints a row only when it shows a change.
 
     A status write that changes no printed column (a health probe's timestamp, say) prints
     nothing; age columns are left out of the comparison, as they change by themselves."""
 
-    columns: list[dict[str, Any]]  # every column definition of the kind's tables
-    kept: list[int]  # the indexes of the printed ones
-    name_prefix: str
-    rows: dict[str, RowSeen] = field(default_factory=dict)
-    widths: list[int] = field(default_factory=list)
-    resource_version: str = ""
-    header_printed: bool = False
+    def __init__(self, columns: list[dict[str, Any]], kept: list[int], name_prefix: str) -> None:
+        self.columns = columns  # every column definition of the kind's tables
+        self.kept = kept  # the indexes of the printed ones
+        self.name_prefix = name_prefix
+        self.rows: dict[str, RowSeen] = {}
+        self.widths: list[int] = []
+        self.resource_version = ""
+        self.header_printed = False
 
     @classmethod
     def of(cls, tables: list[dict[str, Any]], *, wide: bool, name_prefix: str) -> WatchedRows:
