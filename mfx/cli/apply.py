@@ -22,7 +22,9 @@ def apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run:
     """Create or update objects from manifests (all documents are validated before any is written).
 
     All objects go to the daemon in one request and are stored in one transaction: all of
-    them or, when one is refused, none. Only when they exceed the daemon's 3 MiB body limit
+    them or, when one is refused, none. The request is sent as the files are read, and the
+    daemon checks each object as it arrives; it stores nothing before the last one. Only
+    when they exceed the daemon's 3 MiB body limit
     are they sent in several such requests, each all-or-nothing: a refusal then leaves the
     earlier requests' objects applied (they are listed above the error). A daemon without
     the bulk path gets one request per object, as kubectl sends.

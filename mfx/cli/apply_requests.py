@@ -120,7 +120,7 @@ def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,
         except ItemError as refused:
             if not validated:
                 check_manifests(manifests)
-            raise _located([(manifests[indexes[i]], error) for i, error in refused.errors]) from None
+            raise located_all([(manifests[indexes[i]], error) for i, error in refused.errors]) from None
         except MfxError:
             if not validated:
                 check_manifests(manifests)  # an invalid file is named before the daemon's trouble
@@ -136,7 +136,8 @@ def _names_repeat(objs: list[Obj]) -> bool:
     return len(keys) != len(objs)
 
 
-def _located(errors: list[tuple[Manifest, MfxError]]) -> MfxError:
+def located_all(errors: list[tuple[Manifest, MfxError]]) -> MfxError:
+    """The errors of refused manifests, each pointed at its file and line, as one error."""
     located_errors = [located(error, manifest) for manifest, error in errors]
     if len(located_errors) == 1 or not all(isinstance(e, ValidationError) for e in located_errors):
         return located_errors[0]

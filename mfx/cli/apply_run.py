@@ -4,12 +4,17 @@ fast path (``mfx.cli.fast_path``, for a new ``mfx`` process) both run it."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from mfx.api.kinds import kind_for
 from mfx.cli import output
 from mfx.cli.session import CliContext
 from mfx.collector import collection_paused
 from mfx.errors import MfxError
+
+if TYPE_CHECKING:
+    from mfx.cli.bulk_client import Outcome
 
 DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
 
@@ -27,13 +32,26 @@ def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run
            force_conflicts: bool) -> None:
     # Validation pulls in jsonschema: imported by the commands that read manifests only.
     from mfx.cli.apply_requests import apply_manifests
+    from mfx.cli.apply_stream import apply_streamed
     from mfx.cli.manifests import check_manifests, load_objects
 
+    suffix = DRY_RUN_SUFFIX.get(dry_run, "")
+    if dry_run != "client":
+        try:
+            client = ctx.client
+        except MfxError:
+            pass  # the usual way below names an invalid file before a wrong daemon address
+        else:
+            # One request, sent as the files are read: the daemon works meanwhile.
+            streamed = apply_streamed(client, filenames, recursive=recursive, dry_run=dry_run == "server",
+                                      force_conflicts=force_conflicts)
+            if streamed is not None:
+                _report(iter(streamed), suffix)
+                return
     # The daemon validates what it is sent: only a client dry run validates here first.
     manifests = load_objects(filenames, recursive=recursive, validate=dry_run == "client")
-    suffix = DRY_RUN_SUFFIX.get(dry_run, "")
-    lines: list[str] = []
     if dry_run == "client":
+        lines = []
         for manifest in manifests:
             obj = manifest.obj
             lines.append(f"{output.object_ref(kind_for(obj['apiVersion'], obj['kind']), obj['metadata']['name'])} "
@@ -45,12 +63,18 @@ def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run
     except MfxError:
         check_manifests(manifests)  # an invalid file is named before a wrong daemon address
         raise
+    _report(apply_manifests(client, manifests, dry_run=dry_run == "server", force_conflicts=force_conflicts,
+                            validated=False), suffix)
+
+
+def _report(outcomes: Iterator[Outcome], suffix: str) -> None:
+    """A line per outcome, as they come."""
     # The outcome lines go out in one write (each line a write of its own costs milliseconds
     # for a thousand); a warning goes out in its place, after the lines before it, and after a
     # refusal the lines of what was applied come before the error.
+    lines: list[str] = []
     try:
-        for outcome in apply_manifests(client, manifests, dry_run=dry_run == "server",
-                                       force_conflicts=force_conflicts, validated=False):
+        for outcome in outcomes:
             if outcome.warning:
                 _echo(lines)
                 output.warn(outcome.warning)

@@ -9,8 +9,8 @@ errors, so the caller can point them at file and line as for a per-object apply.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from mfx.api.kinds import GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import Obj
@@ -18,6 +18,8 @@ from mfx.cli.client import Client
 from mfx.errors import FieldError, MfxError, NotFoundError, ValidationError
 
 BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
+BULK_APPLY_STREAM_PATH = f"{BULK_APPLY_PATH}/stream"
+NDJSON = "application/x-ndjson"
 FIELD_MANAGER = "mfx"
 # The daemon refuses bodies over this (``mfx.server.bodies.MAX_BODY_BYTES``, kept equal by a
 # test); the CLI does not import the server's modules, which would slow every command's start.
@@ -67,13 +69,28 @@ def apply_chunk(client: Client, objs: list[Obj], encoded: list[bytes], *, dry_ru
     Raises ``BulkUnsupportedError`` when the daemon has no bulk path, ``ItemError`` when one
     item was refused."""
     body = b'{"apiVersion":"v1","kind":"List","items":[' + b",".join(encoded) + b"]}"
+    return _outcomes(_bulk_request(lambda params: client.request(
+        "POST", BULK_APPLY_PATH, params=params, body=body), dry_run, force_conflicts), len(objs))
+
+
+def apply_stream(client: Client, lines: Iterator[bytes], count: Callable[[], int], *, dry_run: bool,
+                 force_conflicts: bool) -> list[Outcome]:
+    """Apply the objects whose JSON lines ``lines`` yields as it makes them (``count``: how
+    many it made, once it ends), in one streamed request; all or nothing, as ``apply_chunk``.
+    An exception from ``lines`` aborts the request, which then applies nothing."""
+    return _outcomes(_bulk_request(lambda params: client.request_streamed(
+        "POST", BULK_APPLY_STREAM_PATH, params=params, pieces=lines, content_type=NDJSON),
+        dry_run, force_conflicts), count())
+
+
+def _bulk_request(send: Callable[[dict[str, str]], Any], dry_run: bool, force_conflicts: bool) -> Any:
     params = {"fieldManager": FIELD_MANAGER}
     if dry_run:
         params["dryRun"] = "All"
     if force_conflicts:
         params["force"] = "true"
     try:
-        answer = client.request("POST", BULK_APPLY_PATH, params=params, body=body)
+        return send(params)
     except NotFoundError as error:
         if "items[" not in error.message:  # the path itself is unknown, not one of the items
             raise BulkUnsupportedError(error.message) from None
@@ -84,9 +101,12 @@ def apply_chunk(client: Client, objs: list[Obj], encoded: list[bytes], *, dry_ru
         if error.code == 405:
             raise BulkUnsupportedError(error.message) from None
         raise _item_error(error) from None
+
+
+def _outcomes(answer: Any, sent: int) -> list[Outcome]:
     results = answer["items"]
-    if len(results) != len(objs):
-        raise MfxError(f"the daemon answered {len(results)} outcomes for {len(objs)} objects")
+    if len(results) != sent:
+        raise MfxError(f"the daemon answered {len(results)} outcomes for {sent} objects")
     return [Outcome(kind_for(r["apiVersion"], r["kind"]), r["metadata"]["name"], r["outcome"], r.get("warning", ""))
             for r in results]
 

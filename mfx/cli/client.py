@@ -10,7 +10,7 @@ with a message a user can act on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
         """How requests reach the daemon: ``unix_http`` for the socket, ``tcp_http`` for a listener."""
 
         def send(self, method: str, target: str, headers: dict[str, str], body: bytes | None = None) -> Reply: ...
+
+        def send_streamed(self, method: str, target: str, headers: dict[str, str],
+                          pieces: Iterator[bytes]) -> Reply:
+            """A request whose body goes as ``pieces`` makes it; an exception from ``pieces``
+            aborts the request (the daemon acts on no body cut short) and propagates."""
 
         def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]: ...
 
@@ -183,8 +188,17 @@ class Client:
         if body is not None:
             content = body if isinstance(body, bytes) else encode_json(body)
             headers["Content-Type"] = content_type
+        return self._answer(lambda: self._transport.send(method, _target(path, params), headers, content))
+
+    def request_streamed(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                         pieces: Iterator[bytes], content_type: str) -> Any:
+        """As ``request``, with a body sent as ``pieces`` makes it (see ``Transport.send_streamed``)."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        return self._answer(lambda: self._transport.send_streamed(method, _target(path, params), headers, pieces))
+
+    def _answer(self, send: Callable[[], Reply]) -> Any:
         try:
-            reply = self._transport.send(method, _target(path, params), headers, content)
+            reply = send()
         except TimeoutError:
             from mfx.errors import DaemonUnavailableError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -27,20 +28,22 @@ class Source(NamedTuple):  # a record apply loads at every start: see mfx.errors
 def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
     if not paths:
         raise BadRequestError("must specify one of -f or -l (example: mfx apply -f manifests/)")
-    sources: list[Source] = []
-    for given in paths:
-        if given == "-":
-            sources.append(Source("<stdin>", yaml_loader.decode_manifest("<stdin>", sys.stdin.buffer.read())))
-            continue
-        path = Path(given)
-        if path.is_dir():
-            for file in _manifest_files(path, recursive=recursive):
-                sources.append(_read(file))
-        elif path.exists():
-            sources.append(_read(str(path)))
-        else:
-            raise BadRequestError(f'the path "{given}" does not exist')
-    return sources
+    return [source for given in paths for source in sources_of(given, recursive=recursive)]
+
+
+def sources_of(given: str, *, recursive: bool) -> Iterator[Source]:
+    """The files of one -f argument, each read when it is reached (``-``: stdin)."""
+    if given == "-":
+        yield Source("<stdin>", yaml_loader.decode_manifest("<stdin>", sys.stdin.buffer.read()))
+        return
+    path = Path(given)
+    if path.is_dir():
+        for file in _manifest_files(path, recursive=recursive):
+            yield _read(file)
+    elif path.exists():
+        yield _read(str(path))
+    else:
+        raise BadRequestError(f'the path "{given}" does not exist')
 
 
 def _manifest_files(directory: Path, *, recursive: bool) -> list[str]:

@@ -51,6 +51,12 @@ class TcpHttp:
             raise TimeoutError from None
         return Reply(response.status_code, dict(response.headers), response.content)
 
+    def send_streamed(self, method: str, target: str, headers: dict[str, str], pieces: Iterator[bytes]) -> Reply:
+        """The body made first, then sent as one: over TCP a daemon without the path may answer
+        before a chunked body ends, which httpx reports as a broken connection rather than
+        the answer."""
+        return self.send(method, target, headers, b"".join(pieces))
+
     def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]:
         """A GET whose body is read as it comes (no read timeout): the head, and the body's lines."""
         try:

@@ -139,6 +139,27 @@ class UnixHttp:
             content = b"" if method == "HEAD" else b"".join(_body(reader, reply_headers))
         return Reply(status, reply_headers, content)
 
+    def send_streamed(self, method: str, target: str, headers: dict[str, str], pieces: Iterator[bytes]) -> Reply:
+        """A request whose body is sent chunked as ``pieces`` makes it, once the daemon asks for
+        it (``Expect: 100-continue``): a daemon without the path answers at once, before any of
+        the body is made. An exception from ``pieces`` closes the connection before the body's
+        end, so the daemon acts on none of it, and propagates."""
+        fields = {**headers, "Transfer-Encoding": "chunked", "Expect": "100-continue"}
+        sock, reader = self._open(method, target, fields, None, self.timeout)
+        with sock:
+            status, reply_headers = _head(reader)
+            if status == 100:
+                try:
+                    for piece in pieces:
+                        if piece:
+                            sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+                    sock.sendall(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the daemon answered before the body's end: its answer says why
+                status, reply_headers = _head(reader)
+            content = b"".join(_body(reader, reply_headers))
+        return Reply(status, reply_headers, content)
+
     def stream(self, target: str, headers: dict[str, str]) -> tuple[Reply, Iterator[bytes]]:
         """A GET whose body is read as it comes (no read timeout): the head, and the body's lines.
 

@@ -15,12 +15,21 @@ outcomes in input order (``created``, ``configured`` or ``unchanged``, with a ``
 when a GitSource-managed object was changed with force); a failure is one Status naming the
 item (``items[i]``, kind and name), with the field paths of a 422 as ``items[i].<field>``.
 
-A server without this path answers 404 (it reads ``apply`` as an unknown resource), which
-tells a client to fall back to one request per object.
+``POST .../apply/stream`` takes the same items as a stream (``application/x-ndjson``: one
+object per line, sent chunked as the client reads its files): each item is checked and
+admitted as its line arrives, so the daemon's work overlaps the client's, and nothing is
+written before the whole body has arrived and every item was admitted. A client that
+disconnects before the end of its body has applied nothing. Items are numbered as in a List
+(``items[i]``, blank lines not counted); the answer is the same.
+
+A server without these paths answers 404 for the List (it reads ``apply`` as an unknown
+resource) and 405 for the stream (an object of it, which takes no POST), which tells a client
+to fall back to one request per object, or from the stream to the List.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +41,7 @@ from mfx.api.apply import apply_patch, comparable, desired_state, field_changes,
 from mfx.api.json_values import json_type_phrase
 from mfx.api.kinds import EVENT, GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
+from mfx.api.yaml_loader import load_body
 from mfx.collector import collection_paused
 from mfx.errors import (
     AlreadyExistsError,
@@ -47,10 +57,11 @@ from mfx.server.api_patch import merge_patch
 from mfx.server.api_request import SERVER_OWNED_METADATA
 from mfx.server.api_responses import error_response, json_response
 from mfx.server.api_retry import PATCH_ATTEMPTS
-from mfx.server.bodies import body_object, read_bytes
+from mfx.server.bodies import body_object, read_bytes, read_lines
 from mfx.store.base import BatchAction, BatchWrite, Store
 
 BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
+BULK_APPLY_STREAM_PATH = f"{BULK_APPLY_PATH}/stream"
 DEFAULT_MANAGER = "mfx"
 
 
@@ -81,7 +92,9 @@ class _Plan:
 
 
 def bulk_apply_routes(store: Store, admission: Admission) -> list[Route]:
-    return [Route(BULK_APPLY_PATH, BulkApply(store, admission).handle, methods=["POST"])]
+    bulk = BulkApply(store, admission)
+    return [Route(BULK_APPLY_PATH, bulk.handle, methods=["POST"]),
+            Route(BULK_APPLY_STREAM_PATH, bulk.handle_stream, methods=["POST"])]
 
 
 def _options(request: Request) -> BulkOptions:
@@ -126,18 +139,37 @@ class BulkApply:
             with collection_paused():  # thousands of items alive at once, none of them cyclic
                 options = _options(request)
                 data = await read_bytes(request)
-                return await self._apply(data, options)
+                return await self._commit(None, lambda: _items(body_object(data, what="a v1 List")), options)
         except MfxError as error:
             return error_response(error)
 
-    async def _apply(self, data: bytes, options: BulkOptions) -> Response:
+    async def handle_stream(self, request: Request) -> Response:
+        try:
+            with collection_paused():
+                options = _options(request)
+                lines: list[bytes] = []
+                planner = _Planner(self, options)
+                body = _items_of_lines(read_lines(request), lines)
+                try:
+                    async for items in body:
+                        await planner.add(items)
+                except MfxError:
+                    await _drain(body)
+                    raise
+                return await self._commit(planner.plan, lambda: _line_items(lines), options)
+        except MfxError as error:
+            return error_response(error)
+
+    async def _commit(self, plan: _Plan | None, read_items: Callable[[], list[Any]],
+                      options: BulkOptions) -> Response:
         # The writes are pinned to the objects they were computed from: a controller's status
         # write meanwhile is let through (``BatchWrite.base``), any other change refuses the
         # whole transaction, which is planned again.
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             # A plan makes its items into the objects it writes, in place: each attempt plans
             # the items as the body has them, read again.
-            plan = await self._plan(_items(body_object(data, what="a v1 List")), options)
+            if plan is None:
+                plan = await self._plan(read_items(), options)
             if plan.problems:
                 raise ValidationError(plan.problems)
             writes = [p.write for p in plan.items if p.write is not None]
@@ -148,27 +180,15 @@ class BulkApply:
             except (ConflictError, AlreadyExistsError, NotFoundError):
                 if attempt == PATCH_ATTEMPTS:
                     raise
+                plan = None
                 continue
             return self._answer(plan.items, stored)
         raise AssertionError("unreachable")
 
     async def _plan(self, items: list[Any], options: BulkOptions) -> _Plan:
-        plan = _Plan()
-        stored = await self.store.get_many([key for key in map(_key, items) if key is not None])
-        # What this request has planned so far per object: a later item naming the same object
-        # applies onto it, as it would after the earlier one's own request.
-        pending: dict[tuple[str, str], Obj] = {}
-        for index, item in enumerate(items):
-            try:
-                planned = self._plan_one(index, item, options, stored, pending)
-            except ValidationError as error:
-                plan.problems.extend(FieldError(path=f"items[{index}].{e.path}" if e.path else f"items[{index}]",
-                                                message=e.message) for e in error.errors)
-                continue
-            except MfxError as error:
-                raise error.reworded(f"{_where(index, item)}: {error.message}") from error
-            plan.items.append(planned)
-        return plan
+        planner = _Planner(self, options)
+        await planner.add(items)
+        return planner.plan
 
     def _plan_one(self, index: int, item: Any, options: BulkOptions, stored: dict[tuple[str, str], Obj],
                   pending: dict[tuple[str, str], Obj]) -> Planned:
@@ -236,6 +256,84 @@ class BulkApply:
                 entry["warning"] = p.warning
             items.append(entry)
         return json_response({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+
+
+class _Planner:
+    """A plan built as its items come: all at once for a List, piece by piece for a stream."""
+
+    def __init__(self, bulk: BulkApply, options: BulkOptions) -> None:
+        self.bulk = bulk
+        self.options = options
+        self.plan = _Plan()
+        self.count = 0
+        # What this request has planned so far per object: a later item naming the same object
+        # applies onto it, as it would after the earlier one's own request.
+        self.pending: dict[tuple[str, str], Obj] = {}
+
+    async def add(self, items: list[Any]) -> None:
+        stored = await self.bulk.store.get_many([key for key in map(_key, items) if key is not None])
+        for item in items:
+            index = self.count
+            self.count += 1
+            if isinstance(item, _LineProblem):
+                item.report(index, self.plan)
+                continue
+            try:
+                planned = self.bulk._plan_one(index, item, self.options, stored, self.pending)
+            except ValidationError as error:
+                self.plan.problems.extend(_item_problems(index, error))
+                continue
+            except MfxError as error:
+                raise error.reworded(f"{_where(index, item)}: {error.message}") from error
+            self.plan.items.append(planned)
+
+
+def _item_problems(index: int, error: ValidationError) -> list[FieldError]:
+    return [FieldError(path=f"items[{index}].{e.path}" if e.path else f"items[{index}]", message=e.message)
+            for e in error.errors]
+
+
+@dataclass
+class _LineProblem:
+    """A line of a stream that holds no JSON value an object may be made of."""
+
+    error: MfxError
+
+    def report(self, index: int, plan: _Plan) -> None:
+        if isinstance(self.error, ValidationError):
+            plan.problems.extend(_item_problems(index, self.error))
+            return
+        raise self.error.reworded(f"items[{index}]: {self.error.message}")
+
+
+async def _drain(body: AsyncIterator[list[Any]]) -> None:
+    """Read what is left of a refused stream: its client sends the whole body before it reads
+    the answer (and an answer cut short by the connection's close would not reach it)."""
+    try:
+        async for _ in body:
+            pass
+    except MfxError:
+        pass  # over the limit too: the first refusal is the one answered
+
+
+def _line_item(line: bytes) -> Any:
+    try:
+        return load_body(line)
+    except MfxError as error:
+        return _LineProblem(error)
+
+
+def _line_items(lines: list[bytes]) -> list[Any]:
+    return [_line_item(line) for line in lines]
+
+
+async def _items_of_lines(pieces: AsyncIterator[list[bytes]], kept: list[bytes]) -> AsyncIterator[list[Any]]:
+    """The items of each piece of a stream's lines (blank lines skipped); ``kept`` gets the
+    lines, for a plan made again."""
+    async for lines in pieces:
+        lines = [line for line in lines if line.strip()]
+        kept.extend(lines)
+        yield _line_items(lines)
 
 
 def _gitsource_warning(kind: KindInfo, name: str, live: Obj, defaulted: Obj, force: bool) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +57,11 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away before its body ended (a streamed apply it aborted, say):
+            # nothing was done with a body never read to its end, and nobody waits for an answer.
+            log.info("%s %s: the client disconnected before the end of its body", scope.get("method"),
+                     scope.get("path"))
         except Exception as error:
             log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -9,6 +9,7 @@ that names the field, so no handler ever sees them.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -23,17 +24,31 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 
 async def read_bytes(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refused with 413 as soon as it is known to be over ``limit``."""
+    return b"".join([chunk async for chunk in _limited(request, limit)])
+
+
+async def read_lines(request: Request, *, limit: int = MAX_BODY_BYTES) -> AsyncIterator[list[bytes]]:
+    """The body's lines as they arrive (a streamed body: one JSON text per line), a list of
+    the lines each received piece completed; under the same limit as a body read whole."""
+    pending = b""
+    async for chunk in _limited(request, limit):
+        *complete, pending = (pending + chunk).split(b"\n")
+        if complete:
+            yield complete
+    if pending:
+        yield [pending]
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit, f"it declares {int(declared)} bytes")
-    chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise _too_large(limit, f"{size} bytes were sent before it was cut off")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 async def read_body(request: Request, *, yaml_allowed: bool = False, default: Any = None,
