@@ -7,7 +7,7 @@ stored before the whole body has arrived, all or nothing as the request of a who
 What the stream cannot carry as that one request aborts it before its end, which applies
 nothing, and ``apply_manifests`` then applies the usual way: a file that does not read, an
 argument without objects, two documents naming one object, more objects than one request
-may carry, stdin (which cannot be read twice), or a daemon without the path.
+may carry, stdin (which cannot be read twice), no -f at all, or a daemon without the path.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def apply_streamed(client: Client, filenames: tuple[str, ...], *, recursive: boo
                    force_conflicts: bool) -> list[Outcome] | None:
     """Every object of ``filenames`` applied in one streamed request, their outcomes in input
     order; or None, having applied nothing, when the stream cannot carry them."""
-    if "-" in filenames:
-        return None
+    if not filenames or "-" in filenames:
+        return None  # no -f is an error the usual way words
     manifests: list[Manifest] = []
     try:
         return apply_stream(client, _lines(filenames, recursive, manifests), lambda: len(manifests),
