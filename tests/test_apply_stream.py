@@ -91,17 +91,6 @@ def test_a_file_that_does_not_read_mid_stream_applies_nothing(daemon: ThreadDaem
     assert "internal error" not in caplog.text
 
 
-def test_two_documents_naming_one_object_abort_the_stream_and_are_named(daemon: ThreadDaemon,
-                                                                          tmp_path: Path) -> None:
-    home = daemon.config.home
-    write_plugins(tmp_path / "twice", 200)
-    (tmp_path / "twice" / "zz-again.yaml").write_text(plugin("pm-0001", version="2.0.0"))
-    result = run_cli(home, "apply", "-f", str(tmp_path / "twice"))
-    assert result.exit_code == 1
-    assert "PluginManifest 'pm-0001' is defined twice" in result.output
-    assert stored_names(home) == []
-
-
 def test_more_than_one_request_carries_goes_as_several_lists(daemon: ThreadDaemon, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     home = daemon.config.home
@@ -171,8 +160,7 @@ def test_a_bad_line_stores_nothing_and_is_named(daemon: ThreadDaemon, bad: bytes
 
 
 def test_a_stream_over_the_body_limit_is_refused(daemon: ThreadDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bodies, "MAX_BODY_BYTES", 1000)
-    monkeypatch.setattr(bodies.read_lines, "__kwdefaults__", {"limit": 1000})
+    monkeypatch.setattr(bodies.read_lines, "__kwdefaults__", {"limit": 1000})  # the stream reads its lines so
     with local(daemon.config.home) as http:
         answer = http.post(BULK_APPLY_STREAM_PATH, headers=NDJSON, content=pieces(*(line(f"n-{i}") for i in range(20))))
     assert answer.status_code == 413, answer.text

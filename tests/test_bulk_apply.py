@@ -210,8 +210,9 @@ def test_an_invalid_set_is_named_as_a_client_dry_run_names_it(daemon: ThreadDaem
 
 def test_two_documents_naming_one_object_are_refused_before_sending(daemon: ThreadDaemon, tmp_path: Path) -> None:
     home = daemon.config.home
-    write_plugins(tmp_path / "twice", 2)
-    (tmp_path / "twice" / "again.yaml").write_text(plugin("pm-0001", version="2.0.0"))
+    write_plugins(tmp_path / "twice", 200)
+    # Read last: the streamed request had sent pieces of the others, and is aborted.
+    (tmp_path / "twice" / "zz-again.yaml").write_text(plugin("pm-0001", version="2.0.0"))
     result = run_cli(home, "apply", "-f", str(tmp_path / "twice"))
     assert result.exit_code == 1
     assert "PluginManifest 'pm-0001' is defined twice" in result.output
