@@ -24,17 +24,20 @@ from tests.daemon_harness import REPO, ThreadDaemon
 HEAVY = ("pydantic", "jsonschema", "ssl", "httpx", "rich", "cryptography", "numpy", "click", "yaml", "orjson",
          "dataclasses", "inspect", "mfx.server", "mfx.store", "mfx.music", "mfx.audio", "controllers", "reconciler")
 
-# The entry point as the installed ``mfx`` script runs it; the loaded modules go to a file when
-# the process ends, however it ends (click exits through SystemExit).
+# The entry point as the installed ``mfx`` script runs it; the modules it loaded go to a file
+# when the process ends, however it ends (click exits through SystemExit). Modules loaded
+# before it started are not its own: under ``make test`` coverage's start-up hook, run from a
+# .pth file, loads dataclasses and inspect into every Python process.
 SCRIPT = """
 import json, sys
+BEFORE = set(sys.modules)
 from mfx.cli.main import main
 sys.argv = ["mfx", *sys.argv[1:]]
 try:
     main()
 finally:
     with open(OUT, "w") as out:
-        json.dump(sorted(sys.modules), out)
+        json.dump(sorted(set(sys.modules) - BEFORE), out)
 """
 
 
