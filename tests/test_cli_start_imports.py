@@ -26,8 +26,9 @@ HEAVY = ("pydantic", "jsonschema", "ssl", "httpx", "rich", "cryptography", "nump
 
 # The entry point as the installed ``mfx`` script runs it; the modules it loaded go to a file
 # when the process ends, however it ends (click exits through SystemExit). Modules loaded
-# before it started are not its own: under ``make test`` coverage's start-up hook, run from a
-# .pth file, loads dataclasses and inspect into every Python process.
+# before it started are not its own; and the process runs without coverage's start-up hook
+# (a .pth file that ``make test`` arms), which would load dataclasses and inspect first and so
+# hide them.
 SCRIPT = """
 import json, sys
 BEFORE = set(sys.modules)
@@ -54,7 +55,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def loaded_modules(home: Path, tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     out = tmp_path / "modules.json"
-    env = {key: value for key, value in os.environ.items() if key not in ("MFX_SERVER", "MFX_TOKEN")}
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MFX_SERVER", "MFX_TOKEN", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")}
     env |= {"MFX_HOME": str(home), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + SCRIPT, *args],
                           capture_output=True, text=True, env=env, cwd=REPO)
