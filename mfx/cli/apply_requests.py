@@ -129,11 +129,13 @@ def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,
 
 def _names_repeat(objs: list[Obj]) -> bool:
     """Whether two documents may name the same object (which local validation refuses)."""
-    keys = set()
-    for obj in objs:
-        metadata = obj.get("metadata")
-        keys.add((obj.get("kind"), metadata.get("name") if isinstance(metadata, dict) else None))
-    return len(keys) != len(objs)
+    return len({named_as(obj) for obj in objs}) != len(objs)
+
+
+def named_as(obj: Obj) -> tuple[object, object]:
+    """The kind and name a document gives, as far as it gives them (unchecked yet)."""
+    metadata = obj.get("metadata")
+    return obj.get("kind"), metadata.get("name") if isinstance(metadata, dict) else None
 
 
 def located_all(errors: list[tuple[Manifest, MfxError]]) -> MfxError:

@@ -4,7 +4,7 @@ fast path (``mfx.cli.fast_path``, for a new ``mfx`` process) both run it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mfx.api.kinds import kind_for
@@ -46,7 +46,7 @@ def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run
             streamed = apply_streamed(client, filenames, recursive=recursive, dry_run=dry_run == "server",
                                       force_conflicts=force_conflicts)
             if streamed is not None:
-                _report(iter(streamed), suffix)
+                _report(streamed, suffix)
                 return
     # The daemon validates what it is sent: only a client dry run validates here first.
     manifests = load_objects(filenames, recursive=recursive, validate=dry_run == "client")
@@ -67,7 +67,7 @@ def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run
                             validated=False), suffix)
 
 
-def _report(outcomes: Iterator[Outcome], suffix: str) -> None:
+def _report(outcomes: Iterable[Outcome], suffix: str) -> None:
     """A line per outcome, as they come."""
     # The outcome lines go out in one write (each line a write of its own costs milliseconds
     # for a thousand); a warning goes out in its place, after the lines before it, and after a

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from mfx.api import yaml_loader
 from mfx.api.yaml_loader import Manifest
 from mfx.api.yaml_plain import PlainReader
-from mfx.cli.apply_requests import located_all
+from mfx.cli.apply_requests import located_all, named_as
 from mfx.cli.bulk_client import (
     MAX_BODY_BYTES,
     BulkUnsupportedError,
@@ -51,15 +51,14 @@ def apply_streamed(client: Client, filenames: tuple[str, ...], *, recursive: boo
                             dry_run=dry_run, force_conflicts=force_conflicts)
     except (_Unfit, BulkUnsupportedError):
         return None
-    except DaemonUnavailableError:
-        if manifests:  # the daemon had the body, or part of it: the usual way may not apply it again
-            check_manifests(manifests)
-            raise
-        return None  # nothing was sent: the usual way names an invalid file before the daemon's trouble
     except ItemError as refused:
         check_manifests(manifests)  # every problem, each with its file and line, as a local validation
         raise located_all([(manifests[i], error) for i, error in refused.errors]) from None
-    except MfxError:
+    except MfxError as error:
+        if isinstance(error, DaemonUnavailableError) and not manifests:
+            # Nothing was sent: the usual way names an invalid file before the daemon's trouble.
+            # Once any of the body was, it may not apply it again.
+            return None
         check_manifests(manifests)  # an invalid file is named before the daemon's trouble
         raise
 
@@ -82,13 +81,11 @@ def _pieces(filenames: tuple[str, ...], recursive: bool, manifests: list[Manifes
         before = len(manifests)
         for source in sources_of(given, recursive=recursive):
             for manifest in yaml_loader.load_manifests(source.text, source.name, reader=reader):
-                obj = manifest.obj
-                metadata = obj.get("metadata")
-                name = (obj.get("kind"), metadata.get("name") if isinstance(metadata, dict) else None)
+                name = named_as(manifest.obj)
                 if name in names:
                     raise _Unfit()
                 names.add(name)
-                line = encode_json(obj) + b"\n"
+                line = encode_json(manifest.obj) + b"\n"
                 total += len(line)
                 if total > MAX_BODY_BYTES:
                     raise _Unfit()

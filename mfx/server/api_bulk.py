@@ -29,7 +29,7 @@ to fall back to one request per object, or from the stream to the List.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,12 +149,14 @@ class BulkApply:
                 options = _options(request)
                 lines: list[bytes] = []
                 planner = _Planner(self, options)
-                body = _items_of_lines(read_lines(request), lines)
+                pieces = read_lines(request)
+                body = _items_of_lines(pieces, lines)
                 try:
                     async for items in body:
                         await planner.add(items)
                 except MfxError:
-                    await _drain(body)
+                    await body.aclose()
+                    await _drain(pieces)  # the rest as it comes, not read as items
                     raise
                 return await self._commit(planner.plan, lambda: _line_items(lines), options)
         except MfxError as error:
@@ -306,7 +308,7 @@ class _LineProblem:
         raise self.error.reworded(f"items[{index}]: {self.error.message}")
 
 
-async def _drain(body: AsyncIterator[list[Any]]) -> None:
+async def _drain(body: AsyncIterator[list[bytes]]) -> None:
     """Read what is left of a refused stream: its client sends the whole body before it reads
     the answer (and an answer cut short by the connection's close would not reach it)."""
     try:
@@ -327,7 +329,7 @@ def _line_items(lines: list[bytes]) -> list[Any]:
     return [_line_item(line) for line in lines]
 
 
-async def _items_of_lines(pieces: AsyncIterator[list[bytes]], kept: list[bytes]) -> AsyncIterator[list[Any]]:
+async def _items_of_lines(pieces: AsyncIterator[list[bytes]], kept: list[bytes]) -> AsyncGenerator[list[Any], None]:
     """The items of each piece of a stream's lines (blank lines skipped); ``kept`` gets the
     lines, for a plan made again."""
     async for lines in pieces:
