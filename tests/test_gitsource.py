@@ -264,7 +264,7 @@ def test_git_failures_are_reported_and_retried_never_a_crash(home: Path, client:
 def test_a_commit_ref_checks_out_that_exact_commit(home: Path, client: Client, repo: Repo) -> None:
     first = repo.commit("one", {"plugins/alpha.yaml": plugin_yaml("alpha")})
     repo.commit("two", {"plugins/alpha.yaml": plugin_yaml("alpha", "3.0.0")})
-    text = gitsource_yaml("pinned", repo.url).replace("ref: {branch: main}", f"ref: {{commit: {first[:10]}}}")
+    text = gitsource_yaml("pinned", repo.url).replace("ref: {branch: main}", f"ref: {{commit: '{first[:10]}'}}")
     create_source(home, text)
     source = wait_for(client, GS, "pinned", lambda o: (o.get("status") or {}).get("lastAppliedRevision")
                       == f"sha1:{first}")
