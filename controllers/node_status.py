@@ -14,6 +14,15 @@ what this store does with it depends on whether the objects are shared with othe
   watch) with the shared fields (``nodes`` and the counts) of the stored object: a node sees
   its own conditions, so a dependency is Ready for it only when it is Ready on this node.
 
+Finalizers, shared: the controllers add and remove the usual finalizer (``FINALIZER``); stored,
+it is this node's own (``node.mfx.musicfox.io/<node>``), so an object every node placed holds
+one finalizer per node, and a delete completes only once every one of them has stopped its
+copy (as ``kubectl delete`` waits for each finalizer). A node sees its own as ``FINALIZER``; a
+node that does not place an object holds none on it.
+The single finalizer of earlier versions, shared by all nodes, is kept until the object is
+deleted, then taken as each node's own. A node that is gone (its Node deleted) cannot remove
+its finalizer: the leader does (``placement_status``).
+
 The entry is small (``NodeEntry``): Ready and its reason and message, restarts, version, pid,
 observedGeneration, when Ready last changed. A Ready condition whose reason is ``NotScheduled``
 (the node's controllers do not run the object) removes the entry.
@@ -26,11 +35,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from mfx.api.objects import Obj
-from mfx.errors import MfxError
+from mfx.api.objects import FINALIZER, Obj, is_deleting
+from mfx.errors import BadRequestError, ConflictError, MfxError
 from mfx.store.base import EventRecord, ListResult, Store, WatchEvent, WatchEventType
 
-from .placement import PLACED_KINDS, NodePlacement
+from .placement import PLACED_KINDS, NodePlacement, node_finalizer
 from .placement_status import figures
 
 log = logging.getLogger("mfx.controllers.node_status")
@@ -69,6 +78,7 @@ class NodeStatusStore:
         self.placement = placement
         self.node_name = placement.node_name
         self.shared = shared
+        self.finalizer = node_finalizer(self.node_name)
         self._own: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, name, uid) -> status written
 
     def __getattr__(self, name: str) -> Any:
@@ -85,7 +95,18 @@ class NodeStatusStore:
             entry = (stored.get("nodes") or {}).get(self.node_name) or {}
             own = {"restartCount": entry["restartCount"]} if "restartCount" in entry else {}
         status = {**own, **{k: stored[k] for k in SHARED_FIELDS if k in stored}}
-        return {**obj, "status": status}
+        return {**obj, "metadata": self._metadata_view(obj), "status": status}
+
+    def _metadata_view(self, obj: Obj) -> dict[str, Any]:
+        """The finalizers as this node's controllers know them: its own shown as ``FINALIZER``;
+        and an object this node does not place shown with it too, so that it adds none: a
+        delete does not wait for a node that never ran the object."""
+        metadata: dict[str, Any] = obj.get("metadata") or {}
+        stored = metadata.get("finalizers") or []
+        ours = (self.finalizer in stored or (FINALIZER in stored and is_deleting(obj))
+                or not self.placement.selects(obj))
+        shown = [f for f in stored if f not in (self.finalizer, FINALIZER)] + ([FINALIZER] if ours else [])
+        return metadata if shown == stored else {**metadata, "finalizers": shown}
 
     async def get(self, kind: str, name: str) -> Obj:
         return self.view(await self._inner.get(kind, name))
@@ -111,13 +132,38 @@ class NodeStatusStore:
     # --- writes ------------------------------------------------------------------------------
 
     async def update(self, obj: Obj) -> Obj:
-        """The engine updates a placed object only for its finalizer. Shared, that is a merge
-        patch of the list: every node adds (or removes) the same finalizer, so the nodes'
-        writes are the same write and none of them conflicts."""
+        """The engine updates a placed object only for its finalizer. Shared, that is this
+        node's own finalizer, added or removed (with the shared one of earlier versions, once
+        the object is deleted), by a JSON patch on the list as stored: appended, or removed at
+        the index a ``test`` operation checks, so the other nodes' finalizers and writes never
+        make it conflict. Only the first finalizer of an object is a merge patch on the version
+        read (two nodes may race to create the list: one of them reads again)."""
         if not self.shared or obj.get("kind") not in PLACED_KINDS:
             return await self._inner.update(obj)
-        patch = {"metadata": {"finalizers": obj["metadata"].get("finalizers") or None}}
-        return self.view(await self._inner.patch(obj["kind"], obj["metadata"]["name"], patch))  # type: ignore[attr-defined]
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        stored = await self._inner.get(kind, name)
+        have: list[str] = stored["metadata"].get("finalizers") or []
+        inner: Any = self._inner
+        if FINALIZER in (obj["metadata"].get("finalizers") or []):
+            if self.finalizer in have:
+                return self.view(stored)
+            if not have:
+                patch = {"metadata": {"finalizers": [self.finalizer],
+                                      "resourceVersion": stored["metadata"].get("resourceVersion")}}
+                return self.view(await inner.patch(kind, name, patch))
+            added = [{"op": "add", "path": "/metadata/finalizers/-", "value": self.finalizer}]
+            return self.view(await inner.json_patch(kind, name, added))
+        gone = [i for i, f in enumerate(have) if f in (self.finalizer, FINALIZER)]
+        if not gone:
+            return self.view(stored)
+        removed: list[dict[str, Any]] = []
+        for index in reversed(gone):  # the last first: the indices before it stay right
+            removed += [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": have[index]},
+                        {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
+        try:
+            return self.view(await inner.json_patch(kind, name, removed))
+        except BadRequestError as error:  # another node removed its own first: read again
+            raise ConflictError(f"{kind} {name}: the finalizers changed since they were read; read again") from error
 
     async def write_status(self, obj: Obj, events: Sequence[EventRecord] = (), *,
                            with_metadata: bool = False) -> Obj:

@@ -27,6 +27,19 @@ log = logging.getLogger("mfx.controllers.placement")
 
 NODE_KIND = "Node"
 PLACED_KINDS = ("PluginManifest", "AudioSink")
+# Shared by several nodes, a placed object carries one finalizer per node that placed it
+# (``node_status``), so a delete waits until every node has stopped its copy.
+NODE_FINALIZER_PREFIX = "node.mfx.musicfox.io/"
+
+
+def node_finalizer(node_name: str) -> str:
+    """The finalizer ``node_name`` holds on the shared objects it placed."""
+    return NODE_FINALIZER_PREFIX + node_name
+
+
+def finalizer_node(finalizer: str) -> str | None:
+    """The node whose finalizer this is (None: not a node's)."""
+    return finalizer[len(NODE_FINALIZER_PREFIX):] if finalizer.startswith(NODE_FINALIZER_PREFIX) else None
 
 
 def node_selector_of(obj: Obj) -> Mapping[str, Any] | None:

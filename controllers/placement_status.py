@@ -7,6 +7,10 @@ write (``status.nodes``, see ``node_status``):
 - ``numberReady``: selected nodes whose entry says Ready;
 - ``updatedNumberScheduled``: selected nodes whose entry observed ``metadata.generation``;
 - entries of nodes that are gone (Node deleted) are removed;
+- an object being deleted is let go by nodes that are gone: their finalizers (see
+  ``node_status``) are removed, as no agent is left to stop the object there and remove its
+  own, as Kubernetes' garbage collector deletes the pods of a deleted Node (a node that is
+  only down, its Node still there, keeps the object waiting until it is back, or deleted);
 - when no agent runs inside the API server's process (``mfx serve --no-local-agent``), the
   top-level ``Ready`` condition: True (``AllNodesReady``) when every selected, schedulable
   node is Ready, else False (``NodesNotReady``, naming them, or ``NoNodesSelected``). With an
@@ -27,7 +31,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from mfx.api.objects import Obj, generation, now_rfc3339
+from mfx.api.objects import Obj, generation, is_deleting, now_rfc3339
 from mfx.errors import ConflictError, MfxError, NotFoundError
 from mfx.store.base import Store, WatchEvent, WatchEventType
 from mfx.store.list_watch import ListWatch
@@ -37,6 +41,7 @@ from .placement import (
     NODE_KIND,
     PLACED_KINDS,
     describe_selector,
+    finalizer_node,
     node_selector_of,
     selector_matches,
 )
@@ -95,6 +100,14 @@ def figures(obj: Obj, nodes: dict[str, Obj], *, write_ready: bool) -> Figures:
                          + _some(why))
     return Figures(len(schedulable), len(ready), updated, gone, condition,
                    next(iter(versions)) if len(versions) == 1 else None)
+
+
+def orphaned_finalizers(obj: Obj, nodes: dict[str, Obj]) -> list[str]:
+    """The finalizers of nodes that are gone, on an object being deleted: none will remove its own."""
+    if not is_deleting(obj):
+        return []
+    return [f for f in obj["metadata"].get("finalizers") or []
+            if (node := finalizer_node(f)) is not None and node not in nodes]
 
 
 def _some(names: list[str], shown: int = 10) -> str:
@@ -177,7 +190,8 @@ class PlacementStatus:
             return
         self.objects[key] = obj
         entries = (obj.get("status") or {}).get("nodes") or {}
-        if self.local_node is None or any(name != self.local_node for name in entries):
+        if (self.local_node is None or any(name != self.local_node for name in entries)
+                or orphaned_finalizers(obj, self.nodes)):
             self._mark([key])
 
     async def run(self) -> None:
@@ -190,7 +204,7 @@ class PlacementStatus:
                 dirty, self._dirty = self._dirty, set()
                 for key in sorted(dirty):
                     obj = self.objects.get(key)
-                    if obj is not None:
+                    if obj is not None and (obj := await self._release(obj)) is not None:
                         await self._write(obj)
 
     async def _follow(self, kind: str, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -204,6 +218,33 @@ class PlacementStatus:
 
         await ListWatch(self.store, kind, on_event=on_event, on_relist=on_relist, logger=log).run(
             task_status=task_status)
+
+    async def _release(self, obj: Obj) -> Obj | None:
+        """``obj`` without the finalizers of gone nodes, written when it had any; None when it
+        is gone (deleted by that write, or before)."""
+        for _ in range(CONFLICT_RETRIES):
+            orphans = orphaned_finalizers(obj, self.nodes)
+            if not orphans:
+                return obj
+            kept = [f for f in obj["metadata"]["finalizers"] if f not in orphans]
+            try:
+                released = await self.store.update({**obj, "metadata": {**obj["metadata"], "finalizers": kept}})
+            except ConflictError:
+                try:
+                    obj = await self.store.get(obj["kind"], obj["metadata"]["name"])
+                except NotFoundError:
+                    return None
+                continue
+            except NotFoundError:
+                return None
+            except MfxError as error:
+                log.warning("could not remove the finalizers %s of gone nodes from %s %s: %s; retried at its "
+                            "next change", ", ".join(orphans), obj["kind"], obj["metadata"]["name"], error)
+                return obj
+            log.info("%s %s: removed the finalizers %s of nodes that are gone", obj["kind"],
+                     obj["metadata"]["name"], ", ".join(orphans))
+            return released if kept else None
+        return obj
 
     async def _write(self, obj: Obj) -> None:
         for _ in range(CONFLICT_RETRIES):

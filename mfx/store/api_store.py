@@ -215,6 +215,13 @@ class ApiStore:
         return _shape(info, await self._request("PATCH", f"{_collection(info)}/{name}", body=patch,
                                                 content_type="application/merge-patch+json"))
 
+    async def json_patch(self, kind: str, name: str, operations: builtins.list[dict[str, Any]]) -> Obj:
+        """A JSON patch (RFC 6902) on the object: applied to what the server has, so a ``test``
+        operation is the precondition (one that fails is a ``BadRequestError``)."""
+        info = _kind_info(kind)
+        return _shape(info, await self._request("PATCH", f"{_collection(info)}/{name}", body=operations,
+                                                content_type="application/json-patch+json"))
+
     async def patch_status(self, kind: str, name: str, patch: Obj) -> Obj:
         """A JSON merge patch (RFC 7386) on the status subresource, without a resourceVersion:
         the server applies it to what it has, so writers of different fields never conflict."""
