@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from mfx.api.objects import Obj
+from mfx.api.objects import NODE_FINALIZER_PREFIX, Obj
 from mfx.store.base import Store, WatchEvent, WatchEventType
 from mfx.store.list_watch import ListWatch
 
@@ -27,9 +27,6 @@ log = logging.getLogger("mfx.controllers.placement")
 
 NODE_KIND = "Node"
 PLACED_KINDS = ("PluginManifest", "AudioSink")
-# Shared by several nodes, a placed object carries one finalizer per node that placed it
-# (``node_status``), so a delete waits until every node has stopped its copy.
-NODE_FINALIZER_PREFIX = "node.mfx.musicfox.io/"
 
 
 def node_finalizer(node_name: str) -> str:

@@ -164,6 +164,8 @@ def test_a_deleted_plugin_waits_for_the_finalizer_of_every_node_until_that_node_
             assert waiting["metadata"].get("deletionTimestamp"), waiting["metadata"]
             timed_out = run_cli(cp_home, "delete", "pm", "hello-rpc", "--timeout", "1s")
             assert timed_out.exit_code != 0, timed_out.output
+            assert "held by its finalizers: node.mfx.musicfox.io/node-b" in timed_out.output, timed_out.output
+            assert "mfx delete node NAME" in timed_out.output, timed_out.output
 
             # A node that is gone lets go of what it held, as a deleted Node's pods are collected.
             assert node_a.process.poll() is None

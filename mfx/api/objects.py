@@ -26,6 +26,9 @@ RECONCILE_HANDLED_FIELD = "lastHandledReconcileAt"
 RESTARTED_AT_ANNOTATION = "mfx.musicfox.io/restartedAt"
 RESTARTED_AT_FIELD = "restartedAt"
 FINALIZER = "mfx.musicfox.io/finalizer"
+# Shared by several nodes, a placed object carries one finalizer per node that placed it, this
+# prefix and the node's name, so a delete waits until every node has stopped its copy.
+NODE_FINALIZER_PREFIX = "node.mfx.musicfox.io/"
 
 
 class ObjectKey(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError

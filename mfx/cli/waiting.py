@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mfx.api.kinds import KindInfo
-from mfx.api.objects import Obj, condition
+from mfx.api.objects import NODE_FINALIZER_PREFIX, Obj, condition
 from mfx.cli.client import Client
 from mfx.errors import MfxError, NotFoundError
 
@@ -41,8 +41,23 @@ def wait_deleted(client: Client, kind: KindInfo, name: str, deadline: float) -> 
     for event in watch_until(client, kind, name, obj["metadata"]["resourceVersion"], deadline):
         if event["type"] == "DELETED":
             return
-    raise MfxError(f'timed out waiting for {kind.plural} "{name}" to be deleted; '
-                   f"see 'mfx describe {kind.short_names[0] if kind.short_names else kind.plural} {name}'")
+        obj = event["object"]
+    short = kind.short_names[0] if kind.short_names else kind.plural
+    raise MfxError(f'timed out waiting for {kind.plural} "{name}" to be deleted{_held_by(obj)}; '
+                   f"see 'mfx describe {short} {name}'")
+
+
+def _held_by(obj: Obj) -> str:
+    """What keeps a deleted object: its finalizers, and for a node's, what to look at."""
+    finalizers = obj["metadata"].get("finalizers") or []
+    if not finalizers:
+        return ""
+    nodes = [f[len(NODE_FINALIZER_PREFIX):] for f in finalizers if f.startswith(NODE_FINALIZER_PREFIX)]
+    text = f" (still held by its finalizers: {', '.join(finalizers)}"
+    if nodes:
+        text += (f"; node {', '.join(nodes)} has not stopped its copy yet: is its agent up? 'mfx get nodes'; "
+                 "a node gone for good lets go once it is deleted: 'mfx delete node NAME'")
+    return text + ")"
 
 
 def condition_met(obj: Obj, ctype: str, wanted: str) -> bool:
