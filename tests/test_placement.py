@@ -162,6 +162,8 @@ def test_a_deleted_plugin_waits_for_the_finalizer_of_every_node_until_that_node_
                 (obj := get_json(cp_home, "pm", "hello-rpc")) is not None
                 and obj["metadata"].get("finalizers") == ["node.mfx.musicfox.io/node-b"] and obj))
             assert waiting["metadata"].get("deletionTimestamp"), waiting["metadata"]
+            table = run_cli(cp_home, "get", "pm", "hello-rpc").output.splitlines()
+            assert table[0].split()[4] == "REASON" and table[1].split()[4] == "Terminating", table
             timed_out = run_cli(cp_home, "delete", "pm", "hello-rpc", "--timeout", "1s")
             assert timed_out.exit_code != 0, timed_out.output
             assert "held by its finalizers: node.mfx.musicfox.io/node-b" in timed_out.output, timed_out.output

@@ -29,10 +29,21 @@ def labels_text(obj: Obj) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "<none>"
 
 
+def plugin_reason(obj: Obj) -> Any:
+    """The REASON of a PluginManifest: ``Terminating`` once it is deleted while finalizers still
+    hold it (every node that runs it stopping its copy), as kubectl shows a deleted pod; else
+    its Ready condition's reason."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c.get("reason") for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+
+
 # Columns whose cell the server computes, by (kind, column name); the CRD's JSONPath is what
 # a server without this printer (Kubernetes with mfx's CRDs) shows instead.
 _PRINTED: dict[tuple[str, str], Callable[[Obj], Any]] = {("Node", "Status"): node_status,
-                                                         ("Node", "Labels"): labels_text}
+                                                         ("Node", "Labels"): labels_text,
+                                                         ("PluginManifest", "Reason"): plugin_reason}
 
 
 def _cell(obj: Obj, column: dict[str, Any]) -> Any:
