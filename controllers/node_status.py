@@ -18,7 +18,8 @@ Finalizers, shared: the controllers add and remove the usual finalizer (``FINALI
 it is this node's own (``node.mfx.musicfox.io/<node>``), so an object every node placed holds
 one finalizer per node, and a delete completes only once every one of them has stopped its
 copy (as ``kubectl delete`` waits for each finalizer). A node sees its own as ``FINALIZER``; a
-node that does not place an object holds none on it.
+node that does not place an object holds none on it, and one that stops an object because it
+no longer places it removes its own.
 The single finalizer of earlier versions, shared by all nodes, is kept until the object is
 deleted, then taken as each node's own. A node that is gone (its Node deleted) cannot remove
 its finalizer: the leader does (``placement_status``).
@@ -80,6 +81,7 @@ class NodeStatusStore:
         self.shared = shared
         self.finalizer = node_finalizer(self.node_name)
         self._own: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, name, uid) -> status written
+        self._let_go_of: set[tuple[str, str, str]] = set()  # objects this node removed its finalizer from
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -128,6 +130,7 @@ class NodeStatusStore:
 
     def forget(self, obj: Obj) -> None:
         self._own.pop(_key(obj), None)
+        self._let_go_of.discard(_key(obj))
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class NodeStatusStore:
         have: list[str] = stored["metadata"].get("finalizers") or []
         inner: Any = self._inner
         if FINALIZER in (obj["metadata"].get("finalizers") or []):
+            self._let_go_of.discard(_key(stored))
             if self.finalizer in have:
                 return self.view(stored)
             if not have:
@@ -199,7 +203,31 @@ class NodeStatusStore:
             except MfxError as error:  # as ApiStore.write_status: the status is written, raising would write it again
                 log.warning("could not report event %s about %s %s: %s", record.reason, record.involved_kind,
                             record.involved_name, error)
+        if entry is None and status.get("runtime") is None and not is_deleting(obj):
+            await self._let_go(obj)
         return self.view(written)
+
+    async def _let_go(self, obj: Obj) -> None:
+        """Remove this node's finalizer from an object it no longer places, once nothing of it
+        runs here (its Ready says ``NotScheduled`` and it has no ``runtime``: a plugin stopped;
+        a sink is closed before it says so): a delete need not wait for this node. Once per
+        object until the node adds its finalizer again; a failure is retried at the next write."""
+        key = _key(obj)
+        if key in self._let_go_of:
+            return
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        try:
+            stored = await self._inner.get(kind, name)
+            have: list[str] = stored["metadata"].get("finalizers") or []
+            if self.finalizer in have:
+                index = have.index(self.finalizer)
+                await self._inner.json_patch(kind, name, [  # type: ignore[attr-defined]
+                    {"op": "test", "path": f"/metadata/finalizers/{index}", "value": self.finalizer},
+                    {"op": "remove", "path": f"/metadata/finalizers/{index}"}])
+        except MfxError as error:
+            log.info("%s %s: this node's finalizer stays until the next write: %s", kind, name, error)
+            return
+        self._let_go_of.add(key)
 
 
 class _ViewedWatch:

@@ -132,6 +132,9 @@ def test_two_agents_place_plugins_and_sinks_by_node_selector_without_conflicts(t
             assert run_cli(cp_home, "patch", "pm", "hello-rpc", "-p", selector).exit_code == 0
             poll("hello-rpc stopped on node-a", lambda: not alive(pid_a)
                  and list(entries(cp_home, "pm", "hello-rpc")) == ["node-b"])
+            # ... and lets go of it: a delete no longer waits for node-a.
+            poll("node-a's finalizer removed", lambda: get_json(cp_home, "pm", "hello-rpc")["metadata"].get(
+                "finalizers") == ["node.mfx.musicfox.io/node-b"])
             assert alive(pid_b), "node-b keeps it (cordoned, selected)"
             assert conflicts(cp_home) == placed, "agents writing their own entries never conflict"
     finally:
