@@ -139,8 +139,8 @@ class NodeStatusStore:
         node's own finalizer, added or removed (with the shared one of earlier versions, once
         the object is deleted), by a JSON patch on the list as stored: appended, or removed at
         the index a ``test`` operation checks, so the other nodes' finalizers and writes never
-        make it conflict. Only the first finalizer of an object is a merge patch on the version
-        read (two nodes may race to create the list: one of them reads again)."""
+        make it conflict (a failed test is a conflict: the controller reads again). The first
+        finalizer of an object creates the list (see below)."""
         if not self.shared or obj.get("kind") not in PLACED_KINDS:
             return await self._inner.update(obj)
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -148,13 +148,16 @@ class NodeStatusStore:
         have: list[str] = stored["metadata"].get("finalizers") or []
         inner: Any = self._inner
         if FINALIZER in (obj["metadata"].get("finalizers") or []):
-            self._let_go_of.discard(_key(stored))
-            if self.finalizer in have:
+            if self.finalizer in have or not self.placement.selects(stored):  # held, or not ours to hold
                 return self.view(stored)
+            self._let_go_of.discard(_key(stored))
             if not have:
-                patch = {"metadata": {"finalizers": [self.finalizer],
-                                      "resourceVersion": stored["metadata"].get("resourceVersion")}}
-                return self.view(await inner.patch(kind, name, patch))
+                # No JSON patch can create a missing list without replacing one made meanwhile,
+                # and a resourceVersion would make any write (a node's entry, the leader's
+                # counts) a conflict. So the first finalizer is a merge patch of its own: if
+                # another node's first one crossed it, the later write wins, and the node whose
+                # finalizer it removed sees that in its watch event and appends it again.
+                return self.view(await inner.patch(kind, name, {"metadata": {"finalizers": [self.finalizer]}}))
             added = [{"op": "add", "path": "/metadata/finalizers/-", "value": self.finalizer}]
             return self.view(await inner.json_patch(kind, name, added))
         gone = [i for i, f in enumerate(have) if f in (self.finalizer, FINALIZER)]

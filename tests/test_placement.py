@@ -108,11 +108,7 @@ def test_two_agents_place_plugins_and_sinks_by_node_selector_without_conflicts(t
             poll("the sink Ready on node-a only",
                  lambda: counts(cp_home, "sink", "kitchen") == (1, 1, 1)
                  and list(entries(cp_home, "sink", "kitchen")) == ["node-a"])
-            # The first finalizer of an object is written on the version read: two nodes (or a
-            # node and the leader's counts) may race for it once per object, and one reads again.
-            # Everything after, the nodes' entries and appended finalizers, never conflicts.
-            placed = conflicts(cp_home)
-            assert set(placed) <= {"PATCH"} and placed.get("PATCH", 0) <= 2, placed
+            assert conflicts(cp_home) == {}, "agents writing their own entries and finalizers never conflict"
             # Relabelling moves it: off node-a, onto node-b. (A Node's agent may lose one race
             # with the relabel when it reports the Node's status: that is the Node, not the sink.)
             relabel(cp_home, "node-a", "hall")
@@ -136,7 +132,7 @@ def test_two_agents_place_plugins_and_sinks_by_node_selector_without_conflicts(t
             poll("node-a's finalizer removed", lambda: get_json(cp_home, "pm", "hello-rpc")["metadata"].get(
                 "finalizers") == ["node.mfx.musicfox.io/node-b"])
             assert alive(pid_b), "node-b keeps it (cordoned, selected)"
-            assert conflicts(cp_home) == placed, "agents writing their own entries never conflict"
+            assert "PATCH" not in conflicts(cp_home)
     finally:
         server.stop()
 
@@ -153,9 +149,10 @@ def test_a_deleted_plugin_waits_for_the_finalizer_of_every_node_until_that_node_
             assert applied.exit_code == 0, applied.output
             poll("hello-rpc Ready on both nodes", lambda: counts(cp_home, "pm", "hello-rpc") == (2, 2, 2))
             pid_a = entries(cp_home, "pm", "hello-rpc")["node-a"]["pid"]
-            # One finalizer per node that placed it, each node's own.
-            assert sorted(get_json(cp_home, "pm", "hello-rpc")["metadata"]["finalizers"]) == [
-                "node.mfx.musicfox.io/node-a", "node.mfx.musicfox.io/node-b"]
+            # One finalizer per node that placed it, each node's own (a node whose first one
+            # another node's crossed adds it again: see NodeStatusStore.update).
+            poll("one finalizer per node", lambda: sorted(get_json(cp_home, "pm", "hello-rpc")["metadata"].get(
+                "finalizers") or []) == ["node.mfx.musicfox.io/node-a", "node.mfx.musicfox.io/node-b"])
 
             node_b.stop()  # down, its Node still there: the delete waits for it
             deleted = run_cli(cp_home, "delete", "pm", "hello-rpc", "--no-wait")
