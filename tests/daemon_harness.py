@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from mfx.cli.main import build_cli
 from mfx.server.daemon import DaemonConfig, DaemonContext, Service, run_daemon
+from mfx.store.api_connection import ApiConnection
+from mfx.store.api_store import ApiStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,3 +117,14 @@ class SubprocessDaemon:
     def output(self) -> str:
         assert self.process is not None and self.process.stdout is not None
         return self.process.stdout.read().decode(errors="replace")
+
+
+@asynccontextmanager
+async def api_store_on_daemon(home: Path) -> AsyncIterator[ApiStore]:
+    """``ApiStore`` on the TCP listener of a real daemon (API server over SQLite, no controllers)."""
+    daemon = ThreadDaemon(home, listen_http="127.0.0.1:0")
+    with daemon.running():
+        url = "http://" + daemon.config.listen_http_address_path.read_text().strip()
+        token = daemon.config.token_path.read_text().strip()
+        async with ApiStore(ApiConnection((url,), token=token)) as store:
+            yield store

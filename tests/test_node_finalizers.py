@@ -17,9 +17,8 @@ from controllers.node_status import NodeStatusStore
 from controllers.placement import NodePlacement, node_finalizer
 from mfx.api.objects import FINALIZER
 from mfx.errors import NotFoundError
-from mfx.store.api_connection import ApiConnection
 from mfx.store.api_store import ApiStore
-from tests.daemon_harness import ThreadDaemon
+from tests.daemon_harness import api_store_on_daemon
 
 PM = "PluginManifest"
 pytestmark = pytest.mark.anyio
@@ -34,12 +33,8 @@ def plugin(name: str, selector: dict[str, Any] | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[ApiStore]:
-    daemon = ThreadDaemon(tmp_path / "home", listen_http="127.0.0.1:0")
-    with daemon.running():
-        url = "http://" + daemon.config.listen_http_address_path.read_text().strip()
-        token = daemon.config.token_path.read_text().strip()
-        async with ApiStore(ApiConnection((url,), token=token)) as store:
-            yield store
+    async with api_store_on_daemon(tmp_path / "home") as store:
+        yield store
 
 
 def node(api: ApiStore, name: str, **labels: str) -> NodeStatusStore:

@@ -29,12 +29,11 @@ from mfx.errors import (
     ValidationError,
 )
 from mfx.store import SCHEMA_VERSION, EventRecord, SQLiteStore, WatchEvent, WatchEventType
-from mfx.store.api_connection import ApiConnection
 from mfx.store.api_store import ApiStore
 from mfx.store.base import BatchAction, BatchWrite
 from mfx.store.etcd import EtcdStore
 from mfx.store.etcd_keys import parse_store_url
-from tests.daemon_harness import ThreadDaemon
+from tests.daemon_harness import api_store_on_daemon
 from tests.etcd_env import EtcdCluster
 
 PM = "PluginManifest"
@@ -86,13 +85,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield opened
         return
     if request.param == "api":
-        # A real daemon (API server over SQLite, no controllers) and ApiStore on its TCP listener.
-        daemon = ThreadDaemon(tmp_path / "home", listen_http="127.0.0.1:0")
-        with daemon.running():
-            url = "http://" + daemon.config.listen_http_address_path.read_text().strip()
-            token = daemon.config.token_path.read_text().strip()
-            async with ApiStore(ApiConnection((url,), token=token)) as api:
-                yield api
+        async with api_store_on_daemon(tmp_path / "home") as api:
+            yield api
         return
     cluster: EtcdCluster = request.getfixturevalue("etcd_cluster")
     prefix: str = request.getfixturevalue("etcd_prefix")
