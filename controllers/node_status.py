@@ -36,11 +36,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from mfx.api.objects import FINALIZER, Obj, is_deleting
+from mfx.api.objects import FINALIZER, Obj, is_deleting, node_finalizer
 from mfx.errors import BadRequestError, ConflictError, MfxError
 from mfx.store.base import EventRecord, ListResult, Store, WatchEvent, WatchEventType
 
-from .placement import PLACED_KINDS, NodePlacement, node_finalizer
+from .placement import PLACED_KINDS, NodePlacement
 from .placement_status import figures
 
 log = logging.getLogger("mfx.controllers.node_status")

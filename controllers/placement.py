@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from mfx.api.objects import NODE_FINALIZER_PREFIX, Obj
+from mfx.api.objects import Obj
 from mfx.store.base import Store, WatchEvent, WatchEventType
 from mfx.store.list_watch import ListWatch
 
@@ -27,16 +27,6 @@ log = logging.getLogger("mfx.controllers.placement")
 
 NODE_KIND = "Node"
 PLACED_KINDS = ("PluginManifest", "AudioSink")
-
-
-def node_finalizer(node_name: str) -> str:
-    """The finalizer ``node_name`` holds on the shared objects it placed."""
-    return NODE_FINALIZER_PREFIX + node_name
-
-
-def finalizer_node(finalizer: str) -> str | None:
-    """The node whose finalizer this is (None: not a node's)."""
-    return finalizer[len(NODE_FINALIZER_PREFIX):] if finalizer.startswith(NODE_FINALIZER_PREFIX) else None
 
 
 def node_selector_of(obj: Obj) -> Mapping[str, Any] | None:

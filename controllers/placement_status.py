@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from mfx.api.objects import Obj, generation, is_deleting, now_rfc3339
+from mfx.api.objects import Obj, finalizer_node, generation, is_deleting, now_rfc3339
 from mfx.errors import ConflictError, MfxError, NotFoundError
 from mfx.store.base import Store, WatchEvent, WatchEventType
 from mfx.store.list_watch import ListWatch
@@ -41,7 +41,6 @@ from .placement import (
     NODE_KIND,
     PLACED_KINDS,
     describe_selector,
-    finalizer_node,
     node_selector_of,
     selector_matches,
 )

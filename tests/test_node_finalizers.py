@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from controllers.node_status import NodeStatusStore
-from controllers.placement import NodePlacement, node_finalizer
-from mfx.api.objects import FINALIZER
+from controllers.placement import NodePlacement
+from mfx.api.objects import FINALIZER, node_finalizer
 from mfx.errors import NotFoundError
 from mfx.store.api_store import ApiStore
 from tests.daemon_harness import api_store_on_daemon

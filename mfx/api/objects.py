@@ -31,6 +31,16 @@ FINALIZER = "mfx.musicfox.io/finalizer"
 NODE_FINALIZER_PREFIX = "node.mfx.musicfox.io/"
 
 
+def node_finalizer(node_name: str) -> str:
+    """The finalizer ``node_name`` holds on the shared objects it placed."""
+    return NODE_FINALIZER_PREFIX + node_name
+
+
+def finalizer_node(finalizer: str) -> str | None:
+    """The node whose finalizer this is (None: not a node's)."""
+    return finalizer[len(NODE_FINALIZER_PREFIX):] if finalizer.startswith(NODE_FINALIZER_PREFIX) else None
+
+
 class ObjectKey(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError
     """Identifies one object: kinds are cluster-scoped, so kind + name is enough."""
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mfx.api.kinds import KindInfo
-from mfx.api.objects import NODE_FINALIZER_PREFIX, Obj, condition
+from mfx.api.objects import Obj, condition, finalizer_node
 from mfx.cli.client import Client
 from mfx.errors import MfxError, NotFoundError
 
@@ -52,7 +52,7 @@ def _held_by(obj: Obj) -> str:
     finalizers = obj["metadata"].get("finalizers") or []
     if not finalizers:
         return ""
-    nodes = [f[len(NODE_FINALIZER_PREFIX):] for f in finalizers if f.startswith(NODE_FINALIZER_PREFIX)]
+    nodes = [node for f in finalizers if (node := finalizer_node(f)) is not None]
     text = f" (still held by its finalizers: {', '.join(finalizers)}"
     if nodes:
         text += (f"; node {', '.join(nodes)} has not stopped its copy yet: is its agent up? 'mfx get nodes'; "
