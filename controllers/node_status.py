@@ -160,13 +160,9 @@ class NodeStatusStore:
                 return self.view(await inner.patch(kind, name, {"metadata": {"finalizers": [self.finalizer]}}))
             added = [{"op": "add", "path": "/metadata/finalizers/-", "value": self.finalizer}]
             return self.view(await inner.json_patch(kind, name, added))
-        gone = [i for i, f in enumerate(have) if f in (self.finalizer, FINALIZER)]
-        if not gone:
+        removed = _removal(have, (self.finalizer, FINALIZER))
+        if not removed:
             return self.view(stored)
-        removed: list[dict[str, Any]] = []
-        for index in reversed(gone):  # the last first: the indices before it stay right
-            removed += [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": have[index]},
-                        {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
         try:
             return self.view(await inner.json_patch(kind, name, removed))
         except BadRequestError as error:  # another node removed its own first: read again
@@ -221,12 +217,9 @@ class NodeStatusStore:
         kind, name = obj["kind"], obj["metadata"]["name"]
         try:
             stored = await self._inner.get(kind, name)
-            have: list[str] = stored["metadata"].get("finalizers") or []
-            if self.finalizer in have:
-                index = have.index(self.finalizer)
-                await self._inner.json_patch(kind, name, [  # type: ignore[attr-defined]
-                    {"op": "test", "path": f"/metadata/finalizers/{index}", "value": self.finalizer},
-                    {"op": "remove", "path": f"/metadata/finalizers/{index}"}])
+            removed = _removal(stored["metadata"].get("finalizers") or [], (self.finalizer,))
+            if removed:
+                await self._inner.json_patch(kind, name, removed)  # type: ignore[attr-defined]
         except MfxError as error:
             log.info("%s %s: this node's finalizer stays until the next write: %s", kind, name, error)
             return
@@ -260,6 +253,18 @@ class _ViewedWatch:
         aclose = getattr(self._stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _removal(have: list[str], finalizers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The JSON patch that removes ``finalizers`` from ``have`` (the list as read), each at the
+    index a ``test`` operation checks first: another writer's change meanwhile fails it rather
+    than removing the wrong one. Empty when none of them is there."""
+    operations: list[dict[str, Any]] = []
+    for index in reversed(range(len(have))):  # the last first: the indices before it stay right
+        if have[index] in finalizers:
+            operations += [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": have[index]},
+                           {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
+    return operations
 
 
 def _key(obj: Obj) -> tuple[str, str, str]:
