@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mfx.api.objects import Obj, human_age
+from mfx.api.objects import Obj, condition, human_age
 from mfx.server.jsonpath import evaluate, value_text
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -35,8 +35,8 @@ def plugin_reason(obj: Obj) -> Any:
     its Ready condition's reason."""
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         return "Terminating"
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return next((c.get("reason") for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    ready = condition(obj, "Ready")
+    return None if ready is None else ready.get("reason")
 
 
 # Columns whose cell the server computes, by (kind, column name); the CRD's JSONPath is what
