@@ -20,7 +20,15 @@ import orjson
 from mfx.api.models import PluginManifestSpec
 from mfx.api.objects import ObjectKey
 from mfx.errors import EntryPointNotFoundError, MfxError, PluginError
-from mfx.runtimes.base import AllowedPath, Limits, LoadRequest, PluginLogRecord, PluginType, bounded
+from mfx.runtimes.base import (
+    AllowedPath,
+    Limits,
+    LoadRequest,
+    PluginLogRecord,
+    PluginType,
+    QuickHealth,
+    bounded,
+)
 from reconciler import Context, ProbeScheduler, ProbeSpec
 
 from .plugin_decide import Failure, StopStep
@@ -220,8 +228,10 @@ class PluginRunner:
         run.ready_reason, run.note = PluginReason.RUNNING, ""
         hc = spec.health_check
         # start_instance has just passed a health check: the first periodic one waits an interval.
-        self._probes.schedule(ctx.key, running.instance.health,
+        instance = running.instance
+        self._probes.schedule(ctx.key, instance.health,
                               ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
+                              quick=instance.quick_health if isinstance(instance, QuickHealth) else None,
                               delay_first=True)
         write_adopted(ctx.status, running)
         run.last_probe = ProbeRecord(running.ready_at, "Healthy", running.health_seconds)

@@ -24,7 +24,7 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.runtimes.base import Limits, LoadRequest, PluginType
+from mfx.runtimes.base import Limits, LoadRequest, PluginType, QuickHealth
 from mfx.runtimes.clib import CLibraryInstance, CLibraryRuntime
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.python_module import PythonModuleInstance
@@ -185,6 +185,29 @@ async def test_non_finite_output_makes_the_instance_unhealthy(effects_dir: Path,
         with pytest.raises(PluginRuntimeError) as caught:
             await instance.health()
         assert caught.value.reason == "Unhealthy"
+
+
+async def test_the_quick_health_check_runs_on_the_callers_thread_and_gives_way_to_a_call_in_flight(
+    effects_dir: Path, tmp_path: Path
+) -> None:
+    # The periodic probes' path: mfx_plugin_health called right here, no hand-off to the
+    # plugin's thread; a call holding the instance makes it say "busy" instead of waiting.
+    async with CLibraryRuntime() as runtime:
+        instance = await effects(runtime, effects_dir, tmp_path,
+                                 {"eq": [{"type": "peaking", "freq": 500, "gainDb": 3}]})
+        assert isinstance(instance, QuickHealth)
+        assert instance.quick_health() is True
+        with instance._lock:  # a process() or configure() in flight on another thread
+            assert instance.quick_health() is False
+        block = np.zeros((64, 2), np.float32)
+        block[3, 0] = np.nan
+        instance.process(block, RATE)
+        with pytest.raises(PluginRuntimeError, match="mfx_plugin_health returned") as caught:
+            instance.quick_health()
+        assert caught.value.reason == "Unhealthy"
+        await instance.cleanup()
+        with pytest.raises(PluginRuntimeError, match="unloaded"):
+            instance.quick_health()
 
 
 async def test_instances_are_independent_copies(effects_dir: Path, tmp_path: Path) -> None:

@@ -118,6 +118,17 @@ class PluginInstance(Protocol):
     async def cleanup(self) -> None: ...
 
 
+@runtime_checkable
+class QuickHealth(Protocol):
+    """An instance whose health check is also a call that returns at once (in-process C)."""
+
+    def quick_health(self) -> bool:
+        """Check health synchronously, from any thread, without waiting for the plugin: True
+        once checked and healthy, False when it is busy (a call in flight) and checking would
+        wait; raises ``PluginError`` when unhealthy. The periodic probes use it in rounds."""
+        ...
+
+
 class Runtime(Protocol):
     type: PluginType
 

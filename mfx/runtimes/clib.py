@@ -46,6 +46,10 @@ _ERR_LEN = 512
 _FLOAT32 = np.dtype(np.float32)
 _BYTE = ctypes.c_char
 
+# How long a quick health check waits for the instance's lock: an audio block's process()
+# ends well within it; anything longer is a call in flight that the usual probe waits for.
+QUICK_LOCK_SECONDS = 0.002
+
 _RETURN_CODES = {-1: "invalid argument", -2: "unsupported (e.g. too many channels)", -3: "config rejected"}
 
 # name -> (restype, argtypes): the whole ABI; every symbol must be present.
@@ -159,7 +163,23 @@ class CLibraryInstance:
             with self._lock:
                 return int(self._lib.fn["mfx_plugin_health"](self._require_handle()))
 
-        code = await self._blocking("health", health)
+        self._check_health_code(await self._blocking("health", health))
+
+    def quick_health(self) -> bool:
+        """``mfx_plugin_health`` on the calling thread, unless a call holds the instance: the
+        periodic probes' path (``QuickHealth``), which costs no hand-off to its own thread."""
+        if not self._lock.acquire(timeout=QUICK_LOCK_SECONDS):
+            return False  # a call in flight (a configure, a long process()): probed the usual way
+        try:
+            if self._lib.cdll is None:
+                raise PluginRuntimeError(f"{self.name}: the library has been unloaded", reason="Unloaded")
+            code = int(self._lib.fn["mfx_plugin_health"](self._require_handle()))
+        finally:
+            self._lock.release()
+        self._check_health_code(code)
+        return True
+
+    def _check_health_code(self, code: int) -> None:
         if code != 0:
             raise PluginRuntimeError(f"{self.name}: mfx_plugin_health returned {code}", reason="Unhealthy")
 
