@@ -90,7 +90,9 @@ async def _watch(one_pass: _Pass, timeouts: Sequence[float]) -> int | None:
     finished = anyio.Event()
 
     async def work() -> None:
-        await anyio.to_thread.run_sync(one_pass.run, abandon_on_cancel=True)
+        # A limiter of its own: the rounds never wait for a token of anyio's default limiter,
+        # which the API's thread calls share (an abandoned pass gives its token back).
+        await anyio.to_thread.run_sync(one_pass.run, abandon_on_cancel=True, limiter=anyio.CapacityLimiter(1))
         finished.set()
 
     async with anyio.create_task_group() as tg:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from mfx.api.objects import ObjectKey
@@ -181,3 +183,26 @@ async def test_an_unhealthy_quick_probe_counts_failures_and_an_unscheduled_one_i
     assert sick_results[-1].changed and not sick_results[-1].healthy
     assert sick_results[0].last.error == "RuntimeError: mfx_plugin_health returned -4"
     assert len(gone.quick_calls) == 1
+
+
+async def test_rounds_run_while_every_token_of_the_shared_thread_limiter_is_taken() -> None:
+    # The API's thread calls share anyio's default limiter; probes must not queue behind them.
+    clock = FakeClock()
+    results = Results()
+    plugin = Plugin(clock)
+    shared = anyio.to_thread.current_default_thread_limiter()
+    saved, release = shared.total_tokens, threading.Event()
+    shared.total_tokens = 1
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(anyio.to_thread.run_sync, release.wait, abandon_on_cancel=True))
+            await anyio.wait_all_tasks_blocked()
+            assert shared.borrowed_tokens == 1
+            async with ProbeScheduler(clock=clock, on_result=results) as probes:
+                probes.schedule(key("p"), plugin.health, SPEC, quick=plugin.quick)
+                await results.wait_for(1)
+            release.set()
+    finally:
+        release.set()
+        shared.total_tokens = saved
+    assert results.seen[0].last.ok and len(plugin.quick_calls) == 1
