@@ -1,0 +1,78 @@
+"""An in-process C plugin's periodic health probes, through a real daemon: they run in rounds
+(the quick path), and a library that turns unhealthy is seen and restarted from there."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from mfx.server.services import default_services
+from tests.daemon_harness import REPO, ThreadDaemon
+from tests.plugin_fixtures import apply as apply_objects
+from tests.plugin_fixtures import condition, plugin_events, wait_for, wait_ready
+
+SOURCE = """\
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "mfx_plugin.h"
+static int instance;
+MFX_EXPORT const char *mfx_plugin_info(void) { return "{\\"name\\": \\"sick\\", \\"version\\": \\"1.0.0\\", \\"abi\\": 1}"; }
+MFX_EXPORT int mfx_plugin_abi_version(void) { return MFX_PLUGIN_ABI_VERSION; }
+MFX_EXPORT void *mfx_plugin_init(const char *c, char *e, size_t n) { (void)c; (void)e; (void)n; return &instance; }
+MFX_EXPORT int mfx_plugin_configure(void *h, const char *c, char *e, size_t n) { (void)h; (void)c; (void)e; (void)n; return MFX_OK; }
+MFX_EXPORT int mfx_plugin_process(void *h, float *f, size_t n, int c, int r) { (void)h; (void)f; (void)n; (void)c; (void)r; return MFX_OK; }
+/* Notes the calling thread; unhealthy while the marker file exists. */
+MFX_EXPORT int mfx_plugin_health(void *h) {
+    FILE *f = fopen(THREADS, "a");
+    (void)h;
+    if (f) { fprintf(f, "%ld\\n", (long)syscall(SYS_gettid)); fclose(f); }
+    return access(MARKER, F_OK) == 0 ? MFX_ERR_UNHEALTHY : MFX_OK;
+}
+MFX_EXPORT void mfx_plugin_shutdown(void *h) { (void)h; }
+"""
+
+
+def build(directory: Path, marker: Path, threads: Path) -> None:
+    source = directory / "sick.c"
+    source.write_text(SOURCE)
+    subprocess.run(["cc", "-O2", "-fPIC", "-shared", "-Wall", "-Werror", f"-I{REPO / 'plugins' / 'include'}",
+                    f'-DMARKER="{marker}"', f'-DTHREADS="{threads}"', "-o", str(directory / "libsick.so"), str(source)], check=True)
+
+
+def test_a_c_plugin_turning_unhealthy_is_seen_by_its_periodic_probe_and_restarted(tmp_path: Path) -> None:
+    home, root, marker = tmp_path / "home", tmp_path / "plugins", tmp_path / "sick-now"
+    home.mkdir()
+    (root / "sick").mkdir(parents=True)
+    threads = tmp_path / "health-threads"
+    build(root / "sick", marker, threads)
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running():
+        apply_objects(home, {
+            "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": "sick"},
+            "spec": {"version": "1.0.0", "type": "dynamic_library", "entryPoint": "libsick.so",
+                     "security": {"trustedSource": "first-party"},
+                     "healthCheck": {"interval": "100ms", "timeout": "1s", "failureThreshold": 1},
+                     "restartPolicy": {"policy": "Always", "backoff": {"initial": "10ms", "max": "50ms"},
+                                       "startLimit": {"burst": 100, "interval": "1m"}}},
+        })
+        wait_ready(home, "sick")
+        # The start's health check runs on the plugin's own thread; the periodic ones run in
+        # rounds, on a thread the probes share: a hand-off per probe would use its own again.
+        own = next(t.native_id for t in threading.enumerate() if t.name == "mfx-clib:sick")
+        deadline = time.monotonic() + 30  # a guard against a hang, not a timing
+        while len(callers := threads.read_text().split()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert callers[0] == str(own) and set(callers[1:]) - {str(own)}, (own, callers)
+        marker.touch()
+        obj = wait_for(home, "sick", lambda o: o is not None and (o.get("status") or {}).get("restartCount", 0) >= 1)
+        assert obj is not None
+        messages = [e.get("message", "") for e in plugin_events(home, "sick")]
+        assert any("sick: mfx_plugin_health returned 1" in m for m in messages), messages
+        marker.unlink()
+        wait_ready(home, "sick")
+        obj = wait_for(home, "sick", lambda o: o is not None and condition(o, "Healthy").get("status") == "True")
+        assert obj is not None
