@@ -59,18 +59,36 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) of each live thread of this process, summed by thread name
-    without its trailing number (``mfx-store:state.db-2`` counts as ``mfx-store:state.db``).
-    Linux only: read from /proc/self/task."""
+ENDED_THREADS = "threads that ended meanwhile"
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each live thread of this process by its native id, with
+    its group: its name without the trailing number (``mfx-store:state.db-2`` is in
+    ``mfx-store:state.db``). Linux only: read from /proc/self/task."""
     tick = os.sysconf("SC_CLK_TCK")
-    found: dict[str, float] = {}
+    found: dict[int, tuple[str, float]] = {}
     for thread in threading.enumerate():
+        if thread.native_id is None:
+            continue
         try:
             with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue  # ended since it was listed
         group = re.sub(r"-?[0-9a-f]*\d+$", "", thread.name)
-        found[group] = found.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        found[thread.native_id] = (group, (int(fields[11]) + int(fields[12])) / tick)
     return found
+
+
+def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                     process_cpu: float) -> dict[str, float]:
+    """The CPU seconds spent between two ``thread_cpu`` readings, by group: each thread alive
+    at the second counts what it spent since the first (all of it when it started since). A
+    thread that ended in between cannot be read any more: what the process spent beyond the
+    live threads (``process_cpu``, its CPU time over the same window) is ``ENDED_THREADS``."""
+    spent: dict[str, float] = {}
+    for native_id, (group, cpu) in after.items():
+        spent[group] = spent.get(group, 0.0) + cpu - before.get(native_id, (group, 0.0))[1]
+    spent[ENDED_THREADS] = max(0.0, process_cpu - sum(spent.values()))
+    return spent
