@@ -196,18 +196,19 @@ async def test_the_quick_health_check_runs_on_the_callers_thread_and_gives_way_t
         instance = await effects(runtime, effects_dir, tmp_path,
                                  {"eq": [{"type": "peaking", "freq": 500, "gainDb": 3}]})
         assert isinstance(instance, QuickHealth)
-        assert instance.quick_health() is True
+        check = instance.quick_health()
+        assert check() is True
         with instance._lock:  # a process() or configure() in flight on another thread
-            assert instance.quick_health() is False
+            assert check() is False
         block = np.zeros((64, 2), np.float32)
         block[3, 0] = np.nan
         instance.process(block, RATE)
         with pytest.raises(PluginRuntimeError, match="mfx_plugin_health returned") as caught:
-            instance.quick_health()
+            check()
         assert caught.value.reason == "Unhealthy"
         await instance.cleanup()
         with pytest.raises(PluginRuntimeError, match="unloaded"):
-            instance.quick_health()
+            check()
 
 
 async def test_instances_are_independent_copies(effects_dir: Path, tmp_path: Path) -> None:

@@ -26,7 +26,14 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.runtimes.base import Limits, LoadRequest, PluginLogRecord, PluginType, StartStep
+from mfx.runtimes.base import (
+    Limits,
+    LoadRequest,
+    PluginLogRecord,
+    PluginType,
+    QuickHealth,
+    StartStep,
+)
 from mfx.runtimes.python_module import (
     PluginFinder,
     PythonEntryPoint,
@@ -393,6 +400,65 @@ async def test_an_unhealthy_answer_raises(tmp_path: Path, config: dict[str, Any]
         with pytest.raises(PluginRuntimeError) as caught:
             await instance.health()
     assert caught.value.reason == "Unhealthy"
+
+
+async def test_a_synchronous_health_has_a_quick_form_for_the_probe_rounds(tmp_path: Path) -> None:
+    # The periodic probes call it on their round's thread: the same answers as health(), a
+    # raised exception with its traceback in the plugin's log, and nothing else to wait for.
+    write_package(tmp_path, {**TOOLBOX, "toolbox/broken.py": """
+        class Broken:
+            def health(self):
+                raise OSError("the device went away")
+        """})
+    logs: list[PluginLogRecord] = []
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path))
+        await instance.initialize({"healthy": True})
+        assert isinstance(instance, QuickHealth)
+        check = instance.quick_health()
+        assert check is not None
+        assert await anyio.to_thread.run_sync(check) is True
+        await instance.update_config({"healthy": {"ok": False, "message": "disk gone"}})
+        with pytest.raises(PluginRuntimeError, match="unhealthy: disk gone") as caught:
+            await anyio.to_thread.run_sync(check)
+        assert caught.value.reason == "Unhealthy"
+        broken = await runtime.load(request(tmp_path, "python:toolbox.broken:Broken", tmp_path, name="broken",
+                                            log=logs.append))
+        check = broken.quick_health()
+        assert check is not None
+        with pytest.raises(PluginRuntimeError, match=r"broken: health\(\) raised OSError: the device went away"):
+            await anyio.to_thread.run_sync(check)
+    assert 'raise OSError("the device went away")' in logs[-1].fields["traceback"]
+
+
+async def test_no_quick_health_for_an_async_health(tmp_path: Path) -> None:
+    write_package(tmp_path, {**TOOLBOX, "toolbox/waiting.py": """
+        class Waiting:
+            async def health(self):
+                return True
+        """})
+    async with PythonModuleRuntime() as runtime:
+        waiting = await runtime.load(request(tmp_path, "python:toolbox.waiting:Waiting", tmp_path, name="w"))
+        assert waiting.quick_health() is None  # it runs on the event loop: no thread to save
+
+
+async def test_a_health_check_is_not_held_up_by_calls_taking_every_slot_of_max_concurrency(tmp_path: Path) -> None:
+    # A plugin serving as many calls as it takes is busy, not unhealthy: its health check runs
+    # beside them, the usual way and the quick one alike.
+    write_package(tmp_path, TOOLBOX)
+    release = threading.Event()
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path,
+                                              limits=Limits(max_concurrency=1, timeout_seconds=30)))
+        await instance.initialize({"healthy": True})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(instance.call, "wait_for", [release])
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(10):  # a guard against a hang: behind the limiter it would wait 30 s
+                await instance.health()
+            check = instance.quick_health()
+            assert check is not None and await anyio.to_thread.run_sync(check) is True
+            release.set()
 
 
 async def test_a_given_checksum_covers_the_entry_module_file(tmp_path: Path) -> None:

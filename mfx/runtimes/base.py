@@ -118,14 +118,20 @@ class PluginInstance(Protocol):
     async def cleanup(self) -> None: ...
 
 
+# A health check as a synchronous call, safe from any thread, that returns at once: True once
+# checked and healthy, False when the plugin is busy (a call in flight) and checking would
+# wait; it raises ``PluginError`` when unhealthy.
+QuickHealthCheck = Callable[[], bool]
+
+
 @runtime_checkable
 class QuickHealth(Protocol):
-    """An instance whose health check is also a call that returns at once (in-process C)."""
+    """An instance whose health check can also be a call that returns at once (in-process C,
+    a Python plugin's synchronous ``health``): the periodic probes run those in rounds."""
 
-    def quick_health(self) -> bool:
-        """Check health synchronously, from any thread, without waiting for the plugin: True
-        once checked and healthy, False when it is busy (a call in flight) and checking would
-        wait; raises ``PluginError`` when unhealthy. The periodic probes use it in rounds."""
+    def quick_health(self) -> QuickHealthCheck | None:
+        """This instance's quick health check, or None when it has none (its checks then all
+        go through ``health``)."""
         ...
 
 

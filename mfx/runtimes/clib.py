@@ -35,7 +35,7 @@ from mfx.errors import (
     PluginRuntimeError,
     PluginTimeoutError,
 )
-from mfx.runtimes.base import LoadRequest, PluginType
+from mfx.runtimes.base import LoadRequest, PluginType, QuickHealthCheck
 from mfx.runtimes.call_thread import HOLD_LOOP_SECONDS, PluginThread
 from mfx.runtimes.verified_files import stage_verified
 
@@ -165,9 +165,12 @@ class CLibraryInstance:
 
         self._check_health_code(await self._blocking("health", health))
 
-    def quick_health(self) -> bool:
-        """``mfx_plugin_health`` on the calling thread, unless a call holds the instance: the
-        periodic probes' path (``QuickHealth``), which costs no hand-off to its own thread."""
+    def quick_health(self) -> QuickHealthCheck:
+        """The periodic probes' path (``QuickHealth``): no hand-off to the plugin's thread."""
+        return self._health_here
+
+    def _health_here(self) -> bool:
+        """``mfx_plugin_health`` on the calling thread, unless a call holds the instance."""
         if not self._lock.acquire(timeout=QUICK_LOCK_SECONDS):
             return False  # a call in flight (a configure, a long process()): probed the usual way
         try:

@@ -9,7 +9,9 @@ threads (``mfx.thread_calls``), so a slow plugin cannot stall the loop. Every ca
 ``limits.timeout_seconds`` (``initialize`` and ``start`` by ``start_timeout_seconds``),
 raising ``PluginTimeoutError`` (a sync call that overruns keeps its worker thread until it
 returns: Python threads cannot be killed), and, when set, by
-``limits.max_concurrency`` (an anyio ``CapacityLimiter``). Exceptions become
+``limits.max_concurrency`` (an anyio ``CapacityLimiter``; health checks are not counted, see
+``health``). A synchronous ``health`` is also the instance's quick health check, which the
+periodic probes call in rounds on a thread of theirs (``QuickHealth``). Exceptions become
 ``PluginRuntimeError`` (``PluginInitError`` from ``initialize``); the plugin's formatted
 traceback is kept on the error as ``plugin_traceback`` and sent to ``request.log``.
 """
@@ -27,7 +29,15 @@ from typing import Any, Self
 import anyio
 
 from mfx.errors import PluginError, PluginInitError, PluginRuntimeError, PluginTimeoutError
-from mfx.runtimes.base import Loaded, LoadRequest, LogLevel, PluginLogRecord, PluginType, StartStep
+from mfx.runtimes.base import (
+    Loaded,
+    LoadRequest,
+    LogLevel,
+    PluginLogRecord,
+    PluginType,
+    QuickHealthCheck,
+    StartStep,
+)
 from mfx.runtimes.python_import import (
     PYTHON_PREFIX,
     ROOT_PREFIX,
@@ -140,7 +150,33 @@ class PythonModuleInstance:
         await self._invoke("start", (), {}, seconds=self._request.start_timeout_seconds)
 
     async def health(self) -> None:
-        _healthy(self.name, await self._invoke("health", (), {}))
+        # Not behind maxConcurrency: health checks are the daemon's own, one at a time, and
+        # a plugin busy with as many calls as it takes is busy, not unhealthy (restarting it
+        # for its load would drop every call it is serving).
+        _healthy(self.name, await self._invoke("health", (), {}, limited=False))
+
+    def quick_health(self) -> QuickHealthCheck | None:
+        """A synchronous ``health`` (or none at all), called straight from the periodic probes'
+        round thread (``QuickHealth``); None for an async one, which runs on the event loop."""
+        if inspect.iscoroutinefunction(getattr(self._require_plugin(), "health", None)):
+            return None
+        return self._health_here
+
+    def _health_here(self) -> bool:
+        fn = getattr(self._require_plugin(), "health", None)
+        if fn is None:
+            return True
+        try:
+            result = fn()
+        except Exception as exc:
+            raise self.failure("health", exc) from exc
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine: the usual way
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            return False
+        _healthy(self.name, result)
+        return True
 
     async def update_config(self, config: Mapping[str, Any]) -> None:
         await self._invoke("update_config", (copy.deepcopy(dict(config)),), {})
@@ -200,6 +236,7 @@ class PythonModuleInstance:
         seconds: float | None = None,
         error: type[PluginError] = PluginRuntimeError,
         required: bool = False,
+        limited: bool = True,
     ) -> Any:
         fn = getattr(self._require_plugin(), method, None)
         if fn is None and not required:
@@ -207,7 +244,7 @@ class PythonModuleInstance:
         timeout = self._request.limits.timeout_seconds if seconds is None else seconds
         try:
             with anyio.move_on_after(timeout) as scope:
-                return await self._run(fn, args, kwargs)
+                return await self._run(fn, args, kwargs, self._limiter if limited else None)
         except Exception as exc:
             raise self.failure(method, exc, error) from exc
         assert scope.cancelled_caught
@@ -220,17 +257,18 @@ class PythonModuleInstance:
             "spec.resources.limits.timeout or make the plugin answer sooner"
         )
 
-    async def _run(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _run(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   limiter: anyio.CapacityLimiter | None) -> Any:
         if inspect.iscoroutinefunction(fn):
-            if self._limiter is None:
+            if limiter is None:
                 return await fn(*args, **kwargs)
-            async with self._limiter:
+            async with limiter:
                 return await fn(*args, **kwargs)
-        if self._limiter is None:
+        if limiter is None:
             result = await self._calls.run(partial(fn, *args, **kwargs))
         else:  # the limiter's token is held until the call ends, even one its caller has left
             result = await anyio.to_thread.run_sync(
-                partial(fn, *args, **kwargs), abandon_on_cancel=True, limiter=self._limiter
+                partial(fn, *args, **kwargs), abandon_on_cancel=True, limiter=limiter
             )
         if inspect.isawaitable(result):
             result = await result
