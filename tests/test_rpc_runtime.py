@@ -225,6 +225,25 @@ async def test_fifty_calls_in_flight_are_all_answered(tmp_path: Path) -> None:
     assert results == {i: i * 2 for i in range(50)}
 
 
+async def test_a_health_check_is_sent_beside_calls_taking_every_slot_of_max_concurrency(tmp_path: Path) -> None:
+    # A plugin serving as many calls as it takes is busy, not unhealthy.
+    body = """
+    async def hold(self):
+        log.warning("holding")
+        await asyncio.Event().wait()
+    """
+    recorder = Recorder()
+    async with RpcRuntime(stop_grace_seconds=0.5) as runtime:
+        instance = await runtime.load(sdk_request(tmp_path, recorder, body,
+                                                  limits=Limits(timeout_seconds=30.0, max_concurrency=1)))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(instance.call, "hold")
+            await recorder.wait_for(lambda r: r.message == "holding")
+            with anyio.fail_after(10):  # a guard against a hang: behind the slot it would wait 30 s
+                await instance.health()
+            tg.cancel_scope.cancel()
+
+
 async def test_deadline_then_the_plugin_still_serves(tmp_path: Path) -> None:
     body = """
     def block(self):

@@ -104,11 +104,13 @@ class RpcClient:
 
     # --- calls -------------------------------------------------------------------------
 
-    async def call(self, method: str, params: Any = None, *, deadline: float | None) -> Any:
+    async def call(self, method: str, params: Any = None, *, deadline: float | None, limited: bool = True) -> Any:
         """Call ``method``; ``params`` is a list (positional), a dict (named) or one value.
 
         ``deadline`` (seconds) bounds the call; past it the plugin is told to cancel it and
-        ``PluginTimeoutError`` is raised."""
+        ``PluginTimeoutError`` is raised. ``limited=False`` sends it beside the calls that
+        take every slot of ``max_concurrency`` (the daemon's own health checks)."""
+        slots = self._slots if limited else None
         if self._closed_error is not None:
             raise _again(self._closed_error)
         if params is not None and not isinstance(params, (list, dict)):
@@ -127,7 +129,7 @@ class RpcClient:
         expires = math.inf if deadline is None else loop.time() + deadline
         self._pending[id] = (method, future, expires)
         try:
-            if self._slots is None and self._writable.is_set():
+            if slots is None and self._writable.is_set():
                 # The common case: nothing to wait for but the answer, whose deadline the
                 # sweeper enforces (one timer per connection: a timer or a cancel scope per
                 # call costs more than the rest of the client's share of a round trip).
@@ -136,8 +138,8 @@ class RpcClient:
                 self._send(frame)
                 return await future
             with anyio.fail_after(math.inf if deadline is None else deadline):
-                if self._slots is not None:
-                    async with self._slots:
+                if slots is not None:
+                    async with slots:
                         await self._write(frame)
                         return await future
                 await self._write(frame)

@@ -136,7 +136,9 @@ class RpcPluginInstance:
     async def health(self) -> None:
         if self._process.returncode is not None:
             raise PluginCrashedError(self._exit_reason or f"plugin {self._name} is not running")
-        value = await self._call("health")
+        # Not behind maxConcurrency: a plugin serving as many calls as it takes is busy, not
+        # unhealthy (restarting it for its load would drop every call it is serving).
+        value = await self._call("health", limited=False)
         if value is False:
             raise PluginRuntimeError(f"plugin {self._name} reports itself unhealthy", reason="Unhealthy")
 
@@ -152,7 +154,7 @@ class RpcPluginInstance:
     async def import_state(self, state: Any) -> None:
         await self._call("import_state", {"state": state})
 
-    async def _call(self, method: str, params: Any = None) -> Any:
+    async def _call(self, method: str, params: Any = None, *, limited: bool = True) -> Any:
         client = self._client
         if client is None or self._state is not InstanceState.RUNNING:
             if self._state is InstanceState.EXITED and client is not None and client.closed_error:
@@ -160,7 +162,7 @@ class RpcPluginInstance:
             raise PluginRuntimeError(
                 f"plugin {self._name} is {self._state.value.lower()}, it takes no calls", reason="NotRunning"
             )
-        return await client.call(method, params, deadline=self._request.limits.timeout_seconds)
+        return await client.call(method, params, deadline=self._request.limits.timeout_seconds, limited=limited)
 
     async def stop(self) -> None:
         """``stop`` request, grace period, SIGTERM, grace period, SIGKILL; always reaped."""
