@@ -7,6 +7,8 @@ resident memory is the daemon's alone:
 - ``empty``: no plugins, the baseline for memory;
 - ``dynamic_library``: 1000 copies of the first-party C plugin (``plugins/effects``, built
   with its Makefile), each loaded from its own private copy;
+- ``python``: 1000 in-process Python plugins (``plugins/hello-python``, also of type
+  ``dynamic_library``), each its own module;
 - ``rpc``: 200 copies of ``plugins/hello-rpc``, each its own process.
 
 Once every plugin is Ready the daemon is left alone with health probes at their default
@@ -36,8 +38,10 @@ from mfx.api.objects import Obj
 REPO = Path(__file__).resolve().parents[1]
 EFFECTS = REPO / "plugins" / "effects"
 HELLO_RPC = REPO / "plugins" / "hello-rpc" / "hello_rpc"
+HELLO_PYTHON = REPO / "plugins" / "hello-python" / "hello_python"
 KIND = "PluginManifest"
 DYNAMIC_LIBRARIES = 1000
+PYTHONS = 1000
 RPCS = 200
 SETTLE_SECONDS = 12.0  # past the first periodic probe of the last plugin started (default 10 s)
 IDLE_WINDOW_SECONDS = 60.0  # the measurement: one status heartbeat per plugin falls inside it
@@ -50,6 +54,9 @@ def _manifest(name: str, plugin_type: str) -> Obj:
             "version": "1.0.0", "type": "dynamic_library", "entryPoint": "libeffects.so",
             "config": {"gainDb": 0.0}, "security": {"trustedSource": "first-party"},
         }
+    elif plugin_type == "python":
+        spec = {"version": "0.1.0", "type": "dynamic_library", "entryPoint": "python:hello_python.plugin:HelloPlugin",
+                "config": {"greeting": "Hello"}}
     else:
         spec = {"version": "0.1.0", "type": "rpc", "entryPoint": "python -m hello_rpc",
                 "config": {"greeting": "Hello"}}
@@ -64,9 +71,10 @@ def _plugin_dirs(root: Path, plugin_type: str, names: list[str]) -> None:
             (root / name).mkdir(parents=True)
             os.symlink(build / "libeffects.so", root / name / "libeffects.so")
     else:
+        package = HELLO_PYTHON if plugin_type == "python" else HELLO_RPC
         for name in names:
             (root / name).mkdir(parents=True)
-            os.symlink(HELLO_RPC, root / name / "hello_rpc")
+            os.symlink(package, root / name / package.name)
 
 
 def _children_memory(process: psutil.Process) -> tuple[int, int]:
@@ -123,11 +131,13 @@ def run() -> list[Figure]:
         Figure("empty daemon, resident memory", empty["rss"] / 2**20, "MiB"),
         Figure("empty daemon, idle CPU", empty["cpu_fraction"] * 100, "% of one core"),
     ]
-    for scenario, count in (("dynamic_library", DYNAMIC_LIBRARIES), ("rpc", RPCS)):
+    scenarios = (("dynamic_library", DYNAMIC_LIBRARIES, "dynamic_library (C)"),
+                 ("python", PYTHONS, "dynamic_library (Python)"), ("rpc", RPCS, "rpc"))
+    for scenario, count, kind in scenarios:
         got = _run_scenario(scenario, count)
         per_plugin = (got["rss"] - empty["rss"]) / count
-        figures.append(Figure(f"{count} {scenario} plugins: daemon start -> all Ready", got["converged"], "s"))
-        figures.append(Figure(f"{count} {scenario} plugins Ready: daemon RSS per plugin (above an empty daemon)",
+        figures.append(Figure(f"{count} {kind} plugins: daemon start -> all Ready", got["converged"], "s"))
+        figures.append(Figure(f"{count} {kind} plugins Ready: daemon RSS per plugin (above an empty daemon)",
                               per_plugin / 2**10, "KiB"))
         if scenario == "rpc":
             figures.append(Figure(f"{count} rpc plugins Ready: plugin process RSS per plugin",
@@ -135,9 +145,9 @@ def run() -> list[Figure]:
             figures.append(Figure(f"{count} rpc plugins Ready: plugin process USS per plugin (pages of its own)",
                                   got["children_uss"] / count / 2**20, "MiB"))
         idle = got["cpu_fraction"] * 100
-        figures.append(Figure(f"{count} {scenario} plugins Ready: idle daemon CPU, probes at the default interval",
+        figures.append(Figure(f"{count} {kind} plugins Ready: idle daemon CPU, probes at the default interval",
                               idle, "% of one core", target="< 2 % of one core"))
-        figures.append(Figure(f"{count} {scenario} plugins Ready: idle daemon CPU per plugin",
+        figures.append(Figure(f"{count} {kind} plugins Ready: idle daemon CPU per plugin",
                               idle / count * 1000, "milli-% of one core"))
     return figures
 
