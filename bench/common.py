@@ -59,7 +59,7 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-ENDED_THREADS = "threads that ended meanwhile"
+ENDED_THREADS = "the rest (threads that ended meanwhile, per-thread rounding)"
 
 
 def thread_cpu() -> dict[int, tuple[str, float]]:
@@ -86,7 +86,8 @@ def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tupl
     """The CPU seconds spent between two ``thread_cpu`` readings, by group: each thread alive
     at the second counts what it spent since the first (all of it when it started since). A
     thread that ended in between cannot be read any more: what the process spent beyond the
-    live threads (``process_cpu``, its CPU time over the same window) is ``ENDED_THREADS``."""
+    live threads (``process_cpu``, its CPU time over the same window) is ``ENDED_THREADS``,
+    with what the kernel's per-thread figures (whole clock ticks each) leave out."""
     spent: dict[str, float] = {}
     for native_id, (group, cpu) in after.items():
         spent[group] = spent.get(group, 0.0) + cpu - before.get(native_id, (group, 0.0))[1]
