@@ -1,9 +1,10 @@
 """Quick probes run in rounds: one thread hand-off for every quick probe due together.
 
-An in-process plugin's health check is a call of a few microseconds, but as an ordinary
-probe each one costs its task's wake-up, a timeout scope and a hand-off to the plugin's own
-thread and back: about 130 µs of the event loop's time. At 1000 plugins and the default 10 s
-interval that is 100 probes a second, 1.3 % of a core for nothing but the bookkeeping.
+An in-process plugin's health check (a C library's, a Python plugin's synchronous
+``health``) is a call of a few microseconds, but as an ordinary probe each one costs its
+task's wake-up, a timeout scope and a hand-off to a thread and back: about 130 µs of the event
+loop's time. At 1000 plugins and the default 10 s interval that is 100 probes a second, 1.3 %
+of a core for nothing but the bookkeeping.
 
 A probe with a *quick* form (synchronous, thread-safe, returning at once) is run in a round
 instead: the scheduler takes every quick probe due at about the same time and
