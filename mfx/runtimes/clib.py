@@ -143,8 +143,7 @@ class CLibraryInstance:
         def init() -> None:
             err = ctypes.create_string_buffer(_ERR_LEN)
             with self._lock:
-                if self._lib.cdll is None:
-                    raise PluginRuntimeError(f"{self.name}: the library has been unloaded", reason="Unloaded")
+                self._require_loaded()
                 if self._handle is not None:
                     self._lib.fn["mfx_plugin_shutdown"](self._handle)
                     self._handle = None
@@ -161,7 +160,7 @@ class CLibraryInstance:
     async def health(self) -> None:
         def health() -> int:
             with self._lock:
-                return int(self._lib.fn["mfx_plugin_health"](self._require_handle()))
+                return self._health_code()
 
         self._check_health_code(await self._blocking("health", health))
 
@@ -174,13 +173,16 @@ class CLibraryInstance:
         if not self._lock.acquire(timeout=QUICK_LOCK_SECONDS):
             return False  # a call in flight (a configure, a long process()): probed the usual way
         try:
-            if self._lib.cdll is None:
-                raise PluginRuntimeError(f"{self.name}: the library has been unloaded", reason="Unloaded")
-            code = int(self._lib.fn["mfx_plugin_health"](self._require_handle()))
+            code = self._health_code()
         finally:
             self._lock.release()
         self._check_health_code(code)
         return True
+
+    def _health_code(self) -> int:
+        """What ``mfx_plugin_health`` returns; the caller holds the instance's lock."""
+        self._require_loaded()
+        return int(self._lib.fn["mfx_plugin_health"](self._require_handle()))
 
     def _check_health_code(self, code: int) -> None:
         if code != 0:
@@ -280,6 +282,10 @@ class CLibraryInstance:
             self._lib.path.unlink(missing_ok=True)
             self._end_thread()
             self._on_cleanup(self)
+
+    def _require_loaded(self) -> None:
+        if self._lib.cdll is None:
+            raise PluginRuntimeError(f"{self.name}: the library has been unloaded", reason="Unloaded")
 
     def _require_handle(self) -> int:
         if self._handle is None:

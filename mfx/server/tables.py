@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mfx.api.objects import Obj, condition, human_age
+from mfx.api.objects import Obj, condition, human_age, is_deleting
 from mfx.server.jsonpath import evaluate, value_text
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -33,7 +33,7 @@ def plugin_reason(obj: Obj) -> Any:
     """The REASON of a PluginManifest: ``Terminating`` once it is deleted while finalizers still
     hold it (every node that runs it stopping its copy), as kubectl shows a deleted pod; else
     its Ready condition's reason."""
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if is_deleting(obj):
         return "Terminating"
     ready = condition(obj, "Ready")
     return None if ready is None else ready.get("reason")
