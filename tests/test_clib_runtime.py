@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
 import jsonschema
 import numpy as np
 import pytest
@@ -315,24 +316,80 @@ def test_the_effects_source_builds_warning_free_with_werror(tmp_path: Path) -> N
     assert (tmp_path / "libeffects.so").is_file()
 
 
-async def test_a_call_stuck_past_its_deadline_times_out_and_the_next_call_gets_a_fresh_thread(
+def plugin_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "mfx-clib:effects"]
+
+
+async def test_calls_behind_a_stuck_one_time_out_on_the_same_thread_and_never_run_late(
     effects_dir: Path, tmp_path: Path
 ) -> None:
-    # The audio thread holds the instance while process() runs; a health check queued behind
-    # a process() that never ends must come back at its deadline, not hang the probe.
+    # The audio thread holds the instance while process() runs: calls queued behind a
+    # process() that never ends come back at their deadline; however many there are, the
+    # plugin keeps one thread (one each would pile up a thread per health probe).
     async with CLibraryRuntime(tmp_path / "private") as runtime:
         instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=0.2)))
         await instance.initialize({"gainDb": 0.0})
         await instance.start()
         await instance.health()
         with instance._lock:  # a process() call that does not return
-            with pytest.raises(PluginTimeoutError, match=r"effects: health did not return within 0.2s"):
+            with pytest.raises(PluginTimeoutError, match=r"^effects: health did not return within 0.2s$"):
                 await instance.health()
-        # The stuck call returns once the lock is free; the next call runs on a fresh thread.
+            # A configure given up before the plugin's thread took it never happens later.
+            with pytest.raises(PluginTimeoutError, match=r"effects: update_config did not return within 0.2s "
+                                                         r"\(it never started: the plugin's thread has been busy "
+                                                         r"with health for 0\.[2-9]\d*s\)"):
+                await instance.update_config({"gainDb": -20.0})
+            for _ in range(5):
+                with pytest.raises(PluginTimeoutError):
+                    await instance.health()
+            assert len(plugin_threads()) == 1
+        # The stuck call returns once the lock is free; the next call runs after it.
         await instance.health()
-        threads = [t for t in threading.enumerate() if t.name == "mfx-clib:effects"]
-        assert threads  # the plugin's calls run on a thread of its own, not anyio's pool
+        assert len(plugin_threads()) == 1  # the plugin's calls run on a thread of its own
+        assert np.all(instance.process(np.ones((512, 2), np.float32), RATE) == 1.0)  # still 0 dB
+        threads = plugin_threads()
         await instance.cleanup()
     for thread in threads:  # cleanup ends the plugin's thread
         thread.join(timeout=10)
         assert not thread.is_alive()
+
+
+async def test_cleanup_of_a_plugin_stuck_in_a_call_unloads_the_library_once_the_call_returns(
+    effects_dir: Path, tmp_path: Path
+) -> None:
+    async with CLibraryRuntime(tmp_path / "private") as runtime:
+        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=0.2)))
+        await instance.initialize({"gainDb": 0.0})
+        [thread] = plugin_threads()
+        with instance._lock:  # the library does not return from a call
+            with pytest.raises(PluginTimeoutError):
+                await instance.health()
+            with pytest.raises(PluginTimeoutError):
+                await instance.stop()
+            # Unloading under the stuck call would crash the daemon: cleanup says why it waits.
+            with anyio.fail_after(30), pytest.raises(
+                PluginTimeoutError, match=r"^effects: the plugin's thread has been in health for 0\.[2-9]\d*s; "
+                                          r"the library is unloaded once that call returns$"):
+                await instance.cleanup()
+            assert instance._lib.cdll is not None and thread.is_alive()
+        thread.join(timeout=30)  # the call returns, the unload runs after it, the thread ends
+        assert not thread.is_alive()
+        assert instance._lib.cdll is None and not instance._lib.path.exists()
+
+
+async def test_a_probe_deadline_shorter_than_the_call_timeout_ends_the_wait(
+    effects_dir: Path, tmp_path: Path
+) -> None:
+    # A health probe's own timeout (healthCheck.timeout) cancels its wait for a call that C
+    # code holds up, however long the plugin's call timeout is.
+    async with CLibraryRuntime(tmp_path / "private") as runtime:
+        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=60)))
+        await instance.initialize({"gainDb": 0.0})
+        with instance._lock, anyio.fail_after(30):  # a guard against a hang, not a timing
+            for _ in range(3):
+                with anyio.move_on_after(0.1) as probe:
+                    await instance.health()
+                assert probe.cancelled_caught
+            assert len(plugin_threads()) == 1
+        await instance.health()
+        await instance.cleanup()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import psutil
 import pytest
 
@@ -459,6 +460,57 @@ async def test_a_health_check_is_not_held_up_by_calls_taking_every_slot_of_max_c
             check = instance.quick_health()
             assert check is not None and await anyio.to_thread.run_sync(check) is True
             release.set()
+
+
+async def test_a_health_check_stuck_in_the_plugin_holds_one_thread_however_often_it_is_probed(
+    tmp_path: Path
+) -> None:
+    # Each probe gives up on it at its timeout; were each to call health() again, a plugin
+    # stuck in it would take one more thread of the plugins' shared pool every interval.
+    write_package(tmp_path, {**TOOLBOX, "toolbox/stuck.py": """
+        import threading
+
+        class Stuck:
+            def __init__(self):
+                self.calls = 0
+                self.release = threading.Event()
+                self.returned = threading.Event()
+
+            def health(self):
+                self.calls += 1
+                self.release.wait(60)
+                self.returned.set()
+                return True
+        """})
+    async with PythonModuleRuntime() as runtime:
+        stuck = await runtime.load(request(tmp_path, "python:toolbox.stuck:Stuck", tmp_path, name="stuck",
+                                           limits=Limits(timeout_seconds=0.1)))
+        plugin = stuck.plugin
+        with pytest.raises(PluginTimeoutError, match=r"stuck: health\(\) did not return within 0.1s"):
+            await stuck.health()
+        for _ in range(5):  # the probes after it: answered at once, health() not called again
+            with pytest.raises(PluginTimeoutError, match=r"^stuck: health\(\) has not returned from the call made "
+                                                         r"\d+\.\d+s ago; it is not called again until it does$"):
+                await stuck.health()
+            check = stuck.quick_health()
+            assert check is not None
+            with pytest.raises(PluginRuntimeError, match="has not returned"):
+                await anyio.to_thread.run_sync(check)
+        assert plugin.calls == 1
+        # The pool serves the other plugins meanwhile: the stuck call does not count.
+        toolbox = await runtime.load(request(tmp_path, "python:toolbox.plugin:Toolbox", tmp_path))
+        with anyio.fail_after(30):  # a guard against a hang, not a timing
+            assert await toolbox.call("add", [2, 3]) == 5
+        plugin.release.set()
+        await anyio.to_thread.run_sync(plugin.returned.wait, 30)
+        with anyio.fail_after(30):
+            while True:  # the stuck call has returned: health() is called again, and answers
+                try:
+                    await stuck.health()
+                    break
+                except PluginTimeoutError:  # the instant between its return and its guard's end
+                    await anyio.lowlevel.checkpoint()
+        assert plugin.calls == 2
 
 
 async def test_a_given_checksum_covers_the_entry_module_file(tmp_path: Path) -> None:

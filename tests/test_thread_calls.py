@@ -126,3 +126,71 @@ async def test_closed_calls_refuse_new_work_and_their_threads_end() -> None:
         assert not thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         await calls.run(lambda: None)
+
+
+async def test_without_abandonable_a_call_whose_caller_left_is_still_made_in_turn() -> None:
+    # A store's commits: every call handed over is made, one at a time, whoever still waits.
+    calls = ThreadCalls("t-kept", max_threads=1)
+    gate, seen = threading.Event(), []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calls.run, gate.wait, 30)
+            await anyio.lowlevel.checkpoint()
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await calls.run(seen.append, "left")
+            gate.set()
+        await calls.run(seen.append, "after")
+        assert seen == ["left", "after"]
+    finally:
+        calls.close()
+
+
+async def test_an_abandonable_pool_never_makes_a_call_whose_caller_left_before_it_ran() -> None:
+    calls = ThreadCalls("t-skip", max_threads=1, abandonable=True)
+    gate, started, seen = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        started.set()
+        gate.wait(30)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calls.run, hold)
+            await anyio.to_thread.run_sync(started.wait, 30)
+            with anyio.move_on_after(0.05):  # queued behind hold: its caller gives up
+                await calls.run(seen.append, "left")
+            gate.set()
+        await calls.run(seen.append, "after")  # one thread, in order: "left" was passed over
+        assert seen == ["after"]
+    finally:
+        calls.close()
+
+
+async def test_a_call_stuck_with_its_caller_gone_does_not_take_the_pool_from_the_others() -> None:
+    # A plugin stuck in a call forever: its thread no longer counts, the next call gets one.
+    calls = ThreadCalls("t-stuck", max_threads=1, abandonable=True)
+    started, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        started.set()
+        release.wait(60)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(calls.run, stuck)
+            await anyio.to_thread.run_sync(started.wait, 30)
+            tg.cancel_scope.cancel()
+        assert calls.stuck == 1
+        with anyio.fail_after(30):  # a guard against a hang, not a timing
+            assert await calls.run(lambda: "served") == "served"
+        assert len(_threads("t-stuck")) == 2
+        release.set()
+        # The stuck call returns: its thread is one more than the pool needs, and ends.
+        for thread in _threads("t-stuck"):
+            if thread.name.endswith("-1"):
+                await anyio.to_thread.run_sync(thread.join, 30)
+                assert not thread.is_alive()
+        assert calls.stuck == 0 and len(_threads("t-stuck")) == 1
+    finally:
+        calls.close()

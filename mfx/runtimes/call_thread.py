@@ -11,8 +11,10 @@ running then is waited for on the loop, so no plugin holds the loop longer than 
 
 from __future__ import annotations
 
+import enum
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,24 +40,34 @@ class PluginThread:
     def __init__(self, name: str, kind: str) -> None:
         """``kind`` (the runtime: wasm, clib) and ``name`` name the thread: mfx-KIND:NAME."""
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._running: tuple[str, float] | None = None  # (what, since): set by the thread
         self._thread = threading.Thread(target=self._run, name=f"mfx-{kind}:{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            job()
+            if job.take():
+                self._running = (job.what, time.monotonic())
+                job()
+                self._running = None
 
     def close(self) -> None:
         """The thread ends after the job it runs now, if any."""
         self._jobs.put(None)
 
     async def run(self, budget: float, hold_seconds: float, fn: Callable[..., T],
-                  *args: Any) -> tuple[bool, T | None]:
+                  *args: Any, shield: bool = True, what: str = "", keep: bool = False) -> tuple[bool, T | None]:
         """``(True, fn(*args))`` run on this thread, or ``(False, None)`` when it has not
-        returned within ``budget`` seconds. ``fn``'s exceptions are raised here. The caller's
-        own cancellation waits for the job (at most ``budget``): a store must never be left
-        running in a job nobody waits for without being given up."""
-        job = _Job(fn, args)
+        returned within ``budget`` seconds. ``fn``'s exceptions are raised here.
+
+        With ``shield`` the caller's own cancellation waits for the job (at most ``budget``):
+        a store must never be left running in a job nobody waits for without being given up.
+        Without it, a cancelled caller stops waiting at once and the job is left to the
+        thread (C code cannot be interrupted either way). A job given up before the thread
+        took it is never run: a call that comes back as timed out must not happen later;
+        unless ``keep``: then it runs whenever the thread gets to it (a clean-up that must
+        happen once the call before it returns). ``what`` names the call to ``busy_with``."""
+        job = _Job(fn, args, what)
         hold = max(0.0, min(hold_seconds, budget))
         # Nothing between the hand-off and the wait: the thread starts the job without
         # first waiting for this one to let go of the GIL.
@@ -73,15 +85,33 @@ class PluginThread:
                     pass  # the event loop has ended: nobody waits any more
 
             if job.on_finish(notify):
-                with anyio.CancelScope(shield=True), anyio.move_on_after(budget - hold):
-                    await done.wait()
+                try:
+                    with anyio.CancelScope(shield=shield), anyio.move_on_after(budget - hold):
+                        await done.wait()
+                except BaseException:
+                    if not keep:
+                        job.give_up()
+                    raise
         outcome = job.outcome
         if outcome is None:
+            if not keep:
+                job.give_up()
             return False, None
         ok, value = outcome
         if not ok:
             raise value
         return True, value
+
+    def busy_with(self) -> tuple[str, float] | None:
+        """The call this thread runs now and for how many seconds it has (None: none)."""
+        running = self._running
+        return None if running is None else (running[0], time.monotonic() - running[1])
+
+
+class _JobState(enum.Enum):
+    QUEUED = "queued"
+    TAKEN = "taken"  # running or done
+    GIVEN_UP = "given up"  # by its caller, before the thread took it
 
 
 class _Job:
@@ -91,16 +121,32 @@ class _Job:
     for it on its own thread; ``notify``, set by a caller that stopped waiting that way,
     is how the thread tells the event loop instead."""
 
-    __slots__ = ("_args", "_fn", "_guard", "finished", "notify", "outcome")
+    __slots__ = ("_args", "_fn", "_guard", "_state", "finished", "notify", "outcome", "what")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
         self._fn = fn
         self._args = args
+        self.what = what
         self.finished = threading.Lock()
         self.finished.acquire()
         self._guard = threading.Lock()
         self.outcome: tuple[bool, Any] | None = None
         self.notify: Callable[[], None] | None = None
+        self._state = _JobState.QUEUED
+
+    def take(self) -> bool:
+        """The thread's claim on the job before it runs it: False when the caller gave it up."""
+        with self._guard:
+            if self._state is _JobState.GIVEN_UP:
+                return False
+            self._state = _JobState.TAKEN
+            return True
+
+    def give_up(self) -> None:
+        """The caller stops waiting: a job not taken yet is never run."""
+        with self._guard:
+            if self._state is _JobState.QUEUED:
+                self._state = _JobState.GIVEN_UP
 
     def __call__(self) -> None:
         try:

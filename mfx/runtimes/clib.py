@@ -267,21 +267,40 @@ class CLibraryInstance:
     async def stop(self) -> None:
         def shutdown() -> None:
             with self._lock:
-                handle, self._handle = self._handle, None
-                if handle is not None and self._lib.cdll is not None:
-                    self._lib.fn["mfx_plugin_shutdown"](handle)
+                self._shutdown_handle()
 
         await self._blocking("stop", shutdown)
 
     async def cleanup(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.stop()
+        """Shut the handle down and unload the library, on the plugin's thread.
+
+        A plugin still stuck in a call (its stop, bounded by the call timeout, did not get
+        through) cannot be unloaded under that call: the unload is left queued behind it,
+        to run when the call returns, and this raises ``PluginTimeoutError`` at once."""
+        def teardown() -> None:
             with self._lock:
+                self._shutdown_handle()
                 self._process = None
                 self._lib.close()
-            self._lib.path.unlink(missing_ok=True)
-            self._end_thread()
+
+        with anyio.CancelScope(shield=True):
+            self._lib.path.unlink(missing_ok=True)  # the loaded mapping stays valid
             self._on_cleanup(self)
+            thread, self._thread = self._thread or PluginThread(self.name, "clib"), None
+            busy = thread.busy_with()
+            seconds = HOLD_LOOP_SECONDS if busy is not None else self._request.limits.timeout_seconds
+            finished, _ = await thread.run(seconds, HOLD_LOOP_SECONDS, teardown, what="cleanup", keep=True)
+            thread.close()  # the thread ends after the teardown, whenever that runs
+            if not finished:
+                busy = thread.busy_with() or busy or ("a call", 0.0)
+                raise PluginTimeoutError(f"{self.name}: the plugin's thread has been in {busy[0]} for {busy[1]:.1f}s; "
+                                         "the library is unloaded once that call returns")
+
+    def _shutdown_handle(self) -> None:
+        """``mfx_plugin_shutdown`` of the handle, if any; the caller holds the instance's lock."""
+        handle, self._handle = self._handle, None
+        if handle is not None and self._lib.cdll is not None:
+            self._lib.fn["mfx_plugin_shutdown"](handle)
 
     def _require_loaded(self) -> None:
         if self._lib.cdll is None:
@@ -293,22 +312,28 @@ class CLibraryInstance:
         return self._handle
 
     async def _blocking(self, method: str, fn: Callable[[], T], seconds: float | None = None) -> T:
-        """``fn()`` on this plugin's own thread, within ``seconds`` (the call timeout)."""
+        """``fn()`` on this plugin's own thread, within ``seconds`` (the call timeout).
+
+        A caller that stops waiting (a timeout, or a probe's own deadline cancelling it) leaves
+        a call already running to the thread, as C code cannot be interrupted, and a call not
+        started yet is never made. Later calls queue on the same thread behind it: a plugin
+        stuck in its library holds one thread, however often it is probed."""
         seconds = self._request.limits.timeout_seconds if seconds is None else seconds
         if self._thread is None:
             self._thread = PluginThread(self.name, "clib")
-        finished, value = await self._thread.run(seconds, HOLD_LOOP_SECONDS, fn)
+        thread = self._thread
+        finished, value = await thread.run(seconds, HOLD_LOOP_SECONDS, fn, shield=False, what=method)
         if finished:
             return value  # type: ignore[return-value]
-        # C code cannot be interrupted: the thread is left to the call (it ends when the call
-        # returns, still holding the instance lock until then); later calls get a fresh one.
-        self._end_thread()
-        raise PluginTimeoutError(f"{self.name}: {method} did not return within {seconds:g}s")
+        raise PluginTimeoutError(f"{self.name}: {method} did not return within {seconds:g}s{_stuck_in(thread, method)}")
 
-    def _end_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.close()
-            self._thread = None
+
+def _stuck_in(thread: PluginThread, method: str) -> str:
+    """Why a call did not return: what else the plugin's thread is in, and for how long."""
+    busy = thread.busy_with()
+    if busy is None or busy[0] == method:
+        return ""
+    return f" (it never started: the plugin's thread has been busy with {busy[0]} for {busy[1]:.1f}s)"
 
 
 def _describe(code: int) -> str:

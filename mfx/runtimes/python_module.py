@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -107,6 +109,32 @@ def _healthy(name: str, result: Any) -> None:
         raise PluginRuntimeError(f"{name}: unhealthy: {message}", reason="Unhealthy")
 
 
+class _OneAtATime:
+    """One call of a plugin's method at a time, across threads: one made while another has not
+    returned (its caller gave up on it: a health check stuck in the plugin) fails at once,
+    instead of taking one more thread for each probe."""
+
+    def __init__(self, name: str, method: str) -> None:
+        self._name = name
+        self._method = method
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            since = self._since
+            if since is None:
+                self._since = time.monotonic()
+        if since is not None:
+            raise PluginTimeoutError(
+                f"{self._name}: {self._method}() has not returned from the call made "
+                f"{time.monotonic() - since:.1f}s ago; it is not called again until it does")
+        try:
+            return fn()
+        finally:
+            self._since = None
+
+
 class PythonModuleInstance:
     """One loaded Python plugin (see the module docstring for how calls are run)."""
 
@@ -121,6 +149,7 @@ class PythonModuleInstance:
         self._limiter = anyio.CapacityLimiter(limit) if limit else None
         self._class = type(loaded.plugin)
         self._public_names: frozenset[str] | None = None  # see ``_public``
+        self._health_guard = _OneAtATime(request.name, "health")
 
     @property
     def name(self) -> str:
@@ -153,7 +182,7 @@ class PythonModuleInstance:
         # Not behind maxConcurrency: health checks are the daemon's own, one at a time, and
         # a plugin busy with as many calls as it takes is busy, not unhealthy (restarting it
         # for its load would drop every call it is serving).
-        _healthy(self.name, await self._invoke("health", (), {}, limited=False))
+        _healthy(self.name, await self._invoke("health", (), {}, limited=False, guard=self._health_guard))
 
     def quick_health(self) -> QuickHealthCheck | None:
         """A synchronous ``health`` (or none at all), called straight from the periodic probes'
@@ -167,7 +196,7 @@ class PythonModuleInstance:
         if fn is None:
             return True
         try:
-            result = fn()
+            result = self._health_guard.call(fn)
         except Exception as exc:
             raise self.failure("health", exc) from exc
         if inspect.isawaitable(result):  # a plain function that returned a coroutine: the usual way
@@ -237,10 +266,13 @@ class PythonModuleInstance:
         error: type[PluginError] = PluginRuntimeError,
         required: bool = False,
         limited: bool = True,
+        guard: _OneAtATime | None = None,
     ) -> Any:
         fn = getattr(self._require_plugin(), method, None)
         if fn is None and not required:
             return None  # lifecycle hooks are optional
+        if guard is not None and fn is not None and not inspect.iscoroutinefunction(fn):
+            fn = partial(guard.call, fn)
         timeout = self._request.limits.timeout_seconds if seconds is None else seconds
         try:
             with anyio.move_on_after(timeout) as scope:
@@ -309,7 +341,7 @@ class PythonModuleRuntime:
 
     def _threads(self) -> ThreadCalls:
         if self._calls is None:
-            self._calls = ThreadCalls("python-plugins")
+            self._calls = ThreadCalls("python-plugins", abandonable=True)
         return self._calls
 
     async def __aenter__(self) -> Self:
