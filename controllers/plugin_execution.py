@@ -184,7 +184,8 @@ class PluginRunner:
             limits=limits, checksum=spec.security.checksum,
             allowed_paths=tuple(AllowedPath(Path(p.path), p.writable) for p in spec.security.allowed_paths),
             allowed_networks=tuple(spec.security.allowed_networks), env=dict(spec.env),
-            start_timeout_seconds=max(10.0, lim.timeout_seconds), log=on_log, on_exit=on_exit,
+            start_timeout_seconds=max(10.0, lim.timeout_seconds),
+            health_timeout_seconds=spec.health_check.timeout_seconds, log=on_log, on_exit=on_exit,
         )
 
     def _await_entry_point(self, ctx: Context, spec: PluginManifestSpec) -> None:

@@ -273,3 +273,23 @@ async def test_a_module_that_can_wait_in_wasi_is_never_called_inline(tmp_path: P
     async with WasmRuntime() as runtime:
         echo = await load(runtime, tmp_path, "echo", ECHO)
         assert echo.details["inlineCalls"] is False  # the default: every module on its thread
+
+
+# Echoes calls; its health check never ends.
+HEALTH_SPINNER = abi_module(
+    "(call $ret (local.get $in) (local.get $il))",
+    extra='(func (export "health") (result i32) (loop $forever (br $forever)) (unreachable))')
+
+
+async def test_a_health_check_is_interrupted_at_the_health_timeout_not_the_call_timeout(tmp_path: Path) -> None:
+    # A probe's own timeout cannot cancel a wait for a store (it is shielded): the health
+    # call itself gets healthCheck.timeout as its deadline, where that is the shorter one.
+    async with WasmRuntime() as runtime:
+        spinner = await load(runtime, tmp_path, "spinner", HEALTH_SPINNER,
+                             limits=Limits(fuel=None, memory_bytes=1 << 20, timeout_seconds=60),
+                             health_timeout_seconds=0.2)
+        with anyio.fail_after(30):  # a guard against the 60 s, not a timing
+            with pytest.raises(PluginTimeoutError, match=r"^spinner\.health exceeded its deadline of 0\.2s "
+                                                         r"\(spec\.healthCheck\.timeout\) and was interrupted$"):
+                await spinner.health()
+        assert await spinner.call("echo", [1]) == [1]  # a fresh store; calls keep their own deadline

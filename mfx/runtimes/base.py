@@ -72,6 +72,14 @@ class AllowedPath:
 
 
 @dataclass(frozen=True)
+class CallDeadline:
+    """How long one call into a plugin may take, and the manifest field that says so."""
+
+    seconds: float
+    field: str = "spec.resources.limits.timeout"
+
+
+@dataclass(frozen=True)
 class LoadRequest:
     name: str
     version: str
@@ -86,11 +94,20 @@ class LoadRequest:
     allowed_networks: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     start_timeout_seconds: float = 10.0
+    health_timeout_seconds: float | None = None  # spec.healthCheck.timeout
     # The runtime reports plugin output here (stderr lines, wasm log imports) ...
     log: Callable[[PluginLogRecord], None] = lambda record: None
     # ... and an unexpected end of the instance (process exit, fatal trap) here, at once; the
     # error says why (a process's ``PluginExitedError`` carries its exit status).
     on_exit: Callable[[PluginError], None] = lambda error: None
+
+    def call_deadline(self, *, health: bool = False) -> CallDeadline:
+        """A call's deadline: ``limits.timeout``; a health check's is ``healthCheck.timeout``
+        where that is shorter (a probe answers within it, whatever the runtime)."""
+        if health and self.health_timeout_seconds is not None \
+                and self.health_timeout_seconds < self.limits.timeout_seconds:
+            return CallDeadline(self.health_timeout_seconds, "spec.healthCheck.timeout")
+        return CallDeadline(self.limits.timeout_seconds)
 
 
 class PluginInstance(Protocol):

@@ -17,7 +17,7 @@ import time
 import wasmtime
 
 from mfx.errors import PluginLoadError, PluginTimeoutError
-from mfx.runtimes.base import LoadRequest, LogLevel
+from mfx.runtimes.base import CallDeadline, LoadRequest, LogLevel
 from mfx.runtimes.wasm_abi import HOST_MODULE, WASI_MODULE
 from mfx.runtimes.wasm_logs import MAX_LOG_MESSAGE_BYTES, CallLog, WasiOutputFiles
 
@@ -48,8 +48,14 @@ class HostFunctions:
         self._request = request
         self._log = log
         self.call_deadline = math.inf
+        self.deadline = request.call_deadline()  # of the call running now
         self.monotonic_origin = time.monotonic()
         self.output: WasiOutputFiles | None = None  # made with the first WASI context
+
+    def arm(self, deadline: CallDeadline) -> None:
+        """The call starting now must end within ``deadline``."""
+        self.deadline = deadline
+        self.call_deadline = time.monotonic() + deadline.seconds
 
     @property
     def _name(self) -> str:
@@ -120,8 +126,7 @@ class HostFunctions:
             if soonest > left:
                 raise PluginTimeoutError(
                     f"{self._name}: poll_oneoff asked to sleep {soonest:g}s with {max(left, 0):g}s "
-                    f"left of its deadline of {self._request.limits.timeout_seconds:g}s "
-                    "(spec.resources.limits.timeout)")
+                    f"left of its deadline of {self.deadline.seconds:g}s ({self.deadline.field})")
             time.sleep(soonest)
             events = [(u, _ERRNO_SUCCESS, _EVENTTYPE_CLOCK) for u, wait in waits if wait <= soonest]
         out = b"".join(_EVENT.pack(*event) for event in events)

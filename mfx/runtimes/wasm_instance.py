@@ -28,7 +28,7 @@ from mfx.errors import (
     PluginTimeoutError,
     ProtocolError,
 )
-from mfx.runtimes.base import LoadRequest
+from mfx.runtimes.base import CallDeadline, LoadRequest
 from mfx.runtimes.call_thread import PluginThread
 from mfx.runtimes.wasm_abi import (
     REQUIRED_EXPORTS,
@@ -84,6 +84,8 @@ class WasmPluginInstance:
         self._broken: PluginError | None = None
         self._exit_told = False
         self._thread = PluginThread(request.name, "wasm")
+        self._call_deadline = request.call_deadline()
+        self._deadline = self._call_deadline  # of the call running now (calls take turns)
         # Inline only where epoch interruption bounds everything the guest can do.
         self._inline = runtime.inline_calls and not can_wait_in_host(module)
         self.calls = 0
@@ -144,7 +146,9 @@ class WasmPluginInstance:
         self._state = InstanceState.RUNNING
 
     async def health(self) -> None:
-        await self._locked(self._health_sync)
+        # The guest is interrupted at the probe's own timeout, not the call timeout: waits
+        # for a store are shielded, so a probe's cancellation could not cut this one short.
+        await self._locked(self._health_sync, deadline=self._request.call_deadline(health=True))
 
     async def call(self, method: str, params: Any = None) -> Any:
         try:
@@ -203,14 +207,14 @@ class WasmPluginInstance:
     async def _in_thread(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the plugin's thread; ``PluginTimeoutError`` at the deadline (plus
         grace) whatever the guest is doing, and then the store is given up."""
-        timeout = self._request.limits.timeout_seconds
+        deadline = self._deadline
         finished, value = await self._thread.run(
-            timeout + self._runtime.deadline_grace_seconds, self._runtime.hold_loop_seconds, fn, *args)
+            deadline.seconds + self._runtime.deadline_grace_seconds, self._runtime.hold_loop_seconds, fn, *args)
         if finished:
             return value  # type: ignore[return-value]
         error = PluginTimeoutError(
-            f"{self.name}.{what} did not return within its deadline of {timeout:g}s "
-            "(spec.resources.limits.timeout); it is blocked outside WebAssembly (in a host or "
+            f"{self.name}.{what} did not return within its deadline of {deadline.seconds:g}s "
+            f"({deadline.field}); it is blocked outside WebAssembly (in a host or "
             "WASI call), where interruption cannot reach it, so the instance was abandoned")
         self._abandon(error)
         raise error
@@ -228,22 +232,27 @@ class WasmPluginInstance:
             self._state = InstanceState.BROKEN
         self._broken = self._broken or error
 
-    async def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _locked(self, fn: Callable[..., T], *args: Any, deadline: CallDeadline | None = None) -> T:
+        """``fn(*args)`` with the store to itself, within ``deadline`` (the call timeout)."""
         self._check_usable()
         if self._inline:
             # Nothing awaits between here and the end of the call, so no other task can
             # reach the store meanwhile: the lock is not needed.
+            self._deadline = deadline or self._call_deadline
             try:
                 return fn(*args)
             finally:
+                self._deadline = self._call_deadline
                 if self._live is None and self._state is not InstanceState.BROKEN:
                     self._replace_store()
                 self._after_call()
         async with self._lock:
             self._check_usable()
+            self._deadline = deadline or self._call_deadline
             try:
                 return await self._in_thread(_what(fn, args), fn, *args)
             finally:
+                self._deadline = self._call_deadline
                 # After a trap: a fresh store at once, with a deadline of its own.
                 if self._live is None and self._state is not InstanceState.BROKEN:
                     with contextlib.suppress(PluginTimeoutError):
@@ -289,8 +298,8 @@ class WasmPluginInstance:
         limits = self._request.limits
         fuel = limits.fuel if limits.fuel is not None else UNLIMITED_FUEL
         store.set_fuel(fuel)
-        store.set_epoch_deadline(self._runtime.deadline_ticks(limits.timeout_seconds))
-        self._host.call_deadline = time.monotonic() + limits.timeout_seconds
+        store.set_epoch_deadline(self._runtime.deadline_ticks(self._deadline.seconds))
+        self._host.arm(self._deadline)
         return fuel
 
     def _account(self, store: wasmtime.Store, given: int, *, exhausted: bool = False,
@@ -304,8 +313,8 @@ class WasmPluginInstance:
 
     def _translate(self, exc: Exception, store: wasmtime.Store, memory: wasmtime.Memory | None,
                    what: str) -> PluginError:
-        return translate_trap(exc, store, memory, where=f"{self.name}.{what}",
-                              limits=self._request.limits, memory_limit=self.memory_limit_bytes)
+        return translate_trap(exc, store, memory, where=f"{self.name}.{what}", limits=self._request.limits,
+                              deadline=self._deadline, memory_limit=self.memory_limit_bytes)
 
     def _new_store(self) -> LiveStore:
         store = wasmtime.Store(self._runtime.engine)

@@ -12,12 +12,12 @@ from mfx.errors import (
     PluginTimeoutError,
     TrapError,
 )
-from mfx.runtimes.base import Limits
+from mfx.runtimes.base import CallDeadline, Limits
 from mfx.runtimes.wasm_marshalling import WASM_PAGE
 
 
 def translate_trap(exc: Exception, store: wasmtime.Store, memory: wasmtime.Memory | None, *,
-                   where: str, limits: Limits, memory_limit: int) -> PluginError:
+                   where: str, limits: Limits, deadline: CallDeadline, memory_limit: int) -> PluginError:
     """The error for ``exc`` raised while ``where`` (``plugin.method``) ran on ``store``."""
     text = str(exc)
     code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
@@ -27,8 +27,7 @@ def translate_trap(exc: Exception, store: wasmtime.Store, memory: wasmtime.Memor
             "spec.resources.limits.fuel or make the call cheaper")
     if code is wasmtime.TrapCode.INTERRUPT:
         return PluginTimeoutError(
-            f"{where} exceeded its deadline of {limits.timeout_seconds:g}s "
-            "(spec.resources.limits.timeout) and was interrupted")
+            f"{where} exceeded its deadline of {deadline.seconds:g}s ({deadline.field}) and was interrupted")
     if isinstance(exc, wasmtime.ExitTrap):
         return PluginCrashedError(f"{where}: the module exited (proc_exit {exc.code})")
     if memory is not None and memory.data_len(store) + WASM_PAGE > memory_limit:
