@@ -9,8 +9,10 @@ the machine falls on all of them alike):
   ratio <= 1.
 
 ``mfx`` runs the way its console script does (``from mfx.cli.main import main``), from this
-checkout. The runs may write bytecode, as an installed package has its modules compiled: a
-first, unmeasured run of each command compiles what it imports.
+checkout, and every command here (``python -c pass`` too) runs on an interpreter without the
+development venv's editable-install hook, as an installed package runs (``bench.installed``).
+The runs may write bytecode, as an installed package has its modules compiled: a first,
+unmeasured run of each command compiles what it imports.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.common import Figure, median
+from bench.installed import installed_python
 from mfx.cli.client import Client, Endpoint
 
 OBJECTS = 1000
@@ -32,7 +34,7 @@ REPEATS = 21
 REPO = Path(__file__).resolve().parents[1]
 BASE = "/apis/mfx.musicfox.io/v1alpha1/pluginmanifests"
 # What the installed ``mfx`` script does.
-MFX = [sys.executable, "-c", "import sys; from mfx.cli.main import main; sys.argv[0] = 'mfx'; sys.exit(main())"]
+MFX_SCRIPT = "import sys; from mfx.cli.main import main; sys.argv[0] = 'mfx'; sys.exit(main())"
 
 
 def plugin(i: int) -> dict[str, object]:
@@ -89,12 +91,14 @@ def run() -> list[Figure]:
         raise RuntimeError("no kubectl binary on PATH (make system installs one)")
     with tempfile.TemporaryDirectory(prefix="mfx-bench-cli-") as tmp:
         root = Path(tmp)
+        python = installed_python(root)
+        mfx = [python, "-c", MFX_SCRIPT]
         home = root / "home"
         env = {**os.environ, "MFX_HOME": str(home), "PYTHONPATH": str(REPO)}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         log = root / "daemon.log"
         with log.open("wb") as output:
-            daemon = subprocess.Popen([*MFX, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=output,
+            daemon = subprocess.Popen([*mfx, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=output,
                                       stderr=subprocess.STDOUT)
         try:
             _wait(lambda: (home / "listen-address").exists() and (home / "mfx.sock").exists(), "the daemon",
@@ -105,14 +109,14 @@ def run() -> list[Figure]:
                     client.request("POST", BASE, body=plugin(i))
                 _wait(lambda: _settled(client), "the controller to reconcile every object once", daemon, log)
             kubeconfig = root / "kubeconfig"
-            subprocess.run([*MFX, "config", "kubeconfig", "--output", str(kubeconfig)], env=env, check=True,
+            subprocess.run([*mfx, "config", "kubeconfig", "--output", str(kubeconfig)], env=env, check=True,
                            capture_output=True)
             commands = {
-                "pass": _runner([sys.executable, "-c", "pass"], env),
-                "help": _runner([*MFX, "--help"], env),
-                "version": _runner([*MFX, "version"], env, lines=2),
-                "now": _runner([*MFX, "now"], env, lines=1),
-                "get": _runner([*MFX, "get", "pm"], env, lines=OBJECTS + 1),
+                "pass": _runner([python, "-c", "pass"], env),
+                "help": _runner([*mfx, "--help"], env),
+                "version": _runner([*mfx, "version"], env, lines=2),
+                "now": _runner([*mfx, "now"], env, lines=1),
+                "get": _runner([*mfx, "get", "pm"], env, lines=OBJECTS + 1),
                 "kubectl": _runner([kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(root / "kube-cache"),
                                     "get", "pm"], env, lines=OBJECTS + 1),
             }
@@ -122,13 +126,13 @@ def run() -> list[Figure]:
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
-    python = "python -c pass, new process"
+    bare = "python -c pass, new process"
     return [
-        Figure("mfx --help, new process", ms["help"], "ms", baseline_name=python, baseline=ms["pass"],
+        Figure("mfx --help, new process", ms["help"], "ms", baseline_name=bare, baseline=ms["pass"],
                target="ratio <= 2"),
-        Figure("mfx version, new process (asks the daemon)", ms["version"], "ms", baseline_name=python,
+        Figure("mfx version, new process (asks the daemon)", ms["version"], "ms", baseline_name=bare,
                baseline=ms["pass"], target="ratio <= 2"),
-        Figure("mfx now, new process (nothing playing)", ms["now"], "ms", baseline_name=python,
+        Figure("mfx now, new process (nothing playing)", ms["now"], "ms", baseline_name=bare,
                baseline=ms["pass"], target="ratio <= 2"),
         Figure(f"mfx get pm, new process, unix socket ({OBJECTS} objects)", ms["get"], "ms",
                baseline_name="kubectl get pm, same daemon, TLS + token", baseline=ms["kubectl"],

@@ -19,7 +19,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import httpx
 from click.testing import CliRunner
 
 from bench.common import Figure, median
+from bench.installed import installed_python
 from mfx.cli.main import build_cli
 
 OBJECTS = 1000
@@ -71,7 +71,7 @@ def run() -> list[Figure]:
         root = Path(tmp)
         home = root / "home"
         env = {**os.environ, "MFX_HOME": str(home)}
-        mfx = [sys.executable, "-m", "mfx.cli", "--home", str(home)]
+        mfx = [installed_python(root), "-m", "mfx.cli", "--home", str(home)]  # as installed: no editable hook
         log = root / "daemon.log"
         with log.open("wb") as output:
             daemon = subprocess.Popen([*mfx, "serve", "--listen", "127.0.0.1:0"], env=env,

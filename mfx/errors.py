@@ -10,8 +10,13 @@ Status objects) and, where it maps onto HTTP, the status ``code`` the API answer
 
 from __future__ import annotations
 
-import copy
-from typing import Any, NamedTuple, Self
+from collections import namedtuple
+
+# Not typing's: mypy reads the name alone, and importing typing (or copy) costs every ``mfx``
+# start milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, Self
 
 
 class MfxError(Exception):
@@ -51,7 +56,8 @@ class MfxError(Exception):
     def reworded(self, message: str) -> Self:
         """The same error (type, reason, fields) saying ``message``, as a new instance: the
         one already raised stays as it was."""
-        other = copy.copy(self)
+        other = type(self).__new__(type(self), *self.args)  # what copy.copy makes of an exception
+        other.__dict__.update(self.__dict__)
         other.message = message
         other.args = (message,)
         return other
@@ -84,18 +90,25 @@ class BadRequestError(MfxError, reason="BadRequest", code=400):
     """The request itself is malformed: a body, a query, a selector (HTTP 400)."""
 
 
-class FieldError(NamedTuple):
+if TYPE_CHECKING:
+    class _FieldErrorFields(NamedTuple):
+        path: str  # field path, e.g. "spec.dependencies[0].version"
+        message: str  # what is wrong and what was expected
+        file: str | None = None  # file name as the user gave it
+        line: int | None = None  # 1-based line of the field in that file
+        column: int | None = None  # 1-based column (YAML syntax errors)
+        document: int | None = None  # 0-based index of the document in a multi-document file
+else:  # the same record, without importing typing: what mypy reads above is what this makes
+    _FieldErrorFields = namedtuple("FieldError", "path message file line column document", defaults=(None,) * 4)
+
+
+class FieldError(_FieldErrorFields):
     """One problem in one document: where it is and what was expected.
 
-    A NamedTuple, as the other records every CLI command loads: building a dataclass, and
+    A named tuple, as the other records every CLI command loads: building a dataclass, and
     importing ``dataclasses``, would cost each ``mfx`` start milliseconds."""
 
-    path: str  # field path, e.g. "spec.dependencies[0].version"
-    message: str  # what is wrong and what was expected
-    file: str | None = None  # file name as the user gave it
-    line: int | None = None  # 1-based line of the field in that file
-    column: int | None = None  # 1-based column (YAML syntax errors)
-    document: int | None = None  # 0-based index of the document in a multi-document file
+    __slots__ = ()
 
     def __str__(self) -> str:
         where = ""

@@ -4,10 +4,10 @@ process's ``sys.modules`` when it ends."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +30,7 @@ HEAVY = ("pydantic", "jsonschema", "ssl", "httpx", "rich", "cryptography", "nump
 # (a .pth file that ``make test`` arms), which would load dataclasses and inspect first and so
 # hide them.
 SCRIPT = """
-import json, sys
+import sys
 BEFORE = set(sys.modules)
 from mfx.cli.main import main
 sys.argv = ["mfx", *sys.argv[1:]]
@@ -38,7 +38,7 @@ try:
     main()
 finally:
     with open(OUT, "w") as out:
-        json.dump(sorted(set(sys.modules) - BEFORE), out)
+        out.write("\\n".join(sorted(set(sys.modules) - BEFORE)))
 """
 
 
@@ -53,14 +53,22 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
 
 
-def loaded_modules(home: Path, tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    out = tmp_path / "modules.json"
+def loaded_modules(home: Path, tmp_path: Path, *args: str,
+                   bare: bool = False) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The modules ``mfx ARGS`` loaded. ``bare``: on an interpreter that imported nothing
+    before it (``-S``: no site, so no ``.pth`` start-up hook such as the editable install's
+    finder, which imports pathlib and re into every process of this venv and so hid them)."""
+    out = tmp_path / "modules.txt"
     env = {key: value for key, value in os.environ.items()
            if key not in ("MFX_SERVER", "MFX_TOKEN", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")}
     env |= {"MFX_HOME": str(home), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + SCRIPT, *args],
+    flags = []
+    if bare:
+        flags = ["-S"]
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
+    done = subprocess.run([sys.executable, *flags, "-c", f"OUT = {str(out)!r}\n" + SCRIPT, *args],
                           capture_output=True, text=True, env=env, cwd=REPO)
-    return set(json.loads(out.read_text())), done
+    return set(out.read_text().split()), done
 
 
 def heavy(modules: set[str]) -> list[str]:
@@ -101,3 +109,19 @@ def test_apply_of_a_directory_loads_nothing_heavy(home: Path, tmp_path: Path) ->
     # Plain manifests are read without PyYAML, and the daemon validates them, so no
     # validation library is loaded here either.
     assert heavy(modules) == []
+
+
+# What the lightest commands do without: each of these standard modules costs a new process
+# milliseconds (pathlib with re and urllib.parse under it, json with re and enum, typing, socket
+# with enum and selectors, copy with weakref, contextlib with the collections package),
+# together more than the interpreter's own start.
+STARTUP_WEIGHT = ("pathlib", "re", "urllib", "json", "typing", "enum", "socket", "selectors", "copy", "fnmatch",
+                  "contextlib", "collections")
+
+
+@pytest.mark.parametrize("args", [("now",), ("version",), ("version", "--client"), ("--help",)])
+def test_the_lightest_commands_load_no_pathlib_typing_or_socket_wrapper(home: Path, tmp_path: Path,
+                                                                         args: tuple[str, ...]) -> None:
+    modules, done = loaded_modules(home, tmp_path, *args, bare=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(m for m in modules if m.split(".")[0] in STARTUP_WEIGHT) == []

@@ -10,15 +10,16 @@ with a message a user can act on.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.parse import quote, urlencode
 
-from mfx.home import default_home
+from mfx.cli import json_reader
+from mfx.home import default_home_dir
 
-# Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
+# Not typing's: mypy reads the name alone, and importing typing (or pathlib, or urllib.parse)
+# costs a hot ``mfx`` call time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
     from typing import Any, Protocol
 
     from mfx.api.kinds import KindInfo
@@ -53,15 +54,15 @@ class Endpoint:
 
     __slots__ = ("ca_file", "socket", "token", "url")
 
-    def __init__(self, socket: Path | None = None, url: str | None = None, token: str | None = None,
-                 ca_file: Path | None = None) -> None:
+    def __init__(self, socket: str | os.PathLike[str] | None = None, url: str | None = None,
+                 token: str | None = None, ca_file: Path | None = None) -> None:
         self.socket = socket
         self.url = url
         self.token = token
         self.ca_file = ca_file
 
-    def _fields(self) -> tuple[Path | None, str | None, str | None, Path | None]:
-        return self.socket, self.url, self.token, self.ca_file
+    def _fields(self) -> tuple[str | None, str | None, str | None, Path | None]:
+        return (None if self.socket is None else os.fspath(self.socket)), self.url, self.token, self.ca_file
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Endpoint) and self._fields() == other._fields()
@@ -73,14 +74,17 @@ class Endpoint:
         return f"Endpoint(socket={self.socket!r}, url={self.url!r}, token={self.token!r}, ca_file={self.ca_file!r})"
 
     @classmethod
-    def from_env(cls, home: Path | None = None, server: str | None = None, token: str | None = None) -> Endpoint:
-        home = home or default_home()
+    def from_env(cls, home: str | os.PathLike[str] | None = None, server: str | None = None,
+                 token: str | None = None) -> Endpoint:
+        home_dir = os.fspath(home) if home else default_home_dir()
         server = server or os.environ.get("MFX_SERVER")
         if not server:
-            return cls(socket=home / "mfx.sock")
+            return cls(socket=os.path.join(home_dir, "mfx.sock"))
+        from pathlib import Path  # a TCP listener's request loads ssl: pathlib is nothing beside it
+
         token = token or os.environ.get("MFX_TOKEN")
         if token is None:
-            token_file = home / "token"
+            token_file = Path(home_dir, "token")
             if token_file.exists():
                 token = token_file.read_text().strip()
         url = (server if "://" in server else f"https://{server}").rstrip("/")
@@ -91,7 +95,7 @@ class Endpoint:
 
             raise MfxError(f"--server {server!r}: give HOST:PORT or https://HOST:PORT (the daemon's "
                            "--listen), or http://HOST:PORT (its --listen-http)")
-        ca_file = tls_ca_file(home)
+        ca_file = tls_ca_file(Path(home_dir))
         if not ca_file.exists():
             from mfx.errors import MfxError
 
@@ -111,12 +115,10 @@ def tls_ca_file(home: Path) -> Path:
 
 
 def _error_from_status(reply: Reply) -> MfxError:
-    import json
-
     from mfx.errors import error_from_status
 
     try:
-        body = json.loads(reply.content)
+        body = json_reader.loads(reply.content)
     except ValueError:
         body = {}
     message = body.get("message") if isinstance(body, dict) else None
@@ -133,12 +135,21 @@ def _query_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# What a path keeps as it is; anything else is percent-encoded (urllib.parse loaded for it).
+_PATH_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/%:@!$&'()*+,;=~")
+
+
 def _target(path: str, params: dict[str, Any] | None) -> str:
     """The request target: the path percent-encoded where it must be (a name typed with a space
     or a non-ASCII letter), then the query."""
-    path = quote(path, safe="/%:@!$&'()*+,;=~")
+    if not _PATH_SAFE.issuperset(path):
+        from urllib.parse import quote
+
+        path = quote(path, safe="/%:@!$&'()*+,;=~")
     if not params:
         return path
+    from urllib.parse import urlencode
+
     return f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}"
 
 
@@ -212,9 +223,7 @@ class Client:
         if not reply.content:
             return None
         if reply.content_type.startswith("application/json"):
-            import json
-
-            return json.loads(reply.content)
+            return json_reader.loads(reply.content)
         return reply.content.decode()
 
     def _unreachable(self) -> DaemonUnavailableError:
@@ -233,12 +242,10 @@ class Client:
             raise self._unreachable() from None
         if reply.status >= 400:
             raise _error_from_status(reply)
-        import json
-
         try:
             for line in lines:
                 if line.strip():
-                    yield json.loads(line)
+                    yield json_reader.loads(line)
         except OSError:
             return  # the daemon went away mid-stream: the stream simply ends
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 GLOBAL_OPTIONS = {"--home": "MFX_HOME", "--server": "MFX_SERVER", "--token": "MFX_TOKEN"}
 GET_OPTIONS = {"-o": "output", "--output": "output", "-l": "selector", "--selector": "selector"}
@@ -144,7 +143,7 @@ def run(args: list[str]) -> bool:
     from mfx.cli.session import CliContext
 
     home = values.get("MFX_HOME")
-    ctx = CliContext(home=Path(home) if home else None, server=values.get("MFX_SERVER"),
+    ctx = CliContext(home=home or None, server=values.get("MFX_SERVER"),
                      token=values.get("MFX_TOKEN"))
     from mfx.cli import output
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 # Not typing's: mypy reads the name alone, and importing typing costs a hot ``mfx`` call time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, TextIO
 
     from mfx.api.kinds import KindInfo
@@ -186,29 +185,42 @@ def print_error(error: MfxError) -> None:
         echo(f"error: {item}", err=True)
 
 
-@contextmanager
-def exit_on_error(code: int) -> Iterator[None]:
-    """Print an mfx error and exit with ``code``: for commands whose exit 1 means something else
-    (``mfx diff``: 1 is "changes found")."""
-    try:
-        yield
-    except Exception as error:
+class _ErrorsReported:
+    """The context of ``exit_on_error`` and ``reported_errors``: a class, as contextlib's import
+    costs the commands that run before click more than this does."""
+
+    __slots__ = ("_code", "_interrupted")
+
+    def __init__(self, code: int, interrupted: int | None) -> None:
+        self._code = code
+        self._interrupted = interrupted
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            return
+        if isinstance(error, KeyboardInterrupt) and self._interrupted is not None:
+            sys.exit(self._interrupted)
+        if not isinstance(error, Exception):
+            return
         # mfx.errors is imported here, not up front: the commands that print what the daemon
-        # answered never load it (nor the dataclasses machinery it needs) on success.
+        # answered never load it on success.
         from mfx.errors import MfxError
 
-        if not isinstance(error, MfxError):
-            raise
-        print_error(error)
-        sys.exit(code)
+        if isinstance(error, MfxError):
+            print_error(error)
+            sys.exit(self._code)
 
 
-@contextmanager
-def reported_errors() -> Iterator[None]:
+def exit_on_error(code: int) -> _ErrorsReported:
+    """Print an mfx error and exit with ``code``: for commands whose exit 1 means something else
+    (``mfx diff``: 1 is "changes found")."""
+    return _ErrorsReported(code, None)
+
+
+def reported_errors() -> _ErrorsReported:
     """How every ``mfx`` command ends on a failure: one line per error on stderr and exit code 1,
     never a traceback; Ctrl-C exits 130."""
-    try:
-        with exit_on_error(1):
-            yield
-    except KeyboardInterrupt:
-        sys.exit(130)
+    return _ErrorsReported(1, 130)
