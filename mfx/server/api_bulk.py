@@ -134,31 +134,42 @@ class BulkApply:
         self.store = store
         self.admission = admission
 
+    # Each handler pauses the collector around a function of its own: what that function held
+    # (thousands of items, read, defaulted, planned) is freed as it returns, before collection
+    # resumes. Resumed with them still alive, the first allocation after it set off a walk of
+    # all of them, a tenth of an apply's time.
+
     async def handle(self, request: Request) -> Response:
+        with collection_paused():  # thousands of items alive at once, none of them cyclic
+            return await self._apply_list(request)
+
+    async def handle_stream(self, request: Request) -> Response:
+        with collection_paused():
+            return await self._apply_stream(request)
+
+    async def _apply_list(self, request: Request) -> Response:
         try:
-            with collection_paused():  # thousands of items alive at once, none of them cyclic
-                options = _options(request)
-                data = await read_bytes(request)
-                return await self._commit(None, lambda: _items(body_object(data, what="a v1 List")), options)
+            options = _options(request)
+            data = await read_bytes(request)
+            return await self._commit(None, lambda: _items(body_object(data, what="a v1 List")), options)
         except MfxError as error:
             return error_response(error)
 
-    async def handle_stream(self, request: Request) -> Response:
+    async def _apply_stream(self, request: Request) -> Response:
         try:
-            with collection_paused():
-                options = _options(request)
-                lines: list[bytes] = []
-                planner = _Planner(self, options)
-                pieces = read_lines(request)
-                body = _items_of_lines(pieces, lines)
-                try:
-                    async for items in body:
-                        await planner.add(items)
-                except MfxError:
-                    await body.aclose()
-                    await _drain(pieces)  # the rest as it comes, not read as items
-                    raise
-                return await self._commit(planner.plan, lambda: _line_items(lines), options)
+            options = _options(request)
+            lines: list[bytes] = []
+            planner = _Planner(self, options)
+            pieces = read_lines(request)
+            body = _items_of_lines(pieces, lines)
+            try:
+                async for items in body:
+                    await planner.add(items)
+            except MfxError:
+                await body.aclose()
+                await _drain(pieces)  # the rest as it comes, not read as items
+                raise
+            return await self._commit(planner.plan, lambda: _line_items(lines), options)
         except MfxError as error:
             return error_response(error)
 
