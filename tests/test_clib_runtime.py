@@ -320,6 +320,14 @@ def plugin_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "mfx-clib:effects"]
 
 
+async def initialized(runtime: CLibraryRuntime, effects_dir: Path, tmp_path: Path,
+                      call_timeout: float) -> CLibraryInstance:
+    """The effects plugin at 0 dB, with ``call_timeout`` as its calls' deadline."""
+    instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=call_timeout)))
+    await instance.initialize({"gainDb": 0.0})
+    return instance
+
+
 async def test_calls_behind_a_stuck_one_time_out_on_the_same_thread_and_never_run_late(
     effects_dir: Path, tmp_path: Path
 ) -> None:
@@ -327,8 +335,7 @@ async def test_calls_behind_a_stuck_one_time_out_on_the_same_thread_and_never_ru
     # process() that never ends come back at their deadline; however many there are, the
     # plugin keeps one thread (one each would pile up a thread per health probe).
     async with CLibraryRuntime(tmp_path / "private") as runtime:
-        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=0.2)))
-        await instance.initialize({"gainDb": 0.0})
+        instance = await initialized(runtime, effects_dir, tmp_path, 0.2)
         await instance.start()
         await instance.health()
         with instance._lock:  # a process() call that does not return
@@ -358,8 +365,7 @@ async def test_cleanup_of_a_plugin_stuck_in_a_call_unloads_the_library_once_the_
     effects_dir: Path, tmp_path: Path
 ) -> None:
     async with CLibraryRuntime(tmp_path / "private") as runtime:
-        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=0.2)))
-        await instance.initialize({"gainDb": 0.0})
+        instance = await initialized(runtime, effects_dir, tmp_path, 0.2)
         [thread] = plugin_threads()
         with instance._lock:  # the library does not return from a call
             with pytest.raises(PluginTimeoutError):
@@ -383,8 +389,7 @@ async def test_a_probe_deadline_shorter_than_the_call_timeout_ends_the_wait(
     # A health probe's own timeout (healthCheck.timeout) cancels its wait for a call that C
     # code holds up, however long the plugin's call timeout is.
     async with CLibraryRuntime(tmp_path / "private") as runtime:
-        instance = await runtime.load(request(effects_dir, tmp_path, limits=Limits(timeout_seconds=60)))
-        await instance.initialize({"gainDb": 0.0})
+        instance = await initialized(runtime, effects_dir, tmp_path, 60)
         with instance._lock, anyio.fail_after(30):  # a guard against a hang, not a timing
             for _ in range(3):
                 with anyio.move_on_after(0.1) as probe:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -146,14 +147,21 @@ async def test_without_abandonable_a_call_whose_caller_left_is_still_made_in_tur
         calls.close()
 
 
+def blocker() -> tuple[Callable[[], None], threading.Event, threading.Event]:
+    """A call that blocks until released: (the call, set once it runs, its release)."""
+    started, release = threading.Event(), threading.Event()
+
+    def blocked() -> None:
+        started.set()
+        release.wait(60)
+
+    return blocked, started, release
+
+
 async def test_an_abandonable_pool_never_makes_a_call_whose_caller_left_before_it_ran() -> None:
     calls = ThreadCalls("t-skip", max_threads=1, abandonable=True)
-    gate, started, seen = threading.Event(), threading.Event(), []
-
-    def hold() -> None:
-        started.set()
-        gate.wait(30)
-
+    hold, started, gate = blocker()
+    seen: list[str] = []
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(calls.run, hold)
@@ -170,12 +178,7 @@ async def test_an_abandonable_pool_never_makes_a_call_whose_caller_left_before_i
 async def test_a_call_stuck_with_its_caller_gone_does_not_take_the_pool_from_the_others() -> None:
     # A plugin stuck in a call forever: its thread no longer counts, the next call gets one.
     calls = ThreadCalls("t-stuck", max_threads=1, abandonable=True)
-    started, release = threading.Event(), threading.Event()
-
-    def stuck() -> None:
-        started.set()
-        release.wait(60)
-
+    stuck, started, release = blocker()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(calls.run, stuck)
