@@ -120,9 +120,14 @@ class ApiServers:
 
     def succeeded(self, server: _Server) -> None:
         index = self._servers.index(server)
-        if self._reachable is False:
+        switched = self._reachable is None or index != self._current
+        if self._reachable is False and not switched:
             log.info("API server %s answers again: watches resume and pending writes go through", server.url)
-        elif self._reachable is None or index != self._current:
+        elif self._reachable is False:
+            # Contact lost with one server, found again with another: say which one, as a
+            # switch without an outage does.
+            log.info("talking to the API server at %s; watches resume and pending writes go through", server.url)
+        elif switched:
             log.info("talking to the API server at %s", server.url)
         self._current = index
         self._reachable = True
