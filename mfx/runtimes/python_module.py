@@ -109,6 +109,11 @@ def _healthy(name: str, result: Any) -> None:
         raise PluginRuntimeError(f"{name}: unhealthy: {message}", reason="Unhealthy")
 
 
+class _StillRunning(PluginTimeoutError):
+    """Raised by ``_OneAtATime`` in place of a call: mfx's own answer, not the plugin's
+    failure, so it goes to the caller without a traceback in the plugin's log."""
+
+
 class _OneAtATime:
     """One call of a plugin's method at a time, across threads: one made while another has not
     returned (its caller gave up on it: a health check stuck in the plugin) fails at once,
@@ -126,7 +131,7 @@ class _OneAtATime:
             if since is None:
                 self._since = time.monotonic()
         if since is not None:
-            raise PluginTimeoutError(
+            raise _StillRunning(
                 f"{self._name}: {self._method}() has not returned from the call made "
                 f"{time.monotonic() - since:.1f}s ago; it is not called again until it does")
         try:
@@ -197,6 +202,8 @@ class PythonModuleInstance:
             return True
         try:
             result = self._health_guard.call(fn)
+        except _StillRunning:
+            raise
         except Exception as exc:
             raise self.failure("health", exc) from exc
         if inspect.isawaitable(result):  # a plain function that returned a coroutine: the usual way
@@ -277,6 +284,8 @@ class PythonModuleInstance:
         try:
             with anyio.move_on_after(timeout) as scope:
                 return await self._run(fn, args, kwargs, self._limiter if limited else None)
+        except _StillRunning:
+            raise
         except Exception as exc:
             raise self.failure(method, exc, error) from exc
         assert scope.cancelled_caught
