@@ -108,13 +108,21 @@ class ThreadCalls:
             if self._closed:
                 raise RuntimeError(f"the {self._name} threads are closed")
             self._busy += 1
-            spawn = self._busy > self._threads and self._threads - self._left < self._max
-            if spawn:
-                self._threads += 1
-                number = self._threads
+            number = self._claim_thread()
         self._jobs.put(call)
-        if spawn:
-            threading.Thread(target=self._work, name=f"mfx-{self._name}-{number}", daemon=True).start()
+        if number is not None:
+            self._start_thread(number)
+
+    def _claim_thread(self) -> int | None:
+        """Under the lock: the number of one more thread, when a call waits for one and the
+        threads not stuck in a left call are fewer than ``max_threads``; else None."""
+        if self._busy <= self._threads or self._threads - self._left >= self._max:
+            return None
+        self._threads += 1
+        return self._threads
+
+    def _start_thread(self, number: int) -> None:
+        threading.Thread(target=self._work, name=f"mfx-{self._name}-{number}", daemon=True).start()
 
     def _leave(self, call: _Call) -> None:
         """The caller of ``call`` has gone (cancelled, or the call raised in it)."""
@@ -127,11 +135,9 @@ class ThreadCalls:
             call.state = _State.LEFT_RUNNING
             self._left += 1
             # Its thread may never come back: calls waiting for one get a thread of their own.
-            if self._closed or self._busy <= self._threads or self._threads - self._left >= self._max:
-                return
-            self._threads += 1
-            number = self._threads
-        threading.Thread(target=self._work, name=f"mfx-{self._name}-{number}", daemon=True).start()
+            number = None if self._closed else self._claim_thread()
+        if number is not None:
+            self._start_thread(number)
 
     def _work(self) -> None:
         while (call := self._jobs.get()) is not None:

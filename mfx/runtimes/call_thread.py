@@ -88,14 +88,11 @@ class PluginThread:
                 try:
                     with anyio.CancelScope(shield=shield), anyio.move_on_after(budget - hold):
                         await done.wait()
-                except BaseException:
+                finally:
                     if not keep:
-                        job.give_up()
-                    raise
+                        job.give_up()  # not taken by now (timed out, cancelled): never run
         outcome = job.outcome
         if outcome is None:
-            if not keep:
-                job.give_up()
             return False, None
         ok, value = outcome
         if not ok:
