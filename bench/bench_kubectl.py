@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
+from bench.bench_cli import MFX_SCRIPT
 from bench.common import Figure, median
 from bench.installed import installed_python
 from mfx.cli.main import build_cli
@@ -71,7 +72,7 @@ def run() -> list[Figure]:
         root = Path(tmp)
         home = root / "home"
         env = {**os.environ, "MFX_HOME": str(home)}
-        mfx = [installed_python(root), "-m", "mfx.cli", "--home", str(home)]  # as installed: no editable hook
+        mfx = [installed_python(root), "-c", MFX_SCRIPT, "--home", str(home)]  # as installed: no editable hook
         log = root / "daemon.log"
         with log.open("wb") as output:
             daemon = subprocess.Popen([*mfx, "serve", "--listen", "127.0.0.1:0"], env=env,
