@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import sys
 import textwrap
 import threading
@@ -137,6 +138,41 @@ async def test_two_versions_of_one_package_run_side_by_side(tmp_path: Path) -> N
         assert await two.call("version") == "v2"
         with pytest.raises(PluginRuntimeError, match="unloaded"):
             await one.call("version")
+
+
+async def test_plugin_dirs_linking_one_package_compile_it_once_and_tracebacks_name_the_real_file(
+        tmp_path: Path) -> None:
+    package = write_package(tmp_path / "installed", TOOLBOX)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "toolbox").symlink_to(package / "toolbox")
+    async with PythonModuleRuntime() as runtime:
+        one = await runtime.load(request(tmp_path / "a", "python:toolbox.plugin:Toolbox", tmp_path, name="a"))
+        assert runtime.codes.compiles == 2  # toolbox/__init__.py and toolbox/plugin.py
+        two = await runtime.load(request(tmp_path / "b", "python:toolbox.plugin:Toolbox", tmp_path, name="b"))
+        assert runtime.codes.compiles == 2, "a second directory linking the same files compiles nothing"
+        with pytest.raises(PluginRuntimeError) as caught:
+            await two.call("fail", ["boom"])
+        await one.cleanup()
+        await two.cleanup()
+    tb = caught.value.plugin_traceback  # type: ignore[attr-defined]
+    assert str(package / "toolbox" / "plugin.py") in tb, tb
+
+
+async def test_an_edit_that_keeps_the_size_and_mtime_is_compiled_again(tmp_path: Path) -> None:
+    write_package(tmp_path, {"edited/__init__.py": "", "edited/plugin.py": "class P:\n    def answer(self):\n        return 'one'\n"})
+    module = tmp_path / "edited" / "plugin.py"
+    stamp = module.stat()
+    async with PythonModuleRuntime() as runtime:
+        first = await runtime.load(request(tmp_path, "python:edited.plugin:P", tmp_path))
+        assert await first.call("answer") == "one"
+        module.write_text(module.read_text().replace("one", "two"))  # same length
+        os.utime(module, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        assert module.stat().st_size == stamp.st_size and module.stat().st_mtime_ns == stamp.st_mtime_ns
+        second = await runtime.load(request(tmp_path, "python:edited.plugin:P", tmp_path))
+        assert await second.call("answer") == "two"
+        await first.cleanup()
+        await second.cleanup()
 
 
 async def test_a_missing_module_names_the_paths_searched(tmp_path: Path) -> None:

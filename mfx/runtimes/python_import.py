@@ -7,9 +7,12 @@ same plugin can live side by side (hot reload) and unloading drops every module 
 from ``sys.modules``. Modules are compiled straight from their source: no ``__pycache__``
 is read or written, so an edit that keeps a file's size and second-resolution mtime is
 still seen, and installed plugin directories stay untouched. Each runtime keeps the code
-objects it compiled, keyed by the file's real path (symlinks resolved) and the SHA-256 of the
-source bytes (``CodeCache``), so many instances of one plugin compile it once while an edited
-file is always recompiled; tracebacks name that real path. Code objects hold no module state,
+objects it compiled, keyed by the file itself (device and inode, whatever symlinks led to it)
+and the SHA-256 of the source bytes (``CodeCache``), so many instances of one plugin compile it
+once while an edited file is always recompiled; tracebacks name the file's real path. Nothing
+on the way resolves a path component by component: each ``lstat`` releases the interpreter
+lock, and a daemon starting hundreds of plugins would hand the lock to another thread (and
+wait for it back) a few dozen times per import. Code objects hold no module state,
 so unloading still frees everything a load created. Inside its package a plugin
 imports its own modules relatively (``from . import util``); ``import pkg.util`` would look on
 ``sys.path`` and fail.
@@ -87,28 +90,28 @@ def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None,
 
 
 class CodeCache:
-    """Compiled module code by (real path, SHA-256 of source), least recently used dropped first.
+    """Compiled module code by (file identity, SHA-256 of source), least recently used dropped first.
 
-    The real path lets plugin directories that link to one installed copy share its code.
-    Shared by the worker threads that import plugins, hence the lock.
+    The identity (device, inode) lets plugin directories that link to one installed copy share
+    its code. Shared by the worker threads that import plugins, hence the lock.
     """
 
     def __init__(self, max_entries: int = 256) -> None:
         self._max_entries = max_entries
-        self._codes: OrderedDict[tuple[str, str], types.CodeType] = OrderedDict()
+        self._codes: OrderedDict[tuple[int, int, str], types.CodeType] = OrderedDict()
         self._lock = threading.Lock()
         self.compiles = 0  # how many times a source was actually compiled
 
-    def code_for(self, path: Path, source: bytes) -> types.CodeType:
-        real = os.path.realpath(path)
-        key = (real, hashlib.sha256(source).hexdigest())
+    def code_for(self, path: Path, source: bytes, identity: tuple[int, int]) -> types.CodeType:
+        """The code of ``source``, read from ``path``, the file ``identity`` (``st_dev, st_ino``)."""
+        key = (*identity, hashlib.sha256(source).hexdigest())
         with self._lock:
             code = self._codes.get(key)
             if code is not None:
                 self._codes.move_to_end(key)
                 return code
         # Compiled outside the lock: two threads may both compile a new file once; same result.
-        code = compile(source, real, "exec", dont_inherit=True)
+        code = compile(source, os.path.realpath(path), "exec", dont_inherit=True)
         with self._lock:
             self.compiles += 1
             self._codes[key] = code
@@ -137,11 +140,14 @@ class _SourceLoader(importlib.abc.Loader):
     def exec_module(self, module: types.ModuleType) -> None:
         if self.path is None:  # a directory without __init__.py: an empty package
             return
-        source = self.source if self.source is not None else self.path.read_bytes()
-        if self.codes is not None:
-            code = self.codes.code_for(self.path, source)
-        else:
+        if self.codes is None:
+            source = self.source if self.source is not None else self.path.read_bytes()
             code = compile(source, str(self.path), "exec", dont_inherit=True)
+        else:
+            with open(self.path, "rb") as file:  # the identity of the file read, not of a path looked up again
+                found = os.fstat(file.fileno())
+                source = self.source if self.source is not None else file.read()
+            code = self.codes.code_for(self.path, source, (found.st_dev, found.st_ino))
         exec(code, module.__dict__)
 
 
@@ -225,7 +231,7 @@ def import_plugin(request: LoadRequest, entry: PythonEntryPoint, finder: PluginF
 
     Blocking (reads files, runs module code): call it in a worker thread.
     """
-    plugin_dir = request.plugin_dir.resolve()
+    plugin_dir = Path(os.path.abspath(request.plugin_dir))  # not resolved: see the module's docstring
     module_file, tried = locate_module(plugin_dir, entry.parts)
     if module_file is None:
         looked = ", ".join(str(p) for p in tried)
