@@ -13,7 +13,7 @@ moves both alike):
   baseline/value <= 3, i.e. a ratio >= 0.333;
 - the same as a user runs it (a new ``mfx`` process, started as the installed script starts
   it, over the unix socket), against the same baseline (interpreter start-up and imports
-  included, on an interpreter without the development venv's editable-install hook, see
+  included, on an interpreter without an editable-install import hook, see
   ``bench.installed``; with compiled bytecode cached, as an installed package has it, even
   where the environment sets PYTHONDONTWRITEBYTECODE: the cache lives in the run's temporary
   directory, filled by the warm-up process);

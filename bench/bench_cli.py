@@ -9,8 +9,8 @@ the machine falls on all of them alike):
   ratio <= 1.
 
 ``mfx`` runs the way its console script does (``from mfx.cli.main import main``), from this
-checkout, and every command here (``python -c pass`` too) runs on an interpreter without the
-development venv's editable-install hook, as an installed package runs (``bench.installed``).
+checkout, and every command here (``python -c pass`` too) runs on an interpreter without an
+editable-install import hook, as an installed package runs (``bench.installed``).
 The runs may write bytecode, as an installed package has its modules compiled: a first,
 unmeasured run of each command compiles what it imports.
 """

@@ -1,14 +1,16 @@
-"""An interpreter that imports mfx as an installed package does: without the development
-venv's editable-install hook.
+"""An interpreter that imports mfx as an installed package does: without an editable-install
+import hook, however the development venv was made.
 
-``pip install -e`` puts setuptools' finder into every interpreter the venv starts: a ``.pth``
-line imports it (and pathlib, re, urllib.parse with it) before the first line of any program
-runs. That costs ``python -c pass`` and every ``mfx`` command alike, about 20 ms on these
-machines: a command start measured against ``python -c pass`` in that venv looks twice as
-good as it is. An installed wheel has no hook, so the new-process figures run here: a venv of
-its own whose only ``.pth`` is a plain path file naming the checkout and the development
-venv's site-packages (a path in a ``.pth`` adds the folder to ``sys.path`` without reading
-the ``.pth`` files in it), as a wheel's site-packages would be found.
+A ``pip install -e`` of a project whose layout setuptools does not call simple puts
+setuptools' finder into every interpreter the venv starts: a ``.pth`` line imports it (and
+pathlib, re, urllib.parse with it) before the first line of any program runs. That costs
+``python -c pass`` and every ``mfx`` command alike, 10 to 20 ms on these machines, and a
+command start measured against ``python -c pass`` in such a venv looks twice as good as it
+is. ``make venv`` avoids it (pyproject's ``package-dir`` makes the install a plain path
+entry), and the new-process figures do not depend on it: they run here, in a venv of its own
+whose only ``.pth`` is a plain path file naming the checkout and the development venv's
+site-packages (a path in a ``.pth`` adds the folder to ``sys.path`` without reading the
+``.pth`` files in it), as a wheel's site-packages would be found.
 """
 
 from __future__ import annotations

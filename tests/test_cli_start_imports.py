@@ -56,8 +56,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def loaded_modules(home: Path, tmp_path: Path, *args: str,
                    bare: bool = False) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     """The modules ``mfx ARGS`` loaded. ``bare``: on an interpreter that imported nothing
-    before it (``-S``: no site, so no ``.pth`` start-up hook such as the editable install's
-    finder, which imports pathlib and re into every process of this venv and so hid them)."""
+    before it (``-S``: no site, so no ``.pth`` start-up hook, such as setuptools' editable-install
+    finder, which would import pathlib and re into every process and so hide them)."""
     out = tmp_path / "modules.txt"
     env = {key: value for key, value in os.environ.items()
            if key not in ("MFX_SERVER", "MFX_TOKEN", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")}
@@ -125,3 +125,19 @@ def test_the_lightest_commands_load_no_pathlib_typing_or_socket_wrapper(home: Pa
     modules, done = loaded_modules(home, tmp_path, *args, bare=True)
     assert done.returncode == 0, done.stderr
     assert sorted(m for m in modules if m.split(".")[0] in STARTUP_WEIGHT) == []
+
+
+def test_the_venv_make_builds_starts_python_without_an_import_hook() -> None:
+    # `make venv` installs mfx editable as a plain path entry (pyproject's package-dir): with
+    # setuptools' import hook instead, every `mfx` command of the README's PATH loaded pathlib
+    # and re before its first line, some 10 ms (two thirds of a bare start).
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG", "PYTHONPATH")}
+    done = subprocess.run([sys.executable, "-c", "import sys, mfx.cli\n"
+                           "print(' '.join(sorted(sys.modules)))\n"
+                           "print(' '.join(type(f).__name__ for f in sys.meta_path))"],
+                          capture_output=True, text=True, env=env, cwd="/", check=True)
+    modules, finders = (line.split() for line in done.stdout.splitlines())
+    assert "mfx.cli" in modules  # found through the venv's own path entry, from anywhere
+    assert {"pathlib", "re"} & set(modules) == set(), "an import hook loads them into every start"
+    assert not [f for f in finders if "Editable" in f], finders
