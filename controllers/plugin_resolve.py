@@ -19,24 +19,32 @@ looks again with a capped backoff and starts the plugin once they are there.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from mfx.errors import EntryPointNotFoundError
 from mfx.runtimes.dynamic_library import is_shared_object
-from mfx.runtimes.python_module import PYTHON_PREFIX, PythonEntryPoint, locate_module
+from mfx.runtimes.python_module import PYTHON_PREFIX, PythonEntryPoint, module_file
 
 _PYTHONS = {"python", "python3"}
 
+# The look runs on the event loop for every plugin started: plain strings and one stat per
+# file asked about (``pathlib`` made it several times dearer than the system calls).
+
 
 def candidate_dirs(name: str, version: str, home: Path, plugin_paths: Sequence[Path]) -> list[Path]:
-    return [home / "plugins" / name / version, *(Path(p) / name for p in plugin_paths)]
+    return [Path(d) for d in _candidates(name, version, home, plugin_paths)]
 
 
-def entry_point_present(directory: Path, plugin_type: str, entry_point: str) -> bool:
+def _candidates(name: str, version: str, home: Path, plugin_paths: Sequence[Path]) -> list[str]:
+    return [os.path.join(home, "plugins", name, version), *(os.path.join(p, name) for p in plugin_paths)]
+
+
+def entry_point_present(directory: str | Path, plugin_type: str, entry_point: str) -> bool:
     """Whether ``directory`` holds the file(s) ``entry_point`` names (a cheap, early check)."""
-    if not directory.is_dir():
+    if not os.path.isdir(directory):
         return False
     entry = entry_point.strip()
     if entry.startswith(PYTHON_PREFIX):
@@ -44,7 +52,7 @@ def entry_point_present(directory: Path, plugin_type: str, entry_point: str) -> 
             parsed = PythonEntryPoint.parse(entry)
         except EntryPointNotFoundError:
             return False
-        return locate_module(directory, parsed.parts)[0] is not None
+        return module_file(directory, parsed.parts) is not None
     if plugin_type == "rpc":
         try:
             argv = shlex.split(entry)
@@ -55,17 +63,16 @@ def entry_point_present(directory: Path, plugin_type: str, entry_point: str) -> 
         if argv[0] in _PYTHONS:
             if len(argv) >= 3 and argv[1] == "-m":
                 parts = argv[2].split(".")
-                return locate_module(directory, parts)[0] is not None or (directory.joinpath(*parts)).is_dir()
+                return module_file(directory, parts) is not None or os.path.isdir(os.path.join(directory, *parts))
             if len(argv) >= 2 and not argv[1].startswith("-"):
-                return Path(argv[1]).is_absolute() or (directory / argv[1]).is_file()
+                return os.path.isabs(argv[1]) or os.path.isfile(os.path.join(directory, argv[1]))
             return True
-        program = Path(argv[0])
-        if program.is_absolute():
-            return program.is_file()
-        return (directory / program).exists()
+        if os.path.isabs(argv[0]):
+            return os.path.isfile(argv[0])
+        return os.path.exists(os.path.join(directory, argv[0]))
     if plugin_type in ("dynamic_library", "webassembly") or is_shared_object(entry):
-        return (directory / entry).is_file()
-    return (directory / entry).exists()
+        return os.path.isfile(os.path.join(directory, entry))
+    return os.path.exists(os.path.join(directory, entry))
 
 
 def copies(name: str, version: str, plugin_type: str, entry_point: str | None, *,
@@ -73,7 +80,7 @@ def copies(name: str, version: str, plugin_type: str, entry_point: str | None, *
     """Every candidate directory that holds the entry point, the one used first."""
     if not entry_point:
         return []
-    return [d for d in candidate_dirs(name, version, home, plugin_paths)
+    return [Path(d) for d in _candidates(name, version, home, plugin_paths)
             if entry_point_present(d, plugin_type, entry_point)]
 
 

@@ -79,14 +79,25 @@ class PythonEntryPoint:
         return f"{PYTHON_PREFIX}{self.module}:{self.attribute}"
 
 
+def module_candidates(plugin_dir: str | Path, dotted: Sequence[str]) -> tuple[str, str]:
+    """The files module ``dotted`` may be under ``plugin_dir``, in the order looked at."""
+    base = os.path.join(plugin_dir, *dotted)
+    return base + ".py", os.path.join(base, "__init__.py")
+
+
+def module_file(plugin_dir: str | Path, dotted: Sequence[str]) -> str | None:
+    """The file of module ``dotted`` under ``plugin_dir``, if there is one. Strings, not
+    ``Path``s: the controller asks this on the event loop for every plugin it starts."""
+    for candidate in module_candidates(plugin_dir, dotted):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None, list[Path]]:
     """Find the file of module ``dotted`` under ``plugin_dir``: (path or None, paths tried)."""
-    base = plugin_dir.joinpath(*dotted)
-    candidates = [base.with_name(base.name + ".py"), base / "__init__.py"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate, candidates
-    return None, candidates
+    found = module_file(plugin_dir, dotted)
+    return (None if found is None else Path(found)), [Path(c) for c in module_candidates(plugin_dir, dotted)]
 
 
 class CodeCache:

@@ -49,6 +49,7 @@ from mfx.runtimes.python_import import (
     PythonEntryPoint,
     import_plugin,
     locate_module,
+    module_file,
 )
 from mfx.runtimes.python_start import STEP_METHODS, Late, Raised, StartChain
 from mfx.thread_calls import ThreadCalls
@@ -66,6 +67,7 @@ __all__ = [
     "health_verdict",
     "import_plugin",
     "locate_module",
+    "module_file",
 ]
 
 # Lifecycle methods belong to the controller; ``call`` never reaches them.
