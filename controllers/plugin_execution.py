@@ -28,6 +28,7 @@ from mfx.runtimes.base import (
     PluginType,
     QuickHealth,
     bounded,
+    implements,
 )
 from reconciler import Context, ProbeScheduler, ProbeSpec
 
@@ -232,7 +233,7 @@ class PluginRunner:
         instance = running.instance
         self._probes.schedule(ctx.key, instance.health,
                               ProbeSpec(hc.interval_seconds, hc.timeout_seconds, hc.failure_threshold),
-                              quick=instance.quick_health() if isinstance(instance, QuickHealth) else None,
+                              quick=instance.quick_health() if implements(instance, QuickHealth) else None,
                               delay_first=True)
         write_adopted(ctx.status, running)
         run.last_probe = ProbeRecord(running.ready_at, "Healthy", running.health_seconds)

@@ -34,6 +34,7 @@ from mfx.runtimes.base import (
     Runtime,
     StartStep,
     bounded,
+    implements,
 )
 from mfx.runtimes.dynamic_library import DynamicLibraryRuntime
 from mfx.runtimes.hot_reload import HotReloadRuntime
@@ -127,7 +128,7 @@ async def start_instance(runtime: Runtime, request: LoadRequest, *,
     Returns the instance and how long its first health check took.
     """
     start_timeout = request.start_timeout_seconds
-    if isinstance(runtime, EagerRuntime):
+    if implements(runtime, EagerRuntime):
         loaded = await runtime.load_started(request, until=StartStep.CHECKED, health_seconds=call_timeout)
     else:
         loaded = Loaded(await bounded(f"loading {request.name}", start_timeout, runtime.load(request)),
