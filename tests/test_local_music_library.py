@@ -7,8 +7,10 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,6 +246,40 @@ def test_the_plugin_serves_the_library_as_json(layout: LibraryLayout, tmp_path: 
         health = plugin.health()
         assert health["songs"] == 8 and health["failed"] == 1
     finally:
+        plugin.stop()
+
+
+def test_a_search_that_finds_nothing_during_the_first_scan_waits_for_it(
+        layout: LibraryLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first scan is held until the search has looked once and found nothing (the catalogue
+    # is still empty): a search that answered then would say "no song matches" to a user who
+    # asked just after the plugin turned Ready.
+    first_look, scan_may_go = threading.Event(), threading.Event()
+    scan, search = Library.scan, Library.search
+
+    def held_scan(self: Library) -> Any:
+        scan_may_go.wait()
+        return scan(self)
+
+    def watched_search(self: Library, *args: Any, **kwargs: Any) -> SearchResult:
+        result = search(self, *args, **kwargs)
+        first_look.set()
+        return result
+
+    monkeypatch.setattr(Library, "scan", held_scan)
+    monkeypatch.setattr(Library, "search", watched_search)
+    releaser = threading.Thread(target=lambda: first_look.wait() and scan_may_go.set())
+    releaser.start()
+    plugin = LocalMusic()
+    plugin.initialize({"folders": [str(layout.root)], "stateDir": str(tmp_path), "watch": False})
+    plugin.start()
+    try:
+        assert [s.title for s in SearchResult.from_wire(plugin.search("beyonce")).songs] == [
+            "Crazy in Love", "Naughty Girl"]
+        assert SearchResult.from_wire(plugin.search("no such song")).songs == []  # the scan is over: no wait
+    finally:
+        scan_may_go.set()
+        releaser.join()
         plugin.stop()
 
 

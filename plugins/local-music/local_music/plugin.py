@@ -15,6 +15,12 @@ from .library import Library, LibraryConfig
 
 log = logging.getLogger("local_music")
 
+# How long a search that finds nothing waits for the first scan, while it runs: a fresh home's
+# folder is read in moments, and "no song matches" just after the plugin turned Ready would
+# only mean that it had not been read yet. A big library answers from what it has by then,
+# well within the default deadline of a call (resources.limits.timeout, 5s).
+FIRST_SCAN_WAIT_SECONDS = 3.0
+
 
 class NotInitializedError(PluginError):
     reason = "NotInitialized"
@@ -75,7 +81,13 @@ class LocalMusic(MusicSource):
     # --- MusicSource -------------------------------------------------------------------
 
     def search(self, query: str, type: str = "song", limit: int = 30, offset: int = 0) -> JSON:
-        return wire(self._lib().search(query, type, limit, offset))
+        found = self._lib().search(query, type, limit, offset)
+        first_scan = self._first_scan
+        if not (found.songs or found.albums or found.artists or found.playlists) and first_scan is not None \
+                and first_scan.is_alive():
+            first_scan.join(FIRST_SCAN_WAIT_SECONDS)
+            found = self._lib().search(query, type, limit, offset)
+        return wire(found)
 
     def browse(self, type: str = "song", limit: int = 100, offset: int = 0) -> JSON:
         return wire(self._lib().browse(type, limit, offset))
