@@ -18,8 +18,8 @@ log = logging.getLogger("local_music")
 # How long a search that finds nothing waits for the first scan, while it runs: a fresh home's
 # folder is read in moments, and "no song matches" just after the plugin turned Ready would
 # only mean that it had not been read yet. A big library answers from what it has by then,
-# well within the default deadline of a call (resources.limits.timeout, 5s).
-FIRST_SCAN_WAIT_SECONDS = 3.0
+# within the player's default deadline for a source's answer (searchTimeout, 3 s).
+FIRST_SCAN_WAIT_SECONDS = 2.0
 
 
 class NotInitializedError(PluginError):
