@@ -22,7 +22,9 @@ def _setuptools() -> dict:
 def _folders_of_listed_packages() -> dict[str, Path]:
     """Every folder below a listed package, by the dotted name Python would import it as."""
     config = _setuptools()
-    assert "package-dir" not in config, "the folders are packages as they are: no mapping"
+    # The identity mapping only (it makes the editable install a plain path entry): the
+    # folders are packages as they are.
+    assert config.get("package-dir", {"": "."}) == {"": "."}, "no package-dir mapping but the identity"
     found: dict[str, Path] = {}
     for package in config["packages"]:
         root = REPO / package.replace(".", "/")
