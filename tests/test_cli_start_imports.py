@@ -111,6 +111,23 @@ def test_apply_of_a_directory_loads_nothing_heavy(home: Path, tmp_path: Path) ->
     assert heavy(modules) == []
 
 
+# What ``apply -f DIR`` does without: each costs every apply's start milliseconds (typing with
+# contextlib, pathlib with urllib.parse and ipaddress, datetime, copy). re it needs, for YAML.
+APPLY_NEEDS_NOT = ("typing", "pathlib", "urllib", "ipaddress", "datetime", "copy", "contextlib")
+
+
+def test_apply_of_a_directory_loads_no_typing_pathlib_or_datetime(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "one.yaml").write_text(
+        "apiVersion: mfx.musicfox.io/v1alpha1\nkind: PluginManifest\nmetadata:\n  name: light\n"
+        "spec:\n  version: 1.0.0\n  type: rpc\n  entryPoint: python -m quiet\n  suspend: true\n")
+    modules, done = loaded_modules(home, tmp_path, "apply", "-f", str(folder), bare=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "pluginmanifest.mfx.musicfox.io/light created\n", done.stdout
+    assert sorted(m for m in modules if m.split(".")[0] in APPLY_NEEDS_NOT) == []
+
+
 # What the lightest commands do without: each of these standard modules costs a new process
 # milliseconds (pathlib with re and urllib.parse under it, json with re and enum, typing, socket
 # with enum and selectors, copy with weakref, contextlib with the collections package),

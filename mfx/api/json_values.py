@@ -9,10 +9,13 @@ digits).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
 
 from mfx.api.field_paths import join_index, join_key
+
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 # Far deeper than any manifest, and well inside what the encoders and the validator can
 # recurse through (orjson stops at 254 levels, Python at about 1000 frames).

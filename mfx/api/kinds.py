@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from mfx.errors import BadRequestError
+
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 GROUP = "mfx.musicfox.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
-class KindInfo(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError
-    kind: str  # PluginManifest
-    plural: str  # pluginmanifests
-    singular: str  # pluginmanifest
-    short_names: tuple[str, ...]  # ("pm",)
-    group: str = GROUP
-    version: str = VERSION
-    namespaced: bool = False
-    categories: tuple[str, ...] = ("all", "mfx")
+if TYPE_CHECKING:
+    class _KindInfoFields(NamedTuple):
+        kind: str  # PluginManifest
+        plural: str  # pluginmanifests
+        singular: str  # pluginmanifest
+        short_names: tuple[str, ...]  # ("pm",)
+        group: str = GROUP
+        version: str = VERSION
+        namespaced: bool = False
+        categories: tuple[str, ...] = ("all", "mfx")
+else:  # the same record, without importing typing
+    _KindInfoFields = namedtuple("KindInfo", "kind plural singular short_names group version namespaced categories",
+                                 defaults=(GROUP, VERSION, False, ("all", "mfx")))
+
+
+class KindInfo(_KindInfoFields):  # a record every CLI command loads: see mfx.errors.FieldError
+    __slots__ = ()
 
     @property
     def api_version(self) -> str:

@@ -7,11 +7,20 @@ The store, the server and the CLI pass objects as ``Obj`` (``apiVersion``, ``kin
 
 from __future__ import annotations
 
-import copy
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+import time
+from collections import namedtuple
 
-Obj = dict[str, Any]
+# Neither typing nor datetime nor copy at import: ``mfx apply`` loads this module at every
+# start, and each would cost it milliseconds (see mfx.errors); the functions that need
+# datetime or copy import it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, NamedTuple
+
+    Obj = dict[str, Any]
+else:
+    Obj = dict  # the alias at run time; annotations are not evaluated
 
 # Labels and annotations mfx itself sets.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -41,11 +50,18 @@ def finalizer_node(finalizer: str) -> str | None:
     return finalizer[len(NODE_FINALIZER_PREFIX):] if finalizer.startswith(NODE_FINALIZER_PREFIX) else None
 
 
-class ObjectKey(NamedTuple):  # a record every CLI command loads: see mfx.errors.FieldError
+if TYPE_CHECKING:
+    class _ObjectKeyFields(NamedTuple):
+        kind: str
+        name: str
+else:  # the same record, without importing typing
+    _ObjectKeyFields = namedtuple("ObjectKey", "kind name")
+
+
+class ObjectKey(_ObjectKeyFields):  # a record every CLI command loads: see mfx.errors.FieldError
     """Identifies one object: kinds are cluster-scoped, so kind + name is enough."""
 
-    kind: str
-    name: str
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -124,24 +140,36 @@ def is_ready(obj: Obj) -> bool:
 
 
 def deep_copy(obj: Obj) -> Obj:
+    import copy
+
     return copy.deepcopy(obj)
 
 
 def now() -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 
 def format_time(when: datetime) -> str:
     """RFC 3339 with a Z suffix and second precision, like Kubernetes timestamps."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from datetime import UTC
+
+    return when.astimezone(UTC).strftime(_RFC3339)
 
 
 def parse_time(text: str) -> datetime:
+    from datetime import datetime
+
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def now_rfc3339() -> str:
-    return format_time(now())
+    """``format_time(now())``, from the clock directly: the store stamps every write with it."""
+    return time.strftime(_RFC3339, time.gmtime())
+
+
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def human_age(created: str | None, *, at: datetime | None = None) -> str:

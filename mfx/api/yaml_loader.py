@@ -29,7 +29,6 @@ does, are accepted in JSON input.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from mfx.api.field_paths import join_index, join_key, parent_path
 from mfx.api.json_values import (
@@ -47,7 +46,10 @@ from mfx.errors import BadRequestError, FieldError, RequestEntityTooLargeError, 
 
 # PyYAML (and the readings built on it) is imported by the readings that need it: a directory
 # of plain manifests never does, and a new ``mfx apply`` process would pay for it first.
+TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from typing import Any
+
     import yaml
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -279,7 +281,7 @@ def _reroot(positions: dict[str, tuple[int, int]], prefix: str) -> dict[str, tup
 # --- request bodies -----------------------------------------------------------------------------
 
 
-class _DuplicateKeys(dict[str, Any]):
+class _DuplicateKeys(dict):  # type: ignore[type-arg]  # dict[str, Any], without typing at run time
     """A JSON object that named a key twice; the checks after parsing report it with its path."""
 
     def __init__(self, pairs: list[tuple[str, Any]], duplicate: str) -> None:

@@ -20,10 +20,13 @@ YAML 1.1 table (``yaml_scalars``), which loads no part of PyYAML.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from mfx.api.json_values import MAX_DEPTH
 from mfx.api.yaml_scalars import MAY_RESOLVE, STR_TAG, GiveUp, implicit_tag, plain_scalar_value
+
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from typing import Any
 
 # Anything but printable ASCII and newlines (tabs, carriage returns, other encodings) is the
 # other readings' to judge.
@@ -43,7 +46,10 @@ _ITEM = 0  # "- ..."
 _KEY = 1  # "key: ..."
 
 # One line: (indentation, _ITEM or _KEY, key, the line's value or _BLOCK when it has none).
-_Line = tuple[int, int, str, Any]
+if TYPE_CHECKING:
+    _Line = tuple[int, int, str, Any]
+else:
+    _Line = tuple  # the alias at run time; annotations are not evaluated
 # The value of a line that has none ("key:", "- key:" or "-"): a block below it, or null.
 _BLOCK: Any = object()
 # What a line holds, as ``PlainReader`` remembers it: its one or two entries ("- key: value" is an

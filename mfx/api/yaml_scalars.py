@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from mfx.api.json_values import text_problem
+
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from typing import Any
 
 STR_TAG = "tag:yaml.org,2002:str"
 BOOL_TAG = "tag:yaml.org,2002:bool"

@@ -8,9 +8,6 @@ socket's round trip), reported in input order and stopping at the first refusal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
 from mfx.api.kinds import kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
 from mfx.api.yaml_loader import Manifest
@@ -26,7 +23,9 @@ from mfx.errors import (
     ValidationError,
 )
 
+TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from concurrent.futures import Future
 
 # Per-object requests in flight at once against a daemon without the bulk path.

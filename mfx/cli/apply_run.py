@@ -4,8 +4,6 @@ fast path (``mfx.cli.fast_path``, for a new ``mfx`` process) both run it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from mfx.api.kinds import kind_for
 from mfx.cli import output
@@ -13,7 +11,10 @@ from mfx.cli.session import CliContext
 from mfx.collector import collection_paused
 from mfx.errors import MfxError
 
+TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from mfx.cli.bulk_client import Outcome
 
 DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}

@@ -9,13 +9,17 @@ errors, so the caller can point them at file and line as for a per-object apply.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from mfx.api.kinds import GROUP, VERSION, KindInfo, kind_for
 from mfx.api.objects import Obj
 from mfx.cli.client import Client
 from mfx.errors import FieldError, MfxError, NotFoundError, ValidationError
+
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, NamedTuple
 
 BULK_APPLY_PATH = f"/apis/{GROUP}/{VERSION}/apply"
 BULK_APPLY_STREAM_PATH = f"{BULK_APPLY_PATH}/stream"
@@ -33,11 +37,14 @@ class BulkUnsupportedError(MfxError):
     """The daemon has no bulk apply path (an older one): apply one object per request."""
 
 
-class Outcome(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
-    kind: KindInfo
-    name: str
-    verb: str  # created, configured, unchanged
-    warning: str = ""
+if TYPE_CHECKING:
+    class Outcome(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
+        kind: KindInfo
+        name: str
+        verb: str  # created, configured, unchanged
+        warning: str = ""
+else:  # the same record, without importing typing
+    Outcome = namedtuple("Outcome", "kind name verb warning", defaults=("",))
 
 
 class ItemError(Exception):

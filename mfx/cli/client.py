@@ -148,9 +148,17 @@ def _target(path: str, params: dict[str, Any] | None) -> str:
         path = quote(path, safe="/%:@!$&'()*+,;=~")
     if not params:
         return path
+    query = {k: _query_value(v) for k, v in params.items()}
+    if all(_QUERY_SAFE.issuperset(text) for pair in query.items() for text in pair):
+        return f"{path}?{'&'.join(f'{k}={v}' for k, v in query.items())}"  # as urlencode writes them
     from urllib.parse import urlencode
 
-    return f"{path}?{urlencode({k: _query_value(v) for k, v in params.items()})}"
+    return f"{path}?{urlencode(query)}"
+
+
+# What urlencode leaves as it is in a query's names and values (``mfx apply``'s dryRun=All,
+# fieldManager=mfx): those queries are written without loading urllib.parse.
+_QUERY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
 
 
 def encode_json(body: Any) -> bytes:

@@ -5,24 +5,32 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from collections import namedtuple
 
 from mfx.api import yaml_loader
 from mfx.api.yaml_loader import Manifest
 from mfx.api.yaml_plain import PlainReader
 from mfx.errors import BadRequestError, FieldError, MfxError, ValidationError
 
+# Neither typing nor pathlib at run time for a file or a directory (``mfx apply -f``): each
+# costs every such start milliseconds (see mfx.errors). ``-R`` walks with pathlib.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import NamedTuple
+
     from mfx.api.schema import Schemas
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class Source(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
-    name: str  # as the user wrote it, so messages point at their file
-    text: str
+if TYPE_CHECKING:
+    class Source(NamedTuple):  # a record apply loads at every start: see mfx.errors.FieldError
+        name: str  # as the user wrote it (as pathlib prints it), so messages point at their file
+        text: str
+else:  # the same record, without importing typing
+    Source = namedtuple("Source", "name text")
 
 
 def collect_sources(paths: tuple[str, ...], *, recursive: bool) -> list[Source]:
@@ -36,25 +44,37 @@ def sources_of(given: str, *, recursive: bool) -> Iterator[Source]:
     if given == "-":
         yield Source("<stdin>", yaml_loader.decode_manifest("<stdin>", sys.stdin.buffer.read()))
         return
-    path = Path(given)
-    if path.is_dir():
+    path = _as_pathlib_shows(given)
+    if os.path.isdir(path):
         for file in _manifest_files(path, recursive=recursive):
             yield _read(file)
-    elif path.exists():
-        yield _read(str(path))
+    elif os.path.exists(path):
+        yield _read(path)
     else:
         raise BadRequestError(f'the path "{given}" does not exist')
 
 
-def _manifest_files(directory: Path, *, recursive: bool) -> list[str]:
+def _as_pathlib_shows(given: str) -> str:
+    """``str(Path(given))``: without ``.`` parts and doubled or trailing slashes, as files have
+    always been named in messages (POSIX keeps exactly two leading slashes)."""
+    lead = len(given) - len(given.lstrip("/"))
+    head = "//" if lead == 2 else "/" if lead else ""
+    parts = [part for part in given.split("/") if part and part != "."]
+    return head + "/".join(parts) if head or parts else "."
+
+
+def _manifest_files(directory: str, *, recursive: bool) -> list[str]:
     """The manifest files of a directory (and, ``recursive``, below it), in path order."""
     if recursive:
-        return [str(p) for p in sorted(p for p in directory.glob("**/*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)]
+        from pathlib import Path
+
+        found = (p for p in Path(directory).glob("**/*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+        return [str(p) for p in sorted(found)]
     # One directory: the entries know whether they are files without a stat each, and names
     # sort as their paths would (``str(directory / name)`` is the same text, made faster).
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIXES) and e.is_file())
-    base = os.path.join(str(directory), "")
+    base = os.path.join(directory, "")
     # A name ending in a suffix has it as its extension, unless it starts with a dot (".yaml"
     # is a hidden file without one, as ``os.path.splitext`` reads it).
     return [base + name for name in names if name[0] != "." or os.path.splitext(name)[1] in MANIFEST_SUFFIXES]
@@ -146,8 +166,10 @@ def load_objects(filenames: tuple[str, ...], *, recursive: bool,
 
 
 def _has_subdirectories(given: str) -> bool:
-    path = Path(given)
-    return path.is_dir() and any(child.is_dir() for child in path.iterdir())
+    if not os.path.isdir(given):
+        return False
+    with os.scandir(given) as entries:
+        return any(entry.is_dir() for entry in entries)
 
 
 def located(error: MfxError, manifest: Manifest) -> MfxError:
