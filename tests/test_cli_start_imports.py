@@ -158,3 +158,16 @@ def test_the_venv_make_builds_starts_python_without_an_import_hook() -> None:
     assert "mfx.cli" in modules  # found through the venv's own path entry, from anywhere
     assert {"pathlib", "re"} & set(modules) == set(), "an import hook loads them into every start"
     assert not [f for f in finders if "Editable" in f], finders
+
+
+# ``get``, the command typed most, does without typing, re and what they bring (the records it
+# loads are plain named tuples), and without pathlib, urllib, json's package or datetime.
+GET_NEEDS_NOT = ("typing", "re", "enum", "contextlib", "functools", "pathlib", "urllib", "json", "datetime", "copy")
+
+
+@pytest.mark.parametrize("args", [("get", "pm"), ("get", "pm", "-o", "wide"), ("get", "pm", "quiet")])
+def test_get_loads_no_typing_or_re(home: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    modules, done = loaded_modules(home, tmp_path, *args, bare=True)
+    assert done.returncode == 0, done.stderr
+    assert "quiet" in done.stdout, done.stdout
+    assert sorted(m for m in modules if m.split(".")[0] in GET_NEEDS_NOT) == []

@@ -6,7 +6,6 @@ One implementation for both ways ``mfx get`` runs: through click, and without it
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from mfx.api.kinds import KindInfo, in_category, kind_for
 from mfx.cli import output
@@ -14,7 +13,10 @@ from mfx.cli.refs import parse_refs
 from mfx.cli.session import CliContext
 from mfx.cli.watched_rows import WatchedRows, row_identity
 
+TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from typing import Any
+
     from mfx.api.objects import Obj
     from mfx.cli.client import Client
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from mfx.cli import output
 
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
-class RowSeen(NamedTuple):
-    """One row as printed, and the resourceVersion of the object it showed.
+    class RowSeen(NamedTuple):
+        """One row as printed, and the resourceVersion of the object it showed.
 
-    Records of ``get``, the command typed most, are NamedTuples and plain classes: see
-    ``mfx.errors.FieldError``."""
+        Records of ``get``, the command typed most, are named tuples and plain classes: see
+        ``mfx.errors.FieldError``."""
 
-    resource_version: int
-    texts: list[str]
+        resource_version: int
+        texts: list[str]
+else:  # the same record, without importing typing
+    RowSeen = namedtuple("RowSeen", "resource_version texts")
 
 
 class WatchedRows:
