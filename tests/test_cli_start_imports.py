@@ -75,6 +75,11 @@ def heavy(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
 
 
+def loaded_of(modules: set[str], roots: tuple[str, ...]) -> list[str]:
+    """The modules loaded from the top-level packages ``roots``."""
+    return sorted(m for m in modules if m.split(".")[0] in roots)
+
+
 @pytest.mark.parametrize("args", [("get", "pm"), ("get", "pm", "quiet", "-o", "wide"), ("get", "pm", "-l", "a=b"),
                                   ("now",), ("version",), ("version", "--client"), ("--help",)])
 def test_the_hot_commands_load_nothing_heavy(home: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
@@ -125,7 +130,7 @@ def test_apply_of_a_directory_loads_no_typing_pathlib_or_datetime(home: Path, tm
     modules, done = loaded_modules(home, tmp_path, "apply", "-f", str(folder), bare=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "pluginmanifest.mfx.musicfox.io/light created\n", done.stdout
-    assert sorted(m for m in modules if m.split(".")[0] in APPLY_NEEDS_NOT) == []
+    assert loaded_of(modules, APPLY_NEEDS_NOT) == []
 
 
 # What the lightest commands do without: each of these standard modules costs a new process
@@ -141,7 +146,7 @@ def test_the_lightest_commands_load_no_pathlib_typing_or_socket_wrapper(home: Pa
                                                                          args: tuple[str, ...]) -> None:
     modules, done = loaded_modules(home, tmp_path, *args, bare=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(m for m in modules if m.split(".")[0] in STARTUP_WEIGHT) == []
+    assert loaded_of(modules, STARTUP_WEIGHT) == []
 
 
 def test_the_venv_make_builds_starts_python_without_an_import_hook() -> None:
@@ -170,4 +175,4 @@ def test_get_loads_no_typing_or_re(home: Path, tmp_path: Path, args: tuple[str, 
     modules, done = loaded_modules(home, tmp_path, *args, bare=True)
     assert done.returncode == 0, done.stderr
     assert "quiet" in done.stdout, done.stdout
-    assert sorted(m for m in modules if m.split(".")[0] in GET_NEEDS_NOT) == []
+    assert loaded_of(modules, GET_NEEDS_NOT) == []

@@ -88,16 +88,18 @@ def module_candidates(plugin_dir: str | Path, dotted: Sequence[str]) -> tuple[st
 def module_file(plugin_dir: str | Path, dotted: Sequence[str]) -> str | None:
     """The file of module ``dotted`` under ``plugin_dir``, if there is one. Strings, not
     ``Path``s: the controller asks this on the event loop for every plugin it starts."""
-    for candidate in module_candidates(plugin_dir, dotted):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
+    return _first_file(module_candidates(plugin_dir, dotted))
 
 
 def locate_module(plugin_dir: Path, dotted: Sequence[str]) -> tuple[Path | None, list[Path]]:
     """Find the file of module ``dotted`` under ``plugin_dir``: (path or None, paths tried)."""
-    found = module_file(plugin_dir, dotted)
-    return (None if found is None else Path(found)), [Path(c) for c in module_candidates(plugin_dir, dotted)]
+    candidates = module_candidates(plugin_dir, dotted)
+    found = _first_file(candidates)
+    return (None if found is None else Path(found)), [Path(c) for c in candidates]
+
+
+def _first_file(paths: Sequence[str]) -> str | None:
+    return next((path for path in paths if os.path.isfile(path)), None)
 
 
 class CodeCache:
