@@ -16,7 +16,7 @@ from watchdog.utils import BaseThread
 
 from mfx.errors import PluginRuntimeError
 from mfx.runtimes.base import LoadRequest, PluginType
-from mfx.runtimes.hot_reload import HotReloadInstance, HotReloadRuntime
+from mfx.runtimes.hot_reload import HotReloadInstance, HotReloadRuntime, package_fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 HANG_GUARD = 30  # seconds; only against a hang, never a speed target
@@ -169,3 +169,18 @@ async def test_hello_hot_renders_a_status_line_and_unloads_cleanly(tmp_path: Pat
             await instance.call("rendered")
     leftover = [t for t in set(threading.enumerate()) - threads_before if isinstance(t, BaseThread)]
     assert not leftover, f"watchdog threads still running: {leftover}"
+
+
+def test_the_fingerprint_follows_the_package_that_runs_beside_a_module_of_its_name(tmp_path: Path) -> None:
+    # "ext/" (a package) is imported, not "ext.py" beside it: an edit of the package must
+    # change the fingerprint, or that reload would be skipped as changing nothing.
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "__init__.py").write_text("VALUE = 1\n")
+    (tmp_path / "ext.py").write_text("VALUE = 0\n")
+    before = package_fingerprint(tmp_path, "ext")
+    (tmp_path / "ext" / "__init__.py").write_text("VALUE = 2\n")
+    assert package_fingerprint(tmp_path, "ext") != before
+    (tmp_path / "ext" / "__init__.py").unlink()  # a bare directory: the module runs again
+    alone = package_fingerprint(tmp_path, "ext")
+    (tmp_path / "ext.py").write_text("VALUE = 3\n")
+    assert package_fingerprint(tmp_path, "ext") != alone

@@ -564,6 +564,27 @@ async def test_a_given_checksum_covers_the_entry_module_file(tmp_path: Path) -> 
                                        checksum="sha256:" + "a" * 64))
 
 
+async def test_the_checksum_covers_the_package_that_runs_when_a_module_has_the_same_name(tmp_path: Path) -> None:
+    # Python imports the package "plugin/" before a module "plugin.py" beside it: the checksum
+    # must cover the package's file, or a verified "plugin.py" would vouch for code never run.
+    write_package(tmp_path, {
+        "twin/__init__.py": "",
+        "twin/plugin.py": "from mfx.sdk.plugin import Plugin\nclass Twin(Plugin):\n    which = 'module'\n",
+        "twin/plugin/__init__.py": "from mfx.sdk.plugin import Plugin\nclass Twin(Plugin):\n    which = 'package'\n",
+    })
+    runs = tmp_path / "twin" / "plugin" / "__init__.py"
+    beside = tmp_path / "twin" / "plugin.py"
+    entry = "python:twin.plugin:Twin"
+    async with PythonModuleRuntime() as runtime:
+        instance = await runtime.load(request(tmp_path, entry, tmp_path,
+                                              checksum="sha256:" + hashlib.sha256(runs.read_bytes()).hexdigest()))
+        assert instance.details["file"] == str(runs)
+        assert instance.plugin.which == "package"
+        with pytest.raises(ChecksumMismatchError):
+            await runtime.load(request(tmp_path, entry, tmp_path,
+                                       checksum="sha256:" + hashlib.sha256(beside.read_bytes()).hexdigest()))
+
+
 async def test_the_slowstart_testkit_records_its_lifecycle(tmp_path: Path) -> None:
     record = tmp_path / "record.jsonl"
     entry = "python:testkit.slowstart:SlowStartPlugin"

@@ -73,8 +73,9 @@ def _relevant(path: str, plugin_dir: Path, root: str) -> bool:
 def package_fingerprint(plugin_dir: Path, root: str) -> str:
     """A digest of every source file of the package, to skip reloads that change nothing."""
     digest = hashlib.sha256()
-    single = plugin_dir / (root + ".py")
-    files = [single] if single.is_file() else sorted((plugin_dir / root).rglob("*"))
+    single, package = plugin_dir / (root + ".py"), plugin_dir / root
+    # The files that run: a package shadows a module of its name, as in Python's import.
+    files = [single] if single.is_file() and not (package / "__init__.py").is_file() else sorted(package.rglob("*"))
     for path in files:
         if not path.is_file() or not _relevant(str(path), plugin_dir, root):
             continue

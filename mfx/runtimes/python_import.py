@@ -80,9 +80,11 @@ class PythonEntryPoint:
 
 
 def module_candidates(plugin_dir: str | Path, dotted: Sequence[str]) -> tuple[str, str]:
-    """The files module ``dotted`` may be under ``plugin_dir``, in the order looked at."""
+    """The files module ``dotted`` may be under ``plugin_dir``, in the order looked at: a
+    package before a module of the same name, as Python's import (and ``PluginFinder``) does,
+    so the file a checksum covers is the file that runs."""
     base = os.path.join(plugin_dir, *dotted)
-    return base + ".py", os.path.join(base, "__init__.py")
+    return os.path.join(base, "__init__.py"), base + ".py"
 
 
 def module_file(plugin_dir: str | Path, dotted: Sequence[str]) -> str | None:
