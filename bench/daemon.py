@@ -3,13 +3,15 @@
 ``BenchDaemon`` starts ``run_daemon`` (store, API, controllers, runtimes) in a portal thread,
 returns once it is ready, and shuts it down on exit; ``store_offline`` writes objects into a
 state database before a daemon opens it; ``wait_ready`` blocks on the watch until every name
-is Ready.
+is Ready, ``wait_until`` until each satisfies a predicate (``is_reconciled``: its controller
+has written a status for its current spec).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +29,29 @@ def is_ready(obj: Obj) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
+def is_reconciled(obj: Obj) -> bool:
+    """Its controller has written a status for its current spec (Ready or not)."""
+    status = obj.get("status") or {}
+    return status.get("observedGeneration") == obj["metadata"].get("generation") and bool(status.get("conditions"))
+
+
 async def wait_ready(store: Any, kind: str, names: set[str]) -> float:
     """Block until every name is Ready (watch-driven); returns the time it happened."""
+    return await wait_until(store, kind, names, is_ready)
+
+
+async def wait_until(store: Any, kind: str, names: set[str], done: Callable[[Obj], bool]) -> float:
+    """Block until ``done`` holds for every name (watch-driven); returns the time it happened."""
     pending = set(names)
     page = await store.list(kind, limit=100000)
     for obj in page.items:
-        if is_ready(obj):
+        if done(obj):
             pending.discard(obj["metadata"]["name"])
     if not pending:
         return time.perf_counter()
     async for event in store.watch(kind, page.resource_version):
         obj = event.object
-        if is_ready(obj):
+        if done(obj):
             pending.discard(obj["metadata"]["name"])
             if not pending:
                 return time.perf_counter()
