@@ -129,7 +129,7 @@ def run() -> list[Figure]:
         dirs = {name: manifest_directory(root, name) for name in ("warm", "warmprocess", "kubectl", "perobject")}
         inproc_dirs = [manifest_directory(root, f"inproc{i}") for i in range(REPEATS)]
         process_dirs = [manifest_directory(root, f"process{i}") for i in range(REPEATS)]
-        with ThreadDaemon(home, services=default_services(), listen="127.0.0.1:0").running() as daemon:
+        with ThreadDaemon(home, services=default_services(), listen="127.0.0.1:0", freeze_startup_objects=True).running() as daemon:
             runner = CliRunner()
 
             def reconciled(directory: Path) -> float:

@@ -60,7 +60,8 @@ async def wait_until(store: Any, kind: str, names: set[str], done: Callable[[Obj
 
 class BenchDaemon:
     def __init__(self, home: Path, plugin_path: Path, *, workers: int = 4) -> None:
-        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers)
+        # As ``mfx serve`` runs it: this process is only the daemon (and the benchmark's watch).
+        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers, freeze_startup_objects=True)
         self.context: DaemonContext | None = None
         self.started = 0.0
         self.stopped_in = 0.0
