@@ -27,8 +27,10 @@ moves both alike):
   starts), against the apply alone: what a GitOps sync waits for before it is done.
 
 The daemon runs as ``mfx serve`` runs it, controllers included, so the API answers while they
-react to what was applied; each apply waits for the controllers to finish with the objects it
-created (outside its timing) before the next measurement, so none measures another's backlog.
+react to what was applied. After each apply (outside its timing) the controllers finish with
+the objects it created, which are then deleted (and finalized) again: every measurement starts
+from the same daemon, idle, holding none of the benchmark's objects, as each baseline run
+inserts into a new file.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from click.testing import CliRunner
 
 from bench.bench_cli import MFX_SCRIPT
 from bench.common import Figure, median, percentile
-from bench.daemon import is_reconciled, wait_until
+from bench.daemon import is_reconciled, wait_gone, wait_until
 from bench.installed import installed_python
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
@@ -132,11 +134,19 @@ def run() -> list[Figure]:
         with ThreadDaemon(home, services=default_services(), listen="127.0.0.1:0", freeze_startup_objects=True).running() as daemon:
             runner = CliRunner()
 
-            def reconciled(directory: Path) -> float:
-                """When the controllers had reconciled every object of ``directory``'s apply."""
+            def reconciled(directory: Path, *, clear: bool = True) -> float:
+                """When the controllers had reconciled every object of ``directory``'s apply;
+                then (``clear``) those objects are deleted, and gone once the controllers let
+                them go."""
                 names = {f"{directory.name}-{i:04d}" for i in range(OBJECTS)}
                 assert daemon.context is not None
-                return float(daemon.call(wait_until, daemon.context.store, PLUGIN_MANIFEST.kind, names, is_reconciled))
+                store = daemon.context.store
+                done = float(daemon.call(wait_until, store, PLUGIN_MANIFEST.kind, names, is_reconciled))
+                if clear:
+                    with Client(Endpoint(socket=daemon.socket)) as client:
+                        client.request("DELETE", PLUGIN_MANIFEST.resource_path, params={"labelSelector": "bench=apply"})
+                    daemon.call(wait_gone, store, PLUGIN_MANIFEST.kind, names)
+                return done
 
             def in_process_apply(directory: Path) -> float:
                 started = time.perf_counter()
@@ -190,12 +200,12 @@ def run() -> list[Figure]:
             outcomes = list(pipelined(client, load_objects((str(dirs["perobject"]),), recursive=False),
                                       dry_run=False, force_conflicts=False))
             per_object = len(outcomes) / (time.perf_counter() - started)
-            reconciled(dirs["perobject"])
+            reconciled(dirs["perobject"], clear=False)
 
             samples = []
             for i in range(OBJECTS):
                 begin = time.perf_counter()
-                client.get(PLUGIN_MANIFEST, f"inproc0-{i:04d}")
+                client.get(PLUGIN_MANIFEST, f"perobject-{i:04d}")
                 samples.append((time.perf_counter() - begin) * 1000)
             client.close()
     return [

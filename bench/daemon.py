@@ -4,7 +4,7 @@
 returns once it is ready, and shuts it down on exit; ``store_offline`` writes objects into a
 state database before a daemon opens it; ``wait_ready`` blocks on the watch until every name
 is Ready, ``wait_until`` until each satisfies a predicate (``is_reconciled``: its controller
-has written a status for its current spec).
+has written a status for its current spec), ``wait_gone`` until none is stored.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from anyio.from_thread import start_blocking_portal
 from mfx.api.objects import Obj
 from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
 from mfx.server.services import default_services
+from mfx.store.base import WatchEventType
 from mfx.store.sqlite import SQLiteStore
 
 
@@ -38,6 +39,19 @@ def is_reconciled(obj: Obj) -> bool:
 async def wait_ready(store: Any, kind: str, names: set[str]) -> float:
     """Block until every name is Ready (watch-driven); returns the time it happened."""
     return await wait_until(store, kind, names, is_ready)
+
+
+async def wait_gone(store: Any, kind: str, names: set[str]) -> float:
+    """Block until none of the names is stored any more (watch-driven); returns the time."""
+    page = await store.list(kind, limit=100000)
+    pending = names & {obj["metadata"]["name"] for obj in page.items}
+    if pending:
+        async for event in store.watch(kind, page.resource_version):
+            if event.type == WatchEventType.DELETED:
+                pending.discard(event.object["metadata"]["name"])
+                if not pending:
+                    break
+    return time.perf_counter()
 
 
 async def wait_until(store: Any, kind: str, names: set[str], done: Callable[[Obj], bool]) -> float:
