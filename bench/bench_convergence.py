@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -91,6 +92,25 @@ async def _wait_ready(store: Any, names: set[str]) -> float:
 
 
 @contextlib.contextmanager
+def _collections_timed() -> Iterator[list[float]]:
+    """The wall time of each garbage collection while entered (gc.callbacks)."""
+    spent: list[float] = []
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(timed)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(timed)
+
+
+@contextlib.contextmanager
 def _logging_as_served() -> Iterator[None]:
     """The process's logging as ``mfx serve`` sets it up (text, INFO), written to /dev/null;
     put back as it was afterwards."""
@@ -132,7 +152,8 @@ def run() -> list[Figure]:
             stored_rv = daemon.portal.call(daemon.context.store.current_resource_version)
             threads_before, window_cpu = thread_cpu(), time.process_time()
             usage_before = resource.getrusage(resource.RUSAGE_SELF)
-            done = daemon.portal.call(_wait_ready, daemon.context.store, set(names))
+            with _collections_timed() as collecting:
+                done = daemon.portal.call(_wait_ready, daemon.context.store, set(names))
             usage = resource.getrusage(resource.RUSAGE_SELF)
             threads = thread_cpu_spent(threads_before, thread_cpu(), time.process_time() - window_cpu)
             converged = done - daemon.started
@@ -193,6 +214,9 @@ def run() -> list[Figure]:
         # counted by the times a thread gave up the CPU before its time slice ended.
         figures.append(Figure("  of it, in the kernel (system calls, threads handing over the interpreter lock)",
                               (usage.ru_stime - usage_before.ru_stime) / N * 1000, "ms"))
+        # The collector's passes (they hold the interpreter lock), whichever thread ran them.
+        figures.append(Figure("  of it, garbage collection (the daemon freezes its start-up objects, as mfx serve does)",
+                              sum(collecting) / N * 1000, "ms"))
         figures.append(Figure("per plugin: threads waiting (voluntary context switches)",
                               (usage.ru_nvcsw - usage_before.ru_nvcsw) / N, "switches"))
         # Part of the convergence before any plugin is looked at (imports, schemas, the store).
