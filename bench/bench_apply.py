@@ -15,10 +15,10 @@ moves both alike):
 - the same as a user runs it (a new ``mfx`` process, started as the installed script starts
   it, over the unix socket), against the same baseline; the requirement is baseline/value <= 3,
   i.e. a ratio >= 0.333 (interpreter start-up and imports included, on an interpreter
-  without an editable-install import hook, see ``bench.installed``; with compiled bytecode cached, as an installed package has it, even
-  where the environment sets PYTHONDONTWRITEBYTECODE: the cache lives in the run's temporary
-  directory, filled by the warm-up process; timed from a launcher process, ``bench.launcher``,
-  as is kubectl);
+  without an editable-install import hook, see ``bench.installed``; with compiled bytecode
+  cached, as an installed package has it, even where the environment sets
+  PYTHONDONTWRITEBYTECODE: the cache lives in the run's temporary directory, filled by the
+  warm-up process; timed from a launcher process, ``bench.launcher``, as is kubectl);
 - that ``mfx apply`` process against ``kubectl apply --server-side -f DIR`` (one request per
   object, over TLS with the bearer token, discovery cache warm): the ratio is how many times
   faster mfx is (the requirement: >= 10);
@@ -165,8 +165,8 @@ def run() -> list[Figure]:
             env = {**os.environ, "MFX_HOME": str(home), "PYTHONPYCACHEPREFIX": str(root / "pycache")}
             env.pop("PYTHONDONTWRITEBYTECODE", None)
 
-            applied_in: list[float] = []  # each new-process apply: (its own time, until all reconciled)
-            reconciled_in: list[float] = []
+            applied_in: list[float] = []  # each new-process apply's own time
+            reconciled_in: list[float] = []  # and from its start until all it created was reconciled
 
             def process_apply(directory: Path) -> float:
                 # Timed by a launcher: see bench.launcher (this process hosts the daemon).
