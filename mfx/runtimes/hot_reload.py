@@ -47,7 +47,12 @@ from watchdog.observers import Observer
 
 from mfx.errors import MfxError
 from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord, PluginType
-from mfx.runtimes.python_module import PythonEntryPoint, PythonModuleInstance, PythonModuleRuntime
+from mfx.runtimes.python_module import (
+    PythonEntryPoint,
+    PythonModuleInstance,
+    PythonModuleRuntime,
+    module_file,
+)
 from mfx.task_group import TaskGroupOwner
 
 ReloadCallback = Callable[[str, bool, str], None]
@@ -73,9 +78,9 @@ def _relevant(path: str, plugin_dir: Path, root: str) -> bool:
 def package_fingerprint(plugin_dir: Path, root: str) -> str:
     """A digest of every source file of the package, to skip reloads that change nothing."""
     digest = hashlib.sha256()
-    single, package = plugin_dir / (root + ".py"), plugin_dir / root
-    # The files that run: a package shadows a module of its name, as in Python's import.
-    files = [single] if single.is_file() and not (package / "__init__.py").is_file() else sorted(package.rglob("*"))
+    # The files that run: the module file alone, or the package (which shadows a module of its name).
+    single = plugin_dir / (root + ".py")
+    files = [single] if module_file(plugin_dir, (root,)) == str(single) else sorted((plugin_dir / root).rglob("*"))
     for path in files:
         if not path.is_file() or not _relevant(str(path), plugin_dir, root):
             continue

@@ -200,20 +200,21 @@ class PluginFinder(importlib.abc.MetaPathFinder):
             return None
         root.modules.append(fullname)
         rest = rest_text.split(".") if rest_text else []
-        base = root.directory.joinpath(*rest)
-        init = base / "__init__.py"
-        single = base.with_name(base.name + ".py")
-        if init.is_file():
-            loader = _SourceLoader(init, root.overrides.get(init), self.codes)
-            return importlib.util.spec_from_file_location(
-                fullname, init, loader=loader, submodule_search_locations=[str(base)]
-            )
-        if single.is_file():
-            loader = _SourceLoader(single, root.overrides.get(single), self.codes)
-            return importlib.util.spec_from_file_location(fullname, single, loader=loader)
-        if base.is_dir():
+        # The order ``locate_module`` looks in (and so the file a checksum covers).
+        candidates = module_candidates(root.directory, rest)
+        found = _first_file(candidates)
+        base = os.path.join(root.directory, *rest)
+        if found is not None:
+            path = Path(found)
+            loader = _SourceLoader(path, root.overrides.get(path), self.codes)
+            if found == candidates[0]:  # a package's __init__.py
+                return importlib.util.spec_from_file_location(
+                    fullname, path, loader=loader, submodule_search_locations=[base]
+                )
+            return importlib.util.spec_from_file_location(fullname, path, loader=loader)
+        if os.path.isdir(base):
             spec = importlib.machinery.ModuleSpec(fullname, _SourceLoader(None), is_package=True)
-            spec.submodule_search_locations = [str(base)]
+            spec.submodule_search_locations = [base]
             return spec
         return None
 
