@@ -3,7 +3,9 @@
 Baselines: inserting the objects' JSON into an (kind, name)-keyed table with ``sqlite3`` (WAL,
 synchronous=NORMAL, as the store uses), once as one ``executemany`` transaction (the floor
 for bulk loading) and once with one transaction per row (what a store that acknowledges each
-write must do at least). Gets are compared with a plain primary-key SELECT plus JSON decode.
+write must do at least). Gets are compared with a plain primary-key SELECT plus JSON decode. Status writes, through
+enough WAL to pass its checkpoint mark several times, are timed with the daemon's upkeep
+(checkpoints on their own connection and thread) against the same store without it.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import anyio
 import orjson
 
 from bench.common import Figure, percentile
+from mfx.collector import collection_paused
 from mfx.store import SQLiteStore
 
 COUNT = 1000
 GETS = 2000
 WRITERS = 50  # concurrent callers, as a daemon's workers and API requests are
+STATUS_ROUNDS = 30  # 30000 status writes: their WAL passes SQLite's checkpoint mark a few times
+STATUS_RUNS = 3
 
 
 def _objects() -> list[dict[str, Any]]:
@@ -130,6 +136,36 @@ async def _store_concurrent(path: Path, objects: list[dict[str, Any]]) -> float:
         return len(objects) / (time.perf_counter() - start)
 
 
+async def _status_writes(path: Path, objects: list[dict[str, Any]], *, maintained: bool) -> list[float]:
+    """Each status write's latency, ``WRITERS`` writers at once, while ``STATUS_ROUNDS`` rounds
+    over every object take the WAL through several checkpoints: with the daemon's upkeep
+    (``maintain``: checkpoints on a thread of their own) or without (SQLite checkpoints inside
+    the commit that reaches its mark)."""
+    async with SQLiteStore(path) as store, anyio.create_task_group() as group:
+        if maintained:
+            group.start_soon(store.maintain)
+        stored = [await store.create(obj) for obj in objects]
+        samples: list[float] = []
+
+        async def writer(offset: int) -> None:
+            mine = stored[offset::WRITERS]
+            for round_ in range(STATUS_ROUNDS):
+                for i, obj in enumerate(mine):
+                    began = time.perf_counter()
+                    mine[i] = await store.update_status({**obj, "status": {"phase": "Ready", "round": round_,
+                                                                           "message": "x" * 400}})
+                    samples.append(time.perf_counter() - began)
+
+        # A full collection stops every thread for as long as a checkpoint (over 100 ms with
+        # the modules earlier benchmarks loaded): it would hide what is measured here.
+        with collection_paused():
+            async with anyio.create_task_group() as writers:
+                for offset in range(WRITERS):
+                    writers.start_soon(writer, offset)
+        group.cancel_scope.cancel()
+    return samples
+
+
 def run() -> list[Figure]:
     objects = _objects()
     with tempfile.TemporaryDirectory(prefix="mfx-bench-store-") as tmp:
@@ -138,6 +174,13 @@ def run() -> list[Figure]:
         concurrent_rate = anyio.run(_store_concurrent, root / "concurrent.db", objects)
         bulk_rate = _bulk_insert(root / "bulk.db", objects)
         row_rate, plain_gets = _per_row_insert(root / "rows.db", objects)
+        # The longest write is one event a run: the median of a few runs, taken in turns.
+        longest: dict[bool, list[float]] = {False: [], True: []}
+        for run_ in range(STATUS_RUNS):
+            for maintained in (False, True):
+                samples = anyio.run(lambda: _status_writes(root / f"status-{maintained}-{run_}.db", objects,
+                                                           maintained=maintained))
+                longest[maintained].append(max(samples))
     ms = 1000.0
     return [
         Figure(
@@ -178,4 +221,8 @@ def run() -> list[Figure]:
             "sqlite3 SELECT by key + JSON decode p99",
             percentile(plain_gets, 99) * ms,
         ),
+        Figure(f"longest status write of {COUNT * STATUS_ROUNDS}, {WRITERS} writers, checkpoints off the commit "
+               f"path (the daemon's upkeep), median of {STATUS_RUNS} runs",
+               median(longest[True]) * ms, "ms", "the same, checkpoints inside commits (a store without upkeep)",
+               median(longest[False]) * ms),
     ]

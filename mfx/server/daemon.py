@@ -239,7 +239,7 @@ async def _serve(context: DaemonContext, services: list[Service],
             daemon_group.start_soon(_watch_signals, context.shutdown)
         daemon_group.start_soon(context.cache.run)
         if isinstance(context.store, MaintainedStore):
-            daemon_group.start_soon(context.store.maintain)  # etcd: compaction
+            daemon_group.start_soon(context.store.maintain)  # etcd: compaction; SQLite: checkpoints
         async with anyio.create_task_group() as group:
             for service in services:
                 await service(context, group)

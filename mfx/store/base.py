@@ -136,7 +136,8 @@ class Store(Protocol):
 
 @runtime_checkable
 class MaintainedStore(Protocol):
-    """A store with upkeep to run while a daemon serves it (etcd: compacting its history)."""
+    """A store with upkeep to run while a daemon serves it (etcd: compacting its history;
+    SQLite: checkpointing its write-ahead log off the commit path)."""
 
     async def maintain(self) -> None:
         """Run the upkeep until cancelled."""

@@ -19,6 +19,8 @@ every write queued while a batch runs goes into the next batch, each in its own 
 op's conflict does not touch the others), the batch in one transaction. Callers are answered
 after that commit; the batch's watch fan-out happens under the lock right after it, so watchers
 see changes in resourceVersion order and reads see every acknowledged write.
+While a daemon serves the store (``maintain``), the write-ahead log is checkpointed on a
+connection and thread of its own, so no commit waits for that copy: ``mfx.store.sqlite_checkpoint``.
 
 Watch start: ``watch(kind, since)`` replays the log after ``since``, then follows live changes;
 ``since=0`` means "from now", as a Kubernetes watch without a resourceVersion (list first and
@@ -61,6 +63,7 @@ from mfx.store.base import (
 )
 from mfx.store.codec import loads
 from mfx.store.continue_token import decode_continue, encode_continue
+from mfx.store.sqlite_checkpoint import CHECKPOINT_BYTES, LOOK_INTERVAL, Checkpoint, Checkpointer
 from mfx.store.sqlite_database import (
     BatchResult,
     Database,
@@ -160,13 +163,15 @@ class SQLiteStore:
         history_limit: int = 10_000,
         event_limit: int = 1000,
         watch_buffer: int = 1024,
+        checkpoint_bytes: int = CHECKPOINT_BYTES,
     ) -> None:
-        if history_limit < 1 or event_limit < 1 or watch_buffer < 1:
-            raise ValueError("history_limit, event_limit and watch_buffer must be at least 1")
+        if history_limit < 1 or event_limit < 1 or watch_buffer < 1 or checkpoint_bytes < 1:
+            raise ValueError("history_limit, event_limit, watch_buffer and checkpoint_bytes must be at least 1")
         self.path = Path(path)
         self.history_limit = history_limit
         self.event_limit = event_limit
         self.watch_buffer = watch_buffer
+        self.checkpoint_bytes = checkpoint_bytes
         self._db: Database | None = None
         # Its own worker thread: the store's calls never queue behind other users of a shared
         # pool (plugins blocked in slow calls can fill one), and the one connection is used by
@@ -182,6 +187,7 @@ class SQLiteStore:
         # The JSON of every stored object, kept in step with the file after each commit, so a
         # get costs no trip to a worker thread (the API server's watch cache does the same).
         self._bodies: dict[tuple[str, str], str] = {}
+        self._committed = anyio.Event()  # set by a commit, for ``maintain``
 
     @property
     def watchers(self) -> int:
@@ -219,6 +225,21 @@ class SQLiteStore:
 
     async def __aenter__(self) -> Self:
         return await self.open()
+
+    async def maintain(self, on_checkpoint: Callable[[Checkpoint], None] | None = None) -> None:
+        """Checkpoint the write-ahead log off the commit path, until cancelled (see
+        ``mfx.store.sqlite_checkpoint``); ``on_checkpoint`` hears of each checkpoint."""
+        checkpointer = Checkpointer(self.path, self.checkpoint_bytes)
+        try:
+            while True:
+                await self._committed.wait()
+                self._committed = anyio.Event()
+                done = await checkpointer.run_when_due()
+                if done is not None and on_checkpoint is not None:
+                    on_checkpoint(done)
+                await anyio.sleep(LOOK_INTERVAL)
+        finally:
+            await checkpointer.close()
 
     async def __aexit__(
         self,
@@ -316,6 +337,7 @@ class SQLiteStore:
     def _after_commit(self, result: BatchResult) -> None:
         if result.changes:
             self._rv = result.changes[-1].resource_version
+            self._committed.set()
         if result.compacted is not None:
             self._compacted = max(self._compacted, result.compacted)
         for change in result.changes:

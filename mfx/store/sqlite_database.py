@@ -227,12 +227,17 @@ class Database:
             # lose the newest writes, never consistency. Process crashes are what mfx promises.
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            # The WAL is copied into the file (and the file fsynced) once it holds this many
-            # pages. SQLite's 1000 (4 MiB) made a bulk apply of 1000 objects (about 2.6 MiB of
-            # objects and log) wait for that copy and fsync every other time: about as long as
-            # all its own writing. 8192 pages (32 MiB) pay it once in a dozen such applies.
-            # Reads are served from memory or by index, so a longer WAL does not slow them.
+            # The WAL is copied into the file (and the file fsynced) inside the commit that makes
+            # it hold this many pages. While a daemon serves the store, its checkpointer does
+            # that sooner and off the commit path (mfx.store.sqlite_checkpoint); this mark is for
+            # a store used without one. SQLite's 1000 (4 MiB) made a bulk apply of 1000 objects
+            # (about 2.6 MiB of objects and log) wait for that copy every other time: 8192 pages
+            # (32 MiB) pay it once in a dozen such applies. Reads are served from memory or by
+            # index, so a longer WAL does not slow them.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            # After a complete checkpoint the next commit truncates the WAL file to what it
+            # holds: its size then tells the daemon's checkpointer when one is due.
+            conn.execute("PRAGMA journal_size_limit = 0")
             migrate(conn, path)
             db = cls(conn, path, history_limit, event_limit)
             rv, compacted = db._counters()
