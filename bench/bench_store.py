@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -178,8 +179,8 @@ def run() -> list[Figure]:
         longest: dict[bool, list[float]] = {False: [], True: []}
         for run_ in range(STATUS_RUNS):
             for maintained in (False, True):
-                samples = anyio.run(lambda: _status_writes(root / f"status-{maintained}-{run_}.db", objects,
-                                                           maintained=maintained))
+                samples = anyio.run(partial(_status_writes, root / f"status-{maintained}-{run_}.db", objects,
+                                            maintained=maintained))
                 longest[maintained].append(max(samples))
     ms = 1000.0
     return [
