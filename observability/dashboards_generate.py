@@ -153,6 +153,15 @@ def overview() -> Dashboard:
         .with_panel(timeseries("API requests", "reqps", [Query(
             "sum by (verb, code) (rate(mfx_api_requests_total[$__rate_interval]))", "{{verb}} {{code}}")],
             width=24))
+        .with_row(Row("Store"))
+        .with_panel(timeseries("WAL checkpoint duration p99", "s", [Query(
+            "histogram_quantile(0.99, sum by (le) "
+            "(rate(mfx_store_wal_checkpoint_duration_seconds_bucket[$__rate_interval])))", "p99")],
+            description="Copying the SQLite store's write-ahead log into its file; no write waits for it. "
+                        "Long checkpoints point at a slow disk. Empty with an etcd store.", width=12))
+        .with_panel(timeseries("WAL pages checkpointed", "short", [Query(
+            "sum(rate(mfx_store_wal_checkpoint_pages_total[$__rate_interval]))", "pages/s")],
+            description="Pages of 4 KiB: how fast the store writes, as the disk sees it.", width=12))
     )
 
 

@@ -166,6 +166,15 @@ class Metrics:
             "mfx_api_request_duration_seconds", "API request latency.", ["verb"],
             buckets=LATENCY_BUCKETS, registry=r)
 
+        # Store (SQLite): checkpoints of its write-ahead log, which no write waits for
+        self.store_wal_checkpoint_duration_seconds = Histogram(
+            "mfx_store_wal_checkpoint_duration_seconds",
+            "Time one checkpoint of the SQLite store's write-ahead log took (its pages copied "
+            "into the database file, the file synced).", buckets=LATENCY_BUCKETS, registry=r)
+        self.store_wal_checkpoint_pages_total = Counter(
+            "mfx_store_wal_checkpoint_pages_total",
+            "Pages of the SQLite store's write-ahead log copied into the database file.", registry=r)
+
     def init_plugin(self, name: str, methods: tuple[str, ...] = (), *, process: bool = False,
                     wasm: bool = False) -> None:
         """Create a started plugin's series at zero, so rates and quantiles exist before the

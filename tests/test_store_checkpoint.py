@@ -10,11 +10,15 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from mfx.server.daemon import store_upkeep
 from mfx.store import sqlite_checkpoint
 from mfx.store.base import MaintainedStore
 from mfx.store.sqlite import SQLiteStore
 from mfx.store.sqlite_checkpoint import Checkpoint, Checkpointer
+from observability.fastmetrics import render_registry
+from observability.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
 THRESHOLD = 256 * 1024
@@ -158,6 +162,35 @@ async def test_no_checkpoint_below_the_mark(tmp_path: Path) -> None:
     assert Checkpointer(tmp_path / "none.db").wal_bytes() == 0
 
 
-def test_a_daemon_runs_the_upkeep(tmp_path: Path) -> None:
-    """``run_daemon`` runs ``maintain`` for every store that has it (a MaintainedStore)."""
+def scraped(metrics: Metrics, name: str) -> float:
+    """A series' value as Prometheus scrapes it from the daemon's registry."""
+    for family in text_string_to_metric_families(render_registry(metrics.registry).decode()):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"{name} is not exported")
+
+
+async def test_the_daemon_measures_each_checkpoint(tmp_path: Path) -> None:
+    """What Grafana shows: the checkpoints' durations and the pages they copied."""
+    metrics = Metrics()
+    path = tmp_path / "state.db"
+    assert scraped(metrics, "mfx_store_wal_checkpoint_pages_total") == 0
+    async with SQLiteStore(path, checkpoint_bytes=THRESHOLD) as store, anyio.create_task_group() as group:
+        upkeep = store_upkeep(store, metrics)
+        assert upkeep is not None
+        group.start_soon(upkeep)
+        i = 0
+        while scraped(metrics, "mfx_store_wal_checkpoint_duration_seconds_count") == 0:
+            await store.create(track(i))  # each write lets the upkeep look at the WAL
+            i += 1
+            assert i < 10_000, "no checkpoint was measured"
+        group.cancel_scope.cancel()
+    assert scraped(metrics, "mfx_store_wal_checkpoint_pages_total") >= THRESHOLD // 4096
+    assert scraped(metrics, "mfx_store_wal_checkpoint_duration_seconds_sum") > 0
+
+
+def test_only_stores_with_upkeep_get_it(tmp_path: Path) -> None:
+    """SQLite's upkeep is measured; a store without any (the API's, under ``mfx agent``) gets none."""
     assert isinstance(SQLiteStore(tmp_path / "state.db"), MaintainedStore)
+    assert store_upkeep(object(), Metrics()) is None  # type: ignore[arg-type]

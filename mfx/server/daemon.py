@@ -6,6 +6,7 @@ event, the listeners drain, the controllers stop their plugins, and the store cl
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -48,6 +49,8 @@ from mfx.store.base import MaintainedStore, Store
 from mfx.store.cache import ObjectCache
 from mfx.store.etcd_keys import DEFAULT_COMPACTION_SECONDS, EtcdTLS
 from mfx.store.plugin_logs import PluginLogStore
+from mfx.store.sqlite import SQLiteStore
+from mfx.store.sqlite_checkpoint import Checkpoint
 from observability.metrics import Metrics
 from observability.process_metrics import pids_from_snapshot
 from observability.state_metrics import ObjectStateCollector
@@ -217,6 +220,20 @@ async def run_daemon(
         lock.release()
 
 
+def store_upkeep(store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]] | None:
+    """What keeps ``store`` in shape while the daemon serves it: etcd's compaction, SQLite's
+    checkpoints (each one measured); None for a store without upkeep."""
+    if isinstance(store, SQLiteStore):
+        def measured(checkpoint: Checkpoint) -> None:
+            metrics.store_wal_checkpoint_duration_seconds.observe(checkpoint.seconds)
+            metrics.store_wal_checkpoint_pages_total.inc(checkpoint.copied)
+
+        return functools.partial(store.maintain, on_checkpoint=measured)
+    if isinstance(store, MaintainedStore):
+        return store.maintain
+    return None
+
+
 def _set_up_file_tap(home: Path) -> FileTap | None:
     """Give ALSA a default device on a machine without a sound card: a file tap under HOME."""
     tap = plan(home, os.environ)
@@ -238,8 +255,9 @@ async def _serve(context: DaemonContext, services: list[Service],
         if handle_signals:
             daemon_group.start_soon(_watch_signals, context.shutdown)
         daemon_group.start_soon(context.cache.run)
-        if isinstance(context.store, MaintainedStore):
-            daemon_group.start_soon(context.store.maintain)  # etcd: compaction; SQLite: checkpoints
+        upkeep = store_upkeep(context.store, context.metrics)
+        if upkeep is not None:
+            daemon_group.start_soon(upkeep)
         async with anyio.create_task_group() as group:
             for service in services:
                 await service(context, group)
