@@ -156,6 +156,25 @@ def test_delete_by_name_file_and_selector(home: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and 'not found' in missing.output
 
 
+def test_delete_all_of_a_kind(home: Path, tmp_path: Path) -> None:
+    """``mfx delete pm --all``, as a kubectl user types it."""
+    path = write(tmp_path / "p.yaml", plugin_yaml("alpha") + "---\n" + plugin_yaml("beta", tier="x"))
+    run_cli(home, "apply", "-f", str(path))
+    result = run_cli(home, "delete", "pm", "--all")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == ['pluginmanifest.mfx.musicfox.io "alpha" deleted',
+                                          'pluginmanifest.mfx.musicfox.io "beta" deleted']
+    assert run_cli(home, "get", "pm", "-o", "name").output == ""
+    again = run_cli(home, "delete", "pm", "--all")
+    assert again.exit_code == 0 and "No resources found" in again.output
+    named = run_cli(home, "delete", "pm", "alpha", "--all")
+    assert named.exit_code == 1 and "drop the name 'alpha', or --all" in named.output
+    both = run_cli(home, "delete", "pm", "--all", "-l", "tier=x")
+    assert both.exit_code == 1 and "without -f and -l" in both.output
+    bare = run_cli(home, "delete", "pm")
+    assert bare.exit_code == 1 and "-l SELECTOR or --all" in bare.output
+
+
 def test_describe_shows_spec_conditions_and_events(daemon: ThreadDaemon, home: Path, tmp_path: Path) -> None:
     run_cli(home, "apply", "-f", str(write(tmp_path / "p.yaml", plugin_yaml("alpha"))))
     text = run_cli(home, "describe", "pm", "alpha").output

@@ -22,13 +22,14 @@ from mfx.errors import BadRequestError, NotFoundError
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="Delete what these manifests name.")
 @click.option("-R", "--recursive", is_flag=True)
 @click.option("-l", "--selector", help="Delete every object of the kind matching this label selector.")
+@click.option("--all", "everything", is_flag=True, help="Delete every object of the kinds named.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the objects are gone (their finalizers have run).")
 @click.option("--timeout", type=DURATION, default="60s", show_default=True, help="How long --wait waits.")
 @click.option("--dry-run", type=click.Choice(["none", "server"]), default="none")
 @pass_cli
 def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ...], recursive: bool,
-           selector: str | None, wait: bool, timeout: float, dry_run: str) -> None:
+           selector: str | None, everything: bool, wait: bool, timeout: float, dry_run: str) -> None:
     """Delete objects by name, by manifest or by label selector.
 
     \b
@@ -36,9 +37,12 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
       mfx delete pm hello
       mfx delete -f manifests/hello.yaml
       mfx delete pm -l tier=experimental
+      mfx delete pm --all
     """
     from mfx.cli.manifests import load_objects
 
+    if everything and (filenames or selector):
+        raise BadRequestError("--all deletes every object of the kinds named: use it without -f and -l")
     client = ctx.client
     targets: list[tuple[KindInfo, str]] = []
     if filenames:
@@ -48,11 +52,17 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
     else:
         for kind, name in parse_refs(resources):
             if name is not None:
+                if everything:
+                    raise BadRequestError(f"--all deletes every {kind.kind}: drop the name {name!r}, or --all")
                 targets.append((kind, name))
-            elif selector:
-                targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
+            elif selector or everything:
+                listed = client.list(kind, label_selector=selector)["items"]
+                targets.extend((kind, o["metadata"]["name"]) for o in listed)
             else:
-                raise BadRequestError(f"name the {kind.plural} to delete, or use -l SELECTOR")
+                raise BadRequestError(f"name the {kind.plural} to delete, or use -l SELECTOR or --all")
+    if not targets:  # a selector or --all that matched nothing: as kubectl says it
+        click.echo("No resources found", err=True)
+        return
     suffix = " (server dry run)" if dry_run == "server" else ""
     failed = False
     for kind, name in targets:
