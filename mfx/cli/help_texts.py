@@ -38,6 +38,8 @@ TOP_HELP: dict[int, str] = {
         '  delete         Delete objects by name, by manifest or by label selector.\n'
         "  diff           Show what 'mfx apply' (or a GitSource's next sync) would...\n"
         '  patch          Update fields of an object in place (the result is...\n'
+        '  label          Set or remove labels of objects (KEY=VALUE sets, KEY-...\n'
+        '  annotate       Set or remove annotations of objects (KEY=VALUE sets,...\n'
         '  wait           Wait until objects meet a condition (exit 1 on timeout).\n'
         '  explain        Describe a kind or one of its fields, from the CRD schema.\n'
         '  events         List events, oldest first; with -w, keep printing new...\n'
@@ -110,6 +112,8 @@ TOP_HELP: dict[int, str] = {
         '  delete         Delete objects by name, by manifest or by label selector.\n'
         "  diff           Show what 'mfx apply' (or a GitSource's next sync) would change (exit 0: no...\n"
         '  patch          Update fields of an object in place (the result is validated like apply).\n'
+        '  label          Set or remove labels of objects (KEY=VALUE sets, KEY- removes).\n'
+        '  annotate       Set or remove annotations of objects (KEY=VALUE sets, KEY- removes).\n'
         '  wait           Wait until objects meet a condition (exit 1 on timeout).\n'
         '  explain        Describe a kind or one of its fields, from the CRD schema.\n'
         '  events         List events, oldest first; with -w, keep printing new ones under them.\n'

@@ -26,6 +26,7 @@ from mfx.cli.gitops import reconcile, resume, suspend
 from mfx.cli.graph import graph
 from mfx.cli.group import MfxGroup
 from mfx.cli.kubeconfig import config_group
+from mfx.cli.label import annotate, label
 from mfx.cli.logs import logs
 from mfx.cli.migrate import migrate
 from mfx.cli.nodes import cordon, uncordon
@@ -51,7 +52,7 @@ from mfx.cli.webui_open import ui
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
 # and the tools.
 KUBECTL_VERBS: tuple[click.Command, ...] = (
-    apply, get, describe, delete, diff, patch, wait_cmd, explain, events, logs, api_resources, version, completion,
+    apply, get, describe, delete, diff, patch, label, annotate, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
 OPERATIONS: tuple[click.Command, ...] = (
     why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, cordon, uncordon, top,
