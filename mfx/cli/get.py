@@ -43,6 +43,19 @@ class OutputFormat(click.ParamType):
         return [CompletionItem(c) for c in (*self.CHOICES, self.JSONPATH) if c.startswith(incomplete)]
 
 
+def _check_sort_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --sort-by that does not parse is refused before any request, as kubectl does."""
+    if value:
+        from mfx.server import jsonpath
+
+        text = value if value.strip().startswith("{") else "{" + value + "}"
+        try:
+            jsonpath.parse_template(text)
+        except MfxError as error:
+            raise click.BadParameter(f"error parsing jsonpath {value}: {error}", ctx, param) from None
+    return value
+
+
 @click.command()
 @click.argument("resources", nargs=-1, shell_complete=complete_get_resources)
 @click.option("-o", "--output", "fmt", type=OutputFormat(), default="table", metavar="FORMAT",
@@ -50,8 +63,12 @@ class OutputFormat(click.ParamType):
 @click.option("-l", "--selector", help="Label selector, e.g. -l app=player,tier!=ui")
 @click.option("-w", "--watch", is_flag=True,
               help="After listing, print a row again whenever one of its columns changes.")
+@click.option("--show-labels", is_flag=True, help="A LABELS column last in the table.")
+@click.option("--sort-by", metavar="JSONPATH", callback=_check_sort_by,
+              help="Order the objects by this field, e.g. --sort-by=.metadata.creationTimestamp")
 @pass_cli
-def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
+def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool,
+        show_labels: bool, sort_by: str | None) -> None:
     """Display objects: a table by default, or YAML/JSON/names/JSONPath.
 
     \b
@@ -64,5 +81,8 @@ def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | N
       mfx get pm -w
       mfx get pm local-music -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
       mfx get pm -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.spec.version}{"\\n"}{end}'
+      mfx get pm --show-labels --sort-by=.spec.version
     """
-    listing.show(ctx, resources, fmt, selector, watch)
+    if sort_by and watch:
+        raise click.UsageError("--sort-by orders a listing; a watch prints changes as they come (drop one)")
+    listing.show(ctx, resources, fmt, selector, watch, show_labels=show_labels, sort_by=sort_by)

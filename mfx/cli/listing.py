@@ -15,6 +15,7 @@ from mfx.cli.watched_rows import WatchedRows, row_identity
 
 TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from mfx.api.objects import Obj
@@ -24,8 +25,11 @@ JSONPATH = "jsonpath="
 TABLE_FORMATS = ("table", "wide")
 
 
-def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool) -> None:
-    """``fmt`` is one of table, wide, yaml, json, name or ``jsonpath=TEMPLATE``, checked already."""
+def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | None, watch: bool, *,
+         show_labels: bool = False, sort_by: str | None = None) -> None:
+    """``fmt`` is one of table, wide, yaml, json, name or ``jsonpath=TEMPLATE``, checked already;
+    ``show_labels`` adds a LABELS column to a table; ``sort_by`` (a JSONPath, checked already)
+    orders the objects of each kind by its value, as kubectl's ``--sort-by``."""
     # A category (kubectl's `get all`, `get mfx`): every kind in it.
     category = in_category(resources[0].lower()) if resources and (
         len(resources) == 1 or resources[0] == "all") else ()
@@ -40,16 +44,19 @@ def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | 
         if watch:
             _watch_documents(client, refs, fmt, selector)
         else:
-            _print_documents(client, refs, fmt, selector)
+            _print_documents(client, refs, fmt, selector, sort_by)
         return
     printed = False
     follow: WatchedRows | None = None
+    # As kubectl: --sort-by reads each row's whole object, a LABELS column its metadata.
+    include = "Object" if sort_by else "Metadata" if watch or show_labels else "None"
+    order = (lambda rows: sorted_by(rows, sort_by, lambda row: row.get("object") or {})) if sort_by else None
     for kind, names in _group_names(refs):
-        include = "Metadata" if watch else "None"
         tables = ([client.table(kind, label_selector=selector, include_object=include)] if names is None
                   else [client.table(kind, n, include_object=include) for n in names])
         prefix = output.object_ref(kind, "") if show_kind else ""
-        shown = WatchedRows.of(tables, wide=fmt == "wide", name_prefix=prefix)
+        shown = WatchedRows.of(tables, wide=fmt == "wide", name_prefix=prefix, show_labels=show_labels,
+                               order=order)
         if watch and follow is None:
             follow = shown
         if not shown.rows:
@@ -67,14 +74,33 @@ def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | 
 
 
 
+def sorted_by(items: list[Any], template: str, obj_of: Callable[[Any], Obj]) -> list[Any]:
+    """``items`` ordered by the value ``template`` (``.spec.version``, or ``{.spec.version}``)
+    finds in each one's object: numbers by value, the rest as text, objects without it first."""
+    engine = _jsonpath()
+
+    def key(item: Any) -> tuple[int, float, str]:
+        found = engine.evaluate(obj_of(item), template)
+        if not found:
+            return (0, 0.0, "")
+        value = found[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (1, float(value), "")
+        return (2, 0.0, engine.value_text(value))
+
+    return sorted(items, key=key)
+
+
 def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
-                     selector: str | None) -> None:
+                     selector: str | None, sort_by: str | None = None) -> None:
     items: list[Obj] = []
     for kind, name in refs:
         if name is None:
             items.extend(client.list(kind, label_selector=selector)["items"])
         else:
             items.append(client.get(kind, name))
+    if sort_by:
+        items = sorted_by(items, sort_by, lambda obj: obj)
     if fmt == "name":
         for obj in items:
             output.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))

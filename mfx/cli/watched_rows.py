@@ -8,6 +8,7 @@ from mfx.cli import output
 
 TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, NamedTuple
 
     class RowSeen(NamedTuple):
@@ -28,20 +29,27 @@ class WatchedRows:
     A status write that changes no printed column (a health probe's timestamp, say) prints
     nothing; age columns are left out of the comparison, as they change by themselves."""
 
-    def __init__(self, columns: list[dict[str, Any]], kept: list[int], name_prefix: str) -> None:
+    def __init__(self, columns: list[dict[str, Any]], kept: list[int], name_prefix: str, *,
+                 show_labels: bool = False) -> None:
         self.columns = columns  # every column definition of the kind's tables
         self.kept = kept  # the indexes of the printed ones
         self.name_prefix = name_prefix
+        self.show_labels = show_labels  # a LABELS column last, from each row's object metadata
         self.rows: dict[str, RowSeen] = {}
         self.widths: list[int] = []
         self.resource_version = ""
         self.header_printed = False
 
     @classmethod
-    def of(cls, tables: list[dict[str, Any]], *, wide: bool, name_prefix: str) -> WatchedRows:
+    def of(cls, tables: list[dict[str, Any]], *, wide: bool, name_prefix: str, show_labels: bool = False,
+           order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> WatchedRows:
+        """``order``: the rows in the order to print them (``--sort-by``); as listed without it."""
         columns: list[dict[str, Any]] = next(
             (t["columnDefinitions"] for t in tables if t.get("columnDefinitions")), [])
-        shown = cls(columns=columns, kept=output.printed_columns(columns, wide=wide), name_prefix=name_prefix)
+        shown = cls(columns=columns, kept=output.printed_columns(columns, wide=wide), name_prefix=name_prefix,
+                    show_labels=show_labels)
+        if order is not None:
+            tables = [{**table, "rows": order(table.get("rows") or [])} for table in tables]
         versions: list[str] = []
         for table in tables:
             listed = str((table.get("metadata") or {}).get("resourceVersion") or "")
@@ -56,14 +64,18 @@ class WatchedRows:
 
     @property
     def headers(self) -> list[str]:
-        return [self.columns[i]["name"].upper() for i in self.kept]
+        return [self.columns[i]["name"].upper() for i in self.kept] + (["LABELS"] if self.show_labels else [])
 
     def texts(self, row: dict[str, Any]) -> list[str]:
         cells = row.get("cells") or []
         picked = [cells[i] if i < len(cells) else None for i in self.kept]
         if self.name_prefix and picked:
             picked[0] = f"{self.name_prefix}{picked[0]}"
-        return output.cell_texts(picked)
+        texts = output.cell_texts(picked)
+        if self.show_labels:
+            labels = ((row.get("object") or {}).get("metadata") or {}).get("labels") or {}
+            texts.append(",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>")
+        return texts
 
     def render(self) -> str:
         lines = [output.format_row(self.headers, self.widths)]
@@ -72,6 +84,8 @@ class WatchedRows:
 
     def _same(self, before: list[str], after: list[str]) -> bool:
         compared = [n for n, i in enumerate(self.kept) if self.columns[i].get("type") != "date"]
+        if self.show_labels:
+            compared.append(len(self.kept))
         return [before[n] for n in compared] == [after[n] for n in compared]
 
     def lines_for(self, row: dict[str, Any], *, deleted: bool) -> list[str]:
