@@ -35,6 +35,7 @@ TOP_HELP: dict[int, str] = {
         '  apply          Create or update objects from manifests (all documents...\n'
         '  get            Display objects: a table by default, or...\n'
         '  describe       Show an object in detail: spec, conditions and recent...\n'
+        '  edit           Edit live objects in your editor ($MFX_EDITOR, $EDITOR...\n'
         '  delete         Delete objects by name, by manifest or by label selector.\n'
         "  diff           Show what 'mfx apply' (or a GitSource's next sync) would...\n"
         '  patch          Update fields of an object in place (the result is...\n'
@@ -109,6 +110,7 @@ TOP_HELP: dict[int, str] = {
         '  apply          Create or update objects from manifests (all documents are validated before...\n'
         '  get            Display objects: a table by default, or YAML/JSON/names/JSONPath.\n'
         '  describe       Show an object in detail: spec, conditions and recent events.\n'
+        '  edit           Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); saved, each...\n'
         '  delete         Delete objects by name, by manifest or by label selector.\n'
         "  diff           Show what 'mfx apply' (or a GitSource's next sync) would change (exit 0: no...\n"
         '  patch          Update fields of an object in place (the result is validated like apply).\n'

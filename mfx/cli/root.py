@@ -20,6 +20,7 @@ from mfx.cli.demo import demo
 from mfx.cli.describe import describe
 from mfx.cli.diff import diff
 from mfx.cli.discovery import api_resources, explain, version
+from mfx.cli.edit import edit
 from mfx.cli.events import events
 from mfx.cli.get import get
 from mfx.cli.gitops import reconcile, resume, suspend
@@ -52,7 +53,7 @@ from mfx.cli.webui_open import ui
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
 # and the tools.
 KUBECTL_VERBS: tuple[click.Command, ...] = (
-    apply, get, describe, delete, diff, patch, label, annotate, wait_cmd, explain, events, logs, api_resources, version, completion,
+    apply, get, describe, edit, delete, diff, patch, label, annotate, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
 OPERATIONS: tuple[click.Command, ...] = (
     why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, cordon, uncordon, top,
