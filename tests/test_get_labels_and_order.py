@@ -84,3 +84,41 @@ def test_a_watch_with_labels_prints_a_row_when_they_change(home: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_custom_columns(home: Path) -> None:
+    result = run_cli(home, "get", "pm", "-o", "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier,V:{.spec.version}",
+                     "--sort-by=.metadata.name")
+    assert result.exit_code == 0
+    assert [line.split() for line in result.output.splitlines()] == [
+        ["NAME", "TIER", "V"], ["alpha", "core", "1.10.0"], ["beta", "<none>", "1.2.0"], ["gamma", "audio", "0.9.0"]]
+    lines = result.output.splitlines()
+    assert lines[1].index("core") == lines[0].index("TIER")  # lined up
+    several = run_cli(home, "get", "pm", "alpha", "-o", "custom-columns=KEYS:.metadata.labels.*")
+    assert several.output.splitlines()[1] in ("player,core", "core,player")
+    nothing = run_cli(home, "get", "pm", "-l", "tier=none", "-o", "custom-columns=NAME:.metadata.name")
+    assert nothing.exit_code == 0 and "No resources found." in nothing.output and "NAME" not in nothing.output
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("NAME", "expected HEADER:JSONPATH, got 'NAME'"),
+    ("NAME:.a,", "expected HEADER:JSONPATH, got ''"),
+    ("N:.spec[", "column N: error parsing jsonpath .spec["),
+])
+def test_custom_columns_that_do_not_parse_are_refused(home: Path, spec: str, message: str) -> None:
+    result = run_cli(home, "get", "pm", "-o", f"custom-columns={spec}")
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_watch_with_custom_columns_prints_a_row_per_change(home: Path) -> None:
+    process = watch(home, "get", "pm", "gamma", "-w", "-o", "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier")
+    try:
+        reader = LineReader(process)
+        header, row = reader.until("audio")
+        assert header.split() == ["NAME", "TIER"] and row.split() == ["gamma", "audio"]
+        assert run_cli(home, "label", "pm", "gamma", "tier=edge", "--overwrite").exit_code == 0
+        changed = reader.until("edge")[-1]
+        assert changed.split() == ["gamma", "edge"] and changed.index("edge") == header.index("TIER")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

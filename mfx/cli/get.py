@@ -18,6 +18,7 @@ class OutputFormat(click.ParamType):
     name = "format"
     CHOICES = (*listing.TABLE_FORMATS, "yaml", "json", "name")
     JSONPATH = listing.JSONPATH
+    CUSTOM_COLUMNS = listing.CUSTOM_COLUMNS
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         # kubectl's habit "-o=jsonpath=..." reaches a short option as "=jsonpath=...".
@@ -27,6 +28,12 @@ class OutputFormat(click.ParamType):
         template = text.removeprefix(self.JSONPATH)
         if text in ("jsonpath", self.JSONPATH):
             self.fail("jsonpath needs a template, e.g. -o jsonpath='{.items[*].metadata.name}'", param, ctx)
+        if text.startswith(self.CUSTOM_COLUMNS) or text == self.CUSTOM_COLUMNS.rstrip("="):
+            try:
+                listing.parse_custom_columns(text.removeprefix(self.CUSTOM_COLUMNS))
+            except MfxError as error:
+                self.fail(str(error), param, ctx)
+            return text
         if text.startswith(self.JSONPATH):
             from mfx.server import jsonpath
 
@@ -35,12 +42,14 @@ class OutputFormat(click.ParamType):
             except MfxError as error:
                 self.fail(f"error parsing jsonpath {template}: {error}", param, ctx)
             return text
-        self.fail(f"{text!r} is not one of {', '.join(self.CHOICES)}, jsonpath=TEMPLATE", param, ctx)
+        self.fail(f"{text!r} is not one of {', '.join(self.CHOICES)}, jsonpath=TEMPLATE, "
+                  "custom-columns=HEADER:JSONPATH,...", param, ctx)
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
         from click.shell_completion import CompletionItem
 
-        return [CompletionItem(c) for c in (*self.CHOICES, self.JSONPATH) if c.startswith(incomplete)]
+        return [CompletionItem(c) for c in (*self.CHOICES, self.JSONPATH, self.CUSTOM_COLUMNS)
+                if c.startswith(incomplete)]
 
 
 def _check_sort_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -59,7 +68,8 @@ def _check_sort_by(ctx: click.Context, param: click.Parameter, value: str | None
 @click.command()
 @click.argument("resources", nargs=-1, shell_complete=complete_get_resources)
 @click.option("-o", "--output", "fmt", type=OutputFormat(), default="table", metavar="FORMAT",
-              help="table, wide, yaml, json, name, or jsonpath=TEMPLATE (kubectl's JSONPath).")
+              help="table, wide, yaml, json, name, jsonpath=TEMPLATE (kubectl's JSONPath), or "
+                   "custom-columns=HEADER:JSONPATH,... (a column per field).")
 @click.option("-l", "--selector", help="Label selector, e.g. -l app=player,tier!=ui")
 @click.option("-w", "--watch", is_flag=True,
               help="After listing, print a row again whenever one of its columns changes.")
@@ -82,6 +92,7 @@ def get(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | N
       mfx get pm local-music -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'
       mfx get pm -o jsonpath='{range .items[*]}{.metadata.name}{"\\t"}{.spec.version}{"\\n"}{end}'
       mfx get pm --show-labels --sort-by=.spec.version
+      mfx get pm -o custom-columns=NAME:.metadata.name,RUNS:.status.resolvedVersion
     """
     if sort_by and watch:
         raise click.UsageError("--sort-by orders a listing; a watch prints changes as they come (drop one)")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mfx.cli.client import Client
 
 JSONPATH = "jsonpath="
+CUSTOM_COLUMNS = "custom-columns="
 TABLE_FORMATS = ("table", "wide")
 
 
@@ -40,7 +41,7 @@ def show(ctx: CliContext, resources: tuple[str, ...], fmt: str, selector: str | 
         refs = parse_refs(resources)
         show_kind = len({k for k, _ in refs}) > 1
     client = ctx.client
-    if fmt in ("yaml", "json", "name") or fmt.startswith(JSONPATH):
+    if fmt in ("yaml", "json", "name") or fmt.startswith((JSONPATH, CUSTOM_COLUMNS)):
         if watch:
             _watch_documents(client, refs, fmt, selector)
         else:
@@ -105,6 +106,12 @@ def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fm
         for obj in items:
             output.echo(output.object_ref(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
         return
+    if fmt.startswith(CUSTOM_COLUMNS):
+        if items:
+            _print_custom_columns(items, parse_custom_columns(fmt[len(CUSTOM_COLUMNS):]))
+        else:
+            output.echo("No resources found.", err=True)
+        return
     single = len(refs) == 1 and refs[0][1] is not None
     if fmt.startswith(JSONPATH):
         data = items[0] if single and items else output.as_list(items)
@@ -112,6 +119,40 @@ def _print_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fm
         sys.stdout.write(_jsonpath().render(fmt[len(JSONPATH):], data))
         return
     output.print_objects(items, fmt, single=single)
+
+
+def parse_custom_columns(spec: str) -> list[tuple[str, str]]:
+    """``HEADER:JSONPATH,...`` into (header, path) pairs, each path checked; as kubectl's."""
+    from mfx.errors import BadRequestError
+
+    columns: list[tuple[str, str]] = []
+    for part in spec.split(","):
+        header, colon, path = part.partition(":")
+        if not colon or not header or not path.strip():
+            raise BadRequestError(f"custom-columns: expected HEADER:JSONPATH, got {part!r} "
+                                  "(e.g. -o custom-columns=NAME:.metadata.name,VERSION:.spec.version)")
+        text = path.strip()
+        try:
+            _jsonpath().parse_template(text if text.startswith("{") else "{" + text + "}")
+        except BadRequestError as error:
+            raise BadRequestError(f"custom-columns: column {header}: error parsing jsonpath {text}: {error}") from None
+        columns.append((header, text))
+    return columns
+
+
+def _custom_row(obj: Obj, columns: list[tuple[str, str]]) -> list[str]:
+    """One object's cells: several values of a field joined by commas, none as ``<none>``."""
+    engine = _jsonpath()
+    return [",".join(engine.value_text(v) for v in engine.evaluate(obj, path)) or "<none>" for _, path in columns]
+
+
+def _print_custom_columns(items: list[Obj], columns: list[tuple[str, str]]) -> list[int]:
+    """A table of one column per field, as ``kubectl get -o custom-columns`` prints it; its widths."""
+    headers = [header for header, _ in columns]
+    rows = [_custom_row(obj, columns) for obj in items]
+    widths = output.column_widths(headers, rows)
+    output.echo("\n".join(output.format_row(row, widths) for row in [headers, *rows]))
+    return widths
 
 
 def _document(obj: Obj, fmt: str, *, first: bool) -> str:
@@ -127,19 +168,28 @@ def _document(obj: Obj, fmt: str, *, first: bool) -> str:
 
 def _watch_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fmt: str,
                      selector: str | None) -> None:
-    """``get -w -o yaml|json|name|jsonpath=``: the objects, then each as a change arrives."""
+    """``get -w -o yaml|json|name|jsonpath=|custom-columns=``: the objects, then each as a
+    change arrives (custom columns: a row each, lined up with the table listed first)."""
     kind, names = _group_names(refs)[0]
     listing = client.list(kind, label_selector=selector)
+    listed = [obj for obj in listing["items"] if names is None or obj["metadata"]["name"] in names]
+    columns = parse_custom_columns(fmt[len(CUSTOM_COLUMNS):]) if fmt.startswith(CUSTOM_COLUMNS) else None
+    widths = _print_custom_columns(listed, columns) if columns is not None else []
     first = True
-    for obj in listing["items"]:
-        if names is None or obj["metadata"]["name"] in names:
-            _write(_document(obj, fmt, first=first))
-            first = False
+    for obj in listed if columns is None else []:
+        _write(_document(obj, fmt, first=first))
+        first = False
     field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
     for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
                               label_selector=selector, field_selector=field_selector):
         obj = event["object"]
-        if names is None or obj["metadata"]["name"] in names:
+        if names is not None and obj["metadata"]["name"] not in names:
+            continue
+        if columns is not None:
+            row = _custom_row(obj, columns)
+            widths = [max(a, b) for a, b in zip(widths, output.column_widths(row, [row]), strict=True)]
+            _write(output.format_row(row, widths) + "\n")
+        else:
             _write(_document(obj, fmt, first=first))
             first = False
 
