@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -75,19 +76,28 @@ def mfx_command() -> list[str]:
 
 
 class SubprocessDaemon:
-    """``mfx serve`` as a child process."""
+    """``mfx serve`` as a child process; what it prints goes to a file beside its home.
+
+    A file, not a pipe: a daemon logging faster than a test reads (a plugin's start and stop
+    are a line each) would fill a pipe's 64 KiB and block in its next log call, as a daemon
+    whose stderr nobody reads does."""
 
     def __init__(self, home: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.extra = extra
         self.env = {**os.environ, "MFX_HOME": str(home), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: Path | None = None
 
     def start(self) -> SubprocessDaemon:
-        self.process = subprocess.Popen(
-            [*mfx_command(), "serve", "--home", str(self.home), *self.extra],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
+        self.home.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.home.parent, prefix=f"{self.home.name}-serve-", suffix=".log")
+        self.log = Path(name)
+        with os.fdopen(fd, "wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [*mfx_command(), "serve", "--home", str(self.home), *self.extra],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
         self.wait_ready()
         return self
 
@@ -98,8 +108,7 @@ class SubprocessDaemon:
         with httpx.Client(transport=transport, base_url="http://mfx", timeout=1.0) as client:
             for _ in range(600):
                 if self.process.poll() is not None:
-                    output = self.process.stdout.read().decode() if self.process.stdout else ""
-                    raise RuntimeError(f"mfx serve exited with {self.process.returncode}:\n{output}")
+                    raise RuntimeError(f"mfx serve exited with {self.process.returncode}:\n{self.output()}")
                 try:
                     if client.get("/readyz").status_code == 200:
                         return
@@ -115,8 +124,8 @@ class SubprocessDaemon:
         return self.process.wait(timeout=timeout)
 
     def output(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        return self.process.stdout.read().decode(errors="replace")
+        """What the daemon has printed so far."""
+        return self.log.read_bytes().decode(errors="replace") if self.log is not None else ""
 
 
 @asynccontextmanager

@@ -39,6 +39,7 @@ TRAFFIC_PANELS = {
     "API requests", "Health check latency", "Call latency p99", "Call rate", "Call errors",
     "Memory (RPC process)", "CPU (RPC process)", "WebAssembly fuel", "Tracks started",
     "Search latency p99", "Frames written", "Device open", "Output latency", "Writer lateness",
+    "WAL checkpoint duration p99", "WAL pages checkpointed",
 }
 # Panels that get real samples here but cannot show more than zero, and why.
 ZERO_IS_THE_TRUTH = {
@@ -222,6 +223,17 @@ def make_traffic(home: Path, tmp_path: Path, scraped: Any) -> None:
         "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "GitSource", "metadata": {"name": "missing"},
         "spec": {"url": str(tmp_path / "no-such-repository"), "interval": "1m"}}))
     mfx(home, "apply", "-f", str(tmp_path / "git.yaml"))
+    # A GitOps-sized apply and its removal: enough writes for the store to checkpoint its
+    # write-ahead log (the Store panels). Suspended plugins: nothing starts.
+    bulk = tmp_path / "bulk"
+    bulk.mkdir()
+    for i in range(300):
+        (bulk / f"b{i:03d}.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest",
+            "metadata": {"name": f"bulk-{i:03d}", "labels": {"bulk": "yes"}, "annotations": {"note": "x" * 16384}},
+            "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python -m none", "suspend": True}}))
+    mfx(home, "apply", "-f", str(bulk))
+    mfx(home, "delete", "pm", "-l", "bulk=yes")
 
 
 def test_every_dashboard_panel_shows_real_samples_and_the_alert_rules_are_loaded(

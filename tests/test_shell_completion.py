@@ -56,7 +56,7 @@ def test_names_of_existing_objects_complete(home: Path) -> None:
     assert complete(home, "mfx delete pm/lo") == ["pm/local-music"]
     assert complete(home, "mfx wait --for=condition=Ready pm c") == ["codec-soundfile"]
     assert complete(home, "mfx logs ly") == ["lyrics"]
-    assert complete(home, "mfx get -o ") == ["table", "wide", "yaml", "json", "name", "jsonpath="]
+    assert complete(home, "mfx get -o ") == ["table", "wide", "yaml", "json", "name", "jsonpath=", "custom-columns="]
 
 
 def test_the_home_on_the_command_line_is_the_daemon_asked(home: Path, tmp_path: Path) -> None:
