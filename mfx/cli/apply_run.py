@@ -29,6 +29,19 @@ def run(ctx: CliContext, filenames: tuple[str, ...], *, recursive: bool, dry_run
         _apply(ctx, filenames, recursive, dry_run, force_conflicts)
 
 
+def run_server_side(ctx: CliContext, filenames: tuple[str, ...], *, recursive: bool, dry_run: bool,
+                    force_conflicts: bool, field_manager: str) -> None:
+    """``apply --server-side``: each object as an apply configuration of ``field_manager``."""
+    from mfx.cli.apply_server_side import apply_server_side
+    from mfx.cli.manifests import load_objects
+
+    manifests = load_objects(filenames, recursive=recursive, validate=False)  # the daemon validates
+    with collection_paused():
+        _report(apply_server_side(ctx.client, manifests, field_manager=field_manager,
+                                  force_conflicts=force_conflicts, dry_run=dry_run),
+                DRY_RUN_SUFFIX["server"] if dry_run else "")
+
+
 def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str,
            force_conflicts: bool) -> None:
     # Validation pulls in jsonschema: imported by the commands that read manifests only.
