@@ -13,7 +13,6 @@ import yaml
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
-from mfx.cli.edit import merge_diff
 from tests.daemon_harness import ThreadDaemon, run_cli
 
 PLUGIN = """\
@@ -150,9 +149,3 @@ def test_an_editor_that_cannot_run_is_named(home: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 1
     assert "cannot run the editor 'no-such-editor-here'" in result.output and "set EDITOR" in result.output
 
-
-def test_merge_diff() -> None:
-    before = {"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2], "gone": True}
-    after = {"a": 1, "b": {"c": 2, "d": 4}, "e": [1], "new": "x"}
-    assert merge_diff(before, after) == {"gone": None, "b": {"d": 4}, "e": [1], "new": "x"}
-    assert merge_diff(before, before) == {}

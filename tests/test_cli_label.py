@@ -12,26 +12,14 @@ import yaml
 from mfx.cli.label import LABELS, split_arguments
 from mfx.errors import BadRequestError
 from tests.daemon_harness import ThreadDaemon, run_cli
-
-PLUGIN = """\
-apiVersion: mfx.musicfox.io/v1alpha1
-kind: PluginManifest
-metadata:
-  name: {name}
-  labels: {{tier: {tier}}}
-spec:
-  version: 1.0.0
-  type: rpc
-  entryPoint: python -m hello
-  suspend: true
-"""
+from tests.test_apply import plugin_yaml
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    with ThreadDaemon(tmp_path / "home").running() as daemon:
+    with ThreadDaemon(tmp_path / "home").running() as daemon:  # no controllers: nothing starts
         manifests = tmp_path / "p.yaml"
-        manifests.write_text(PLUGIN.format(name="alpha", tier="core") + "---\n" + PLUGIN.format(name="beta", tier="x"))
+        manifests.write_text(plugin_yaml("alpha", tier="core") + "---\n" + plugin_yaml("beta", tier="x"))
         assert run_cli(daemon.config.home, "apply", "-f", str(manifests)).exit_code == 0
         yield daemon.config.home
 

@@ -8,7 +8,7 @@ socket's round trip), reported in input order and stopping at the first refusal.
 
 from __future__ import annotations
 
-from mfx.api.kinds import kind_for
+from mfx.api.kinds import KindInfo, kind_for
 from mfx.api.objects import GITSOURCE_OWNER_LABEL, Obj
 from mfx.api.yaml_loader import Manifest
 from mfx.cli.bulk_client import BulkUnsupportedError, ItemError, Outcome, apply_chunk, chunks
@@ -74,20 +74,32 @@ def apply_one_outcome(client: Client, obj: Obj, *, dry_run: bool, force_conflict
         # Same spec, labels and annotations: only the record of the applied file would
         # change. Write nothing, so applying `get -o yaml` output is a true no-op.
         return Outcome(kind, name, "unchanged")
-    owner = (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+    owner = gitsource_of(live)
     changes = field_changes(live, load_schemas().apply_defaults(merged)) if owner else []
-    warning = ""
-    if changes:
-        text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
-        if not force_conflicts:
-            raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
-                                "(the next sync will revert it)")
-        warning = f"{text}; applied with --force-conflicts: the next sync will revert it"
+    warning = gitsource_override(kind, name, owner, changes, force_conflicts=force_conflicts)
     patch = apply_patch(live, load_schemas().apply_defaults(merged))
     if not patch:
         return Outcome(kind, name, "unchanged", warning)
     result = client.patch(kind, name, patch, dry_run=dry_run)
     return Outcome(kind, name, "configured" if comparable(result) != comparable(live) else "unchanged", warning)
+
+
+def gitsource_of(live: Obj) -> str | None:
+    """The GitSource that manages ``live``, if one does."""
+    return (live.get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+
+
+def gitsource_override(kind: KindInfo, name: str, owner: str | None, changes: list[str], *,
+                       force_conflicts: bool) -> str:
+    """An apply that would make ``changes`` to an object GitSource ``owner`` manages: refused
+    without ``force_conflicts``, and with it the warning to print ("" when nothing changes)."""
+    if not owner or not changes:
+        return ""
+    text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
+    if not force_conflicts:
+        raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
+                            "(the next sync will revert it)")
+    return f"{text}; applied with --force-conflicts: the next sync will revert it"
 
 
 def apply_manifests(client: Client, manifests: list[Manifest], *, dry_run: bool,

@@ -15,8 +15,7 @@ other apply: a dry run of the request shows what would change, and the next sync
 from __future__ import annotations
 
 from mfx.api.kinds import kind_for
-from mfx.api.objects import GITSOURCE_OWNER_LABEL
-from mfx.cli.apply_requests import located_all
+from mfx.cli.apply_requests import gitsource_of, gitsource_override, located_all
 from mfx.cli.bulk_client import Outcome
 from mfx.errors import ConflictError, MfxError, NotFoundError
 
@@ -62,17 +61,12 @@ def _apply_one(client: Client, obj: Obj, *, field_manager: str, force_conflicts:
         live: Obj | None = client.get(kind, name)
     except NotFoundError:
         live = None
-    owner = ((live or {}).get("metadata", {}).get("labels") or {}).get(GITSOURCE_OWNER_LABEL)
+    owner = gitsource_of(live) if live is not None else None
     if live is not None and owner:
         from mfx.api.apply import field_changes
 
-        changes = field_changes(live, _send(client, kind, name, obj, {**params, "dryRun": "All"}))
-        if changes:
-            text = f'{kind.plural} "{name}" is managed by gitsource/{owner}; {"; ".join(changes)}'
-            if not force_conflicts:
-                raise ConflictError(f"{text}; change it in git, or use --force-conflicts to override "
-                                    "(the next sync will revert it)")
-            warning = f"{text}; applied with --force-conflicts: the next sync will revert it"
+        preview = _send(client, kind, name, obj, {**params, "dryRun": "All"})
+        warning = gitsource_override(kind, name, owner, field_changes(live, preview), force_conflicts=force_conflicts)
     _send(client, kind, name, obj, {**params, "dryRun": "All"} if dry_run else params)
     return Outcome(kind, name, VERB, warning)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from mfx.api.apply import merge_patch_between
 from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
@@ -90,20 +91,6 @@ def parse_edited(text: str, kind: KindInfo, name: str) -> dict[str, Any]:
     return value
 
 
-def merge_diff(before: Any, after: Any) -> Any:
-    """The JSON merge patch (RFC 7386) that turns ``before`` into ``after``: a removed key is
-    null, a changed map is patched key by key, anything else (lists too) is replaced."""
-    if not (isinstance(before, dict) and isinstance(after, dict)):
-        return after
-    patch: dict[str, Any] = {key: None for key in before if key not in after}
-    for key, value in after.items():
-        if key not in before:
-            patch[key] = value
-        elif before[key] != value:
-            patch[key] = merge_diff(before[key], value)
-    return patch
-
-
 def _error_comment(errors: list[str]) -> str:
     lines = [line for error in errors for line in error.splitlines()]
     return "# " + "\n# ".join(lines) + "\n#\n"
@@ -130,7 +117,7 @@ def edit_one(ctx: CliContext, kind: KindInfo, name: str, fmt: str, workdir: Path
             raise BadRequestError(f"{errors[0]}\nEdit cancelled, no valid changes were saved; "
                                   f"a copy of your changes is in {kept}")
         try:
-            change = merge_diff(opened, parse_edited(saved, kind, name))
+            change = merge_patch_between(opened, parse_edited(saved, kind, name))
             if not change:  # comments or layout only
                 raise EditCancelled("Edit cancelled, no changes made.")
             client.patch(kind, name, change)
