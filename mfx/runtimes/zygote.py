@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import orjson
 
@@ -274,6 +275,9 @@ class Zygote:
                     for fd in theirs:
                         os.close(fd)
                 with anyio.fail_after(FORK_TIMEOUT_SECONDS):
+                    # sock_recv returns at once, without a checkpoint, when the answer is in
+                    # already: this one makes a deadline that has passed count all the same.
+                    await anyio.lowlevel.checkpoint()
                     answer = await asyncio.get_running_loop().sock_recv(self._control, 65536)
                 if not answer:
                     raise ZygoteError("the zygote closed its control socket")
