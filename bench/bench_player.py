@@ -55,6 +55,9 @@ class _DrainedSink:
     def stream_position(self, stream: object) -> object:
         return self._clock.position(stream, self.ring)  # type: ignore[arg-type]
 
+    def set_feeding(self, feeding: bool) -> None:
+        """Nothing to bridge: the drain takes whatever the pipeline writes, at once."""
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
