@@ -10,16 +10,14 @@ one is refused with its field path (``metadata.labels.KEY``) and nothing is chan
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import click
 
 from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
-from mfx.cli.context import CliContext, pass_cli
+from mfx.cli.context import CliContext, options, pass_cli
 from mfx.cli.refs import parse_refs
 from mfx.errors import BadRequestError, MfxError
 
@@ -36,8 +34,6 @@ class Field:
     noun: str  # label, annotation
     done: str  # labeled, annotated
 
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 LABELS = Field("labels", "label", "labeled")
 ANNOTATIONS = Field("annotations", "annotation", "annotated")
@@ -129,19 +125,16 @@ def _edit_one(client: Client, kind: KindInfo, name: str, field: Field, changes: 
     return f"{ref} {field.done}{' (server dry run)' if dry_run else ''}"
 
 
-def _edit_options(f: F) -> F:
-    """The arguments and options ``label`` and ``annotate`` share (kubectl's)."""
-    for option in reversed([
-        click.argument("args", nargs=-1, required=True, shell_complete=complete_resources),
-        click.option("--overwrite", is_flag=True, help="Change a key the object already has a value for."),
-        click.option("--all", "everything", is_flag=True, help="Every object of the kinds named."),
-        click.option("-l", "--selector", help="Every object of the kinds named matching this label selector."),
-        click.option("--resource-version", help="Change the object only if it is still at this version."),
-        click.option("--dry-run", type=click.Choice(["none", "server"]), default="none",
-                     help="server: validated and admitted by the daemon, not stored."),
-    ]):
-        f = option(f)
-    return f
+# The arguments and options ``label`` and ``annotate`` share (kubectl's).
+_edit_options = options(
+    click.argument("args", nargs=-1, required=True, shell_complete=complete_resources),
+    click.option("--overwrite", is_flag=True, help="Change a key the object already has a value for."),
+    click.option("--all", "everything", is_flag=True, help="Every object of the kinds named."),
+    click.option("-l", "--selector", help="Every object of the kinds named matching this label selector."),
+    click.option("--resource-version", help="Change the object only if it is still at this version."),
+    click.option("--dry-run", type=click.Choice(["none", "server"]), default="none",
+                 help="server: validated and admitted by the daemon, not stored."),
+)
 
 
 @click.command()

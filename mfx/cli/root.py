@@ -15,6 +15,7 @@ from mfx.cli.agent import agent
 from mfx.cli.apply import apply
 from mfx.cli.completion import completion
 from mfx.cli.context import CliContext
+from mfx.cli.create_replace import create, replace
 from mfx.cli.delete import delete
 from mfx.cli.demo import demo
 from mfx.cli.describe import describe
@@ -53,7 +54,7 @@ from mfx.cli.webui_open import ui
 # The kubectl verbs come first in `mfx --help`, then the plugin and GitOps verbs, the player,
 # and the tools.
 KUBECTL_VERBS: tuple[click.Command, ...] = (
-    apply, get, describe, edit, delete, diff, patch, label, annotate, wait_cmd, explain, events, logs, api_resources, version, completion,
+    apply, create, replace, get, describe, edit, delete, diff, patch, label, annotate, wait_cmd, explain, events, logs, api_resources, version, completion,
 )
 OPERATIONS: tuple[click.Command, ...] = (
     why, analyze, graph, reset_failed, rollout, call, reconcile, suspend, resume, cordon, uncordon, top,
