@@ -57,9 +57,8 @@ def _check_sort_by(ctx: click.Context, param: click.Parameter, value: str | None
     if value:
         from mfx.server import jsonpath
 
-        text = value if value.strip().startswith("{") else "{" + value + "}"
         try:
-            jsonpath.parse_template(text)
+            jsonpath.column_template(value)
         except MfxError as error:
             raise click.BadParameter(f"error parsing jsonpath {value}: {error}", ctx, param) from None
     return value

@@ -133,7 +133,7 @@ def parse_custom_columns(spec: str) -> list[tuple[str, str]]:
                                   "(e.g. -o custom-columns=NAME:.metadata.name,VERSION:.spec.version)")
         text = path.strip()
         try:
-            _jsonpath().parse_template(text if text.startswith("{") else "{" + text + "}")
+            _jsonpath().column_template(text)
         except BadRequestError as error:
             raise BadRequestError(f"custom-columns: column {header}: error parsing jsonpath {text}: {error}") from None
         columns.append((header, text))
@@ -174,11 +174,14 @@ def _watch_documents(client: Client, refs: list[tuple[KindInfo, str | None]], fm
     listing = client.list(kind, label_selector=selector)
     listed = [obj for obj in listing["items"] if names is None or obj["metadata"]["name"] in names]
     columns = parse_custom_columns(fmt[len(CUSTOM_COLUMNS):]) if fmt.startswith(CUSTOM_COLUMNS) else None
-    widths = _print_custom_columns(listed, columns) if columns is not None else []
+    widths: list[int] = []
     first = True
-    for obj in listed if columns is None else []:
-        _write(_document(obj, fmt, first=first))
-        first = False
+    if columns is not None:
+        widths = _print_custom_columns(listed, columns)
+    else:
+        for obj in listed:
+            _write(_document(obj, fmt, first=first))
+            first = False
     field_selector = f"metadata.name={names[0]}" if names and len(names) == 1 else None
     for event in client.watch(kind, resource_version=listing["metadata"]["resourceVersion"],
                               label_selector=selector, field_selector=field_selector):

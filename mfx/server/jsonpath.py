@@ -27,7 +27,7 @@ from typing import Any
 from mfx.server.jsonpath_eval import find_results
 from mfx.server.jsonpath_syntax import JSONPathError, Node, parse_template
 
-__all__ = ["JSONPathError", "evaluate", "find_results", "parse_template", "render", "value_text"]
+__all__ = ["JSONPathError", "column_template", "evaluate", "find_results", "parse_template", "render", "value_text"]
 
 # --- printing ---------------------------------------------------------------------------------
 
@@ -83,14 +83,17 @@ def evaluate(obj: Any, path: str) -> list[Any]:
 
     As in Kubernetes' table convertor, a path that cannot be applied yields no values."""
     try:
-        nodes = _column_template(path)
+        nodes = column_template(path)
         return [v for values in find_results(obj, nodes) for v in values]
     except JSONPathError:
         return []
 
 
 @functools.lru_cache(maxsize=256)  # immutable results, as parse_template's
-def _column_template(path: str) -> tuple[Node, ...]:
+def column_template(path: str) -> tuple[Node, ...]:
+    """A printer-column ``path`` (``.a.b``, with or without braces) parsed; raises
+    ``JSONPathError`` when it does not parse (``kubectl get --sort-by`` and
+    ``-o custom-columns`` take their paths the same way)."""
     text = path.strip()
     if not (text.startswith("{") and text.endswith("}")):
         text = "{" + text + "}"  # as Kubernetes wraps a column's path
