@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from mfx.cli.bulk_client import Outcome
 
-DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
 
 
 def run(ctx: CliContext, filenames: tuple[str, ...], *, recursive: bool, dry_run: str,
@@ -39,7 +38,7 @@ def run_server_side(ctx: CliContext, filenames: tuple[str, ...], *, recursive: b
     with collection_paused():
         _report(apply_server_side(ctx.client, manifests, field_manager=field_manager,
                                   force_conflicts=force_conflicts, dry_run=dry_run),
-                DRY_RUN_SUFFIX["server"] if dry_run else "")
+                output.DRY_RUN_SUFFIX["server"] if dry_run else "")
 
 
 def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run: str,
@@ -49,7 +48,7 @@ def _apply(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, dry_run
     from mfx.cli.apply_stream import apply_streamed
     from mfx.cli.manifests import check_manifests, load_objects
 
-    suffix = DRY_RUN_SUFFIX.get(dry_run, "")
+    suffix = output.DRY_RUN_SUFFIX.get(dry_run, "")
     if dry_run != "client":
         try:
             client = ctx.client

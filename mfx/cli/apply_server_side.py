@@ -61,8 +61,7 @@ def _apply_one(client: Client, obj: Obj, *, field_manager: str, force_conflicts:
         live: Obj | None = client.get(kind, name)
     except NotFoundError:
         live = None
-    owner = gitsource_of(live) if live is not None else None
-    if live is not None and owner:
+    if live is not None and (owner := gitsource_of(live)):
         from mfx.api.apply import field_changes
 
         preview = _send(client, kind, name, obj, {**params, "dryRun": "All"})

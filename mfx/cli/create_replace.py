@@ -34,7 +34,7 @@ def _write_each(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, sa
 
     manifests = load_objects(filenames, recursive=recursive, validate=False)  # the daemon validates
     client = ctx.client
-    suffix = " (server dry run)" if dry_run else ""
+    suffix = output.DRY_RUN_SUFFIX["server"] if dry_run else ""
     failed = False
     for manifest in manifests:
         obj = manifest.obj

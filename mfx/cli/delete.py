@@ -63,7 +63,7 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
     if not targets:  # a selector or --all that matched nothing: as kubectl says it
         click.echo("No resources found", err=True)
         return
-    suffix = " (server dry run)" if dry_run == "server" else ""
+    suffix = output.DRY_RUN_SUFFIX.get(dry_run, "")
     failed = False
     for kind, name in targets:
         try:

@@ -122,7 +122,7 @@ def _edit_one(client: Client, kind: KindInfo, name: str, field: Field, changes: 
         return f"{ref} not {field.done}"
     version = resource_version or obj["metadata"].get("resourceVersion")
     client.patch(kind, name, {"metadata": {field.key: patch, "resourceVersion": version}}, dry_run=dry_run)
-    return f"{ref} {field.done}{' (server dry run)' if dry_run else ''}"
+    return f"{ref} {field.done}{output.DRY_RUN_SUFFIX['server'] if dry_run else ''}"
 
 
 # The arguments and options ``label`` and ``annotate`` share (kubectl's).

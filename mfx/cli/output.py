@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from mfx.errors import MfxError
 
 
+# What a dry run adds to each line a writing command prints (as kubectl words it).
+DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
+
+
 def qualified(kind: KindInfo) -> str:
     return f"{kind.singular}.{kind.group}" if kind.group else kind.singular
 
