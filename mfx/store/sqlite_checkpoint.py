@@ -7,8 +7,8 @@ the copy. With 32 MiB of WAL that is ~50 ms here, once every few bulk applies; o
 where many players run, far longer.
 
 While a daemon serves the store (``SQLiteStore.maintain``), a ``Checkpointer`` does it
-instead: once the WAL file holds ``CHECKPOINT_BYTES``, a PASSIVE checkpoint runs on its own
-connection and thread. In WAL mode a checkpoint and a writer run side by side, so no commit
+instead: once ``CHECKPOINT_BYTES`` of the WAL are not yet copied, a PASSIVE checkpoint runs on
+its own connection and thread. In WAL mode a checkpoint and a writer run side by side, so no commit
 waits for it; the first write after a complete checkpoint starts the WAL over, and the
 writer's ``journal_size_limit`` of 0 truncates the file then, so its size is what the WAL
 holds (``wal_bytes``).
@@ -17,7 +17,7 @@ The writer keeps its own autocheckpoint, at a higher mark, for a store used with
 (tools, tests). Under writes that never pause, every checkpoint has writes after its end, so
 the WAL cannot start over and grows to that mark; the commit that reaches it then checkpoints
 in place, but by then the checkpointer has copied all but the last moments' pages, so that
-commit waits for little more than an fsync.
+commit waits ~20 ms rather than ~55 (``python -m bench store``).
 """
 
 from __future__ import annotations
