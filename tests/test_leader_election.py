@@ -206,9 +206,17 @@ def test_gitsource_syncs_only_on_the_leader(tmp_path: Path) -> None:
         assert applied.exit_code == 0, applied.output
         # While another daemon holds the lease, this one does not sync.
         deadline = time.monotonic() + DEADLINE
-        while client.get(LEASE, LEADER_LEASE)["spec"]["holderIdentity"] == "elsewhere_1":
-            assert "status" not in client.get(GIT_SOURCE, "plugins"), "a daemon that does not lead synced"
-            assert not daemon.context.leader.is_leader
+        while True:
+            # This daemon's side is looked at first: it leads, and then syncs, only after its
+            # write of the Lease, so when the Lease read afterwards still names the other
+            # holder, neither can have happened. (Read the other way round, the takeover could
+            # land between the two reads.)
+            leading = daemon.context.leader.is_leader
+            synced = "status" in client.get(GIT_SOURCE, "plugins")
+            if client.get(LEASE, LEADER_LEASE)["spec"]["holderIdentity"] != "elsewhere_1":
+                break
+            assert not synced, "a daemon that does not lead synced"
+            assert not leading
             assert time.monotonic() < deadline, "the expired lease was never taken over"
             time.sleep(0.05)
         source = wait_for(client, GIT_SOURCE, "plugins",
