@@ -2,8 +2,9 @@
 
 One bare repository per source caches the objects (``$MFX_HOME/git/<name>/``); each sync
 fetches only the ref it follows (``git fetch URL refs/heads/main``), resolves it to a commit
-SHA, and reads every ``*.yaml|*.yml|*.json`` under ``path`` at that commit from a
-``git archive`` stream: no worktree, no checkout, nothing left half-written.
+SHA, and reads every ``*.yaml|*.yml|*.json`` under ``path`` at that commit straight from the
+object store (``git ls-tree`` names the files, one ``git cat-file --batch`` streams them): no
+worktree, no checkout, nothing left half-written, and other files are never read.
 
 Credentials are read by the daemon at fetch time and given to git through its environment,
 never through argv (``ps`` shows argv) and never in a message: an SSH key becomes
@@ -13,12 +14,10 @@ never through argv (``ps`` shows argv) and never in a message: an SSH key become
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import re
 import shlex
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from mfx.api.models import GitCredentials, GitRef
 from mfx.errors import GitError, SourcePathError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_SUFFIX_BYTES = tuple(suffix.encode() for suffix in MANIFEST_SUFFIXES)
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _REDACTED = "<redacted>"
 
@@ -132,12 +132,15 @@ class GitRepository:
         self.auth = auth or GitAuth({})
         self.timeout = timeout
 
-    async def _git(self, *args: str, cwd: Path | None = None, check: bool = True) -> tuple[int, bytes, str]:
+    async def _git(self, *args: str, cwd: Path | None = None, check: bool = True,
+                   input: bytes | None = None) -> tuple[int, bytes, str]:
         command = ["git", *args]
+        # git reads nothing from the daemon's stdin: ``input`` when given, else none at all.
+        stdin = {"input": input} if input is not None else {"stdin": None}
         try:
             with anyio.fail_after(self.timeout):
                 done = await anyio.run_process(command, cwd=cwd or self.cache_dir, env=git_env(self.auth),
-                                               check=False, stdin=None)
+                                               check=False, **stdin)
         except TimeoutError:
             raise GitError(f"git {args[0]} did not finish within {self.timeout:g}s") from None
         except OSError as exc:
@@ -151,7 +154,7 @@ class GitRepository:
         if (self.cache_dir / "HEAD").exists():
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        await self._git("init", "--bare", "--quiet", ".")
+        await self._git("init", "--bare", "--quiet", "--template=", ".")
 
     def _fetch_url(self) -> str:
         """A local path as git understands it (relative paths are made absolute)."""
@@ -210,19 +213,40 @@ class GitRepository:
             code, out, _ = await self._git("cat-file", "-t", f"{sha}:{base}", check=False)
             if code != 0 or out.decode().strip() != "tree":
                 raise GitError(f"path {base!r} is not a directory in revision {sha[:12]}")
-        _, archive, _ = await self._git("archive", "--format=tar", sha, *(["--", base] if base else []))
-        return await anyio.to_thread.run_sync(_manifests_from_tar, archive)
+        _, listing, _ = await self._git("ls-tree", "-r", "-z", "--full-tree", sha, *(["--", base] if base else []))
+        wanted = _manifest_blobs(listing)
+        if not wanted:
+            return []
+        _, batch, _ = await self._git("cat-file", "--batch", input=b"".join(blob + b"\n" for blob, _ in wanted))
+        files = [ManifestFile(name, data) for (_, name), data in zip(wanted, _batch_contents(batch), strict=True)]
+        files.sort(key=lambda f: f.name)
+        return files
 
 
-def _manifests_from_tar(archive: bytes) -> list[ManifestFile]:
-    files: list[ManifestFile] = []
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-        for member in tar:
-            if not member.isfile() or not member.name.endswith(MANIFEST_SUFFIXES):
-                continue
-            handle = tar.extractfile(member)
-            if handle is None:
-                continue
-            files.append(ManifestFile(member.name, handle.read()))
-    files.sort(key=lambda f: f.name)
-    return files
+def _manifest_blobs(listing: bytes) -> list[tuple[bytes, str]]:
+    """(blob id, path) of each regular manifest file in ``git ls-tree -r -z`` output (symbolic
+    links and submodules are not files of the revision)."""
+    blobs: list[tuple[bytes, str]] = []
+    for entry in listing.split(b"\0"):
+        info, _, name = entry.partition(b"\t")
+        mode, _, rest = info.partition(b" ")
+        kind, _, blob = rest.partition(b" ")
+        if kind == b"blob" and mode in (b"100644", b"100755") and name.endswith(_SUFFIX_BYTES):
+            blobs.append((blob, name.decode("utf-8", errors="surrogateescape")))
+    return blobs
+
+
+def _batch_contents(batch: bytes) -> list[bytes]:
+    """The contents in ``git cat-file --batch`` output: a ``<id> <type> <size>`` line, that
+    many bytes and a newline per object."""
+    contents: list[bytes] = []
+    at = 0
+    while at < len(batch):
+        end = batch.index(b"\n", at)
+        header = batch[at:end].split(b" ")
+        if len(header) != 3:
+            raise GitError(f"git cat-file: unexpected answer {batch[at:end][:80]!r}")
+        size = int(header[2])
+        contents.append(batch[end + 1:end + 1 + size])
+        at = end + 1 + size + 1
+    return contents

@@ -34,8 +34,8 @@ import anyio
 from controllers.git_fetch import GitError
 from controllers.gitsource_render import (
     DIGEST_ANNOTATION,
+    DesiredCache,
     fetch_revision,
-    read_desired,
     repository,
 )
 from mfx.api.apply import comparable, field_changes, merged_for_apply
@@ -115,6 +115,7 @@ def register(on: Registry, env: Any) -> None:
     home = Path(env.home)
     schemas: Schemas = getattr(env, "schemas", None) or load_schemas()
     dependents: dict[str, set[str]] = {}  # name -> GitSources whose dependsOn names it
+    read = DesiredCache()
 
     @on.related(KIND)
     def _wake_dependents(obj: Obj) -> Iterable[ObjectKey]:
@@ -136,7 +137,7 @@ def register(on: Registry, env: Any) -> None:
         if waiting:
             ctx.status.condition(ConditionType.READY, False, GitSourceReason.DEPENDENCY_NOT_READY, waiting)
             return Result(requeue_after=min(interval, 30.0))
-        return await _sync(obj, spec, ctx, home, schemas)
+        return await _sync(obj, spec, ctx, home, schemas, read)
 
     @on.delete(KIND)
     async def finalize_gitsource(obj: Obj, ctx: Context) -> None:
@@ -145,6 +146,7 @@ def register(on: Registry, env: Any) -> None:
         assert isinstance(spec, GitSourceSpec)
         for names in dependents.values():
             names.discard(name)
+        read.forget(name)
         if spec.prune:
             keys = [ObjectKey(e["kind"], e["name"]) for e in _inventory(obj)]
             pruned = await _prune(ctx.store, name, keys)
@@ -157,14 +159,15 @@ def register(on: Registry, env: Any) -> None:
 # --- one sync ------------------------------------------------------------------------------------------
 
 
-async def _sync(obj: Obj, spec: GitSourceSpec, ctx: Context, home: Path, schemas: Schemas) -> Result:
+async def _sync(obj: Obj, spec: GitSourceSpec, ctx: Context, home: Path, schemas: Schemas,
+                read: DesiredCache) -> Result:
     name = obj["metadata"]["name"]
     status = obj.get("status") or {}
     interval = spec.interval_seconds
     repo = repository(cache_dir(home, name), spec)
     try:
         sha, revision = await fetch_revision(repo, spec)
-        desired = await read_desired(repo, sha, spec, name, schemas)
+        desired = await read.desired(repo, sha, spec, name, schemas)
     except GitError as error:
         message = str(error)
         ctx.status.condition(ConditionType.READY, False, GitSourceReason.GIT_FAILED, message)

@@ -12,6 +12,7 @@ import pytest
 
 from controllers.git_fetch import (
     GitRepository,
+    ManifestFile,
     SourcePathError,
     auth_for,
     git_env,
@@ -364,3 +365,66 @@ async def test_a_sync_is_not_refused_by_status_writes_racing_every_attempt(tmp_p
         assert racing.rounds == 1
         assert sorted(key.name for key in report.configured) == sorted(names)
         await assert_written_over_one_status_write(store, names, "2.0.0")
+
+
+@pytest.mark.anyio
+async def test_only_regular_manifest_files_are_read(tmp_path: Path, repo: Repo) -> None:
+    import os
+
+    repo.work.mkdir(parents=True, exist_ok=True)
+    (repo.work / "plugins").mkdir(exist_ok=True)
+    os.symlink("alpha.yaml", repo.work / "plugins" / "link.yaml")
+    sha = repo.commit("mixed", {
+        "plugins/alpha.yaml": plugin_yaml("alpha"),
+        "plugins/run me.yml": plugin_yaml("beta"),  # a space in the name, executable below
+        "plugins/notes.txt": "not a manifest",
+        "plugins/big.bin": b"\0" * 100_000,
+        "other/gamma.yaml": plugin_yaml("gamma"),
+    })
+    (repo.work / "plugins" / "run me.yml").chmod(0o755)
+    sha = repo.commit("executable", {})
+    git = GitRepository(tmp_path / "cache", repo.url)
+    assert await git.fetch(GitRef(branch="main")) == sha
+    files = await git.read_manifests(sha, "plugins")
+    assert [f.name for f in files] == ["plugins/alpha.yaml", "plugins/run me.yml"]
+    assert files[0].data == plugin_yaml("alpha").encode()
+    assert files[1].data == plugin_yaml("beta").encode()
+    everything = await git.read_manifests(sha, "")
+    assert [f.name for f in everything] == ["other/gamma.yaml", "plugins/alpha.yaml", "plugins/run me.yml"]
+
+
+class _CountingRepository(GitRepository):
+    """The real repository, counting how often a revision's manifests are read."""
+
+    reads = 0
+
+    async def read_manifests(self, sha: str, path: str) -> list[ManifestFile]:
+        self.reads += 1
+        return await super().read_manifests(sha, path)
+
+
+@pytest.mark.anyio
+async def test_an_unchanged_revision_is_read_and_validated_once(tmp_path: Path, repo: Repo) -> None:
+    from controllers.gitsource_render import DesiredCache
+    from mfx.api.models import GitSourceSpec
+    from mfx.api.schema import load_schemas
+
+    first = repo.commit("one", {"plugins/alpha.yaml": plugin_yaml("alpha")})
+    git = _CountingRepository(tmp_path / "cache", repo.url)
+    await git.fetch(GitRef(branch="main"))
+    spec = GitSourceSpec.model_validate({"url": repo.url, "path": "plugins"})
+    cache, schemas = DesiredCache(), load_schemas()
+    objects = await cache.desired(git, first, spec, "plugins", schemas)
+    objects[0]["spec"]["version"] = "9.9.9"  # what a caller does with its copy stays its own
+    again = await cache.desired(git, first, spec, "plugins", schemas)
+    assert git.reads == 1
+    assert again[0]["spec"]["version"] == "1.0.0"
+    assert again[0]["metadata"]["labels"][GITSOURCE_OWNER_LABEL] == "plugins"
+
+    second = repo.commit("two", {"plugins/beta.yaml": plugin_yaml("beta")})
+    assert await git.fetch(GitRef(branch="main")) == second
+    names = [o["metadata"]["name"] for o in await cache.desired(git, second, spec, "plugins", schemas)]
+    assert (git.reads, names) == (2, ["alpha", "beta"])
+    cache.forget("plugins")
+    await cache.desired(git, second, spec, "plugins", schemas)
+    assert git.reads == 3
