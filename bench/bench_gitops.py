@@ -1,7 +1,7 @@
 """A GitSource sync of a repository of 500 manifests, against ``mfx apply -f`` of the same folder.
 
 Both run against one real daemon in this process (the GitSource controller as its service):
-the baseline applies the folder through the CLI (one HTTP get + create/replace per object);
+the baseline applies the folder through the CLI (its bulk request, one transaction);
 the GitSource fetches the commit from a bare repository on disk, reads its manifests from
 git's object store, validates, and writes through the store. Measured twice: the first sync
 (every object created) and a sync with nothing to change (``mfx reconcile`` vs re-apply).
