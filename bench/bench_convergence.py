@@ -32,7 +32,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import Figure, percentile, thread_cpu, thread_cpu_spent
+from bench.common import Figure, handoff_cpu_seconds, percentile, thread_cpu, thread_cpu_spent
 from bench.daemon import BenchDaemon, store_offline, wait_ready
 from mfx.api.objects import Obj
 from mfx.logs import configure_logging
@@ -217,8 +217,14 @@ def run() -> list[Figure]:
         # The collector's passes (they hold the interpreter lock), whichever thread ran them.
         figures.append(Figure("  of it, garbage collection (the daemon freezes its start-up objects, as mfx serve does)",
                               sum(collecting) / N * 1000, "ms"))
-        figures.append(Figure("per plugin: threads waiting (voluntary context switches)",
-                              (usage.ru_nvcsw - usage_before.ru_nvcsw) / N, "switches"))
+        switches = (usage.ru_nvcsw - usage_before.ru_nvcsw) / N
+        figures.append(Figure("per plugin: threads waiting (voluntary context switches)", switches, "switches"))
+        # What those waits cost at this machine's price of one (a wake-up, a wait, the lock
+        # changing hands): the part of the CPU per plugin that is threads handing over work.
+        handoff = handoff_cpu_seconds()
+        figures.append(Figure("  one thread hand-off on this machine (two threads and Events, CPU)",
+                              handoff * 1e6, "us"))
+        figures.append(Figure("  of the CPU per plugin, those waits at that price", switches * handoff * 1000, "ms"))
         # Part of the convergence before any plugin is looked at (imports, schemas, the store).
         figures.append(Figure("of the convergence: daemon start until it serves", serving, "s"))
         figures.append(Figure("per plugin: reconciles", reconciles / N, "reconciles"))

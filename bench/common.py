@@ -93,3 +93,28 @@ def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tupl
         spent[group] = spent.get(group, 0.0) + cpu - before.get(native_id, (group, 0.0))[1]
     spent[ENDED_THREADS] = max(0.0, process_cpu - sum(spent.values()))
     return spent
+
+
+def handoff_cpu_seconds(rounds: int = 2000) -> float:
+    """The CPU time one thread handing the turn to another costs on this machine: two threads
+    pass it back and forth through ``threading.Event``s (a wake-up, a wait and the interpreter
+    lock each way); the process's CPU time per hand-off. On a virtual machine it is several
+    times a bare-metal figure, and every blocked call of a busy process pays it."""
+    mine, theirs = threading.Event(), threading.Event()
+
+    def other() -> None:
+        for _ in range(rounds):
+            theirs.wait()
+            theirs.clear()
+            mine.set()
+
+    thread = threading.Thread(target=other, name="bench-handoff")
+    thread.start()
+    started = time.process_time()
+    for _ in range(rounds):
+        theirs.set()
+        mine.wait()
+        mine.clear()
+    spent = time.process_time() - started
+    thread.join()
+    return spent / (2 * rounds)
