@@ -168,9 +168,9 @@ def test_delete_all_of_a_kind(home: Path, tmp_path: Path) -> None:
     again = run_cli(home, "delete", "pm", "--all")
     assert again.exit_code == 0 and "No resources found" in again.output
     named = run_cli(home, "delete", "pm", "alpha", "--all")
-    assert named.exit_code == 1 and "drop the name 'alpha', or --all" in named.output
+    assert named.exit_code == 1 and "name cannot be provided when a selector is specified" in named.output
     both = run_cli(home, "delete", "pm", "--all", "-l", "tier=x")
-    assert both.exit_code == 1 and "without -f and -l" in both.output
+    assert both.exit_code == 1 and "give --all or -l SELECTOR, not both" in both.output
     bare = run_cli(home, "delete", "pm")
     assert bare.exit_code == 1 and "-l SELECTOR or --all" in bare.output
 

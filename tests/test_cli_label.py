@@ -112,9 +112,36 @@ def test_what_cannot_be_a_change_is_refused_before_any_request(args: tuple[str, 
 
 def test_choosing_objects_two_ways_is_refused(home: Path) -> None:
     named = run_cli(home, "label", "pm", "alpha", "--all", "a=1")
-    assert named.exit_code == 1 and "drop the name 'alpha'" in named.output
+    assert named.exit_code == 1 and "name cannot be provided when a selector is specified" in named.output
     both = run_cli(home, "label", "pm", "--all", "-l", "tier=x", "a=1")
-    assert both.exit_code == 1 and "give one of them" in both.output
+    assert both.exit_code == 1 and "give --all or -l SELECTOR, not both" in both.output
     bare = run_cli(home, "label", "pm", "a=1")
     assert bare.exit_code == 1 and "-l SELECTOR or --all" in bare.output
     assert "a" not in metadata(home, "alpha")["labels"]
+
+
+@pytest.mark.parametrize("command", [
+    ("delete",),
+    ("label", "seen=1"),
+    ("annotate", "seen=1"),
+    ("wait", "--for=condition=Ready", "--timeout=1s"),
+    ("rollout", "restart"),
+])
+def test_every_command_that_chooses_objects_refuses_names_with_a_selector(home: Path,
+                                                                          command: tuple[str, ...]) -> None:
+    """kubectl never lets a selector narrow the names given: ``delete pm alpha -l tier=x``
+    is refused, not a delete of alpha whatever its labels (nor a selector silently dropped)."""
+    verb, extra = (command[:2], command[2:]) if command[0] == "rollout" else (command[:1], command[1:])
+    names_and_selector = run_cli(home, *verb, "pm", "alpha", "-l", "tier=none", *extra)
+    assert names_and_selector.exit_code == 1, names_and_selector.output
+    assert "name cannot be provided when a selector is specified" in names_and_selector.output
+    all_and_selector = run_cli(home, *verb, "pm", "--all", "-l", "tier=none", *extra)
+    assert all_and_selector.exit_code == 1
+    assert "give --all or -l SELECTOR, not both" in all_and_selector.output
+    kind_alone = run_cli(home, *verb, "pm", *extra)
+    assert kind_alone.exit_code == 1
+    assert "resource(s) were provided, but no name was specified" in kind_alone.output
+    obj = yaml.safe_load(run_cli(home, "get", "pm", "alpha", "-o", "yaml").output)
+    assert "seen" not in (obj["metadata"].get("labels") or {})  # nothing was done to alpha
+    assert "seen" not in (obj["metadata"].get("annotations") or {})
+    assert "mfx.musicfox.io/restartedAt" not in (obj["metadata"].get("annotations") or {})

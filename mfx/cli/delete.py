@@ -12,7 +12,7 @@ from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
 from mfx.cli.durations import DURATION
-from mfx.cli.refs import parse_refs
+from mfx.cli.refs import chosen_objects
 from mfx.cli.waiting import wait_deleted
 from mfx.errors import BadRequestError, NotFoundError
 
@@ -41,8 +41,8 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
     """
     from mfx.cli.manifests import load_objects
 
-    if everything and (filenames or selector):
-        raise BadRequestError("--all deletes every object of the kinds named: use it without -f and -l")
+    if filenames and (everything or selector or resources):
+        raise BadRequestError("-f names the objects to delete itself: use it without names, -l and --all")
     client = ctx.client
     targets: list[tuple[KindInfo, str]] = []
     if filenames:
@@ -50,16 +50,7 @@ def delete(ctx: CliContext, resources: tuple[str, ...], filenames: tuple[str, ..
             obj = manifest.obj
             targets.append((kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"]))
     else:
-        for kind, name in parse_refs(resources):
-            if name is not None:
-                if everything:
-                    raise BadRequestError(f"--all deletes every {kind.kind}: drop the name {name!r}, or --all")
-                targets.append((kind, name))
-            elif selector or everything:
-                listed = client.list(kind, label_selector=selector)["items"]
-                targets.extend((kind, o["metadata"]["name"]) for o in listed)
-            else:
-                raise BadRequestError(f"name the {kind.plural} to delete, or use -l SELECTOR or --all")
+        targets = chosen_objects(client, resources, selector=selector, everything=everything, action="delete")
     if not targets:  # a selector or --all that matched nothing: as kubectl says it
         click.echo("No resources found", err=True)
         return

@@ -18,7 +18,7 @@ from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, options, pass_cli
-from mfx.cli.refs import parse_refs
+from mfx.cli.refs import chosen_objects
 from mfx.errors import BadRequestError, MfxError
 
 TYPE_CHECKING = False  # not typing's: see mfx.errors
@@ -71,20 +71,8 @@ def split_arguments(args: tuple[str, ...], field: Field) -> tuple[tuple[str, ...
 def _edit(ctx: CliContext, field: Field, args: tuple[str, ...], *, overwrite: bool, everything: bool,
           selector: str | None, resource_version: str | None, dry_run: bool) -> None:
     resources, changes = split_arguments(args, field)
-    if everything and selector:
-        raise BadRequestError("--all and -l both choose the objects: give one of them")
     client = ctx.client
-    targets: list[tuple[KindInfo, str]] = []
-    for kind, name in parse_refs(resources):
-        if name is not None:
-            if everything or selector:
-                raise BadRequestError(f"{'--all' if everything else '-l'} chooses the {kind.plural}: "
-                                      f"drop the name {name!r}")
-            targets.append((kind, name))
-        elif everything or selector:
-            targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
-        else:
-            raise BadRequestError(f"name the {kind.plural} to {field.noun}, or use -l SELECTOR or --all")
+    targets = chosen_objects(client, resources, selector=selector, everything=everything, action=field.noun)
     if resource_version is not None and len(targets) != 1:
         raise BadRequestError("--resource-version names the version of one object: name exactly one")
     if not targets:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from mfx.api.kinds import KindInfo, resolve_kind
 from mfx.errors import BadRequestError
 
+TYPE_CHECKING = False  # not typing's: see mfx.errors
+if TYPE_CHECKING:
+    from mfx.cli.client import Client
+
 
 def parse_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str | None]]:
     """``KIND [NAME...]`` or ``KIND/NAME ...`` into (kind, name) pairs; name None means all."""
@@ -35,3 +39,38 @@ def named_refs(args: tuple[str, ...]) -> list[tuple[KindInfo, str]]:
         raise BadRequestError(f"name the {args[0]} to act on, e.g. {args[0]}/NAME")
     kind = resolve_kind(args[0])
     return [(kind, name) for name in args[1:]]
+
+
+def chosen_objects(client: Client, args: tuple[str, ...], *, selector: str | None, everything: bool,
+                   action: str) -> list[tuple[KindInfo, str]]:
+    """The objects a command acts on, chosen as kubectl chooses them: ``KIND NAME...`` or
+    ``KIND/NAME ...`` by name, ``KIND -l SELECTOR`` by label, ``KIND --all`` every one; each
+    once, in the order given. ``action`` (e.g. "delete") completes the messages.
+
+    Refused with kubectl's words, whichever command it is: names together with a selector or
+    ``--all`` (kubectl never lets one narrow the other), ``--all`` with a selector, and a kind
+    with neither names nor a way to choose them.
+    """
+    if everything and selector:
+        raise BadRequestError("setting 'all' parameter but found a non empty selector: "
+                              "give --all or -l SELECTOR, not both")
+    refs = parse_refs(args)
+    chooser = "--all" if everything else "-l SELECTOR" if selector else None
+    named = [(kind, name) for kind, name in refs if name is not None]
+    if named and chooser is not None:
+        kind, first = named[0]
+        raise BadRequestError(f"name cannot be provided when a selector is specified: {action} {kind.plural} "
+                              f"by name ({first}) or choose them with {chooser}, not both")
+    chosen: list[tuple[KindInfo, str]] = []
+    for kind, name in refs:
+        if name is not None:
+            if not name:
+                raise BadRequestError(f"give a name after {kind.plural}/, e.g. {kind.plural}/NAME")
+            chosen.append((kind, name))
+        elif chooser is None:
+            raise BadRequestError(f"resource(s) were provided, but no name was specified: name the "
+                                  f"{kind.plural} to {action}, or choose them with -l SELECTOR or --all")
+        else:
+            chosen.extend((kind, obj["metadata"]["name"])
+                          for obj in client.list(kind, label_selector=selector)["items"])
+    return list(dict.fromkeys(chosen))

@@ -17,7 +17,7 @@ from mfx.api.objects import RESTARTED_AT_ANNOTATION
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
-from mfx.cli.refs import parse_refs
+from mfx.cli.refs import chosen_objects, parse_refs
 from mfx.cli.stamps import request_stamp
 from mfx.errors import BadRequestError, NotFoundError
 
@@ -33,25 +33,14 @@ def rollout() -> None:
 
 
 def _targets(ctx: CliContext, resources: tuple[str, ...], selector: str | None, every: bool) -> list[str]:
-    names: list[str] = []
-    for kind, name in parse_refs(resources):
+    for kind, _ in parse_refs(resources):
         if kind.kind != PLUGIN_MANIFEST.kind:
             raise BadRequestError(f"rollout restart works on plugins (pm/NAME), not {kind.plural}")
-        if name is not None:
-            if selector or every:
-                raise BadRequestError("name plugins, or use -l SELECTOR or --all, not both")
-            if not name:
-                raise BadRequestError("give a name after pm/, e.g. pm/local-music")
-            names.append(name)
-        elif selector or every:
-            listed = ctx.client.list(PLUGIN_MANIFEST, label_selector=selector)["items"]
-            if not listed:
-                raise NotFoundError(f"no plugins match the selector {selector!r}" if selector
-                                    else "no plugins to restart: 'mfx get pm' lists none")
-            names.extend(o["metadata"]["name"] for o in listed)
-        else:
-            raise BadRequestError("name the plugins to restart (pm/NAME), or use pm -l SELECTOR or pm --all")
-    return list(dict.fromkeys(names))
+    chosen = chosen_objects(ctx.client, resources, selector=selector, everything=every, action="restart")
+    if not chosen and (selector or every):
+        raise NotFoundError(f"no plugins match the selector {selector!r}" if selector
+                            else "no plugins to restart: 'mfx get pm' lists none")
+    return [name for _, name in chosen]
 
 
 @rollout.command("restart")

@@ -6,12 +6,11 @@ import time
 
 import click
 
-from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
 from mfx.cli.durations import DURATION
-from mfx.cli.refs import parse_refs
+from mfx.cli.refs import chosen_objects
 from mfx.cli.waiting import wait_condition, wait_deleted
 from mfx.errors import BadRequestError, NotFoundError
 
@@ -36,14 +35,7 @@ def wait_cmd(ctx: CliContext, resources: tuple[str, ...], condition_spec: str, a
     """
     deadline = time.monotonic() + timeout
     client = ctx.client
-    targets: list[tuple[KindInfo, str]] = []
-    for kind, name in parse_refs(resources):
-        if name is not None:
-            targets.append((kind, name))
-        elif all_ or selector:
-            targets.extend((kind, o["metadata"]["name"]) for o in client.list(kind, label_selector=selector)["items"])
-        else:
-            raise BadRequestError("name the objects to wait for, or use --all or -l")
+    targets = chosen_objects(client, resources, selector=selector, everything=all_, action="wait for")
     if not targets:
         raise NotFoundError("no matching resources found")
     if condition_spec == "delete":
