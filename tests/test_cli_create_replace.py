@@ -82,3 +82,39 @@ def test_a_server_dry_run_stores_nothing(home: Path, tmp_path: Path) -> None:
     result = run_cli(home, "create", "--dry-run=server", "-f", str(write(tmp_path / "p.yaml", plugin_yaml("alpha"))))
     assert result.output == "pluginmanifest.mfx.musicfox.io/alpha created (server dry run)\n"
     assert run_cli(home, "get", "pm", "alpha").exit_code == 1
+
+
+def test_replace_force_deletes_and_creates_again(home: Path, tmp_path: Path) -> None:
+    run_cli(home, "create", "-f", str(write(tmp_path / "p.yaml", plugin_yaml("alpha"))))
+    before = live(home, "alpha")
+    document = dict(before)
+    document["spec"] = {**before["spec"], "version": "2.0.0"}
+    path = write(tmp_path / "r.yaml", yaml.safe_dump(document))
+    run_cli(home, "label", "pm", "alpha", "tier=x", "--overwrite")  # the document's resourceVersion is stale now
+    assert run_cli(home, "replace", "-f", str(path)).exit_code == 1  # as a plain replace says
+    forced = run_cli(home, "replace", "--force", "-f", str(path))
+    assert forced.exit_code == 0, forced.output
+    assert forced.output.splitlines() == ['pluginmanifest.mfx.musicfox.io "alpha" deleted',
+                                          "pluginmanifest.mfx.musicfox.io/alpha replaced"]
+    after = live(home, "alpha")
+    assert after["spec"]["version"] == "2.0.0"
+    assert after["metadata"]["uid"] != before["metadata"]["uid"]  # a new object, not an update
+    assert after["metadata"]["labels"].get("tier") != "x"  # what the document says, not the live object
+    # an object that is not there is created
+    missing = run_cli(home, "replace", "--force", "-f", str(write(tmp_path / "n.yaml", plugin_yaml("beta"))))
+    assert missing.output == "pluginmanifest.mfx.musicfox.io/beta replaced\n"
+
+
+def test_replace_force_waits_for_the_finalizers(home: Path, tmp_path: Path) -> None:
+    held = yaml.safe_load(plugin_yaml("alpha"))
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    run_cli(home, "create", "-f", str(write(tmp_path / "p.yaml", yaml.safe_dump(held))))
+    forced = run_cli(home, "replace", "--force", "--timeout=1s", "-f", str(write(tmp_path / "r.yaml", plugin_yaml("alpha"))))
+    assert forced.exit_code == 1
+    assert "still held by its finalizers: example.com/hold" in forced.output
+    assert live(home, "alpha")["metadata"]["deletionTimestamp"]  # deleted, not created again meanwhile
+
+
+def test_replace_force_has_no_dry_run(home: Path, tmp_path: Path) -> None:
+    result = run_cli(home, "replace", "--force", "--dry-run=server", "-f", str(write(tmp_path / "p.yaml", plugin_yaml("a"))))
+    assert result.exit_code == 1 and "drop --dry-run, or --force" in result.output

@@ -5,7 +5,9 @@ exist, with the documents as they are (a field left out is removed). Each object
 of its own, as kubectl sends them: a refused one is reported with its file and line, the
 others are written all the same, and the command exits 1. The daemon validates each object
 as for any write. ``--save-config`` records the document as its last applied configuration,
-so a later ``mfx apply`` merges into it as into an object it created.
+so a later ``mfx apply`` merges into it as into an object it created. ``replace --force``
+deletes each object (its finalizers run: a plugin is stopped), waits until it is gone and
+creates it again from the document, as ``kubectl replace --force`` does.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from mfx.api.kinds import KindInfo, kind_for
 from mfx.api.objects import Obj
 from mfx.cli import output
 from mfx.cli.context import CliContext, options, pass_cli
+from mfx.cli.durations import DURATION
 from mfx.cli.manifests import located
-from mfx.errors import MfxError, ValidationError
+from mfx.errors import BadRequestError, MfxError, NotFoundError, ValidationError
 
 TYPE_CHECKING = False  # not typing's: see mfx.errors
 if TYPE_CHECKING:
@@ -84,14 +87,47 @@ def create(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, save_co
 
 @click.command()
 @_file_options
+@click.option("--force", is_flag=True,
+              help="Delete each object, wait until it is gone, and create it again from the document.")
+@click.option("--timeout", type=DURATION, default="60s", show_default=True,
+              help="With --force: how long to wait for each object to be gone.")
 @pass_cli
-def replace(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, save_config: bool, dry_run: str) -> None:
+def replace(ctx: CliContext, filenames: tuple[str, ...], recursive: bool, save_config: bool, dry_run: str,
+            force: bool, timeout: float) -> None:
     """Replace objects with the manifests as they are; a field left out is removed.
 
     \b
     Examples:
       mfx get pm local-music -o yaml > lm.yaml; $EDITOR lm.yaml; mfx replace -f lm.yaml
+      mfx replace --force -f lm.yaml     # delete, wait until gone, create again
     """
     server = dry_run == "server"
+    if force and server:
+        raise BadRequestError("--force deletes and creates the objects again, which a dry run cannot show: "
+                              "drop --dry-run, or --force")
+    if force:
+        _write_each(ctx, filenames, recursive, save_config, False, "replaced",
+                    lambda client, obj, kind: _recreate(client, obj, kind, timeout))
+        return
     _write_each(ctx, filenames, recursive, save_config, server, "replaced",
                 lambda client, obj, kind: client.replace(obj, kind, dry_run=server))
+
+
+def _recreate(client: Client, obj: Obj, kind: KindInfo, timeout: float) -> None:
+    """``replace --force`` of one object: delete it (absent is fine), wait until it is gone,
+    create it from ``obj`` (without the resourceVersion of the object it replaces)."""
+    import time
+
+    from mfx.cli.waiting import wait_deleted
+
+    name = obj["metadata"]["name"]
+    try:
+        client.delete(kind, name)
+    except NotFoundError:
+        pass
+    else:
+        click.echo(f'{output.qualified(kind)} "{name}" deleted')
+        wait_deleted(client, kind, name, time.monotonic() + timeout)
+    fresh = {**obj, "metadata": {k: v for k, v in obj["metadata"].items()
+                                 if k not in ("resourceVersion", "uid", "creationTimestamp", "generation")}}
+    client.create(fresh, kind)
