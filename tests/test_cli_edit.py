@@ -13,6 +13,7 @@ import yaml
 
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
+from mfx.cli.edit import without_comments
 from tests.daemon_harness import ThreadDaemon, run_cli
 
 PLUGIN = """\
@@ -149,3 +150,58 @@ def test_an_editor_that_cannot_run_is_named(home: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 1
     assert "cannot run the editor 'no-such-editor-here'" in result.output and "set EDITOR" in result.output
 
+
+
+def test_several_objects_open_as_one_list(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli(home, "apply", "-f", "-", input=PLUGIN.replace("name: alpha", "name: beta")).exit_code == 0
+    log = editor(tmp_path, monkeypatch, "text = text.replace('priority: 1', 'priority: 3')")
+    result = run_cli(home, "edit", "pm", "alpha", "beta")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["pluginmanifest.mfx.musicfox.io/alpha edited",
+                                          "pluginmanifest.mfx.musicfox.io/beta edited"]
+    assert len(opened(log)) == 1  # one editor session, as kubectl opens them
+    document = yaml.safe_load(opened(log)[0])
+    assert (document["apiVersion"], document["kind"]) == ("v1", "List")
+    assert [item["metadata"]["name"] for item in document["items"]] == ["alpha", "beta"]
+    for name in ("alpha", "beta"):
+        obj = yaml.safe_load(run_cli(home, "get", "pm", name, "-o", "yaml").output)
+        assert obj["spec"]["priority"] == 3
+
+
+def test_in_a_list_the_refused_object_is_opened_again_alone(home: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """What could be changed is changed; the object the daemon refused comes back with its error."""
+    assert run_cli(home, "apply", "-f", "-", input=PLUGIN.replace("name: alpha", "name: beta")).exit_code == 0
+    log = editor(tmp_path, monkeypatch, (
+        "import yaml\n"
+        "body = yaml.safe_load(''.join(l for l in text.splitlines(True) if not l.startswith('#')))\n"
+        "if body['kind'] == 'List':\n"
+        "    body['items'][0]['spec']['priority'] = 'bad'\n"
+        "    body['items'][1]['spec']['priority'] = 9\n"
+        "else:\n"
+        "    body['spec']['priority'] = 6\n"
+        "text = yaml.safe_dump(body)"))
+    result = run_cli(home, "edit", "pm/alpha", "pm/beta")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["pluginmanifest.mfx.musicfox.io/beta edited",
+                                          "pluginmanifest.mfx.musicfox.io/alpha edited"]
+    second = opened(log)[1]
+    assert "# pluginmanifest.mfx.musicfox.io/alpha: spec.priority: must be an integer" in second
+    reopened = yaml.safe_load(without_comments(second))
+    assert reopened["metadata"]["name"] == "alpha" and reopened["spec"]["priority"] == "bad"  # what was saved
+    assert live(home)["spec"]["priority"] == 6
+    beta = yaml.safe_load(run_cli(home, "get", "pm", "beta", "-o", "yaml").output)
+    assert beta["spec"]["priority"] == 9
+
+
+def test_objects_cannot_be_dropped_from_the_list(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli(home, "apply", "-f", "-", input=PLUGIN.replace("name: alpha", "name: beta")).exit_code == 0
+    editor(tmp_path, monkeypatch, (
+        "import yaml\n"
+        "body = yaml.safe_load(''.join(l for l in text.splitlines(True) if not l.startswith('#')))\n"
+        "body['items'] = body['items'][:1]\n"
+        "body['items'][0]['spec']['priority'] = 8\n"
+        "text = yaml.safe_dump(body)"))
+    result = run_cli(home, "edit", "pm", "alpha", "beta")
+    assert result.exit_code == 1 and "objects cannot be removed by an edit" in result.output
+    assert live(home)["spec"]["priority"] == 1  # nothing was sent

@@ -1,13 +1,14 @@
 """``mfx edit``: change a live object in an editor, as ``kubectl edit`` does.
 
-Each object named is opened in turn: its YAML (or JSON with ``-o json``) without
-``managedFields`` (the daemon keeps them), below a comment saying how the edit works. Saving
-it unchanged or empty cancels. Otherwise what changed between the text opened and the text
-saved is sent as a JSON merge patch, as kubectl sends its patch: a status the controller
-wrote meanwhile, or a label another user set, is neither a conflict nor undone. When the
-daemon refuses the change (a field that does not validate) or the file does not parse, the
-file is opened again with the errors on top; saving it again without a change gives up, and
-the text is kept in a file whose path is printed.
+One object is opened as its YAML (or JSON with ``-o json``), several as one ``v1 List`` of
+them, as kubectl opens them; without ``managedFields`` (the daemon keeps them), below a
+comment saying how the edit works. Saving it unchanged or empty cancels. Otherwise what
+changed in each object between the text opened and the text saved is sent as a JSON merge
+patch, as kubectl sends its patch: a status the controller wrote meanwhile, or a label another
+user set, is neither a conflict nor undone. When the daemon refuses a change (a field that
+does not validate) or the file does not parse, the objects not yet changed are opened again
+with the errors on top; saving them again without a change gives up, and the text is kept in
+a file whose path is printed.
 
 The editor is ``$MFX_EDITOR``, else ``$EDITOR``, else ``vi`` (a command line: ``code --wait``
 works).
@@ -68,27 +69,48 @@ def run_editor(path: Path) -> None:
         raise BadRequestError(f"the editor {argv[0]!r} exited with {code}: nothing was changed")
 
 
-def render(obj: dict[str, Any], fmt: str) -> str:
-    shown = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
-    return output.dump_json(shown) if fmt == "json" else output.dump_yaml(shown)
+def render(objects: list[dict[str, Any]], fmt: str) -> str:
+    """One object as itself, several as a ``v1 List`` of them (kubectl's), for the editor."""
+    shown = [{**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+             for obj in objects]
+    document: dict[str, Any] = shown[0] if len(shown) == 1 else {"apiVersion": "v1", "kind": "List", "items": shown}
+    return output.dump_json(document) if fmt == "json" else output.dump_yaml(document)
 
 
 def without_comments(text: str) -> str:
     return "".join(line for line in text.splitlines(True) if not line.lstrip().startswith("#"))
 
 
-def parse_edited(text: str, kind: KindInfo, name: str) -> dict[str, Any]:
-    """The object saved, or an error naming what is wrong with it."""
+Target = tuple[KindInfo, str]
+
+
+def parse_edited(text: str, targets: list[Target]) -> dict[Target, dict[str, Any]]:
+    """The objects saved, by the target each one is, or an error naming what is wrong: the
+    document's shape, or an object added, dropped or renamed (an edit changes objects only)."""
     from mfx.api.yaml_loader import load_body
 
     value = load_body(text.encode(), yaml_allowed=True)
     if not isinstance(value, dict):
-        raise BadRequestError(f"expected one {kind.kind} object, got {type(value).__name__}")
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-    if value.get("kind") != kind.kind or value.get("apiVersion") != kind.api_version or metadata.get("name") != name:
-        raise BadRequestError("apiVersion, kind and metadata.name cannot be changed by an edit "
-                              f"(they were {kind.api_version}, {kind.kind}, {name})")
-    return value
+        raise BadRequestError(f"expected an object, got {type(value).__name__}")
+    several = len(targets) > 1
+    if several and (value.get("kind") != "List" or not isinstance(value.get("items"), list)):
+        raise BadRequestError("expected the v1 List of the objects opened (kind: List, items: [...])")
+    items = value["items"] if several else [value]
+    saved: dict[Target, dict[str, Any]] = {}
+    for item in items:
+        metadata = item.get("metadata") if isinstance(item, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        target = next((t for t in targets if isinstance(item, dict) and item.get("kind") == t[0].kind
+                       and item.get("apiVersion") == t[0].api_version and name == t[1]), None)
+        if target is None or target in saved:
+            opened = ", ".join(f"{kind.api_version} {kind.kind} {name}" for kind, name in targets)
+            raise BadRequestError("apiVersion, kind and metadata.name cannot be changed by an edit, nor objects "
+                                  f"added or removed (opened: {opened})")
+        saved[target] = item
+    if len(saved) != len(targets):
+        missing = ", ".join(output.object_ref(kind, name) for kind, name in targets if (kind, name) not in saved)
+        raise BadRequestError(f"objects cannot be removed by an edit ({missing} missing)")
+    return saved
 
 
 def _error_comment(errors: list[str]) -> str:
@@ -96,35 +118,60 @@ def _error_comment(errors: list[str]) -> str:
     return "# " + "\n# ".join(lines) + "\n#\n"
 
 
-def edit_one(ctx: CliContext, kind: KindInfo, name: str, fmt: str, workdir: Path) -> str:
-    """One object through the editor until it is saved, cancelled or given up; the line to print."""
+def edit_objects(ctx: CliContext, targets: list[Target], fmt: str, workdir: Path) -> None:
+    """The objects through the editor until each is saved, or the edit is cancelled or given
+    up; each object changed is said as it is changed."""
     client = ctx.client
-    original = render(client.get(kind, name), fmt)
-    opened = parse_edited(original, kind, name)
-    path = workdir / f"{kind.plural}-{name}.{'json' if fmt == 'json' else 'yaml'}"
-    body, errors, last_failed = original, [], ""
+    live = [client.get(kind, name) for kind, name in targets]
+    original = render(live, fmt)
+    opened = parse_edited(original, targets)
+    first = targets[0]
+    path = workdir / (f"{first[0].plural}-{first[1]}" if len(targets) == 1 else "objects")
+    path = path.with_suffix(".json" if fmt == "json" else ".yaml")
+    body, last_failed = original, ""
+    errors: list[str] = []
     while True:
         path.write_text(HEADER + (_error_comment(errors) if errors else "") + body)
         run_editor(path)
         saved = without_comments(path.read_text())
         if not saved.strip():
             raise EditCancelled("Edit cancelled, saved file was empty.")
-        if saved == original:
+        if saved == body and not errors:
             raise EditCancelled("Edit cancelled, no changes made.")
         if errors and saved == last_failed:
-            kept = Path(tempfile.mkstemp(prefix=f"mfx-edit-{name}-", suffix=path.suffix)[1])
+            kept = Path(tempfile.mkstemp(prefix="mfx-edit-", suffix=path.suffix)[1])
             kept.write_text(saved)
             raise BadRequestError(f"{errors[0]}\nEdit cancelled, no valid changes were saved; "
                                   f"a copy of your changes is in {kept}")
         try:
-            change = merge_patch_between(opened, parse_edited(saved, kind, name))
-            if not change:  # comments or layout only
-                raise EditCancelled("Edit cancelled, no changes made.")
-            client.patch(kind, name, change)
+            edited = parse_edited(saved, targets)
         except MfxError as error:
-            body, errors, last_failed = saved, [f"{output.object_ref(kind, name)}: {error}"], saved
+            errors, last_failed, body = [str(error)], saved, saved
             continue
-        return f"{output.object_ref(kind, name)} edited"
+        errors = []
+        failed: list[Target] = []
+        changed = False
+        for target in targets:
+            change = merge_patch_between(opened[target], edited[target])
+            if not change:  # comments or layout only
+                continue
+            changed = True
+            ref = output.object_ref(*target)
+            try:
+                client.patch(target[0], target[1], change)
+            except MfxError as error:
+                errors.append(f"{ref}: {error}")
+                failed.append(target)
+                continue
+            click.echo(f"{ref} edited")
+        if not changed:
+            raise EditCancelled("Edit cancelled, no changes made.")
+        if not failed:
+            return
+        # As kubectl: what was changed stays changed; the refused objects are opened again.
+        targets = failed
+        opened = {target: opened[target] for target in failed}
+        body = last_failed = render([edited[target] for target in failed], fmt)
 
 
 @click.command()
@@ -133,7 +180,7 @@ def edit_one(ctx: CliContext, kind: KindInfo, name: str, fmt: str, workdir: Path
               help="Edit the object as YAML or as JSON.")
 @pass_cli
 def edit(ctx: CliContext, resources: tuple[str, ...], fmt: str) -> None:
-    """Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); saved, each replaces the object.
+    """Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); several open as one List.
 
     \b
     Examples:
@@ -141,15 +188,11 @@ def edit(ctx: CliContext, resources: tuple[str, ...], fmt: str) -> None:
       EDITOR='code --wait' mfx edit pm/local-music sink/default
       mfx edit gitsource plugins -o json
     """
-    failed = False
     with tempfile.TemporaryDirectory(prefix="mfx-edit-") as tmp:
-        for kind, name in named_refs(resources):
-            try:
-                click.echo(edit_one(ctx, kind, name, fmt, Path(tmp)))
-            except EditCancelled as cancelled:
-                click.echo(str(cancelled), err=True)
-            except MfxError as error:
-                output.error(str(error))
-                failed = True
-    if failed:
-        sys.exit(1)
+        try:
+            edit_objects(ctx, list(dict.fromkeys(named_refs(resources))), fmt, Path(tmp))
+        except EditCancelled as cancelled:
+            click.echo(str(cancelled), err=True)
+        except MfxError as error:
+            output.error(str(error))
+            sys.exit(1)
