@@ -205,3 +205,20 @@ def test_objects_cannot_be_dropped_from_the_list(home: Path, tmp_path: Path, mon
     result = run_cli(home, "edit", "pm", "alpha", "beta")
     assert result.exit_code == 1 and "objects cannot be removed by an edit" in result.output
     assert live(home)["spec"]["priority"] == 1  # nothing was sent
+
+
+def test_a_kind_alone_or_a_selector_edits_every_object_it_names(home: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    other = PLUGIN.replace("name: alpha", "name: beta").replace("tier: core", "tier: edge")
+    assert run_cli(home, "apply", "-f", "-", input=other).exit_code == 0
+    log = editor(tmp_path, monkeypatch, "text = text.replace('priority: 1', 'priority: 2')")
+    selected = run_cli(home, "edit", "pm", "-l", "tier=edge")
+    assert selected.output == "pluginmanifest.mfx.musicfox.io/beta edited\n"
+    assert "name: alpha" not in opened(log)[0]
+    every = run_cli(home, "edit", "pm")
+    assert every.output == "pluginmanifest.mfx.musicfox.io/alpha edited\n"  # beta has priority 2 already
+    assert "kind: List" in opened(log)[1]
+    none = run_cli(home, "edit", "pm", "-l", "tier=nowhere")
+    assert none.exit_code == 0 and "No resources found" in none.output
+    both = run_cli(home, "edit", "pm", "alpha", "-l", "tier=edge")
+    assert both.exit_code == 1 and "name cannot be provided when a selector is specified" in both.output

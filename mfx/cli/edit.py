@@ -31,7 +31,7 @@ from mfx.api.kinds import KindInfo
 from mfx.cli import output
 from mfx.cli.completers import complete_resources
 from mfx.cli.context import CliContext, pass_cli
-from mfx.cli.refs import named_refs
+from mfx.cli.refs import chosen_objects, parse_refs
 from mfx.errors import BadRequestError, MfxError
 
 HEADER = """\
@@ -176,23 +176,37 @@ def edit_objects(ctx: CliContext, targets: list[Target], fmt: str, workdir: Path
 
 @click.command()
 @click.argument("resources", nargs=-1, required=True, shell_complete=complete_resources)
+@click.option("-l", "--selector", help="Edit every object of the kind matching this label selector.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
               help="Edit the object as YAML or as JSON.")
 @pass_cli
-def edit(ctx: CliContext, resources: tuple[str, ...], fmt: str) -> None:
+def edit(ctx: CliContext, resources: tuple[str, ...], selector: str | None, fmt: str) -> None:
     """Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); several open as one List.
 
     \b
     Examples:
       mfx edit pm local-music
       EDITOR='code --wait' mfx edit pm/local-music sink/default
+      mfx edit pm -l tier=audio          # a kind alone: every object of it
       mfx edit gitsource plugins -o json
     """
+    targets = _targets(ctx, resources, selector)
+    if not targets:
+        click.echo("No resources found", err=True)
+        return
     with tempfile.TemporaryDirectory(prefix="mfx-edit-") as tmp:
         try:
-            edit_objects(ctx, list(dict.fromkeys(named_refs(resources))), fmt, Path(tmp))
+            edit_objects(ctx, targets, fmt, Path(tmp))
         except EditCancelled as cancelled:
             click.echo(str(cancelled), err=True)
         except MfxError as error:
             output.error(str(error))
             sys.exit(1)
+
+
+def _targets(ctx: CliContext, resources: tuple[str, ...], selector: str | None) -> list[Target]:
+    """kubectl edit's choice: the objects named, or, for a kind alone, every object of it (or
+    those ``-l`` matches); names and ``-l`` together are refused, as everywhere."""
+    kind_alone = all(name is None for _, name in parse_refs(resources))
+    return chosen_objects(ctx.client, resources, selector=selector, everything=kind_alone and selector is None,
+                          action="edit")

@@ -114,7 +114,7 @@ TOP_HELP: dict[int, str] = {
         '  replace        Replace objects with the manifests as they are; a field left out is removed.\n'
         '  get            Display objects: a table by default, or YAML/JSON/names/JSONPath.\n'
         '  describe       Show an object in detail: spec, conditions and recent events.\n'
-        '  edit           Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); saved, each...\n'
+        '  edit           Edit live objects in your editor ($MFX_EDITOR, $EDITOR or vi); several open...\n'
         '  delete         Delete objects by name, by manifest or by label selector.\n'
         "  diff           Show what 'mfx apply' (or a GitSource's next sync) would change (exit 0: no...\n"
         '  patch          Update fields of an object in place (the result is validated like apply).\n'
