@@ -172,7 +172,7 @@ def test_delete_all_of_a_kind(home: Path, tmp_path: Path) -> None:
     both = run_cli(home, "delete", "pm", "--all", "-l", "tier=x")
     assert both.exit_code == 1 and "give --all or -l SELECTOR, not both" in both.output
     bare = run_cli(home, "delete", "pm")
-    assert bare.exit_code == 1 and "-l SELECTOR or --all" in bare.output
+    assert bare.exit_code == 1 and "pm -l SELECTOR or pm --all" in bare.output
 
 
 def test_describe_shows_spec_conditions_and_events(daemon: ThreadDaemon, home: Path, tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_choosing_objects_two_ways_is_refused(home: Path) -> None:
     both = run_cli(home, "label", "pm", "--all", "-l", "tier=x", "a=1")
     assert both.exit_code == 1 and "give --all or -l SELECTOR, not both" in both.output
     bare = run_cli(home, "label", "pm", "a=1")
-    assert bare.exit_code == 1 and "-l SELECTOR or --all" in bare.output
+    assert bare.exit_code == 1 and "pm -l SELECTOR or pm --all" in bare.output
     assert "a" not in metadata(home, "alpha")["labels"]
 
 

@@ -234,7 +234,7 @@ def test_unknown_names_and_other_kinds_are_clear_errors(env: tuple[Path, Path]) 
     result = run_cli(home, "rollout", "restart", "gitsource/plugins")
     assert result.exit_code == 1 and "works on plugins (pm/NAME)" in result.output
     result = run_cli(home, "rollout", "restart", "pm")
-    assert result.exit_code == 1 and "choose them with -l SELECTOR or --all" in result.output
+    assert result.exit_code == 1 and "choose them with pm -l SELECTOR or pm --all" in result.output
     result = run_cli(home, "rollout", "restart", "pm", "-l", "tier=none")
     assert result.exit_code == 1 and "no plugins match the selector 'tier=none'" in result.output
 

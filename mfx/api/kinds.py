@@ -42,6 +42,11 @@ class KindInfo(_KindInfoFields):  # a record every CLI command loads: see mfx.er
         return f"{self.kind}List"
 
     @property
+    def typed(self) -> str:
+        """What a user types for the kind: its first short name (pm), else its plural."""
+        return self.short_names[0] if self.short_names else self.plural
+
+    @property
     def resource_path(self) -> str:
         """Collection path of the HTTP API, Kubernetes style."""
         prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"

@@ -65,11 +65,12 @@ def chosen_objects(client: Client, args: tuple[str, ...], *, selector: str | Non
     for kind, name in refs:
         if name is not None:
             if not name:
-                raise BadRequestError(f"give a name after {kind.plural}/, e.g. {kind.plural}/NAME")
+                raise BadRequestError(f"give a name after {kind.typed}/, e.g. {kind.typed}/NAME")
             chosen.append((kind, name))
         elif chooser is None:
             raise BadRequestError(f"resource(s) were provided, but no name was specified: name the "
-                                  f"{kind.plural} to {action}, or choose them with -l SELECTOR or --all")
+                                  f"{kind.plural} to {action} ({kind.typed} NAME...), or choose them with "
+                                  f"{kind.typed} -l SELECTOR or {kind.typed} --all")
         else:
             chosen.extend((kind, obj["metadata"]["name"])
                           for obj in client.list(kind, label_selector=selector)["items"])

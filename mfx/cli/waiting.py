@@ -42,9 +42,8 @@ def wait_deleted(client: Client, kind: KindInfo, name: str, deadline: float) -> 
         if event["type"] == "DELETED":
             return
         obj = event["object"]
-    short = kind.short_names[0] if kind.short_names else kind.plural
     raise MfxError(f'timed out waiting for {kind.plural} "{name}" to be deleted{_held_by(obj)}; '
-                   f"see 'mfx describe {short} {name}'")
+                   f"see 'mfx describe {kind.typed} {name}'")
 
 
 def _held_by(obj: Obj) -> str:
@@ -82,6 +81,5 @@ def wait_condition(client: Client, kind: KindInfo, name: str, ctype: str, wanted
     cond = condition(obj, ctype) or condition(obj, "Ready")
     if cond:
         reason = f" (last {cond.get('type')}={cond.get('status')}, reason {cond.get('reason')}: {cond.get('message')})"
-    short = kind.short_names[0] if kind.short_names else kind.plural
     raise MfxError(f"timed out waiting for the condition on {kind.plural}/{name}{reason}; "
-                   f"see 'mfx describe {short} {name}' and 'mfx why {short}/{name}'")
+                   f"see 'mfx describe {kind.typed} {name}' and 'mfx why {kind.typed}/{name}'")
