@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.agent_connection import from_kubeconfig
 from tests.daemon_harness import REPO, SubprocessDaemon, mfx_command, run_cli
+from tests.plugin_fixtures import client, manifest, plugin_root, wait_for
 
 DEADLINE_POLLS = 600  # x 0.1 s: a hang guard, not a speed check
 
@@ -157,6 +159,45 @@ def test_an_agent_runs_plugins_for_a_remote_control_plane_and_keeps_them_through
             assert log.count("could not renew its lease") == 1
             assert log.count("starting 0.1.0") == 1, "the plugin started once"
         assert not alive(pid), "stopping the agent stops its plugins"
+    finally:
+        server.stop()
+
+
+def api_gets(home: Path) -> float:
+    """The GET requests the API server has answered (its ``mfx_api_requests_total``)."""
+    with client(home) as c:
+        text = c.request("GET", "/metrics", accept="text/plain")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("mfx_api_requests_total{") and 'verb="GET"' in line)
+
+
+def ready_on(node_name: str) -> Callable[[Any], bool]:
+    return lambda obj: bool(obj and ((obj.get("status") or {}).get("nodes") or {}).get(node_name, {}).get("ready"))
+
+
+def test_an_agent_reads_what_it_reconciles_from_its_watches_not_from_the_server(tmp_path: Path) -> None:
+    """Each reconcile read its object, and each waiting plugin its dependencies, with a GET
+    of its own: ~8 per plugin started, and more of the agent's CPU and the server's than the
+    writes took. Now they come from what the agent's watches delivered."""
+    cp_home = tmp_path / "cp"
+    names = [f"chain-{i}" for i in range(8)]
+    root = plugin_root(tmp_path, *names)
+    server = control_plane(cp_home)
+    try:
+        with agent(tmp_path / "node-a", "--server", f"unix://{cp_home / 'mfx.sock'}", "--node-name", "node-a",
+                   "--plugin-path", str(root)) as node:
+            poll("node-a Ready through the server", lambda: node_ready(cp_home, "node-a"))
+            before = api_gets(cp_home)
+            with client(cp_home) as c:  # created, not applied: an apply reads each object first
+                for i, name in enumerate(names):
+                    c.create(manifest(name, deps=names[max(i - 1, 0):i]), PLUGIN_MANIFEST)
+            # The last of a chain of dependencies is Ready on the node last.
+            wait_for(cp_home, names[-1], ready_on("node-a"))
+            gets = api_gets(cp_home) - before
+            assert node.said(f"[{names[-1]}] 1.0.0 is running")
+        # The wait and the metrics reads are a handful of GETs; the agent's own were about
+        # five a plugin (40 for these 8).
+        assert gets < len(names), f"{gets:g} GET requests while {len(names)} plugins started"
     finally:
         server.stop()
 
