@@ -1,7 +1,9 @@
 """500 plugins started by a node agent in a process of its own, through the API server.
 
 The set of ``bench_convergence`` (500 testkit plugins, 50 ms starts, a DAG 10 levels deep),
-stored, then the processes launched; timed until every plugin reads Ready through the API:
+stored as the API server would have stored them (defaulted) with the agent's Node (the fleet
+has run before: this is a restart), then the processes launched; timed until every plugin
+reads Ready through the API:
 
 1. ``mfx serve`` alone: its in-process agent starts them (the single-machine daemon).
 2. ``mfx serve --no-local-agent`` and ``mfx agent --server unix://...`` launched together:
@@ -24,11 +26,12 @@ from typing import Any
 from bench.bench_convergence import DELAY, LEVELS, N, _dag, _manifest, _plugin_path
 from bench.common import Figure
 from bench.daemon import is_ready, store_offline
-from mfx.api.kinds import PLUGIN_MANIFEST
+from mfx.api.kinds import NODE, PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
+from mfx.server.admission import Admission
 from tests.daemon_harness import mfx_command
 
-NODE = "bench-node"
+NODE_NAME = "bench-node"
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -92,7 +95,8 @@ def _run(base: Path, root: Path, objects: list[Any], *, split: bool) -> tuple[fl
     """Launch -> all Ready; the server's request counts; CPU seconds of the server and the agent."""
     home = base / ("cp" if split else "serve")
     home.mkdir()
-    store_offline(home / "state.db", objects)
+    node = {"apiVersion": NODE.api_version, "kind": NODE.kind, "metadata": {"name": NODE_NAME}, "spec": {}}
+    store_offline(home / "state.db", [*objects, *([node] if split else [])])
     socket = home / "mfx.sock"
     names = {o["metadata"]["name"] for o in objects}
     started = time.perf_counter()
@@ -103,7 +107,7 @@ def _run(base: Path, root: Path, objects: list[Any], *, split: bool) -> tuple[fl
         if split:
             agent_home = base / "agent"
             agent = _launch(["agent", "--home", str(agent_home), "--server", f"unix://{socket}",
-                             "--node-name", NODE, "--plugin-path", str(root)], base / "agent.log")
+                             "--node-name", NODE_NAME, "--plugin-path", str(root)], base / "agent.log")
         _wait_socket(socket, serve, base / f"{home.name}.log")
         _all_ready(socket, names)
         took = time.perf_counter() - started
@@ -117,7 +121,8 @@ def _run(base: Path, root: Path, objects: list[Any], *, split: bool) -> tuple[fl
 def run() -> list[Figure]:
     deps = _dag()
     names = sorted(deps)
-    objects = [_manifest(n, deps[n], DELAY) for n in names]
+    admission = Admission()
+    objects = [admission.admit(_manifest(n, deps[n], DELAY)) for n in names]
     with tempfile.TemporaryDirectory(prefix="mfx-bench-agent-") as tmp:
         base = Path(tmp)
         root = _plugin_path(base, names)

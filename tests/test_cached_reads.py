@@ -189,3 +189,27 @@ async def test_a_caller_changing_what_it_read_changes_nothing_for_the_next(serve
     assert again["spec"]["version"] == "1.0.0"
     assert "labels" not in again["metadata"]
     await watch.aclose()
+
+
+async def test_an_informers_list_is_read_from_and_a_later_list_drops_what_was_deleted(
+        server: tuple[Server, ApiStore]) -> None:
+    daemon, api = server
+    cache = CachedReads(api)
+    await api.create(plugin("a"))
+    await api.create(plugin("b"))
+    listed = await cache.list(PM)  # as an informer lists before it watches
+    watch = cache.watch(PM, listed.resource_version)
+    await cache.list(PM)  # a second informer of the kind lists it too
+    before = daemon.gets()
+    assert (await cache.get(PM, "a"))["metadata"]["name"] == "a"
+    assert daemon.gets() == before, "the listed object was asked of the server"
+    await watch.aclose()
+
+    # Listed again after a pause in which b was deleted (no watch told it): b is not held.
+    await cache.list(PM)
+    await api.delete(PM, "b")
+    relisted = await cache.list(PM)
+    watch = cache.watch(PM, relisted.resource_version)
+    with pytest.raises(NotFoundError):
+        await cache.get(PM, "b")
+    await watch.aclose()

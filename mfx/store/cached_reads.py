@@ -12,6 +12,8 @@ It learns objects from the lists and watches that pass through it (the controlle
 informers: no extra watch) and from the answer to every write made through it. Its rules keep
 a read no staler than the watch it follows:
 
+- A list of a whole kind (what an informer takes before it watches) replaces what was known
+  of the kind: an object deleted meanwhile is not in it, and is no longer held.
 - An older resourceVersion never replaces a newer one; a DELETED event leaves a tombstone at
   its version, so an answer that crossed it cannot bring the object back.
 - ``get`` answers from the cache only for a kind with a watch running through it, and only an
@@ -76,16 +78,20 @@ class CachedReads:
 
     # --- what it knows ---------------------------------------------------------------------
 
-    def _learn(self, obj: Obj) -> None:
+    def _learn(self, obj: Obj, *, listed: bool = False) -> None:
+        """Hold ``obj`` if it is newer than what is known of it. Outside a list of its whole
+        kind, only while a watch of the kind runs: that watch is what tells of later changes."""
         kind = obj.get("kind")
-        if not self._watching.get(kind):  # type: ignore[arg-type]
+        if not listed and not self._watching.get(kind):  # type: ignore[arg-type]
             return
         meta = obj.get("metadata") or {}
         version = _version(meta)
         if version is None:
             return
         key = (kind, meta.get("name"))
-        if version > self._versions.get(key, 0):  # type: ignore[arg-type]
+        known = self._versions.get(key, 0)  # type: ignore[arg-type]
+        # The same version again is taken only when it is not held (a list after a list).
+        if version > known or (version == known and key not in self._objects):
             self._versions[key] = version  # type: ignore[index]
             self._objects[key] = json_copy(obj)  # type: ignore[index]
 
@@ -151,8 +157,14 @@ class CachedReads:
 
     async def list(self, kind: str, **options: Unpack[ListOptions]) -> ListResult:
         result = await self._inner.list(kind, **options)
+        whole = not options.get("label_selector")
+        if whole and not options.get("continue_token"):
+            # Its first page: what was held of the kind and is not listed is gone. The
+            # versions stay, so no page can bring back what a newer event has told.
+            for key in [k for k in self._objects if k[0] == kind]:
+                del self._objects[key]
         for obj in result.items:
-            self._learn(obj)
+            self._learn(obj, listed=whole)
         return result
 
     def watch(self, kind: str | None, since: int) -> Any:
