@@ -28,6 +28,7 @@ from bench.common import Figure
 from bench.daemon import is_ready, store_offline
 from mfx.api.kinds import NODE, PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
+from mfx.errors import DaemonUnavailableError
 from mfx.server.admission import Admission
 from tests.daemon_harness import mfx_command
 
@@ -49,7 +50,7 @@ def _wait_socket(path: Path, process: subprocess.Popen[bytes], log: Path) -> Non
 def _all_ready(socket: Path, names: set[str]) -> None:
     """Block until every name is Ready, on one list and a watch."""
     with Client(Endpoint(socket=socket), timeout=600) as client:
-        page = client.request("GET", PLUGIN_MANIFEST.resource_path)
+        page = _first_answer(client)
         pending = names - {o["metadata"]["name"] for o in page["items"] if is_ready(o)}
         if not pending:
             return
@@ -60,6 +61,17 @@ def _all_ready(socket: Path, names: set[str]) -> None:
                 if not pending:
                     return
     raise RuntimeError("the watch ended")
+
+
+def _first_answer(client: Client) -> dict[str, Any]:
+    """The list, once the server answers (its socket file exists a moment before it does)."""
+    for _ in range(6000):
+        try:
+            answer: dict[str, Any] = client.request("GET", PLUGIN_MANIFEST.resource_path)
+            return answer
+        except DaemonUnavailableError:
+            time.sleep(0.01)
+    raise RuntimeError("the API server never answered")
 
 
 def _requests(socket: Path) -> dict[str, float]:
