@@ -59,6 +59,15 @@ async def next_event(watch: Any, name: str, kind: WatchEventType | None = None) 
     raise AssertionError("the watch ended")
 
 
+async def holding(api: ApiStore, name: str) -> tuple[CachedReads, Any]:
+    """A cache, and its watch, which has delivered ``name`` (just made)."""
+    cache = CachedReads(api)
+    watch = cache.watch(PM, await api.current_resource_version())
+    await api.create(plugin(name))
+    await next_event(watch, name)
+    return cache, watch
+
+
 async def test_an_object_its_watch_delivered_is_read_without_asking_the_server(
         server: tuple[Server, ApiStore]) -> None:
     daemon, api = server
@@ -93,10 +102,7 @@ async def test_without_a_watch_of_the_kind_every_read_asks_the_server(server: tu
 
 async def test_not_found_and_deleted_objects_are_asked_of_the_server(server: tuple[Server, ApiStore]) -> None:
     daemon, api = server
-    cache = CachedReads(api)
-    watch = cache.watch(PM, await api.current_resource_version())
-    await api.create(plugin("a"))
-    await next_event(watch, "a")
+    cache, watch = await holding(api, "a")
     await api.delete(PM, "a")
     await next_event(watch, "a", WatchEventType.DELETED)
     before = daemon.gets()
@@ -135,10 +141,7 @@ async def test_its_own_writes_are_read_back_and_an_older_event_does_not_undo_the
 
 async def test_a_write_that_conflicts_makes_the_next_read_ask_the_server(server: tuple[Server, ApiStore]) -> None:
     daemon, api = server
-    cache = CachedReads(api)
-    watch = cache.watch(PM, await api.current_resource_version())
-    await api.create(plugin("a"))
-    await next_event(watch, "a")
+    cache, watch = await holding(api, "a")
     stale = await cache.get(PM, "a")
     await api.patch(PM, "a", {"metadata": {"labels": {"by": "someone-else"}}})  # its event not read yet
     with pytest.raises(ConflictError):
@@ -153,10 +156,8 @@ async def test_a_write_that_conflicts_makes_the_next_read_ask_the_server(server:
 async def test_when_its_last_watch_ends_the_kind_is_read_from_the_server_again(
         server: tuple[Server, ApiStore]) -> None:
     daemon, api = server
-    cache = CachedReads(api)
-    first, second = cache.watch(PM, await api.current_resource_version()), cache.watch(PM, await api.current_resource_version())
-    await api.create(plugin("a"))
-    await next_event(first, "a")
+    cache, first = await holding(api, "a")
+    second = cache.watch(PM, await api.current_resource_version())
     await first.aclose()
     before = daemon.gets()
     await cache.get(PM, "a")
