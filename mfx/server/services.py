@@ -30,6 +30,7 @@ from mfx.server.plugin_call_api import plugin_call_routes
 from mfx.store.api_store import ApiStore
 from mfx.store.cached_reads import CachedReads
 from mfx.store.plugin_logs import PluginLogStore
+from mfx.store.sqlite import SQLiteStore
 from reconciler import ControllerOptions, EventBus, Manager, Registry, ServiceRegistry
 
 log = logging.getLogger("mfx.daemon.controllers")
@@ -61,8 +62,10 @@ async def _run_controllers(context: DaemonContext, *,
         # Behind a remote API other nodes share the objects: this node writes only its entry.
         placement = NodePlacement(node_name(config), labels=dict(config.node_labels))
         shared = isinstance(context.store, ApiStore)
-        # Behind the API each read is a request: the controllers read what their watches brought.
-        store = NodeStatusStore(CachedReads(context.store) if shared else context.store, placement, shared=shared)
+        # Behind the API (or on etcd) each read is a request: the controllers read what their
+        # watches brought. The SQLite store answers reads from memory already.
+        local = isinstance(context.store, SQLiteStore)
+        store = NodeStatusStore(context.store if local else CachedReads(context.store), placement, shared=shared)
         env = ControllerEnv(
             store=store, placement=placement, metrics=context.metrics, home=config.home,
             plugin_paths=[p.resolve() for p in config.plugin_paths], services=context.service_registry,

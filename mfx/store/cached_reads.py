@@ -6,7 +6,7 @@ local store each read is a dictionary lookup; against the API server (``ApiStore
 HTTP request, and both sides pay for it: an agent starting 500 plugins made ~4000 of them,
 and they took more of its CPU and the server's than its writes did. controller-runtime's
 client reads from its informers' cache for the same reason; ``CachedReads`` is that cache,
-put under the agent's controllers (``mfx.server.services``).
+put under the controllers of an agent and of a daemon on etcd (``mfx.server.services``).
 
 It learns objects from the lists and watches that pass through it (the controllers' own
 informers: no extra watch) and from the answer to every write made through it. Its rules keep
