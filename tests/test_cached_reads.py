@@ -214,3 +214,21 @@ async def test_an_informers_list_is_read_from_and_a_later_list_drops_what_was_de
     with pytest.raises(NotFoundError):
         await cache.get(PM, "b")
     await watch.aclose()
+
+
+async def test_after_a_conflict_a_late_event_of_the_version_it_was_based_on_is_not_held_again(
+        server: tuple[Server, ApiStore]) -> None:
+    daemon, api = server
+    cache = CachedReads(api)
+    await api.create(plugin("a"))
+    watch = cache.watch(PM, await api.current_resource_version())
+    mine = await cache.patch(PM, "a", {"metadata": {"labels": {"step": "mine"}}})  # held, its event not read
+    await api.patch(PM, "a", {"metadata": {"labels": {"step": "theirs"}}})
+    with pytest.raises(ConflictError):
+        await cache.update({**mine, "metadata": {**mine["metadata"], "labels": {"step": "mine-again"}}})
+    late = await next_event(watch, "a", WatchEventType.MODIFIED)
+    assert late.object["metadata"]["resourceVersion"] == mine["metadata"]["resourceVersion"]
+    before = daemon.gets()
+    assert (await cache.get(PM, "a"))["metadata"]["labels"] == {"step": "theirs"}
+    assert daemon.gets() == before + 1
+    await watch.aclose()

@@ -22,17 +22,17 @@ a read no staler than the watch it follows:
 - When the last watch of a kind ends (the store answered Gone, or the watch was closed), the
   kind is forgotten, so what was deleted meanwhile is not served; the relist refills it.
 - A write that fails (a conflict, a failed ``test`` of a JSON patch) forgets its object: the
-  retry reads the store, and does not conflict again on the same stale copy.
+  retry reads the store, and does not conflict again on the same stale copy, nor on a late
+  watch event of the version the write was based on.
 - Every answer is a copy of its own: a caller may change what it gets.
 """
 
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Sequence
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Self, Unpack
 
 from mfx.api.json_copy import json_copy
 from mfx.api.objects import Obj
@@ -48,16 +48,7 @@ from mfx.store.base import (
 
 __all__ = ["CachedReads"]
 
-T = TypeVar("T")
 Key = tuple[str, str]
-
-
-@dataclasses.dataclass
-class CacheCounts:
-    """What the cache saved: reads it answered, and reads it passed to the store."""
-
-    hits: int = 0
-    misses: int = 0
 
 
 class CachedReads:
@@ -71,7 +62,6 @@ class CachedReads:
         self._objects: dict[Key, Obj] = {}
         self._versions: dict[Key, int] = {}  # the newest resourceVersion seen, tombstones included
         self._watching: Counter[str] = Counter()  # watches running through here, per kind
-        self.counts = CacheCounts()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -90,8 +80,9 @@ class CachedReads:
             return
         key = (kind, meta.get("name"))
         known = self._versions.get(key, 0)  # type: ignore[arg-type]
-        # The same version again is taken only when it is not held (a list after a list).
-        if version > known or (version == known and key not in self._objects):
+        # The same version again only from a list, when it is not held (a list after a list):
+        # a failed write let go of the version it was based on, and no event may restore it.
+        if version > known or (listed and version == known and key not in self._objects):
             self._versions[key] = version  # type: ignore[index]
             self._objects[key] = json_copy(obj)  # type: ignore[index]
 
@@ -104,9 +95,9 @@ class CachedReads:
             self._objects.pop(key, None)
 
     def _forget(self, kind: str, name: str | None) -> None:
+        """Not held any more; its version stays, so only a newer one is held again."""
         if name is not None:
             self._objects.pop((kind, name), None)
-            self._versions.pop((kind, name), None)
 
     def _forget_kind(self, kind: str) -> None:
         for key in [k for k in self._versions if k[0] == kind]:
@@ -130,9 +121,7 @@ class CachedReads:
     async def get(self, kind: str, name: str) -> Obj:
         held = self._objects.get((kind, name)) if self._watching.get(kind) else None
         if held is not None:
-            self.counts.hits += 1
             return json_copy(held)
-        self.counts.misses += 1
         obj = await self._inner.get(kind, name)
         self._learn(obj)
         return obj
@@ -146,8 +135,6 @@ class CachedReads:
                 missing.append(key)
             else:
                 found[key] = json_copy(held)
-        self.counts.hits += len(found)
-        self.counts.misses += len(missing)
         if missing:
             fetched = await self._inner.get_many(missing)
             for obj in fetched.values():
