@@ -32,6 +32,7 @@ import importlib.machinery
 import importlib.util
 import os
 import re
+import stat
 import sys
 import threading
 import traceback
@@ -45,6 +46,7 @@ from typing import Any
 
 from mfx.errors import EntryPointNotFoundError, PluginLoadError
 from mfx.runtimes.base import LoadRequest, LogLevel, PluginLogRecord
+from mfx.runtimes.import_gate import ImportGate
 from mfx.runtimes.verified_files import verify_bytes
 
 PYTHON_PREFIX = "python:"
@@ -140,10 +142,45 @@ class CodeCache:
             self._codes.clear()
 
 
-class _SourceLoader(importlib.abc.Loader):
-    """Runs a module from its source (or from already verified bytes); no bytecode files."""
+@dataclass(frozen=True)
+class _Source:
+    """A module file as read: its bytes and the identity (``st_dev, st_ino``) of the file read."""
 
-    def __init__(self, path: Path | None, source: bytes | None = None,
+    data: bytes
+    identity: tuple[int, int]
+
+
+def _read_source(path: str) -> _Source | None:
+    """The bytes of the regular file at ``path``, or None when there is none.
+
+    Four system calls (open, fstat, read, close) where ``open(path, "rb").read()`` makes ten
+    and a stat before it one more: each lets go of the interpreter lock, and a worker thread
+    importing one of hundreds of starting plugins waits for the lock again after each.
+    ``O_NONBLOCK``: a FIFO named like a module is not waited on (it is not a regular file).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        data = os.read(fd, found.st_size + 1)
+        if len(data) > found.st_size:  # it grew since the fstat: read on to its end
+            parts = [data]
+            while chunk := os.read(fd, 1 << 16):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return _Source(data, (found.st_dev, found.st_ino))
+    finally:
+        os.close(fd)
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Runs a module from the source its finder read (or an empty package); no bytecode files."""
+
+    def __init__(self, path: Path | None, source: _Source | None = None,
                  codes: CodeCache | None = None) -> None:
         self.path = path
         self.source = source
@@ -153,16 +190,12 @@ class _SourceLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        if self.path is None:  # a directory without __init__.py: an empty package
+        if self.path is None or self.source is None:  # a directory without __init__.py: an empty package
             return
         if self.codes is None:
-            source = self.source if self.source is not None else self.path.read_bytes()
-            code = compile(source, str(self.path), "exec", dont_inherit=True)
+            code = compile(self.source.data, str(self.path), "exec", dont_inherit=True)
         else:
-            with open(self.path, "rb") as file:  # the identity of the file read, not of a path looked up again
-                found = os.fstat(file.fileno())
-                source = self.source if self.source is not None else file.read()
-            code = self.codes.code_for(self.path, source, (found.st_dev, found.st_ino))
+            code = self.codes.code_for(self.path, self.source.data, self.source.identity)
         exec(code, module.__dict__)
 
 
@@ -185,9 +218,10 @@ class PluginFinder(importlib.abc.MetaPathFinder):
     not a registered root is answered with None at the cost of one string comparison.
     """
 
-    def __init__(self, codes: CodeCache | None = None) -> None:
+    def __init__(self, codes: CodeCache | None = None, gate: ImportGate | None = None) -> None:
         self.roots: dict[str, _Root] = {}
         self.codes = codes
+        self.gate = gate or ImportGate()  # the loads of one runtime go through it one at a time
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
@@ -200,13 +234,19 @@ class PluginFinder(importlib.abc.MetaPathFinder):
             return None
         root.modules.append(fullname)
         rest = rest_text.split(".") if rest_text else []
-        # The order ``locate_module`` looks in (and so the file a checksum covers).
+        # The order ``locate_module`` looks in (and so the file a checksum covers). Each
+        # candidate is read as it is looked for: a missing one costs one failed open.
         candidates = module_candidates(root.directory, rest)
-        found = _first_file(candidates)
         base = os.path.join(root.directory, *rest)
-        if found is not None:
+        for found in candidates:
+            source = _read_source(found)
+            if source is None:
+                continue
             path = Path(found)
-            loader = _SourceLoader(path, root.overrides.get(path), self.codes)
+            verified = root.overrides.get(path)
+            if verified is not None:  # the checked bytes are the bytes that run
+                source = _Source(verified, source.identity)
+            loader = _SourceLoader(path, source, self.codes)
             if found == candidates[0]:  # a package's __init__.py
                 return importlib.util.spec_from_file_location(
                     fullname, path, loader=loader, submodule_search_locations=[base]
@@ -248,16 +288,12 @@ def import_plugin(request: LoadRequest, entry: PythonEntryPoint, finder: PluginF
     Blocking (reads files, runs module code): call it in a worker thread.
     """
     plugin_dir = Path(os.path.abspath(request.plugin_dir))  # not resolved: see the module's docstring
-    module_file, tried = locate_module(plugin_dir, entry.parts)
-    if module_file is None:
-        looked = ", ".join(str(p) for p in tried)
-        raise EntryPointNotFoundError(
-            f"{request.name}: entry point {entry}: no module {entry.module!r} in {plugin_dir} "
-            f"(looked for {looked}); check spec.entryPoint and the plugin's files"
-        )
     overrides: dict[Path, bytes] = {}
     checksum = None
-    if request.checksum is not None:
+    if request.checksum is not None:  # the entry module's bytes are read and checked before any code runs
+        module_file, _ = locate_module(plugin_dir, entry.parts)
+        if module_file is None:
+            raise _entry_module_missing(request, entry, plugin_dir)
         data = module_file.read_bytes()
         checksum = verify_bytes(data, request.checksum)
         overrides[module_file] = data
@@ -265,38 +301,62 @@ def import_plugin(request: LoadRequest, entry: PythonEntryPoint, finder: PluginF
     root_name = f"{ROOT_PREFIX}{safe}_{uuid.uuid4().hex[:12]}"
     parts = entry.parts
     module_name = ".".join([root_name, *parts[1:]])
-    loaded = LoadedModule(root_name, module_name, module_file, None, finder, checksum)
+    loaded = LoadedModule(root_name, module_name, Path(), None, finder, checksum)
     finder.roots[root_name] = _Root(plugin_dir / parts[0], overrides)
     try:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and (exc.name == root_name or exc.name.startswith(root_name)):
-                raise PluginLoadError(
-                    f"{request.name}: {entry}: cannot import {exc.name.replace(root_name, parts[0], 1)!r} "
-                    f"from {plugin_dir}; inside the package use relative imports"
-                ) from exc
-            raise _load_error(request, entry, exc) from exc
-        except Exception as exc:
-            raise _load_error(request, entry, exc) from exc
-        target = getattr(module, entry.attribute, None)
-        if target is None:
-            raise EntryPointNotFoundError(
-                f"{request.name}: entry point {entry}: {module_file} defines no {entry.attribute!r}"
-            )
-        if not isinstance(target, type):
-            raise PluginLoadError(
-                f"{request.name}: entry point {entry}: {entry.attribute!r} is a "
-                f"{type(target).__name__}, expected a class"
-            )
-        try:
-            loaded.plugin = target()
-        except Exception as exc:
-            raise _load_error(request, entry, exc) from exc
+        with finder.gate.passage():  # see mfx.runtimes.import_gate
+            module = _import_entry_module(request, entry, module_name, plugin_dir)
+            loaded.module_file = Path(getattr(module, "__file__", None) or plugin_dir)
+            loaded.plugin = _instantiate(request, entry, module, loaded.module_file)
         return loaded
     except BaseException:
         loaded.unload()
         raise
+
+
+def _import_entry_module(request: LoadRequest, entry: PythonEntryPoint, module_name: str,
+                         plugin_dir: Path) -> types.ModuleType:
+    root_name, parts = module_name.partition(".")[0], entry.parts
+    # The entry module and the packages it is in: a missing one is a missing entry point.
+    chain = {".".join([root_name, *parts[1:i]]) for i in range(1, len(parts) + 1)}
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name in chain:
+            raise _entry_module_missing(request, entry, plugin_dir) from None
+        if exc.name is not None and exc.name.startswith(root_name):
+            raise PluginLoadError(
+                f"{request.name}: {entry}: cannot import {exc.name.replace(root_name, parts[0], 1)!r} "
+                f"from {plugin_dir}; inside the package use relative imports"
+            ) from exc
+        raise _load_error(request, entry, exc) from exc
+    except Exception as exc:
+        raise _load_error(request, entry, exc) from exc
+
+
+def _instantiate(request: LoadRequest, entry: PythonEntryPoint, module: types.ModuleType, module_file: Path) -> Any:
+    target = getattr(module, entry.attribute, None)
+    if target is None:
+        raise EntryPointNotFoundError(
+            f"{request.name}: entry point {entry}: {module_file} defines no {entry.attribute!r}"
+        )
+    if not isinstance(target, type):
+        raise PluginLoadError(
+            f"{request.name}: entry point {entry}: {entry.attribute!r} is a "
+            f"{type(target).__name__}, expected a class"
+        )
+    try:
+        return target()
+    except Exception as exc:
+        raise _load_error(request, entry, exc) from exc
+
+
+def _entry_module_missing(request: LoadRequest, entry: PythonEntryPoint, plugin_dir: Path) -> EntryPointNotFoundError:
+    looked = ", ".join(module_candidates(plugin_dir, entry.parts))
+    return EntryPointNotFoundError(
+        f"{request.name}: entry point {entry}: no module {entry.module!r} in {plugin_dir} "
+        f"(looked for {looked}); check spec.entryPoint and the plugin's files"
+    )
 
 
 def _load_error(request: LoadRequest, entry: PythonEntryPoint, exc: BaseException) -> PluginLoadError:
