@@ -13,6 +13,8 @@
    user's daemon pays for its log and each plugin's log file on top of the figures above,
    taken with logging at the embedder's default (WARNING: the controllers' INFO messages
    are dropped before they are formatted).
+7. Convergence 1 again with the daemon's interpreter threads free to run on any CPU
+   (``mfx serve --no-pin-threads``), against 1 (pinned, as ``mfx serve`` runs by default).
 """
 
 from __future__ import annotations
@@ -249,6 +251,21 @@ def run() -> list[Figure]:
                 logged = daemon.portal.call(_wait_ready, daemon.context.store, set(names)) - daemon.started
         figures.append(Figure("same, logging as mfx serve does (INFO, each plugin's log file)", logged, "s",
                               "critical-path lower bound", lower_bound, "ratio <= 1.2", baseline_computed=True))
+
+        # 7. the same stored set, the daemon's interpreter threads on any CPU (mfx serve
+        #    --no-pin-threads): what sharing one CPU saves (mfx.cpu_affinity)
+        home = base / "home4"
+        home.mkdir()
+        store_offline(home / "state.db", [_manifest(n, deps[n], DELAY) for n in names])
+        cpu_before = time.process_time()
+        with BenchDaemon(home, root, pin_threads=False) as daemon:
+            assert daemon.context is not None
+            spread = daemon.portal.call(_wait_ready, daemon.context.store, set(names)) - daemon.started
+            spread_cpu = time.process_time() - cpu_before
+        figures.append(Figure("daemon start -> all Ready, interpreter threads pinned (the default)", converged, "s",
+                              "the same, threads on any CPU (--no-pin-threads)", spread))
+        figures.append(Figure("CPU time per plugin, pinned (the default)", cpu / N * 1000, "ms",
+                              "the same, threads on any CPU", spread_cpu / N * 1000))
 
         # 2. applied through the API while the daemon runs
         home = base / "home2"

@@ -73,9 +73,11 @@ async def wait_until(store: Any, kind: str, names: set[str], done: Callable[[Obj
 
 
 class BenchDaemon:
-    def __init__(self, home: Path, plugin_path: Path, *, workers: int = 4) -> None:
-        # As ``mfx serve`` runs it: this process is only the daemon (and the benchmark's watch).
-        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers, freeze_startup_objects=True)
+    def __init__(self, home: Path, plugin_path: Path, *, workers: int = 4, pin_threads: bool = True) -> None:
+        # As ``mfx serve`` runs it: this process is only the daemon (and the benchmark's watch);
+        # ``pin_threads=False`` as ``mfx serve --no-pin-threads``.
+        self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers, freeze_startup_objects=True,
+                                   pin_interpreter_threads=pin_threads)
         self.context: DaemonContext | None = None
         self.started = 0.0
         self.stopped_in = 0.0

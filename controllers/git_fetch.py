@@ -24,6 +24,7 @@ from pathlib import Path
 
 import anyio
 
+from mfx import cpu_affinity
 from mfx.api.models import GitCredentials, GitRef
 from mfx.errors import GitError, SourcePathError
 
@@ -139,8 +140,9 @@ class GitRepository:
         stdin = {"input": input} if input is not None else {"stdin": None}
         try:
             with anyio.fail_after(self.timeout):
-                done = await anyio.run_process(command, cwd=cwd or self.cache_dir, env=git_env(self.auth),
-                                               check=False, **stdin)
+                with cpu_affinity.spawning():  # git gets every CPU the daemon has
+                    done = await anyio.run_process(command, cwd=cwd or self.cache_dir, env=git_env(self.auth),
+                                                   check=False, **stdin)
         except TimeoutError:
             raise GitError(f"git {args[0]} did not finish within {self.timeout:g}s") from None
         except OSError as exc:

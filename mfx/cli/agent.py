@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mfx.cli.daemon_options import no_pin_threads
 from mfx.logs import configure_logging
 
 
@@ -37,12 +38,14 @@ from mfx.logs import configure_logging
 @click.option("--workers", default=4, show_default=True, help="Reconcile workers per controller.")
 @click.option("--no-file-tap", "no_file_tap", is_flag=True,
               help="Without a sound card, do not play into an ALSA file tap under HOME/audio.")
+@no_pin_threads
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(servers: str | None, token_file: Path | None, kubeconfig: Path | None, ca_file: Path | None,
           node_name: str, node_labels: str, node_lease_seconds: int, home: Path | None,
-          plugin_paths: tuple[Path, ...], workers: int, no_file_tap: bool, log_format: str, log_level: str) -> None:
+          plugin_paths: tuple[Path, ...], workers: int, no_file_tap: bool, no_pin_threads: bool, log_format: str,
+          log_level: str) -> None:
     """Run this machine's node agent: its plugins, audio sinks and player, with every object
     read and written through a remote API server (it holds no store credentials).
 
@@ -86,6 +89,7 @@ def agent(servers: str | None, token_file: Path | None, kubeconfig: Path | None,
         workers=workers,
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the agent
+        pin_interpreter_threads=not no_pin_threads,
         engine_outlives_daemon=True,  # music goes on across a restart of the agent
         node_name=checked_name,
         node_labels=labels,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mfx.cli.daemon_options import no_pin_threads
 from mfx.cli.durations import DURATION, POSITIVE_DURATION
 from mfx.logs import configure_logging
 
@@ -70,13 +71,15 @@ from mfx.logs import configure_logging
 @click.option("--no-local-agent", "no_local_agent", is_flag=True,
               help="Serve only the control plane (API, store, fleet-wide controllers): run no plugins, "
                    "audio sinks, player or node agent here; each node runs 'mfx agent --server' instead.")
+@no_pin_threads
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def serve(home: Path | None, listen: str | None, listen_http: str | None, metrics_address: str | None,
           ui_address: str | None, plugin_paths: tuple[Path, ...], allow_unsigned: tuple[str, ...], workers: int,
           resync: float, no_file_tap: bool, store_url: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
           etcd_key: Path | None, etcd_compaction: float, node_name: str | None, node_labels: str, node_lease_seconds: int,
-          leader_lease_seconds: float, no_local_agent: bool, log_format: str, log_level: str) -> None:
+          leader_lease_seconds: float, no_local_agent: bool, no_pin_threads: bool, log_format: str,
+          log_level: str) -> None:
     """Run the mfx daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
 
     The audio engine runs beside it as a process of its own (HOME/engine: socket, pid, log),
@@ -142,6 +145,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         resync_seconds=resync,
         file_tap=not no_file_tap and not no_local_agent,
         freeze_startup_objects=True,  # this process is only the daemon
+        pin_interpreter_threads=not no_pin_threads,
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
         store_url=store_url,
         etcd_tls=EtcdTLS(etcd_cacert, etcd_cert, etcd_key),

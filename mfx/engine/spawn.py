@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import mfx
+from mfx import cpu_affinity
 from mfx.engine.paths import EnginePaths
 
 # Where the mfx package lives: put first on the engine's PYTHONPATH, so the engine runs the
@@ -31,9 +32,10 @@ def spawn_engine(paths: EnginePaths, *, env: Mapping[str, str], python: str = sy
     with paths.log.open("ab") as log:
         # Its own directory as working directory: the engine outlives the daemon, and should
         # not keep wherever the daemon was started from in use.
-        return subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                cwd=paths.directory)
+        with cpu_affinity.spawning():  # the engine gets every CPU the daemon has
+            return subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                    cwd=paths.directory)
 
 
 def _rotate(log: Path) -> None:

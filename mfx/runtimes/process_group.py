@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mfx import cpu_affinity
 from mfx.errors import EntryPointNotFoundError, PluginLoadError
 from mfx.runtimes.cgroups import Cgroup
 
@@ -32,16 +33,17 @@ async def spawn(
     preexec_fn: Callable[[], None],
 ) -> asyncio.subprocess.Process:
     try:
-        return await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(cwd),
-            env=dict(env),
-            preexec_fn=preexec_fn,
-            start_new_session=True,
-        )
+        with cpu_affinity.spawning():  # the plugin gets every CPU the daemon has
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=str(cwd),
+                env=dict(env),
+                preexec_fn=preexec_fn,
+                start_new_session=True,
+            )
     except FileNotFoundError as exc:
         raise EntryPointNotFoundError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
     except PermissionError as exc:
@@ -89,12 +91,13 @@ class GroupReaper:
         """The reaper of group ``pgid``; None (logged) if no shell can be started."""
         reader, writer = os.pipe()  # not inheritable: no other child holds the writer
         try:
-            process = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", REAPER_SCRIPT, "mfx-reaper", str(pgid),
-                str(cgroup.path) if cgroup is not None else "",
-                stdin=reader, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd="/", env={"PATH": os.defpath}, start_new_session=True,
-            )
+            with cpu_affinity.spawning():  # not on the interpreter's CPU
+                process = await asyncio.create_subprocess_exec(
+                    "/bin/sh", "-c", REAPER_SCRIPT, "mfx-reaper", str(pgid),
+                    str(cgroup.path) if cgroup is not None else "",
+                    stdin=reader, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    cwd="/", env={"PATH": os.defpath}, start_new_session=True,
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             os.close(writer)
             log.warning("cannot start the reaper of process group %d: %s; its processes "

@@ -38,6 +38,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import orjson
 
+from mfx import cpu_affinity
 from mfx.errors import PluginLoadError
 from mfx.runtimes import zygote_server
 from mfx.runtimes.process_command import PASSTHROUGH_ENV, PASSTHROUGH_ENV_PREFIXES
@@ -217,17 +218,18 @@ class Zygote:
         env = zygote_environment(os.environ)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", SERVER_MODULE, str(theirs.fileno()),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=None,  # its own failures go where the daemon's go
-                cwd="/",
-                env=env,
-                pass_fds=(theirs.fileno(),),
-                preexec_fn=preexec_fn,
-                start_new_session=True,
-            )
+            with cpu_affinity.spawning():  # the plugins it forks get every CPU the daemon has
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", SERVER_MODULE, str(theirs.fileno()),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=None,  # its own failures go where the daemon's go
+                    cwd="/",
+                    env=env,
+                    pass_fds=(theirs.fileno(),),
+                    preexec_fn=preexec_fn,
+                    start_new_session=True,
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             ours.close()
             raise ZygoteError(f"cannot start the zygote: {exc}") from None

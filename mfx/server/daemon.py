@@ -22,7 +22,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 import mfx
+from mfx import cpu_affinity
 from mfx.audio.file_tap import FileTap, plan
+from mfx.cpu_affinity import CpuAffinity
 from mfx.engine.api import AudioEngine, EngineMode
 from mfx.engine.sink_registry import SinkRegistry
 from mfx.home import default_home
@@ -97,6 +99,10 @@ class DaemonConfig:
     # on exit. It changes the whole process, so only the owner of the process turns it on:
     # ``mfx serve``, or a test that plays real-time audio the way ``mfx serve`` would.
     freeze_startup_objects: bool = False
+    # The daemon's interpreter threads (event loop, store writer, plugin calls) share one CPU;
+    # child processes and native plugin code keep every CPU (mfx.cpu_affinity). It changes
+    # the threads of the process, so only its owner turns it on: ``mfx serve``, ``mfx agent``.
+    pin_interpreter_threads: bool = False
     # The audio engine process keeps playing when this daemon stops (an upgrade, a crash) and
     # the next daemon adopts it; otherwise the daemon shuts the engine down on its way out.
     # ``mfx serve`` sets it; a daemon embedded in a test or a program cleans up after itself.
@@ -187,37 +193,43 @@ async def run_daemon(
     lock = HomeLock(config.home / "mfx.lock")
     lock.acquire()  # before anything in HOME changes: another daemon may serve it
     tap: FileTap | None = None
-    try:
-        tap = _set_up_file_tap(config.home) if config.file_tap else None
-        opened = (open_store(config) if open_store is not None
-                  else store_for(config.store_url, config.database_path, config.etcd_tls,
-                                compaction_seconds=config.etcd_compaction_seconds))
-        async with opened as store:
-            metrics = Metrics()
-            metrics.build_info.info({"version": mfx.__version__})
-            shutdown = anyio.Event()
-            admission = Admission()
-            unsigned = UnsignedPolicy(
-                sources=(None if config.allow_unsigned_sources is None
-                         else UnsignedPolicy.parse(config.allow_unsigned_sources)),
-                plugin_paths=tuple(p.resolve() for p in config.plugin_paths))
-            log_store = PluginLogStore(config.home / "logs")
-            cache = ObjectCache(store)
-            metrics.registry.register(ObjectStateCollector(cache.snapshot))
-            metrics.plugin_process_sampler.sample_from(pids_from_snapshot(cache.snapshot))
-            api = ApiServer(store=store, admission=admission, metrics=metrics, shutdown=shutdown,
-                            extra_routes=[*package_routes(config.home, unsigned, store, admission),
-                                          *log_routes(log_store, shutdown, store=store)])
-            context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown,
-                                    log_store=log_store, cache=cache, file_tap=tap)
-            # The controller's messages about a plugin (logged with extra={"plugin": name})
-            # land in that plugin's log beside its own output.
-            with plugin_records_routed_to(log_store):
-                await _serve(context, services or [], on_ready, handle_signals)
-    finally:
-        if tap is not None:
-            os.environ.pop("ALSA_CONFIG_PATH", None)
-        lock.release()
+    # Before the store or anything else starts a thread: the threads started from here on
+    # share the loop's CPU.
+    cpu = CpuAffinity.choose(pin=config.pin_interpreter_threads)
+    with cpu_affinity.in_effect(cpu):  # the daemon's tasks and threads find it there
+        try:
+            cpu.pin()
+            tap = _set_up_file_tap(config.home) if config.file_tap else None
+            opened = (open_store(config) if open_store is not None
+                      else store_for(config.store_url, config.database_path, config.etcd_tls,
+                                    compaction_seconds=config.etcd_compaction_seconds))
+            async with opened as store:
+                metrics = Metrics()
+                metrics.build_info.info({"version": mfx.__version__})
+                shutdown = anyio.Event()
+                admission = Admission()
+                unsigned = UnsignedPolicy(
+                    sources=(None if config.allow_unsigned_sources is None
+                             else UnsignedPolicy.parse(config.allow_unsigned_sources)),
+                    plugin_paths=tuple(p.resolve() for p in config.plugin_paths))
+                log_store = PluginLogStore(config.home / "logs")
+                cache = ObjectCache(store)
+                metrics.registry.register(ObjectStateCollector(cache.snapshot))
+                metrics.plugin_process_sampler.sample_from(pids_from_snapshot(cache.snapshot))
+                api = ApiServer(store=store, admission=admission, metrics=metrics, shutdown=shutdown,
+                                extra_routes=[*package_routes(config.home, unsigned, store, admission),
+                                              *log_routes(log_store, shutdown, store=store)])
+                context = DaemonContext(config=config, store=store, metrics=metrics, api=api, shutdown=shutdown,
+                                        log_store=log_store, cache=cache, file_tap=tap)
+                # The controller's messages about a plugin (logged with extra={"plugin": name})
+                # land in that plugin's log beside its own output.
+                with plugin_records_routed_to(log_store):
+                    await _serve(context, services or [], on_ready, handle_signals)
+        finally:
+            if tap is not None:
+                os.environ.pop("ALSA_CONFIG_PATH", None)
+            cpu.release()  # an embedding program's thread goes back to where it was
+            lock.release()
 
 
 def store_upkeep(store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]] | None:

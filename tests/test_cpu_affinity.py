@@ -1,0 +1,234 @@
+"""The daemon's interpreter threads share one CPU; its child processes (plugin processes, the
+audio engine, git) and the threads running native plugin code keep every CPU it was given
+(mfx.cpu_affinity). Read from the kernel: /proc/.../status Cpus_allowed_list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from mfx import cpu_affinity
+from mfx.cpu_affinity import CpuAffinity
+from mfx.engine.paths import EnginePaths
+from mfx.engine.spawn import spawn_engine
+from mfx.runtimes.call_thread import PluginThread
+from mfx.server.services import default_services
+from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.plugin_fixtures import apply, get, manifest, plugin_root, wait_ready
+
+T = TypeVar("T")
+ALLOWED = frozenset(os.sched_getaffinity(0))
+pytestmark = pytest.mark.skipif(len(ALLOWED) < 2, reason="pinning needs a machine with two CPUs or more")
+
+SERVICE = """
+from mfx.sdk import Plugin, PluginInfo, serve
+
+
+class Service(Plugin):
+    info = PluginInfo(name="svc", version="1.0.0", description="answers health checks")
+
+    def health(self):
+        return {"ok": True}
+
+
+serve(Service())
+"""
+PRINT_CPUS = "import os; print(sorted(os.sched_getaffinity(0)))"
+
+
+def cpus(status: Path) -> frozenset[int]:
+    """The CPUs in a /proc status file's Cpus_allowed_list ("0-1,3")."""
+    for line in status.read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            found: set[int] = set()
+            for part in line.split(":", 1)[1].strip().split(","):
+                low, _, high = part.partition("-")
+                found.update(range(int(low), int(high or low) + 1))
+            return frozenset(found)
+    raise AssertionError(f"no Cpus_allowed_list in {status}")
+
+
+def thread_cpus(native_id: int) -> frozenset[int]:
+    return cpus(Path(f"/proc/self/task/{native_id}/status"))
+
+
+def on_a_thread_of_its_own(fn: Callable[[], T]) -> T:
+    """``fn()`` on a new thread, so pinning never touches the test runner's own thread."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def child_cpus() -> frozenset[int]:
+    printed = subprocess.run([sys.executable, "-c", PRINT_CPUS], capture_output=True, text=True, check=True)
+    return frozenset(json.loads(printed.stdout))
+
+
+def test_a_pinned_thread_runs_on_one_cpu_and_spawns_children_on_all_of_them() -> None:
+    def pinned() -> tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
+        before = frozenset(os.sched_getaffinity(0))
+        inherited = child_cpus()  # what a child gets without asking: the thread's CPUs
+        with cpu_affinity.in_effect(cpu), cpu_affinity.spawning():
+            spawned = child_cpus()
+        after = frozenset(os.sched_getaffinity(0))
+        cpu.release()
+        return before, inherited, spawned, after, cpu
+
+    before, inherited, spawned, after, cpu = on_a_thread_of_its_own(pinned)
+    assert cpu.shared in ALLOWED and cpu.allowed == ALLOWED
+    assert before == after == inherited == {cpu.shared}
+    assert spawned == ALLOWED
+
+
+def test_spawns_that_overlap_on_one_event_loop_leave_it_pinned_only_once_the_last_ends() -> None:
+    async def overlapping(cpu: CpuAffinity) -> list[frozenset[int]]:
+        seen: list[frozenset[int]] = []
+        first_in, second_in, first_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def first() -> None:
+            with cpu_affinity.spawning():
+                first_in.set()
+                await second_in.wait()
+            first_out.set()
+
+        async def second() -> None:
+            await first_in.wait()
+            with cpu_affinity.spawning():
+                second_in.set()
+                await first_out.wait()
+                seen.append(frozenset(os.sched_getaffinity(0)))  # the first has left, this one not
+            seen.append(frozenset(os.sched_getaffinity(0)))
+
+        await asyncio.gather(first(), second())
+        return seen
+
+    def run() -> tuple[list[frozenset[int]], CpuAffinity]:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
+        try:
+            with cpu_affinity.in_effect(cpu):
+                return asyncio.run(overlapping(cpu)), cpu
+        finally:
+            cpu.release()
+
+    seen, cpu = on_a_thread_of_its_own(run)
+    assert seen == [ALLOWED, {cpu.shared}]
+
+
+def test_a_native_plugin_thread_runs_on_every_cpu() -> None:
+    async def ask(cpu: CpuAffinity) -> frozenset[int] | None:
+        with cpu_affinity.in_effect(cpu):
+            thread = PluginThread("native", "clib")
+        try:  # asked on the plugin's own thread, as its native calls run
+            _, value = await thread.run(10.0, 0.002, lambda: frozenset(os.sched_getaffinity(0)))
+            return value
+        finally:
+            thread.close()
+
+    def started() -> tuple[frozenset[int], frozenset[int] | None]:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
+        try:
+            return frozenset(os.sched_getaffinity(0)), asyncio.run(ask(cpu))
+        finally:
+            cpu.release()
+
+    own, native = on_a_thread_of_its_own(started)
+    assert len(own) == 1
+    assert native == ALLOWED
+
+
+def test_the_audio_engine_and_git_are_started_on_every_cpu(tmp_path: Path) -> None:
+    from controllers.git_fetch import GitRepository
+
+    def spawned() -> tuple[frozenset[int], str]:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
+        try:
+            with cpu_affinity.in_effect(cpu):
+                engine = spawn_engine(EnginePaths(tmp_path / "home"), env=dict(os.environ), idle_exit=60.0)
+                try:
+                    engine_cpus = cpus(Path(f"/proc/{engine.pid}/status"))
+                finally:
+                    engine.kill()
+                    engine.wait()
+                # A git alias runs a shell as git's child: it reports the CPUs git was given.
+                repository = GitRepository(tmp_path, "file:///nowhere")
+                _, out, _ = asyncio.run(repository._git(
+                    "-c", "alias.cpus=!grep Cpus_allowed_list /proc/$$/status", "cpus", cwd=tmp_path))
+            return engine_cpus, out.decode()
+        finally:
+            cpu.release()
+
+    engine_cpus, git_says = on_a_thread_of_its_own(spawned)
+    assert engine_cpus == ALLOWED
+    status = tmp_path / "git-status"
+    status.write_text(git_says)
+    assert cpus(status) == ALLOWED
+
+
+@pytest.fixture
+def pinned_daemon(tmp_path: Path) -> Iterator[tuple[Path, ThreadDaemon]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    root = plugin_root(tmp_path, "inproc")
+    (root / "svc").mkdir()
+    (root / "svc" / "svc.py").write_text(SERVICE)
+    daemon = ThreadDaemon(home, services=default_services(), plugin_paths=[root], pin_interpreter_threads=True)
+    with daemon.running():
+        yield home, daemon
+
+
+def test_a_daemon_runs_its_interpreter_threads_on_one_cpu_and_its_plugin_processes_on_all(
+        pinned_daemon: tuple[Path, ThreadDaemon]) -> None:
+    home, daemon = pinned_daemon
+    apply(home, manifest("inproc"), {
+        "apiVersion": "mfx.musicfox.io/v1alpha1", "kind": "PluginManifest", "metadata": {"name": "svc"},
+        "spec": {"version": "1.0.0", "type": "rpc", "entryPoint": "python svc.py"}})
+    wait_ready(home, "inproc", "svc")
+    pid = get(home, "svc")["status"]["runtime"]["pid"]
+    assert cpus(Path(f"/proc/{pid}/status")) == ALLOWED
+
+    loop_thread = daemon.call(lambda: threading.get_native_id())
+    shared = thread_cpus(loop_thread)
+    assert len(shared) == 1
+    interpreter = [t for t in threading.enumerate()
+                   if t.name.startswith(("mfx-store:", "mfx-python-plugins-"))]
+    assert {t.name.split("-")[1] for t in interpreter} >= {"store:state.db", "python"}
+    assert {t.name: thread_cpus(t.native_id or 0) for t in interpreter} == {t.name: shared for t in interpreter}
+    # The test runner's own thread was never moved.
+    assert frozenset(os.sched_getaffinity(0)) == ALLOWED
+    result = run_cli(home, "get", "pm")
+    assert result.exit_code == 0 and "svc" in result.output
+
+
+def test_a_daemon_embedded_in_a_program_leaves_its_threads_where_they_are(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[plugin_root(tmp_path, "p")]).running() as daemon:
+        apply(home, manifest("p"))
+        wait_ready(home, "p")
+        assert thread_cpus(daemon.call(lambda: threading.get_native_id())) == ALLOWED
