@@ -6,7 +6,7 @@ a plugin's call thread and back at every call, and whoever waits for it takes it
 the holder's system calls. When the two threads are on different CPUs, each hand-off wakes
 the other CPU and moves the interpreter's working set between two caches; on one CPU it is
 a plain switch. Measured on two cores (``bench convergence``, ``bench reconciler``), keeping
-them on one CPU cut the daemon's CPU per started plugin by about 30 % and raised status
+them on one CPU cut the daemon's CPU per started plugin by about 40 % and raised status
 writes per second by a third, and it costs nothing the interpreter could have done at once.
 
 What does run beside the interpreter keeps every CPU the daemon was given (by ``taskset``,
