@@ -86,45 +86,44 @@ def waiting_at_the_gate(thread: threading.Thread) -> bool:
     return False
 
 
-def test_a_second_import_waits_for_the_one_going_through(tmp_path: Path, probe: types.SimpleNamespace) -> None:
-    package(tmp_path, "blocker", BLOCKS)
-    package(tmp_path, "quick", QUICK)
+@contextmanager
+def blocker_then_quick(root: Path, patience: float,
+                       probe: types.SimpleNamespace) -> Iterator[tuple[threading.Thread, threading.Thread]]:
+    """The blocker's import begun (and blocked until ``probe.release``), then the quick one's
+    started: their threads. On the way out both are done and unloaded."""
+    package(root, "blocker", BLOCKS)
+    package(root, "quick", QUICK)
     loaded: list[LoadedModule] = []
-    with finder_with(ImportGate(patience=60.0)) as finder:
-        first = load_in_thread(tmp_path, "blocker", finder, loaded)
+    with finder_with(ImportGate(patience=patience)) as finder:
+        first = load_in_thread(root, "blocker", finder, loaded)
         while "blocker begins" not in probe.seen:
             threading.Event().wait(0.001)
-        second = load_in_thread(tmp_path, "quick", finder, loaded)
+        second = load_in_thread(root, "quick", finder, loaded)
+        try:
+            yield first, second
+        finally:
+            probe.release.set()
+            first.join(30)
+            second.join(30)
+    assert len(loaded) == 2
+    for one in loaded:
+        one.unload()
+
+
+def test_a_second_import_waits_for_the_one_going_through(tmp_path: Path, probe: types.SimpleNamespace) -> None:
+    with blocker_then_quick(tmp_path, 60.0, probe) as (_, second):
         # The second import is either held at the gate or (without one) already running.
         while not waiting_at_the_gate(second) and "quick" not in probe.seen:
             threading.Event().wait(0.001)
         assert "quick" not in probe.seen
-        probe.release.set()
-        first.join(30)
-        second.join(30)
     assert probe.seen == ["blocker begins", "blocker ends", "quick"]
-    assert len(loaded) == 2
-    for one in loaded:
-        one.unload()
 
 
 def test_an_import_that_blocks_holds_the_next_one_for_the_patience_only(
         tmp_path: Path, probe: types.SimpleNamespace) -> None:
-    package(tmp_path, "blocker", BLOCKS)
-    package(tmp_path, "quick", QUICK)
-    loaded: list[LoadedModule] = []
-    with finder_with(ImportGate(patience=0.05)) as finder:
-        first = load_in_thread(tmp_path, "blocker", finder, loaded)
-        while "blocker begins" not in probe.seen:
-            threading.Event().wait(0.001)
-        second = load_in_thread(tmp_path, "quick", finder, loaded)
+    with blocker_then_quick(tmp_path, 0.05, probe) as (_, second):
         second.join(30)
         assert probe.seen == ["blocker begins", "quick"], "loaded beside the blocked import"
-        probe.release.set()
-        first.join(30)
-    assert len(loaded) == 2
-    for one in loaded:
-        one.unload()
 
 
 def test_a_fifo_where_the_module_should_be_is_a_missing_entry_point(tmp_path: Path) -> None:
