@@ -5,9 +5,9 @@ other all the time: the event loop to the store's writer thread and back at ever
 a plugin's call thread and back at every call, and whoever waits for it takes it at each of
 the holder's system calls. When the two threads are on different CPUs, each hand-off wakes
 the other CPU and moves the interpreter's working set between two caches; on one CPU it is
-a plain switch. Measured on two cores (``bench convergence``, ``bench reconciler``), keeping
-them on one CPU cut the daemon's CPU per started plugin by about 40 % and raised status
-writes per second by a third, and it costs nothing the interpreter could have done at once.
+a plain switch. Measured on two cores (``bench convergence`` prints both), keeping them on
+one CPU cut the daemon's CPU per started plugin by about 40 %, and it costs nothing the
+interpreter could have done at once.
 
 What does run beside the interpreter keeps every CPU the daemon was given (by ``taskset``,
 systemd's ``CPUAffinity=`` or its cgroup):
@@ -17,9 +17,10 @@ systemd's ``CPUAffinity=`` or its cgroup):
 - a thread that runs native plugin code (a C library's calls, WebAssembly) calls
   ``CpuAffinity.release()`` before its first call.
 
-``pin()`` is called once, by the thread of the daemon's event loop before it starts any
-other thread; the threads it starts afterwards (the store's writer, plugin call threads,
-probe rounds) start on the same CPU. The daemon's tasks find its ``CpuAffinity`` in their
+When other work takes the shared CPU, ``mfx.cpu_watch`` moves the interpreter threads to an
+idler one (``move_to``). ``pin()`` is called once, by the thread of the daemon's event loop
+before it starts any other thread; the threads it starts afterwards (the store's writer,
+plugin call threads, probe rounds) start on the same CPU. The daemon's tasks find its ``CpuAffinity`` in their
 context (``current()``, set by ``run_daemon``), so the places that spawn or start a native
 thread need none handed down; outside a daemon it is one that moves nothing. Linux only;
 elsewhere, and with one CPU, nothing moves.
@@ -32,18 +33,22 @@ import os
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
 class CpuAffinity:
     """The CPUs the daemon was given, and the one its interpreter threads share (None: they
-    are not pinned, and every method here leaves threads where they are)."""
+    are not pinned, and every method here leaves threads where they are). ``move_to`` puts
+    them on another one (``mfx.cpu_watch`` does when theirs gets busy with other work)."""
 
-    allowed: frozenset[int] = frozenset()
-    shared: int | None = None
-    # Per thread: how many ``spawning`` blocks are open (tasks of one loop may overlap them).
-    _spawns: threading.local = field(default_factory=threading.local, compare=False, repr=False)
+    def __init__(self, allowed: frozenset[int] = frozenset(), shared: int | None = None) -> None:
+        self.allowed = allowed
+        self.shared = shared
+        self._former: set[int] = set()  # CPUs shared before a move: threads still there follow
+        # Per thread: how many ``spawning`` blocks are open (tasks of one loop may overlap them).
+        self._spawns = threading.local()
+
+    def __repr__(self) -> str:
+        return f"CpuAffinity(allowed={sorted(self.allowed)}, shared={self.shared})"
 
     @classmethod
     def choose(cls, *, pin: bool) -> CpuAffinity:
@@ -56,6 +61,37 @@ class CpuAffinity:
             return cls(allowed)
         current = _current_cpu()
         return cls(allowed, current if current in allowed else min(allowed))
+
+    def interpreter_threads(self) -> list[int]:
+        """The ids of this process's threads pinned to the shared CPU (or to one shared before)."""
+        if self.shared is None:
+            return []
+        ours = {self.shared, *self._former}
+        found = []
+        for tid in _thread_ids():
+            try:
+                mask = os.sched_getaffinity(tid)
+            except OSError:
+                continue  # ended meanwhile
+            if len(mask) == 1 and not mask.isdisjoint(ours):
+                found.append(tid)
+        return found
+
+    def move_to(self, cpu: int) -> int:
+        """Put every interpreter thread on ``cpu`` (one of ``allowed``) instead; how many moved."""
+        if self.shared is None or cpu == self.shared or cpu not in self.allowed:
+            return 0
+        threads = self.interpreter_threads()
+        self._former.add(self.shared)
+        self.shared = cpu  # first: a spawn ending meanwhile goes back to the new one
+        moved = 0
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, {cpu})
+                moved += 1
+            except OSError:
+                continue
+        return moved
 
     def pin(self) -> None:
         """Put the calling thread (and the threads it starts from now on) on the shared CPU."""
@@ -107,6 +143,13 @@ def in_effect(cpu: CpuAffinity) -> Iterator[None]:
 def spawning() -> contextlib.AbstractContextManager[None]:
     """``current().spawning()``: start child processes inside it."""
     return current().spawning()
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
 
 
 def _current_cpu() -> int | None:

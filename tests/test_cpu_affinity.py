@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +19,7 @@ import pytest
 
 from mfx import cpu_affinity
 from mfx.cpu_affinity import CpuAffinity
+from mfx.cpu_watch import CpuReading, idler_cpu
 from mfx.engine.paths import EnginePaths
 from mfx.engine.spawn import spawn_engine
 from mfx.runtimes.call_thread import PluginThread
@@ -197,7 +199,9 @@ def pinned_daemon(tmp_path: Path) -> Iterator[tuple[Path, ThreadDaemon]]:
     root = plugin_root(tmp_path, "inproc")
     (root / "svc").mkdir()
     (root / "svc" / "svc.py").write_text(SERVICE)
-    daemon = ThreadDaemon(home, services=default_services(), plugin_paths=[root], pin_interpreter_threads=True)
+    # Its CPU watch does not move the threads while the test reads where they are.
+    daemon = ThreadDaemon(home, services=default_services(), plugin_paths=[root], pin_interpreter_threads=True,
+                          cpu_watch_seconds=3600.0)
     with daemon.running():
         yield home, daemon
 
@@ -232,3 +236,73 @@ def test_a_daemon_embedded_in_a_program_leaves_its_threads_where_they_are(tmp_pa
         apply(home, manifest("p"))
         wait_ready(home, "p")
         assert thread_cpus(daemon.call(lambda: threading.get_native_id())) == ALLOWED
+
+
+def test_moving_takes_every_interpreter_thread_and_later_spawns_come_back_to_the_new_cpu() -> None:
+    def moved() -> tuple[frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
+        started = threading.Event()
+        done = threading.Event()
+        seen: list[frozenset[int]] = []
+
+        def worker() -> None:  # started from the pinned thread: an interpreter thread too
+            started.set()
+            done.wait(30)
+            seen.append(frozenset(os.sched_getaffinity(0)))
+
+        other = threading.Thread(target=worker)
+        other.start()
+        started.wait(30)
+        target = next(c for c in sorted(cpu.allowed) if c != cpu.shared)
+        assert cpu.move_to(target) >= 2
+        here = frozenset(os.sched_getaffinity(0))
+        with cpu_affinity.in_effect(cpu), cpu_affinity.spawning():
+            pass
+        after_spawn = frozenset(os.sched_getaffinity(0))
+        done.set()
+        other.join(30)
+        cpu.release()
+        return here, after_spawn, seen[0], cpu
+
+    here, after_spawn, worker_cpus, cpu = on_a_thread_of_its_own(moved)
+    assert here == after_spawn == worker_cpus == {cpu.shared}
+
+
+def test_the_watch_moves_only_for_other_work_and_only_to_an_idler_cpu() -> None:
+    cpu = CpuAffinity(frozenset({0, 1}), 0)
+    before = CpuReading({0: 100.0, 1: 100.0}, ours=10.0)
+    # 2 s: CPU 0 busy 1.8 s of which the daemon ran 0.3 s; CPU 1 busy 0.2 s.
+    assert idler_cpu(cpu, before, CpuReading({0: 101.8, 1: 100.2}, ours=10.3), 2.0) == 1
+    # CPU 0 as busy, but with the daemon's own work: stay.
+    assert idler_cpu(cpu, before, CpuReading({0: 101.8, 1: 100.2}, ours=11.7), 2.0) is None
+    # Other work on CPU 0, but CPU 1 as busy: stay.
+    assert idler_cpu(cpu, before, CpuReading({0: 101.8, 1: 101.6}, ours=10.3), 2.0) is None
+    assert idler_cpu(CpuAffinity(frozenset({0, 1})), before, CpuReading({0: 102.0, 1: 100.0}, ours=10.0), 2.0) is None
+
+
+def test_a_daemon_whose_cpu_another_program_takes_moves_its_interpreter_threads(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    daemon = ThreadDaemon(home, services=default_services(), plugin_paths=[plugin_root(tmp_path, "p")],
+                          pin_interpreter_threads=True, cpu_watch_seconds=0.2)
+    with daemon.running():
+        apply(home, manifest("p"))
+        wait_ready(home, "p")
+        loop_thread = daemon.call(lambda: threading.get_native_id())
+        (taken,) = thread_cpus(loop_thread)
+        # A program pinned to that CPU, busy all the time (as a second daemon that chose it too).
+        hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{taken}}})\nwhile True: pass"])
+        try:
+            pause, give_up = threading.Event(), time.monotonic() + 120  # a bound for a broken watch, not a timing
+            while thread_cpus(loop_thread) == {taken} and hog.poll() is None and time.monotonic() < give_up:
+                pause.wait(0.05)
+        finally:
+            hog.kill()
+            hog.wait()
+        (now,) = thread_cpus(loop_thread)
+        assert now != taken and now in ALLOWED
+        store_threads = [t for t in threading.enumerate() if t.name.startswith("mfx-store:")]
+        assert store_threads and all(thread_cpus(t.native_id or 0) == {now} for t in store_threads)
+        result = run_cli(home, "get", "pm", "p")
+        assert result.exit_code == 0, result.output

@@ -25,6 +25,7 @@ import mfx
 from mfx import cpu_affinity
 from mfx.audio.file_tap import FileTap, plan
 from mfx.cpu_affinity import CpuAffinity
+from mfx.cpu_watch import WATCH_SECONDS, keep_shared_cpu_free
 from mfx.engine.api import AudioEngine, EngineMode
 from mfx.engine.sink_registry import SinkRegistry
 from mfx.home import default_home
@@ -103,6 +104,7 @@ class DaemonConfig:
     # child processes and native plugin code keep every CPU (mfx.cpu_affinity). It changes
     # the threads of the process, so only its owner turns it on: ``mfx serve``, ``mfx agent``.
     pin_interpreter_threads: bool = False
+    cpu_watch_seconds: float = WATCH_SECONDS  # how often a pinned daemon looks whether its CPU is taken
     # The audio engine process keeps playing when this daemon stops (an upgrade, a crash) and
     # the next daemon adopts it; otherwise the daemon shuts the engine down on its way out.
     # ``mfx serve`` sets it; a daemon embedded in a test or a program cleans up after itself.
@@ -267,6 +269,7 @@ async def _serve(context: DaemonContext, services: list[Service],
         if handle_signals:
             daemon_group.start_soon(_watch_signals, context.shutdown)
         daemon_group.start_soon(context.cache.run)
+        daemon_group.start_soon(keep_shared_cpu_free, cpu_affinity.current(), config.cpu_watch_seconds)
         upkeep = store_upkeep(context.store, context.metrics)
         if upkeep is not None:
             daemon_group.start_soon(upkeep)
