@@ -6,7 +6,9 @@ Module: ``plugins/now-playing`` (compiled from its WAT here), method ``format``.
 the default path (the plugin's thread, its result taken on the caller's thread when the call
 ends within ``hold_loop_seconds``), the plugin's thread with every result handed back through
 the event loop (``hold_loop_seconds=0``), and ``inline_calls``. They are measured in
-interleaved rounds so machine noise hits them alike.
+interleaved rounds so machine noise hits them alike; then the whole set again with the
+caller's thread pinned to one CPU as ``mfx serve`` pins its event loop (mfx.cpu_affinity),
+where the plugin's call thread starts on the caller's CPU.
 
 The baseline the requirement names is the round trip through wasmtime-py's public API
 (``Func.__call__``, ``Memory.read``/``write``). mfx calls the exports through wasmtime's
@@ -29,6 +31,8 @@ import orjson
 import wasmtime
 
 from bench.common import Figure, median
+from mfx import cpu_affinity
+from mfx.cpu_affinity import CpuAffinity
 from mfx.runtimes.base import Limits, LoadRequest, PluginType
 from mfx.runtimes.wasm import WasmPluginInstance, WasmRuntime
 from mfx.runtimes.wasm_abi import LiveStore
@@ -137,6 +141,18 @@ async def _measure(plugin_dir: Path, module_bytes: bytes) -> dict[str, float]:
     return {name: median(values) / CALLS * 1e6 for name, values in samples.items()}
 
 
+def _measured_pinned(plugin_dir: Path, module_bytes: bytes) -> dict[str, float]:
+    """``_measure`` with the caller's thread pinned as ``mfx serve`` pins its event loop
+    (mfx.cpu_affinity): the plugin's call thread starts on the same CPU. Unpinned after."""
+    cpu = CpuAffinity.choose(pin=True)
+    cpu.pin()
+    try:
+        with cpu_affinity.in_effect(cpu):
+            return anyio.run(_measure, plugin_dir, module_bytes)
+    finally:
+        cpu.release()
+
+
 def run() -> list[Figure]:
     wat = (REPO / "plugins" / "now-playing" / "now_playing.wat").read_text()
     module_bytes = wasmtime.wat2wasm(wat)
@@ -144,6 +160,7 @@ def run() -> list[Figure]:
         plugin_dir = Path(tmp)
         (plugin_dir / "now_playing.wasm").write_bytes(module_bytes)
         us = anyio.run(_measure, plugin_dir, module_bytes)
+        pinned = _measured_pinned(plugin_dir, module_bytes)
     base = "raw wasmtime ABI round trip (alloc, write, call, read, 2x dealloc)"
     limit = "the same round trip through typed C calls"
     return [
@@ -155,6 +172,9 @@ def run() -> list[Figure]:
                baseline_name=base, baseline=us["raw"], target="ratio <= 1.3"),
         Figure("WasmPluginInstance.call (default path)", us["default"], "µs/call",
                baseline_name=limit, baseline=us["typed"]),
+        # As in mfx serve: its event loop pinned, the plugin's call thread on the same CPU.
+        Figure("WasmPluginInstance.call (default path, caller pinned as mfx serve runs)", pinned["default"],
+               "µs/call", baseline_name=base, baseline=pinned["raw"], target="ratio <= 1.3"),
         Figure("WasmPluginInstance.call (plugin thread, result through the event loop)",
                us["thread"], "µs/call", baseline_name=base, baseline=us["raw"]),
         Figure("WasmPluginInstance.call (inline_calls=True)", us["inline"], "µs/call",

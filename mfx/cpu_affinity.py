@@ -9,13 +9,13 @@ a plain switch. Measured on two cores (``bench convergence`` prints both), keepi
 one CPU cut the daemon's CPU per started plugin by about 40 %, and it costs nothing the
 interpreter could have done at once.
 
-What does run beside the interpreter keeps every CPU the daemon was given (by ``taskset``,
-systemd's ``CPUAffinity=`` or its cgroup):
-
-- child processes (plugin processes and their zygote, the audio engine, git) are started
-  inside ``spawning()``, as a child starts with its parent thread's CPUs;
-- a thread that runs native plugin code (a C library's calls, WebAssembly) calls
-  ``CpuAffinity.release()`` before its first call.
+Child processes (plugin processes and their zygote, the audio engine, git) keep every CPU
+the daemon was given (by ``taskset``, systemd's ``CPUAffinity=`` or its cgroup): they are
+started inside ``spawning()``, as a child starts with its parent thread's CPUs. The threads
+of native plugin calls (a C library's, WebAssembly's) stay with the interpreter threads:
+their calls are mostly short and each is a hand-off with the caller, which cost a
+WebAssembly call more than twice as much when the two were on different CPUs (``bench
+wasm``); a long one is bounded by its deadline.
 
 When other work takes the shared CPU, ``mfx.cpu_watch`` moves the interpreter threads to an
 idler one (``move_to``). ``pin()`` is called once, by the thread of the daemon's event loop

@@ -8,5 +8,4 @@ no_pin_threads = click.option(
     "--no-pin-threads", "no_pin_threads", is_flag=True,
     help="Let the daemon's Python threads run on any CPU. By default they share one: Python runs one "
          "of them at a time anyway, and handing it between CPUs costs more than it gives. Plugin "
-         "processes, the audio engine, git and native (C, WebAssembly) plugin code use every CPU "
-         "either way.")
+         "processes, the audio engine and git use every CPU either way.")

@@ -21,8 +21,6 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from mfx import cpu_affinity
-
 T = TypeVar("T")
 
 HOLD_LOOP_SECONDS = 0.002  # the longest the event-loop thread waits for a call on its own thread
@@ -43,14 +41,10 @@ class PluginThread:
         """``kind`` (the runtime: wasm, clib) and ``name`` name the thread: mfx-KIND:NAME."""
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._running: tuple[str, float] | None = None  # (what, since): set by the thread
-        self._cpu = cpu_affinity.current()
         self._thread = threading.Thread(target=self._run, name=f"mfx-{kind}:{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        # Native plugin code runs outside the interpreter: on any CPU the daemon has, not on
-        # the one its interpreter threads share (mfx.cpu_affinity).
-        self._cpu.release()
         while (job := self._jobs.get()) is not None:
             if job.take():
                 self._running = (job.what, time.monotonic())
