@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from functools import partial
@@ -27,7 +28,6 @@ from mfx.engine.sink_registry import SinkRegistry
 from mfx.engine.supervisor import EngineSupervisor
 from mfx.server.daemon import DaemonConfig, DaemonContext, Service
 from mfx.server.plugin_call_api import plugin_call_routes
-from mfx.store.api_store import ApiStore
 from mfx.store.cached_reads import CachedReads
 from mfx.store.plugin_logs import PluginLogStore
 from mfx.store.sqlite import SQLiteStore
@@ -61,7 +61,7 @@ async def _run_controllers(context: DaemonContext, *,
 
         # Behind a remote API other nodes share the objects: this node writes only its entry.
         placement = NodePlacement(node_name(config), labels=dict(config.node_labels))
-        shared = isinstance(context.store, ApiStore)
+        shared = _is_api_store(context.store)
         # Behind the API (or on etcd) each read is a request: the controllers read what their
         # watches brought. The SQLite store answers reads from memory already.
         local = isinstance(context.store, SQLiteStore)
@@ -98,6 +98,14 @@ async def _run_controllers(context: DaemonContext, *,
                         await hook()
                     except Exception:
                         log.exception("shutdown hook %s failed", hook)
+
+
+def _is_api_store(store: object) -> bool:
+    """Whether ``store`` is an ``ApiStore`` (``mfx agent``'s). Asked without importing it: its
+    HTTP client (httpx, which imports rich for its command line) would add ~60 ms to every
+    ``mfx serve`` start; a store of a class never imported cannot be one."""
+    module = sys.modules.get("mfx.store.api_store")
+    return module is not None and isinstance(store, module.ApiStore)
 
 
 async def _start_engine(config: DaemonConfig, stack: AsyncExitStack) -> AudioEngine:
