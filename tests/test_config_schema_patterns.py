@@ -3,12 +3,15 @@ freezing admission (or the controller's config check) for minutes."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from mfx.api import config_schema
+from mfx.api.bounded_patterns import bounded_validator
 from mfx.api.validation import config_problems
 from tests.daemon_harness import ThreadDaemon
 
@@ -24,6 +27,15 @@ def test_a_catastrophic_pattern_is_refused_naming_it() -> None:
     assert EVIL in problems[0].message and "simplify the pattern" in problems[0].message
 
 
+@pytest.fixture
+def patient_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thirty seconds for the pattern matches of one validation instead of a quarter of one:
+    a test that expects an answer must not fail because a busy machine paused the process,
+    and ``re`` would still take far longer (2**40 tries) on the nested repetition."""
+    monkeypatch.setattr(config_schema, "bounded_validator", partial(bounded_validator, budget_seconds=30.0))
+
+
+@pytest.mark.usefixtures("patient_budget")
 def test_the_classic_nested_repetition_is_answered_at_once() -> None:
     """``(a+)+$`` froze admission under re; the regex module decides it without backtracking."""
     problems = config_problems({"type": "object", "properties": {"name": {"type": "string", "pattern": "(a+)+$"}}},
@@ -42,6 +54,7 @@ def test_patterns_on_property_names_are_bounded_too(schema: dict[str, Any]) -> N
     assert problems and EVIL in problems[0].message
 
 
+@pytest.mark.usefixtures("patient_budget")
 def test_ordinary_patterns_still_decide() -> None:
     schema = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+-[0-9]+$"}},
               "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False}
