@@ -64,16 +64,23 @@ def thread_cpus(native_id: int) -> frozenset[int]:
     return cpus(Path(f"/proc/self/task/{native_id}/status"))
 
 
-def on_a_thread_of_its_own(fn: Callable[[], T]) -> T:
-    """``fn()`` on a new thread, so pinning never touches the test runner's own thread."""
+def on_a_pinned_thread(fn: Callable[[CpuAffinity], T]) -> T:
+    """``fn(cpu)`` on a new thread pinned as a daemon pins its event loop, with ``cpu`` in
+    effect (``cpu_affinity.current()``); a thread of its own, so pinning never touches the
+    test runner's thread."""
     result: list[T] = []
     errors: list[BaseException] = []
 
     def run() -> None:
+        cpu = CpuAffinity.choose(pin=True)
+        cpu.pin()
         try:
-            result.append(fn())
+            with cpu_affinity.in_effect(cpu):
+                result.append(fn(cpu))
         except BaseException as exc:
             errors.append(exc)
+        finally:
+            cpu.release()
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -89,25 +96,22 @@ def child_cpus() -> frozenset[int]:
 
 
 def test_a_pinned_thread_runs_on_one_cpu_and_spawns_children_on_all_of_them() -> None:
-    def pinned() -> tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
-        cpu = CpuAffinity.choose(pin=True)
-        cpu.pin()
+    def pinned(cpu: CpuAffinity) -> tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
         before = frozenset(os.sched_getaffinity(0))
         inherited = child_cpus()  # what a child gets without asking: the thread's CPUs
-        with cpu_affinity.in_effect(cpu), cpu_affinity.spawning():
+        with cpu_affinity.spawning():
             spawned = child_cpus()
         after = frozenset(os.sched_getaffinity(0))
-        cpu.release()
         return before, inherited, spawned, after, cpu
 
-    before, inherited, spawned, after, cpu = on_a_thread_of_its_own(pinned)
+    before, inherited, spawned, after, cpu = on_a_pinned_thread(pinned)
     assert cpu.shared in ALLOWED and cpu.allowed == ALLOWED
     assert before == after == inherited == {cpu.shared}
     assert spawned == ALLOWED
 
 
 def test_spawns_that_overlap_on_one_event_loop_leave_it_pinned_only_once_the_last_ends() -> None:
-    async def overlapping(cpu: CpuAffinity) -> list[frozenset[int]]:
+    async def overlapping() -> list[frozenset[int]]:
         seen: list[frozenset[int]] = []
         first_in, second_in, first_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
@@ -128,65 +132,41 @@ def test_spawns_that_overlap_on_one_event_loop_leave_it_pinned_only_once_the_las
         await asyncio.gather(first(), second())
         return seen
 
-    def run() -> tuple[list[frozenset[int]], CpuAffinity]:
-        cpu = CpuAffinity.choose(pin=True)
-        cpu.pin()
-        try:
-            with cpu_affinity.in_effect(cpu):
-                return asyncio.run(overlapping(cpu)), cpu
-        finally:
-            cpu.release()
-
-    seen, cpu = on_a_thread_of_its_own(run)
+    seen, cpu = on_a_pinned_thread(lambda cpu: (asyncio.run(overlapping()), cpu))
     assert seen == [ALLOWED, {cpu.shared}]
 
 
 def test_a_native_plugin_call_thread_stays_on_the_interpreter_cpu() -> None:
     """Each call is a hand-off with its caller: on one CPU it is a plain switch."""
-    async def ask(cpu: CpuAffinity) -> frozenset[int] | None:
-        with cpu_affinity.in_effect(cpu):
-            thread = PluginThread("native", "clib")
+    async def ask() -> frozenset[int] | None:
+        thread = PluginThread("native", "clib")  # started from the pinned thread, as the loop starts it
         try:  # asked on the plugin's own thread, as its native calls run
             _, value = await thread.run(10.0, 0.002, lambda: frozenset(os.sched_getaffinity(0)))
             return value
         finally:
             thread.close()
 
-    def started() -> tuple[int | None, frozenset[int] | None]:
-        cpu = CpuAffinity.choose(pin=True)
-        cpu.pin()
-        try:
-            return cpu.shared, asyncio.run(ask(cpu))
-        finally:
-            cpu.release()
-
-    shared, native = on_a_thread_of_its_own(started)
+    shared, native = on_a_pinned_thread(lambda cpu: (cpu.shared, asyncio.run(ask())))
     assert native == {shared}
 
 
 def test_the_audio_engine_and_git_are_started_on_every_cpu(tmp_path: Path) -> None:
     from controllers.git_fetch import GitRepository
 
-    def spawned() -> tuple[frozenset[int], str]:
-        cpu = CpuAffinity.choose(pin=True)
-        cpu.pin()
+    def spawned(cpu: CpuAffinity) -> tuple[frozenset[int], str]:
+        engine = spawn_engine(EnginePaths(tmp_path / "home"), env=dict(os.environ), idle_exit=60.0)
         try:
-            with cpu_affinity.in_effect(cpu):
-                engine = spawn_engine(EnginePaths(tmp_path / "home"), env=dict(os.environ), idle_exit=60.0)
-                try:
-                    engine_cpus = cpus(Path(f"/proc/{engine.pid}/status"))
-                finally:
-                    engine.kill()
-                    engine.wait()
-                # A git alias runs a shell as git's child: it reports the CPUs git was given.
-                repository = GitRepository(tmp_path, "file:///nowhere")
-                _, out, _ = asyncio.run(repository._git(
-                    "-c", "alias.cpus=!grep Cpus_allowed_list /proc/$$/status", "cpus", cwd=tmp_path))
-            return engine_cpus, out.decode()
+            engine_cpus = cpus(Path(f"/proc/{engine.pid}/status"))
         finally:
-            cpu.release()
+            engine.kill()
+            engine.wait()
+        # A git alias runs a shell as git's child: it reports the CPUs git was given.
+        repository = GitRepository(tmp_path, "file:///nowhere")
+        _, out, _ = asyncio.run(repository._git(
+            "-c", "alias.cpus=!grep Cpus_allowed_list /proc/$$/status", "cpus", cwd=tmp_path))
+        return engine_cpus, out.decode()
 
-    engine_cpus, git_says = on_a_thread_of_its_own(spawned)
+    engine_cpus, git_says = on_a_pinned_thread(spawned)
     assert engine_cpus == ALLOWED
     status = tmp_path / "git-status"
     status.write_text(git_says)
@@ -240,9 +220,7 @@ def test_a_daemon_embedded_in_a_program_leaves_its_threads_where_they_are(tmp_pa
 
 
 def test_moving_takes_every_interpreter_thread_and_later_spawns_come_back_to_the_new_cpu() -> None:
-    def moved() -> tuple[frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
-        cpu = CpuAffinity.choose(pin=True)
-        cpu.pin()
+    def moved(cpu: CpuAffinity) -> tuple[frozenset[int], frozenset[int], frozenset[int], CpuAffinity]:
         started = threading.Event()
         done = threading.Event()
         seen: list[frozenset[int]] = []
@@ -258,15 +236,14 @@ def test_moving_takes_every_interpreter_thread_and_later_spawns_come_back_to_the
         target = next(c for c in sorted(cpu.allowed) if c != cpu.shared)
         assert cpu.move_to(target) >= 2
         here = frozenset(os.sched_getaffinity(0))
-        with cpu_affinity.in_effect(cpu), cpu_affinity.spawning():
+        with cpu_affinity.spawning():
             pass
         after_spawn = frozenset(os.sched_getaffinity(0))
         done.set()
         other.join(30)
-        cpu.release()
         return here, after_spawn, seen[0], cpu
 
-    here, after_spawn, worker_cpus, cpu = on_a_thread_of_its_own(moved)
+    here, after_spawn, worker_cpus, cpu = on_a_pinned_thread(moved)
     assert here == after_spawn == worker_cpus == {cpu.shared}
 
 
