@@ -57,6 +57,7 @@ from bench.launcher import run_timed
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.client import Client, Endpoint
 from mfx.cli.main import build_cli
+from mfx.collector import YOUNG_COLLECTION_THRESHOLD
 from mfx.server.services import default_services
 from tests.daemon_harness import ThreadDaemon
 
@@ -138,7 +139,8 @@ def run() -> list[Figure]:
         dirs = {name: manifest_directory(root, name) for name in ("warm", "warmprocess", "kubectl", "perobject")}
         inproc_dirs = [manifest_directory(root, f"inproc{i}") for i in range(REPEATS)]
         process_dirs = [manifest_directory(root, f"process{i}") for i in range(REPEATS)]
-        with ThreadDaemon(home, services=default_services(), listen="127.0.0.1:0", freeze_startup_objects=True).running() as daemon:
+        with ThreadDaemon(home, services=default_services(), listen="127.0.0.1:0", freeze_startup_objects=True,
+                          young_collection_threshold=YOUNG_COLLECTION_THRESHOLD).running() as daemon:
             runner = CliRunner()
 
             def reconciled(directory: Path, *, clear: bool = True) -> float:

@@ -217,7 +217,7 @@ def run() -> list[Figure]:
         figures.append(Figure("  of it, in the kernel (system calls, threads handing over the interpreter lock)",
                               (usage.ru_stime - usage_before.ru_stime) / N * 1000, "ms"))
         # The collector's passes (they hold the interpreter lock), whichever thread ran them.
-        figures.append(Figure("  of it, garbage collection (the daemon freezes its start-up objects, as mfx serve does)",
+        figures.append(Figure("  of it, garbage collection (start-up objects frozen, young collections every 20 000 allocations, as mfx serve does)",
                               sum(collecting) / N * 1000, "ms"))
         switches = (usage.ru_nvcsw - usage_before.ru_nvcsw) / N
         figures.append(Figure("per plugin: threads waiting (voluntary context switches)", switches, "switches"))

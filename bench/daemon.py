@@ -19,6 +19,7 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 
 from mfx.api.objects import Obj
+from mfx.collector import YOUNG_COLLECTION_THRESHOLD
 from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
 from mfx.server.services import default_services
 from mfx.store.base import WatchEventType
@@ -77,6 +78,7 @@ class BenchDaemon:
         # As ``mfx serve`` runs it: this process is only the daemon (and the benchmark's watch);
         # ``pin_threads=False`` as ``mfx serve --no-pin-threads``.
         self.config = DaemonConfig(home=home, plugin_paths=[plugin_path], workers=workers, freeze_startup_objects=True,
+                                   young_collection_threshold=YOUNG_COLLECTION_THRESHOLD,
                                    pin_interpreter_threads=pin_threads)
         self.context: DaemonContext | None = None
         self.started = 0.0
@@ -91,9 +93,10 @@ class BenchDaemon:
             self.context = context
             ready.set()
 
+        services = default_services()  # before the start, as mfx serve has its services at hand
         self.started = time.perf_counter()
         self._future = self.portal.start_task_soon(lambda: run_daemon(
-            self.config, services=default_services(), on_ready=on_ready, handle_signals=False))
+            self.config, services=services, on_ready=on_ready, handle_signals=False))
         while not ready.wait(0.01):
             if self._future.done():
                 self._future.result()

@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
+from mfx.collector import YOUNG_COLLECTION_THRESHOLD, young_collections_every
 from tests.daemon_harness import SubprocessDaemon, ThreadDaemon, mfx_command
 from tests.test_apply import plugin_yaml
 
@@ -100,8 +102,10 @@ def test_sigterm_shuts_down_cleanly_and_removes_the_socket(tmp_path: Path) -> No
 def test_a_daemon_run_in_process_leaves_the_garbage_collector_alone(tmp_path: Path) -> None:
     """gc.freeze() is for the process that is only a daemon (``mfx serve``), not for its embedders."""
     frozen = gc.get_freeze_count()
+    thresholds = gc.get_threshold()
     with ThreadDaemon(tmp_path / "home").running():
         assert gc.get_freeze_count() == frozen
+        assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == frozen
 
 
@@ -111,3 +115,17 @@ def test_a_daemon_that_owns_its_process_freezes_start_up_objects_until_it_stops(
     with ThreadDaemon(tmp_path / "home", freeze_startup_objects=True).running():
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_daemon_that_owns_its_process_collects_young_objects_less_often_until_it_stops(tmp_path: Path) -> None:
+    """``mfx serve`` (young_collection_threshold): young collections after 20 000 allocations,
+    not 700; the older generations' thresholds and the process's own afterwards unchanged."""
+    before = gc.get_threshold()
+    with ThreadDaemon(tmp_path / "home", young_collection_threshold=YOUNG_COLLECTION_THRESHOLD).running():
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before
+
+
+def test_a_young_collection_threshold_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="1 or more, got 0"):
+        young_collections_every(0)

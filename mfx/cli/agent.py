@@ -69,6 +69,7 @@ def agent(servers: str | None, token_file: Path | None, kubeconfig: Path | None,
 
     from mfx.cli.agent_connection import agent_connection
     from mfx.cli.node_labels import check_node_name, parse_node_labels
+    from mfx.collector import YOUNG_COLLECTION_THRESHOLD
     from mfx.errors import MfxError
     from mfx.home import default_home
     from mfx.server.agent_daemon import run_agent
@@ -89,6 +90,7 @@ def agent(servers: str | None, token_file: Path | None, kubeconfig: Path | None,
         workers=workers,
         file_tap=not no_file_tap,
         freeze_startup_objects=True,  # this process is only the agent
+        young_collection_threshold=YOUNG_COLLECTION_THRESHOLD,
         pin_interpreter_threads=not no_pin_threads,
         engine_outlives_daemon=True,  # music goes on across a restart of the agent
         node_name=checked_name,

@@ -103,6 +103,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
     import anyio
 
     from mfx.cli.node_labels import check_node_name, parse_node_labels
+    from mfx.collector import YOUNG_COLLECTION_THRESHOLD
     from mfx.home import default_home
     from mfx.server.daemon import DaemonConfig, DaemonContext, run_daemon
     from mfx.server.services import control_plane_services, default_services
@@ -145,6 +146,7 @@ def serve(home: Path | None, listen: str | None, listen_http: str | None, metric
         resync_seconds=resync,
         file_tap=not no_file_tap and not no_local_agent,
         freeze_startup_objects=True,  # this process is only the daemon
+        young_collection_threshold=YOUNG_COLLECTION_THRESHOLD,
         pin_interpreter_threads=not no_pin_threads,
         engine_outlives_daemon=True,  # music goes on across an upgrade or a crash of the daemon
         store_url=store_url,

@@ -24,6 +24,7 @@ from anyio.abc import TaskGroup
 import mfx
 from mfx import cpu_affinity
 from mfx.audio.file_tap import FileTap, plan
+from mfx.collector import young_collections_every
 from mfx.cpu_affinity import CpuAffinity
 from mfx.cpu_watch import WATCH_SECONDS, keep_shared_cpu_free
 from mfx.engine.api import AudioEngine, EngineMode
@@ -100,6 +101,10 @@ class DaemonConfig:
     # on exit. It changes the whole process, so only the owner of the process turns it on:
     # ``mfx serve``, or a test that plays real-time audio the way ``mfx serve`` would.
     freeze_startup_objects: bool = False
+    # Young collections after this many allocations instead of 700 (mfx.collector), while the
+    # daemon runs; None leaves the collector as it is. Process-wide too: ``mfx serve`` and
+    # ``mfx agent`` set it.
+    young_collection_threshold: int | None = None
     # The daemon's interpreter threads (event loop, store writer, plugin calls) share one CPU;
     # child processes and native plugin code keep every CPU (mfx.cpu_affinity). It changes
     # the threads of the process, so only its owner turns it on: ``mfx serve``, ``mfx agent``.
@@ -198,7 +203,8 @@ async def run_daemon(
     # Before the store or anything else starts a thread: the threads started from here on
     # share the loop's CPU.
     cpu = CpuAffinity.choose(pin=config.pin_interpreter_threads)
-    with cpu_affinity.in_effect(cpu):  # the daemon's tasks and threads find it there
+    # The daemon's tasks and threads find ``cpu`` in their context.
+    with cpu_affinity.in_effect(cpu), young_collections_every(config.young_collection_threshold):
         try:
             cpu.pin()
             tap = _set_up_file_tap(config.home) if config.file_tap else None
