@@ -185,6 +185,9 @@ class StatusPatcher:
             self._settle(self)
         if not self.pending:
             return self._base
+        if self._changes_nothing():
+            self._clear()
+            return self._base
         base = self._base
         for attempt in range(self._max_attempts):
             # Only the status changes: the rest is shared with base (the store copies what it keeps).
@@ -207,13 +210,38 @@ class StatusPatcher:
                 continue
             self._base = written
             break
+        self._clear()
+        return self._base
+
+    def _clear(self) -> None:
         self._fields.clear()
         self._conditions.clear()
         self._records.clear()
         self._finalizer = None
         self._status_view = None
         self._now = None
-        return self._base
+
+    def _changes_nothing(self) -> bool:
+        """The pending patch leaves the stored object as it is, decided without copying it: the
+        engine's defaults after a reconcile that wrote its own status are most often that."""
+        if self._records or self._finalizer is not None:
+            return False
+        status = self._base.get("status") or {}
+        for field, value in self._fields.items():
+            if value is _DELETE:
+                if field in status:
+                    return False
+            elif field not in status or status[field] != value:
+                return False
+        for type_, want in self._conditions.items():
+            current = get_condition(self._base, type_)
+            if want is None:
+                if current is not None:
+                    return False
+            elif (current is None or current.get("observedGeneration") != self._observed_generation
+                  or (current.get("status"), current.get("reason"), current.get("message")) != want):
+                return False
+        return True
 
     def _with_finalizer(self, base: Obj, new: Obj) -> bool:
         """Put the pending finalizer in ``new``'s metadata; whether the write adds it."""
