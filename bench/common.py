@@ -65,20 +65,33 @@ ENDED_THREADS = "the rest (threads that ended meanwhile, per-thread rounding)"
 def thread_cpu() -> dict[int, tuple[str, float]]:
     """CPU seconds (user + system) of each live thread of this process by its native id, with
     its group: its name without the trailing number (``mfx-store:state.db-2`` is in
-    ``mfx-store:state.db``). Linux only: read from /proc/self/task."""
-    tick = os.sysconf("SC_CLK_TCK")
+    ``mfx-store:state.db``). Linux only: read from /proc/self/task, in nanoseconds from
+    ``schedstat`` where the kernel keeps it (``stat`` counts whole clock ticks, 10 ms each:
+    too coarse for threads that run a millisecond at a time)."""
     found: dict[int, tuple[str, float]] = {}
     for thread in threading.enumerate():
         if thread.native_id is None:
             continue
-        try:
-            with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
+        cpu = _task_cpu(thread.native_id)
+        if cpu is None:
             continue  # ended since it was listed
-        group = re.sub(r"-?[0-9a-f]*\d+$", "", thread.name)
-        found[thread.native_id] = (group, (int(fields[11]) + int(fields[12])) / tick)
+        found[thread.native_id] = (re.sub(r"-?[0-9a-f]*\d+$", "", thread.name), cpu)
     return found
+
+
+def _task_cpu(native_id: int) -> float | None:
+    task = f"/proc/self/task/{native_id}"
+    try:
+        with open(f"{task}/schedstat") as schedstat:
+            return int(schedstat.read().split()[0]) / 1e9
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    try:
+        with open(f"{task}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
@@ -86,8 +99,7 @@ def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tupl
     """The CPU seconds spent between two ``thread_cpu`` readings, by group: each thread alive
     at the second counts what it spent since the first (all of it when it started since). A
     thread that ended in between cannot be read any more: what the process spent beyond the
-    live threads (``process_cpu``, its CPU time over the same window) is ``ENDED_THREADS``,
-    with what the kernel's per-thread figures (whole clock ticks each) leave out."""
+    live threads (``process_cpu``, its CPU time over the same window) is ``ENDED_THREADS``."""
     spent: dict[str, float] = {}
     for native_id, (group, cpu) in after.items():
         spent[group] = spent.get(group, 0.0) + cpu - before.get(native_id, (group, 0.0))[1]

@@ -111,9 +111,19 @@ def cache_dir(home: Path, name: str) -> Path:
 
 def register(on: Registry, env: Any) -> None:
     """Register the GitSource handlers. Uses ``env.home`` (git cache under ``home/git``) and,
-    when present, ``env.schemas`` (else the CRDs are loaded)."""
+    when present, ``env.schemas`` (else the CRDs are loaded at the first sync: a daemon
+    starts its plugins without waiting for them to be parsed)."""
     home = Path(env.home)
-    schemas: Schemas = getattr(env, "schemas", None) or load_schemas()
+    given: Schemas | None = getattr(env, "schemas", None)
+    loaded: list[Schemas] = []
+
+    def schemas() -> Schemas:
+        if given is not None:
+            return given
+        if not loaded:
+            loaded.append(load_schemas())
+        return loaded[0]
+
     dependents: dict[str, set[str]] = {}  # name -> GitSources whose dependsOn names it
     read = DesiredCache()
 
@@ -137,7 +147,7 @@ def register(on: Registry, env: Any) -> None:
         if waiting:
             ctx.status.condition(ConditionType.READY, False, GitSourceReason.DEPENDENCY_NOT_READY, waiting)
             return Result(requeue_after=min(interval, 30.0))
-        return await _sync(obj, spec, ctx, home, schemas, read)
+        return await _sync(obj, spec, ctx, home, schemas(), read)
 
     @on.delete(KIND)
     async def finalize_gitsource(obj: Obj, ctx: Context) -> None:

@@ -24,8 +24,16 @@ from mfx.errors import FieldError, ValidationError
 
 class Admission:
     def __init__(self, schemas: Schemas | None = None) -> None:
-        self.schemas = schemas if schemas is not None else load_schemas()
+        self._schemas = schemas
         self._status_validators: dict[str, jsonschema.protocols.Validator] = {}
+
+    @property
+    def schemas(self) -> Schemas:
+        """The CRDs' schemas, read at the first request that needs them: a daemon starts its
+        plugins without them (parsing the CRDs takes the event loop several milliseconds)."""
+        if self._schemas is None:
+            self._schemas = load_schemas()
+        return self._schemas
 
     def admit(self, obj: Obj) -> Obj:
         """A validated, defaulted copy of ``obj``; raises ``ValidationError`` listing every problem."""
