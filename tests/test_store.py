@@ -702,6 +702,31 @@ async def test_the_oldest_events_are_dropped_beyond_the_limit(tmp_path: Path) ->
         ]
 
 
+@pytest.mark.anyio
+async def test_events_written_in_one_commit_are_deduplicated_and_kept_within_the_limit(tmp_path: Path) -> None:
+    """Writes made together share a commit (group commit): the repeats among them still find
+    each other, and the limit still holds once the commit is in."""
+    async with SQLiteStore(tmp_path / "store.db", event_limit=9) as store:
+        a = await store.create(plugin("a"))
+        once = EventRecord(PM, "a", a["metadata"]["uid"], "Normal", "Pulled", "found 1.0.0")
+        twice = EventRecord(PM, "a", a["metadata"]["uid"], "Normal", "Starting", "starting 1.0.0")
+        await store.write_status({**a, "status": {"phase": "x"}}, [once, twice, twice])
+        async with anyio.create_task_group() as group:
+            for i in range(12):  # p0..p5, each twice
+                group.start_soon(store.record_event, EventRecord(PM, f"p{i % 6}", "u", "Normal", "Started", "up"))
+        events = await store.list_events()
+        assert sorted((e["involvedObject"]["name"], e["reason"], e["count"]) for e in events) == [
+            ("a", "Pulled", 1), ("a", "Starting", 2), *((f"p{i}", "Started", 2) for i in range(6))]
+        async with anyio.create_task_group() as group:
+            for i in range(5):
+                group.start_soon(store.record_event, EventRecord(PM, f"q{i}", "u", "Normal", "Started", "up"))
+        kept = await store.list_events()
+        assert len(kept) == 9
+        assert len((await store.list("Event")).items) == 9
+        assert {f"q{i}" for i in range(5)} <= {e["involvedObject"]["name"] for e in kept}
+        assert "a" not in {e["involvedObject"]["name"] for e in kept}  # the ones that occurred longest ago
+
+
 # --- the file ------------------------------------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ from mfx.api.objects import Obj, now_rfc3339
 from mfx.api.selectors import parse_selector
 from mfx.errors import BadRequestError, GoneError, StoreError
 from mfx.store import events as event_rules
-from mfx.store import sqlite_events, strategy
+from mfx.store import strategy
 from mfx.store.base import (
     BatchAction,
     BatchWrite,
@@ -132,7 +132,7 @@ def _delete(tx: Transaction, kind: str, name: str, wanted: int | None) -> Obj:
 
 def _record_event(tx: Transaction, record: EventRecord) -> Obj:
     timestamp = now_rfc3339()
-    name = sqlite_events.latest_with_key(tx.conn, event_rules.record_key(record))
+    name = tx.latest_event_with_key(event_rules.record_key(record))
     if name is not None:
         stored = tx.load(_EVENT_KIND, name)
         if stored is not None:

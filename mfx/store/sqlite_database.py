@@ -40,8 +40,10 @@ class Transaction:
 
     Objects are read from ``bodies`` (the store's in-memory copy of the file, which nothing
     changes while a batch runs) overlaid with what this batch wrote: no SELECT per op. The
-    rows an op puts are inserted together when it ends (``flush``: one statement per table,
-    not two per object), and before any other statement.
+    rows an op puts (its Events' index rows too) are inserted together when it ends
+    (``flush``: one statement per table, not two per object), and before any other statement.
+    The number of Events is counted once per batch and kept as it writes and removes them:
+    the limit is checked after every new Event without a query each time.
     """
 
     def __init__(
@@ -58,6 +60,8 @@ class Transaction:
         self._rv: int | None = None
         self._object_rows: list[tuple[str, str, int, str]] = []
         self._change_rows: list[tuple[int, str, str, str, str]] = []
+        self._index_rows: list[sqlite_events.IndexRow] = []
+        self._event_count: int | None = None  # Events stored, once counted in this batch
         self._now: str | None = None
 
     def now(self) -> str:
@@ -91,8 +95,9 @@ class Transaction:
         self._object_rows.append((kind, name, rv, body))
         self._log(rv, type_, kind, name, body, obj if watched_as_is else None)
         if kind == _EVENT_KIND:
-            self.flush()
-            sqlite_events.index(self.conn, obj, rv)
+            self._index_rows.append(sqlite_events.index_row(obj, rv))
+            if type_ is WatchEventType.ADDED and self._event_count is not None:
+                self._event_count += 1
 
     def remove(self, kind: str, name: str, obj: Obj) -> None:
         self.flush()
@@ -102,7 +107,7 @@ class Transaction:
         self._written[(kind, name)] = None
         self.conn.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
         if kind == _EVENT_KIND:
-            sqlite_events.unindex(self.conn, name)
+            self._unindex(name)
         self._log(rv, WatchEventType.DELETED, kind, name, dumps(obj))
 
     def _log(self, rv: int, type_: WatchEventType, kind: str, name: str, body: str,
@@ -115,6 +120,7 @@ class Transaction:
         """Insert the rows put so far (an op's end, or a statement of another kind next)."""
         objects, self._object_rows = self._object_rows, []
         changes, self._change_rows = self._change_rows, []
+        indexed, self._index_rows = self._index_rows, []
         if objects:
             self.conn.executemany(
                 "INSERT INTO objects (kind, name, resource_version, body) VALUES (?, ?, ?, ?)"
@@ -126,28 +132,48 @@ class Transaction:
             self.conn.executemany(
                 "INSERT INTO changes (resource_version, kind, name, type, body) VALUES (?, ?, ?, ?, ?)", changes
             )
+        if indexed:
+            sqlite_events.index(self.conn, indexed)
 
-    def mark(self) -> tuple[int | None, int, dict[tuple[str, str], str | None]]:
+    def mark(self) -> Mark:
         """Where the batch stands, to return to with ``undo`` if the next op fails."""
-        return self._rv, len(self.changes), dict(self._written)
+        return Mark(self._rv, len(self.changes), dict(self._written), self._event_count)
 
-    def undo(self, rv: int | None, count: int, written: dict[tuple[str, str], str | None]) -> None:
-        self._rv = rv
-        del self.changes[count:]
-        self._written = written
+    def undo(self, mark: Mark) -> None:
+        self._rv = mark.rv
+        del self.changes[mark.changes:]
+        self._written = mark.written
+        self._event_count = mark.event_count
         self._object_rows.clear()  # an op starts with none: what is left is the failed op's
         self._change_rows.clear()
+        self._index_rows.clear()
+
+    def latest_event_with_key(self, dedup_key: str) -> str | None:
+        """The name of the Event that last occurred with this de-duplication key, this
+        batch's Events included."""
+        if self._index_rows:
+            self.flush()
+        return sqlite_events.latest_with_key(self.conn, dedup_key)
 
     def trim_events(self) -> None:
         """Keep at most ``event_limit`` events: the ones that occurred last."""
+        if self._event_count is None:
+            self.flush()
+            self._event_count = sqlite_events.count(self.conn)
+        if self._event_count <= self.event_limit:
+            return
         self.flush()
-        for name in sqlite_events.oldest_beyond(self.conn, self.event_limit):
+        for name in sqlite_events.oldest(self.conn, self._event_count - self.event_limit):
             obj = self.load(_EVENT_KIND, name)
             if obj is None:  # index row without object: repair quietly
                 self.writes += 1
-                sqlite_events.unindex(self.conn, name)
+                self._unindex(name)
             else:
                 self.remove(_EVENT_KIND, name, obj)
+
+    def _unindex(self, name: str) -> None:
+        if sqlite_events.unindex(self.conn, name) and self._event_count is not None:
+            self._event_count -= 1
 
     def carry_out(self, kind: str, name: str, write: Write, *, watched_as_is: bool = False) -> Obj:
         """Store what the strategy decided; returns the object the caller is answered with.
@@ -171,6 +197,16 @@ class Transaction:
             return None
         self.conn.execute("DELETE FROM changes WHERE resource_version <= ?", (floor,))
         return floor
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a batch stood before an op (``Transaction.mark``)."""
+
+    rv: int | None
+    changes: int
+    written: dict[tuple[str, str], str | None]
+    event_count: int | None
 
 
 @dataclass
@@ -312,7 +348,7 @@ class Database:
                     elif tx.writes != writes:
                         self.conn.execute("ROLLBACK")
                         return None
-                    tx.undo(*mark)
+                    tx.undo(mark)
                     op.error = translate(self.path, error)
                     continue
                 if savepoints:

@@ -11,18 +11,30 @@ from mfx.api.objects import Obj
 from mfx.store import events as event_rules
 from mfx.store.codec import loads
 
+# (name, dedup_key, involved_kind, involved_name, last_seen): one row of ``event_index``.
+IndexRow = tuple[str, str, str, str, int]
 
-def index(conn: sqlite3.Connection, event: Obj, resource_version: int) -> None:
+
+def index_row(event: Obj, resource_version: int) -> IndexRow:
     row = event_rules.index_row(event)
-    conn.execute(
+    return row.name, row.dedup_key, row.involved_kind, row.involved_name, resource_version
+
+
+def index(conn: sqlite3.Connection, rows: list[IndexRow]) -> None:
+    conn.executemany(
         "INSERT OR REPLACE INTO event_index (name, dedup_key, involved_kind, involved_name, last_seen)"
         " VALUES (?, ?, ?, ?, ?)",
-        (row.name, row.dedup_key, row.involved_kind, row.involved_name, resource_version),
+        rows,
     )
 
 
-def unindex(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute("DELETE FROM event_index WHERE name = ?", (name,))
+def unindex(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether there was a row to remove."""
+    return conn.execute("DELETE FROM event_index WHERE name = ?", (name,)).rowcount > 0
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM event_index").fetchone()[0])
 
 
 def latest_with_key(conn: sqlite3.Connection, dedup_key: str) -> str | None:
@@ -34,16 +46,9 @@ def latest_with_key(conn: sqlite3.Connection, dedup_key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def oldest_beyond(conn: sqlite3.Connection, limit: int) -> list[str]:
-    """Names of the Events that occurred longest ago, as many as exceed ``limit``."""
-    count = int(conn.execute("SELECT COUNT(*) FROM event_index").fetchone()[0])
-    excess = count - limit
-    if excess <= 0:
-        return []
-    return [
-        r[0]
-        for r in conn.execute("SELECT name FROM event_index ORDER BY last_seen LIMIT ?", (excess,))
-    ]
+def oldest(conn: sqlite3.Connection, how_many: int) -> list[str]:
+    """Names of the ``how_many`` Events that occurred longest ago."""
+    return [r[0] for r in conn.execute("SELECT name FROM event_index ORDER BY last_seen LIMIT ?", (how_many,))]
 
 
 def query(conn: sqlite3.Connection, involved_kind: str | None, involved_name: str | None) -> list[Obj]:
