@@ -12,6 +12,16 @@ import orjson
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    """What the record was given with ``extra=``, in the order given (most records: nothing,
+    found by one set difference instead of a loop over every attribute)."""
+    attributes = vars(record)
+    extra = attributes.keys() - _STANDARD
+    if not extra:
+        return {}
+    return {k: v for k, v in attributes.items() if k in extra and not k.startswith("_")}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -20,9 +30,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+        data.update(_extras(record))
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
@@ -34,7 +42,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        extras = _extras(record)
         if extras:
             text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return text
@@ -50,5 +58,11 @@ def configure_logging(fmt: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Neither format shows where a record was logged from, nor which process or thread logged
+    # it: the logging module is told not to find them (a walk up the stack for every record,
+    # on the event loop). The logging documentation's "Optimization" section names these.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logMultiprocessing = False
+    logging.logProcesses = False
     for noisy in ("uvicorn", "uvicorn.error", "httpx", "httpcore", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

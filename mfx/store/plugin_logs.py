@@ -34,6 +34,7 @@ import orjson
 from mfx.errors import BadRequestError
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 LogRecord = dict[str, Any]
 
 
@@ -66,6 +67,7 @@ class PluginLogStore:
         self._lock = threading.Lock()  # appends may come from worker threads (logging handlers)
         self._channels: dict[str, _Channel] = {}
         self._sizes: dict[str, int] = {}  # name -> bytes in its current log file, once appended to
+        self._files: dict[str, str] = {}  # name -> its log file's path, once the name was checked
         self._loop_thread: int | None = None
         self._token: Any = None
 
@@ -90,11 +92,17 @@ class PluginLogStore:
         message: str,
         stream: Stream | str = Stream.CONTROLLER,
         fields: dict[str, Any] | None = None,
+        *,
+        at: float | None = None,
     ) -> LogRecord:
-        """Add one record to ``name``'s log and wake its followers. Safe from any thread."""
-        path = self.path(name)
+        """Add one record to ``name``'s log and wake its followers. Safe from any thread.
+        ``at``: when it happened (``time.time()``), if not now."""
+        path = self._files.get(name)
+        if path is None:
+            path = self._files[name] = str(self.path(name))
+        when = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
         record: LogRecord = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": str(level).lower(),
             "stream": str(Stream(stream)),
             "message": message,
@@ -104,24 +112,28 @@ class PluginLogStore:
         line = orjson.dumps(record, default=str) + b"\n"
         with self._lock:
             # Sizes are known after a file's first append (this store is its only writer): a
-            # line costs an open and a write, not a mkdir and a stat as well.
+            # line costs an open, a write and a close, not a mkdir and a stat as well. The
+            # daemon's event loop appends the controller's words: plain system calls, not a
+            # buffered file object made and dropped for one line.
             size = self._sizes.get(name)
             if size is None:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 try:
-                    size = path.stat().st_size
+                    size = os.stat(path).st_size
                 except FileNotFoundError:
                     size = 0
             if size and size + len(line) > self.max_bytes:
                 os.replace(path, self._rotated(name))
                 size = 0
             try:
-                handle = open(path, "ab")  # noqa: SIM115  # closed just below
+                fd = os.open(path, _APPEND, 0o644)
             except FileNotFoundError:  # the directory went away meanwhile
                 self.directory.mkdir(parents=True, exist_ok=True)
-                handle = open(path, "ab")  # noqa: SIM115
-            with handle:
-                handle.write(line)
+                fd = os.open(path, _APPEND, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
             self._sizes[name] = size + len(line)
         self._wake(name)
         return record
@@ -132,6 +144,7 @@ class PluginLogStore:
             for path in (self.path(name), self._rotated(name)):
                 path.unlink(missing_ok=True)
             self._sizes.pop(name, None)
+            self._files.pop(name, None)
             channel = self._channels.pop(name, None)
         if channel is not None:
             channel.closed = True
@@ -281,14 +294,12 @@ class PluginLogHandler(logging.Handler):
         if not isinstance(name, str) or not name:
             return
         try:
-            fields = {
-                k: v
-                for k, v in vars(record).items()
-                if k not in self._STANDARD and not k.startswith("_")
-            }
+            attributes = vars(record)
+            extra = attributes.keys() - self._STANDARD  # mostly none: a set difference, not a loop
+            fields = {k: v for k, v in attributes.items() if k in extra and not k.startswith("_")} if extra else {}
             fields["logger"] = record.name
             self.store.append(
-                name, record.levelname, record.getMessage(), Stream.CONTROLLER, fields
+                name, record.levelname, record.getMessage(), Stream.CONTROLLER, fields, at=record.created
             )
         except Exception:  # a log handler must never break the code that logs
             self.handleError(record)
