@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -105,6 +106,22 @@ def thread_cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tupl
         spent[group] = spent.get(group, 0.0) + cpu - before.get(native_id, (group, 0.0))[1]
     spent[ENDED_THREADS] = max(0.0, process_cpu - sum(spent.values()))
     return spent
+
+
+def file_create_cpu_seconds(count: int = 300) -> float:
+    """The CPU time creating one small file costs on this machine (in a fresh directory of
+    the temporary file system's disk, one line written, as a plugin's first log line is):
+    the kernel's part dominates, and on a virtual disk it is far from free."""
+    line = b"x" * 160 + b"\n"
+    with tempfile.TemporaryDirectory(prefix="mfx-bench-create-") as folder:
+        started = time.process_time()
+        for i in range(count):
+            fd = os.open(os.path.join(folder, f"p{i}.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        return (time.process_time() - started) / count
 
 
 def handoff_cpu_seconds(rounds: int = 2000) -> float:
