@@ -11,7 +11,9 @@ interpreter could have done at once.
 
 Child processes (plugin processes and their zygote, the audio engine, git) keep every CPU
 the daemon was given (by ``taskset``, systemd's ``CPUAffinity=`` or its cgroup): they are
-started inside ``spawning()``, as a child starts with its parent thread's CPUs. The threads
+started inside ``spawning()``, as a child starts with its parent thread's CPUs. So is the
+thread that writes the plugin logs (``PluginLogStore.background_writes``): its work is
+file-system calls, and an interpreter thread only queues its lines. The threads
 of native plugin calls (a C library's, WebAssembly's) stay with the interpreter threads:
 their calls are mostly short and each is a hand-off with the caller, which cost a
 WebAssembly call more than twice as much when the two were on different CPUs (``bench

@@ -25,6 +25,7 @@ from mfx.engine.paths import EnginePaths
 from mfx.engine.spawn import spawn_engine
 from mfx.runtimes.call_thread import PluginThread
 from mfx.server.services import default_services
+from mfx.store.plugin_logs import PluginLogStore
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.plugin_fixtures import apply, get, manifest, plugin_root, wait_ready
 
@@ -150,6 +151,20 @@ def test_a_native_plugin_call_thread_stays_on_the_interpreter_cpu() -> None:
     assert native == {shared}
 
 
+def test_the_plugin_logs_writer_thread_runs_on_every_cpu(tmp_path: Path) -> None:
+    """Its work is file-system calls (a first start creates a log file per plugin): kernel
+    work that need not take the interpreter's CPU."""
+    def started(cpu: CpuAffinity) -> tuple[frozenset[int], frozenset[int]]:
+        logs = PluginLogStore(tmp_path)
+        with logs.background_writes():
+            [writer] = [t for t in threading.enumerate() if t.name.startswith("mfx-plugin-logs:")]
+            return thread_cpus(writer.native_id or 0), frozenset(os.sched_getaffinity(0))
+
+    writer, appender = on_a_pinned_thread(started)
+    assert writer == ALLOWED
+    assert len(appender) == 1
+
+
 def test_the_audio_engine_and_git_are_started_on_every_cpu(tmp_path: Path) -> None:
     from controllers.git_fetch import GitRepository
 
@@ -204,6 +219,8 @@ def test_a_daemon_runs_its_interpreter_threads_on_one_cpu_and_its_plugin_process
                    if t.name.startswith(("mfx-store:", "mfx-python-plugins-"))]
     assert {t.name.split("-")[1] for t in interpreter} >= {"store:state.db", "python"}
     assert {t.name: thread_cpus(t.native_id or 0) for t in interpreter} == {t.name: shared for t in interpreter}
+    [log_writer] = [t for t in threading.enumerate() if t.name.startswith("mfx-plugin-logs:")]
+    assert thread_cpus(log_writer.native_id or 0) == ALLOWED
     # The test runner's own thread was never moved.
     assert frozenset(os.sched_getaffinity(0)) == ALLOWED
     result = run_cli(home, "get", "pm")

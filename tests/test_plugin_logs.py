@@ -4,7 +4,9 @@ a real daemon, and ``mfx logs``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -99,10 +101,19 @@ async def collect(stream: AsyncIterator[dict[str, Any]], group: TaskGroup) -> An
 
 
 @pytest.mark.anyio
-async def test_follow_yields_the_tail_then_each_new_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["written-inline", "background-writes"])
+async def test_follow_yields_the_tail_then_each_new_record(tmp_path: Path, background: bool) -> None:
+    """With background writes, the writer thread's write is what wakes the follower."""
     logs = PluginLogStore(tmp_path)
     for i in range(3):
         logs.append("p", "info", f"old {i}")
+    with contextlib.ExitStack() as writes:
+        if background:
+            writes.enter_context(logs.background_writes())
+        await follow_the_tail_then_each_new_record(logs)
+
+
+async def follow_the_tail_then_each_new_record(logs: PluginLogStore) -> None:
     async with anyio.create_task_group() as group:
         received = await collect(logs.follow("p", tail=1), group)
         assert (await received.receive())["message"] == "old 2"
@@ -118,8 +129,16 @@ async def test_follow_yields_the_tail_then_each_new_record(tmp_path: Path) -> No
 
 
 @pytest.mark.anyio
-async def test_follow_continues_across_rotation_and_ends_on_forget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["written-inline", "background-writes"])
+async def test_follow_continues_across_rotation_and_ends_on_forget(tmp_path: Path, background: bool) -> None:
     logs = PluginLogStore(tmp_path, max_bytes=1024)
+    with contextlib.ExitStack() as writes:
+        if background:
+            writes.enter_context(logs.background_writes())
+        await follow_across_rotation_until_forget(logs, tmp_path)
+
+
+async def follow_across_rotation_until_forget(logs: PluginLogStore, tmp_path: Path) -> None:
     async with anyio.create_task_group() as group:
         received = await collect(logs.follow("p"), group)
         for i in range(60):  # several rotations, each record seen exactly once, in order
@@ -129,6 +148,30 @@ async def test_follow_continues_across_rotation_and_ends_on_forget(tmp_path: Pat
         logs.forget("p")
         with pytest.raises(anyio.EndOfStream):
             await received.receive()
+
+
+def test_with_background_writes_a_reader_sees_every_line_appended_before_it_asked(tmp_path: Path) -> None:
+    """Appends only queue their lines; a read writes what is queued first, and what is still
+    queued when the block ends is written then."""
+    logs = PluginLogStore(tmp_path, max_bytes=4096)
+    with logs.background_writes():
+        for i in range(300):  # several rotations of p3's file on the way
+            logs.append(f"p{i % 5}", "info", f"line {i:03d} " + "x" * 40)
+        assert messages(logs.read("p3"))[-20:] == [f"line {i:03d} " + "x" * 40 for i in range(203, 300, 5)]
+        assert (tmp_path / "p3.log.1").exists()
+        logs.append("late", "info", "queued last")
+    assert messages(PluginLogStore(tmp_path).read("late")) == ["queued last"]
+    assert not any(t.name.startswith("mfx-plugin-logs:") for t in threading.enumerate())
+
+
+def test_forget_with_background_writes_leaves_no_file_behind(tmp_path: Path) -> None:
+    logs = PluginLogStore(tmp_path)
+    with logs.background_writes():
+        for i in range(50):
+            logs.append("gone", "info", f"line {i}")
+        logs.forget("gone")
+        assert not (tmp_path / "gone.log").exists()
+    assert logs.read("gone") == []
 
 
 def test_daemon_log_records_about_a_plugin_go_to_its_log(tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ async def run_daemon(
                                         log_store=log_store, cache=cache, file_tap=tap)
                 # The controller's messages about a plugin (logged with extra={"plugin": name})
                 # land in that plugin's log beside its own output.
-                with plugin_records_routed_to(log_store):
+                with plugin_records_routed_to(log_store), log_store.background_writes():
                     await _serve(context, services or [], on_ready, handle_signals)
         finally:
             if tap is not None:
