@@ -5,7 +5,9 @@ a real daemon, and ``mfx logs``."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -172,6 +174,27 @@ def test_forget_with_background_writes_leaves_no_file_behind(tmp_path: Path) -> 
         logs.forget("gone")
         assert not (tmp_path / "gone.log").exists()
     assert logs.read("gone") == []
+
+
+def test_a_queued_line_the_disk_refuses_is_dropped_with_a_warning_and_the_rest_are_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    logs = PluginLogStore(tmp_path)
+    real_open = os.open
+    refused = threading.Event()
+
+    def full_once(path: str, flags: int, mode: int = 0o777) -> int:
+        if "full" in str(path) and not refused.is_set():
+            refused.set()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", full_once)
+    with caplog.at_level(logging.WARNING, logger="mfx.store.plugin_logs"), logs.background_writes():
+        logs.append("full", "info", "refused")
+        logs.append("full", "info", "kept")
+        assert messages(logs.read("full")) == ["kept"]
+    assert refused.is_set()
+    assert "could not write a line of plugin full's log: [Errno 28] No space left on device" in caplog.text
 
 
 def test_daemon_log_records_about_a_plugin_go_to_its_log(tmp_path: Path) -> None:

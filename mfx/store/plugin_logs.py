@@ -37,6 +37,7 @@ from mfx import cpu_affinity
 from mfx.errors import BadRequestError
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+log = logging.getLogger("mfx.store.plugin_logs")
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 LogRecord = dict[str, Any]
 
@@ -123,7 +124,10 @@ class PluginLogStore:
             self._writer.nudge()
             return record
         with self._lock:
+            written = self._write_queued()  # lines queued before this one go first
             self._write(name, path, line)
+        for other in written:
+            self._wake(other)
         self._wake(name)
         return record
 
@@ -151,14 +155,25 @@ class PluginLogStore:
 
     def _drain(self) -> None:
         """Write every queued line, in the order appended, and wake the followers of each."""
-        written: dict[str, None] = {}
         with self._lock:
-            while self._pending:
-                name, path, line = self._pending.popleft()
-                self._write(name, path, line)
-                written[name] = None
+            written = self._write_queued()
         for name in written:
             self._wake(name)
+
+    def _write_queued(self) -> dict[str, None]:
+        """Under the files' lock: write the queued lines; the names written to, in order. A
+        line the file system refuses (a full disk) is dropped with a warning: a log line is not
+        worth failing the read or the append that comes after it."""
+        written: dict[str, None] = {}
+        while self._pending:
+            name, path, line = self._pending.popleft()
+            try:
+                self._write(name, path, line)
+            except OSError as error:
+                log.warning("could not write a line of plugin %s's log: %s", name, error)
+                continue
+            written[name] = None
+        return written
 
     def _write(self, name: str, path: str, line: bytes) -> None:
         """Append ``line`` to ``name``'s file (under the files' lock), rotating it when full."""
@@ -354,10 +369,7 @@ class _Writer:
         while not self._stopping:
             self._wanted.wait()
             self._wanted.clear()
-            try:
-                self._drain()
-            except OSError as error:  # a full disk, a removed directory: the lines are lost, the thread is not
-                logging.getLogger("mfx.store.plugin_logs").warning("could not write plugin log lines: %s", error)
+            self._drain()
 
 
 class PluginLogHandler(logging.Handler):
