@@ -22,6 +22,7 @@ Status: ``lastAppliedRevision``, ``lastAttemptedRevision``, ``inventory.entries`
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import shutil
 from collections.abc import Iterable
@@ -115,14 +116,7 @@ def register(on: Registry, env: Any) -> None:
     starts its plugins without waiting for them to be parsed)."""
     home = Path(env.home)
     given: Schemas | None = getattr(env, "schemas", None)
-    loaded: list[Schemas] = []
-
-    def schemas() -> Schemas:
-        if given is not None:
-            return given
-        if not loaded:
-            loaded.append(load_schemas())
-        return loaded[0]
+    crds = functools.cache(load_schemas)
 
     dependents: dict[str, set[str]] = {}  # name -> GitSources whose dependsOn names it
     read = DesiredCache()
@@ -147,7 +141,7 @@ def register(on: Registry, env: Any) -> None:
         if waiting:
             ctx.status.condition(ConditionType.READY, False, GitSourceReason.DEPENDENCY_NOT_READY, waiting)
             return Result(requeue_after=min(interval, 30.0))
-        return await _sync(obj, spec, ctx, home, schemas(), read)
+        return await _sync(obj, spec, ctx, home, given or crds(), read)
 
     @on.delete(KIND)
     async def finalize_gitsource(obj: Obj, ctx: Context) -> None:

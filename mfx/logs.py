@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -12,7 +13,7 @@ import orjson
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def _extras(record: logging.LogRecord) -> dict[str, object]:
+def record_extras(record: logging.LogRecord) -> dict[str, Any]:
     """What the record was given with ``extra=``, in the order given (most records: nothing,
     found by one set difference instead of a loop over every attribute)."""
     attributes = vars(record)
@@ -30,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        data.update(_extras(record))
+        data.update(record_extras(record))
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
@@ -42,7 +43,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extras = _extras(record)
+        extras = record_extras(record)
         if extras:
             text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return text

@@ -140,12 +140,19 @@ def set_condition(
     old_status, old_reason = current.get("status"), current.get("reason")
     if old_status == status:
         new["lastTransitionTime"] = current.get("lastTransitionTime", new["lastTransitionTime"])
-    unchanged = all(current.get(k) == new[k] for k in ("status", "reason", "message", "observedGeneration"))
-    if unchanged:
+    if condition_unchanged(current, status, reason, message, gen):
         return None
     current.clear()
     current.update(new)
     return Transition(str(type_), old_status, status, reason, message, old_reason)
+
+
+def condition_unchanged(current: dict[str, Any], status: str, reason: str, message: str,
+                        observed_generation: int) -> bool:
+    """Whether setting the condition ``current`` to these would change nothing (its
+    ``lastTransitionTime`` moves only with its status)."""
+    return (current.get("status") == status and current.get("reason") == reason
+            and current.get("message") == message and current.get("observedGeneration") == observed_generation)
 
 
 def remove_condition(obj: Obj, type_: str) -> Transition | None:

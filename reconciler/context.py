@@ -23,7 +23,13 @@ from mfx.errors import ConflictError
 from mfx.store.base import EventRecord, Store
 from observability.metrics import Metrics
 from reconciler.clock import Clock
-from reconciler.conditions import Transition, get_condition, remove_condition, set_condition
+from reconciler.conditions import (
+    Transition,
+    condition_unchanged,
+    get_condition,
+    remove_condition,
+    set_condition,
+)
 from reconciler.events import EventRecorder, EventType
 from reconciler.supervisor import TaskSupervisor
 
@@ -238,8 +244,7 @@ class StatusPatcher:
             if want is None:
                 if current is not None:
                     return False
-            elif (current is None or current.get("observedGeneration") != self._observed_generation
-                  or (current.get("status"), current.get("reason"), current.get("message")) != want):
+            elif current is None or not condition_unchanged(current, *want, self._observed_generation):
                 return False
         return True
 

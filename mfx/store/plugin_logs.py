@@ -35,6 +35,7 @@ import orjson
 
 from mfx import cpu_affinity
 from mfx.errors import BadRequestError
+from mfx.logs import record_extras
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 log = logging.getLogger("mfx.store.plugin_logs")
@@ -379,8 +380,6 @@ class PluginLogHandler(logging.Handler):
     or a ``LoggerAdapter``); the other ``extra`` fields are kept as the record's ``fields``.
     """
 
-    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "plugin"}
-
     def __init__(self, store: PluginLogStore, level: int = logging.INFO) -> None:
         super().__init__(level)
         self.store = store
@@ -390,9 +389,8 @@ class PluginLogHandler(logging.Handler):
         if not isinstance(name, str) or not name:
             return
         try:
-            attributes = vars(record)
-            extra = attributes.keys() - self._STANDARD  # mostly none: a set difference, not a loop
-            fields = {k: v for k, v in attributes.items() if k in extra and not k.startswith("_")} if extra else {}
+            fields = record_extras(record)
+            fields.pop("plugin", None)  # the log it goes to
             fields["logger"] = record.name
             self.store.append(
                 name, record.levelname, record.getMessage(), Stream.CONTROLLER, fields, at=record.created
