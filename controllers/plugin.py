@@ -41,7 +41,6 @@ from reconciler import (
     Result,
     TaskState,
     TaskStatus,
-    get_condition,
 )
 from reconciler.controller import brief_handler
 
@@ -234,14 +233,14 @@ class PluginController:
         finally:
             write_common(ctx.status, run)
             self._record_events(ctx, state)
-        was_ready = serves(get_condition(obj, ConditionType.READY))
         now_ready = serves(ctx.status.condition_view(ConditionType.READY))
         self.dependencies.record_serving(name, now_ready)
-        if now_ready and not was_ready:
-            await ctx.status.flush()  # written before the dependents are woken
+        if now_ready and not run.serving_told:
+            await ctx.status.flush(settled=True)  # written (as the reconcile ends it) before the dependents are woken
             for dependent in self.dependencies.dependents(name):
                 if self.dependencies.dependencies_up(dependent):  # the others wait for another dependency
                     self.kick(dependent)
+        run.serving_told = now_ready
         return result
 
     async def _step(self, obj: Obj, ctx: Context, state: PluginState, run: RunState, parsed: ParsedSpec,

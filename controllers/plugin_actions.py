@@ -67,6 +67,7 @@ from .plugin_status import (
 )
 
 DEPENDENCY_POLL_SECONDS = 30.0  # safety net; dependents are enqueued when a dependency changes
+STARTING_SHOWN_AFTER = 1.0  # seconds a start runs before its "Starting" status is written
 RESTARTING = "restarting on request: a new instance starts beside the running one"
 
 
@@ -146,6 +147,10 @@ class ActionExecutor:
                     write_common(status, run)
                     record_events(status, state)
                     await status.flush(settled=True)
+                else:
+                    # Most starts end within milliseconds: "Starting" is written only if this
+                    # one is still running after STARTING_SHOWN_AFTER (its event is still told).
+                    status.hold(STARTING_SHOWN_AFTER)
                 ctx.supervisor.start(ctx.key, "start", begin)
             case AwaitStart(version=version):
                 status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")

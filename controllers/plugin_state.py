@@ -89,6 +89,9 @@ class RunState:
     restart_handled: str | None = None  # the restartedAt annotation value last acted on
     restarting: str | None = None  # the restartedAt value whose new instance is starting
     told_copies: tuple[str, ...] | None = None  # the directory used and the unused ones, as last evented
+    # Whether its dependents were last told it serves: a Ready=True stored by an earlier
+    # daemon is not this daemon's news (see PluginController.reconcile).
+    serving_told: bool = False
 
 
 @dataclass

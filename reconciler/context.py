@@ -5,7 +5,9 @@ the engine writes the patch once after the handler (or when the handler calls ``
 ctx.status.flush()``), via ``Store.write_status``: the status, the events of its condition
 transitions and the events the handler queued go in one commit. On a conflict it re-reads the object and re-applies the patch, so
 handlers never see a 409. Conditions are patched by type, so a condition set by one writer
-never erases another's.
+never erases another's. A patch that tells of a moment most often over within milliseconds
+(a quick start's "Starting") may be held (``StatusPatcher.hold``): the key's next reconcile
+writes the state of then, and the held patch's events with it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ def _clone(value: Any) -> Any:
         return copy.deepcopy(value)
 
 
+@dataclass(frozen=True)
+class HeldPatch:
+    """A held status patch (``StatusPatcher.hold``), as the key's next write needs it: the
+    events it would have recorded, and the conditions it would have written over the object
+    at ``resource_version``."""
+
+    records: list[EventRecord]
+    resource_version: str
+    conditions: list[Obj]
+
+
 class StatusPatcher:
     """A pending change to one object's status: top-level fields and conditions by type."""
 
@@ -63,6 +76,8 @@ class StatusPatcher:
         self._now: str | None = None  # lastTransitionTime of the pending patch's changes
         self._records: list[tuple[str, str, str]] = []  # (type, reason, message) to record with the write
         self._finalizer: str | None = None  # to add with the next write
+        self._carried: HeldPatch | None = None  # an earlier reconcile's held patch (``hold``)
+        self.held_for: float | None = None  # see ``hold``
 
     # --- building the patch -------------------------------------------------------------------
 
@@ -126,6 +141,42 @@ class StatusPatcher:
     def finalizer_pending(self) -> bool:
         return self._finalizer is not None
 
+    def hold(self, seconds: float) -> None:
+        """The patch tells of a moment that most often passes within milliseconds (a quick
+        start's "Starting"): unless the handler writes it itself, the engine writes nothing
+        after this reconcile and looks at the object again after ``seconds``. Whichever
+        reconcile of the key comes first then writes the status as it is by then, with the
+        events this patch would have recorded ahead of its own, so the object's event list
+        still tells the moment. One write instead of two for a start that ends in time.
+        A patch that adds a finalizer or records events of its own is written as usual."""
+        self.held_for = seconds
+
+    @property
+    def holdable(self) -> bool:
+        return (self.held_for is not None and self._finalizer is None and not self._records
+                and self._carried is None)
+
+    def held(self) -> HeldPatch:
+        """What the engine keeps of a held patch (``hold``) for the key's next write."""
+        new = dict(self._base)
+        if "status" in new:
+            new["status"] = _clone(new["status"])
+        records = self._events.transition_records(new, self._apply(new))
+        version = str(self._base.get("metadata", {}).get("resourceVersion", ""))
+        return HeldPatch(records, version, list(new.get("status", {}).get("conditions") or []))
+
+    def discard(self) -> None:
+        """Forget the pending patch and events (the engine, for a held patch: ``hold``)."""
+        self._clear()
+
+    def carry(self, held: HeldPatch) -> None:
+        """An earlier reconcile's held patch (``hold``): this patch is written even if it
+        changes nothing else, with the held events ahead of its own (one it tells again, of the
+        same type, reason and message, is recorded once), and its conditions change from the
+        held ones (so a "Starting" never written still makes the Ready that follows a
+        transition), unless the object was written meanwhile."""
+        self._carried = held
+
     def observe_generation(self, gen: int) -> None:
         self._observed_generation = gen
         self._status_view = None
@@ -169,7 +220,7 @@ class StatusPatcher:
 
     @property
     def pending(self) -> bool:
-        return bool(self._fields or self._conditions or self._records or self._finalizer)
+        return bool(self._fields or self._conditions or self._records or self._finalizer or self._carried is not None)
 
     @property
     def stored(self) -> Obj:
@@ -200,9 +251,12 @@ class StatusPatcher:
             new = dict(base)
             if "status" in base:
                 new["status"] = _clone(base["status"])
+            held = self._carried
+            if held is not None and str(base.get("metadata", {}).get("resourceVersion", "")) == held.resource_version:
+                new.setdefault("status", {})["conditions"] = _clone(held.conditions)
             transitions = self._apply(new)
             adding = self._with_finalizer(base, new)
-            if new.get("status") == base.get("status") and not adding and not self._records:
+            if new.get("status") == base.get("status") and not adding and not self._records and self._carried is None:
                 self._base = base
                 break
             records = self._event_records(base, new, transitions)
@@ -223,6 +277,8 @@ class StatusPatcher:
         self._fields.clear()
         self._conditions.clear()
         self._records.clear()
+        self._carried = None
+        self.held_for = None
         self._finalizer = None
         self._status_view = None
         self._now = None
@@ -230,7 +286,7 @@ class StatusPatcher:
     def _changes_nothing(self) -> bool:
         """The pending patch leaves the stored object as it is, decided without copying it: the
         engine's defaults after a reconcile that wrote its own status are most often that."""
-        if self._records or self._finalizer is not None:
+        if self._records or self._carried is not None or self._finalizer is not None:
             return False
         status = self._base.get("status") or {}
         for field, value in self._fields.items():
@@ -263,7 +319,11 @@ class StatusPatcher:
     def _event_records(self, base: Obj, new: Obj, transitions: list[Transition]) -> list[EventRecord]:
         events = self._events
         queued = [events.record_of(base, *record) for record in self._records]
-        return queued + events.transition_records(new, transitions)
+        own = queued + events.transition_records(new, transitions)
+        if self._carried is None:
+            return own
+        told = {(record.type, record.reason, record.message) for record in own}
+        return [r for r in self._carried.records if (r.type, r.reason, r.message) not in told] + own
 
     def _stamp(self) -> str:
         """One timestamp for a pending patch (its views and its write), taken when first needed."""

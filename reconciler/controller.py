@@ -28,7 +28,7 @@ from mfx.store.base import Store, WatchEvent, WatchEventType
 from observability.metrics import Metrics
 from reconciler.clock import Clock, MonotonicClock
 from reconciler.conditions import ConditionStatus, ConditionType, Reason, get_condition
-from reconciler.context import Context, KeyLogger, StatusPatcher
+from reconciler.context import Context, HeldPatch, KeyLogger, StatusPatcher
 from reconciler.controller_background import BackgroundWork
 from reconciler.controller_outcome import Outcome, apply_default_conditions, classify, failure_of
 from reconciler.eventbus import EventBus
@@ -136,6 +136,7 @@ class Controller:
                                  logger=self._log)
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._stalled: dict[ObjectKey, int] = {}
+        self._held: dict[ObjectKey, HeldPatch] = {}  # see StatusPatcher.hold
         self._outcome_metrics: dict[ReconcileResult, tuple[Any, Any]] = {}  # result -> (total, duration)
         self.background = BackgroundWork(handlers, store, supervisor=supervisor, clock=self.clock,
                                          events=self.events, context=self._context,
@@ -289,6 +290,8 @@ class Controller:
             await self._remove_finalizer(key)
 
     def _skip_stalled(self, key: ObjectKey, obj: Obj) -> bool:
+        if key in self._held:
+            return False  # the last reconcile succeeded; a Stalled=True stored before it is not news
         gen = generation(obj)
         mark = self._stalled.get(key)
         if mark == _RESET:
@@ -326,6 +329,10 @@ class Controller:
                            add_finalizer: bool = False) -> Outcome | None:
         ctx = self._context(key, obj)
         gen = ctx.generation
+        held = self._held.pop(key, None)
+        if held is not None:  # this reconcile writes what the held one did not
+            self.queue.cancel_delayed(key)
+            ctx.status.carry(held)
         if add_finalizer:
             # A brief handler starts nothing before its first write (``StatusPatcher.finalizer_pending``
             # says when to write first): the finalizer goes with that write, one commit instead of two.
@@ -371,14 +378,23 @@ class Controller:
         result, error = outcome.result, outcome.error
         status = ctx.status
         reason, message = failure_of(error)
-        apply_default_conditions(status, result, reason, message, deleting=deleting, gen=ctx.generation)
-        if not (deleting and result is ReconcileResult.SUCCESS):
-            status.set("observedGeneration", ctx.generation)
-        await status.flush()
+        held_for = status.held_for if result is ReconcileResult.SUCCESS and status.holdable else None
+        if held_for is not None:
+            self._held[key] = status.held()
+            status.discard()
+        else:
+            apply_default_conditions(status, result, reason, message, deleting=deleting, gen=ctx.generation)
+            if not (deleting and result is ReconcileResult.SUCCESS):
+                status.set("observedGeneration", ctx.generation)
+            await status.flush()
 
         # Queue actions.
         delay: float | None = None
-        if result is ReconcileResult.SUCCESS:
+        if held_for is not None:
+            self.queue.forget(key)
+            delay = held_for
+            self.queue.add_after(key, delay)
+        elif result is ReconcileResult.SUCCESS:
             self.queue.forget(key)
         elif result is ReconcileResult.REQUEUE_AFTER:
             self.queue.forget(key)
@@ -426,6 +442,7 @@ class Controller:
         self.queue.forget(key)
         self.queue.cancel_delayed(key)
         self._stalled.pop(key, None)
+        self._held.pop(key, None)
         self._seen.pop(key, None)
         self.background.stop(key)
         self.supervisor.cancel(key)

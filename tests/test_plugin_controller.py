@@ -22,6 +22,7 @@ from tests.plugin_fixtures import (
     events_of,
     get,
     manifest,
+    plugin_events,
     plugin_root,
     wait_for,
     wait_ready,
@@ -64,6 +65,35 @@ def test_a_first_start_is_two_status_writes_the_first_with_the_finalizer(env: tu
     assert starting["metadata"].get("finalizers") and condition(starting, "Ready")["reason"] == "Starting"
     assert starting["status"]["observedGeneration"] == 1
     assert condition(ready, "Ready")["status"] == "True"
+
+
+def test_a_restarted_daemon_writes_a_quick_start_once_and_still_tells_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    root = plugin_root(tmp_path, "base")
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running() as first:
+        apply(home, manifest("base"))
+        wait_ready(home, "base")
+        before = get(home, "base")
+        since = first.call(first.context.store.current_resource_version)  # type: ignore[union-attr]
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running() as second:
+        store = second.context.store  # type: ignore[union-attr]
+
+        async def writes() -> list[Any]:
+            seen: list[Any] = []
+            async with store.watch("PluginManifest", since) as stream:
+                async for event in stream:
+                    seen.append(event.object)
+                    if event.object["status"].get("startedAt") != before["status"]["startedAt"]:
+                        return seen  # this daemon's instance is in the status
+            return seen
+
+        written = second.call(writes)
+        events = sorted(plugin_events(home, "base"), key=lambda e: int(e["metadata"]["resourceVersion"]))
+    assert len(written) == 1, "the start ended before anyone needed to see Starting: Ready is the one write"
+    assert condition(written[0], "Ready")["status"] == "True"
+    assert [(e["reason"], e["count"]) for e in events] == [("Starting", 2), ("Running", 2)], \
+        "the event list tells this start as it told the first one"
 
 
 def test_a_config_change_is_applied_without_a_restart(env: tuple[Path, Path, ThreadDaemon]) -> None:

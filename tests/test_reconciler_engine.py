@@ -713,6 +713,76 @@ async def test_a_long_start_runs_on_the_supervisor_and_its_completion_reenqueues
         assert get_condition(obj, ConditionType.RECONCILING) is None
 
 
+def _starting_handler(on: Registry, release: anyio.Event, hold: float, reconciled: Calls) -> None:
+    """A brief handler whose start ends when ``release`` is set; it holds "Starting"."""
+
+    async def start() -> str:
+        await release.wait()
+        return "started"
+
+    @on.reconcile(GS)
+    @brief_handler
+    async def reconcile(obj: Obj, ctx: Context) -> None:
+        reconciled.add("p", obj)
+        task = ctx.supervisor.status(ctx.key, "start")
+        if task is None:
+            ctx.supervisor.start(ctx.key, "start", start)
+            ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
+            ctx.status.hold(hold)
+        elif task.state is TaskState.RUNNING:
+            ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
+        else:
+            ctx.status.condition(ConditionType.READY, True, "Started", str(task.result))
+
+    @on.delete(GS)
+    async def finalize(obj: Obj, ctx: Context) -> None:
+        pass
+
+
+async def _event_reasons(store: SQLiteStore, name: str) -> list[tuple[str, int]]:
+    events = sorted(await store.list_events(GS, name), key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [(e["reason"], e["count"]) for e in events]
+
+
+async def test_a_held_status_that_passes_in_time_is_never_written_but_its_events_are(sqlite: SQLiteStore) -> None:
+    on, release, reconciled = Registry(), anyio.Event(), Calls()
+    _starting_handler(on, release, 60.0, reconciled)
+    outcomes = Outcomes()
+    created = await sqlite.create({**gs("p"), "metadata": {"name": "p", "finalizers": [FINALIZER]}})
+    async with Manager(sqlite, on, bus=outcomes.bus) as manager:
+        held = await outcomes.wait("p", ReconcileResult.SUCCESS)
+        assert held.delay == 60.0, "the engine looks again once the hold is over"
+        assert await sqlite.get(GS, "p") == created, "nothing was written for the held reconcile"
+        assert await sqlite.list_events(GS, "p") == []
+        release.set()
+        obj = await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
+        assert obj is not None
+        assert int(obj["metadata"]["resourceVersion"]) == int(created["metadata"]["resourceVersion"]) + 1, \
+            "one write: the start that ended in time was never shown as Starting"
+        assert manager.controller(GS).queue.delayed_until(ObjectKey(GS, "p")) is None, "the look-again is dropped"
+    # The event list still tells the start, before what came of it, as a transition it was.
+    assert await _event_reasons(sqlite, "p") == [("Starting", 1), ("Started", 1)]
+    assert get_condition(obj, ConditionType.READY)["lastTransitionTime"] is not None  # type: ignore[index]
+
+
+async def test_a_held_status_still_true_when_the_hold_ends_is_written_then(sqlite: SQLiteStore) -> None:
+    on, release, reconciled = Registry(), anyio.Event(), Calls()
+    clock = FakeClock()
+    _starting_handler(on, release, 5.0, reconciled)
+    outcomes = Outcomes()
+    await sqlite.create({**gs("p"), "metadata": {"name": "p", "finalizers": [FINALIZER]}})
+    async with Manager(sqlite, on, bus=outcomes.bus, clock=clock):
+        await outcomes.wait("p", ReconcileResult.SUCCESS)
+        clock.advance(5.0)
+        obj = await wait_object(sqlite, GS, "p", lambda o: o is not None and "Starting" == (
+            get_condition(o, ConditionType.READY) or {}).get("reason"))
+        assert obj is not None and reconciled.of("p") == [1, 1]
+        release.set()
+        await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
+    assert await _event_reasons(sqlite, "p") == [("Starting", 1), ("Started", 1)], \
+        "the held event and the write that told it again are one event"
+
+
 async def test_status_writes_survive_conflicts_without_the_handler_seeing_them(sqlite: SQLiteStore) -> None:
     on = Registry()
     gate = anyio.Event()
