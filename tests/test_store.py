@@ -703,6 +703,30 @@ async def test_the_oldest_events_are_dropped_beyond_the_limit(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
+async def test_a_restart_of_500_plugins_counts_their_repeated_events_with_the_default_limit(tmp_path: Path) -> None:
+    """A restarted daemon tells each plugin's start again, after it told some news of its own
+    (a plugin waiting for another): every repeat is counted on the Event it repeats, none is
+    written anew (at a limit near one round of starts, the repeats' Events went first)."""
+    starts = [EventRecord(PM, f"p{i:03d}", f"u{i}", "Normal", reason, message)
+              for i in range(500) for reason, message in (("Starting", "starting 1.0.0"), ("Running", "1.0.0 running"))]
+    async with SQLiteStore(tmp_path / "store.db") as store:
+        for batch in range(0, len(starts), 50):
+            async with anyio.create_task_group() as group:
+                for record in starts[batch:batch + 50]:
+                    group.start_soon(store.record_event, record)
+        since = await store.current_resource_version()
+        for i in range(50):
+            await store.record_event(EventRecord(PM, f"p{i:03d}", f"u{i}", "Warning", "DependencyNotReady", "waiting"))
+        for batch in range(0, len(starts), 50):
+            async with anyio.create_task_group() as group:
+                for record in starts[batch:batch + 50]:
+                    group.start_soon(store.record_event, record)
+        changes = await take(store.watch("Event", since), 50 + len(starts))
+    assert {c.type for c in changes[50:]} == {WatchEventType.MODIFIED}
+    assert {c.object["count"] for c in changes[50:]} == {2}
+
+
+@pytest.mark.anyio
 async def test_events_written_in_one_commit_are_deduplicated_and_kept_within_the_limit(tmp_path: Path) -> None:
     """Writes made together share a commit (group commit): the repeats among them still find
     each other, and the limit still holds once the commit is in."""

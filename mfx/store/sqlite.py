@@ -154,6 +154,12 @@ class SQLiteStore:
 
     ``create`` keeps any ``status`` it is given (the API server strips client-sent status);
     ``update`` keeps the stored status and server-owned metadata; see ``mfx.store.base``.
+
+    It keeps the ``event_limit`` Events that occurred last (etcd keeps them an hour, by lease).
+    The limit is ten times what a few hundred plugins' starts record: a restarted daemon tells
+    each start again, and a repeat is counted on the Event it repeats only while that Event is
+    still kept. At a limit the size of one round of starts, the oldest Events, trimmed first,
+    are the very ones the next starts repeat: each repeat was written anew and trimmed another.
     """
 
     def __init__(
@@ -161,7 +167,7 @@ class SQLiteStore:
         path: Path,
         *,
         history_limit: int = 10_000,
-        event_limit: int = 1000,
+        event_limit: int = 10_000,
         watch_buffer: int = 1024,
         checkpoint_bytes: int = CHECKPOINT_BYTES,
     ) -> None:
