@@ -677,44 +677,9 @@ async def test_a_relist_is_queued_behind_keys_asked_for_meanwhile_but_its_urgent
         on.urgent(GS)(odd)
 
 
-async def test_a_long_start_runs_on_the_supervisor_and_its_completion_reenqueues(sqlite: SQLiteStore) -> None:
-    on = Registry()
-    release = anyio.Event()
-    calls = Calls()
-
-    async def slow_start() -> str:
-        await release.wait()
-        return "started"
-
-    @on.reconcile(GS)
-    async def reconcile(obj: Obj, ctx: Context) -> None:
-        calls.add("p", obj)
-        status = ctx.supervisor.status(ctx.key, "start")
-        if status is None:
-            ctx.supervisor.start(ctx.key, "start", slow_start)
-            ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
-            return
-        if status.state is TaskState.RUNNING:
-            return
-        ctx.status.condition(ConditionType.READY, True, "Started", str(status.result))
-
-    outcomes = Outcomes()
-    async with Manager(sqlite, on, bus=outcomes.bus) as manager:
-        await sqlite.create(gs("p"))
-        obj = await wait_object(sqlite, GS, "p", lambda o: o is not None and "Starting" == (
-            get_condition(o, ConditionType.READY) or {}).get("reason"))
-        assert obj is not None and is_true(obj, ConditionType.RECONCILING)
-        await outcomes.wait("p", ReconcileResult.SUCCESS)
-        assert manager.supervisor.running(ObjectKey(GS, "p")) == [(ObjectKey(GS, "p"), "start")]
-        assert len(calls.of("p")) == 1, "the reconcile finished while the start still runs"
-        release.set()
-        obj = await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
-        assert obj is not None and get_condition(obj, ConditionType.READY)["message"] == "started"  # type: ignore[index]
-        assert get_condition(obj, ConditionType.RECONCILING) is None
-
-
-def _starting_handler(on: Registry, release: anyio.Event, hold: float, reconciled: Calls) -> None:
-    """A brief handler whose start ends when ``release`` is set; it holds "Starting"."""
+def _starting_handler(on: Registry, release: anyio.Event, hold: float | None, reconciled: Calls) -> None:
+    """A brief handler whose start ends when ``release`` is set; it holds "Starting" for
+    ``hold`` seconds (None: it does not)."""
 
     async def start() -> str:
         await release.wait()
@@ -728,7 +693,8 @@ def _starting_handler(on: Registry, release: anyio.Event, hold: float, reconcile
         if task is None:
             ctx.supervisor.start(ctx.key, "start", start)
             ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
-            ctx.status.hold(hold)
+            if hold is not None:
+                ctx.status.hold(hold)
         elif task.state is TaskState.RUNNING:
             ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
         else:
@@ -737,6 +703,24 @@ def _starting_handler(on: Registry, release: anyio.Event, hold: float, reconcile
     @on.delete(GS)
     async def finalize(obj: Obj, ctx: Context) -> None:
         pass
+
+
+async def test_a_long_start_runs_on_the_supervisor_and_its_completion_reenqueues(sqlite: SQLiteStore) -> None:
+    on, release, calls = Registry(), anyio.Event(), Calls()
+    _starting_handler(on, release, None, calls)
+    outcomes = Outcomes()
+    async with Manager(sqlite, on, bus=outcomes.bus) as manager:
+        await sqlite.create(gs("p"))
+        obj = await wait_object(sqlite, GS, "p", lambda o: o is not None and "Starting" == (
+            get_condition(o, ConditionType.READY) or {}).get("reason"))
+        assert obj is not None and is_true(obj, ConditionType.RECONCILING)
+        await outcomes.wait("p", ReconcileResult.SUCCESS)
+        assert manager.supervisor.running(ObjectKey(GS, "p")) == [(ObjectKey(GS, "p"), "start")]
+        assert len(calls.of("p")) == 1, "the reconcile finished while the start still runs"
+        release.set()
+        obj = await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
+        assert obj is not None and get_condition(obj, ConditionType.READY)["message"] == "started"  # type: ignore[index]
+        assert get_condition(obj, ConditionType.RECONCILING) is None
 
 
 async def _event_reasons(store: SQLiteStore, name: str) -> list[tuple[str, int]]:
