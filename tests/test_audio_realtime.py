@@ -59,7 +59,10 @@ class Producer:
                 ring = self.engine.ring
             except AudioError:  # between a close and a reopen
                 continue
-            ring.write(float_to_pcm(block, self.engine.params.format), timeout=0.1)
+            try:
+                ring.write(float_to_pcm(block, self.engine.params.format), timeout=0.1)
+            except ValueError:  # reconfigured between reading the ring and its format: read both again
+                continue
 
     def __enter__(self) -> Producer:
         self._thread.start()
