@@ -20,7 +20,15 @@ from typing import Any
 
 import orjson
 
-from mfx.api.objects import Obj, ObjectKey, generation, is_deleting, key_of, now_rfc3339
+from mfx.api.objects import (
+    Obj,
+    ObjectKey,
+    generation,
+    is_deleting,
+    key_of,
+    now_rfc3339,
+    resource_version,
+)
 from mfx.errors import ConflictError
 from mfx.store.base import EventRecord, Store
 from observability.metrics import Metrics
@@ -47,6 +55,14 @@ def _clone(value: Any) -> Any:
         return copy.deepcopy(value)
 
 
+def _with_status_copy(obj: Obj) -> Obj:
+    """``obj`` to apply a patch to: its status copied, the rest shared (the store copies what it keeps)."""
+    new = dict(obj)
+    if "status" in obj:
+        new["status"] = _clone(obj["status"])
+    return new
+
+
 @dataclass(frozen=True)
 class HeldPatch:
     """A held status patch (``StatusPatcher.hold``), as the key's next write needs it: the
@@ -54,7 +70,7 @@ class HeldPatch:
     at ``resource_version``."""
 
     records: list[EventRecord]
-    resource_version: str
+    resource_version: int
     conditions: list[Obj]
 
 
@@ -158,12 +174,9 @@ class StatusPatcher:
 
     def held(self) -> HeldPatch:
         """What the engine keeps of a held patch (``hold``) for the key's next write."""
-        new = dict(self._base)
-        if "status" in new:
-            new["status"] = _clone(new["status"])
+        new = _with_status_copy(self._base)
         records = self._events.transition_records(new, self._apply(new))
-        version = str(self._base.get("metadata", {}).get("resourceVersion", ""))
-        return HeldPatch(records, version, list(new.get("status", {}).get("conditions") or []))
+        return HeldPatch(records, resource_version(self._base), list(new.get("status", {}).get("conditions") or []))
 
     def discard(self) -> None:
         """Forget the pending patch and events (the engine, for a held patch: ``hold``)."""
@@ -247,12 +260,9 @@ class StatusPatcher:
             return self._base
         base = self._base
         for attempt in range(self._max_attempts):
-            # Only the status changes: the rest is shared with base (the store copies what it keeps).
-            new = dict(base)
-            if "status" in base:
-                new["status"] = _clone(base["status"])
+            new = _with_status_copy(base)  # only the status changes
             held = self._carried
-            if held is not None and str(base.get("metadata", {}).get("resourceVersion", "")) == held.resource_version:
+            if held is not None and resource_version(base) == held.resource_version:
                 new.setdefault("status", {})["conditions"] = _clone(held.conditions)
             transitions = self._apply(new)
             adding = self._with_finalizer(base, new)
