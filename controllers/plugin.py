@@ -115,6 +115,7 @@ class PluginController:
         on.delete(KIND)(self.finalize)
         on.related(KIND)(self.related)
         on.urgent(KIND)(self.urgent)
+        on.gone(KIND)(self.release)
 
     @staticmethod
     def key(name: str) -> ObjectKey:
@@ -414,6 +415,25 @@ class PluginController:
             ctx.supervisor.cancel(ctx.key, task)
         self._forget(name)
         return None
+
+    def release(self, key: ObjectKey, finished: dict[str, TaskStatus]) -> None:
+        """The PluginManifest went without ``finalize``: deleted while its first start was held
+        (see ``actions.Start``), or its finalizer removed by hand. Its instances are stopped,
+        a start that ended but was not taken over as well; a start still running was
+        cancelled, and stops what it started itself."""
+        state = self.states.get(key.name)
+        run = state.run if state is not None else None
+        if run is None:
+            return  # never started here, or finalized already
+        why = "its PluginManifest is gone"
+        for task in ("start", "replace"):
+            status = finished.get(task)
+            if status is not None and status.state is TaskState.DONE:
+                self.runner.stop_task(key, status.result, why, task=f"stop-{task}")
+        if run.current is not None:
+            say(key.name, "warning", f"{why} without the controller's cleanup; stopping {run.current.version}")
+            self.runner.launch_stop(key, run, why)
+        self._forget(key.name)
 
     def _forget(self, name: str) -> None:
         self.env.services.unregister(name)

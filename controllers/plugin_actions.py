@@ -60,8 +60,6 @@ from .plugin_spec import IDENTITY_FIELDS, ParsedSpec
 from .plugin_state import PendingEvent, PluginState, RunState
 from .plugin_status import (
     push_history,
-    record_events,
-    write_common,
     write_ready_running,
     write_rolled_back,
 )
@@ -141,16 +139,11 @@ class ActionExecutor:
             case Start(version=version):
                 begin = self.runner.prepare_start(ctx, state, run, spec, "start")
                 status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")
-                if status.finalizer_pending:
-                    # The finalizer is stored before the instance it guards starts, together with
-                    # the status this reconcile ends with: its one write, not two.
-                    write_common(status, run)
-                    record_events(status, state)
-                    await status.flush(settled=True)
-                else:
-                    # Most starts end within milliseconds: "Starting" is written only if this
-                    # one is still running after STARTING_SHOWN_AFTER (its event is still told).
-                    status.hold(STARTING_SHOWN_AFTER)
+                # Most starts end within milliseconds: "Starting" is written only if this one
+                # is still running after STARTING_SHOWN_AFTER (its event is still told). A new
+                # object's finalizer goes with that write too: deleted before it, the object is
+                # released by PluginController.release, which stops what this start began.
+                status.hold(STARTING_SHOWN_AFTER)
                 ctx.supervisor.start(ctx.key, "start", begin)
             case AwaitStart(version=version):
                 status.condition(ConditionType.READY, False, PluginReason.STARTING, f"starting {version}")

@@ -305,8 +305,12 @@ class PluginRunner:
         dependencies = self._dependencies.dependencies(name)
 
         async def stop() -> str | None:
-            problem = await stop_instance(name, running.instance, call_seconds=running.request.limits.timeout_seconds,
-                                          stop=running.exited is None)
+            # A stop once begun is finished (it is bounded by the call deadline): cancelling it
+            # (the object went, see PluginController.release) would leave the instance half-stopped.
+            with anyio.CancelScope(shield=True):
+                problem = await stop_instance(name, running.instance,
+                                              call_seconds=running.request.limits.timeout_seconds,
+                                              stop=running.exited is None)
             say(name, "info", f"stopped {running.version} ({why})" + (f"; {problem}" if problem else ""))
             for dependency in dependencies:
                 self._kick(dependency)  # it may be waiting for its dependents to stop

@@ -164,13 +164,14 @@ class StatusPatcher:
         reconcile of the key comes first then writes the status as it is by then, with the
         events this patch would have recorded ahead of its own, so the object's event list
         still tells the moment. One write instead of two for a start that ends in time.
-        A patch that adds a finalizer or records events of its own is written as usual."""
+        A finalizer to add goes with that write (the kind's ``gone`` function releases what
+        was started if the object is deleted before it); a patch that records events of its
+        own is written as usual."""
         self.held_for = seconds
 
     @property
     def holdable(self) -> bool:
-        return (self.held_for is not None and self._finalizer is None and not self._records
-                and self._carried is None)
+        return self.held_for is not None and not self._records and self._carried is None
 
     def held(self) -> HeldPatch:
         """What the engine keeps of a held patch (``hold``) for the key's next write."""

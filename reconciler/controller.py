@@ -87,9 +87,10 @@ def brief_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     call: the condition goes out with the handler's first status write (its own ``flush`` or
     the one after it returns), so a reconcile costs one write instead of two, and
     ``Reconciling=True`` is still visible for as long as the work it started runs. Likewise
-    the kind's finalizer is added with that first write, not in a write of its own; such a
-    handler writes first (``flush``) when ``ctx.status.finalizer_pending`` before it starts
-    anything the finalizer guards.
+    the kind's finalizer is added with that first write, not in a write of its own. Such a
+    handler either writes first (``flush``) when ``ctx.status.finalizer_pending`` before it
+    starts anything the finalizer guards, or relies on the kind's ``gone`` function
+    (``Registry.gone``) to release what it started if the object is deleted before that write.
     """
     setattr(fn, _BRIEF_ATTRIBUTE, True)
     return fn
@@ -282,9 +283,15 @@ class Controller:
         await self._run_handler(key, obj, deleting=False, add_finalizer=add_finalizer)
 
     async def _finalize(self, key: ObjectKey, obj: Obj) -> None:
-        self.background.stop(key)
         if self.handlers.delete is None or self.options.finalizer not in _finalizers(obj):
-            return  # not ours to finalize
+            # Not ours to finalize: deleted before the finalizer was stored (a start is held,
+            # see StatusPatcher.hold) or after it was removed by hand.
+            if self.handlers.gone is not None:
+                self._release(key)
+            else:
+                self.background.stop(key)
+            return
+        self.background.stop(key)
         outcome = await self._run_handler(key, obj, deleting=True)
         if outcome is not None and outcome.result is ReconcileResult.SUCCESS:
             await self._remove_finalizer(key)
@@ -334,8 +341,8 @@ class Controller:
             self.queue.cancel_delayed(key)
             ctx.status.carry(held)
         if add_finalizer:
-            # A brief handler starts nothing before its first write (``StatusPatcher.finalizer_pending``
-            # says when to write first): the finalizer goes with that write, one commit instead of two.
+            # A brief handler's first write carries the finalizer: one commit instead of two
+            # (see brief_handler for what guards the work it starts before that write).
             ctx.status.add_finalizer(self.options.finalizer)
             meta = obj.get("metadata", {})
             # The watch event of that write is no change worth another reconcile.
@@ -444,8 +451,19 @@ class Controller:
         self._stalled.pop(key, None)
         self._held.pop(key, None)
         self._seen.pop(key, None)
+        self._release(key)
+
+    def _release(self, key: ObjectKey) -> None:
+        """Stop the object's background work and tasks; the kind's ``gone`` function releases
+        what they had started (see ``Registry.gone``)."""
         self.background.stop(key)
-        self.supervisor.cancel(key)
+        finished = self.supervisor.drop(key)
+        if self.handlers.gone is None:
+            return
+        try:
+            self.handlers.gone(key, finished)
+        except Exception:  # a worker must outlive any bug in one key's processing
+            self._log.exception("releasing what was started for %s failed", key)
 
     # --- finalizer ------------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ async def probe(obj: Obj, ctx: Context) -> None: ...
 @on.daemon("AudioSink")                  # one task per object, restarted on spec change
 async def pump(obj: Obj, ctx: Context) -> None: ...
 
+@on.gone("PluginManifest")               # the object vanished: release what was started for it
+def release(key: ObjectKey, finished: dict[str, TaskStatus]) -> None: ...
+
 @on.related("PluginManifest")            # which keys to enqueue when such an object changes
 def dependents(obj: Obj) -> Iterable[ObjectKey]: ...
 ```
@@ -35,6 +38,7 @@ from mfx.api.units import parse_duration
 if TYPE_CHECKING:
     from reconciler.context import Context
     from reconciler.outcomes import Result
+    from reconciler.supervisor import TaskStatus
 
 ReconcileFn = Callable[[Obj, "Context"], Awaitable["Result | None"]]
 DeleteFn = Callable[[Obj, "Context"], Awaitable[None]]
@@ -42,6 +46,7 @@ TimerFn = Callable[[Obj, "Context"], Awaitable[None]]
 DaemonFn = Callable[[Obj, "Context"], Awaitable[None]]
 MapFn = Callable[[Obj], Iterable[ObjectKey]]
 UrgentFn = Callable[[Obj], bool]
+GoneFn = Callable[[ObjectKey, "dict[str, TaskStatus]"], None]
 Interval = float | int | timedelta | str
 IntervalFrom = Callable[[Obj], "Interval | None"]
 
@@ -76,6 +81,7 @@ class KindHandlers:
     daemons: list[DaemonSpec] = field(default_factory=list)
     related: list[MapFn] = field(default_factory=list)
     urgent: UrgentFn | None = None
+    gone: GoneFn | None = None
 
     @property
     def has_controller(self) -> bool:
@@ -162,6 +168,23 @@ class Registry:
             if handlers.urgent is not None:
                 raise ValueError(f"{kind} already has an urgency function ({_name(handlers.urgent)})")
             handlers.urgent = fn
+            return fn
+        return register
+
+    def gone(self, kind: str) -> Callable[[F], F]:
+        """``fn(key, finished)``: the object ``key`` is gone, or being deleted without this
+        controller's finalizer. Its tasks are cancelled; ``finished`` holds the statuses of
+        those that had already ended (a start's instance not yet taken over). The function
+        releases what was started for the object (stops it as a tracked task): a delete that
+        comes before the finalizer is stored, or a finalizer removed by hand, leaks nothing.
+        Called again for an object already released: it must do nothing then."""
+        _check_kind(kind)
+
+        def register(fn: F) -> F:
+            handlers = self._for(kind)
+            if handlers.gone is not None:
+                raise ValueError(f"{kind} already has a gone function ({_name(handlers.gone)})")
+            handlers.gone = fn
             return fn
         return register
 

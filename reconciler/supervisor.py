@@ -145,6 +145,21 @@ class TaskSupervisor(TaskGroupOwner):
             del self._entries[(k, n)]
         return count
 
+    def drop(self, key: ObjectKey) -> dict[str, TaskStatus]:
+        """Cancel every running task of ``key`` and forget them all; returns the statuses of
+        those that had finished, by name, so their results (a started instance) can be
+        cleaned up by whoever owns them."""
+        finished: dict[str, TaskStatus] = {}
+        for (k, n), entry in list(self._entries.items()):
+            if k != key:
+                continue
+            if entry.status.finished:
+                finished[n] = entry.status
+            else:
+                entry.scope.cancel()
+            del self._entries[(k, n)]
+        return finished
+
     def forget(self, key: ObjectKey, name: str) -> None:
         """Drop a finished task's status (a running task is left alone)."""
         entry = self._entries.get((key, name))

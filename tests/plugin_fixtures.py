@@ -7,12 +7,14 @@
 - ``wait_for(home, name, predicate)``: block until the object satisfies ``predicate``,
   synchronised on the API's watch (no sleeps); ``wait_reason`` / ``wait_ready`` on top.
 - ``records(path)``: the testkit's JSON-lines records.
+- ``poll(what, check)``: for what no watch tells (a file a plugin writes, a process's log).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from tests.daemon_harness import REPO, run_cli
 
 TESTKIT = REPO / "tests" / "plugins" / "testkit"
 ENTRY = "python:testkit.slowstart:SlowStartPlugin"
+DEADLINE_POLLS = 600  # x 0.1 s: a hang guard, not a speed check
 
 
 def plugin_root(base: Path, *names: str) -> Path:
@@ -153,3 +156,13 @@ def plugin_events(home: Path, name: str) -> list[dict[str, Any]]:
         return []
     items = data.get("items", data) if isinstance(data, dict) else data
     return [e for e in items if (e.get("involvedObject") or {}).get("name") == name]
+
+
+def poll(what: str, check: Callable[[], Any]) -> Any:
+    """``check()``'s first truthy answer, asked every 0.1 s (a deadline guards against a hang)."""
+    for _ in range(DEADLINE_POLLS):
+        answer = check()
+        if answer:
+            return answer
+        threading.Event().wait(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

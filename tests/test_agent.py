@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,19 +23,7 @@ import yaml
 from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.cli.agent_connection import from_kubeconfig
 from tests.daemon_harness import REPO, SubprocessDaemon, mfx_command, run_cli
-from tests.plugin_fixtures import client, manifest, plugin_root, wait_for
-
-DEADLINE_POLLS = 600  # x 0.1 s: a hang guard, not a speed check
-
-
-def poll(what: str, check: Callable[[], Any]) -> Any:
-    """``check()``'s first truthy answer, asked every 0.1 s (a deadline guards against a hang)."""
-    for _ in range(DEADLINE_POLLS):
-        answer = check()
-        if answer:
-            return answer
-        threading.Event().wait(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.plugin_fixtures import client, manifest, plugin_root, poll, wait_for
 
 
 def control_plane(home: Path, *extra: str) -> SubprocessDaemon:

@@ -677,9 +677,10 @@ async def test_a_relist_is_queued_behind_keys_asked_for_meanwhile_but_its_urgent
         on.urgent(GS)(odd)
 
 
-def _starting_handler(on: Registry, release: anyio.Event, hold: float | None, reconciled: Calls) -> None:
+def _starting_handler(on: Registry, release: anyio.Event, hold: float | None, reconciled: Calls, *,
+                      notify: bool = True) -> None:
     """A brief handler whose start ends when ``release`` is set; it holds "Starting" for
-    ``hold`` seconds (None: it does not)."""
+    ``hold`` seconds (None: it does not). ``notify=False``: the start's end queues no reconcile."""
 
     async def start() -> str:
         await release.wait()
@@ -691,7 +692,7 @@ def _starting_handler(on: Registry, release: anyio.Event, hold: float | None, re
         reconciled.add("p", obj)
         task = ctx.supervisor.status(ctx.key, "start")
         if task is None:
-            ctx.supervisor.start(ctx.key, "start", start)
+            ctx.supervisor.start(ctx.key, "start", start, notify=notify)
             ctx.status.condition(ConditionType.READY, False, "Starting", "starting the plugin")
             if hold is not None:
                 ctx.status.hold(hold)
@@ -765,6 +766,57 @@ async def test_a_held_status_still_true_when_the_hold_ends_is_written_then(sqlit
         await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
     assert await _event_reasons(sqlite, "p") == [("Starting", 1), ("Started", 1)], \
         "the held event and the write that told it again are one event"
+
+
+async def test_a_held_first_start_stores_the_finalizer_with_its_one_write(sqlite: SQLiteStore) -> None:
+    on, release, reconciled = Registry(), anyio.Event(), Calls()
+    _starting_handler(on, release, 60.0, reconciled)
+    outcomes = Outcomes()
+    created = await sqlite.create(gs("p"))
+    async with Manager(sqlite, on, bus=outcomes.bus):
+        await outcomes.wait("p", ReconcileResult.SUCCESS)
+        assert await sqlite.get(GS, "p") == created, "the held reconcile wrote nothing, not even the finalizer"
+        release.set()
+        obj = await wait_object(sqlite, GS, "p", lambda o: ready(o, 1))
+    assert obj is not None
+    assert int(obj["metadata"]["resourceVersion"]) == int(created["metadata"]["resourceVersion"]) + 1, \
+        "one write: the finalizer, observedGeneration and Ready together"
+    assert obj["metadata"]["finalizers"] == [FINALIZER] and obj["status"]["observedGeneration"] == 1
+    assert await _event_reasons(sqlite, "p") == [("Starting", 1), ("Started", 1)]
+
+
+@pytest.mark.parametrize("kept_by", [None, "example.com/keep"], ids=["gone", "terminating-for-another"])
+async def test_an_object_deleted_before_its_finalizer_is_stored_is_released(sqlite: SQLiteStore,
+                                                                             kept_by: str | None) -> None:
+    """The kind's ``gone`` function gets the tasks that had ended, so a started instance no
+    reconcile took over yet is stopped, not leaked; likewise when another finalizer keeps the
+    object Terminating."""
+    on, release, reconciled = Registry(), anyio.Event(), Calls()
+    _starting_handler(on, release, 60.0, reconciled, notify=False)
+    released: list[tuple[ObjectKey, dict[str, Any]]] = []
+    told = anyio.Event()
+
+    @on.gone(GS)
+    def release_started(key: ObjectKey, finished: dict[str, Any]) -> None:
+        released.append((key, finished))
+        told.set()
+
+    outcomes = Outcomes()
+    key = ObjectKey(GS, "p")
+    await sqlite.create({**gs("p"), "metadata": {"name": "p", "finalizers": [kept_by] if kept_by else []}})
+    async with Manager(sqlite, on, bus=outcomes.bus) as manager:
+        await outcomes.wait("p", ReconcileResult.SUCCESS)  # held: the finalizer is not stored
+        release.set()
+        started = await manager.supervisor.wait(key, "start")
+        assert started is not None and started.state is TaskState.DONE, "ended, and no reconcile took it over"
+        await sqlite.delete(GS, "p")
+        with anyio.fail_after(10):
+            await told.wait()
+        assert released[0] == (key, {"start": started})
+        assert manager.supervisor.status(key, "start") is None
+        if kept_by:
+            still = await sqlite.get(GS, "p")
+            assert still["metadata"]["deletionTimestamp"] and still["metadata"]["finalizers"] == [kept_by]
 
 
 async def test_status_writes_survive_conflicts_without_the_handler_seeing_them(sqlite: SQLiteStore) -> None:

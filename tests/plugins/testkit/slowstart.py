@@ -10,6 +10,7 @@ Config (all optional):
   stays free and the sleep is cancellable, like a real plugin waiting for I/O).
 - ``crashOnStart`` (bool): ``start()`` raises ``RuntimeError`` after the delay.
 - ``crashWhileExists`` (path): ``start()`` raises while that file exists.
+- ``stopWhileExists`` (path): ``stop()`` waits while that file exists (async, like startDelay).
 - ``rejectConfig`` (bool): ``update_config`` refuses a config that sets it (the old one stays).
 - ``failHealth`` (bool): ``health()`` raises ``RuntimeError``; ``update_config`` can flip it.
 - ``recordFile`` (path): JSON lines appended on each lifecycle step,
@@ -74,7 +75,11 @@ class SlowStartPlugin(Plugin):
             raise RuntimeError(f"{self._name}: failHealth is set")
         return {"ok": True}
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        marker = self.config.get("stopWhileExists")
+        # Another process removes the file: there is no event to wait on, so it is polled.
+        while marker and os.path.exists(str(marker)):  # noqa: ASYNC110, ASYNC240
+            await anyio.sleep(0.02)
         self._record("stop")
 
     def ping(self, value: Any = None) -> dict[str, Any]:
