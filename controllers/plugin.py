@@ -418,7 +418,7 @@ class PluginController:
 
     def release(self, key: ObjectKey, finished: dict[str, TaskStatus]) -> None:
         """The PluginManifest went without ``finalize``: deleted while its first start was held
-        (see ``actions.Start``), or its finalizer removed by hand. Its instances are stopped,
+        (the ``Start`` case of ``ActionExecutor.execute``), or its finalizer removed by hand. Its instances are stopped,
         a start that ended but was not taken over as well; a start still running was
         cancelled, and stops what it started itself."""
         state = self.states.get(key.name)
