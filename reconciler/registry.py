@@ -97,27 +97,10 @@ class Registry:
         return self._kinds.setdefault(kind, KindHandlers(kind))
 
     def reconcile(self, kind: str) -> Callable[[F], F]:
-        _check_kind(kind)
-
-        def register(fn: F) -> F:
-            handlers = self._for(kind)
-            if handlers.reconcile is not None:
-                raise ValueError(f"{kind} already has a reconcile handler ({_name(handlers.reconcile)}); "
-                                 "a kind has exactly one")
-            handlers.reconcile = fn
-            return fn
-        return register
+        return self._only_one(kind, "reconcile", "a reconcile handler", "; a kind has exactly one")
 
     def delete(self, kind: str) -> Callable[[F], F]:
-        _check_kind(kind)
-
-        def register(fn: F) -> F:
-            handlers = self._for(kind)
-            if handlers.delete is not None:
-                raise ValueError(f"{kind} already has a delete handler ({_name(handlers.delete)})")
-            handlers.delete = fn
-            return fn
-        return register
+        return self._only_one(kind, "delete", "a delete handler")
 
     def timer(self, kind: str, *, interval: Interval | None = None, interval_from: IntervalFrom | None = None,
               name: str | None = None) -> Callable[[F], F]:
@@ -161,15 +144,7 @@ class Registry:
         """``fn(obj) -> bool``: whether a relisted object of ``kind`` is queued like an event's
         (True) rather than behind the work events and finished tasks ask for (False, and the
         default), e.g. one that can make progress at once, unlike one that would report it waits."""
-        _check_kind(kind)
-
-        def register(fn: F) -> F:
-            handlers = self._for(kind)
-            if handlers.urgent is not None:
-                raise ValueError(f"{kind} already has an urgency function ({_name(handlers.urgent)})")
-            handlers.urgent = fn
-            return fn
-        return register
+        return self._only_one(kind, "urgent", "an urgency function")
 
     def gone(self, kind: str) -> Callable[[F], F]:
         """``fn(key, finished)``: the object ``key`` is gone, or being deleted without this
@@ -178,13 +153,18 @@ class Registry:
         releases what was started for the object (stops it as a tracked task): a delete that
         comes before the finalizer is stored, or a finalizer removed by hand, leaks nothing.
         Called again for an object already released: it must do nothing then."""
+        return self._only_one(kind, "gone", "a gone function")
+
+    def _only_one(self, kind: str, slot: str, what: str, hint: str = "") -> Callable[[F], F]:
+        """A decorator that sets the kind's one ``slot`` handler (a second is refused)."""
         _check_kind(kind)
 
         def register(fn: F) -> F:
             handlers = self._for(kind)
-            if handlers.gone is not None:
-                raise ValueError(f"{kind} already has a gone function ({_name(handlers.gone)})")
-            handlers.gone = fn
+            current = getattr(handlers, slot)
+            if current is not None:
+                raise ValueError(f"{kind} already has {what} ({_name(current)}){hint}")
+            setattr(handlers, slot, fn)
             return fn
         return register
 

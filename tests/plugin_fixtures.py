@@ -1,5 +1,7 @@
 """Helpers for tests that run PluginManifests through a real daemon.
 
+- ``running_daemon(tmp_path, *names)``: a ``ThreadDaemon`` on a fresh home with such a
+  plugin path; yields ``(home, records file, daemon)``.
 - ``plugin_root(tmp_path, *names)``: a ``--plugin-path`` directory with ``<name>/testkit``
   (a symlink to ``tests/plugins/testkit``) for each name.
 - ``manifest(name, ...)``: a PluginManifest of the testkit SlowStartPlugin.
@@ -15,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ from mfx.api.kinds import PLUGIN_MANIFEST
 from mfx.api.objects import Obj
 from mfx.cli.client import Client, Endpoint
 from mfx.errors import NotFoundError
-from tests.daemon_harness import REPO, run_cli
+from mfx.server.services import default_services
+from tests.daemon_harness import REPO, ThreadDaemon, run_cli
 
 TESTKIT = REPO / "tests" / "plugins" / "testkit"
 ENTRY = "python:testkit.slowstart:SlowStartPlugin"
@@ -38,6 +42,17 @@ def plugin_root(base: Path, *names: str) -> Path:
     for name in names:
         add_plugin_dir(root, name)
     return root
+
+
+@contextmanager
+def running_daemon(tmp_path: Path, *names: str, **options: Any) -> Iterator[tuple[Path, Path, ThreadDaemon]]:
+    """A daemon (in a thread, the usual services) whose plugin path holds the testkit as each
+    of ``names``; yields its home, the testkit's records file and the daemon."""
+    home = tmp_path / "home"
+    home.mkdir()
+    root = plugin_root(tmp_path, *names)
+    with ThreadDaemon(home, services=default_services(), plugin_paths=[root], **options).running() as daemon:
+        yield home, tmp_path / "records.jsonl", daemon
 
 
 def add_plugin_dir(root: Path, name: str) -> Path:

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mfx.server.services import default_services
-from tests.daemon_harness import ThreadDaemon, run_cli
+from tests.daemon_harness import run_cli
 from tests.plugin_fixtures import (
     apply,
     condition,
     events_of,
     get,
     manifest,
-    plugin_root,
+    running_daemon,
     wait_for,
     wait_ready,
     wait_reason,
@@ -26,11 +25,8 @@ NAMES = ("a", "b", "c", "d", "x", "y", "ghost", "lib", "app", "base", "top", "mi
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    root = plugin_root(tmp_path, *NAMES)
-    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running():
-        yield home, tmp_path / "records.jsonl"
+    with running_daemon(tmp_path, *NAMES) as (home, rec, _):
+        yield home, rec
 
 
 def test_independent_plugins_start_in_parallel_and_the_dependent_waits_for_all(env: tuple[Path, Path]) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from mfx.server.services import default_services
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.plugin_fixtures import (
     apply,
@@ -15,7 +14,7 @@ from tests.plugin_fixtures import (
     events_of,
     get,
     manifest,
-    plugin_root,
+    running_daemon,
     wait_for,
     wait_ready,
     wait_reason,
@@ -24,11 +23,8 @@ from tests.plugin_fixtures import (
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[Path, Path, ThreadDaemon]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    root = plugin_root(tmp_path, "sick", "loop", "flaky", "ok")
-    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running() as daemon:
-        yield home, tmp_path / "records.jsonl", daemon
+    with running_daemon(tmp_path, "sick", "loop", "flaky", "ok") as running:
+        yield running
 
 
 FAST_HEALTH = {"interval": "100ms", "timeout": "1s", "failureThreshold": 1}

@@ -24,6 +24,7 @@ from tests.plugin_fixtures import (
     manifest,
     plugin_events,
     plugin_root,
+    running_daemon,
     wait_for,
     wait_ready,
     wait_reason,
@@ -34,11 +35,8 @@ SCHEMA = {"type": "object", "properties": {"level": {"type": "integer", "maximum
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[Path, Path, ThreadDaemon]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    root = plugin_root(tmp_path, "cfg", "up", "roll", "sus", "svc", "victim")
-    with ThreadDaemon(home, services=default_services(), plugin_paths=[root], resync_seconds=0.5).running() as d:
-        yield home, tmp_path / "records.jsonl", d
+    with running_daemon(tmp_path, "cfg", "up", "roll", "sus", "svc", "victim", resync_seconds=0.5) as running:
+        yield running
 
 
 def test_a_first_start_is_one_status_write_with_the_finalizer(env: tuple[Path, Path, ThreadDaemon]) -> None:

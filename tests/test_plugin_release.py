@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from controllers import plugin_actions
-from mfx.server.services import default_services
 from tests.daemon_harness import ThreadDaemon, run_cli
 from tests.plugin_fixtures import (
     apply,
@@ -22,8 +21,8 @@ from tests.plugin_fixtures import (
     events_of,
     get,
     manifest,
-    plugin_root,
     poll,
+    running_daemon,
     wait_for,
     wait_ready,
 )
@@ -31,11 +30,8 @@ from tests.plugin_fixtures import (
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[tuple[Path, Path, ThreadDaemon]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    root = plugin_root(tmp_path, "early", "kept", "top")
-    with ThreadDaemon(home, services=default_services(), plugin_paths=[root]).running() as d:
-        yield home, tmp_path / "records.jsonl", d
+    with running_daemon(tmp_path, "early", "kept", "top") as running:
+        yield running
 
 
 def test_a_plugin_whose_stuck_finalizer_is_removed_by_hand_is_stopped(
