@@ -75,8 +75,9 @@ serve: $(STAMP) plugins bytecode
 lint: lint-imports lint-types
 	$(BIN)/ruff check .
 
+# --durations: the slowest tests are named in every run, so the suite's time budget is watched.
 test: lint-imports plugins bytecode $(VENV)/.system-test
-	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term --cov-fail-under=85 tests
+	$(BIN)/pytest -p no:cacheprovider --durations=25 --cov --cov-report=term --cov-fail-under=85 tests
 
 # Only the real-time soak tests: a minute of playback on a paced sound server while the
 # control plane churns (they are part of `make test` too).
