@@ -73,7 +73,9 @@ async def test_100_callers_times_1000_health_checks_without_errors_or_leaked_tas
     assert target.calls >= CALLERS * CHECKS  # plus the periodic loop's own probes
     assert target.max_in_flight > 1, "the callers really ran concurrently"
     count = metrics.registry.get_sample_value("mfx_plugin_health_check_duration_seconds_count", {"name": "stress"})
-    assert count == target.calls
+    # Every check that returned is measured. The periodic loop's probe in flight when the
+    # scheduler closed may have been counted by the target and cut off before its measure.
+    assert count is not None and target.calls - 1 <= count <= target.calls
     assert breaker.failure_ratio() == 0.0
 
 
