@@ -417,10 +417,10 @@ class PluginController:
         return None
 
     def release(self, key: ObjectKey, finished: dict[str, TaskStatus]) -> None:
-        """The PluginManifest went without ``finalize``: deleted while its first start was held
-        (the ``Start`` case of ``ActionExecutor.execute``), or its finalizer removed by hand. Its instances are stopped,
-        a start that ended but was not taken over as well; a start still running was
-        cancelled, and stops what it started itself."""
+        """The PluginManifest went without ``finalize``: deleted while its first start was
+        held (the ``Start`` case of ``ActionExecutor.execute``), or its finalizer removed by
+        hand. Its instances are stopped, a start that ended but was not taken over as well;
+        a start still running was cancelled, and stops what it started itself."""
         state = self.states.get(key.name)
         run = state.run if state is not None else None
         if run is None:

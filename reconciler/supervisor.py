@@ -135,20 +135,18 @@ class TaskSupervisor(TaskGroupOwner):
                 return 0
             entry.scope.cancel()
             return 1
-        count = 0
-        for (k, n), entry in list(self._entries.items()):
-            if k != key:
-                continue
-            if not entry.status.finished:
-                entry.scope.cancel()
-                count += 1
-            del self._entries[(k, n)]
-        return count
+        return self._take_all(key)[0]
 
     def drop(self, key: ObjectKey) -> dict[str, TaskStatus]:
         """Cancel every running task of ``key`` and forget them all; returns the statuses of
         those that had finished, by name, so their results (a started instance) can be
         cleaned up by whoever owns them."""
+        return self._take_all(key)[1]
+
+    def _take_all(self, key: ObjectKey) -> tuple[int, dict[str, TaskStatus]]:
+        """Cancel the running tasks of ``key`` and forget every one: how many ran, and the
+        statuses of those that had finished, by name."""
+        cancelled = 0
         finished: dict[str, TaskStatus] = {}
         for (k, n), entry in list(self._entries.items()):
             if k != key:
@@ -157,8 +155,9 @@ class TaskSupervisor(TaskGroupOwner):
                 finished[n] = entry.status
             else:
                 entry.scope.cancel()
+                cancelled += 1
             del self._entries[(k, n)]
-        return finished
+        return cancelled, finished
 
     def forget(self, key: ObjectKey, name: str) -> None:
         """Drop a finished task's status (a running task is left alone)."""
